@@ -1,0 +1,76 @@
+package holdfast
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps inboxes, their event log and API keys. store/sqlite and
+// store/postgres implement it, and both pass store/storetest.
+//
+// Times are stored in UTC with microsecond precision.
+type Store interface {
+	// CreateInbox stores a new inbox and appends its creation event, in one
+	// transaction. It returns ErrConflict if an inbox with the same ID, or
+	// the same provider and email, exists.
+	CreateInbox(ctx context.Context, in *Inbox, ev Event) error
+	// Inbox returns the inbox with the given ID, or ErrNotFound.
+	Inbox(ctx context.Context, id string) (*Inbox, error)
+	// Inboxes returns one page of inboxes ordered by ID.
+	Inboxes(ctx context.Context, f InboxFilter) ([]*Inbox, error)
+	// DeleteInbox removes the inbox and its credentials and appends a
+	// deletion event (the event log is kept). It returns ErrNotFound if the
+	// inbox does not exist.
+	DeleteInbox(ctx context.Context, id string, ev Event) error
+	// ChangeState moves an inbox to a new state and appends the event, in
+	// one transaction. It returns ErrNotFound for an unknown inbox and
+	// ErrConflict when c.From is set and the inbox is no longer in it.
+	ChangeState(ctx context.Context, id string, c StateChange) (*Inbox, error)
+	// SetCredentials replaces an inbox's sealed credentials. It returns
+	// ErrNotFound for an unknown inbox.
+	SetCredentials(ctx context.Context, id string, sealed []byte) error
+	// Events returns one page of an inbox's event log, newest first.
+	Events(ctx context.Context, inboxID string, f EventFilter) ([]Event, error)
+	// CountInboxes counts inboxes per provider and state.
+	CountInboxes(ctx context.Context) ([]InboxCount, error)
+
+	// CreateAPIKey stores a new API key. It returns ErrConflict if the ID
+	// or hash exists.
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	// APIKeyByHash returns the key with the given hash, or ErrNotFound.
+	APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error)
+
+	// Ping checks that the store can be reached.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
+
+// InboxFilter selects a page of inboxes. Zero fields select everything.
+type InboxFilter struct {
+	State    State
+	Provider Provider
+	// After returns only inboxes whose ID sorts after it (keyset paging).
+	After string
+	// Limit caps the page size; zero or less means 100.
+	Limit int
+}
+
+// EventFilter selects a page of events, newest first.
+type EventFilter struct {
+	// Before returns only events whose ID is smaller (keyset paging);
+	// zero means from the newest.
+	Before int64
+	// Limit caps the page size; zero or less means 100.
+	Limit int
+}
+
+// InboxCount is the number of inboxes of one provider in one state.
+type InboxCount struct {
+	Provider Provider
+	State    State
+	Count    int64
+}
+
+// StoreTimePrecision is the precision of every time a Store keeps.
+const StoreTimePrecision = time.Microsecond
