@@ -31,8 +31,17 @@ type Store interface {
 	SetCredentials(ctx context.Context, id string, sealed []byte) error
 	// Events returns one page of an inbox's event log, newest first.
 	Events(ctx context.Context, inboxID string, f EventFilter) ([]Event, error)
-	// CountInboxes counts inboxes per provider and state.
+	// CountInboxes counts inboxes per provider and state, ordered by
+	// provider and state. Pairs with no inbox are left out.
 	CountInboxes(ctx context.Context) ([]InboxCount, error)
+
+	// AppendFleetSnapshot records the inbox counts taken at one moment. It
+	// returns ErrConflict if a count for the same moment, provider and
+	// state exists. Empty counts store nothing.
+	AppendFleetSnapshot(ctx context.Context, at time.Time, counts []InboxCount) error
+	// FleetSnapshots returns the snapshots taken at or after since, oldest
+	// first, each with its counts ordered by provider and state.
+	FleetSnapshots(ctx context.Context, since time.Time) ([]FleetSnapshot, error)
 
 	// CreateAPIKey stores a new API key. It returns ErrConflict if the ID
 	// or hash exists.
@@ -70,6 +79,14 @@ type InboxCount struct {
 	Provider Provider
 	State    State
 	Count    int64
+}
+
+// FleetSnapshot is the number of inboxes per provider and state at one
+// moment, recorded periodically so that operators can see the fleet's
+// history.
+type FleetSnapshot struct {
+	At     time.Time
+	Counts []InboxCount
 }
 
 // StoreTimePrecision is the precision of every time a Store keeps.
