@@ -203,3 +203,25 @@ type StateChange struct {
 	Cause   Cause
 	At      time.Time
 }
+
+// DefaultMessage returns the sentence shown to an inbox's owner for state s
+// when nothing more specific is known.
+func DefaultMessage(s State) string {
+	switch s {
+	case StateConnecting:
+		return "Your inbox is connected; holdfast is checking its sign-in for the first time."
+	case StateConnected:
+		return "Your inbox is connected and syncing."
+	case StateDegraded:
+		return "Your email provider is having trouble; holdfast keeps retrying and you need do nothing."
+	case StateSuspect:
+		return "Your email provider rejected holdfast's sign-in; holdfast is checking again before asking you to do anything."
+	case StatePaused:
+		return "Your email provider is having an outage; syncing resumes by itself when it is over and you need do nothing."
+	case StateNeedsReconnect:
+		return "Your email provider no longer accepts holdfast's access to this inbox; please reconnect it."
+	case StateNeedsAdmin:
+		return "This inbox needs your administrator: the provider refuses holdfast's app or its permissions."
+	}
+	return ""
+}

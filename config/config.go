@@ -1,0 +1,160 @@
+// Package config reads holdfast's settings from command-line flags and their
+// HOLDFAST_* environment equivalents, and checks them. A flag given on the
+// command line wins over the environment, which wins over the default.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config holds the settings shared by holdfast's subcommands.
+type Config struct {
+	// Listen is the HTTP listen address (serve only).
+	Listen string
+	// DataDir holds the embedded SQLite database and the generated secret
+	// key file. It is created with mode 0700.
+	DataDir string
+	// DatabaseURL, when set, selects PostgreSQL instead of SQLite.
+	DatabaseURL string
+	// SecretKey is HOLDFAST_SECRET_KEY: the key (or key list) that seals
+	// credentials. Empty means a key file in DataDir.
+	SecretKey string
+	// LogFormat is "text" or "json".
+	LogFormat string
+	// LogLevel is "debug", "info", "warn" or "error".
+	LogLevel string
+	// ShutdownTimeout bounds a clean shutdown.
+	ShutdownTimeout time.Duration
+}
+
+// Flags names the flag groups a subcommand takes.
+type Flags int
+
+// The flag groups.
+const (
+	// FlagsStore: --data-dir, --database-url and the log flags.
+	FlagsStore Flags = 1 << iota
+	// FlagsServe: --listen and --shutdown-timeout.
+	FlagsServe
+)
+
+// env names the environment variable of each flag.
+var env = map[string]string{
+	"listen":           "HOLDFAST_LISTEN",
+	"data-dir":         "HOLDFAST_DATA_DIR",
+	"database-url":     "HOLDFAST_DATABASE_URL",
+	"log-format":       "HOLDFAST_LOG_FORMAT",
+	"log-level":        "HOLDFAST_LOG_LEVEL",
+	"shutdown-timeout": "HOLDFAST_SHUTDOWN_TIMEOUT",
+}
+
+// NewFlagSet returns a flag set for subcommand name with the given flag
+// groups bound to c, and a function that, after fs.Parse, fills every flag
+// not given on the command line from the environment and validates c.
+func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string, stderr io.Writer) (*flag.FlagSet, func() error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if groups&FlagsStore != 0 {
+		fs.StringVar(&c.DataDir, "data-dir", "./holdfast-data", "directory for the embedded SQLite store and the key file (env HOLDFAST_DATA_DIR)")
+		fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL; when set, used instead of the embedded store (env HOLDFAST_DATABASE_URL)")
+		fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json (env HOLDFAST_LOG_FORMAT)")
+		fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error (env HOLDFAST_LOG_LEVEL)")
+	}
+	if groups&FlagsServe != 0 {
+		fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "HTTP listen address (env HOLDFAST_LISTEN)")
+		fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a clean shutdown may take (env HOLDFAST_SHUTDOWN_TIMEOUT)")
+	}
+	finish := func() error {
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		var errs []error
+		fs.VisitAll(func(f *flag.Flag) {
+			name, ok := env[f.Name]
+			if !ok || given[f.Name] {
+				return
+			}
+			if v := getenv(name); v != "" {
+				if err := f.Value.Set(v); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				}
+			}
+		})
+		c.SecretKey = getenv("HOLDFAST_SECRET_KEY")
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		return c.Validate(groups)
+	}
+	return fs, finish
+}
+
+// Validate checks the settings of the given flag groups and names the bad
+// one.
+func (c *Config) Validate(groups Flags) error {
+	if groups&FlagsStore != 0 {
+		if c.DatabaseURL != "" {
+			u, err := url.Parse(c.DatabaseURL)
+			if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+				return errors.New("--database-url: want a postgres:// or postgresql:// URL")
+			}
+		} else if strings.TrimSpace(c.DataDir) == "" {
+			return errors.New("--data-dir: must not be empty")
+		}
+		switch c.LogFormat {
+		case "text", "json":
+		default:
+			return fmt.Errorf("--log-format: %q is not text or json", c.LogFormat)
+		}
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+			return fmt.Errorf("--log-level: %q is not debug, info, warn or error", c.LogLevel)
+		}
+	}
+	if groups&FlagsServe != 0 {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+		if c.ShutdownTimeout <= 0 {
+			return errors.New("--shutdown-timeout: must be positive")
+		}
+	}
+	return nil
+}
+
+// Logger returns a slog logger writing to w in the configured format and
+// level.
+func (c *Config) Logger(w io.Writer) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(c.LogLevel)) // validated
+	opts := &slog.HandlerOptions{Level: l}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// EnsureDataDir creates the data directory with mode 0700 if it does not
+// exist. An existing directory keeps its mode; the key file inside it is
+// 0600 either way.
+func (c *Config) EnsureDataDir() error {
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	fi, err := os.Stat(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("data directory %s is not a directory", c.DataDir)
+	}
+	return nil
+}

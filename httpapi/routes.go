@@ -1,0 +1,23 @@
+package httpapi
+
+import "net/http"
+
+// addRoutes lists the whole API in one place.
+func (s *server) addRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /healthz", s.handleHealthz())
+	mux.Handle("GET /readyz", s.handleReadyz())
+	if s.cfg.Metrics != nil {
+		mux.Handle("GET /metrics", s.cfg.Metrics.Handler())
+	}
+
+	v1 := func(pattern string, h http.Handler) { mux.Handle(pattern, s.requireAPIKey(h)) }
+	v1("POST /v1/inboxes", s.handleCreateInbox())
+	v1("GET /v1/inboxes", s.handleListInboxes())
+	v1("GET /v1/inboxes/{id}", s.handleGetInbox())
+	v1("DELETE /v1/inboxes/{id}", s.handleDeleteInbox())
+	v1("GET /v1/inboxes/{id}/events", s.handleListEvents())
+	// Anything else under /v1 is an authenticated 404 in the API's format.
+	v1("/v1/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path)
+	}))
+}

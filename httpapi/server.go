@@ -1,0 +1,70 @@
+// Package httpapi serves holdfast's HTTP API: the authenticated /v1 JSON
+// routes (documented in docs/api.md), and /healthz, /readyz and /metrics.
+//
+// The Go API is not stable.
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/holdfast/holdfast"
+)
+
+// Config holds the server's dependencies. Store, Logger and
+// SealCredentials are required.
+type Config struct {
+	Store  holdfast.Store
+	Logger *slog.Logger
+	// Clock tells the time; nil means the wall clock.
+	Clock holdfast.Clock
+	// SealCredentials encrypts an inbox's secret for storage, bound to the
+	// inbox's ID.
+	SealCredentials func(inboxID string, c Credentials) ([]byte, error)
+	// Metrics, if set, serves /metrics and counts requests.
+	Metrics MetricsHandler
+	// MaxBodyBytes caps request bodies; zero means 1 MiB.
+	MaxBodyBytes int64
+}
+
+// Credentials is the secret an inbox is connected with: a password for
+// IMAP/SMTP, or a refresh token for Microsoft and Google.
+type Credentials struct {
+	Password     string
+	RefreshToken string
+}
+
+// MetricsHandler serves /metrics and instruments the other routes.
+type MetricsHandler interface {
+	Handler() http.Handler
+	Middleware(http.Handler) http.Handler
+}
+
+// NewServer returns the HTTP handler for the whole API.
+func NewServer(cfg Config) (http.Handler, error) {
+	if cfg.Store == nil || cfg.Logger == nil || cfg.SealCredentials == nil {
+		return nil, errors.New("httpapi: Store, Logger and SealCredentials are required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = holdfast.SystemClock{}
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	s := &server{cfg: cfg, log: cfg.Logger}
+	mux := http.NewServeMux()
+	s.addRoutes(mux)
+	var h http.Handler = mux
+	h = recoverPanics(s.log, h)
+	if cfg.Metrics != nil {
+		h = cfg.Metrics.Middleware(h)
+	}
+	return h, nil
+}
+
+// server holds what the handlers share.
+type server struct {
+	cfg Config
+	log *slog.Logger
+}
