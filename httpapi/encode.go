@@ -43,9 +43,6 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 // the bad field in the error.
 func decode[T any](r *http.Request, w http.ResponseWriter, limit int64) (T, error) {
 	var v T
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return v, &holdfast.InvalidError{Message: fmt.Sprintf("Content-Type %q is not application/json", ct)}
-	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
