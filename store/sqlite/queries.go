@@ -1,0 +1,60 @@
+package sqlite
+
+// Every SQL statement the store runs at run time is here; the schema is in
+// migration/. Times are bound and read as INTEGER microseconds since the
+// Unix epoch, UTC.
+
+const inboxColumns = `id, email, provider, tenant, username, imap, smtp, credentials,
+	state, reason, message, since, created_at, updated_at`
+
+const (
+	queryInsertInbox = `INSERT INTO inboxes (` + inboxColumns + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+	queryInbox = `SELECT ` + inboxColumns + ` FROM inboxes WHERE id = ?`
+
+	// The four listing queries differ only in their filters, so that each
+	// can use its index: (state, id), (provider, id) or the primary key.
+	queryInboxes = `SELECT ` + inboxColumns + ` FROM inboxes
+	WHERE id > ? ORDER BY id LIMIT ?`
+	queryInboxesByState = `SELECT ` + inboxColumns + ` FROM inboxes
+	WHERE state = ? AND id > ? ORDER BY id LIMIT ?`
+	queryInboxesByProvider = `SELECT ` + inboxColumns + ` FROM inboxes
+	WHERE provider = ? AND id > ? ORDER BY id LIMIT ?`
+	queryInboxesByStateProvider = `SELECT ` + inboxColumns + ` FROM inboxes
+	WHERE state = ? AND provider = ? AND id > ? ORDER BY id LIMIT ?`
+
+	queryDeleteInbox = `DELETE FROM inboxes WHERE id = ? RETURNING state`
+
+	queryInboxState = `SELECT state FROM inboxes WHERE id = ?`
+
+	// queryUpdateState keeps since when the state does not change.
+	queryUpdateState = `UPDATE inboxes SET
+		since = CASE WHEN state = ?1 THEN since ELSE ?2 END,
+		state = ?1, reason = ?3, message = ?4, updated_at = ?2
+	WHERE id = ?5
+	RETURNING ` + inboxColumns
+
+	queryUpdateCredentials = `UPDATE inboxes SET credentials = ?, updated_at = ? WHERE id = ?`
+
+	queryCountInboxes = `SELECT provider, state, count(*) FROM inboxes
+	GROUP BY provider, state ORDER BY provider, state`
+
+	queryInsertEvent = `INSERT INTO inbox_events
+	(inbox_id, at, old_state, new_state, reason, message, cause)
+	VALUES (?, ?, ?, ?, ?, ?, ?)`
+
+	queryEvents = `SELECT id, inbox_id, at, old_state, new_state, reason, message, cause
+	FROM inbox_events WHERE inbox_id = ? AND id < ? ORDER BY id DESC LIMIT ?`
+
+	queryInsertAPIKey = `INSERT INTO api_keys (id, name, hash, prefix, created_at)
+	VALUES (?, ?, ?, ?, ?)`
+
+	queryAPIKeyByHash = `SELECT id, name, hash, prefix, created_at FROM api_keys WHERE hash = ?`
+
+	queryInsertFleetCount = `INSERT INTO fleet_snapshots (at, provider, state, count)
+	VALUES (?, ?, ?, ?)`
+
+	queryFleetSnapshots = `SELECT at, provider, state, count FROM fleet_snapshots
+	WHERE at >= ? ORDER BY at, provider, state`
+)

@@ -1,0 +1,189 @@
+package sqlite_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/store/sqlite"
+	"github.com/holdfast/holdfast/store/storetest"
+)
+
+// childEnv, when set, turns the test binary into the child process of
+// TestCreatedInboxSurvivesSIGKILL; its value is the database path.
+const childEnv = "HOLDFAST_SQLITE_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(childEnv); path != "" {
+		runChild(path)
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// open opens and migrates the store at path and closes it at cleanup.
+func open(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open(%s) = %v", path, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate = %v", err)
+	}
+	return s
+}
+
+func newStore(t *testing.T) holdfast.Store {
+	return open(t, filepath.Join(t.TempDir(), "holdfast.db"))
+}
+
+func TestStore(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, newStore, storetest.WithReopen(func(t *testing.T) func(t *testing.T) holdfast.Store {
+		path := filepath.Join(t.TempDir(), "holdfast.db")
+		return func(t *testing.T) holdfast.Store { return open(t, path) }
+	}))
+}
+
+func TestPragmas(t *testing.T) {
+	t.Parallel()
+	s := open(t, filepath.Join(t.TempDir(), "holdfast.db"))
+	tests := []struct {
+		pragma string
+		want   string
+	}{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"}, // FULL
+		{"foreign_keys", "1"},
+		{"busy_timeout", "10000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pragma, func(t *testing.T) {
+			t.Parallel()
+			var got string
+			if err := s.DB().QueryRowContext(t.Context(), "PRAGMA "+tt.pragma).Scan(&got); err != nil {
+				t.Fatalf("PRAGMA %s: %v", tt.pragma, err)
+			}
+			if got != tt.want {
+				t.Errorf("PRAGMA %s = %q; want %q", tt.pragma, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSingleConnection(t *testing.T) {
+	t.Parallel()
+	s := open(t, filepath.Join(t.TempDir(), "holdfast.db"))
+	if got := s.DB().Stats().MaxOpenConnections; got != 1 {
+		t.Errorf("MaxOpenConnections = %d; want 1", got)
+	}
+}
+
+func TestMigrateTwice(t *testing.T) {
+	t.Parallel()
+	s := open(t, filepath.Join(t.TempDir(), "holdfast.db"))
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Errorf("second Migrate = %v", err)
+	}
+}
+
+func TestOpenBadPath(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, path string
+	}{
+		{"Empty", ""},
+		{"QueryString", filepath.Join(t.TempDir(), "x.db?mode=ro")},
+		{"MissingDirectory", filepath.Join(t.TempDir(), "no", "such", "dir", "x.db")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := sqlite.Open(t.Context(), tt.path)
+			if err == nil {
+				s.Close()
+				t.Errorf("Open(%q) = nil error; want an error", tt.path)
+			}
+		})
+	}
+}
+
+// TestCreatedInboxSurvivesSIGKILL kills a process right after CreateInbox
+// returned and checks that the inbox is there. A killed process loses
+// nothing the kernel already has, so this shows that a commit is complete
+// when CreateInbox returns; synchronous=FULL (TestPragmas) is what makes it
+// survive a power cut too.
+func TestCreatedInboxSurvivesSIGKILL(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "holdfast.db")
+	open(t, path).Close()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+path)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start child: %v", err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("read child's inbox ID: %v", err)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatalf("kill child: %v", err)
+	}
+	cmd.Wait()
+
+	var id string
+	if _, err := fmt.Sscanf(line, "created %s", &id); err != nil {
+		t.Fatalf("child said %q: %v", line, err)
+	}
+	s := open(t, path)
+	if _, err := s.Inbox(t.Context(), id); err != nil {
+		t.Errorf("Inbox(%s) after SIGKILL = %v", id, err)
+	}
+	evs, err := s.Events(t.Context(), id, holdfast.EventFilter{})
+	if err != nil || len(evs) != 1 {
+		t.Errorf("Events(%s) after SIGKILL = %v, %v; want the creation event", id, evs, err)
+	}
+}
+
+// runChild creates an inbox in the database at path, reports its ID on
+// stdout and waits to be killed.
+func runChild(path string) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	now := time.Now()
+	in := &holdfast.Inbox{
+		ID: fmt.Sprintf("inb_sigkill%d", now.UnixNano()), Email: "kill@example.test",
+		Provider: holdfast.ProviderGoogle, State: holdfast.StateConnecting, Credentials: []byte("sealed"),
+	}
+	if err := s.CreateInbox(ctx, in, holdfast.Event{Cause: holdfast.CauseAPI}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("created %s\n", in.ID)
+	time.Sleep(time.Minute)
+	os.Exit(1)
+}
