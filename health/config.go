@@ -1,0 +1,190 @@
+package health
+
+import "time"
+
+// Policy selects how the engine treats permanent-class verdicts.
+type Policy uint8
+
+// The policies.
+const (
+	// PolicyHoldfast confirms permanent-class verdicts over time and across
+	// the fleet, guards destructive actions and recovers by itself.
+	PolicyHoldfast Policy = iota
+	// PolicyNaive reproduces the 2025-03-01 incident: any permanent-class
+	// error disconnects the inbox at once and notifies its owner at once; no
+	// outage detection, no budget, nothing reconnects by itself. It exists
+	// for the simulator's comparison only.
+	PolicyNaive
+)
+
+// Config holds the engine's parameters. DefaultConfig documents why each
+// default was chosen; docs/health-engine.md has the full rationale.
+type Config struct {
+	Policy Policy
+	// Seed seeds the engine's own random numbers (backoff jitter, probe
+	// choice), so that runs are reproducible.
+	Seed uint64
+
+	// KeepAlive is how long an inbox may go without any request before the
+	// owner should make a cheap authenticated probe. It bounds how long a
+	// lost credential stays unnoticed.
+	KeepAlive time.Duration
+	// BackoffBase and BackoffCap shape the full-jitter backoff of degraded
+	// inboxes: sleep = rand(0, min(cap, base·2^attempt)).
+	BackoffBase, BackoffCap time.Duration
+	// ConfirmCount permanent-class failures in a row, spanning at least
+	// ConfirmSpan, with the provider and tenant normal throughout, confirm a
+	// lost credential. ConfirmStep spaces the confirmation checks.
+	ConfirmCount int
+	ConfirmSpan  time.Duration
+	ConfirmStep  time.Duration
+	// SoftRetry is how often an inbox that needs its owner is re-verified
+	// (soft disconnect: tokens are kept, it reconnects by itself if the
+	// credential works again).
+	SoftRetry time.Duration
+
+	// Bucket is the detector's time resolution; Windows is the long window
+	// in buckets and ShortWindow the short one.
+	Bucket      time.Duration
+	LongWindow  int
+	ShortWindow int
+	// MinShare is the lowest share of attempting inboxes that must fail
+	// (permanent-class or recoverable, not throttled) in both windows to
+	// open a provider incident; the threshold is max(MinShare,
+	// BaselineMult × learned baseline).
+	MinShare     float64
+	BaselineMult float64
+	// BaselineFloor floors the learned baseline; BaselineAlpha is its EWMA
+	// weight per bucket.
+	BaselineFloor, BaselineAlpha float64
+	// MinFailing is the least number of failing inboxes in the long window.
+	MinFailing int
+	// MinTenants is the breadth test: failing tenants in the short window
+	// (capped at a tenth of the provider's tenants).
+	MinTenants int
+	// MaxTopTenantShare is the concentration test: the biggest failing
+	// tenant may hold at most this share of the failures.
+	MaxTopTenantShare float64
+	// PanicShare of a provider's inboxes suspect or paused freezes it.
+	PanicShare float64
+	// ElevatedFactor: a long-window share above threshold/ElevatedFactor
+	// marks the provider elevated (not normal): confirmations restart and
+	// the budget is cut tenfold.
+	ElevatedFactor float64
+
+	// TenantEpoch is the tenant window's half length (the window is two
+	// epochs). TenantMinFailing inboxes and TenantShare of the attempting
+	// ones must fail to open a tenant incident.
+	TenantEpoch      time.Duration
+	TenantMinFailing int
+	TenantShare      float64
+	// TenantVerify is how long a tenant incident with only permanent-class
+	// errors, no success and no recoverable error is watched before it is
+	// accepted as a real tenant-wide credential event.
+	TenantVerify time.Duration
+	// MaxVerifiedTenantShare: a tenant larger than this share of its
+	// provider is never accepted as a tenant event automatically; it stays
+	// held for an operator.
+	MaxVerifiedTenantShare float64
+
+	// ProbeEvery and ProbeCount: during an incident, ProbeCount paused
+	// inboxes of its scope are probed every ProbeEvery.
+	ProbeEvery time.Duration
+	ProbeCount int
+	// CloseWindow of probes with at least CloseMinProbes and CloseOKShare
+	// successes closes an incident that has been open MinHold. Each reopen
+	// within ReopenMemory doubles the window, up to MaxCloseWindow.
+	CloseWindow, MaxCloseWindow time.Duration
+	CloseMinProbes              int
+	CloseOKShare                float64
+	MinHold                     time.Duration
+	ReopenMemory                time.Duration
+	// Lookback: when an incident opens, actions taken since start −
+	// Lookback inside its scope are undone.
+	Lookback time.Duration
+
+	// ProviderBudgetPerHour is the floor of the provider's hourly budget of
+	// moves to a state that asks someone to act; ProviderBudgetShare of its
+	// inboxes per hour raises it for large fleets.
+	ProviderBudgetPerHour int
+	ProviderBudgetShare   float64
+	// TenantBudgetPerHour and TenantBudgetShare are the same per tenant.
+	TenantBudgetPerHour int
+	TenantBudgetShare   float64
+
+	// RampStart is the first recovery rate in inboxes per second (raised to
+	// a quarter of the learned baseline request rate when that is higher).
+	// The rate grows ×RampGrowth every RampEvery until throttling is seen
+	// (slow start), then additively by RampAdd of its peak; RampBackoff
+	// multiplies it when at least RampThrottleShare of recovery requests
+	// were throttled.
+	RampStart         float64
+	RampEvery         time.Duration
+	RampGrowth        float64
+	RampAdd           float64
+	RampBackoff       float64
+	RampThrottleShare float64
+
+	// NoticeGrace is how long a reconnect notice waits before its
+	// delivery-time re-check; NoticeTTL drops it if it could not go out.
+	NoticeGrace, NoticeTTL time.Duration
+}
+
+// DefaultConfig returns the parameters holdfast runs with.
+func DefaultConfig() Config {
+	return Config{
+		Policy:       PolicyHoldfast,
+		Seed:         1,
+		KeepAlive:    15 * time.Minute,
+		BackoffBase:  15 * time.Second,
+		BackoffCap:   15 * time.Minute,
+		ConfirmCount: 3,
+		ConfirmSpan:  10 * time.Minute,
+		ConfirmStep:  4 * time.Minute,
+		SoftRetry:    24 * time.Hour,
+
+		Bucket:            10 * time.Second,
+		LongWindow:        30,
+		ShortWindow:       6,
+		MinShare:          0.03,
+		BaselineMult:      10,
+		BaselineFloor:     0.002,
+		BaselineAlpha:     0.02,
+		MinFailing:        20,
+		MinTenants:        10,
+		MaxTopTenantShare: 0.5,
+		PanicShare:        0.5,
+		ElevatedFactor:    3,
+
+		TenantEpoch:            2 * time.Minute,
+		TenantMinFailing:       3,
+		TenantShare:            0.55,
+		TenantVerify:           15 * time.Minute,
+		MaxVerifiedTenantShare: 0.25,
+
+		ProbeEvery:     5 * time.Second,
+		ProbeCount:     5,
+		CloseWindow:    60 * time.Second,
+		MaxCloseWindow: 10 * time.Minute,
+		CloseMinProbes: 20,
+		CloseOKShare:   0.95,
+		MinHold:        2 * time.Minute,
+		ReopenMemory:   time.Hour,
+		Lookback:       15 * time.Minute,
+
+		ProviderBudgetPerHour: 60,
+		ProviderBudgetShare:   0.002,
+		TenantBudgetPerHour:   5,
+		TenantBudgetShare:     0.10,
+
+		RampStart:         5,
+		RampEvery:         5 * time.Second,
+		RampGrowth:        1.5,
+		RampAdd:           0.05,
+		RampBackoff:       0.5,
+		RampThrottleShare: 0.02,
+
+		NoticeGrace: 15 * time.Minute,
+		NoticeTTL:   24 * time.Hour,
+	}
+}

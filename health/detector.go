@@ -1,0 +1,571 @@
+package health
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/holdfast/holdfast"
+)
+
+// Tick advances the engine to the clock's current time: it rotates the
+// detector windows, opens and closes incidents, probes, grants recoveries,
+// drains held actions and delivers due notices. Call it about once a second
+// (the simulator calls it every virtual second, before that second's
+// outcomes).
+func (e *Engine) Tick() {
+	c := &e.c
+	now := e.now()
+	if !c.Started {
+		c.Started = true
+		c.LastSec = now
+		c.CurBucket = now / e.bucketS
+		c.CurEpoch = now / e.epochS
+		return
+	}
+	if now <= c.LastSec {
+		return
+	}
+	// Per second: baseline request rate.
+	for p := range c.Provs {
+		ps := &c.Provs[p]
+		if ps.Inc == 0 && !ps.Elevated && !ps.Ramp.Active {
+			ps.BaseReq = 0.995*ps.BaseReq + 0.005*float64(ps.ReqSec)/float64(now-c.LastSec)
+		}
+		ps.ReqSec = 0
+	}
+	c.LastSec = now
+	if b := now / e.bucketS; b != c.CurBucket {
+		e.evaluate(now)
+		c.CurBucket = b
+		slot := b % int64(e.cfg.LongWindow)
+		for p := range c.Provs {
+			ps := &c.Provs[p]
+			ps.Att[slot], ps.Fail[slot], ps.Perm[slot], ps.OK[slot], ps.Thr[slot], ps.FailTen[slot] = 0, 0, 0, 0, 0, 0
+		}
+		e.tenantIncidents(now)
+		if e.cfg.Policy == PolicyHoldfast {
+			e.drainHeld(now)
+		}
+	}
+	if ep := now / e.epochS; ep != c.CurEpoch {
+		c.CurEpoch = ep
+		for p := range c.Provs {
+			ps := &c.Provs[p]
+			ps.TenPrev, ps.TenCur = ps.TenCur, ps.TenPrev[:0]
+		}
+	}
+	if e.cfg.Policy != PolicyHoldfast {
+		return
+	}
+	pe := max(1, int64(e.cfg.ProbeEvery/time.Second))
+	if now%pe == 0 {
+		for _, in := range c.Incidents {
+			if in.Open() && in.Kind != KindTenantEvent {
+				e.probeTick(in, now)
+			}
+		}
+	}
+	for p := range c.Provs {
+		e.rampTick(uint8(p), now)
+	}
+	e.noticeTick(now)
+}
+
+// evaluate runs the provider detectors on the bucket that just ended.
+func (e *Engine) evaluate(now int64) {
+	c := &e.c
+	lw := int64(e.cfg.LongWindow)
+	for p := range c.Provs {
+		ps := &c.Provs[p]
+		if ps.Inboxes == 0 {
+			continue
+		}
+		var attL, failL, attS, failS int64
+		for k := int64(0); k < lw; k++ {
+			slot := (c.CurBucket - k) % lw
+			if slot < 0 {
+				slot += lw
+			}
+			attL += int64(ps.Att[slot])
+			failL += int64(ps.Fail[slot])
+			if k < int64(e.cfg.ShortWindow) {
+				attS += int64(ps.Att[slot])
+				failS += int64(ps.Fail[slot])
+			}
+		}
+		shareL, shareS := ratio(failL, attL), ratio(failS, attS)
+		ps.LastShare, ps.LastShortShare = shareL, shareS
+		thr := max(e.cfg.MinShare, e.cfg.BaselineMult*ps.Baseline)
+
+		// Breadth and concentration over the tenant window.
+		var tenFailing, top, sum int64
+		for k, list := range [2][]int32{ps.TenCur, ps.TenPrev} {
+			for _, t := range list {
+				if k == 1 && c.TListed[t] == int32(c.CurEpoch) {
+					continue // also in the current list
+				}
+				_, f, _ := e.tenantWindow(t)
+				if f > 0 {
+					tenFailing++
+					sum += int64(f)
+					top = max(top, int64(f))
+				}
+			}
+		}
+		minTen := int64(max(2, min(e.cfg.MinTenants, ps.Tenants/10)))
+		broad := tenFailing >= minTen && float64(top) <= e.cfg.MaxTopTenantShare*float64(sum)
+		spike := shareL >= thr && shareS >= thr && failL >= int64(e.cfg.MinFailing) && broad
+		held := c.Counts[p][sSuspect] + c.Counts[p][sPaused]
+		panicked := held >= int64(e.cfg.MinFailing) && float64(held) >= e.cfg.PanicShare*float64(ps.Inboxes)
+		ps.Elevated = shareL >= thr/e.cfg.ElevatedFactor && failL >= int64(e.cfg.MinFailing) && broad
+		if ps.Elevated || ps.Inc != 0 {
+			ps.LastAbn = now
+		}
+		if ps.Inc == 0 && (spike || panicked) {
+			ev := fmt.Sprintf("failing share %.1f%% (long) %.1f%% (short) vs threshold %.1f%% (baseline %.2f%%); %d failing inboxes in %d tenants, top tenant %.0f%%",
+				100*shareL, 100*shareS, 100*thr, 100*ps.Baseline, failL, tenFailing, 100*ratio(top, sum))
+			if !spike {
+				ev = fmt.Sprintf("panic: %d of %d inboxes suspect or paused", held, ps.Inboxes)
+			}
+			e.openIncident(uint8(p), -1, KindProviderOutage, now, now-int64(e.cfg.Lookback/time.Second), ev)
+		}
+		if ps.Inc == 0 && !ps.Elevated && attS > 0 {
+			slot := c.CurBucket % lw
+			if slot < 0 {
+				slot += lw
+			}
+			if a := ps.Att[slot]; a > 0 {
+				s := float64(ps.Fail[slot]) / float64(a)
+				ps.Baseline = max(e.cfg.BaselineFloor, (1-e.cfg.BaselineAlpha)*ps.Baseline+e.cfg.BaselineAlpha*min(s, thr))
+			}
+		}
+	}
+}
+
+func ratio(a, b int64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// checkTenant opens a tenant incident when most of tenant t fails.
+func (e *Engine) checkTenant(t int32) {
+	c := &e.c
+	if c.TInc[t] != 0 || c.Provs[c.TProv[t]].Inc != 0 || e.cfg.Policy != PolicyHoldfast {
+		return
+	}
+	att, fail, perm := e.tenantWindow(t)
+	if fail < int32(e.cfg.TenantMinFailing) || float64(fail) < e.cfg.TenantShare*float64(att) {
+		return
+	}
+	now := e.now()
+	kind := KindTenantEvent
+	if perm < fail {
+		kind = KindTenantOutage
+	}
+	e.openIncident(c.TProv[t], t, kind, now, now-int64(e.cfg.Lookback/time.Second),
+		fmt.Sprintf("%d of %d attempting inboxes of the tenant failing (%d permanent-class)", fail, att, perm))
+}
+
+// tenantIncidents verifies or converts tenant events and closes tenant
+// incidents whose failures stopped without probes to judge them.
+func (e *Engine) tenantIncidents(now int64) {
+	c := &e.c
+	for _, in := range c.Incidents {
+		if !in.Open() || in.Kind != KindTenantEvent {
+			continue
+		}
+		t := in.Tenant
+		ps := &c.Provs[in.prov]
+		switch {
+		case in.okSeen > 0 || in.recSeen > 0:
+			in.Kind = KindTenantOutage
+			e.timeline(in, now, fmt.Sprintf("successes (%d) or recoverable errors (%d) among failing inboxes: an outage, pausing the tenant", in.okSeen, in.recSeen))
+			c.TLastAbn[t] = now
+			for i := c.THead[t]; i >= 0; i = c.NextInTenant[i] {
+				if s := c.St[i]; s == sSuspect || s == sDegraded {
+					e.pauseUnder(i, in)
+				}
+			}
+			e.sink.IncidentChanged(in)
+		case now-in.OpenedAt.Unix() >= int64(e.cfg.TenantVerify/time.Second) && ps.Inc == 0 && !ps.Elevated:
+			if float64(c.TSize[t]) > e.cfg.MaxVerifiedTenantShare*float64(ps.Inboxes) {
+				continue // too big to accept automatically: stays held for an operator
+			}
+			c.TVerifiedAt[t] = now
+			c.TEpisode[t]++
+			e.timeline(in, now, "verified: only permanent-class errors, no success, provider normal; releasing held actions")
+			e.resolve(in, now, false)
+		}
+	}
+}
+
+// openIncident opens an incident over provider p (t < 0) or tenant t, and
+// undoes what the health engine did in its scope since undoFrom.
+func (e *Engine) openIncident(p uint8, t int32, kind IncidentKind, now, undoFrom int64, evidence string) *Incident {
+	c := &e.c
+	ps := &c.Provs[p]
+	in := &Incident{ID: c.NextID, Kind: kind, Provider: holdfast.Providers[p], Tenant: t, OpenedAt: e.tm(now),
+		Evidence: evidence, prov: p}
+	c.NextID++
+	win := e.cfg.CloseWindow
+	if ps.LastClose > 0 && now-ps.LastClose < int64(e.cfg.ReopenMemory/time.Second) {
+		ps.ReopenN++
+		win = min(e.cfg.MaxCloseWindow, win<<min(ps.ReopenN, 8))
+	} else {
+		ps.ReopenN = 0
+	}
+	in.closeWin = max(1, int64(win/e.cfg.ProbeEvery))
+	in.probeOK = make([]int32, in.closeWin)
+	in.probeN = make([]int32, in.closeWin)
+	c.Incidents = append(c.Incidents, in)
+	idx := int32(len(c.Incidents))
+	e.timeline(in, now, "opened: "+evidence)
+	e.log.Info("incident opened", "incident_id", in.ID, "kind", in.Kind, "provider", in.Provider, "tenant", t, "evidence", evidence)
+	if t < 0 {
+		ps.Inc = idx
+		ps.LastAbn = now
+		// Freeze and undo (Kubernetes markNodeAsReachable).
+		for i := int32(0); i < int32(len(c.St)); i++ {
+			if c.Prov[i] == p {
+				e.undo(i, in, now, undoFrom)
+			}
+		}
+		// The provider incident supersedes its open tenant incidents.
+		for _, o := range c.Incidents {
+			if o.Open() && o.prov == p && o.Tenant >= 0 {
+				e.timeline(o, now, fmt.Sprintf("superseded by provider incident %d", in.ID))
+				e.resolve(o, now, false)
+			}
+		}
+	} else {
+		c.TInc[t] = idx
+		if kind != KindTenantEvent {
+			c.TLastAbn[t] = now
+		}
+		for i := c.THead[t]; i >= 0; i = c.NextInTenant[i] {
+			if kind == KindTenantEvent {
+				if c.St[i] == sNeedsReconnect || c.St[i] == sNeedsAdmin {
+					continue
+				}
+				e.cancelHeld(i, "tenant event")
+				continue
+			}
+			e.undo(i, in, now, undoFrom)
+		}
+	}
+	e.sink.IncidentChanged(in)
+	return in
+}
+
+// undo pauses inbox i under in if it is failing, and restores it if the
+// engine acted on it since undoFrom.
+func (e *Engine) undo(i int32, in *Incident, now, undoFrom int64) {
+	c := &e.c
+	switch c.St[i] {
+	case sSuspect, sDegraded:
+		e.pauseUnder(i, in)
+	case sNeedsReconnect, sNeedsAdmin:
+		if c.ActedAt[i] >= undoFrom {
+			c.Episode[i]++ // cancels its notice
+			e.pauseUnder(i, in)
+		}
+	}
+}
+
+// probeTick probes paused members of an open incident and closes it when
+// they succeed again.
+func (e *Engine) probeTick(in *Incident, now int64) {
+	c := &e.c
+	slot := (now / max(1, int64(e.cfg.ProbeEvery/time.Second))) % in.closeWin
+	// Judge the window before reusing its oldest slot.
+	var ok, n int64
+	for k := range in.probeN {
+		ok += int64(in.probeOK[k])
+		n += int64(in.probeN[k])
+	}
+	open := now - in.OpenedAt.Unix()
+	paused := 0
+	if open >= int64(e.cfg.MinHold/time.Second) {
+		if n >= int64(e.cfg.CloseMinProbes) && float64(ok) >= e.cfg.CloseOKShare*float64(n) && open >= in.closeWin*int64(e.cfg.ProbeEvery/time.Second) {
+			e.timeline(in, now, fmt.Sprintf("probes succeed again: %d of %d", ok, n))
+			e.resolve(in, now, true)
+			return
+		}
+	}
+	in.probeOK[slot], in.probeN[slot] = 0, 0
+	for tries := 0; tries < len(in.members) && paused < e.cfg.ProbeCount; tries++ {
+		if in.cursor >= len(in.members) {
+			in.cursor = 0
+		}
+		i := in.members[in.cursor]
+		in.cursor++
+		if c.St[i] != sPaused || c.Flags[i]&(fProbe|fGranted) != 0 {
+			continue
+		}
+		c.Flags[i] |= fProbe
+		paused++
+		e.sink.Grant(Grant{Inbox: i, Probe: true, At: e.tm(now)})
+	}
+	if paused == 0 && open >= int64(e.cfg.MinHold/time.Second) {
+		ps := &c.Provs[in.prov]
+		if in.Tenant >= 0 || ps.LastShortShare < e.cfg.MinShare/e.cfg.ElevatedFactor {
+			e.timeline(in, now, "no paused inbox left to probe and failures stopped")
+			e.resolve(in, now, true)
+		}
+	}
+}
+
+// probeResult records one probe outcome for the incident covering i.
+func (e *Engine) probeResult(i int32, ok bool) {
+	in := e.coveringIncident(i)
+	if in == nil {
+		return
+	}
+	slot := (e.now() / max(1, int64(e.cfg.ProbeEvery/time.Second))) % in.closeWin
+	in.probeN[slot]++
+	if ok {
+		in.probeOK[slot]++
+	}
+}
+
+// resolve closes an incident; with recover, its paused members are queued
+// for the recovery ramp.
+func (e *Engine) resolve(in *Incident, now int64, recover bool) {
+	c := &e.c
+	if !in.Open() {
+		return
+	}
+	in.ResolvedAt = e.tm(now)
+	ps := &c.Provs[in.prov]
+	if in.Tenant < 0 {
+		if ps.Inc != 0 && c.Incidents[ps.Inc-1] == in {
+			ps.Inc = 0
+			ps.LastClose = now
+		}
+	} else if k := c.TInc[in.Tenant]; k != 0 && c.Incidents[k-1] == in {
+		c.TInc[in.Tenant] = 0
+	}
+	ps.LastAbn = max(ps.LastAbn, now)
+	e.log.Info("incident resolved", "incident_id", in.ID, "provider", in.Provider, "tenant", in.Tenant)
+	e.timeline(in, now, "resolved")
+	if recover {
+		e.queueRecovery(in, now)
+	}
+	e.sink.IncidentChanged(in)
+}
+
+func (e *Engine) timeline(in *Incident, now int64, what string) {
+	in.Timeline = append(in.Timeline, TimelineEntry{At: e.tm(now), What: what})
+}
+
+// queueRecovery puts the incident's paused members into the provider's
+// recovery ramp, inboxes with held sends first.
+func (e *Engine) queueRecovery(in *Incident, now int64) {
+	c := &e.c
+	r := &c.Provs[in.prov].Ramp
+	for _, i := range in.members {
+		c.Flags[i] &^= fMember | fProbe
+		if c.St[i] != sPaused || c.Flags[i]&fQueued != 0 {
+			continue
+		}
+		c.Flags[i] |= fQueued
+		if c.HeldSends[i] > 0 {
+			r.Prio = append(r.Prio, i)
+		} else {
+			r.Norm = append(r.Norm, i)
+		}
+	}
+	in.members = nil
+	if !r.Active && len(r.Prio)+len(r.Norm)-r.PrioHd-r.NormHd > 0 {
+		ps := &c.Provs[in.prov]
+		r.Active = true
+		r.Rate = max(e.cfg.RampStart, ps.BaseReq/4)
+		r.Tok = 0
+		r.Slow = true
+		r.Peak = r.Rate
+		r.LastAdjust = now
+		r.N, r.Thr = 0, 0
+	}
+	r.Inc = int32(in.ID)
+	e.timeline(in, now, fmt.Sprintf("recovery queued: %d inboxes", len(r.Prio)+len(r.Norm)-r.PrioHd-r.NormHd))
+}
+
+// rampTick grants recoveries for provider p at the ramp's rate.
+func (e *Engine) rampTick(p uint8, now int64) {
+	c := &e.c
+	ps := &c.Provs[p]
+	r := &ps.Ramp
+	if !r.Active {
+		return
+	}
+	if now-r.LastAdjust >= int64(e.cfg.RampEvery/time.Second) {
+		switch {
+		case r.N > 0 && float64(r.Thr) >= e.cfg.RampThrottleShare*float64(r.N):
+			r.Rate = max(e.cfg.RampStart, r.Rate*e.cfg.RampBackoff)
+			r.Slow = false
+		case r.Slow:
+			r.Rate *= e.cfg.RampGrowth
+		default:
+			r.Rate += e.cfg.RampAdd * r.Peak
+		}
+		r.Peak = max(r.Peak, r.Rate)
+		r.N, r.Thr = 0, 0
+		r.LastAdjust = now
+	}
+	r.Tok = min(r.Rate, r.Tok+r.Rate)
+	for r.DelayedHd < len(r.Delayed) && r.Delayed[r.DelayedHd].At <= now && r.Tok >= 1 {
+		i := r.Delayed[r.DelayedHd].Inbox
+		r.DelayedHd++
+		if c.St[i] == sPaused {
+			e.grant(i, now)
+			r.Tok--
+		}
+	}
+	for r.Tok >= 1 {
+		var i int32
+		switch {
+		case r.PrioHd < len(r.Prio):
+			i = r.Prio[r.PrioHd]
+			r.PrioHd++
+		case r.NormHd < len(r.Norm):
+			i = r.Norm[r.NormHd]
+			r.NormHd++
+		default:
+			r.Tok = 0
+		}
+		if r.Tok == 0 {
+			break
+		}
+		c.Flags[i] &^= fQueued
+		if c.St[i] != sPaused || c.Flags[i]&fGranted != 0 || e.coveringIncident(i) != nil {
+			continue
+		}
+		e.grant(i, now)
+		r.Tok--
+	}
+	if r.PrioHd >= len(r.Prio) && r.NormHd >= len(r.Norm) && r.DelayedHd >= len(r.Delayed) {
+		r.Active = false
+		r.Prio, r.Norm, r.Delayed = r.Prio[:0], r.Norm[:0], r.Delayed[:0]
+		r.PrioHd, r.NormHd, r.DelayedHd = 0, 0, 0
+		if r.Inc > 0 {
+			for _, in := range c.Incidents {
+				if in.ID == int64(r.Inc) {
+					e.timeline(in, now, fmt.Sprintf("recovery done: %d inboxes resumed", in.Recovered))
+					e.sink.IncidentChanged(in)
+				}
+			}
+		}
+	}
+}
+
+func (e *Engine) grant(i int32, now int64) {
+	e.c.Flags[i] |= fGranted
+	e.c.Provs[e.c.Prov[i]].Ramp.Granted++
+	e.sink.Grant(Grant{Inbox: i, At: e.tm(now)})
+}
+
+// Incidents returns every incident, oldest first.
+func (e *Engine) Incidents() []Incident {
+	out := make([]Incident, 0, len(e.c.Incidents))
+	for _, in := range e.c.Incidents {
+		cp := *in
+		cp.Timeline = append([]TimelineEntry(nil), in.Timeline...)
+		out = append(out, cp)
+	}
+	return out
+}
+
+// Incident returns incident id with its timeline, or holdfast.ErrNotFound.
+func (e *Engine) Incident(id int64) (Incident, error) {
+	for _, in := range e.c.Incidents {
+		if in.ID == id {
+			cp := *in
+			cp.Timeline = append([]TimelineEntry(nil), in.Timeline...)
+			return cp, nil
+		}
+	}
+	return Incident{}, fmt.Errorf("incident %d: %w", id, holdfast.ErrNotFound)
+}
+
+// Declare records an operator's incident. An open declaration freezes its
+// scope like a detected incident; a start in the past, or an end
+// (retroactive incident), re-verifies every inbox of the scope that went to
+// needs_reconnect or needs_admin inside the window and restores it if its
+// credential still works. It returns a *holdfast.InvalidError naming the
+// bad field.
+func (e *Engine) Declare(d Declaration) (Incident, error) {
+	c := &e.c
+	p, ok := provIndex(d.Provider)
+	if !ok {
+		return Incident{}, holdfast.Invalidf("provider", "unknown provider %q", d.Provider)
+	}
+	if d.Tenant >= int32(len(c.TProv)) || d.Tenant >= 0 && c.TProv[d.Tenant] != p {
+		return Incident{}, holdfast.Invalidf("tenant", "unknown tenant %d for provider %s", d.Tenant, d.Provider)
+	}
+	now := e.now()
+	start := now
+	if !d.Start.IsZero() {
+		start = d.Start.Unix()
+	}
+	if start > now {
+		return Incident{}, holdfast.Invalidf("start", "start is in the future")
+	}
+	if !d.End.IsZero() && d.End.Unix() < start {
+		return Incident{}, holdfast.Invalidf("end", "end is before start")
+	}
+	ev := "declared by operator"
+	if d.Note != "" {
+		ev += ": " + d.Note
+	}
+	if d.End.IsZero() || d.End.Unix() > now {
+		if d.Tenant < 0 && c.Provs[p].Inc != 0 || d.Tenant >= 0 && c.TInc[d.Tenant] != 0 {
+			return Incident{}, fmt.Errorf("declare incident: %w: an incident already covers this scope", holdfast.ErrConflict)
+		}
+		in := e.openIncident(p, d.Tenant, KindDeclared, now, start, ev)
+		in.OpenedAt = e.tm(start)
+		return *in, nil
+	}
+	// Retroactive: record it resolved and re-verify what was acted on.
+	in := &Incident{ID: c.NextID, Kind: KindDeclared, Provider: d.Provider, Tenant: d.Tenant,
+		OpenedAt: e.tm(start), Evidence: ev, prov: p, closeWin: 1, probeOK: make([]int32, 1), probeN: make([]int32, 1)}
+	c.NextID++
+	c.Incidents = append(c.Incidents, in)
+	end := d.End.Unix()
+	for i := int32(0); i < int32(len(c.St)); i++ {
+		if c.Prov[i] != p || d.Tenant >= 0 && c.Ten[i] != d.Tenant {
+			continue
+		}
+		if s := c.St[i]; (s == sNeedsReconnect || s == sNeedsAdmin) && c.ActedAt[i] >= start && c.ActedAt[i] <= end {
+			c.Episode[i]++
+			c.Flags[i] |= fMember
+			in.members = append(in.members, i)
+			in.Affected++
+			e.move(i, sPaused, c.Reasons[c.Reason[i]], holdfast.CauseOperator, in.ID)
+		}
+	}
+	e.timeline(in, now, fmt.Sprintf("retroactive: %d inboxes acted on inside the window are re-verified", in.Affected))
+	in.ResolvedAt = e.tm(now)
+	e.queueRecovery(in, now)
+	e.sink.IncidentChanged(in)
+	return *in, nil
+}
+
+// Resolve closes incident id on an operator's word and starts the recovery
+// of its scope. It returns holdfast.ErrNotFound or, if it is already
+// resolved, holdfast.ErrConflict.
+func (e *Engine) Resolve(id int64) error {
+	for _, in := range e.c.Incidents {
+		if in.ID == id {
+			if !in.Open() {
+				return fmt.Errorf("resolve incident %d: %w", id, holdfast.ErrConflict)
+			}
+			now := e.now()
+			e.timeline(in, now, "resolved by operator")
+			e.resolve(in, now, true)
+			return nil
+		}
+	}
+	return fmt.Errorf("resolve incident %d: %w", id, holdfast.ErrNotFound)
+}

@@ -1,0 +1,698 @@
+package health
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/holdfast/holdfast"
+)
+
+// Internal state codes, in the order of holdfast.States.
+const (
+	sConnecting uint8 = iota
+	sConnected
+	sDegraded
+	sSuspect
+	sPaused
+	sNeedsReconnect
+	sNeedsAdmin
+	numStates
+)
+
+// Per-inbox flags.
+const (
+	fGranted uint8 = 1 << iota // a recovery grant is outstanding
+	fProbe                     // an incident probe is outstanding
+	fQueued                    // in a recovery queue
+	fHeld                      // a held action is pending
+	fAdmin                     // the last permanent verdict asks an administrator
+	fMember                    // listed in the covering incident's members
+)
+
+const numProviders = 3
+
+func provIndex(p holdfast.Provider) (uint8, bool) {
+	switch p {
+	case holdfast.ProviderMicrosoft:
+		return 0, true
+	case holdfast.ProviderGoogle:
+		return 1, true
+	case holdfast.ProviderIMAP:
+		return 2, true
+	}
+	return 0, false
+}
+
+// core is the engine's whole mutable state. Its fields are exported only
+// so that encoding/gob can snapshot it; it is not part of the API.
+type core struct {
+	// Per inbox (struct of arrays, indexed by inbox).
+	Prov, St, Flags, PermN, BackoffN, Reason []uint8
+	Ten                                      []int32
+	Since, LastReq, PermFirst, NextTry       []int64
+	ActedAt                                  []int64
+	AttB, FailB, AttE, FailE                 []int32
+	Episode, NoticeEp                        []uint32
+	HeldSends                                []uint16
+	NextInTenant                             []int32
+
+	// Per tenant.
+	TProv                         []uint8
+	TSize, THead                  []int32
+	TWin                          []int32 // 2 epochs × {epoch, att, fail, perm}
+	TInc                          []int32 // open incident index+1
+	TLastAbn, TVerifiedAt, TBudAt []int64
+	TBudTok                       []float32
+	TAdminEp, TEpisode            []uint32
+	TListed                       []int32
+
+	Provs     [numProviders]ProvState
+	Incidents []*Incident
+	Held      map[int64]*HeldAction
+	NextID    int64
+	Notices   []queuedNotice
+	NoticeHd  int
+	Reasons   []holdfast.Reason
+	CurBucket int64
+	CurEpoch  int64
+	LastSec   int64
+	Started   bool
+	Counts    [numProviders][numStates]int64
+}
+
+type queuedNotice struct {
+	Inbox   int32
+	Due     int64
+	Episode uint32
+	Admin   bool
+}
+
+// ProvState is one provider's fleet view. Exported for snapshots only.
+type ProvState struct {
+	Inboxes, Tenants          int
+	Att, Fail, Perm, OK, Thr  [64]int32
+	FailTen                   [64]int32
+	TenCur, TenPrev           []int32
+	Baseline                  float64
+	BaseReq                   float64
+	ReqSec                    int32
+	Inc                       int32
+	Elevated                  bool
+	LastAbn                   int64
+	BudTok                    float64
+	BudAt                     int64
+	ReopenN                   int
+	LastClose                 int64
+	HeldOrder                 []int64
+	Ramp                      Ramp
+	LastShare, LastShortShare float64
+}
+
+// Ramp is a provider's recovery ramp. Exported for snapshots only.
+type Ramp struct {
+	Prio, Norm      []int32
+	PrioHd, NormHd  int
+	Delayed         []delayed
+	DelayedHd       int
+	Rate, Tok, Peak float64
+	Slow            bool
+	N, Thr          int
+	LastAdjust      int64
+	Active          bool
+	Inc             int32
+	Granted         int
+}
+
+type delayed struct {
+	At    int64
+	Inbox int32
+}
+
+// Engine is the health engine. Create it with New.
+type Engine struct {
+	cfg   Config
+	clock holdfast.Clock
+	log   *slog.Logger
+	sink  Sink
+	rng   *rand.Rand
+	pcg   *rand.PCG
+	c     core
+
+	bucketS, epochS int64
+	reasonIdx       map[holdfast.Reason]uint8
+}
+
+// New returns an engine with the given parameters, clock, logger and sink
+// (nil means NopSink).
+func New(cfg Config, clock holdfast.Clock, log *slog.Logger, sink Sink) *Engine {
+	if sink == nil {
+		sink = NopSink{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.LongWindow > 64 {
+		cfg.LongWindow = 64
+	}
+	if cfg.ShortWindow > cfg.LongWindow {
+		cfg.ShortWindow = cfg.LongWindow
+	}
+	pcg := rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)
+	e := &Engine{cfg: cfg, clock: clock, log: log, sink: sink, pcg: pcg, rng: rand.New(pcg),
+		reasonIdx: map[holdfast.Reason]uint8{}}
+	e.bucketS = max(1, int64(cfg.Bucket/time.Second))
+	e.epochS = max(1, int64(cfg.TenantEpoch/time.Second))
+	e.c.Held = map[int64]*HeldAction{}
+	e.c.Reasons = []holdfast.Reason{holdfast.ReasonUnknown}
+	e.reasonIdx[holdfast.ReasonUnknown] = 0
+	e.c.NextID = 1
+	return e
+}
+
+// Config returns the engine's parameters.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Grow reserves room for n more inboxes and tenants, so that a bulk load
+// does not reallocate.
+func (e *Engine) Grow(inboxes, tenants int) {
+	c := &e.c
+	n := len(c.St) + inboxes
+	c.Prov = growU8(c.Prov, n)
+	c.St = growU8(c.St, n)
+	c.Flags = growU8(c.Flags, n)
+	c.PermN = growU8(c.PermN, n)
+	c.BackoffN = growU8(c.BackoffN, n)
+	c.Reason = growU8(c.Reason, n)
+	c.Ten = growI32(c.Ten, n)
+	c.NextInTenant = growI32(c.NextInTenant, n)
+	c.AttB = growI32(c.AttB, n)
+	c.FailB = growI32(c.FailB, n)
+	c.AttE = growI32(c.AttE, n)
+	c.FailE = growI32(c.FailE, n)
+	for _, p := range []*[]int64{&c.Since, &c.LastReq, &c.PermFirst, &c.NextTry, &c.ActedAt} {
+		if cap(*p) < n {
+			s := make([]int64, len(*p), n)
+			copy(s, *p)
+			*p = s
+		}
+	}
+	for _, p := range []*[]uint32{&c.Episode, &c.NoticeEp} {
+		if cap(*p) < n {
+			s := make([]uint32, len(*p), n)
+			copy(s, *p)
+			*p = s
+		}
+	}
+	if cap(c.HeldSends) < n {
+		s := make([]uint16, len(c.HeldSends), n)
+		copy(s, c.HeldSends)
+		c.HeldSends = s
+	}
+	_ = tenants
+}
+
+func growU8(s []uint8, n int) []uint8 {
+	if cap(s) >= n {
+		return s
+	}
+	t := make([]uint8, len(s), n)
+	copy(t, s)
+	return t
+}
+
+func growI32(s []int32, n int) []int32 {
+	if cap(s) >= n {
+		return s
+	}
+	t := make([]int32, len(s), n)
+	copy(t, s)
+	return t
+}
+
+// AddTenant registers a tenant (an organisation, or for IMAP a mail server)
+// of provider p and returns its index.
+func (e *Engine) AddTenant(p holdfast.Provider) (int32, error) {
+	pi, ok := provIndex(p)
+	if !ok {
+		return 0, fmt.Errorf("add tenant: unknown provider %q", p)
+	}
+	c := &e.c
+	t := int32(len(c.TProv))
+	c.TProv = append(c.TProv, pi)
+	c.TSize = append(c.TSize, 0)
+	c.THead = append(c.THead, -1)
+	c.TWin = append(c.TWin, -1, 0, 0, 0, -1, 0, 0, 0)
+	c.TInc = append(c.TInc, 0)
+	c.TLastAbn = append(c.TLastAbn, -1)
+	c.TVerifiedAt = append(c.TVerifiedAt, -1)
+	c.TBudAt = append(c.TBudAt, 0)
+	c.TBudTok = append(c.TBudTok, -1)
+	c.TAdminEp = append(c.TAdminEp, 0)
+	c.TEpisode = append(c.TEpisode, 0)
+	c.TListed = append(c.TListed, -1)
+	c.Provs[pi].Tenants++
+	return t, nil
+}
+
+// AddInbox registers a connected inbox of tenant t and returns its index.
+func (e *Engine) AddInbox(t int32) (int32, error) {
+	c := &e.c
+	if t < 0 || int(t) >= len(c.TProv) {
+		return 0, fmt.Errorf("add inbox: unknown tenant %d", t)
+	}
+	now := e.now()
+	i := int32(len(c.St))
+	p := c.TProv[t]
+	c.Prov = append(c.Prov, p)
+	c.St = append(c.St, sConnected)
+	c.Flags = append(c.Flags, 0)
+	c.PermN = append(c.PermN, 0)
+	c.BackoffN = append(c.BackoffN, 0)
+	c.Reason = append(c.Reason, 0)
+	c.Ten = append(c.Ten, t)
+	c.NextInTenant = append(c.NextInTenant, c.THead[t])
+	c.THead[t] = i
+	c.AttB = append(c.AttB, -1)
+	c.FailB = append(c.FailB, -1)
+	c.AttE = append(c.AttE, -1)
+	c.FailE = append(c.FailE, -1)
+	c.Since = append(c.Since, now)
+	c.LastReq = append(c.LastReq, now)
+	c.PermFirst = append(c.PermFirst, 0)
+	c.NextTry = append(c.NextTry, 0)
+	c.ActedAt = append(c.ActedAt, -1)
+	c.Episode = append(c.Episode, 0)
+	c.NoticeEp = append(c.NoticeEp, 0)
+	c.HeldSends = append(c.HeldSends, 0)
+	c.TSize[t]++
+	c.Provs[p].Inboxes++
+	c.Counts[p][sConnected]++
+	return i, nil
+}
+
+// Len returns the number of inboxes.
+func (e *Engine) Len() int { return len(e.c.St) }
+
+// State returns inbox i's state.
+func (e *Engine) State(i int32) holdfast.State { return holdfast.States[e.c.St[i]] }
+
+// Tenant returns inbox i's tenant.
+func (e *Engine) Tenant(i int32) int32 { return e.c.Ten[i] }
+
+// Counts returns the number of inboxes of provider p in each state.
+func (e *Engine) Counts(p holdfast.Provider) map[holdfast.State]int64 {
+	pi, ok := provIndex(p)
+	m := map[holdfast.State]int64{}
+	if !ok {
+		return m
+	}
+	for s, n := range e.c.Counts[pi] {
+		m[holdfast.States[s]] = n
+	}
+	return m
+}
+
+// NextKeepAlive returns when inbox i should be probed if it makes no other
+// request before then.
+func (e *Engine) NextKeepAlive(i int32) time.Time {
+	return e.tm(e.c.LastReq[i] + int64(e.cfg.KeepAlive/time.Second))
+}
+
+func (e *Engine) now() int64 { return e.clock.Now().Unix() }
+
+func (e *Engine) tm(s int64) time.Time { return time.Unix(s, 0).UTC() }
+
+func (e *Engine) reasonCode(r holdfast.Reason) uint8 {
+	if k, ok := e.reasonIdx[r]; ok {
+		return k
+	}
+	if len(e.c.Reasons) >= 255 {
+		return 0
+	}
+	k := uint8(len(e.c.Reasons))
+	e.c.Reasons = append(e.c.Reasons, r)
+	e.reasonIdx[r] = k
+	return k
+}
+
+// Admit says whether a request of kind op may be made for inbox i now. A
+// send that gets Hold is counted as held; the caller keeps it and releases
+// it when a Transition brings the inbox back to connected.
+func (e *Engine) Admit(i int32, op Op) Admission {
+	c := &e.c
+	switch c.St[i] {
+	case sConnected, sConnecting:
+		return Allow
+	case sNeedsReconnect, sNeedsAdmin:
+		if op == OpSend {
+			return Fail
+		}
+		if e.cfg.Policy == PolicyHoldfast && e.now() >= c.NextTry[i] {
+			return Allow
+		}
+		return Defer
+	case sPaused:
+		if op == OpSend {
+			c.HeldSends[i]++
+			return Hold
+		}
+		if c.Flags[i]&(fGranted|fProbe) != 0 {
+			return Allow
+		}
+		return Defer
+	default: // degraded, suspect
+		if op == OpSend {
+			c.HeldSends[i]++
+			return Hold
+		}
+		if e.now() >= c.NextTry[i] {
+			return Allow
+		}
+		return Defer
+	}
+}
+
+// outcome kinds for counting
+const (
+	okOK = iota
+	okThrottled
+	okRecoverable
+	okPermanent
+)
+
+// Observe feeds the outcome of one request for inbox i and returns what the
+// engine concluded. It is the hot path: no allocation unless the inbox
+// changes state into one that needs bookkeeping.
+func (e *Engine) Observe(i int32, o Outcome) Decision {
+	c := &e.c
+	now := e.now()
+	c.LastReq[i] = now
+	p := c.Prov[i]
+	ps := &c.Provs[p]
+	t := c.Ten[i]
+	ps.ReqSec++
+
+	kind := okOK
+	if !o.OK {
+		switch {
+		case o.Verdict == nil:
+			kind = okRecoverable
+		case o.Verdict.Reason == holdfast.ReasonThrottled || o.Verdict.Action == holdfast.ActionRetryAfter && o.Verdict.Class != holdfast.ClassPermanent:
+			kind = okThrottled
+		case o.Verdict.Class == holdfast.ClassPermanent:
+			kind = okPermanent
+		default:
+			kind = okRecoverable
+		}
+	}
+
+	if e.cfg.Policy == PolicyNaive {
+		return e.observeNaive(i, kind, o)
+	}
+	e.count(i, p, t, kind)
+
+	fl := c.Flags[i]
+	if fl&fGranted != 0 {
+		ps.Ramp.N++
+		if kind == okThrottled {
+			ps.Ramp.Thr++
+		}
+	}
+	if fl&fProbe != 0 && kind != okThrottled {
+		e.probeResult(i, kind == okOK)
+		c.Flags[i] &^= fProbe
+	}
+	if ti := c.TInc[t]; ti != 0 {
+		in := c.Incidents[ti-1]
+		if in.Kind == KindTenantEvent && (c.PermN[i] > 0 || c.St[i] == sSuspect) {
+			if kind == okOK {
+				in.okSeen++
+			} else if kind == okRecoverable {
+				in.recSeen++
+			}
+		}
+	}
+
+	st := c.St[i]
+	switch kind {
+	case okOK:
+		c.PermN[i] = 0
+		c.BackoffN[i] = 0
+		if st != sConnected {
+			c.Flags[i] &^= fGranted | fProbe
+			if st == sPaused {
+				if ii := e.coveringIncident(i); ii != nil {
+					ii.Recovered++
+				}
+			}
+			e.cancelHeld(i, "recovered")
+			e.move(i, sConnected, holdfast.ReasonUnknown, holdfast.CauseHealth, 0)
+		}
+		return Decision{State: holdfast.StateConnected}
+	case okThrottled:
+		ra := int64(1)
+		if o.Verdict != nil && o.Verdict.RetryAfter > 0 {
+			ra = int64((o.Verdict.RetryAfter + time.Second - 1) / time.Second)
+		}
+		if fl&fGranted != 0 {
+			c.Flags[i] &^= fGranted
+			r := &ps.Ramp
+			r.Delayed = append(r.Delayed, delayed{At: now + ra, Inbox: i})
+			return Decision{State: holdfast.States[st]}
+		}
+		c.NextTry[i] = max(c.NextTry[i], now+ra)
+		return Decision{State: holdfast.States[st], RetryAt: e.tm(now + ra)}
+	}
+
+	// A failure.
+	c.Flags[i] &^= fGranted
+	if o.Verdict != nil {
+		c.Reason[i] = e.reasonCode(o.Verdict.Reason)
+	}
+	if st == sNeedsReconnect || st == sNeedsAdmin {
+		c.NextTry[i] = now + int64(e.cfg.SoftRetry/time.Second)
+		return Decision{State: holdfast.States[st], RetryAt: e.tm(c.NextTry[i])}
+	}
+	if st == sPaused {
+		return Decision{State: holdfast.StatePaused}
+	}
+	if in := e.coveringIncident(i); in != nil {
+		e.pauseUnder(i, in)
+		return Decision{State: holdfast.StatePaused}
+	}
+	if kind == okRecoverable {
+		c.PermN[i] = 0
+		n := c.BackoffN[i]
+		if n < 30 {
+			c.BackoffN[i]++
+		}
+		ceil := min(int64(e.cfg.BackoffCap/time.Second), int64(e.cfg.BackoffBase/time.Second)<<min(n, 20))
+		d := 1 + e.rng.Int64N(max(ceil, 1))
+		c.NextTry[i] = now + d
+		if st != sDegraded {
+			e.move(i, sDegraded, e.c.Reasons[c.Reason[i]], holdfast.CauseHealth, 0)
+		}
+		return Decision{State: holdfast.StateDegraded, RetryAt: e.tm(c.NextTry[i])}
+	}
+
+	// Permanent-class.
+	if o.Verdict != nil && (o.Verdict.Scope == holdfast.ScopeApp || o.Verdict.Action == holdfast.ActionAdminConsent ||
+		o.Verdict.Action == holdfast.ActionContactAdmin || o.Verdict.Action == holdfast.ActionOperator) {
+		c.Flags[i] |= fAdmin
+	} else {
+		c.Flags[i] &^= fAdmin
+	}
+	abn := max(ps.LastAbn, c.TLastAbn[t])
+	if st != sSuspect || c.PermN[i] == 0 || abn >= c.PermFirst[i] {
+		c.PermN[i] = 1
+		c.PermFirst[i] = now
+		if st != sSuspect {
+			e.move(i, sSuspect, e.c.Reasons[c.Reason[i]], holdfast.CauseHealth, 0)
+		}
+	} else if c.PermN[i] < 255 {
+		c.PermN[i]++
+	}
+	if int(c.PermN[i]) >= e.cfg.ConfirmCount && now-c.PermFirst[i] >= int64(e.cfg.ConfirmSpan/time.Second) && c.Flags[i]&fHeld == 0 {
+		e.tryAct(i)
+		if s := c.St[i]; s != sSuspect {
+			return Decision{State: holdfast.States[s], RetryAt: e.tm(c.NextTry[i])}
+		}
+	}
+	step := int64(e.cfg.ConfirmStep / time.Second)
+	c.NextTry[i] = now + step*3/4 + e.rng.Int64N(max(step/2, 1))
+	return Decision{State: holdfast.StateSuspect, RetryAt: e.tm(c.NextTry[i])}
+}
+
+func (e *Engine) observeNaive(i int32, kind int, o Outcome) Decision {
+	c := &e.c
+	st := c.St[i]
+	switch kind {
+	case okOK:
+		if st == sDegraded {
+			e.move(i, sConnected, holdfast.ReasonUnknown, holdfast.CauseHealth, 0)
+		}
+		return Decision{State: holdfast.States[c.St[i]]}
+	case okThrottled:
+		ra := int64(1)
+		if o.Verdict != nil && o.Verdict.RetryAfter > 0 {
+			ra = int64(o.Verdict.RetryAfter / time.Second)
+		}
+		return Decision{State: holdfast.States[st], RetryAt: e.tm(e.now() + ra)}
+	case okRecoverable:
+		if st == sConnected {
+			e.move(i, sDegraded, holdfast.ReasonUnknown, holdfast.CauseHealth, 0)
+		}
+		c.NextTry[i] = e.now() + 30
+		return Decision{State: holdfast.States[c.St[i]], RetryAt: e.tm(c.NextTry[i])}
+	}
+	if st == sNeedsReconnect || st == sNeedsAdmin {
+		return Decision{State: holdfast.States[st]}
+	}
+	to := sNeedsReconnect
+	if o.Verdict != nil && (o.Verdict.Scope == holdfast.ScopeApp || o.Verdict.Action == holdfast.ActionAdminConsent) {
+		to = sNeedsAdmin
+	}
+	if o.Verdict != nil {
+		c.Reason[i] = e.reasonCode(o.Verdict.Reason)
+	}
+	e.act(i, to, holdfast.CauseHealth)
+	c.NextTry[i] = 1 << 62
+	return Decision{State: holdfast.States[to]}
+}
+
+// count updates the provider and tenant windows for one outcome.
+func (e *Engine) count(i int32, p uint8, t int32, kind int) {
+	c := &e.c
+	ps := &c.Provs[p]
+	b := int32(c.CurBucket)
+	slot := c.CurBucket % int64(e.cfg.LongWindow)
+	if c.AttB[i] != b {
+		c.AttB[i] = b
+		ps.Att[slot]++
+	}
+	ep := int32(c.CurEpoch)
+	w := c.TWin[t*8+int32(ep&1)*4 : t*8+int32(ep&1)*4+4]
+	if w[0] != ep {
+		w[0], w[1], w[2], w[3] = ep, 0, 0, 0
+	}
+	if c.AttE[i] != ep {
+		c.AttE[i] = ep
+		w[1]++
+	}
+	switch kind {
+	case okOK:
+		ps.OK[slot]++
+		return
+	case okThrottled:
+		ps.Thr[slot]++
+		return
+	}
+	if c.FailB[i] != b {
+		c.FailB[i] = b
+		ps.Fail[slot]++
+		if kind == okPermanent {
+			ps.Perm[slot]++
+		}
+	}
+	if c.FailE[i] != ep {
+		c.FailE[i] = ep
+		w[2]++
+		if kind == okPermanent {
+			w[3]++
+		}
+		if c.TListed[t] != ep {
+			c.TListed[t] = ep
+			ps.TenCur = append(ps.TenCur, t)
+			ps.FailTen[slot]++
+		}
+		if kind == okPermanent {
+			e.checkTenant(t)
+		}
+	}
+}
+
+// tenantWindow returns distinct attempting, failing and permanent-failing
+// inboxes of tenant t over the last two epochs.
+func (e *Engine) tenantWindow(t int32) (att, fail, perm int32) {
+	c := &e.c
+	ep := int32(c.CurEpoch)
+	for k := int32(0); k < 2; k++ {
+		w := c.TWin[t*8+k*4 : t*8+k*4+4]
+		if w[0] == ep || w[0] == ep-1 {
+			att += w[1]
+			fail += w[2]
+			perm += w[3]
+		}
+	}
+	return
+}
+
+// move changes inbox i's state and reports the transition.
+func (e *Engine) move(i int32, to uint8, r holdfast.Reason, cause holdfast.Cause, inc int64) {
+	c := &e.c
+	from := c.St[i]
+	if from == to {
+		return
+	}
+	p := c.Prov[i]
+	c.Counts[p][from]--
+	c.Counts[p][to]++
+	c.St[i] = to
+	now := e.now()
+	c.Since[i] = now
+	if to == sConnected {
+		c.HeldSends[i] = 0
+	}
+	e.sink.Transition(Transition{Inbox: i, At: e.tm(now), From: holdfast.States[from], To: holdfast.States[to],
+		Reason: r, Cause: cause, Incident: inc})
+}
+
+// coveringIncident returns the open outage-type incident covering inbox i.
+func (e *Engine) coveringIncident(i int32) *Incident {
+	c := &e.c
+	if k := c.Provs[c.Prov[i]].Inc; k != 0 {
+		return c.Incidents[k-1]
+	}
+	if k := c.TInc[c.Ten[i]]; k != 0 {
+		if in := c.Incidents[k-1]; in.Kind != KindTenantEvent {
+			return in
+		}
+	}
+	return nil
+}
+
+// pauseUnder pauses inbox i under incident in.
+func (e *Engine) pauseUnder(i int32, in *Incident) {
+	c := &e.c
+	c.PermN[i] = 0
+	c.BackoffN[i] = 0
+	e.cancelHeld(i, "incident")
+	if c.Flags[i]&fMember == 0 {
+		c.Flags[i] |= fMember
+		in.members = append(in.members, i)
+		in.Affected++
+	}
+	e.move(i, sPaused, e.c.Reasons[c.Reason[i]], holdfast.CauseHealth, in.ID)
+}
+
+// act moves inbox i to a state that asks someone to act and queues the
+// notice.
+func (e *Engine) act(i int32, to uint8, cause holdfast.Cause) {
+	c := &e.c
+	now := e.now()
+	c.Flags[i] &^= fHeld
+	c.ActedAt[i] = now
+	c.Episode[i]++
+	c.HeldSends[i] = 0
+	c.NextTry[i] = now + int64(e.cfg.SoftRetry/time.Second)
+	e.move(i, to, e.c.Reasons[c.Reason[i]], cause, 0)
+	admin := to == sNeedsAdmin
+	if e.cfg.Policy == PolicyNaive {
+		e.c.NoticeEp[i] = c.Episode[i]
+		e.sink.Notice(Notice{Inbox: i, Tenant: c.Ten[i], Admin: admin, Episode: c.Episode[i], At: e.tm(now), Reason: e.c.Reasons[c.Reason[i]]})
+		return
+	}
+	c.Notices = append(c.Notices, queuedNotice{Inbox: i, Due: now + int64(e.cfg.NoticeGrace/time.Second), Episode: c.Episode[i], Admin: admin})
+}
