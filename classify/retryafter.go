@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// maxRetryAfter caps the wait a provider can ask for, so that a garbled
+// MaxRetryAfter caps the wait a provider can ask for, so that a garbled
 // Retry-After cannot park an inbox for years or overflow a Duration.
-const maxRetryAfter = 7 * 24 * time.Hour
+const MaxRetryAfter = 7 * 24 * time.Hour
 
 // now returns the time Retry-After dates are measured from.
 func now(in Input) time.Time {
@@ -47,7 +47,7 @@ func parseRetryAfter(v string, in Input) time.Duration {
 
 // parseSeconds parses a non-negative decimal number of seconds.
 func parseSeconds(v string) time.Duration {
-	const maxSeconds = int64(maxRetryAfter / time.Second)
+	const maxSeconds = int64(MaxRetryAfter / time.Second)
 	var secs int64
 	i := 0
 	for ; i < len(v) && v[i] >= '0' && v[i] <= '9'; i++ {
@@ -68,9 +68,9 @@ func parseSeconds(v string) time.Duration {
 		return 0
 	}
 	if secs > maxSeconds {
-		return maxRetryAfter
+		return MaxRetryAfter
 	}
-	return min(time.Duration(secs)*time.Second+frac, maxRetryAfter)
+	return min(time.Duration(secs)*time.Second+frac, MaxRetryAfter)
 }
 
 // until returns the capped wait until t, or zero if t has passed.
@@ -79,7 +79,7 @@ func until(t time.Time, in Input) time.Duration {
 	if d <= 0 {
 		return 0
 	}
-	return min(d, maxRetryAfter)
+	return min(d, MaxRetryAfter)
 }
 
 // textRetryAfter finds Gmail's "Retry after <RFC 3339 timestamp>" in an

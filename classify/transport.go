@@ -93,7 +93,7 @@ func fromProviderError(pe *holdfast.ProviderError) Verdict {
 		Reason:          pe.Reason,
 		Scope:           pe.Scope,
 		Action:          pe.Action,
-		RetryAfter:      min(max(pe.RetryAfter, 0), maxRetryAfter),
+		RetryAfter:      min(max(pe.RetryAfter, 0), MaxRetryAfter),
 		OutageSensitive: pe.OutageSensitive,
 		UserMessage:     userMessage(pe.Class, pe.Reason),
 		OperatorMessage: "Error already classified by the connector.",
