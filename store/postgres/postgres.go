@@ -1,0 +1,206 @@
+// Package postgres implements holdfast.Store on PostgreSQL, through pgx.
+//
+// A Store keeps its tables in one schema: the one WithSchema names, or the
+// first of the search_path that the database URL selects (for example with
+// "options=-c search_path=holdfast"), or the server's default. Queries name
+// tables without a schema, so every connection of the pool has that
+// search_path. River, sharing the pool through Pool, keeps its tables in
+// the same schema (see Schema).
+//
+// Times are timestamptz, kept to the microsecond. The schema is created and
+// upgraded by Migrate, with goose and the SQL files embedded from
+// migration/. All run-time SQL is in queries.go.
+//
+// The Go API is not stable.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/holdfast/holdfast"
+)
+
+//go:embed migration/*.sql
+var migrations embed.FS
+
+// Store is a holdfast.Store kept in a PostgreSQL schema. Its methods are
+// safe for concurrent use.
+type Store struct {
+	pool   *pgxpool.Pool
+	clock  holdfast.Clock
+	schema string
+	// createSchema: WithSchema named the schema, and Migrate creates it.
+	createSchema bool
+}
+
+var _ holdfast.Store = (*Store)(nil)
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithSchema keeps the store's tables in the named schema, by setting
+// search_path on every connection; Migrate creates the schema if needed.
+// Do not combine it with a search_path in the database URL.
+func WithSchema(name string) Option {
+	return func(s *Store) {
+		s.schema = name
+		s.createSchema = name != ""
+	}
+}
+
+// WithClock sets the clock that fills in times the caller left zero. The
+// default is the system clock.
+func WithClock(c holdfast.Clock) Option {
+	return func(s *Store) { s.clock = c }
+}
+
+// Open connects to the database at databaseURL (a postgres:// URL or a
+// key=value string, as pgx accepts, including pool_max_conns) and checks
+// that it can be reached. It does not create or upgrade the schema: call
+// Migrate for that.
+func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, error) {
+	s := &Store{clock: holdfast.SystemClock{}}
+	for _, opt := range opts {
+		opt(s)
+	}
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		// The error may quote the URL, password included: leave it out.
+		return nil, errors.New("open postgres: cannot parse the database URL")
+	}
+	if s.schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{s.schema}.Sanitize()
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	s.pool = pool
+	if s.schema == "" {
+		var current *string
+		if err := pool.QueryRow(ctx, queryCurrentSchema).Scan(&current); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		if current == nil {
+			pool.Close()
+			return nil, errors.New("open postgres: no schema of the search_path exists")
+		}
+		s.schema = *current
+	} else if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	return s, nil
+}
+
+// Migrate brings the schema up to date, creating the schema first if
+// WithSchema named it. It is safe to run on every start, from several
+// processes at once: a Postgres advisory lock, one per schema, lets one
+// process migrate while the others wait.
+func (s *Store) Migrate(ctx context.Context) error {
+	if s.createSchema {
+		if _, err := s.pool.Exec(ctx, fmt.Sprintf(queryCreateSchema, pgx.Identifier{s.schema}.Sanitize())); err != nil {
+			return fmt.Errorf("migrate postgres schema %s: %w", s.schema, err)
+		}
+	}
+	fsys, err := fs.Sub(migrations, "migration")
+	if err != nil {
+		return fmt.Errorf("migrate postgres schema %s: %w", s.schema, err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte("holdfast migrate " + s.schema))
+	locker, err := lock.NewPostgresSessionLocker(
+		lock.WithLockID(int64(h.Sum64())),
+		lock.WithLockTimeout(1, 300),
+		lock.WithUnlockTimeout(1, 60),
+	)
+	if err != nil {
+		return fmt.Errorf("migrate postgres schema %s: %w", s.schema, err)
+	}
+	// Closing db leaves the pool open.
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("migrate postgres schema %s: %w", s.schema, err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate postgres schema %s: %w", s.schema, err)
+	}
+	return nil
+}
+
+// Pool returns the store's connection pool, for River's riverpgxv5 driver.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Schema returns the schema that holds the store's tables, which River's
+// client and migrator must be given too.
+func (s *Store) Schema() string { return s.schema }
+
+// Ping checks that the database can be reached.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping postgres: %w", err)
+	}
+	return nil
+}
+
+// Close closes the pool, waiting for connections in use to be returned.
+// Calling it again does nothing.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// now returns the clock's time at the store's precision.
+func (s *Store) now() time.Time { return s.clock.Now().UTC().Truncate(holdfast.StoreTimePrecision) }
+
+// orNow returns t in UTC at the store's precision, or now when t is zero.
+func (s *Store) orNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return s.now()
+	}
+	return orTime(t, time.Time{})
+}
+
+// orTime returns t in UTC at the store's precision, or def when t is zero.
+// Postgres would round to the microsecond; rounding down here keeps the
+// two stores alike.
+func orTime(t, def time.Time) time.Time {
+	if t.IsZero() {
+		return def
+	}
+	return t.UTC().Truncate(holdfast.StoreTimePrecision)
+}
+
+// isUnique reports whether err is a violation of a unique or primary key
+// constraint.
+func isUnique(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// limit applies the page size rules: zero or less means 100, at most 1000.
+func limit(n int) int {
+	switch {
+	case n <= 0:
+		return 100
+	case n > 1000:
+		return 1000
+	}
+	return n
+}

@@ -1,0 +1,137 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/goleak"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/store/postgres"
+	"github.com/holdfast/holdfast/store/postgres/pgtest"
+	"github.com/holdfast/holdfast/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestStore(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t,
+		func(t *testing.T) holdfast.Store { return pgtest.NewStore(t) },
+		storetest.WithReopen(func(t *testing.T) func(t *testing.T) holdfast.Store {
+			databaseURL, _ := pgtest.Schema(t)
+			return func(t *testing.T) holdfast.Store { return pgtest.Open(t, databaseURL) }
+		}),
+	)
+}
+
+// tableCount counts the store's tables in schema.
+func tableCount(t *testing.T, st *postgres.Store, schema string) int {
+	t.Helper()
+	var n int
+	err := st.Pool().QueryRow(t.Context(),
+		`SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename IN ('inboxes', 'inbox_events', 'api_keys', 'fleet_snapshots')`,
+		schema).Scan(&n)
+	if err != nil {
+		t.Fatalf("count tables: %v", err)
+	}
+	return n
+}
+
+func TestSchemaFromURL(t *testing.T) {
+	t.Parallel()
+	databaseURL, schema := pgtest.Schema(t)
+	st := pgtest.Open(t, databaseURL)
+	if got := st.Schema(); got != schema {
+		t.Errorf("Schema() = %q; want %q from the URL", got, schema)
+	}
+	if n := tableCount(t, st, schema); n != 4 {
+		t.Errorf("%d of 4 tables in schema %s", n, schema)
+	}
+}
+
+func TestWithSchema(t *testing.T) {
+	t.Parallel()
+	_, base := pgtest.Schema(t)
+	tests := []struct {
+		name   string
+		schema string
+	}{
+		{"Existing", base},
+		{"Missing", base + "_new"}, // Migrate creates it
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := pgtest.Open(t, pgtest.URL(), postgres.WithSchema(tt.schema))
+			t.Cleanup(func() {
+				_, err := st.Pool().Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{tt.schema}.Sanitize()+" CASCADE")
+				if err != nil {
+					t.Errorf("drop schema %s: %v", tt.schema, err)
+				}
+			})
+			if got := st.Schema(); got != tt.schema {
+				t.Errorf("Schema() = %q; want %q", got, tt.schema)
+			}
+			if n := tableCount(t, st, tt.schema); n != 4 {
+				t.Errorf("%d of 4 tables in schema %s", n, tt.schema)
+			}
+		})
+	}
+}
+
+func TestConcurrentMigrate(t *testing.T) {
+	t.Parallel()
+	databaseURL, schema := pgtest.Schema(t)
+	const n = 4
+	stores := make([]*postgres.Store, n)
+	for i := range stores {
+		st, err := postgres.Open(t.Context(), databaseURL)
+		if err != nil {
+			t.Fatalf("Open = %v", err)
+		}
+		t.Cleanup(func() { st.Close() })
+		stores[i] = st
+	}
+	var wg sync.WaitGroup
+	for _, st := range stores {
+		wg.Go(func() {
+			if err := st.Migrate(t.Context()); err != nil {
+				t.Errorf("concurrent Migrate = %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := tableCount(t, stores[0], schema); n != 4 {
+		t.Errorf("%d of 4 tables in schema %s", n, schema)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, url string
+	}{
+		{"Unreachable", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=5"},
+		{"BadURL", "postgres://holdfast:sekrit-pw@127.0.0.1:notaport/test"},
+		{"MissingSearchPathSchema", pgtest.URL() + "&options=-c%20search_path%3Dno_such_schema_here"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st, err := postgres.Open(t.Context(), tt.url)
+			if err == nil {
+				st.Close()
+				t.Fatalf("Open(%s) = nil error; want an error", tt.name)
+			}
+			if strings.Contains(err.Error(), "sekrit") {
+				t.Errorf("Open error %q shows the password", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,70 @@
+package postgres
+
+// Every SQL statement the store runs at run time is here; the schema is in
+// migration/. Table names are unqualified: they resolve through the
+// connection's search_path, which WithSchema or the URL sets.
+
+const inboxColumns = `id, email, provider, tenant, username, imap, smtp, credentials,
+	state, reason, message, since, created_at, updated_at`
+
+const (
+	// queryCreateSchema takes the schema as a quoted identifier (%s).
+	queryCreateSchema = `CREATE SCHEMA IF NOT EXISTS %s`
+
+	queryCurrentSchema = `SELECT current_schema()`
+
+	queryInsertInbox = `INSERT INTO inboxes (` + inboxColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+
+	queryInbox = `SELECT ` + inboxColumns + ` FROM inboxes WHERE id = $1`
+
+	// The four listing queries differ only in their filters, so that each
+	// has a plan that uses its index: (state, id), (provider, id) or the
+	// primary key. One query with "$1 = '' OR state = $1" would get a
+	// generic plan that scans.
+	queryInboxes = `SELECT ` + inboxColumns + ` FROM inboxes
+	WHERE id > $1 ORDER BY id LIMIT $2`
+	queryInboxesByState = `SELECT ` + inboxColumns + ` FROM inboxes
+	WHERE state = $1 AND id > $2 ORDER BY id LIMIT $3`
+	queryInboxesByProvider = `SELECT ` + inboxColumns + ` FROM inboxes
+	WHERE provider = $1 AND id > $2 ORDER BY id LIMIT $3`
+	queryInboxesByStateProvider = `SELECT ` + inboxColumns + ` FROM inboxes
+	WHERE state = $1 AND provider = $2 AND id > $3 ORDER BY id LIMIT $4`
+
+	queryDeleteInbox = `DELETE FROM inboxes WHERE id = $1 RETURNING state`
+
+	// queryLockInboxState locks the row until the transaction ends, so that
+	// a compare-and-set sees the latest committed state.
+	queryLockInboxState = `SELECT state FROM inboxes WHERE id = $1 FOR UPDATE`
+
+	// queryUpdateState keeps since when the state does not change.
+	queryUpdateState = `UPDATE inboxes SET
+		since = CASE WHEN state = $1 THEN since ELSE $2 END,
+		state = $1, reason = $3, message = $4, updated_at = $2
+	WHERE id = $5
+	RETURNING ` + inboxColumns
+
+	queryUpdateCredentials = `UPDATE inboxes SET credentials = $1, updated_at = $2 WHERE id = $3`
+
+	queryCountInboxes = `SELECT provider, state, count(*) FROM inboxes
+	GROUP BY provider, state ORDER BY provider COLLATE "C", state COLLATE "C"`
+
+	queryInsertEvent = `INSERT INTO inbox_events
+	(inbox_id, at, old_state, new_state, reason, message, cause)
+	VALUES ($1, $2, $3, $4, $5, $6, $7)`
+
+	queryEvents = `SELECT id, inbox_id, at, old_state, new_state, reason, message, cause
+	FROM inbox_events WHERE inbox_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`
+
+	queryInsertAPIKey = `INSERT INTO api_keys (id, name, hash, prefix, created_at)
+	VALUES ($1, $2, $3, $4, $5)`
+
+	queryAPIKeyByHash = `SELECT id, name, hash, prefix, created_at FROM api_keys WHERE hash = $1`
+
+	// queryInsertFleetCounts inserts one row per element of the arrays.
+	queryInsertFleetCounts = `INSERT INTO fleet_snapshots (at, provider, state, count)
+	SELECT $1, p, s, c FROM unnest($2::text[], $3::text[], $4::bigint[]) AS t(p, s, c)`
+
+	queryFleetSnapshots = `SELECT at, provider, state, count FROM fleet_snapshots
+	WHERE at >= $1 ORDER BY at, provider COLLATE "C", state COLLATE "C"`
+)
