@@ -115,7 +115,7 @@ func (e *Engine) evaluate(now int64) {
 		minTen := int64(max(2, min(e.cfg.MinTenants, ps.Tenants/10)))
 		broad := tenFailing >= minTen && float64(top) <= e.cfg.MaxTopTenantShare*float64(sum)
 		spike := shareL >= thr && shareS >= thr && failL >= int64(e.cfg.MinFailing) && broad
-		held := c.Counts[p][sSuspect] + c.Counts[p][sPaused]
+		held := c.Counts[p][sSuspect]
 		panicked := held >= int64(e.cfg.MinFailing) && float64(held) >= e.cfg.PanicShare*float64(ps.Inboxes)
 		ps.Elevated = shareL >= thr/e.cfg.ElevatedFactor && failL >= int64(e.cfg.MinFailing) && broad
 		if ps.Elevated || ps.Inc != 0 {
@@ -125,7 +125,7 @@ func (e *Engine) evaluate(now int64) {
 			ev := fmt.Sprintf("failing share %.1f%% (long) %.1f%% (short) vs threshold %.1f%% (baseline %.2f%%); %d failing inboxes in %d tenants, top tenant %.0f%%",
 				100*shareL, 100*shareS, 100*thr, 100*ps.Baseline, failL, tenFailing, 100*ratio(top, sum))
 			if !spike {
-				ev = fmt.Sprintf("panic: %d of %d inboxes suspect or paused", held, ps.Inboxes)
+				ev = fmt.Sprintf("panic: %d of %d inboxes suspect", held, ps.Inboxes)
 			}
 			e.openIncident(uint8(p), -1, KindProviderOutage, now, now-int64(e.cfg.Lookback/time.Second), ev)
 		}
@@ -152,7 +152,7 @@ func ratio(a, b int64) float64 {
 // checkTenant opens a tenant incident when most of tenant t fails.
 func (e *Engine) checkTenant(t int32) {
 	c := &e.c
-	if c.TInc[t] != 0 || c.Provs[c.TProv[t]].Inc != 0 || e.cfg.Policy != PolicyHoldfast {
+	if c.TInc[t] != 0 || c.Provs[c.TProv[t]].Inc != 0 || e.cfg.Policy != PolicyHoldfast || e.tenantVerified(t, e.now()) {
 		return
 	}
 	att, fail, perm := e.tenantWindow(t)

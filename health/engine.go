@@ -475,11 +475,10 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 		c.NextTry[i] = now + int64(e.cfg.SoftRetry/time.Second)
 		return Decision{State: holdfast.States[st], RetryAt: e.tm(c.NextTry[i])}
 	}
-	if st == sPaused {
-		return Decision{State: holdfast.StatePaused}
-	}
 	if in := e.coveringIncident(i); in != nil {
-		e.pauseUnder(i, in)
+		if st != sPaused {
+			e.pauseUnder(i, in)
+		}
 		return Decision{State: holdfast.StatePaused}
 	}
 	if kind == okRecoverable {

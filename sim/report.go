@@ -1,0 +1,378 @@
+package sim
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/holdfast/holdfast"
+)
+
+// Report is the simulator's output; see /work/shared/scenarios/README.md.
+type Report struct {
+	Scenario               string            `json:"scenario"`
+	Policy                 string            `json:"policy"`
+	Seed                   uint64            `json:"seed"`
+	Inboxes                int               `json:"inboxes"`
+	WrongfulDisconnects    int64             `json:"wrongful_disconnects"`
+	TrueInvalidations      int64             `json:"true_invalidations"`
+	DetectedInvalidations  int64             `json:"detected_invalidations"`
+	InvalidationDetectionS Quantiles3        `json:"invalidation_detection_s"`
+	NotificationsSent      int64             `json:"notifications_sent"`
+	StaleNotifications     int64             `json:"stale_notifications"`
+	Incidents              []*IncidentReport `json:"incidents"`
+	FalseIncidents         int64             `json:"false_incidents"`
+	MissedOutages          int64             `json:"missed_outages"`
+	DetectionLatencyS      Quantiles2        `json:"detection_latency_s"`
+	RecoveryS              Quantiles4        `json:"recovery_s"`
+	Unrecovered            int64             `json:"unrecovered"`
+	Sends                  SendsReport       `json:"sends"`
+	Mail                   MailReport        `json:"mail"`
+	ProviderRequests       RequestsReport    `json:"provider_requests"`
+	EventsProcessed        int64             `json:"events_processed"`
+	WallS                  float64           `json:"wall_s"`
+	PeakRSSMB              float64           `json:"peak_rss_mb"`
+}
+
+// Quantiles3 is {p50, p99, max}; null when there were no samples.
+type Quantiles3 struct {
+	P50 *float64 `json:"p50"`
+	P99 *float64 `json:"p99"`
+	Max *float64 `json:"max"`
+}
+
+// Quantiles2 is {p50, max}.
+type Quantiles2 struct {
+	P50 *float64 `json:"p50"`
+	Max *float64 `json:"max"`
+}
+
+// Quantiles4 is {p50, p99, p999, max}.
+type Quantiles4 struct {
+	P50  *float64 `json:"p50"`
+	P99  *float64 `json:"p99"`
+	P999 *float64 `json:"p999"`
+	Max  *float64 `json:"max"`
+}
+
+// IncidentReport is one incident the engine declared.
+type IncidentReport struct {
+	Provider     string   `json:"provider"`
+	Scope        string   `json:"scope"`
+	Kind         string   `json:"kind"`
+	OpenedAtS    float64  `json:"opened_at_s"`
+	ResolvedAtS  *float64 `json:"resolved_at_s"`
+	MatchedEvent *int     `json:"matched_event"`
+	tenant       int32
+}
+
+// SendsReport scores sends.
+type SendsReport struct {
+	Due            int64      `json:"due"`
+	OnTime         int64      `json:"on_time"`
+	Late           int64      `json:"late"`
+	Lost           int64      `json:"lost"`
+	Duplicated     int64      `json:"duplicated"`
+	FailedReported int64      `json:"failed_reported"`
+	LateS          Quantiles3 `json:"late_s"`
+}
+
+// MailReport scores incoming mail.
+type MailReport struct {
+	Arrived int64      `json:"arrived"`
+	Synced  int64      `json:"synced"`
+	Lost    int64      `json:"lost"`
+	LagS    Quantiles3 `json:"lag_s"`
+}
+
+// RequestsReport counts provider requests.
+type RequestsReport struct {
+	Total             int64   `json:"total"`
+	PeakPerS          int64   `json:"peak_per_s"`
+	DuringOutagesPerS float64 `json:"during_outages_per_s"`
+	BaselinePerS      float64 `json:"baseline_per_s"`
+}
+
+// inFlight is how recent an unfinished mail or send may be at the end of
+// the run and still count as in flight rather than lost.
+const inFlight = 15 * 60
+
+// finish computes the report from the run's counters.
+func (r *run) finish() {
+	rep := &r.rep
+	rep.Scenario, rep.Policy, rep.Seed, rep.Inboxes = r.sc.Name, r.policy, r.sc.Seed, len(r.iProv)
+	end := r.dur
+	for i := range r.invalidAt {
+		if int64(r.invalidAt[i]) >= end {
+			continue
+		}
+		rep.TrueInvalidations++
+		if r.actedOn[i]&2 != 0 {
+			rep.DetectedInvalidations++
+			r.detH.add(int64(r.detectedAt[i] - r.invalidAt[i]))
+		} else {
+			r.detH.add(end - int64(r.invalidAt[i]))
+		}
+	}
+	rep.InvalidationDetectionS = Quantiles3{r.detH.q(0.5), r.detH.q(0.99), r.detH.q(1)}
+	// Incidents: match to ground-truth events on the same provider that
+	// overlap in time and scope.
+	firstOpen := map[int]float64{}
+	covered := map[int]bool{}
+	for _, id := range r.incOrder {
+		ir := r.incidents[id]
+		rep.Incidents = append(rep.Incidents, ir)
+		closeAt := float64(end)
+		if ir.ResolvedAtS != nil {
+			closeAt = *ir.ResolvedAtS
+		}
+		best := -1
+		for k := range r.sc.Events {
+			ev := &r.sc.Events[k]
+			if ev.Provider != ir.Provider {
+				continue
+			}
+			var s, e float64
+			switch ev.Kind {
+			case "outage", "throttle":
+				s, e = float64(ev.Start.Seconds()), float64(ev.End.Seconds())
+			case "revocation":
+				s, e = float64(ev.At.Seconds()), float64(end)+1
+			}
+			if ir.OpenedAtS > e || closeAt < s || !r.scopeOverlaps(ir, k) {
+				continue
+			}
+			if best < 0 || r.sc.Events[best].Kind != "outage" && ev.Kind == "outage" {
+				best = k
+			}
+			if ev.Kind == "outage" {
+				covered[k] = true
+				if f, ok := firstOpen[k]; !ok || ir.OpenedAtS < f {
+					firstOpen[k] = ir.OpenedAtS
+				}
+			}
+		}
+		if best >= 0 {
+			b := best
+			ir.MatchedEvent = &b
+		} else {
+			rep.FalseIncidents++
+		}
+	}
+	if rep.Incidents == nil {
+		rep.Incidents = []*IncidentReport{}
+	}
+	var lat hist
+	for _, o := range r.outages {
+		affected := false
+		for i := range r.affEvt {
+			if r.affEvt[i] >= 0 && int(r.affEvt[i]) == o.idx {
+				affected = true
+				break
+			}
+		}
+		if !affected {
+			continue
+		}
+		if !covered[o.idx] {
+			rep.MissedOutages++
+			continue
+		}
+		lat.add(int64(firstOpen[o.idx]) - o.start)
+	}
+	rep.DetectionLatencyS = Quantiles2{lat.q(0.5), lat.q(1)}
+	for i := range r.affEvt {
+		if r.affEvt[i] < 0 || int64(r.invalidAt[i]) < end {
+			continue
+		}
+		if st := r.eng.State(int32(i)); !r.recovered[i] || st != holdfast.StateConnected && st != holdfast.StateDegraded {
+			rep.Unrecovered++
+		}
+	}
+	rep.RecoveryS = Quantiles4{r.recH.q(0.5), r.recH.q(0.99), r.recH.q(0.999), r.recH.q(1)}
+	for s := range r.sDue {
+		if int64(r.sDue[s]) > end {
+			continue
+		}
+		rep.Sends.Due++
+		switch {
+		case r.sDeliv[s] > 0:
+		case r.sFailed[s]:
+			rep.Sends.FailedReported++
+		case int64(r.sDue[s]) > end-inFlight:
+		default:
+			rep.Sends.Lost++
+		}
+	}
+	rep.Sends.LateS = Quantiles3{r.lateH.q(0.5), r.lateH.q(0.99), r.lateH.q(1)}
+	for i := range r.mHead {
+		for m := r.mHead[i]; m >= 0; m = r.mNext[m] {
+			if r.mAt[m] < r.invalidAt[i] && int64(r.mAt[m]) <= end-inFlight {
+				rep.Mail.Lost++
+			}
+		}
+	}
+	rep.Mail.LagS = Quantiles3{r.lagH.q(0.5), r.lagH.q(0.99), r.lagH.q(1)}
+	if r.outageSecs > 0 {
+		rep.ProviderRequests.DuringOutagesPerS = round2(float64(r.outageReq) / float64(r.outageSecs))
+	}
+	if r.baseSecs > 0 {
+		rep.ProviderRequests.BaselinePerS = round2(float64(r.baseReq) / float64(r.baseSecs))
+	}
+	rep.EventsProcessed = r.events
+}
+
+func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+// scopeOverlaps reports whether incident ir's scope meets event k's.
+func (r *run) scopeOverlaps(ir *IncidentReport, k int) bool {
+	if ir.tenant < 0 {
+		return true
+	}
+	ev := &r.sc.Events[k]
+	p := r.provByName(ev.Provider)
+	// Any inbox of the tenant in the event's scope.
+	for i := p.first; i < p.end; i++ {
+		if r.eng.Tenant(i) != ir.tenant {
+			continue
+		}
+		switch ev.Kind {
+		case "outage":
+			if r.outages[r.outOf[k]].member[i>>6]&(1<<(i&63)) != 0 {
+				return true
+			}
+		case "revocation":
+			if int64(r.invalidAt[i]) <= ev.At.Seconds() {
+				return true
+			}
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// peakRSSMB reads the process's peak resident set size.
+func peakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseFloat(f[0], 64)
+				return round2(kb / 1024)
+			}
+		}
+	}
+	return 0
+}
+
+// lookup returns the numeric value of a report field path.
+func lookup(rep *Report, path string) (*float64, error) {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	var cur any = m
+	for _, part := range strings.Split(path, ".") {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: not a report field", path)
+		}
+		cur, ok = mm[part]
+		if !ok {
+			return nil, fmt.Errorf("%s: not a report field", path)
+		}
+	}
+	switch v := cur.(type) {
+	case nil:
+		return nil, nil
+	case float64:
+		return &v, nil
+	}
+	return nil, fmt.Errorf("%s: not a number", path)
+}
+
+// check prints each expect check and reports whether all passed.
+func check(sc *Scenario, rep *Report, w io.Writer) bool {
+	ok := true
+	for _, path := range sortedKeys(sc.Expect) {
+		b := sc.Expect[path]
+		v, err := lookup(rep, path)
+		if err != nil {
+			fmt.Fprintf(w, "FAIL %s: %v\n", path, err)
+			ok = false
+			continue
+		}
+		bound := ""
+		pass := true
+		if b.Max != nil {
+			bound += fmt.Sprintf(" max %g", *b.Max)
+			pass = pass && (v == nil || *v <= *b.Max)
+		}
+		if b.Min != nil {
+			bound += fmt.Sprintf(" min %g", *b.Min)
+			pass = pass && v != nil && *v >= *b.Min
+		}
+		val := "null (no samples)"
+		if v != nil {
+			val = strconv.FormatFloat(*v, 'f', -1, 64)
+		}
+		word := "ok  "
+		if !pass {
+			word = "FAIL"
+			ok = false
+		}
+		fmt.Fprintf(w, "%s %s = %s (want%s)\n", word, path, val, bound)
+	}
+	return ok
+}
+
+func fmtQ(p *float64) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*p, 'f', -1, 64)
+}
+
+// summary writes a readable summary of rep.
+func summary(w io.Writer, rep *Report) {
+	fmt.Fprintf(w, "scenario %s, policy %s, seed %d, %d inboxes\n", rep.Scenario, rep.Policy, rep.Seed, rep.Inboxes)
+	fmt.Fprintf(w, "  wrongful disconnects %d; invalidations %d true, %d detected (p50 %ss, p99 %ss, max %ss)\n",
+		rep.WrongfulDisconnects, rep.TrueInvalidations, rep.DetectedInvalidations,
+		fmtQ(rep.InvalidationDetectionS.P50), fmtQ(rep.InvalidationDetectionS.P99), fmtQ(rep.InvalidationDetectionS.Max))
+	fmt.Fprintf(w, "  notifications %d sent, %d stale\n", rep.NotificationsSent, rep.StaleNotifications)
+	fmt.Fprintf(w, "  incidents %d (%d false), missed outages %d, detection latency p50 %ss max %ss\n",
+		len(rep.Incidents), rep.FalseIncidents, rep.MissedOutages, fmtQ(rep.DetectionLatencyS.P50), fmtQ(rep.DetectionLatencyS.Max))
+	for _, in := range rep.Incidents {
+		res := "open"
+		if in.ResolvedAtS != nil {
+			res = strconv.FormatFloat(*in.ResolvedAtS, 'f', -1, 64)
+		}
+		m := "none"
+		if in.MatchedEvent != nil {
+			m = strconv.Itoa(*in.MatchedEvent)
+		}
+		fmt.Fprintf(w, "    %s %s %s: %gs → %ss, event %s\n", in.Provider, in.Scope, in.Kind, in.OpenedAtS, res, m)
+	}
+	fmt.Fprintf(w, "  recovery p50 %ss p99 %ss p999 %ss max %ss; unrecovered %d\n",
+		fmtQ(rep.RecoveryS.P50), fmtQ(rep.RecoveryS.P99), fmtQ(rep.RecoveryS.P999), fmtQ(rep.RecoveryS.Max), rep.Unrecovered)
+	s := rep.Sends
+	fmt.Fprintf(w, "  sends %d due: %d on time, %d late (p99 %ss), %d lost, %d duplicated, %d reported failed\n",
+		s.Due, s.OnTime, s.Late, fmtQ(s.LateS.P99), s.Lost, s.Duplicated, s.FailedReported)
+	fmt.Fprintf(w, "  mail %d arrived, %d synced, %d lost, lag p50 %ss p99 %ss max %ss\n",
+		rep.Mail.Arrived, rep.Mail.Synced, rep.Mail.Lost, fmtQ(rep.Mail.LagS.P50), fmtQ(rep.Mail.LagS.P99), fmtQ(rep.Mail.LagS.Max))
+	pr := rep.ProviderRequests
+	fmt.Fprintf(w, "  requests %d, peak %d/s, during outages %.1f/s, baseline %.1f/s\n", pr.Total, pr.PeakPerS, pr.DuringOutagesPerS, pr.BaselinePerS)
+	fmt.Fprintf(w, "  %d events in %.1fs, peak RSS %.0f MB\n", rep.EventsProcessed, rep.WallS, rep.PeakRSSMB)
+}

@@ -1,0 +1,77 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCISmall(t *testing.T) {
+	t.Parallel()
+	var out, errb bytes.Buffer
+	dir := t.TempDir()
+	code := Main(context.Background(), []string{"--scenario", "testdata/ci-small.json", "--quiet",
+		"--out", filepath.Join(dir, "r.json"), "--html", filepath.Join(dir, "r.html")}, &out, &errb)
+	t.Log(out.String(), errb.String())
+	if code != 0 {
+		t.Fatalf("Main(ci-small) = %d, want 0", code)
+	}
+	if os.Getenv("SIM_KEEP") != "" {
+		b, _ := os.ReadFile(filepath.Join(dir, "r.html"))
+		_ = os.WriteFile("/tmp/ci-small.html", b, 0o644)
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	t.Parallel()
+	sc, err := LoadScenario("testdata/ci-small.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b bytes.Buffer
+	for _, w := range []*bytes.Buffer{&a, &b} {
+		rep, _, err := Run(context.Background(), sc, "holdfast", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep.WallS, rep.PeakRSSMB = 0, 0
+		summary(w, rep)
+	}
+	if a.String() != b.String() {
+		t.Errorf("two runs differ:\n%s\n%s", a.String(), b.String())
+	}
+}
+
+func TestBadScenario(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("testdata/ci-small.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, from, to, want string
+	}{
+		{"provider name", `"name": "google"`, `"name": "yahoo"`, "providers[1].name"},
+		{"failure rate", `"failure_rate": 1.0`, `"failure_rate": 2`, "events[0].failure_rate"},
+		{"expect path", `"wrongful_disconnects": {`, `"wrongful": {`, "expect.wrongful"},
+		{"duration", `"duration": "4h"`, `"duration": "soon"`, "duration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := strings.Replace(string(b), tt.from, tt.to, 1)
+			path := filepath.Join(t.TempDir(), "s.json")
+			if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var out, errb bytes.Buffer
+			code := Main(context.Background(), []string{"--scenario", path, "--quiet"}, &out, &errb)
+			if code != 2 || !strings.Contains(errb.String(), tt.want) {
+				t.Errorf("Main(%s) = %d, stderr %q; want 2 naming %s", tt.name, code, errb.String(), tt.want)
+			}
+		})
+	}
+}
