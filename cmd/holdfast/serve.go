@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/classify"
+	"github.com/holdfast/holdfast/config"
+	"github.com/holdfast/holdfast/httpapi"
+	"github.com/holdfast/holdfast/metrics"
+	"github.com/holdfast/holdfast/secrets"
+)
+
+// parse parses args into fs and finishes the configuration.
+func parse(fs *flag.FlagSet, args []string, finish func() error) error {
+	if err := fs.Parse(args); err != nil {
+		return exitCode(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return exitCode(2)
+	}
+	return finish()
+}
+
+// runServe runs the service until ctx is cancelled (SIGINT or SIGTERM),
+// then shuts down within the shutdown timeout.
+func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	var cfg config.Config
+	fs, finish := config.NewFlagSet("serve", config.FlagsStore|config.FlagsServe, &cfg, getenv, stderr)
+	if err := parse(fs, args, finish); err != nil {
+		return err
+	}
+	log := cfg.Logger(stderr)
+	if cfg.DatabaseURL != "" && cfg.SecretKey == "" {
+		log.Warn("HOLDFAST_SECRET_KEY is not set: credentials are sealed with the key file in the data directory; every node on this database must use the same key")
+	}
+	ring, err := openKeyring(&cfg)
+	if err != nil {
+		return err
+	}
+	b, err := openBackend(ctx, &cfg, log)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	if err := b.migrate(ctx); err != nil {
+		return err
+	}
+
+	m := metrics.New()
+	classify.Register(m.Registry)
+	store := m.InstrumentStore(b.store)
+	m.WatchInboxes(store, 10*time.Second, log)
+
+	jobs, err := b.newJobs(store, log)
+	if err != nil {
+		return err
+	}
+	handler, err := httpapi.NewServer(httpapi.Config{
+		Store:   store,
+		Logger:  log,
+		Metrics: m,
+		SealCredentials: func(inboxID string, c httpapi.Credentials) ([]byte, error) {
+			return secrets.SealCredentials(ring, inboxID, secrets.Credentials{Password: c.Password, RefreshToken: c.RefreshToken})
+		},
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+
+	if err := jobs.Start(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("start background jobs: %w", err)
+	}
+	// The server goroutine is owned here: it ends when Shutdown is called
+	// below, and its error comes back on serveErr.
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("holdfast serving", "addr", ln.Addr().String(), "store", b.name, "key_id", ring.ActiveID())
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "cause", context.Cause(ctx))
+	case err = <-serveErr:
+		log.Error("HTTP server stopped", "err", err)
+	}
+
+	// Shut down within the timeout even if the parent context is gone.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := srv.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("shut down HTTP server: %w", err))
+	}
+	if err := jobs.Stop(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop background jobs: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info("holdfast stopped")
+	return nil
+}
+
+// jobRunner is the background job system as serve sees it.
+type jobRunner interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+// backend is an opened store engine with what serve needs from it.
+type backend struct {
+	name    string
+	store   holdfast.Store
+	migrate func(ctx context.Context) error
+	newJobs func(s holdfast.Store, log *slog.Logger) (jobRunner, error)
+	close   func()
+}
