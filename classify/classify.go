@@ -143,15 +143,19 @@ func retryableStatus(status int) bool {
 
 // statusVerdict classifies a 5xx or 429 on its status alone.
 func statusVerdict(in Input) Verdict {
+	tokenEndpoint := in.Surface == SurfaceToken || in.Surface == SurfaceGoogleToken
 	scope := holdfast.ScopeOperation
-	if in.Surface == SurfaceToken || in.Surface == SurfaceGoogleToken {
+	if tokenEndpoint {
+		// A token endpoint answers for the whole account.
 		scope = holdfast.ScopeAccount
 	}
 	var r rule
 	switch {
 	case in.HTTPStatus == 429:
 		r = ruleStatus429
-	case in.HTTPStatus == 500:
+	case in.HTTPStatus == 500 && !tokenEndpoint:
+		// Source: §4 and §6, Graph generalException and Gmail
+		// backendError; a token endpoint's 500 is an outage (§5).
 		r = ruleStatus500
 	case in.HTTPStatus == 504:
 		r = ruleStatus504

@@ -86,7 +86,8 @@ func checkVerdict(t *testing.T, in classify.Input, v classify.Verdict) {
 	if v.RetryAfter > 0 && v.Class != holdfast.ClassRecoverable {
 		t.Fatalf("Classify(%+v) = %+v: only recoverable verdicts wait", in, v)
 	}
-	if in.Err != nil && v.Class != holdfast.ClassRecoverable {
+	if _, classified := errors.AsType[*holdfast.ProviderError](in.Err); in.Err != nil && !classified &&
+		v.Class != holdfast.ClassRecoverable {
 		t.Fatalf("Classify(%+v) = %+v, want recoverable for a transport error", in, v)
 	}
 	httpSurface := in.Surface == classify.SurfaceToken || in.Surface == classify.SurfaceGraph ||
