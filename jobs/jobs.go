@@ -1,0 +1,201 @@
+// Package jobs runs holdfast's background work on River, the job queue,
+// against the same database as the store: SQLite through riversqlite or
+// Postgres through riverpgxv5.
+//
+// A Runner owns a River client with the default queue, the worker
+// registry and the periodic jobs. Today that is fleet_snapshot, which
+// records the number of inboxes per provider and state every minute. The
+// workers are thin: they call the store and the domain.
+//
+// River keeps its own tables, created by Migrate (River's rivermigrate);
+// MigrateSQLite and MigratePostgres bring both the store's tables and
+// River's up to date, and are what "holdfast serve" runs at start and
+// "holdfast migrate" runs alone.
+//
+// The Go API is not stable.
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/store/postgres"
+	"github.com/holdfast/holdfast/store/sqlite"
+)
+
+const (
+	// softStopTimeout is how long running jobs get to finish once a stop
+	// begins; River then cancels their contexts.
+	softStopTimeout = 10 * time.Second
+	// stopTimeout bounds Stop even when its context has no deadline.
+	stopTimeout = 15 * time.Second
+	// hardStopTimeout bounds the cancelling stop that follows a soft stop
+	// that did not end in time.
+	hardStopTimeout = 5 * time.Second
+	// maxWorkers is the number of jobs of the default queue that run at
+	// once in one process.
+	maxWorkers = 10
+	// snapshotInterval is how often fleet_snapshot runs.
+	snapshotInterval = time.Minute
+)
+
+// Store is the part of holdfast.Store that the workers use.
+type Store interface {
+	CountInboxes(ctx context.Context) ([]holdfast.InboxCount, error)
+	AppendFleetSnapshot(ctx context.Context, at time.Time, counts []holdfast.InboxCount) error
+}
+
+var _ Store = holdfast.Store(nil)
+
+// Option configures a Runner.
+type Option func(*options)
+
+type options struct {
+	clock holdfast.Clock
+}
+
+// WithClock sets the clock that workers read, for example the time a
+// fleet snapshot is taken at. The default is the system clock. River's own
+// scheduling keeps the wall clock.
+func WithClock(c holdfast.Clock) Option {
+	return func(o *options) { o.clock = c }
+}
+
+// client is the part of *river.Client[TTx] a Runner uses, whatever TTx.
+type client interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	StopAndCancel(ctx context.Context) error
+}
+
+// Runner runs the job workers and the periodic jobs of one process. Several
+// processes may share a database: River elects one leader, which alone
+// enqueues the periodic jobs, and all of them work jobs.
+type Runner struct {
+	client client
+	logger *slog.Logger
+}
+
+// NewSQLite returns a Runner on the SQLite database db, normally the
+// store's (sqlite.Store.DB), whose River tables MigrateSQLite has created.
+// A nil logger discards River's logs.
+func NewSQLite(db *sql.DB, store Store, logger *slog.Logger, opts ...Option) (*Runner, error) {
+	return newRunner(riversqlite.New(db), "", store, logger, opts)
+}
+
+// NewPostgres returns a Runner on the Postgres pool, normally the store's
+// (postgres.Store.Pool), with River's tables in schema
+// (postgres.Store.Schema), which MigratePostgres has created. A nil logger
+// discards River's logs.
+func NewPostgres(pool *pgxpool.Pool, schema string, store Store, logger *slog.Logger, opts ...Option) (*Runner, error) {
+	return newRunner(riverpgxv5.New(pool), schema, store, logger, opts)
+}
+
+func newRunner[TTx any](driver riverdriver.Driver[TTx], schema string, store Store, logger *slog.Logger, opts []Option) (*Runner, error) {
+	o := options{clock: holdfast.SystemClock{}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &FleetSnapshotWorker{Store: store, Clock: o.clock, Logger: logger})
+
+	c, err := river.NewClient(driver, &river.Config{
+		Logger: logger,
+		Schema: schema,
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: maxWorkers},
+		},
+		Workers: workers,
+		PeriodicJobs: []*river.PeriodicJob{
+			river.NewPeriodicJob(
+				river.PeriodicInterval(snapshotInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return FleetSnapshotArgs{}, nil },
+				&river.PeriodicJobOpts{ID: FleetSnapshotArgs{}.Kind(), RunOnStart: true},
+			),
+		},
+		SoftStopTimeout: softStopTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new river client: %w", err)
+	}
+	return &Runner{client: c, logger: logger}, nil
+}
+
+// Start starts working jobs and returns. Cancelling ctx stops the runner
+// as Stop does, so pass a context that lives as long as the service.
+func (r *Runner) Start(ctx context.Context) error {
+	if err := r.client.Start(ctx); err != nil {
+		return fmt.Errorf("start river: %w", err)
+	}
+	return nil
+}
+
+// Stop stops fetching jobs and waits for running ones, for at most 15
+// seconds whatever ctx says: running jobs get 10 seconds to finish before
+// their contexts are cancelled, and if the stop still does not end, the
+// runner cancels everything and waits 5 more seconds. Stop is safe to call
+// before Start and more than once.
+func (r *Runner) Stop(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, stopTimeout)
+	defer cancel()
+	err := r.client.Stop(ctx)
+	if err == nil {
+		return nil
+	}
+	r.logger.WarnContext(ctx, "jobs: soft stop did not end in time; cancelling running jobs", "error", err)
+	hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), hardStopTimeout)
+	defer hcancel()
+	if herr := r.client.StopAndCancel(hctx); herr != nil {
+		return fmt.Errorf("stop river: %w", errors.Join(err, herr))
+	}
+	return nil
+}
+
+// Migrate brings River's tables in schema up to date through driver; an
+// empty schema means the connection's search_path (for SQLite, the main
+// database). A nil logger discards the migrator's logs.
+func Migrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], schema string, logger *slog.Logger) error {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := rivermigrate.New(driver, &rivermigrate.Config{Schema: schema, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("migrate river: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("migrate river: %w", err)
+	}
+	return nil
+}
+
+// MigrateSQLite brings the store's tables and River's up to date.
+func MigrateSQLite(ctx context.Context, st *sqlite.Store, logger *slog.Logger) error {
+	if err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	return Migrate(ctx, riversqlite.New(st.DB()), "", logger)
+}
+
+// MigratePostgres brings the store's tables and River's, both in the
+// store's schema, up to date.
+func MigratePostgres(ctx context.Context, st *postgres.Store, logger *slog.Logger) error {
+	if err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	return Migrate(ctx, riverpgxv5.New(st.Pool()), st.Schema(), logger)
+}
