@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -26,9 +27,18 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// process is a `holdfast serve` child process.
+type process struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	// exited is closed when the process has exited; err is then its Wait error.
+	exited chan struct{}
+	err    error
+}
+
 // startProcess runs `holdfast serve` as a child process and waits until it
 // is ready.
-func (e *testEnv) startProcess(addr string) (*exec.Cmd, *syncBuffer) {
+func (e *testEnv) startProcess(addr string) *process {
 	e.t.Helper()
 	cmd := exec.Command(os.Args[0], "serve", "--listen", addr)
 	cmd.Env = append(os.Environ(), "HOLDFAST_TEST_MAIN=1")
@@ -40,14 +50,19 @@ func (e *testEnv) startProcess(addr string) (*exec.Cmd, *syncBuffer) {
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
+	p := &process{cmd: cmd, logs: logs, exited: make(chan struct{})}
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+		done <- p.err
+	}()
 	e.t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-done
+		<-p.exited
 	})
 	waitReady(e.t, "http://"+addr, done, logs)
-	return cmd, logs
+	return p
 }
 
 // TestCrashKeepsAcknowledgedInboxes kills the service with SIGKILL during a
@@ -61,7 +76,8 @@ func TestCrashKeepsAcknowledgedInboxes(t *testing.T) {
 			e.env["HOLDFAST_LOG_LEVEL"] = "warn"
 			key := e.createAPIKey("crash-test")
 			addr := freeAddr(t)
-			cmd, logs := e.startProcess(addr)
+			p := e.startProcess(addr)
+			cmd, logs := p.cmd, p.logs
 			base := "http://" + addr
 
 			var (
@@ -141,6 +157,36 @@ func TestCrashKeepsAcknowledgedInboxes(t *testing.T) {
 				t.Errorf("%d of %d acknowledged inboxes lost after SIGKILL: %v", len(lost), len(ids), lost)
 			}
 			t.Logf("%s: %d creations acknowledged before SIGKILL, %d stored after restart, none lost", eng.name, len(ids), len(stored))
+		})
+	}
+}
+
+// TestSIGTERMStopsCleanly sends SIGTERM and SIGINT to a running service and
+// expects a clean exit, status 0, well within the 10 s shutdown bound.
+func TestSIGTERMStopsCleanly(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sqliteEngine)
+			e.env["HOLDFAST_LOG_LEVEL"] = "info"
+			p := e.startProcess(freeAddr(t))
+			logs := p.logs
+			start := time.Now()
+			if err := p.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-p.exited:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("still running 10 s after %v; logs:\n%s", sig, logs)
+			}
+			if p.err != nil {
+				t.Fatalf("exit after %v: %v, want status 0; logs:\n%s", sig, p.err, logs)
+			}
+			if !strings.Contains(logs.String(), "holdfast stopped") {
+				t.Errorf("logs lack the clean stop line:\n%s", logs)
+			}
+			t.Logf("%v: stopped in %v", sig, time.Since(start).Round(time.Millisecond))
 		})
 	}
 }

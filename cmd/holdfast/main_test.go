@@ -442,3 +442,70 @@ func TestServePaging(t *testing.T) {
 		t.Errorf("paged %d pages and %d inboxes, want 3 pages and %d inboxes", pages, len(seen), len(want))
 	}
 }
+
+func TestKeysRotate(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, sqliteEngine)
+	key := e.createAPIKey("rotate-test")
+	s := e.serve()
+	for i := range 3 {
+		if code, body := call(t, "POST", s.base+"/v1/inboxes", key, imapInbox(fmt.Sprintf("r%d@example.org", i), "pw")); code != http.StatusCreated {
+			t.Fatalf("POST = %d %v", code, body)
+		}
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := e.run("keys", "rotate")
+	if err != nil || !strings.Contains(out, "3 inboxes scanned, 3 re-encrypted") {
+		t.Fatalf("first keys rotate = %q, %v; stderr:\n%s", out, err, errOut)
+	}
+	out, errOut, err = e.run("keys", "rotate")
+	if err != nil || !strings.Contains(out, "3 inboxes scanned, 3 re-encrypted") {
+		t.Fatalf("second keys rotate (a new key again) = %q, %v; stderr:\n%s", out, err, errOut)
+	}
+	keys, err := os.ReadFile(filepath.Join(e.env["HOLDFAST_DATA_DIR"], "secret.keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(keys), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Errorf("key file holds %d keys after two rotations, want 3", n)
+	}
+	// The service still starts and serves the inboxes.
+	s = e.serve()
+	if _, list := call(t, "GET", s.base+"/v1/inboxes", key, nil); len(list["data"].([]any)) != 3 {
+		t.Errorf("inboxes after rotation: %v", list)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, sqliteEngine)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "usage: holdfast"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"apikey"}, "usage: holdfast apikey create"},
+		{[]string{"apikey", "create"}, "--name"},
+		{[]string{"serve", "--log-format", "xml"}, "--log-format"},
+		{[]string{"migrate", "extra"}, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		_, stderr, err := e.run(tt.args...)
+		if err == nil {
+			t.Errorf("run(%q) = nil error, want one", tt.args)
+			continue
+		}
+		if msg := stderr + err.Error(); !strings.Contains(msg, tt.want) {
+			t.Errorf("run(%q) said %q, want it to say %q", tt.args, msg, tt.want)
+		}
+	}
+}
