@@ -1,0 +1,102 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/metrics"
+)
+
+// fakeStore answers the few calls these tests make; any other call panics
+// through the nil embedded interface.
+type fakeStore struct {
+	holdfast.Store
+	counts []holdfast.InboxCount
+	calls  int
+}
+
+func (f *fakeStore) CountInboxes(context.Context) ([]holdfast.InboxCount, error) {
+	f.calls++
+	return f.counts, nil
+}
+
+func (f *fakeStore) Inbox(_ context.Context, id string) (*holdfast.Inbox, error) {
+	if id == "missing" {
+		return nil, holdfast.ErrNotFound
+	}
+	return &holdfast.Inbox{ID: id}, nil
+}
+
+func scrape(t *testing.T, m *metrics.Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	b, _ := io.ReadAll(rec.Body)
+	return string(b)
+}
+
+func TestStoreLatencyAndInboxGauges(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	fake := &fakeStore{counts: []holdfast.InboxCount{
+		{Provider: holdfast.ProviderMicrosoft, State: holdfast.StatePaused, Count: 1200},
+		{Provider: holdfast.ProviderIMAP, State: holdfast.StateConnected, Count: 7},
+	}}
+	s := m.InstrumentStore(fake)
+	m.WatchInboxes(s, time.Hour, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	if _, err := s.Inbox(ctx, "inb_x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Inbox(ctx, "missing"); !errors.Is(err, holdfast.ErrNotFound) {
+		t.Fatalf("Inbox(missing) = %v, want ErrNotFound through the decorator", err)
+	}
+	out := scrape(t, m)
+	for _, want := range []string{
+		`holdfast_store_latency_seconds_count{op="inbox",outcome="ok"} 1`,
+		`holdfast_store_latency_seconds_count{op="inbox",outcome="error"} 1`,
+		`holdfast_inboxes{provider="microsoft",state="paused"} 1200`,
+		`holdfast_inboxes{provider="imap",state="connected"} 7`,
+		`holdfast_inboxes{provider="google",state="needs_reconnect"} 0`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	scrape(t, m)
+	// One CountInboxes for the scrapes (cached), one counted by the decorator.
+	if fake.calls != 1 {
+		t.Errorf("CountInboxes called %d times for two scrapes within the TTL, want 1", fake.calls)
+	}
+}
+
+func TestMiddlewareLabelsByPattern(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/inboxes/{id}", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTeapot)
+	})
+	h := m.Middleware(mux)
+	for _, id := range []string{"a", "b", "c"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/v1/inboxes/"+id, nil))
+	}
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/nowhere", nil))
+	out := scrape(t, m)
+	for _, want := range []string{
+		`holdfast_http_requests_total{code="418",method="GET",route="GET /v1/inboxes/{id}"} 3`,
+		`holdfast_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("/metrics lacks %s\n%s", want, out)
+		}
+	}
+}
