@@ -42,6 +42,13 @@ type Store interface {
 	// FleetSnapshots returns the snapshots taken at or after since, oldest
 	// first, each with its counts ordered by provider and state.
 	FleetSnapshots(ctx context.Context, since time.Time) ([]FleetSnapshot, error)
+	// PruneFleetSnapshots deletes the snapshots taken before before and
+	// returns how many counts (rows, one per provider and state of each
+	// snapshot) it deleted. It deletes in bounded batches, each committed
+	// on its own, so that it never holds the database for long; on an
+	// error, such as ctx ending, the batches already deleted stay deleted
+	// and the count returned includes them.
+	PruneFleetSnapshots(ctx context.Context, before time.Time) (int64, error)
 
 	// CreateAPIKey stores a new API key. It returns ErrConflict if the ID
 	// or hash exists.

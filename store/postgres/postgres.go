@@ -44,6 +44,9 @@ type Store struct {
 	schema string
 	// createSchema: WithSchema named the schema, and Migrate creates it.
 	createSchema bool
+	// pruneBatchSize is the most rows one statement of
+	// PruneFleetSnapshots deletes.
+	pruneBatchSize int
 }
 
 var _ holdfast.Store = (*Store)(nil)
@@ -72,7 +75,7 @@ func WithClock(c holdfast.Clock) Option {
 // that it can be reached. It does not create or upgrade the schema: call
 // Migrate for that.
 func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, error) {
-	s := &Store{clock: holdfast.SystemClock{}}
+	s := &Store{clock: holdfast.SystemClock{}, pruneBatchSize: defaultPruneBatchSize}
 	for _, opt := range opts {
 		opt(s)
 	}

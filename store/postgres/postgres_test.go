@@ -27,6 +27,7 @@ func TestStore(t *testing.T) {
 			databaseURL, _ := pgtest.Schema(t)
 			return func(t *testing.T) holdfast.Store { return pgtest.Open(t, databaseURL) }
 		}),
+		storetest.WithPruneBatchSize(func(s holdfast.Store, n int) { postgres.SetPruneBatchSize(s.(*postgres.Store), n) }),
 	)
 }
 

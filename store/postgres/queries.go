@@ -67,4 +67,16 @@ const (
 
 	queryFleetSnapshots = `SELECT at, provider, state, count FROM fleet_snapshots
 	WHERE at >= $1 ORDER BY at, provider COLLATE "C", state COLLATE "C"`
+
+	// queryPruneFleetSnapshots deletes at most $2 of the rows taken before
+	// $1: the subquery finds them through the primary key, whose first
+	// column is at, and the delete fetches them by ctid (a TID scan).
+	queryPruneFleetSnapshots = `DELETE FROM fleet_snapshots
+	WHERE ctid = ANY(ARRAY(SELECT ctid FROM fleet_snapshots WHERE at < $1 LIMIT $2))
+	AND at < $1`
 )
+
+// defaultPruneBatchSize is the most rows one statement of
+// PruneFleetSnapshots deletes, so that no statement holds its locks, or
+// grows the WAL, for long.
+const defaultPruneBatchSize = 10_000

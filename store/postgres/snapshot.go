@@ -63,6 +63,27 @@ func (s *Store) FleetSnapshots(ctx context.Context, since time.Time) ([]holdfast
 	return out, nil
 }
 
+// PruneFleetSnapshots deletes the snapshots taken before before, at most
+// s.pruneBatchSize rows per statement (10,000), each statement its own transaction,
+// and returns the number of rows deleted.
+func (s *Store) PruneFleetSnapshots(ctx context.Context, before time.Time) (int64, error) {
+	// Stored times are whole microseconds, so "before before" and "before
+	// before rounded up" select the same rows.
+	before = ceilMicro(before)
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, queryPruneFleetSnapshots, before, s.pruneBatchSize)
+		if err != nil {
+			return total, fmt.Errorf("prune fleet snapshots before %s: %w", before.UTC().Format(time.RFC3339Nano), err)
+		}
+		n := tag.RowsAffected()
+		total += n
+		if n < int64(s.pruneBatchSize) {
+			return total, nil
+		}
+	}
+}
+
 // ceilMicro rounds t up to the store's precision, so that "at or after t"
 // keeps its meaning for a t between two stored values.
 func ceilMicro(t time.Time) time.Time {

@@ -57,4 +57,15 @@ const (
 
 	queryFleetSnapshots = `SELECT at, provider, state, count FROM fleet_snapshots
 	WHERE at >= ? ORDER BY at, provider, state`
+
+	// queryPruneFleetSnapshots deletes at most ?2 of the rows taken before
+	// ?1. fleet_snapshots has no rowid, so the subquery picks them by
+	// primary key, whose first column is at.
+	queryPruneFleetSnapshots = `DELETE FROM fleet_snapshots
+	WHERE (at, provider, state) IN (SELECT at, provider, state FROM fleet_snapshots WHERE at < ?1 LIMIT ?2)`
 )
+
+// defaultPruneBatchSize is the most rows one statement of
+// PruneFleetSnapshots deletes, so that no statement holds the single
+// connection, and the write lock, for long.
+const defaultPruneBatchSize = 10_000

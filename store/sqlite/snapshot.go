@@ -66,6 +66,31 @@ func (s *Store) FleetSnapshots(ctx context.Context, since time.Time) ([]holdfast
 	return out, nil
 }
 
+// PruneFleetSnapshots deletes the snapshots taken before before, at most
+// s.pruneBatchSize rows per statement (10,000), each statement its own transaction,
+// and returns the number of rows deleted. Between statements the
+// connection is free for others, River included.
+func (s *Store) PruneFleetSnapshots(ctx context.Context, before time.Time) (int64, error) {
+	// Stored times are whole microseconds, so "before before" and "before
+	// before rounded up" select the same rows.
+	before = ceilMicro(before)
+	var total int64
+	for {
+		res, err := s.db.ExecContext(ctx, queryPruneFleetSnapshots, micros(before), s.pruneBatchSize)
+		var n int64
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		if err != nil {
+			return total, fmt.Errorf("prune fleet snapshots before %s: %w", before.UTC().Format(time.RFC3339Nano), err)
+		}
+		total += n
+		if n < int64(s.pruneBatchSize) {
+			return total, nil
+		}
+	}
+}
+
 // ceilMicro rounds t up to the store's precision, so that "at or after t"
 // keeps its meaning for a t between two stored values.
 func ceilMicro(t time.Time) time.Time {

@@ -50,6 +50,9 @@ const busyTimeout = 10 * time.Second
 type Store struct {
 	db    *sql.DB
 	clock holdfast.Clock
+	// pruneBatchSize is the most rows one statement of
+	// PruneFleetSnapshots deletes.
+	pruneBatchSize int
 }
 
 var _ holdfast.Store = (*Store)(nil)
@@ -87,7 +90,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 
-	s := &Store{db: db, clock: holdfast.SystemClock{}}
+	s := &Store{db: db, clock: holdfast.SystemClock{}, pruneBatchSize: defaultPruneBatchSize}
 	for _, opt := range opts {
 		opt(s)
 	}

@@ -49,10 +49,13 @@ func newStore(t *testing.T) holdfast.Store {
 
 func TestStore(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, newStore, storetest.WithReopen(func(t *testing.T) func(t *testing.T) holdfast.Store {
-		path := filepath.Join(t.TempDir(), "holdfast.db")
-		return func(t *testing.T) holdfast.Store { return open(t, path) }
-	}))
+	storetest.Run(t, newStore,
+		storetest.WithReopen(func(t *testing.T) func(t *testing.T) holdfast.Store {
+			path := filepath.Join(t.TempDir(), "holdfast.db")
+			return func(t *testing.T) holdfast.Store { return open(t, path) }
+		}),
+		storetest.WithPruneBatchSize(func(s holdfast.Store, n int) { sqlite.SetPruneBatchSize(s.(*sqlite.Store), n) }),
+	)
 }
 
 func TestPragmas(t *testing.T) {

@@ -7,8 +7,9 @@
 //
 // The suite checks behaviour callers rely on: round trips at the store's
 // time precision, the sentinel errors, keyset paging, the event log, the
-// atomicity of writes that touch two tables, compare-and-set state changes
-// and concurrent use.
+// atomicity of writes that touch two tables, compare-and-set state changes,
+// the pruning of fleet snapshots and concurrent use. Options add tests of
+// capabilities some stores have (WithReopen, WithPruneBatchSize).
 //
 // The Go API is not stable.
 package storetest
@@ -34,7 +35,8 @@ import (
 type Option func(*config)
 
 type config struct {
-	reopen func(t *testing.T) func(t *testing.T) holdfast.Store
+	reopen       func(t *testing.T) func(t *testing.T) holdfast.Store
+	setBatchSize func(s holdfast.Store, n int)
 }
 
 // WithReopen runs the persistence tests, for stores that keep their data
@@ -45,6 +47,14 @@ type config struct {
 // tolerate being called twice).
 func WithReopen(newLocation func(t *testing.T) func(t *testing.T) holdfast.Store) Option {
 	return func(c *config) { c.reopen = newLocation }
+}
+
+// WithPruneBatchSize runs the tests of PruneFleetSnapshots deleting in
+// batches, for stores that delete in batches. setBatchSize sets the most
+// rows one statement of s deletes, which the suite makes small; it is
+// called before s is used.
+func WithPruneBatchSize(setBatchSize func(s holdfast.Store, n int)) Option {
+	return func(c *config) { c.setBatchSize = setBatchSize }
 }
 
 // Run runs the conformance suite. newStore must return an open, migrated
@@ -77,6 +87,7 @@ func Run(t *testing.T, newStore func(t *testing.T) holdfast.Store, opts ...Optio
 		{"CountInboxes", testCountInboxes},
 		{"APIKeys", testAPIKeys},
 		{"FleetSnapshots", testFleetSnapshots},
+		{"PruneFleetSnapshots", testPruneFleetSnapshots},
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"Ping", testPing},
 	}
@@ -90,6 +101,12 @@ func Run(t *testing.T, newStore func(t *testing.T) holdfast.Store, opts ...Optio
 		t.Run("ReopenKeepsData", func(t *testing.T) {
 			t.Parallel()
 			testReopen(t, cfg.reopen)
+		})
+	}
+	if cfg.setBatchSize != nil {
+		t.Run("PruneFleetSnapshotsInBatches", func(t *testing.T) {
+			t.Parallel()
+			testPruneFleetSnapshotsInBatches(t, newStore, cfg.setBatchSize)
 		})
 	}
 }
@@ -925,6 +942,100 @@ func testFleetSnapshots(t *testing.T, s holdfast.Store) {
 	err := s.AppendFleetSnapshot(ctx, t1, first[:1])
 	if !errors.Is(err, holdfast.ErrConflict) {
 		t.Errorf("AppendFleetSnapshot at a taken time = %v; want ErrConflict", err)
+	}
+}
+
+func testPruneFleetSnapshots(t *testing.T, s holdfast.Store) {
+	ctx := t.Context()
+	if n, err := s.PruneFleetSnapshots(ctx, t0); err != nil || n != 0 {
+		t.Fatalf("PruneFleetSnapshots of an empty store = %d, %v; want 0, nil", n, err)
+	}
+	t1, t2, t3 := t0, t0.Add(time.Minute), t0.Add(2*time.Minute)
+	first := []holdfast.InboxCount{
+		{Provider: holdfast.ProviderGoogle, State: holdfast.StateConnected, Count: 10},
+		{Provider: holdfast.ProviderGoogle, State: holdfast.StatePaused, Count: 0},
+		{Provider: holdfast.ProviderMicrosoft, State: holdfast.StateConnected, Count: 2},
+	}
+	second := []holdfast.InboxCount{
+		{Provider: holdfast.ProviderIMAP, State: holdfast.StateDegraded, Count: 3},
+	}
+	third := []holdfast.InboxCount{
+		{Provider: holdfast.ProviderGoogle, State: holdfast.StateConnected, Count: 11},
+		{Provider: holdfast.ProviderIMAP, State: holdfast.StateDegraded, Count: 2},
+	}
+	for _, snap := range []holdfast.FleetSnapshot{{At: t1, Counts: first}, {At: t2, Counts: second}, {At: t3, Counts: third}} {
+		if err := s.AppendFleetSnapshot(ctx, snap.At, snap.Counts); err != nil {
+			t.Fatalf("AppendFleetSnapshot(%v) = %v", snap.At, err)
+		}
+	}
+
+	// The steps run in order, each on what the previous left.
+	steps := []struct {
+		name   string
+		before time.Time
+		want   int64
+		left   []holdfast.FleetSnapshot
+	}{
+		{"BeforeAll", t1.Add(-time.Hour), 0, []holdfast.FleetSnapshot{{At: stored(t1), Counts: first}, {At: stored(t2), Counts: second}, {At: stored(t3), Counts: third}}},
+		// A snapshot taken at before is kept.
+		{"AtFirst", stored(t1), 0, []holdfast.FleetSnapshot{{At: stored(t1), Counts: first}, {At: stored(t2), Counts: second}, {At: stored(t3), Counts: third}}},
+		// t1 itself is later than the stored t1, rounded down.
+		{"UnroundedFirst", t1, 3, []holdfast.FleetSnapshot{{At: stored(t2), Counts: second}, {At: stored(t3), Counts: third}}},
+		{"AtThird", stored(t3), 1, []holdfast.FleetSnapshot{{At: stored(t3), Counts: third}}},
+		{"AtThirdAgain", stored(t3), 0, []holdfast.FleetSnapshot{{At: stored(t3), Counts: third}}},
+		{"AfterAll", t3.Add(time.Hour), 2, nil},
+	}
+	for _, st := range steps {
+		n, err := s.PruneFleetSnapshots(ctx, st.before)
+		if err != nil || n != st.want {
+			t.Fatalf("%s: PruneFleetSnapshots(%v) = %d, %v; want %d, nil", st.name, st.before, n, err, st.want)
+		}
+		got, err := s.FleetSnapshots(ctx, time.Time{})
+		if err != nil {
+			t.Fatalf("%s: FleetSnapshots = %v", st.name, err)
+		}
+		if diff := cmp.Diff(st.left, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: FleetSnapshots after PruneFleetSnapshots(%v) (-want +got):\n%s", st.name, st.before, diff)
+		}
+	}
+}
+
+// testPruneFleetSnapshotsInBatches prunes with batch sizes that divide the
+// rows to delete, and that do not, so that pruning takes several
+// statements, the last one full or not.
+func testPruneFleetSnapshotsInBatches(t *testing.T, newStore func(t *testing.T) holdfast.Store, setBatchSize func(s holdfast.Store, n int)) {
+	for _, size := range []int{1, 4, 5, 12, 13} {
+		t.Run(fmt.Sprintf("Size%d", size), func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			setBatchSize(s, size)
+			ctx := t.Context()
+			// Three old snapshots of four counts each: 12 rows to delete.
+			for i := range 3 {
+				counts := make([]holdfast.InboxCount, 0, 4)
+				for _, st := range holdfast.States[:4] {
+					counts = append(counts, holdfast.InboxCount{Provider: holdfast.ProviderGoogle, State: st, Count: int64(i)})
+				}
+				if err := s.AppendFleetSnapshot(ctx, t0.Add(time.Duration(i)*time.Minute), counts); err != nil {
+					t.Fatalf("AppendFleetSnapshot = %v", err)
+				}
+			}
+			kept := holdfast.FleetSnapshot{At: stored(t0.Add(time.Hour)), Counts: []holdfast.InboxCount{{Provider: holdfast.ProviderIMAP, State: holdfast.StateConnected, Count: 1}}}
+			if err := s.AppendFleetSnapshot(ctx, kept.At, kept.Counts); err != nil {
+				t.Fatalf("AppendFleetSnapshot = %v", err)
+			}
+
+			if n, err := s.PruneFleetSnapshots(ctx, kept.At); err != nil || n != 12 {
+				t.Fatalf("PruneFleetSnapshots = %d, %v; want 12, nil", n, err)
+			}
+			got, err := s.FleetSnapshots(ctx, time.Time{})
+			if err != nil {
+				t.Fatalf("FleetSnapshots = %v", err)
+			}
+			if diff := cmp.Diff([]holdfast.FleetSnapshot{kept}, got); diff != "" {
+				t.Errorf("FleetSnapshots after pruning (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

@@ -1,0 +1,5 @@
+package postgres
+
+// SetPruneBatchSize sets the most rows one statement of
+// PruneFleetSnapshots deletes, for tests of deleting in batches.
+func SetPruneBatchSize(s *Store, n int) { s.pruneBatchSize = n }
