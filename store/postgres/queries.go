@@ -69,10 +69,11 @@ const (
 	WHERE at >= $1 ORDER BY at, provider COLLATE "C", state COLLATE "C"`
 
 	// queryPruneFleetSnapshots deletes at most $2 of the rows taken before
-	// $1: the subquery finds them through the primary key, whose first
-	// column is at, and the delete fetches them by ctid (a TID scan).
+	// $1, oldest first: the subquery finds them with a scan of the primary
+	// key, whose first column is at, and the delete fetches them by ctid
+	// (a TID scan).
 	queryPruneFleetSnapshots = `DELETE FROM fleet_snapshots
-	WHERE ctid = ANY(ARRAY(SELECT ctid FROM fleet_snapshots WHERE at < $1 LIMIT $2))
+	WHERE ctid = ANY(ARRAY(SELECT ctid FROM fleet_snapshots WHERE at < $1 ORDER BY at LIMIT $2))
 	AND at < $1`
 )
 

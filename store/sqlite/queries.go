@@ -59,10 +59,12 @@ const (
 	WHERE at >= ? ORDER BY at, provider, state`
 
 	// queryPruneFleetSnapshots deletes at most ?2 of the rows taken before
-	// ?1. fleet_snapshots has no rowid, so the subquery picks them by
-	// primary key, whose first column is at.
+	// ?1, oldest first. fleet_snapshots has no rowid, so the subquery picks
+	// them by primary key, whose first column is at, and the delete looks
+	// each up by the whole key.
 	queryPruneFleetSnapshots = `DELETE FROM fleet_snapshots
-	WHERE (at, provider, state) IN (SELECT at, provider, state FROM fleet_snapshots WHERE at < ?1 LIMIT ?2)`
+	WHERE (at, provider, state) IN (
+		SELECT at, provider, state FROM fleet_snapshots WHERE at < ?1 ORDER BY at LIMIT ?2)`
 )
 
 // defaultPruneBatchSize is the most rows one statement of
