@@ -86,6 +86,36 @@ func TestWithSchema(t *testing.T) {
 	}
 }
 
+// TestCountInboxesPlan checks that CountInboxes can count with an
+// index-only scan of the index on (provider, state). The test table is too
+// small for the planner to prefer it over a sequential scan, so the test
+// disables those.
+func TestCountInboxesPlan(t *testing.T) {
+	t.Parallel()
+	st := pgtest.NewStore(t)
+	ctx := t.Context()
+	tx, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.Query(ctx, "EXPLAIN (COSTS OFF) "+postgres.QueryCountInboxes)
+	if err != nil {
+		t.Fatalf("EXPLAIN: %v", err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("EXPLAIN: %v", err)
+	}
+	plan := strings.Join(lines, "\n")
+	if want := "Index Only Scan using inboxes_provider_state on inboxes"; !strings.Contains(plan, want) {
+		t.Errorf("plan of CountInboxes has no %q:\n%s", want, plan)
+	}
+}
+
 func TestConcurrentMigrate(t *testing.T) {
 	t.Parallel()
 	databaseURL, schema := pgtest.Schema(t)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
 	"github.com/holdfast/holdfast"
@@ -89,6 +90,36 @@ func TestSingleConnection(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "holdfast.db"))
 	if got := s.DB().Stats().MaxOpenConnections; got != 1 {
 		t.Errorf("MaxOpenConnections = %d; want 1", got)
+	}
+}
+
+// TestCountInboxesPlan checks that CountInboxes reads only the covering
+// index on (provider, state), in the GROUP BY's order, without sorting.
+func TestCountInboxesPlan(t *testing.T) {
+	t.Parallel()
+	s := open(t, filepath.Join(t.TempDir(), "holdfast.db"))
+	rows, err := s.DB().QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+sqlite.QueryCountInboxes)
+	if err != nil {
+		t.Fatalf("EXPLAIN QUERY PLAN: %v", err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var (
+			id, parent, unused int
+			detail             string
+		)
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatalf("EXPLAIN QUERY PLAN: %v", err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("EXPLAIN QUERY PLAN: %v", err)
+	}
+	want := []string{"SCAN inboxes USING COVERING INDEX inboxes_provider_state"}
+	if diff := cmp.Diff(want, plan); diff != "" {
+		t.Errorf("plan of CountInboxes (-want +got):\n%s", diff)
 	}
 }
 
