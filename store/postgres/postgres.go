@@ -70,10 +70,19 @@ func WithClock(c holdfast.Clock) Option {
 	return func(s *Store) { s.clock = c }
 }
 
+// DefaultMaxConns is the size of the connection pool when the database URL
+// does not set pool_max_conns. pgx's own default, the greater of 4 and the
+// number of CPUs, is too small on small machines: River's listener keeps
+// one connection for itself, and its workers, the API and the store share
+// the rest.
+const DefaultMaxConns = 16
+
 // Open connects to the database at databaseURL (a postgres:// URL or a
-// key=value string, as pgx accepts, including pool_max_conns) and checks
-// that it can be reached. It does not create or upgrade the schema: call
-// Migrate for that.
+// key=value string, as pgx accepts, including the pgxpool settings such as
+// pool_max_conns) and checks that it can be reached. The pool holds at
+// most DefaultMaxConns connections unless the URL sets pool_max_conns, as
+// in "postgres://holdfast@db/holdfast?pool_max_conns=32". Open does not
+// create or upgrade the schema: call Migrate for that.
 func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, error) {
 	s := &Store{clock: holdfast.SystemClock{}, pruneBatchSize: defaultPruneBatchSize}
 	for _, opt := range opts {
@@ -83,6 +92,14 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, erro
 	if err != nil {
 		// The error may quote the URL, password included: leave it out.
 		return nil, errors.New("open postgres: cannot parse the database URL")
+	}
+	// pgxpool.ParseConfig consumes pool_max_conns, so whether the URL set
+	// it shows only in a plain parse, which keeps it as a run-time
+	// parameter. That parse cannot fail where the first succeeded.
+	if pc, err := pgconn.ParseConfig(databaseURL); err == nil {
+		if _, ok := pc.RuntimeParams["pool_max_conns"]; !ok {
+			cfg.MaxConns = DefaultMaxConns
+		}
 	}
 	if s.schema != "" {
 		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{s.schema}.Sanitize()

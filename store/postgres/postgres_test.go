@@ -143,6 +143,36 @@ func TestConcurrentMigrate(t *testing.T) {
 	}
 }
 
+func TestPoolMaxConns(t *testing.T) {
+	t.Parallel()
+	databaseURL, _ := pgtest.Schema(t)
+	tests := []struct {
+		name  string
+		param string // added to the URL's query
+		want  int32
+	}{
+		{"Default", "", postgres.DefaultMaxConns},
+		// 4 is pgx's own default on small machines: set explicitly, it
+		// stays.
+		{"Smaller", "&pool_max_conns=4", 4},
+		{"Larger", "&pool_max_conns=40", 40},
+		{"OtherPoolSetting", "&pool_min_conns=1", postgres.DefaultMaxConns},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st, err := postgres.Open(t.Context(), databaseURL+tt.param)
+			if err != nil {
+				t.Fatalf("Open = %v", err)
+			}
+			defer st.Close()
+			if got := st.Pool().Config().MaxConns; got != tt.want {
+				t.Errorf("MaxConns with %q = %d; want %d", tt.param, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestOpenErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
