@@ -4,8 +4,9 @@
 //
 // A Runner owns a River client with the default queue, the worker
 // registry and the periodic jobs. Today that is fleet_snapshot, which
-// records the number of inboxes per provider and state every minute. The
-// workers are thin: they call the store and the domain.
+// records the number of inboxes per provider and state every minute and
+// deletes the snapshots older than the retention (WithSnapshotRetention).
+// The workers are thin: they call the store and the domain.
 //
 // River keeps its own tables, created by Migrate (River's rivermigrate);
 // MigrateSQLite and MigratePostgres bring both the store's tables and
@@ -51,10 +52,16 @@ const (
 	snapshotInterval = time.Minute
 )
 
+// DefaultSnapshotRetention is how long fleet snapshots are kept unless
+// WithSnapshotRetention says otherwise: 30 days, about 900,000 rows with
+// today's providers and states.
+const DefaultSnapshotRetention = 30 * 24 * time.Hour
+
 // Store is the part of holdfast.Store that the workers use.
 type Store interface {
 	CountInboxes(ctx context.Context) ([]holdfast.InboxCount, error)
 	AppendFleetSnapshot(ctx context.Context, at time.Time, counts []holdfast.InboxCount) error
+	PruneFleetSnapshots(ctx context.Context, before time.Time) (int64, error)
 }
 
 var _ Store = holdfast.Store(nil)
@@ -63,7 +70,8 @@ var _ Store = holdfast.Store(nil)
 type Option func(*options)
 
 type options struct {
-	clock holdfast.Clock
+	clock     holdfast.Clock
+	retention time.Duration
 }
 
 // WithClock sets the clock that workers read, for example the time a
@@ -71,6 +79,13 @@ type options struct {
 // scheduling keeps the wall clock.
 func WithClock(c holdfast.Clock) Option {
 	return func(o *options) { o.clock = c }
+}
+
+// WithSnapshotRetention sets how long fleet snapshots are kept: every run
+// of fleet_snapshot deletes those taken more than d before it. The default
+// is DefaultSnapshotRetention; zero or less keeps them forever.
+func WithSnapshotRetention(d time.Duration) Option {
+	return func(o *options) { o.retention = d }
 }
 
 // client is the part of *river.Client[TTx] a Runner uses, whatever TTx.
@@ -104,7 +119,7 @@ func NewPostgres(pool *pgxpool.Pool, schema string, store Store, logger *slog.Lo
 }
 
 func newRunner[TTx any](driver riverdriver.Driver[TTx], schema string, store Store, logger *slog.Logger, opts []Option) (*Runner, error) {
-	o := options{clock: holdfast.SystemClock{}}
+	o := options{clock: holdfast.SystemClock{}, retention: DefaultSnapshotRetention}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -112,7 +127,7 @@ func newRunner[TTx any](driver riverdriver.Driver[TTx], schema string, store Sto
 		logger = slog.New(slog.DiscardHandler)
 	}
 	workers := river.NewWorkers()
-	river.AddWorker(workers, &FleetSnapshotWorker{Store: store, Clock: o.clock, Logger: logger})
+	river.AddWorker(workers, &FleetSnapshotWorker{Store: store, Clock: o.clock, Logger: logger, Retention: o.retention})
 
 	c, err := river.NewClient(driver, &river.Config{
 		Logger: logger,

@@ -1,10 +1,12 @@
 package jobs_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,14 +30,14 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // engine opens a fresh store with its and River's tables, and returns it
-// with a runner on it.
+// with a runner on it, made with opts.
 type engine struct {
 	name  string
-	setup func(t *testing.T) (holdfast.Store, *jobs.Runner)
+	setup func(t *testing.T, opts ...jobs.Option) (holdfast.Store, *jobs.Runner)
 }
 
 var engines = []engine{
-	{"SQLite", func(t *testing.T) (holdfast.Store, *jobs.Runner) {
+	{"SQLite", func(t *testing.T, opts ...jobs.Option) (holdfast.Store, *jobs.Runner) {
 		st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "holdfast.db"))
 		if err != nil {
 			t.Fatalf("sqlite.Open = %v", err)
@@ -44,18 +46,18 @@ var engines = []engine{
 		if err := jobs.MigrateSQLite(t.Context(), st, testLogger(t)); err != nil {
 			t.Fatalf("MigrateSQLite = %v", err)
 		}
-		r, err := jobs.NewSQLite(st.DB(), st, testLogger(t))
+		r, err := jobs.NewSQLite(st.DB(), st, testLogger(t), opts...)
 		if err != nil {
 			t.Fatalf("NewSQLite = %v", err)
 		}
 		return st, r
 	}},
-	{"Postgres", func(t *testing.T) (holdfast.Store, *jobs.Runner) {
+	{"Postgres", func(t *testing.T, opts ...jobs.Option) (holdfast.Store, *jobs.Runner) {
 		st := pgtest.NewStore(t)
 		if err := jobs.MigratePostgres(t.Context(), st, testLogger(t)); err != nil {
 			t.Fatalf("MigratePostgres = %v", err)
 		}
-		r, err := jobs.NewPostgres(st.Pool(), st.Schema(), st, testLogger(t))
+		r, err := jobs.NewPostgres(st.Pool(), st.Schema(), st, testLogger(t), opts...)
 		if err != nil {
 			t.Fatalf("NewPostgres = %v", err)
 		}
@@ -64,76 +66,105 @@ var engines = []engine{
 }
 
 // TestFleetSnapshotRuns starts River on a fresh store, waits for the
-// fleet_snapshot job that runs at start to write a snapshot, and stops.
+// fleet_snapshot job that runs at start to write a snapshot and prune the
+// snapshots older than the retention, and stops.
 func TestFleetSnapshotRuns(t *testing.T) {
 	t.Parallel()
+	retentions := []struct {
+		name      string
+		opts      []jobs.Option
+		retention time.Duration
+	}{
+		{"DefaultRetention", nil, jobs.DefaultSnapshotRetention},
+		{"WithSnapshotRetention", []jobs.Option{jobs.WithSnapshotRetention(2 * time.Hour)}, 2 * time.Hour},
+	}
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			t.Parallel()
-			st, r := e.setup(t)
-			ctx := t.Context()
-			for i, p := range []holdfast.Provider{holdfast.ProviderGoogle, holdfast.ProviderGoogle, holdfast.ProviderIMAP} {
-				in := &holdfast.Inbox{
-					ID: "inb_" + string(rune('a'+i)), Email: string(rune('a'+i)) + "@example.test",
-					Provider: p, State: holdfast.StateConnected,
-				}
-				if err := st.CreateInbox(ctx, in, holdfast.Event{}); err != nil {
-					t.Fatalf("CreateInbox = %v", err)
-				}
-			}
-
-			if err := r.Start(ctx); err != nil {
-				t.Fatalf("Start = %v", err)
-			}
-			stopped := false
-			t.Cleanup(func() {
-				if !stopped {
-					r.Stop(context.Background())
-				}
+		for _, rt := range retentions {
+			t.Run(e.name+"/"+rt.name, func(t *testing.T) {
+				t.Parallel()
+				testFleetSnapshotRuns(t, e, rt.opts, rt.retention)
 			})
+		}
+	}
+}
 
-			var snaps []holdfast.FleetSnapshot
-			deadline := time.Now().Add(30 * time.Second)
-			for len(snaps) == 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("no fleet snapshot 30 seconds after Start")
-				}
-				time.Sleep(50 * time.Millisecond)
-				var err error
-				if snaps, err = st.FleetSnapshots(ctx, time.Time{}); err != nil {
-					t.Fatalf("FleetSnapshots = %v", err)
-				}
-			}
+func testFleetSnapshotRuns(t *testing.T, e engine, opts []jobs.Option, retention time.Duration) {
+	st, r := e.setup(t, opts...)
+	ctx := t.Context()
+	for i, p := range []holdfast.Provider{holdfast.ProviderGoogle, holdfast.ProviderGoogle, holdfast.ProviderIMAP} {
+		in := &holdfast.Inbox{
+			ID: "inb_" + string(rune('a'+i)), Email: string(rune('a'+i)) + "@example.test",
+			Provider: p, State: holdfast.StateConnected,
+		}
+		if err := st.CreateInbox(ctx, in, holdfast.Event{}); err != nil {
+			t.Fatalf("CreateInbox = %v", err)
+		}
+	}
+	// One snapshot older than the retention, one younger by as much.
+	begin := time.Now().UTC().Truncate(holdfast.StoreTimePrecision)
+	old := holdfast.FleetSnapshot{At: begin.Add(-retention - time.Hour), Counts: []holdfast.InboxCount{{Provider: holdfast.ProviderGoogle, State: holdfast.StatePaused, Count: 1}}}
+	young := holdfast.FleetSnapshot{At: begin.Add(-retention + time.Hour), Counts: []holdfast.InboxCount{{Provider: holdfast.ProviderGoogle, State: holdfast.StatePaused, Count: 2}}}
+	for _, snap := range []holdfast.FleetSnapshot{old, young} {
+		if err := st.AppendFleetSnapshot(ctx, snap.At, snap.Counts); err != nil {
+			t.Fatalf("AppendFleetSnapshot = %v", err)
+		}
+	}
 
-			begin := time.Now()
-			if err := r.Stop(ctx); err != nil {
-				t.Errorf("Stop = %v", err)
-			}
-			stopped = true
-			if d := time.Since(begin); d > 5*time.Second {
-				t.Errorf("Stop took %v; want under 5s", d)
-			}
+	if err := r.Start(ctx); err != nil {
+		t.Fatalf("Start = %v", err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			r.Stop(context.Background())
+		}
+	})
 
-			if len(snaps) != 1 {
-				t.Fatalf("%d snapshots; want 1", len(snaps))
-			}
-			got := map[holdfast.InboxCount]bool{}
-			for _, c := range snaps[0].Counts {
-				if c.Count != 0 {
-					got[c] = true
-				}
-			}
-			want := map[holdfast.InboxCount]bool{
-				{Provider: holdfast.ProviderGoogle, State: holdfast.StateConnected, Count: 2}: true,
-				{Provider: holdfast.ProviderIMAP, State: holdfast.StateConnected, Count: 1}:   true,
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("non-zero counts of the snapshot (-want +got):\n%s", diff)
-			}
-			if n, all := len(snaps[0].Counts), len(holdfast.Providers)*len(holdfast.States); n != all {
-				t.Errorf("snapshot has %d counts; want one for each of the %d providers and states", n, all)
-			}
-		})
+	// Wait for a new snapshot, and for the old one to be gone: the job
+	// prunes just after it appends.
+	var snaps []holdfast.FleetSnapshot
+	deadline := time.Now().Add(30 * time.Second)
+	for len(snaps) == 0 || !snaps[len(snaps)-1].At.After(young.At) || snaps[0].At.Equal(old.At) {
+		if time.Now().After(deadline) {
+			t.Fatalf("30 seconds after Start, the snapshots are %v; want the young one and a new one", snaps)
+		}
+		time.Sleep(50 * time.Millisecond)
+		var err error
+		if snaps, err = st.FleetSnapshots(ctx, time.Time{}); err != nil {
+			t.Fatalf("FleetSnapshots = %v", err)
+		}
+	}
+
+	stopBegin := time.Now()
+	if err := r.Stop(ctx); err != nil {
+		t.Errorf("Stop = %v", err)
+	}
+	stopped = true
+	if d := time.Since(stopBegin); d > 5*time.Second {
+		t.Errorf("Stop took %v; want under 5s", d)
+	}
+
+	if len(snaps) != 2 {
+		t.Fatalf("%d snapshots; want 2, the young one and a new one", len(snaps))
+	}
+	if diff := cmp.Diff(young, snaps[0]); diff != "" {
+		t.Errorf("snapshot younger than the retention (-want +got):\n%s", diff)
+	}
+	got := map[holdfast.InboxCount]bool{}
+	for _, c := range snaps[1].Counts {
+		if c.Count != 0 {
+			got[c] = true
+		}
+	}
+	want := map[holdfast.InboxCount]bool{
+		{Provider: holdfast.ProviderGoogle, State: holdfast.StateConnected, Count: 2}: true,
+		{Provider: holdfast.ProviderIMAP, State: holdfast.StateConnected, Count: 1}:   true,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("non-zero counts of the new snapshot (-want +got):\n%s", diff)
+	}
+	if n, all := len(snaps[1].Counts), len(holdfast.Providers)*len(holdfast.States); n != all {
+		t.Errorf("new snapshot has %d counts; want one for each of the %d providers and states", n, all)
 	}
 }
 
@@ -184,12 +215,18 @@ func TestMigrateTwice(t *testing.T) {
 	}
 }
 
-// fakeStore records snapshots; CountInboxes returns counts or err.
+// fakeStore records snapshots and prunes; CountInboxes returns counts or
+// err, and PruneFleetSnapshots pruned and pruneErr.
 type fakeStore struct {
-	counts []holdfast.InboxCount
-	err    error
-	at     time.Time
-	got    []holdfast.InboxCount
+	counts   []holdfast.InboxCount
+	err      error
+	pruned   int64
+	pruneErr error
+
+	at          time.Time
+	got         []holdfast.InboxCount
+	prunes      int
+	pruneBefore time.Time
 }
 
 func (f *fakeStore) CountInboxes(context.Context) ([]holdfast.InboxCount, error) {
@@ -199,6 +236,12 @@ func (f *fakeStore) CountInboxes(context.Context) ([]holdfast.InboxCount, error)
 func (f *fakeStore) AppendFleetSnapshot(_ context.Context, at time.Time, counts []holdfast.InboxCount) error {
 	f.at, f.got = at, counts
 	return nil
+}
+
+func (f *fakeStore) PruneFleetSnapshots(_ context.Context, before time.Time) (int64, error) {
+	f.prunes++
+	f.pruneBefore = before
+	return f.pruned, f.pruneErr
 }
 
 type fixedClock time.Time
@@ -266,8 +309,62 @@ func TestFleetSnapshotWorker(t *testing.T) {
 			if diff := cmp.Diff(tt.nonZero, nonZero); diff != "" {
 				t.Errorf("non-zero counts (-want +got):\n%s", diff)
 			}
+			if st.prunes != 0 {
+				t.Errorf("%d prunes with no retention; want none", st.prunes)
+			}
 			if want := len(holdfast.Providers)*len(holdfast.States) + len(tt.nonZero) - countKnown(tt.nonZero); len(st.got) != want {
 				t.Errorf("%d counts appended; want %d", len(st.got), want)
+			}
+		})
+	}
+}
+
+func TestFleetSnapshotWorkerPrunes(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		retention  time.Duration
+		pruned     int64
+		pruneErr   error
+		wantBefore time.Time // zero: no prune
+		wantLog    string    // in the logs; "" for no log at info or above
+	}{
+		{name: "Prunes", retention: 30 * 24 * time.Hour, pruned: 42,
+			wantBefore: now.Add(-30 * 24 * time.Hour), wantLog: "level=INFO msg=\"fleet snapshots pruned\" pruned_rows=42"},
+		{name: "NothingToPrune", retention: time.Hour, wantBefore: now.Add(-time.Hour)},
+		{name: "ZeroKeepsForever"},
+		{name: "NegativeKeepsForever", retention: -time.Hour},
+		// The snapshot is taken all the same, and the job succeeds.
+		{name: "PruneFails", retention: time.Hour, pruned: 7, pruneErr: errors.New("database gone"),
+			wantBefore: now.Add(-time.Hour), wantLog: "level=WARN msg=\"fleet snapshot: pruning old snapshots stopped; the next run goes on\" pruned_rows=7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := &fakeStore{pruned: tt.pruned, pruneErr: tt.pruneErr}
+			var logs bytes.Buffer
+			w := &jobs.FleetSnapshotWorker{
+				Store: st, Clock: fixedClock(now), Retention: tt.retention,
+				Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+			}
+			if err := w.Work(t.Context(), &river.Job[jobs.FleetSnapshotArgs]{}); err != nil {
+				t.Fatalf("Work = %v", err)
+			}
+			if len(st.got) == 0 {
+				t.Errorf("Work appended no snapshot")
+			}
+			switch {
+			case tt.wantBefore.IsZero() && st.prunes != 0:
+				t.Errorf("%d prunes; want none", st.prunes)
+			case !tt.wantBefore.IsZero() && (st.prunes != 1 || !st.pruneBefore.Equal(tt.wantBefore)):
+				t.Errorf("%d prunes, the last before %v; want 1 before %v", st.prunes, st.pruneBefore, tt.wantBefore)
+			}
+			if tt.wantLog == "" && logs.Len() != 0 {
+				t.Errorf("logs = %q; want none", logs.String())
+			}
+			if !strings.Contains(logs.String(), tt.wantLog) {
+				t.Errorf("logs = %q; want %q in them", logs.String(), tt.wantLog)
 			}
 		})
 	}

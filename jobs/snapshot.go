@@ -12,8 +12,9 @@ import (
 )
 
 // FleetSnapshotArgs are the arguments of the fleet_snapshot job, which
-// records how many inboxes each provider has in each state. It runs every
-// minute, and once when the runner starts.
+// records how many inboxes each provider has in each state, and deletes
+// the snapshots older than the retention. It runs every minute, and once
+// when the runner starts.
 type FleetSnapshotArgs struct{}
 
 // Kind implements river.JobArgs.
@@ -31,17 +32,23 @@ type FleetSnapshotWorker struct {
 	Store  Store
 	Clock  holdfast.Clock
 	Logger *slog.Logger
+	// Retention is how long snapshots are kept; zero or less keeps them
+	// forever. The Runner sets it (WithSnapshotRetention).
+	Retention time.Duration
 }
 
 // Timeout implements river.Worker: counting is one query, and appending
-// one transaction.
+// one transaction. Pruning deletes in batches and usually has a minute's
+// worth to delete; when it has more, as on the first run after an upgrade,
+// the timeout stops it and the next runs go on.
 func (w *FleetSnapshotWorker) Timeout(*river.Job[FleetSnapshotArgs]) time.Duration {
 	return 30 * time.Second
 }
 
 // Work counts the inboxes and appends a snapshot with a count for every
 // known provider and state, zeros included, so that a missing row means a
-// missing snapshot rather than no inboxes.
+// missing snapshot rather than no inboxes. Then it prunes the snapshots
+// older than the retention, counting from the new snapshot's time.
 func (w *FleetSnapshotWorker) Work(ctx context.Context, _ *river.Job[FleetSnapshotArgs]) error {
 	counts, err := w.Store.CountInboxes(ctx)
 	if err != nil {
@@ -57,7 +64,25 @@ func (w *FleetSnapshotWorker) Work(ctx context.Context, _ *river.Job[FleetSnapsh
 		total += c.Count
 	}
 	w.Logger.DebugContext(ctx, "fleet snapshot taken", "inboxes", total)
+	if w.Retention > 0 {
+		w.prune(ctx, at.Add(-w.Retention))
+	}
 	return nil
+}
+
+// prune deletes the snapshots taken before before. It logs a failure
+// rather than return it: the snapshot is taken, a retry of the job would
+// take another, and the next run prunes what this one left.
+func (w *FleetSnapshotWorker) prune(ctx context.Context, before time.Time) {
+	n, err := w.Store.PruneFleetSnapshots(ctx, before)
+	if err != nil {
+		w.Logger.WarnContext(ctx, "fleet snapshot: pruning old snapshots stopped; the next run goes on",
+			"pruned_rows", n, "before", before, "error", err)
+		return
+	}
+	if n > 0 {
+		w.Logger.InfoContext(ctx, "fleet snapshots pruned", "pruned_rows", n, "before", before)
+	}
 }
 
 // fullCounts returns counts completed with a zero count for every pair of
