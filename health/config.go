@@ -124,6 +124,9 @@ type Config struct {
 	RampAdd           float64
 	RampBackoff       float64
 	RampThrottleShare float64
+	// RampMaxFactor caps the recovery rate (inboxes per second) at this
+	// multiple of the provider's learned baseline request rate.
+	RampMaxFactor float64
 
 	// NoticeGrace is how long a reconnect notice waits before its
 	// delivery-time re-check; NoticeTTL drops it if it could not go out.
@@ -135,7 +138,7 @@ func DefaultConfig() Config {
 	return Config{
 		Policy:       PolicyHoldfast,
 		Seed:         1,
-		KeepAlive:    15 * time.Minute,
+		KeepAlive:    20 * time.Minute,
 		BackoffBase:  15 * time.Second,
 		BackoffCap:   15 * time.Minute,
 		ConfirmCount: 3,
@@ -183,6 +186,7 @@ func DefaultConfig() Config {
 		RampAdd:           0.05,
 		RampBackoff:       0.5,
 		RampThrottleShare: 0.02,
+		RampMaxFactor:     2,
 
 		NoticeGrace: 15 * time.Minute,
 		NoticeTTL:   24 * time.Hour,

@@ -184,7 +184,7 @@ func (e *Engine) tenantIncidents(now int64) {
 			e.timeline(in, now, fmt.Sprintf("successes (%d) or recoverable errors (%d) among failing inboxes: an outage, pausing the tenant", in.okSeen, in.recSeen))
 			c.TLastAbn[t] = now
 			for i := c.THead[t]; i >= 0; i = c.NextInTenant[i] {
-				if s := c.St[i]; s == sSuspect || s == sDegraded {
+				if s := c.H[i].St; s == sSuspect || s == sDegraded {
 					e.pauseUnder(i, in)
 				}
 			}
@@ -227,8 +227,8 @@ func (e *Engine) openIncident(p uint8, t int32, kind IncidentKind, now, undoFrom
 		ps.Inc = idx
 		ps.LastAbn = now
 		// Freeze and undo (Kubernetes markNodeAsReachable).
-		for i := int32(0); i < int32(len(c.St)); i++ {
-			if c.Prov[i] == p {
+		for i := int32(0); i < int32(len(c.H)); i++ {
+			if c.H[i].Prov == p {
 				e.undo(i, in, now, undoFrom)
 			}
 		}
@@ -237,6 +237,15 @@ func (e *Engine) openIncident(p uint8, t int32, kind IncidentKind, now, undoFrom
 			if o.Open() && o.prov == p && o.Tenant >= 0 {
 				e.timeline(o, now, fmt.Sprintf("superseded by provider incident %d", in.ID))
 				e.resolve(o, now, false)
+				for _, i := range o.members {
+					c.H[i].Flags &^= fMember
+					if c.H[i].St == sPaused {
+						c.H[i].Flags |= fMember
+						in.members = append(in.members, i)
+						in.Affected++
+					}
+				}
+				o.members = nil
 			}
 		}
 	} else {
@@ -246,7 +255,7 @@ func (e *Engine) openIncident(p uint8, t int32, kind IncidentKind, now, undoFrom
 		}
 		for i := c.THead[t]; i >= 0; i = c.NextInTenant[i] {
 			if kind == KindTenantEvent {
-				if c.St[i] == sNeedsReconnect || c.St[i] == sNeedsAdmin {
+				if c.H[i].St == sNeedsReconnect || c.H[i].St == sNeedsAdmin {
 					continue
 				}
 				e.cancelHeld(i, "tenant event")
@@ -263,7 +272,7 @@ func (e *Engine) openIncident(p uint8, t int32, kind IncidentKind, now, undoFrom
 // engine acted on it since undoFrom.
 func (e *Engine) undo(i int32, in *Incident, now, undoFrom int64) {
 	c := &e.c
-	switch c.St[i] {
+	switch c.H[i].St {
 	case sSuspect, sDegraded:
 		e.pauseUnder(i, in)
 	case sNeedsReconnect, sNeedsAdmin:
@@ -301,10 +310,10 @@ func (e *Engine) probeTick(in *Incident, now int64) {
 		}
 		i := in.members[in.cursor]
 		in.cursor++
-		if c.St[i] != sPaused || c.Flags[i]&(fProbe|fGranted) != 0 {
+		if c.H[i].St != sPaused || c.H[i].Flags&(fProbe|fGranted) != 0 {
 			continue
 		}
-		c.Flags[i] |= fProbe
+		c.H[i].Flags |= fProbe
 		paused++
 		e.sink.Grant(Grant{Inbox: i, Probe: true, At: e.tm(now)})
 	}
@@ -366,11 +375,11 @@ func (e *Engine) queueRecovery(in *Incident, now int64) {
 	c := &e.c
 	r := &c.Provs[in.prov].Ramp
 	for _, i := range in.members {
-		c.Flags[i] &^= fMember | fProbe
-		if c.St[i] != sPaused || c.Flags[i]&fQueued != 0 {
+		c.H[i].Flags &^= fMember | fProbe
+		if c.H[i].St != sPaused || c.H[i].Flags&fQueued != 0 {
 			continue
 		}
-		c.Flags[i] |= fQueued
+		c.H[i].Flags |= fQueued
 		if c.HeldSends[i] > 0 {
 			r.Prio = append(r.Prio, i)
 		} else {
@@ -387,6 +396,7 @@ func (e *Engine) queueRecovery(in *Incident, now int64) {
 		r.Peak = r.Rate
 		r.LastAdjust = now
 		r.N, r.Thr = 0, 0
+		ps.RampReq, ps.RampThr = 0, 0
 	}
 	r.Inc = int32(in.ID)
 	e.timeline(in, now, fmt.Sprintf("recovery queued: %d inboxes", len(r.Prio)+len(r.Norm)-r.PrioHd-r.NormHd))
@@ -401,8 +411,12 @@ func (e *Engine) rampTick(p uint8, now int64) {
 		return
 	}
 	if now-r.LastAdjust >= int64(e.cfg.RampEvery/time.Second) {
+		// Throttling is judged over all of the provider's requests: the
+		// recovery shares the provider's capacity with normal traffic.
+		n, thr := ps.RampReq, ps.RampThr
+		ps.RampReq, ps.RampThr = 0, 0
 		switch {
-		case r.N > 0 && float64(r.Thr) >= e.cfg.RampThrottleShare*float64(r.N):
+		case n > 0 && float64(thr) >= e.cfg.RampThrottleShare*float64(n):
 			r.Rate = max(e.cfg.RampStart, r.Rate*e.cfg.RampBackoff)
 			r.Slow = false
 		case r.Slow:
@@ -410,6 +424,7 @@ func (e *Engine) rampTick(p uint8, now int64) {
 		default:
 			r.Rate += e.cfg.RampAdd * r.Peak
 		}
+		r.Rate = min(r.Rate, max(e.cfg.RampStart, e.cfg.RampMaxFactor*ps.BaseReq))
 		r.Peak = max(r.Peak, r.Rate)
 		r.N, r.Thr = 0, 0
 		r.LastAdjust = now
@@ -418,7 +433,7 @@ func (e *Engine) rampTick(p uint8, now int64) {
 	for r.DelayedHd < len(r.Delayed) && r.Delayed[r.DelayedHd].At <= now && r.Tok >= 1 {
 		i := r.Delayed[r.DelayedHd].Inbox
 		r.DelayedHd++
-		if c.St[i] == sPaused {
+		if c.H[i].St == sPaused {
 			e.grant(i, now)
 			r.Tok--
 		}
@@ -438,8 +453,8 @@ func (e *Engine) rampTick(p uint8, now int64) {
 		if r.Tok == 0 {
 			break
 		}
-		c.Flags[i] &^= fQueued
-		if c.St[i] != sPaused || c.Flags[i]&fGranted != 0 || e.coveringIncident(i) != nil {
+		c.H[i].Flags &^= fQueued
+		if c.H[i].St != sPaused || c.H[i].Flags&fGranted != 0 || e.coveringIncident(i) != nil {
 			continue
 		}
 		e.grant(i, now)
@@ -461,8 +476,8 @@ func (e *Engine) rampTick(p uint8, now int64) {
 }
 
 func (e *Engine) grant(i int32, now int64) {
-	e.c.Flags[i] |= fGranted
-	e.c.Provs[e.c.Prov[i]].Ramp.Granted++
+	e.c.H[i].Flags |= fGranted
+	e.c.Provs[e.c.H[i].Prov].Ramp.Granted++
 	e.sink.Grant(Grant{Inbox: i, At: e.tm(now)})
 }
 
@@ -533,13 +548,13 @@ func (e *Engine) Declare(d Declaration) (Incident, error) {
 	c.NextID++
 	c.Incidents = append(c.Incidents, in)
 	end := d.End.Unix()
-	for i := int32(0); i < int32(len(c.St)); i++ {
-		if c.Prov[i] != p || d.Tenant >= 0 && c.Ten[i] != d.Tenant {
+	for i := int32(0); i < int32(len(c.H)); i++ {
+		if c.H[i].Prov != p || d.Tenant >= 0 && c.H[i].Ten != d.Tenant {
 			continue
 		}
-		if s := c.St[i]; (s == sNeedsReconnect || s == sNeedsAdmin) && c.ActedAt[i] >= start && c.ActedAt[i] <= end {
+		if s := c.H[i].St; (s == sNeedsReconnect || s == sNeedsAdmin) && c.ActedAt[i] >= start && c.ActedAt[i] <= end {
 			c.Episode[i]++
-			c.Flags[i] |= fMember
+			c.H[i].Flags |= fMember
 			in.members = append(in.members, i)
 			in.Affected++
 			e.move(i, sPaused, c.Reasons[c.Reason[i]], holdfast.CauseOperator, in.ID)

@@ -49,14 +49,16 @@ func provIndex(p holdfast.Provider) (uint8, bool) {
 // so that encoding/gob can snapshot it; it is not part of the API.
 type core struct {
 	// Per inbox (struct of arrays, indexed by inbox).
-	Prov, St, Flags, PermN, BackoffN, Reason []uint8
-	Ten                                      []int32
-	Since, LastReq, PermFirst, NextTry       []int64
-	ActedAt                                  []int64
-	AttB, FailB, AttE, FailE                 []int32
-	Episode, NoticeEp                        []uint32
-	HeldSends                                []uint16
-	NextInTenant                             []int32
+	// H holds the fields the hot path touches, together, so that one
+	// outcome costs one cache line of per-inbox state.
+	H                         []Hot
+	BackoffN, Reason          []uint8
+	Since, PermFirst, NextTry []int64
+	ActedAt                   []int64
+	FailB, FailE              []int32
+	Episode, NoticeEp         []uint32
+	HeldSends                 []uint16
+	NextInTenant              []int32
 
 	// Per tenant.
 	TProv                         []uint8
@@ -89,6 +91,17 @@ type queuedNotice struct {
 	Admin   bool
 }
 
+// Hot is the per-inbox state the hot path reads and writes. Exported for
+// snapshots only.
+type Hot struct {
+	LastReq    int64
+	Ten        int32
+	AttB, AttE int32
+	St, Flags  uint8
+	PermN      uint8
+	Prov       uint8
+}
+
 // ProvState is one provider's fleet view. Exported for snapshots only.
 type ProvState struct {
 	Inboxes, Tenants          int
@@ -107,6 +120,7 @@ type ProvState struct {
 	LastClose                 int64
 	HeldOrder                 []int64
 	Ramp                      Ramp
+	RampReq, RampThr          int64
 	LastShare, LastShortShare float64
 }
 
@@ -141,6 +155,7 @@ type Engine struct {
 	c     core
 
 	bucketS, epochS int64
+	keepAliveS      int64
 	reasonIdx       map[holdfast.Reason]uint8
 }
 
@@ -164,6 +179,7 @@ func New(cfg Config, clock holdfast.Clock, log *slog.Logger, sink Sink) *Engine 
 		reasonIdx: map[holdfast.Reason]uint8{}}
 	e.bucketS = max(1, int64(cfg.Bucket/time.Second))
 	e.epochS = max(1, int64(cfg.TenantEpoch/time.Second))
+	e.keepAliveS = int64(cfg.KeepAlive / time.Second)
 	e.c.Held = map[int64]*HeldAction{}
 	e.c.Reasons = []holdfast.Reason{holdfast.ReasonUnknown}
 	e.reasonIdx[holdfast.ReasonUnknown] = 0
@@ -178,20 +194,18 @@ func (e *Engine) Config() Config { return e.cfg }
 // does not reallocate.
 func (e *Engine) Grow(inboxes, tenants int) {
 	c := &e.c
-	n := len(c.St) + inboxes
-	c.Prov = growU8(c.Prov, n)
-	c.St = growU8(c.St, n)
-	c.Flags = growU8(c.Flags, n)
-	c.PermN = growU8(c.PermN, n)
+	n := len(c.H) + inboxes
+	if cap(c.H) < n {
+		h := make([]Hot, len(c.H), n)
+		copy(h, c.H)
+		c.H = h
+	}
 	c.BackoffN = growU8(c.BackoffN, n)
 	c.Reason = growU8(c.Reason, n)
-	c.Ten = growI32(c.Ten, n)
 	c.NextInTenant = growI32(c.NextInTenant, n)
-	c.AttB = growI32(c.AttB, n)
 	c.FailB = growI32(c.FailB, n)
-	c.AttE = growI32(c.AttE, n)
 	c.FailE = growI32(c.FailE, n)
-	for _, p := range []*[]int64{&c.Since, &c.LastReq, &c.PermFirst, &c.NextTry, &c.ActedAt} {
+	for _, p := range []*[]int64{&c.Since, &c.PermFirst, &c.NextTry, &c.ActedAt} {
 		if cap(*p) < n {
 			s := make([]int64, len(*p), n)
 			copy(s, *p)
@@ -263,23 +277,16 @@ func (e *Engine) AddInbox(t int32) (int32, error) {
 		return 0, fmt.Errorf("add inbox: unknown tenant %d", t)
 	}
 	now := e.now()
-	i := int32(len(c.St))
+	i := int32(len(c.H))
 	p := c.TProv[t]
-	c.Prov = append(c.Prov, p)
-	c.St = append(c.St, sConnected)
-	c.Flags = append(c.Flags, 0)
-	c.PermN = append(c.PermN, 0)
+	c.H = append(c.H, Hot{LastReq: now, Ten: t, AttB: -1, AttE: -1, St: sConnected, Prov: p})
 	c.BackoffN = append(c.BackoffN, 0)
 	c.Reason = append(c.Reason, 0)
-	c.Ten = append(c.Ten, t)
 	c.NextInTenant = append(c.NextInTenant, c.THead[t])
 	c.THead[t] = i
-	c.AttB = append(c.AttB, -1)
 	c.FailB = append(c.FailB, -1)
-	c.AttE = append(c.AttE, -1)
 	c.FailE = append(c.FailE, -1)
 	c.Since = append(c.Since, now)
-	c.LastReq = append(c.LastReq, now)
 	c.PermFirst = append(c.PermFirst, 0)
 	c.NextTry = append(c.NextTry, 0)
 	c.ActedAt = append(c.ActedAt, -1)
@@ -293,13 +300,13 @@ func (e *Engine) AddInbox(t int32) (int32, error) {
 }
 
 // Len returns the number of inboxes.
-func (e *Engine) Len() int { return len(e.c.St) }
+func (e *Engine) Len() int { return len(e.c.H) }
 
 // State returns inbox i's state.
-func (e *Engine) State(i int32) holdfast.State { return holdfast.States[e.c.St[i]] }
+func (e *Engine) State(i int32) holdfast.State { return holdfast.States[e.c.H[i].St] }
 
 // Tenant returns inbox i's tenant.
-func (e *Engine) Tenant(i int32) int32 { return e.c.Ten[i] }
+func (e *Engine) Tenant(i int32) int32 { return e.c.H[i].Ten }
 
 // Counts returns the number of inboxes of provider p in each state.
 func (e *Engine) Counts(p holdfast.Provider) map[holdfast.State]int64 {
@@ -317,7 +324,13 @@ func (e *Engine) Counts(p holdfast.Provider) map[holdfast.State]int64 {
 // NextKeepAlive returns when inbox i should be probed if it makes no other
 // request before then.
 func (e *Engine) NextKeepAlive(i int32) time.Time {
-	return e.tm(e.c.LastReq[i] + int64(e.cfg.KeepAlive/time.Second))
+	return e.tm(e.c.H[i].LastReq + int64(e.cfg.KeepAlive/time.Second))
+}
+
+// KeepAliveUnix is NextKeepAlive in Unix seconds, for callers that
+// schedule millions of inboxes.
+func (e *Engine) KeepAliveUnix(i int32) int64 {
+	return e.c.H[i].LastReq + e.keepAliveS
 }
 
 func (e *Engine) now() int64 { return e.clock.Now().Unix() }
@@ -342,7 +355,7 @@ func (e *Engine) reasonCode(r holdfast.Reason) uint8 {
 // it when a Transition brings the inbox back to connected.
 func (e *Engine) Admit(i int32, op Op) Admission {
 	c := &e.c
-	switch c.St[i] {
+	switch c.H[i].St {
 	case sConnected, sConnecting:
 		return Allow
 	case sNeedsReconnect, sNeedsAdmin:
@@ -358,7 +371,7 @@ func (e *Engine) Admit(i int32, op Op) Admission {
 			c.HeldSends[i]++
 			return Hold
 		}
-		if c.Flags[i]&(fGranted|fProbe) != 0 {
+		if c.H[i].Flags&(fGranted|fProbe) != 0 {
 			return Allow
 		}
 		return Defer
@@ -388,11 +401,12 @@ const (
 func (e *Engine) Observe(i int32, o Outcome) Decision {
 	c := &e.c
 	now := e.now()
-	c.LastReq[i] = now
-	p := c.Prov[i]
+	c.H[i].LastReq = now
+	p := c.H[i].Prov
 	ps := &c.Provs[p]
-	t := c.Ten[i]
+	t := c.H[i].Ten
 	ps.ReqSec++
+	ps.RampReq++
 
 	kind := okOK
 	if !o.OK {
@@ -413,7 +427,7 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 	}
 	e.count(i, p, t, kind)
 
-	fl := c.Flags[i]
+	fl := c.H[i].Flags
 	if fl&fGranted != 0 {
 		ps.Ramp.N++
 		if kind == okThrottled {
@@ -422,11 +436,11 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 	}
 	if fl&fProbe != 0 && kind != okThrottled {
 		e.probeResult(i, kind == okOK)
-		c.Flags[i] &^= fProbe
+		c.H[i].Flags &^= fProbe
 	}
 	if ti := c.TInc[t]; ti != 0 {
 		in := c.Incidents[ti-1]
-		if in.Kind == KindTenantEvent && (c.PermN[i] > 0 || c.St[i] == sSuspect) {
+		if in.Kind == KindTenantEvent && (c.H[i].PermN > 0 || c.H[i].St == sSuspect) {
 			if kind == okOK {
 				in.okSeen++
 			} else if kind == okRecoverable {
@@ -435,13 +449,13 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 		}
 	}
 
-	st := c.St[i]
+	st := c.H[i].St
 	switch kind {
 	case okOK:
-		c.PermN[i] = 0
+		c.H[i].PermN = 0
 		c.BackoffN[i] = 0
 		if st != sConnected {
-			c.Flags[i] &^= fGranted | fProbe
+			c.H[i].Flags &^= fGranted | fProbe
 			if st == sPaused {
 				if ii := e.coveringIncident(i); ii != nil {
 					ii.Recovered++
@@ -457,7 +471,7 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 			ra = int64((o.Verdict.RetryAfter + time.Second - 1) / time.Second)
 		}
 		if fl&fGranted != 0 {
-			c.Flags[i] &^= fGranted
+			c.H[i].Flags &^= fGranted
 			r := &ps.Ramp
 			r.Delayed = append(r.Delayed, delayed{At: now + ra, Inbox: i})
 			return Decision{State: holdfast.States[st]}
@@ -467,7 +481,7 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 	}
 
 	// A failure.
-	c.Flags[i] &^= fGranted
+	c.H[i].Flags &^= fGranted
 	if o.Verdict != nil {
 		c.Reason[i] = e.reasonCode(o.Verdict.Reason)
 	}
@@ -482,7 +496,7 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 		return Decision{State: holdfast.StatePaused}
 	}
 	if kind == okRecoverable {
-		c.PermN[i] = 0
+		c.H[i].PermN = 0
 		n := c.BackoffN[i]
 		if n < 30 {
 			c.BackoffN[i]++
@@ -499,23 +513,23 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 	// Permanent-class.
 	if o.Verdict != nil && (o.Verdict.Scope == holdfast.ScopeApp || o.Verdict.Action == holdfast.ActionAdminConsent ||
 		o.Verdict.Action == holdfast.ActionContactAdmin || o.Verdict.Action == holdfast.ActionOperator) {
-		c.Flags[i] |= fAdmin
+		c.H[i].Flags |= fAdmin
 	} else {
-		c.Flags[i] &^= fAdmin
+		c.H[i].Flags &^= fAdmin
 	}
 	abn := max(ps.LastAbn, c.TLastAbn[t])
-	if st != sSuspect || c.PermN[i] == 0 || abn >= c.PermFirst[i] {
-		c.PermN[i] = 1
+	if st != sSuspect || c.H[i].PermN == 0 || abn >= c.PermFirst[i] {
+		c.H[i].PermN = 1
 		c.PermFirst[i] = now
 		if st != sSuspect {
 			e.move(i, sSuspect, e.c.Reasons[c.Reason[i]], holdfast.CauseHealth, 0)
 		}
-	} else if c.PermN[i] < 255 {
-		c.PermN[i]++
+	} else if c.H[i].PermN < 255 {
+		c.H[i].PermN++
 	}
-	if int(c.PermN[i]) >= e.cfg.ConfirmCount && now-c.PermFirst[i] >= int64(e.cfg.ConfirmSpan/time.Second) && c.Flags[i]&fHeld == 0 {
+	if int(c.H[i].PermN) >= e.cfg.ConfirmCount && now-c.PermFirst[i] >= int64(e.cfg.ConfirmSpan/time.Second) && c.H[i].Flags&fHeld == 0 {
 		e.tryAct(i)
-		if s := c.St[i]; s != sSuspect {
+		if s := c.H[i].St; s != sSuspect {
 			return Decision{State: holdfast.States[s], RetryAt: e.tm(c.NextTry[i])}
 		}
 	}
@@ -526,13 +540,13 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 
 func (e *Engine) observeNaive(i int32, kind int, o Outcome) Decision {
 	c := &e.c
-	st := c.St[i]
+	st := c.H[i].St
 	switch kind {
 	case okOK:
 		if st == sDegraded {
 			e.move(i, sConnected, holdfast.ReasonUnknown, holdfast.CauseHealth, 0)
 		}
-		return Decision{State: holdfast.States[c.St[i]]}
+		return Decision{State: holdfast.States[c.H[i].St]}
 	case okThrottled:
 		ra := int64(1)
 		if o.Verdict != nil && o.Verdict.RetryAfter > 0 {
@@ -544,7 +558,7 @@ func (e *Engine) observeNaive(i int32, kind int, o Outcome) Decision {
 			e.move(i, sDegraded, holdfast.ReasonUnknown, holdfast.CauseHealth, 0)
 		}
 		c.NextTry[i] = e.now() + 30
-		return Decision{State: holdfast.States[c.St[i]], RetryAt: e.tm(c.NextTry[i])}
+		return Decision{State: holdfast.States[c.H[i].St], RetryAt: e.tm(c.NextTry[i])}
 	}
 	if st == sNeedsReconnect || st == sNeedsAdmin {
 		return Decision{State: holdfast.States[st]}
@@ -567,8 +581,8 @@ func (e *Engine) count(i int32, p uint8, t int32, kind int) {
 	ps := &c.Provs[p]
 	b := int32(c.CurBucket)
 	slot := c.CurBucket % int64(e.cfg.LongWindow)
-	if c.AttB[i] != b {
-		c.AttB[i] = b
+	if c.H[i].AttB != b {
+		c.H[i].AttB = b
 		ps.Att[slot]++
 	}
 	ep := int32(c.CurEpoch)
@@ -576,8 +590,8 @@ func (e *Engine) count(i int32, p uint8, t int32, kind int) {
 	if w[0] != ep {
 		w[0], w[1], w[2], w[3] = ep, 0, 0, 0
 	}
-	if c.AttE[i] != ep {
-		c.AttE[i] = ep
+	if c.H[i].AttE != ep {
+		c.H[i].AttE = ep
 		w[1]++
 	}
 	switch kind {
@@ -586,6 +600,7 @@ func (e *Engine) count(i int32, p uint8, t int32, kind int) {
 		return
 	case okThrottled:
 		ps.Thr[slot]++
+		ps.RampThr++
 		return
 	}
 	if c.FailB[i] != b {
@@ -631,14 +646,14 @@ func (e *Engine) tenantWindow(t int32) (att, fail, perm int32) {
 // move changes inbox i's state and reports the transition.
 func (e *Engine) move(i int32, to uint8, r holdfast.Reason, cause holdfast.Cause, inc int64) {
 	c := &e.c
-	from := c.St[i]
+	from := c.H[i].St
 	if from == to {
 		return
 	}
-	p := c.Prov[i]
+	p := c.H[i].Prov
 	c.Counts[p][from]--
 	c.Counts[p][to]++
-	c.St[i] = to
+	c.H[i].St = to
 	now := e.now()
 	c.Since[i] = now
 	if to == sConnected {
@@ -651,10 +666,10 @@ func (e *Engine) move(i int32, to uint8, r holdfast.Reason, cause holdfast.Cause
 // coveringIncident returns the open outage-type incident covering inbox i.
 func (e *Engine) coveringIncident(i int32) *Incident {
 	c := &e.c
-	if k := c.Provs[c.Prov[i]].Inc; k != 0 {
+	if k := c.Provs[c.H[i].Prov].Inc; k != 0 {
 		return c.Incidents[k-1]
 	}
-	if k := c.TInc[c.Ten[i]]; k != 0 {
+	if k := c.TInc[c.H[i].Ten]; k != 0 {
 		if in := c.Incidents[k-1]; in.Kind != KindTenantEvent {
 			return in
 		}
@@ -665,11 +680,11 @@ func (e *Engine) coveringIncident(i int32) *Incident {
 // pauseUnder pauses inbox i under incident in.
 func (e *Engine) pauseUnder(i int32, in *Incident) {
 	c := &e.c
-	c.PermN[i] = 0
+	c.H[i].PermN = 0
 	c.BackoffN[i] = 0
 	e.cancelHeld(i, "incident")
-	if c.Flags[i]&fMember == 0 {
-		c.Flags[i] |= fMember
+	if c.H[i].Flags&fMember == 0 {
+		c.H[i].Flags |= fMember
 		in.members = append(in.members, i)
 		in.Affected++
 	}
@@ -681,7 +696,7 @@ func (e *Engine) pauseUnder(i int32, in *Incident) {
 func (e *Engine) act(i int32, to uint8, cause holdfast.Cause) {
 	c := &e.c
 	now := e.now()
-	c.Flags[i] &^= fHeld
+	c.H[i].Flags &^= fHeld
 	c.ActedAt[i] = now
 	c.Episode[i]++
 	c.HeldSends[i] = 0
@@ -690,7 +705,7 @@ func (e *Engine) act(i int32, to uint8, cause holdfast.Cause) {
 	admin := to == sNeedsAdmin
 	if e.cfg.Policy == PolicyNaive {
 		e.c.NoticeEp[i] = c.Episode[i]
-		e.sink.Notice(Notice{Inbox: i, Tenant: c.Ten[i], Admin: admin, Episode: c.Episode[i], At: e.tm(now), Reason: e.c.Reasons[c.Reason[i]]})
+		e.sink.Notice(Notice{Inbox: i, Tenant: c.H[i].Ten, Admin: admin, Episode: c.Episode[i], At: e.tm(now), Reason: e.c.Reasons[c.Reason[i]]})
 		return
 	}
 	c.Notices = append(c.Notices, queuedNotice{Inbox: i, Due: now + int64(e.cfg.NoticeGrace/time.Second), Episode: c.Episode[i], Admin: admin})

@@ -13,11 +13,11 @@ import (
 func (e *Engine) tryAct(i int32) {
 	c := &e.c
 	to := sNeedsReconnect
-	if c.Flags[i]&fAdmin != 0 {
+	if c.H[i].Flags&fAdmin != 0 {
 		to = sNeedsAdmin
 	}
-	t := c.Ten[i]
-	p := c.Prov[i]
+	t := c.H[i].Ten
+	p := c.H[i].Prov
 	ps := &c.Provs[p]
 	now := e.now()
 	why := ""
@@ -36,7 +36,7 @@ func (e *Engine) tryAct(i int32) {
 		e.act(i, to, holdfast.CauseHealth)
 		return
 	}
-	c.Flags[i] |= fHeld
+	c.H[i].Flags |= fHeld
 	h := &HeldAction{ID: c.NextID, Inbox: i, Provider: holdfast.Providers[p], Tenant: t,
 		To: holdfast.States[to], Reason: c.Reasons[c.Reason[i]], HeldAt: e.tm(now), Why: why}
 	c.NextID++
@@ -90,11 +90,11 @@ func (e *Engine) takeBudget(p uint8, t int32, now int64) bool {
 // cancelHeld cancels inbox i's pending held action, if any.
 func (e *Engine) cancelHeld(i int32, why string) {
 	c := &e.c
-	if c.Flags[i]&fHeld == 0 {
+	if c.H[i].Flags&fHeld == 0 {
 		return
 	}
-	c.Flags[i] &^= fHeld
-	ps := &c.Provs[c.Prov[i]]
+	c.H[i].Flags &^= fHeld
+	ps := &c.Provs[c.H[i].Prov]
 	for _, id := range ps.HeldOrder {
 		if h := c.Held[id]; h != nil && !h.Done && h.Inbox == i {
 			e.closeHeld(h, "cancelled: "+why)
@@ -127,9 +127,9 @@ func (e *Engine) drainHeld(now int64) {
 			}
 			i := h.Inbox
 			switch {
-			case c.St[i] != sSuspect:
+			case c.H[i].St != sSuspect:
 				e.closeHeld(h, "cancelled: inbox left suspect")
-				c.Flags[i] &^= fHeld
+				c.H[i].Flags &^= fHeld
 				continue
 			case c.TInc[h.Tenant] != 0:
 			case e.tenantVerified(h.Tenant, now) || e.takeBudget(uint8(p), h.Tenant, now):
@@ -171,8 +171,8 @@ func (e *Engine) ReleaseHeld(id int64) error {
 	if h == nil {
 		return fmt.Errorf("release held action %d: %w", id, holdfast.ErrNotFound)
 	}
-	if e.c.St[h.Inbox] != sSuspect {
-		e.c.Flags[h.Inbox] &^= fHeld
+	if e.c.H[h.Inbox].St != sSuspect {
+		e.c.H[h.Inbox].Flags &^= fHeld
 		e.closeHeld(h, "cancelled: inbox left suspect")
 		return fmt.Errorf("release held action %d: %w", id, holdfast.ErrConflict)
 	}
@@ -190,15 +190,15 @@ func (e *Engine) noticeTick(now int64) {
 		n := c.Notices[c.NoticeHd]
 		c.NoticeHd++
 		i := n.Inbox
-		st := c.St[i]
+		st := c.H[i].St
 		if st != sNeedsReconnect && st != sNeedsAdmin || c.Episode[i] != n.Episode || c.NoticeEp[i] == n.Episode {
 			continue // recovered, re-verified or already sent: cancelled
 		}
 		if now-n.Due > ttl {
 			continue
 		}
-		t := c.Ten[i]
-		ps := &c.Provs[c.Prov[i]]
+		t := c.H[i].Ten
+		ps := &c.Provs[c.H[i].Prov]
 		if e.coveringIncident(i) != nil || c.TInc[t] != 0 && !e.tenantVerified(t, now) ||
 			ps.LastAbn >= c.ActedAt[i] || c.TLastAbn[t] >= c.ActedAt[i] {
 			// An incident covers it: inhibited. The incident's recovery

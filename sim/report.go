@@ -103,18 +103,18 @@ const inFlight = 15 * 60
 // finish computes the report from the run's counters.
 func (r *run) finish() {
 	rep := &r.rep
-	rep.Scenario, rep.Policy, rep.Seed, rep.Inboxes = r.sc.Name, r.policy, r.sc.Seed, len(r.iProv)
+	rep.Scenario, rep.Policy, rep.Seed, rep.Inboxes = r.sc.Name, r.policy, r.sc.Seed, len(r.in)
 	end := r.dur
-	for i := range r.invalidAt {
-		if int64(r.invalidAt[i]) >= end {
+	for i := range r.in {
+		if int64(r.in[i].invalidAt) >= end {
 			continue
 		}
 		rep.TrueInvalidations++
-		if r.actedOn[i]&2 != 0 {
+		if r.in[i].actedOn&2 != 0 {
 			rep.DetectedInvalidations++
-			r.detH.add(int64(r.detectedAt[i] - r.invalidAt[i]))
+			r.detH.add(int64(r.detectedAt[i] - r.in[i].invalidAt))
 		} else {
-			r.detH.add(end - int64(r.invalidAt[i]))
+			r.detH.add(end - int64(r.in[i].invalidAt))
 		}
 	}
 	rep.InvalidationDetectionS = Quantiles3{r.detH.q(0.5), r.detH.q(0.99), r.detH.q(1)}
@@ -168,8 +168,8 @@ func (r *run) finish() {
 	var lat hist
 	for _, o := range r.outages {
 		affected := false
-		for i := range r.affEvt {
-			if r.affEvt[i] >= 0 && int(r.affEvt[i]) == o.idx {
+		for i := range r.in {
+			if r.in[i].affEvt >= 0 && int(r.in[i].affEvt) == o.idx {
 				affected = true
 				break
 			}
@@ -184,11 +184,11 @@ func (r *run) finish() {
 		lat.add(int64(firstOpen[o.idx]) - o.start)
 	}
 	rep.DetectionLatencyS = Quantiles2{lat.q(0.5), lat.q(1)}
-	for i := range r.affEvt {
-		if r.affEvt[i] < 0 || int64(r.invalidAt[i]) < end {
+	for i := range r.in {
+		if r.in[i].affEvt < 0 || int64(r.in[i].invalidAt) < end {
 			continue
 		}
-		if st := r.eng.State(int32(i)); !r.recovered[i] || st != holdfast.StateConnected && st != holdfast.StateDegraded {
+		if st := r.eng.State(int32(i)); !r.in[i].recovered || st != holdfast.StateConnected && st != holdfast.StateDegraded {
 			rep.Unrecovered++
 		}
 	}
@@ -208,9 +208,9 @@ func (r *run) finish() {
 		}
 	}
 	rep.Sends.LateS = Quantiles3{r.lateH.q(0.5), r.lateH.q(0.99), r.lateH.q(1)}
-	for i := range r.mHead {
-		for m := r.mHead[i]; m >= 0; m = r.mNext[m] {
-			if r.mAt[m] < r.invalidAt[i] && int64(r.mAt[m]) <= end-inFlight {
+	for i := range r.in {
+		for m := r.in[i].mHead; m >= 0; m = r.mNext[m] {
+			if r.mAt[m] < r.in[i].invalidAt && int64(r.mAt[m]) <= end-inFlight {
 				rep.Mail.Lost++
 			}
 		}
@@ -245,7 +245,7 @@ func (r *run) scopeOverlaps(ir *IncidentReport, k int) bool {
 				return true
 			}
 		case "revocation":
-			if int64(r.invalidAt[i]) <= ev.At.Seconds() {
+			if int64(r.in[i].invalidAt) <= ev.At.Seconds() {
 				return true
 			}
 		default:

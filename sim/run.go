@@ -20,13 +20,15 @@ import (
 // base is the virtual clock's instant zero.
 var base = time.Date(2025, 3, 1, 18, 0, 0, 0, time.UTC)
 
+var baseUnix = base.Unix()
+
 type vclock struct{ t time.Time }
 
 func (c *vclock) Now() time.Time { return c.t }
 
 // Event kinds in the wheel.
 const (
-	evMail uint64 = iota + 1
+	evWake uint64 = iota + 1 // next mail arrival or keep-alive probe, whichever is first
 	evSendGen
 	evSendDue
 	evKeepAlive
@@ -72,6 +74,17 @@ type grantReq struct {
 	probe bool
 }
 
+// inbox is the simulator's per-inbox state that most events touch.
+type inbox struct {
+	nextMail, tokenAt, invalidAt int32
+	mHead, mTail, hHead          int32
+	retryGen                     uint32
+	affEvt                       int16
+	prov                         uint8
+	actedOn                      uint8 // 1 wrongful, 2 detected
+	recovered                    bool
+}
+
 // run is one simulation.
 type run struct {
 	sc     *Scenario
@@ -86,18 +99,10 @@ type run struct {
 	outages []*simOutage
 	outOf   []int16 // per event index → outage index or -1
 
-	// Per inbox.
-	iProv        []uint8
-	invalidAt    []int32
-	invErr       []*simError
-	tokenAt      []int32
-	retryGen     []uint32
-	affEvt       []int16
-	recovered    []bool
-	actedOn      []uint8 // 1 wrongful, 2 detected
-	detectedAt   []int32
-	mHead, mTail []int32
-	hHead        []int32 // held sends list
+	// Per inbox: the hot fields together, the cold ones apart.
+	in         []inbox
+	invErr     []*simError
+	detectedAt []int32
 
 	// Mail pool.
 	mAt, mNext []int32
@@ -108,8 +113,9 @@ type run struct {
 	sDeliv              []uint8
 	sFailed             []bool
 
-	wheel [][]uint64
-	free  [][]uint64
+	wheel    [][]uint64
+	far      [][]farEvent
+	nextMail []int32
 
 	// Buffered decisions from the sink.
 	grants  []grantReq
@@ -143,22 +149,22 @@ func (s sink) Transition(t health.Transition) {
 	i := t.Inbox
 	switch t.To {
 	case holdfast.StateNeedsReconnect, holdfast.StateNeedsAdmin:
-		if r.now < int64(r.invalidAt[i]) {
-			if r.actedOn[i]&1 == 0 {
-				r.actedOn[i] |= 1
+		if r.now < int64(r.in[i].invalidAt) {
+			if r.in[i].actedOn&1 == 0 {
+				r.in[i].actedOn |= 1
 				r.rep.WrongfulDisconnects++
 			}
-		} else if r.actedOn[i]&2 == 0 {
-			r.actedOn[i] |= 2
+		} else if r.in[i].actedOn&2 == 0 {
+			r.in[i].actedOn |= 2
 			r.detectedAt[i] = int32(r.now)
 		}
 		// Held sends are reported failed to their authors.
-		for s := r.hHead[i]; s >= 0; s = r.sNext[s] {
+		for s := r.in[i].hHead; s >= 0; s = r.sNext[s] {
 			if r.sDeliv[s] == 0 && !r.sFailed[s] {
 				r.sFailed[s] = true
 			}
 		}
-		r.hHead[i] = -1
+		r.in[i].hHead = -1
 	case holdfast.StateConnected:
 		r.resumed = append(r.resumed, i)
 	}
@@ -193,7 +199,7 @@ func (s sink) Notice(n health.Notice) {
 	r.rep.NotificationsSent++
 	r.noticesCum++
 	i := n.Inbox
-	if r.now < int64(r.invalidAt[i]) || r.eng.State(i) == holdfast.StateConnected {
+	if r.now < int64(r.in[i].invalidAt) || r.eng.State(i) == holdfast.StateConnected {
 		r.rep.StaleNotifications++
 	}
 }
@@ -274,20 +280,12 @@ func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 	}
 	r.eng.Grow(total, tenants)
 	n := total
-	r.iProv = make([]uint8, n)
-	r.invalidAt = make([]int32, n)
+	r.in = make([]inbox, n)
 	r.invErr = make([]*simError, n)
-	r.tokenAt = make([]int32, n)
-	r.retryGen = make([]uint32, n)
-	r.affEvt = make([]int16, n)
-	r.recovered = make([]bool, n)
-	r.actedOn = make([]uint8, n)
 	r.detectedAt = make([]int32, n)
-	r.mHead = make([]int32, n)
-	r.mTail = make([]int32, n)
-	r.hHead = make([]int32, n)
 	r.mFree = -1
-	r.wheel = make([][]uint64, r.dur+1)
+	r.wheel = make([][]uint64, ringSize)
+	r.far = make([][]farEvent, r.dur>>ringBits+2)
 	r.reqBy = make([]int64, len(sc.Providers))
 	r.secErr = make([]int64, len(sc.Providers))
 
@@ -317,7 +315,7 @@ func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 				if err != nil {
 					return nil, err
 				}
-				r.iProv[i] = uint8(k)
+				r.in[i].prov = uint8(k)
 			}
 		}
 		bounds = append(bounds, int32(r.eng.Len()))
@@ -326,14 +324,14 @@ func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 		r.provs = append(r.provs, p)
 	}
 	// Ground truth: background invalidations.
-	for i := range r.invalidAt {
-		p := r.provs[r.iProv[i]]
-		r.invalidAt[i] = math.MaxInt32
-		r.affEvt[i] = -1
-		r.mHead[i], r.mTail[i], r.hHead[i] = -1, -1, -1
+	for i := range r.in {
+		p := r.provs[r.in[i].prov]
+		r.in[i].invalidAt = math.MaxInt32
+		r.in[i].affEvt = -1
+		r.in[i].mHead, r.in[i].mTail, r.in[i].hHead = -1, -1, -1
 		if rate := p.spec.Background.InvalidationsPerInboxDay / 86400; rate > 0 {
 			if t := r.rng.ExpFloat64() / rate; t < float64(r.dur) {
-				r.invalidAt[i] = int32(t)
+				r.in[i].invalidAt = int32(t)
 				r.invErr[i] = p.invalid
 			}
 		}
@@ -368,8 +366,8 @@ func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 			}
 			at := int32(ev.At.Seconds())
 			for i := p.first; i < p.end; i++ {
-				if member[i>>6]&(1<<(i&63)) != 0 && at < r.invalidAt[i] {
-					r.invalidAt[i] = at
+				if member[i>>6]&(1<<(i&63)) != 0 && at < r.in[i].invalidAt {
+					r.in[i].invalidAt = at
 					r.invErr[i] = se
 				}
 			}
@@ -378,17 +376,19 @@ func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 	// Initial per-inbox schedule, staggered.
 	ka := int64(r.eng.Config().KeepAlive / time.Second)
 	for i := int32(0); i < int32(n); i++ {
-		p := r.provs[r.iProv[i]]
+		p := r.provs[r.in[i].prov]
 		if p.lifetime > 0 {
-			r.tokenAt[i] = -int32(r.rng.Int64N(int64(p.lifetime)))
+			r.in[i].tokenAt = -int32(r.rng.Int64N(int64(p.lifetime)))
 		}
+		r.in[i].nextMail = math.MaxInt32
 		if p.mailRate > 0 {
-			r.push(int64(r.rng.ExpFloat64()/p.mailRate+0.5), evMail, i, 0)
+			r.in[i].nextMail = int32(min(float64(math.MaxInt32), r.rng.ExpFloat64()/p.mailRate+0.5))
 		}
+		r.push(min(int64(r.in[i].nextMail), ka), evWake, i, 0)
 		if p.sendRate > 0 {
 			r.push(int64(r.rng.ExpFloat64()/p.sendRate+0.5), evSendGen, i, 0)
 		}
-		r.push(1+r.rng.Int64N(ka), evKeepAlive, i, 1)
+		r.push(1+r.rng.Int64N(ka-1), evKeepAlive, i, 0)
 	}
 	r.series = newSeries(r)
 	return r, nil
@@ -423,7 +423,7 @@ func (r *run) scope(p *simProv, bounds []int32, s Scope) []uint64 {
 			}
 		}
 	}
-	bm := make([]uint64, (len(r.iProv)+63)/64)
+	bm := make([]uint64, (len(r.in)+63)/64)
 	for k := 0; k < nt; k++ {
 		if !inT[k] {
 			continue
@@ -438,6 +438,20 @@ func (r *run) scope(p *simProv, bounds []int32, s Scope) []uint64 {
 	return bm
 }
 
+// The event queue is a timing wheel of ringSize one-second slots covering
+// the current block of ringSize seconds; events of later blocks wait in a
+// per-block overflow list and are spread into the ring when their block
+// starts. Slots keep their capacity from block to block.
+const (
+	ringBits = 10
+	ringSize = 1 << ringBits
+)
+
+type farEvent struct {
+	at int64
+	ev uint64
+}
+
 func (r *run) push(at int64, kind uint64, i int32, aux uint32) {
 	if at < r.now {
 		at = r.now
@@ -445,17 +459,27 @@ func (r *run) push(at int64, kind uint64, i int32, aux uint32) {
 	if at > r.dur {
 		return
 	}
-	b := r.wheel[at]
-	if b == nil && len(r.free) > 0 {
-		b = r.free[len(r.free)-1]
-		r.free = r.free[:len(r.free)-1]
+	ev := kind<<60 | uint64(aux&0x0fffffff)<<32 | uint64(uint32(i))
+	if at>>ringBits == r.now>>ringBits {
+		r.wheel[at&(ringSize-1)] = append(r.wheel[at&(ringSize-1)], ev)
+		return
 	}
-	r.wheel[at] = append(b, kind<<60|uint64(aux&0x0fffffff)<<32|uint64(uint32(i)))
+	blk := at >> ringBits
+	r.far[blk] = append(r.far[blk], farEvent{at, ev})
+}
+
+// startBlock moves the events of the block starting now into the ring.
+func (r *run) startBlock() {
+	blk := r.now >> ringBits
+	for _, f := range r.far[blk] {
+		r.wheel[f.at&(ringSize-1)] = append(r.wheel[f.at&(ringSize-1)], f.ev)
+	}
+	r.far[blk] = nil
 }
 
 // outageFor returns the outage covering inbox i now and failing now, or nil.
 func (r *run) outageFor(i int32) *simOutage {
-	p := r.provs[r.iProv[i]]
+	p := r.provs[r.in[i].prov]
 	for _, k := range p.outages {
 		o := r.outages[k]
 		if r.now < o.start || r.now >= o.end || o.member[i>>6]&(1<<(i&63)) == 0 {
@@ -471,7 +495,7 @@ func (r *run) outageFor(i int32) *simOutage {
 
 // request simulates one provider request for inbox i.
 func (r *run) request(i int32) (bool, *classify.Verdict) {
-	pk := r.iProv[i]
+	pk := r.in[i].prov
 	p := r.provs[pk]
 	r.rep.ProviderRequests.Total++
 	r.reqSec++
@@ -486,16 +510,16 @@ func (r *run) request(i int32) (bool, *classify.Verdict) {
 				break
 			}
 		}
-		if r.affEvt[i] != int16(o.idx) {
-			if r.affEvt[i] < 0 || !r.recovered[i] || true {
-				r.affEvt[i] = int16(o.idx)
-				r.recovered[i] = false
+		if r.in[i].affEvt != int16(o.idx) {
+			if r.in[i].affEvt < 0 || !r.in[i].recovered || true {
+				r.in[i].affEvt = int16(o.idx)
+				r.in[i].recovered = false
 			}
 		}
 		p.errInterval++
 		return false, &e.verdict
 	}
-	if r.now >= int64(r.invalidAt[i]) {
+	if r.now >= int64(r.in[i].invalidAt) {
 		p.errInterval++
 		return false, &r.invErr[i].verdict
 	}
@@ -536,8 +560,8 @@ func (r *run) visit(i int32, op health.Op, send int32) bool {
 		}
 		return false
 	}
-	p := r.provs[r.iProv[i]]
-	if p.lifetime == 0 || int32(r.now)-r.tokenAt[i] >= p.lifetime {
+	p := r.provs[r.in[i].prov]
+	if p.lifetime == 0 || int32(r.now)-r.in[i].tokenAt >= p.lifetime {
 		ok, v := r.request(i)
 		d := r.eng.Observe(i, health.Outcome{Op: health.OpRefresh, OK: ok, Verdict: v})
 		if !ok {
@@ -545,7 +569,7 @@ func (r *run) visit(i int32, op health.Op, send int32) bool {
 			return false
 		}
 		if p.lifetime > 0 {
-			r.tokenAt[i] = int32(r.now)
+			r.in[i].tokenAt = int32(r.now)
 		}
 	}
 	ok, v := r.request(i)
@@ -566,8 +590,8 @@ func (r *run) visit(i int32, op health.Op, send int32) bool {
 // after handles a failed operation's decision.
 func (r *run) after(i int32, d health.Decision, send int32) {
 	if !d.RetryAt.IsZero() {
-		r.retryGen[i]++
-		r.push(int64(d.RetryAt.Sub(base)/time.Second), evRetry, i, r.retryGen[i])
+		r.in[i].retryGen++
+		r.push(int64(d.RetryAt.Sub(base)/time.Second), evRetry, i, r.in[i].retryGen)
 	}
 	if send < 0 {
 		return
@@ -589,17 +613,17 @@ func (r *run) holdSend(i, s int32) {
 	if s < 0 {
 		return
 	}
-	r.sNext[s] = r.hHead[i]
-	r.hHead[i] = s
+	r.sNext[s] = r.in[i].hHead
+	r.in[i].hHead = s
 }
 
 // synced records a successful sync: every pending mail is fetched.
 func (r *run) synced(i int32) {
-	if a := r.affEvt[i]; a >= 0 && !r.recovered[i] && r.now >= r.outages[r.outOf[a]].end {
-		r.recovered[i] = true
+	if a := r.in[i].affEvt; a >= 0 && !r.in[i].recovered && r.now >= r.outages[r.outOf[a]].end {
+		r.in[i].recovered = true
 		r.recH.add(r.now - r.outages[r.outOf[a]].end)
 	}
-	for m := r.mHead[i]; m >= 0; {
+	for m := r.in[i].mHead; m >= 0; {
 		nx := r.mNext[m]
 		r.rep.Mail.Synced++
 		r.lagH.add(r.now - int64(r.mAt[m]))
@@ -607,7 +631,7 @@ func (r *run) synced(i int32) {
 		r.mFree = m
 		m = nx
 	}
-	r.mHead[i], r.mTail[i] = -1, -1
+	r.in[i].mHead, r.in[i].mTail = -1, -1
 }
 
 func (r *run) delivered(s int32) {
@@ -658,8 +682,8 @@ func (r *run) drain() {
 			}
 			// Push was lost or unanswered while it was away: catch up.
 			r.visit(i, health.OpSync, -1)
-			h := r.hHead[i]
-			r.hHead[i] = -1
+			h := r.in[i].hHead
+			r.in[i].hHead = -1
 			for s := h; s >= 0; {
 				nx := r.sNext[s]
 				r.sNext[s] = -1
@@ -677,30 +701,27 @@ func (r *run) handle(ev uint64) {
 	kind := ev >> 60
 	aux := uint32(ev>>32) & 0x0fffffff
 	i := int32(uint32(ev))
-	p := r.provs[r.iProv[i]]
+	p := r.provs[r.in[i].prov]
 	switch kind {
-	case evMail:
-		r.rep.Mail.Arrived++
-		m := r.mFree
-		if m >= 0 {
-			r.mFree = r.mNext[m]
-			r.mAt[m] = int32(r.now)
-		} else {
-			m = int32(len(r.mAt))
-			r.mAt = append(r.mAt, int32(r.now))
-			r.mNext = append(r.mNext, -1)
+	case evWake:
+		ka := int64(r.eng.Config().KeepAlive / time.Second)
+		if r.now >= int64(r.in[i].nextMail) {
+			r.mailArrives(i)
+			r.in[i].nextMail = int32(min(float64(math.MaxInt32), float64(r.now)+r.rng.ExpFloat64()/p.mailRate+0.5))
+			if r.outageFor(i) == nil { // push notification
+				r.visit(i, health.OpSync, -1)
+			}
+		} else if r.eng.KeepAliveUnix(i)-baseUnix <= r.now {
+			r.keepAlive(i)
 		}
-		r.mNext[m] = -1
-		if r.mTail[i] >= 0 {
-			r.mNext[r.mTail[i]] = m
-		} else {
-			r.mHead[i] = m
+		next := r.eng.KeepAliveUnix(i) - baseUnix
+		if next <= r.now {
+			next = r.now + ka
 		}
-		r.mTail[i] = m
-		r.push(r.now+int64(r.rng.ExpFloat64()/p.mailRate+0.5), evMail, i, 0)
-		if r.outageFor(i) == nil { // push notification
-			r.visit(i, health.OpSync, -1)
+		if r.policy == "naive" && r.gone(i) {
+			next = math.MaxInt64
 		}
+		r.push(min(next, int64(r.in[i].nextMail)), evWake, i, 0)
 	case evSendGen:
 		r.push(r.now+int64(r.rng.ExpFloat64()/p.sendRate+0.5), evSendGen, i, 0)
 		if r.rng.Float64() < p.spec.ScheduledFraction {
@@ -718,24 +739,48 @@ func (r *run) handle(ev uint64) {
 		if r.sDeliv[s] == 0 && !r.sFailed[s] {
 			r.visit(i, health.OpSend, s)
 		}
-	case evKeepAlive:
-		ka := r.eng.NextKeepAlive(i)
-		at := int64(ka.Sub(base) / time.Second)
-		if at > r.now && aux == 0 {
-			r.push(at, evKeepAlive, i, 0)
-			return
-		}
-		st := r.eng.State(i)
-		if r.policy == "naive" && (st == holdfast.StateNeedsReconnect || st == holdfast.StateNeedsAdmin) {
-			return
-		}
-		r.visit(i, health.OpProbe, -1)
-		r.push(r.now+int64(r.eng.Config().KeepAlive/time.Second), evKeepAlive, i, 0)
+	case evKeepAlive: // the first, staggered probe
+		r.keepAlive(i)
 	case evRetry:
-		if aux == r.retryGen[i]&0x0fffffff {
+		if aux == r.in[i].retryGen&0x0fffffff {
 			r.visit(i, health.OpSync, -1)
 		}
 	}
+}
+
+func (r *run) mailArrives(i int32) {
+	r.rep.Mail.Arrived++
+	m := r.mFree
+	if m >= 0 {
+		r.mFree = r.mNext[m]
+		r.mAt[m] = int32(r.now)
+	} else {
+		m = int32(len(r.mAt))
+		r.mAt = append(r.mAt, int32(r.now))
+		r.mNext = append(r.mNext, -1)
+	}
+	r.mNext[m] = -1
+	if r.in[i].mTail >= 0 {
+		r.mNext[r.in[i].mTail] = m
+	} else {
+		r.in[i].mHead = m
+	}
+	r.in[i].mTail = m
+}
+
+// gone reports whether inbox i waits for its owner or an administrator.
+func (r *run) gone(i int32) bool {
+	st := r.eng.State(i)
+	return st == holdfast.StateNeedsReconnect || st == holdfast.StateNeedsAdmin
+}
+
+func (r *run) keepAlive(i int32) {
+	if r.policy == "naive" && r.gone(i) {
+		return
+	}
+	// The keep-alive is an incremental sync: it proves the credential and
+	// fetches mail whose push was lost.
+	r.visit(i, health.OpSync, -1)
 }
 
 // loop runs the virtual clock to the end.
@@ -744,21 +789,20 @@ func (r *run) loop(ctx context.Context) error {
 	nextPct := int64(0)
 	for r.now = 0; r.now <= r.dur; r.now++ {
 		r.clock.t = base.Add(time.Duration(r.now) * time.Second)
+		if r.now&(ringSize-1) == 0 {
+			r.startBlock()
+		}
 		r.eng.Tick()
 		r.drain()
-		b := r.wheel[r.now]
-		for k := 0; k < len(b); k++ {
-			r.handle(b[k])
+		slot := r.now & (ringSize - 1)
+		for k := 0; k < len(r.wheel[slot]); k++ {
+			r.handle(r.wheel[slot][k])
 			r.events++
 			if len(r.grants)+len(r.resumed) > 0 {
 				r.drain()
 			}
-			b = r.wheel[r.now]
 		}
-		r.wheel[r.now] = nil
-		if b != nil {
-			r.free = append(r.free, b[:0])
-		}
+		r.wheel[slot] = r.wheel[slot][:0]
 		r.endSecond()
 		if r.now*100/max(r.dur, 1) >= nextPct {
 			if err := ctx.Err(); err != nil {
