@@ -166,8 +166,8 @@ func DefaultConfig() Config {
 		MaxVerifiedTenantShare: 0.25,
 
 		ProbeEvery:     5 * time.Second,
-		ProbeCount:     5,
-		CloseWindow:    60 * time.Second,
+		ProbeCount:     10,
+		CloseWindow:    30 * time.Second,
 		MaxCloseWindow: 10 * time.Minute,
 		CloseMinProbes: 20,
 		CloseOKShare:   0.95,

@@ -352,6 +352,9 @@ func (e *Engine) resolve(in *Incident, now int64, recover bool) {
 		if ps.Inc != 0 && c.Incidents[ps.Inc-1] == in {
 			ps.Inc = 0
 			ps.LastClose = now
+			// Start the detector afresh: the windows hold the incident's
+			// own failures.
+			ps.Att, ps.Fail, ps.Perm, ps.OK, ps.Thr, ps.FailTen = [64]int32{}, [64]int32{}, [64]int32{}, [64]int32{}, [64]int32{}, [64]int32{}
 		}
 	} else if k := c.TInc[in.Tenant]; k != 0 && c.Incidents[k-1] == in {
 		c.TInc[in.Tenant] = 0
@@ -440,21 +443,23 @@ func (e *Engine) rampTick(p uint8, now int64) {
 	}
 	for r.Tok >= 1 {
 		var i int32
+		var hd *int
 		switch {
 		case r.PrioHd < len(r.Prio):
-			i = r.Prio[r.PrioHd]
-			r.PrioHd++
+			i, hd = r.Prio[r.PrioHd], &r.PrioHd
 		case r.NormHd < len(r.Norm):
-			i = r.Norm[r.NormHd]
-			r.NormHd++
-		default:
-			r.Tok = 0
+			i, hd = r.Norm[r.NormHd], &r.NormHd
 		}
-		if r.Tok == 0 {
+		if hd == nil {
+			r.Tok = 0
 			break
 		}
+		if e.coveringIncident(i) != nil {
+			break // a new incident covers the scope: wait, keep the queue
+		}
+		*hd++
 		c.H[i].Flags &^= fQueued
-		if c.H[i].St != sPaused || c.H[i].Flags&fGranted != 0 || e.coveringIncident(i) != nil {
+		if c.H[i].St != sPaused || c.H[i].Flags&fGranted != 0 {
 			continue
 		}
 		e.grant(i, now)
@@ -467,7 +472,7 @@ func (e *Engine) rampTick(p uint8, now int64) {
 		if r.Inc > 0 {
 			for _, in := range c.Incidents {
 				if in.ID == int64(r.Inc) {
-					e.timeline(in, now, fmt.Sprintf("recovery done: %d inboxes resumed", in.Recovered))
+					e.timeline(in, now, fmt.Sprintf("recovery done: %d recovery grants", r.Granted))
 					e.sink.IncidentChanged(in)
 				}
 			}

@@ -210,7 +210,9 @@ func (r *run) finish() {
 	rep.Sends.LateS = Quantiles3{r.lateH.q(0.5), r.lateH.q(0.99), r.lateH.q(1)}
 	for i := range r.in {
 		for m := r.in[i].mHead; m >= 0; m = r.mNext[m] {
-			if r.mAt[m] < r.in[i].invalidAt && int64(r.mAt[m]) <= end-inFlight {
+			// Mail of an inbox whose credential is gone waits in the
+			// mailbox for the owner to reconnect: not lost.
+			if int64(r.in[i].invalidAt) >= end && int64(r.mAt[m]) <= end-inFlight {
 				rep.Mail.Lost++
 			}
 		}

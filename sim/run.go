@@ -83,6 +83,7 @@ type inbox struct {
 	prov                         uint8
 	actedOn                      uint8 // 1 wrongful, 2 detected
 	recovered                    bool
+	syncedAt                     int32
 }
 
 // run is one simulation.
@@ -619,6 +620,7 @@ func (r *run) holdSend(i, s int32) {
 
 // synced records a successful sync: every pending mail is fetched.
 func (r *run) synced(i int32) {
+	r.in[i].syncedAt = int32(r.now)
 	if a := r.in[i].affEvt; a >= 0 && !r.in[i].recovered && r.now >= r.outages[r.outOf[a]].end {
 		r.in[i].recovered = true
 		r.recH.add(r.now - r.outages[r.outOf[a]].end)
@@ -680,8 +682,11 @@ func (r *run) drain() {
 			if r.eng.State(i) != holdfast.StateConnected {
 				continue
 			}
-			// Push was lost or unanswered while it was away: catch up.
-			r.visit(i, health.OpSync, -1)
+			// Push was lost or unanswered while it was away: catch up,
+			// unless the request that brought it back was that sync.
+			if r.in[i].syncedAt != int32(r.now) {
+				r.visit(i, health.OpSync, -1)
+			}
 			h := r.in[i].hHead
 			r.in[i].hHead = -1
 			for s := h; s >= 0; {
