@@ -53,7 +53,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *quiet {
 		progress = nil
 	}
-	rep, r, err := Run(ctx, sc, *policy, progress)
+	rep, r, err := simulate(ctx, sc, *policy, progress)
 	if err != nil {
 		fmt.Fprintf(stderr, "holdfast sim: %v\n", err)
 		return 2
@@ -87,7 +87,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // Run simulates sc under policy ("holdfast" or "naive") and returns the
 // report. progress, if not nil, gets a progress bar.
-func Run(ctx context.Context, sc *Scenario, policy string, progress io.Writer) (*Report, *run, error) {
+func Run(ctx context.Context, sc *Scenario, policy string, progress io.Writer) (*Report, error) {
+	rep, _, err := simulate(ctx, sc, policy, progress)
+	return rep, err
+}
+
+func simulate(ctx context.Context, sc *Scenario, policy string, progress io.Writer) (*Report, *run, error) {
 	if policy != "holdfast" && policy != "naive" {
 		return nil, nil, errors.New("policy: want holdfast or naive")
 	}

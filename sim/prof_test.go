@@ -15,7 +15,7 @@ func TestProf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, _, err := Run(context.Background(), sc, "holdfast", nil)
+	rep, err := Run(context.Background(), sc, "holdfast", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

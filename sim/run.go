@@ -66,7 +66,6 @@ type simOutage struct {
 	errs          []*simError
 	total         float64
 	member        []uint64 // bitmap over inboxes
-	affected      int
 }
 
 type grantReq struct {
@@ -114,9 +113,8 @@ type run struct {
 	sDeliv              []uint8
 	sFailed             []bool
 
-	wheel    [][]uint64
-	far      [][]farEvent
-	nextMail []int32
+	wheel [][]uint64
+	far   [][]farEvent
 
 	// Buffered decisions from the sink.
 	grants  []grantReq

@@ -33,7 +33,7 @@ func TestDeterministic(t *testing.T) {
 	}
 	var a, b bytes.Buffer
 	for _, w := range []*bytes.Buffer{&a, &b} {
-		rep, _, err := Run(context.Background(), sc, "holdfast", nil)
+		rep, err := Run(context.Background(), sc, "holdfast", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
