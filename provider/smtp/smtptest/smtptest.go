@@ -38,6 +38,7 @@ type Server struct {
 	Port int
 
 	srv *smtp.Server
+	ln  net.Listener
 
 	mu       sync.Mutex
 	users    map[string]string // username → password
@@ -78,6 +79,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatalf("smtptest: listen: %v", err)
 	}
+	s.ln = ln
 	s.Host, s.Port = "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
 	go func() { _ = s.srv.Serve(ln) }()
 	t.Cleanup(s.Stop)
@@ -88,7 +90,11 @@ func Start(t testing.TB, opts Options) *Server {
 func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
 
 // Stop closes the listener and every connection. It is idempotent.
-func (s *Server) Stop() { _ = s.srv.Close() }
+func (s *Server) Stop() {
+	// Serve may not have registered the listener yet, so close it here too.
+	_ = s.ln.Close()
+	_ = s.srv.Close()
+}
 
 // AddUser adds a user who signs in with a password.
 func (s *Server) AddUser(username, password string) {
