@@ -553,9 +553,19 @@ func (e *Engine) Declare(d Declaration) (Incident, error) {
 	c.NextID++
 	c.Incidents = append(c.Incidents, in)
 	end := d.End.Unix()
+	// The window was not normal: evidence gathered in it no longer counts.
+	if d.Tenant < 0 {
+		c.Provs[p].LastAbn = max(c.Provs[p].LastAbn, end)
+	} else {
+		c.TLastAbn[d.Tenant] = max(c.TLastAbn[d.Tenant], end)
+	}
 	for i := int32(0); i < int32(len(c.H)); i++ {
 		if c.H[i].Prov != p || d.Tenant >= 0 && c.H[i].Ten != d.Tenant {
 			continue
+		}
+		if c.H[i].St == sSuspect && c.PermFirst[i] <= end {
+			e.cancelHeld(i, "retroactive incident")
+			c.H[i].PermN = 0
 		}
 		if s := c.H[i].St; (s == sNeedsReconnect || s == sNeedsAdmin) && c.ActedAt[i] >= start && c.ActedAt[i] <= end {
 			c.Episode[i]++

@@ -131,6 +131,13 @@ func (e *Engine) drainHeld(now int64) {
 				e.closeHeld(h, "cancelled: inbox left suspect")
 				c.H[i].Flags &^= fHeld
 				continue
+			case max(ps.LastAbn, c.TLastAbn[h.Tenant]) >= c.PermFirst[i]:
+				// The evidence overlaps a time the provider or tenant was
+				// not normal: confirmation starts again.
+				e.closeHeld(h, "cancelled: evidence overlaps an incident")
+				c.H[i].Flags &^= fHeld
+				c.H[i].PermN = 0
+				continue
 			case c.TInc[h.Tenant] != 0:
 			case e.tenantVerified(h.Tenant, now) || e.takeBudget(uint8(p), h.Tenant, now):
 				e.closeHeld(h, "taken")
