@@ -98,7 +98,11 @@ type Config struct {
 	CloseMinProbes              int
 	CloseOKShare                float64
 	MinHold                     time.Duration
-	ReopenMemory                time.Duration
+	// ReleaseOKShare: a member whose probe fails permanently while at
+	// least this share of its incident's probes succeed is released and
+	// judged on its own.
+	ReleaseOKShare float64
+	ReopenMemory   time.Duration
 	// Lookback: when an incident opens, actions taken since start −
 	// Lookback inside its scope are undone.
 	Lookback time.Duration
@@ -170,7 +174,8 @@ func DefaultConfig() Config {
 		CloseWindow:    30 * time.Second,
 		MaxCloseWindow: 10 * time.Minute,
 		CloseMinProbes: 20,
-		CloseOKShare:   0.95,
+		CloseOKShare:   0.9,
+		ReleaseOKShare: 0.8,
 		MinHold:        2 * time.Minute,
 		ReopenMemory:   time.Hour,
 		Lookback:       15 * time.Minute,

@@ -98,23 +98,36 @@ func (e *Engine) evaluate(now int64) {
 		thr := max(e.cfg.MinShare, e.cfg.BaselineMult*ps.Baseline)
 
 		// Breadth and concentration over the tenant window.
-		var tenFailing, top, sum int64
+		var tenFailing, top, topAtt, sum int64
 		for k, list := range [2][]int32{ps.TenCur, ps.TenPrev} {
 			for _, t := range list {
 				if k == 1 && c.TListed[t] == int32(c.CurEpoch) {
 					continue // also in the current list
 				}
-				_, f, _ := e.tenantWindow(t)
+				a, f, _ := e.tenantWindow(t)
 				if f > 0 {
 					tenFailing++
 					sum += int64(f)
-					top = max(top, int64(f))
+					if int64(f) > top {
+						top, topAtt = int64(f), int64(a)
+					}
 				}
 			}
 		}
 		minTen := int64(max(2, min(e.cfg.MinTenants, ps.Tenants/10)))
-		broad := tenFailing >= minTen && float64(top) <= e.cfg.MaxTopTenantShare*float64(sum)
-		spike := shareL >= thr && shareS >= thr && failL >= int64(e.cfg.MinFailing) && broad
+		// Concentration: the biggest failing tenant holds at most
+		// MaxTopTenantShare of the failures, or, without it, the rest of
+		// the provider still fails well above its baseline in enough
+		// tenants (a regional outage that happens to include a huge
+		// tenant is still an outage; one tenant's revocation is not).
+		restAtt := e.provTenantAtt(ps) - topAtt
+		restShare := ratio(sum-top, restAtt)
+		broad := tenFailing >= minTen && (float64(top) <= e.cfg.MaxTopTenantShare*float64(sum) ||
+			tenFailing-1 >= minTen && restShare >= thr/e.cfg.ElevatedFactor && sum-top >= int64(e.cfg.MinFailing))
+		// Both windows: the short one at the threshold, the long one at
+		// the elevated level (requests fall during an outage: push stops
+		// and failing inboxes back off, so the long window lags).
+		spike := shareS >= thr && shareL >= thr/e.cfg.ElevatedFactor && failL >= int64(e.cfg.MinFailing) && broad
 		held := c.Counts[p][sSuspect]
 		panicked := held >= int64(e.cfg.MinFailing) && float64(held) >= e.cfg.PanicShare*float64(ps.Inboxes)
 		ps.Elevated = shareL >= thr/e.cfg.ElevatedFactor && failL >= int64(e.cfg.MinFailing) && broad
@@ -134,12 +147,33 @@ func (e *Engine) evaluate(now int64) {
 			if slot < 0 {
 				slot += lw
 			}
+			// Learn only from buckets that look normal, so that the onset
+			// of an outage does not raise its own threshold.
 			if a := ps.Att[slot]; a > 0 {
-				s := float64(ps.Fail[slot]) / float64(a)
-				ps.Baseline = max(e.cfg.BaselineFloor, (1-e.cfg.BaselineAlpha)*ps.Baseline+e.cfg.BaselineAlpha*min(s, thr))
+				if s := float64(ps.Fail[slot]) / float64(a); s < thr/e.cfg.ElevatedFactor {
+					ps.Baseline = max(e.cfg.BaselineFloor, (1-e.cfg.BaselineAlpha)*ps.Baseline+e.cfg.BaselineAlpha*s)
+				}
 			}
 		}
 	}
+}
+
+func (e *Engine) tenantFailing(t int32) int32 {
+	_, f, _ := e.tenantWindow(t)
+	return f
+}
+
+// provTenantAtt returns the provider's distinct attempting inboxes over the
+// tenant window.
+func (e *Engine) provTenantAtt(ps *ProvState) int64 {
+	ep := int32(e.c.CurEpoch)
+	var n int64
+	for k := 0; k < 2; k++ {
+		if ps.TAttEp[k] == ep || ps.TAttEp[k] == ep-1 {
+			n += int64(ps.TAtt[k])
+		}
+	}
+	return n
 }
 
 func ratio(a, b int64) float64 {
@@ -157,11 +191,17 @@ func (e *Engine) checkTenant(t int32) {
 	}
 	att, fail, perm := e.tenantWindow(t)
 	if fail < int32(e.cfg.TenantMinFailing) || float64(fail) < e.cfg.TenantShare*float64(att) {
-		return
+		// The current epoch alone, so that an onset is not diluted by
+		// the successes of the previous epoch.
+		w := c.TWin[t*8+int32(c.CurEpoch&1)*4 : t*8+int32(c.CurEpoch&1)*4+4]
+		if w[0] != int32(c.CurEpoch) || w[2] < int32(e.cfg.TenantMinFailing) || float64(w[2]) < e.cfg.TenantShare*float64(w[1]) {
+			return
+		}
+		att, fail, perm = w[1], w[2], w[3]
 	}
 	now := e.now()
 	kind := KindTenantEvent
-	if perm < fail {
+	if float64(perm) < 0.9*float64(fail) {
 		kind = KindTenantOutage
 	}
 	e.openIncident(c.TProv[t], t, kind, now, now-int64(e.cfg.Lookback/time.Second),
@@ -179,7 +219,7 @@ func (e *Engine) tenantIncidents(now int64) {
 		t := in.Tenant
 		ps := &c.Provs[in.prov]
 		switch {
-		case in.okSeen > 0 || in.recSeen > 0:
+		case in.okSeen+in.recSeen >= max(3, int(e.tenantFailing(t))/20):
 			in.Kind = KindTenantOutage
 			e.timeline(in, now, fmt.Sprintf("successes (%d) or recoverable errors (%d) among failing inboxes: an outage, pausing the tenant", in.okSeen, in.recSeen))
 			c.TLastAbn[t] = now
@@ -190,8 +230,11 @@ func (e *Engine) tenantIncidents(now int64) {
 			}
 			e.sink.IncidentChanged(in)
 		case now-in.OpenedAt.Unix() >= int64(e.cfg.TenantVerify/time.Second) && ps.Inc == 0 && !ps.Elevated:
-			if float64(c.TSize[t]) > e.cfg.MaxVerifiedTenantShare*float64(ps.Inboxes) {
-				continue // too big to accept automatically: stays held for an operator
+			if float64(c.TSize[t]) > e.cfg.MaxVerifiedTenantShare*float64(ps.Inboxes) || in.prov == 2 {
+				// Too big to accept automatically, or an IMAP server (where
+				// every user failing at once is server trouble, not every
+				// user changing their password): held for an operator.
+				continue
 			}
 			c.TVerifiedAt[t] = now
 			c.TEpisode[t]++
@@ -326,8 +369,13 @@ func (e *Engine) probeTick(in *Incident, now int64) {
 	}
 }
 
-// probeResult records one probe outcome for the incident covering i.
-func (e *Engine) probeResult(i int32, ok bool) {
+// probeResult records one probe outcome for the incident covering i. A
+// member that fails with a permanent-class error while most probes of its
+// incident succeed is released from the incident: its own credential is
+// in doubt, and it is confirmed like any other inbox once the incident
+// closes. Without this, one truly revoked member would keep its incident
+// open for ever.
+func (e *Engine) probeResult(i int32, ok, permanent bool) {
 	in := e.coveringIncident(i)
 	if in == nil {
 		return
@@ -336,6 +384,18 @@ func (e *Engine) probeResult(i int32, ok bool) {
 	in.probeN[slot]++
 	if ok {
 		in.probeOK[slot]++
+		return
+	}
+	if !permanent {
+		return
+	}
+	var okN, n int32
+	for k := range in.probeN {
+		okN += in.probeOK[k]
+		n += in.probeN[k]
+	}
+	if n >= int32(e.cfg.CloseMinProbes) && float64(okN) >= e.cfg.ReleaseOKShare*float64(n) {
+		e.c.H[i].Flags |= fReleased
 	}
 }
 
@@ -378,7 +438,7 @@ func (e *Engine) queueRecovery(in *Incident, now int64) {
 	c := &e.c
 	r := &c.Provs[in.prov].Ramp
 	for _, i := range in.members {
-		c.H[i].Flags &^= fMember | fProbe
+		c.H[i].Flags &^= fMember | fProbe | fReleased
 		if c.H[i].St != sPaused || c.H[i].Flags&fQueued != 0 {
 			continue
 		}

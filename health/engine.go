@@ -23,12 +23,13 @@ const (
 
 // Per-inbox flags.
 const (
-	fGranted uint8 = 1 << iota // a recovery grant is outstanding
-	fProbe                     // an incident probe is outstanding
-	fQueued                    // in a recovery queue
-	fHeld                      // a held action is pending
-	fAdmin                     // the last permanent verdict asks an administrator
-	fMember                    // listed in the covering incident's members
+	fGranted  uint8 = 1 << iota // a recovery grant is outstanding
+	fProbe                      // an incident probe is outstanding
+	fQueued                     // in a recovery queue
+	fHeld                       // a held action is pending
+	fAdmin                      // the last permanent verdict asks an administrator
+	fMember                     // listed in the covering incident's members
+	fReleased                   // failed alone while its incident's probes succeed: judged on its own
 )
 
 const numProviders = 3
@@ -121,6 +122,7 @@ type ProvState struct {
 	HeldOrder                 []int64
 	Ramp                      Ramp
 	RampReq, RampThr          int64
+	TAtt, TAttEp              [2]int32
 	LastShare, LastShortShare float64
 }
 
@@ -435,8 +437,8 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 		}
 	}
 	if fl&fProbe != 0 && kind != okThrottled {
-		e.probeResult(i, kind == okOK)
 		c.H[i].Flags &^= fProbe
+		e.probeResult(i, kind == okOK, kind == okPermanent)
 	}
 	if ti := c.TInc[t]; ti != 0 {
 		in := c.Incidents[ti-1]
@@ -454,6 +456,7 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 	case okOK:
 		c.H[i].PermN = 0
 		c.BackoffN[i] = 0
+		c.H[i].Flags &^= fReleased
 		if st != sConnected {
 			c.H[i].Flags &^= fGranted | fProbe
 			if st == sPaused {
@@ -593,6 +596,11 @@ func (e *Engine) count(i int32, p uint8, t int32, kind int) {
 	if c.H[i].AttE != ep {
 		c.H[i].AttE = ep
 		w[1]++
+		k := ep & 1
+		if ps.TAttEp[k] != ep {
+			ps.TAttEp[k], ps.TAtt[k] = ep, 0
+		}
+		ps.TAtt[k]++
 	}
 	switch kind {
 	case okOK:
@@ -666,6 +674,9 @@ func (e *Engine) move(i int32, to uint8, r holdfast.Reason, cause holdfast.Cause
 // coveringIncident returns the open outage-type incident covering inbox i.
 func (e *Engine) coveringIncident(i int32) *Incident {
 	c := &e.c
+	if c.H[i].Flags&fReleased != 0 {
+		return nil
+	}
 	if k := c.Provs[c.H[i].Prov].Inc; k != 0 {
 		return c.Incidents[k-1]
 	}

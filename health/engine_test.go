@@ -355,7 +355,7 @@ func TestOwnBugFreezes(t *testing.T) {
 // blind returns a config whose detector never fires.
 func blind() Config {
 	cfg := DefaultConfig()
-	cfg.MinShare, cfg.PanicShare, cfg.TenantShare = 2, 2, 2
+	cfg.MinShare, cfg.PanicShare, cfg.TenantShare, cfg.ElevatedFactor = 2, 2, 2, 1
 	return cfg
 }
 
