@@ -356,7 +356,11 @@ func summary(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "  notifications %d sent, %d stale\n", rep.NotificationsSent, rep.StaleNotifications)
 	fmt.Fprintf(w, "  incidents %d (%d false), missed outages %d, detection latency p50 %ss max %ss\n",
 		len(rep.Incidents), rep.FalseIncidents, rep.MissedOutages, fmtQ(rep.DetectionLatencyS.P50), fmtQ(rep.DetectionLatencyS.Max))
-	for _, in := range rep.Incidents {
+	for k, in := range rep.Incidents {
+		if k == 20 {
+			fmt.Fprintf(w, "    ... and %d more (see the JSON report)\n", len(rep.Incidents)-20)
+			break
+		}
 		res := "open"
 		if in.ResolvedAtS != nil {
 			res = strconv.FormatFloat(*in.ResolvedAtS, 'f', -1, 64)

@@ -18,7 +18,7 @@ import (
 )
 
 // base is the virtual clock's instant zero.
-var base = time.Unix(0, 0).UTC()
+var base = time.Date(2025, 3, 1, 18, 0, 0, 0, time.UTC)
 
 var baseUnix = base.Unix()
 
