@@ -75,3 +75,15 @@ func TestBadScenario(t *testing.T) {
 		})
 	}
 }
+
+// TestMixedScenario runs scenario shapes the three shared scenarios do not
+// have, against the same expects.
+func TestMixedScenario(t *testing.T) {
+	t.Parallel()
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"--scenario", "testdata/mixed.json", "--quiet"}, &out, &errb)
+	t.Log(out.String(), errb.String())
+	if code != 0 {
+		t.Fatalf("Main(mixed) = %d, want 0", code)
+	}
+}
