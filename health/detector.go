@@ -36,6 +36,9 @@ func (e *Engine) Tick() {
 	c.LastSec = now
 	if b := now / e.bucketS; b != c.CurBucket {
 		e.evaluate(now)
+		if e.cfg.Policy == PolicyHoldfast {
+			e.openCandidates()
+		}
 		c.CurBucket = b
 		slot := b % int64(e.cfg.LongWindow)
 		for p := range c.Provs {
@@ -184,7 +187,11 @@ func ratio(a, b int64) float64 {
 }
 
 // checkTenant opens a tenant incident when most of tenant t fails.
-func (e *Engine) checkTenant(t int32) {
+func (e *Engine) checkTenant(t int32) { e.checkTenantOpen(t, false) }
+
+// checkTenantOpen applies the tenant rule to t; with open it opens the
+// incident, otherwise it records t as a candidate.
+func (e *Engine) checkTenantOpen(t int32, open bool) {
 	c := &e.c
 	if c.TInc[t] != 0 || c.Provs[c.TProv[t]].Inc != 0 || e.cfg.Policy != PolicyHoldfast || e.tenantVerified(t, e.now()) {
 		return
@@ -199,6 +206,16 @@ func (e *Engine) checkTenant(t int32) {
 		}
 		att, fail, perm = w[1], w[2], w[3]
 	}
+	if !open {
+		// Decided after the provider detector's next evaluation, so that
+		// a provider-wide failure is not reported as hundreds of tenants.
+		ps := &c.Provs[c.TProv[t]]
+		if c.TCand[t] != int32(c.CurBucket) {
+			c.TCand[t] = int32(c.CurBucket)
+			ps.Cand = append(ps.Cand, t)
+		}
+		return
+	}
 	now := e.now()
 	kind := KindTenantEvent
 	if float64(perm) < 0.9*float64(fail) {
@@ -206,6 +223,19 @@ func (e *Engine) checkTenant(t int32) {
 	}
 	e.openIncident(c.TProv[t], t, kind, now, now-int64(e.cfg.Lookback/time.Second),
 		fmt.Sprintf("%d of %d attempting inboxes of the tenant failing (%d permanent-class)", fail, att, perm))
+}
+
+// openCandidates opens the tenant incidents whose tenants met the tenant
+// rule during the last bucket, unless the provider detector took over.
+func (e *Engine) openCandidates() {
+	c := &e.c
+	for p := range c.Provs {
+		ps := &c.Provs[p]
+		for _, t := range ps.Cand {
+			e.checkTenantOpen(t, true)
+		}
+		ps.Cand = ps.Cand[:0]
+	}
 }
 
 // tenantIncidents verifies or converts tenant events and closes tenant

@@ -70,6 +70,7 @@ type core struct {
 	TBudTok                       []float32
 	TAdminEp, TEpisode            []uint32
 	TListed                       []int32
+	TCand                         []int32
 
 	Provs     [numProviders]ProvState
 	Incidents []*Incident
@@ -123,6 +124,7 @@ type ProvState struct {
 	Ramp                      Ramp
 	RampReq, RampThr          int64
 	TAtt, TAttEp              [2]int32
+	Cand                      []int32
 	LastShare, LastShortShare float64
 }
 
@@ -268,6 +270,7 @@ func (e *Engine) AddTenant(p holdfast.Provider) (int32, error) {
 	c.TAdminEp = append(c.TAdminEp, 0)
 	c.TEpisode = append(c.TEpisode, 0)
 	c.TListed = append(c.TListed, -1)
+	c.TCand = append(c.TCand, -1)
 	c.Provs[pi].Tenants++
 	return t, nil
 }
