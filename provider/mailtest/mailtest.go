@@ -20,8 +20,11 @@
 //   - Postfix serves submission with STARTTLS (SMTPAddr) and with implicit
 //     TLS (SMTPTLSAddr). It requires TLS and then AUTH PLAIN or LOGIN, which
 //     it checks against Dovecot (Dovecot SASL), and delivers every message
-//     over LMTP into the Dovecot mailboxes of the recipients. It accepts any
-//     recipient domain; a recipient without an account bounces.
+//     over LMTP into the Dovecot mailboxes of the recipients, a few tens of
+//     milliseconds after accepting it (see WaitCount). It accepts any
+//     recipient domain; for a recipient without an account Dovecot refuses
+//     the message, and Postfix's bounce lands in the sender's INBOX if the
+//     sender has an account. Nothing ever leaves the machine.
 //   - The TLS certificate is made for 127.0.0.1 and localhost by a throwaway
 //     CA; clients trust it with RootCAs, CAFile or TLSConfig.
 //
@@ -491,6 +494,11 @@ func (s *Server) prepare(run string) error {
 			return err
 		}
 	}
+	for _, dir := range []string{filepath.Dir(filepath.Dir(s.Dir)), filepath.Dir(run)} {
+		if err := checkSearchable(dir); err != nil {
+			return err
+		}
+	}
 	dirs := []struct {
 		path     string
 		uid, gid int
@@ -525,6 +533,23 @@ func (s *Server) prepare(run string) error {
 		}
 	}
 	return nil
+}
+
+// checkSearchable reports a directory on the way to dir that other users
+// cannot pass through, such as a TMPDIR under /root.
+func checkSearchable(dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s is not searchable by other users, whom the servers' processes run as; point TMPDIR elsewhere", d)
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 // configure picks free ports and writes both servers' configuration.
