@@ -1,0 +1,341 @@
+package imap_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/provider/imap"
+	"github.com/holdfast/holdfast/provider/mailtest"
+)
+
+// These tests run the connector against private real Dovecot and Postfix
+// instances (package provider/mailtest). They skip where the servers are not
+// installed, and fail under CI=true.
+
+func hostPort(t testing.TB, addr string) (string, int) {
+	t.Helper()
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, port
+}
+
+// realSession returns a session for a new account on srv, over IMAP and
+// SMTP with the given security.
+func realSession(t testing.TB, srv *mailtest.Server, email, pw string, sec holdfast.Security) *holdfast.Session {
+	t.Helper()
+	srv.AddUser(t, email, pw)
+	imapAddr, smtpAddr := srv.IMAPAddr, srv.SMTPAddr
+	smtpSec := holdfast.SecurityStartTLS
+	if sec == holdfast.SecurityTLS {
+		imapAddr, smtpAddr, smtpSec = srv.IMAPTLSAddr, srv.SMTPTLSAddr, holdfast.SecurityTLS
+	}
+	ih, ip := hostPort(t, imapAddr)
+	sh, sp := hostPort(t, smtpAddr)
+	return &holdfast.Session{
+		Inbox: &holdfast.Inbox{
+			ID: "inb_" + strings.Split(email, "@")[0], Email: email, Username: email, Provider: holdfast.ProviderIMAP,
+			IMAP: &holdfast.ServerConfig{Host: ih, Port: ip, Security: sec},
+			SMTP: &holdfast.ServerConfig{Host: sh, Port: sp, Security: smtpSec},
+		},
+		Password: pw,
+	}
+}
+
+func TestDovecot(t *testing.T) {
+	t.Parallel()
+	srv := mailtest.Start(t)
+	newConn := func(cfg imap.Config) *imap.Connector {
+		cfg.TLSConfig = srv.TLSConfig()
+		cfg.CommandTimeout = 20 * time.Second
+		return imap.New(cfg)
+	}
+	k := newConn(imap.Config{})
+
+	t.Run("verify", func(t *testing.T) {
+		for i, sec := range []holdfast.Security{holdfast.SecurityNone, holdfast.SecurityStartTLS, holdfast.SecurityTLS} {
+			s := realSession(t, srv, fmt.Sprintf("verify%d@example.test", i), password, sec)
+			if sec == holdfast.SecurityNone {
+				s.Inbox.SMTP = nil // Postfix requires TLS for submission
+			}
+			if err := k.Verify(t.Context(), s); err != nil {
+				t.Errorf("Verify over %s: %v", sec, err)
+			}
+		}
+	})
+
+	t.Run("wrong password", func(t *testing.T) {
+		s := realSession(t, srv, "wrongpw@example.test", password, holdfast.SecurityStartTLS)
+		s.Password = "old-" + password
+		err := k.Verify(t.Context(), s)
+		pe := providerError(t, err)
+		if pe.Class != holdfast.ClassPermanent || pe.Reason != holdfast.ReasonPasswordChanged || !pe.OutageSensitive {
+			t.Errorf("wrong password: %s/%s outage_sensitive=%v, want permanent/password_changed/true (%v)", pe.Class, pe.Reason, pe.OutageSensitive, err)
+		}
+		if !strings.Contains(err.Error(), "AUTHENTICATIONFAILED") {
+			t.Errorf("error %q lacks Dovecot's response code", err)
+		}
+		assertNoSecret(t, err, "")
+	})
+
+	t.Run("sync", func(t *testing.T) {
+		const email = "sync@example.test"
+		s := realSession(t, srv, email, password, holdfast.SecurityStartTLS)
+		res, err := k.Sync(t.Context(), s, "")
+		if err != nil {
+			t.Fatalf("Sync of an empty INBOX: %v", err)
+		}
+		if len(res.Messages) != 0 || res.Reset {
+			t.Errorf("empty INBOX: %+v", res)
+		}
+		for i := range 3 {
+			srv.Deliver(t, email, rawMessage(i, fmt.Sprintf("Body of message %d.", i)))
+		}
+		first, err := k.Sync(t.Context(), s, res.Cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(ids(first.Messages), " "); got != "<m0@example.test> <m1@example.test> <m2@example.test>" {
+			t.Errorf("first sync = %s", got)
+		}
+		if m := first.Messages[0]; m.Snippet != "Body of message 0." || m.From != "bob@example.test" || m.Subject != "Message 0" {
+			t.Errorf("message = %+v", m)
+		}
+		srv.Deliver(t, email, rawMessage(3, "New."))
+		res, err = k.Sync(t.Context(), s, first.Cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(ids(res.Messages), " "); got != "<m3@example.test>" {
+			t.Errorf("incremental sync = %s, want only <m3@example.test>", got)
+		}
+		// Nothing new: the highest message must not come back.
+		again, err := k.Sync(t.Context(), s, res.Cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(again.Messages) != 0 {
+			t.Errorf("sync with nothing new returned %v", ids(again.Messages))
+		}
+
+		srv.ResetUIDValidity(t, email, "INBOX")
+		reset, err := k.Sync(t.Context(), s, again.Cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reset.Reset {
+			t.Errorf("Reset = false after ResetUIDValidity")
+		}
+		if got := strings.Join(ids(reset.Messages), " "); got != "<m0@example.test> <m1@example.test> <m2@example.test> <m3@example.test>" {
+			t.Errorf("after the reset = %s, want all four with the same Message-IDs", got)
+		}
+	})
+
+	t.Run("batches", func(t *testing.T) {
+		const email = "batches@example.test"
+		s := realSession(t, srv, email, password, holdfast.SecurityTLS)
+		appendMessages(t, srv, email, 0, 23)
+		kb := newConn(imap.Config{BatchSize: 10})
+		var sizes []int
+		var all []string
+		cursor := ""
+		for range 5 {
+			res, err := kb.Sync(t.Context(), s, cursor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sizes = append(sizes, len(res.Messages))
+			all = append(all, ids(res.Messages)...)
+			cursor = res.Cursor
+			if !res.More {
+				break
+			}
+		}
+		if fmt.Sprint(sizes) != "[10 10 3]" || len(all) != 23 {
+			t.Errorf("batch sizes = %v (%d messages), want [10 10 3]", sizes, len(all))
+		}
+	})
+
+	t.Run("send", func(t *testing.T) {
+		const email, rcpt = "sender@example.test", "rcpt@example.test"
+		s := realSession(t, srv, email, password, holdfast.SecurityStartTLS)
+		srv.AddUser(t, rcpt, password)
+		const id = "<real-send-1@holdfast.test>"
+		m := outgoing(id)
+		m.From, m.To, m.Bcc = email, []string{rcpt}, nil
+		if found, err := k.FindSent(t.Context(), s, id); err != nil || found {
+			t.Fatalf("FindSent before sending = %v, %v", found, err)
+		}
+		if err := k.Send(t.Context(), s, m); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		if n := srv.Count(t, email, "Sent", id); n != 1 {
+			t.Errorf("Sent holds %d copies, want 1", n)
+		}
+		if found, err := k.FindSent(t.Context(), s, id); err != nil || !found {
+			t.Errorf("FindSent after sending = %v, %v; want true", found, err)
+		}
+		srv.WaitCount(t, rcpt, "INBOX", id, 1)
+	})
+
+	t.Run("server down", func(t *testing.T) {
+		s := realSession(t, srv, "down@example.test", password, holdfast.SecurityStartTLS)
+		srv.Stop()
+		defer srv.Restart(t)
+		for name, call := range map[string]func() error{
+			"Verify": func() error { return k.Verify(t.Context(), s) },
+			"Sync":   func() error { _, err := k.Sync(t.Context(), s, ""); return err },
+			"Send":   func() error { return k.Send(t.Context(), s, outgoing("<down@holdfast.test>")) },
+		} {
+			err := call()
+			pe := providerError(t, err)
+			if pe.Class != holdfast.ClassRecoverable || pe.Reason != holdfast.ReasonNetwork {
+				t.Errorf("%s with the servers down: %s/%s, want recoverable/network (%v)", name, pe.Class, pe.Reason, err)
+			}
+		}
+	})
+}
+
+// appendMessages appends messages from..to-1 to the account's INBOX over
+// IMAP, which is much faster than one doveadm call each.
+func appendMessages(t testing.TB, srv *mailtest.Server, email string, from, to int) {
+	t.Helper()
+	c, err := imapclient.DialTLS(srv.IMAPTLSAddr, &imapclient.Options{TLSConfig: srv.TLSConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(email, password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for i := from; i < to; i++ {
+		raw := rawMessage(i, fmt.Sprintf("Body of message %d, with some more words to make a snippet.", i))
+		cmd := c.Append("INBOX", int64(len(raw)), nil)
+		if _, err := cmd.Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+const (
+	benchMailboxes = 20
+	benchMessages  = 500
+)
+
+// benchSetup starts a server with benchMailboxes accounts of benchMessages
+// messages each.
+func benchSetup(b *testing.B) (*mailtest.Server, []*holdfast.Session) {
+	b.Helper()
+	srv := mailtest.Start(b)
+	sessions := make([]*holdfast.Session, benchMailboxes)
+	var wg sync.WaitGroup
+	for i := range sessions {
+		email := fmt.Sprintf("bench%d@example.test", i)
+		sessions[i] = realSession(b, srv, email, password, holdfast.SecurityTLS)
+		wg.Go(func() { appendMessages(b, srv, email, 0, benchMessages) })
+	}
+	wg.Wait()
+	return srv, sessions
+}
+
+// BenchmarkSync syncs every mailbox from the start, all at once, with the
+// connector.
+func BenchmarkSync(b *testing.B) {
+	srv, sessions := benchSetup(b)
+	k := imap.New(imap.Config{TLSConfig: srv.TLSConfig(), BatchSize: benchMessages})
+	start := time.Now()
+	for b.Loop() {
+		var wg sync.WaitGroup
+		errs := make(chan error, len(sessions))
+		for _, s := range sessions {
+			wg.Go(func() {
+				res, err := k.Sync(context.Background(), s, "")
+				if err == nil && len(res.Messages) != benchMessages {
+					err = fmt.Errorf("synced %d messages, want %d", len(res.Messages), benchMessages)
+				}
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*benchMailboxes*benchMessages)/time.Since(start).Seconds(), "messages/s")
+}
+
+// BenchmarkPlainFetch does the same fetch as BenchmarkSync with the bare
+// go-imap client, as the baseline.
+func BenchmarkPlainFetch(b *testing.B) {
+	srv, sessions := benchSetup(b)
+	opts := &goimap.FetchOptions{
+		UID: true, Flags: true, Envelope: true, InternalDate: true,
+		BodySection: []*goimap.FetchItemBodySection{
+			{Specifier: goimap.PartSpecifierHeader, HeaderFields: []string{"Content-Type", "Content-Transfer-Encoding"}, Peek: true},
+			{Specifier: goimap.PartSpecifierText, Partial: &goimap.SectionPartial{Size: 2048}, Peek: true},
+		},
+	}
+	start := time.Now()
+	for b.Loop() {
+		var wg sync.WaitGroup
+		errs := make(chan error, len(sessions))
+		for _, s := range sessions {
+			wg.Go(func() {
+				errs <- func() error {
+					c, err := imapclient.DialTLS(srv.IMAPTLSAddr, &imapclient.Options{TLSConfig: srv.TLSConfig()})
+					if err != nil {
+						return err
+					}
+					defer c.Close()
+					if err := c.Login(s.Inbox.Username, s.Password).Wait(); err != nil {
+						return err
+					}
+					if _, err := c.Select("INBOX", &goimap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+						return err
+					}
+					msgs, err := c.Fetch(goimap.UIDSet{{Start: 1, Stop: 0}}, opts).Collect()
+					if err != nil {
+						return err
+					}
+					if len(msgs) != benchMessages {
+						return fmt.Errorf("fetched %d messages, want %d", len(msgs), benchMessages)
+					}
+					return c.Logout().Wait()
+				}()
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil && !errors.Is(err, net.ErrClosed) {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*benchMailboxes*benchMessages)/time.Since(start).Seconds(), "messages/s")
+}
