@@ -50,6 +50,35 @@ type Store interface {
 	// and the count returned includes them.
 	PruneFleetSnapshots(ctx context.Context, before time.Time) (int64, error)
 
+	// SaveIncident inserts or replaces the incident with in.ID (the
+	// caller's). A zero ResolvedAt is kept as open. in is not modified.
+	SaveIncident(ctx context.Context, in *Incident) error
+	// Incidents returns at most limit incidents (zero or less means 100, at
+	// most 1000), newest first by ID, only the open ones if openOnly.
+	Incidents(ctx context.Context, openOnly bool, limit int) ([]*Incident, error)
+	// IncidentByID returns one incident, or ErrNotFound.
+	IncidentByID(ctx context.Context, id int64) (*Incident, error)
+	// SaveHeldAction inserts or replaces the held action with h.ID (the
+	// caller's). h is not modified.
+	SaveHeldAction(ctx context.Context, h *HeldAction) error
+	// HeldActions returns at most limit held actions (zero or less means
+	// 100, at most 1000), oldest first by ID, only the pending ones (not
+	// Done) if pendingOnly.
+	HeldActions(ctx context.Context, pendingOnly bool, limit int) ([]*HeldAction, error)
+	// AppendNotice records a notice decision and sets n.ID; a zero n.At is
+	// set to now, and n.At is set back as stored. It returns ErrConflict if
+	// a notice for the same inbox and episode exists (notices are never
+	// repeated for one episode).
+	AppendNotice(ctx context.Context, n *Notice) error
+	// Notices returns the notices recorded for an inbox, oldest first.
+	Notices(ctx context.Context, inboxID string) ([]*Notice, error)
+	// SaveEngineState replaces the health engine's saved state, an opaque
+	// blob kept in one row; a zero at means now.
+	SaveEngineState(ctx context.Context, at time.Time, state []byte) error
+	// EngineState returns the health engine's saved state and when it was
+	// saved, or ErrNotFound if none was.
+	EngineState(ctx context.Context) (time.Time, []byte, error)
+
 	// CreateAPIKey stores a new API key. It returns ErrConflict if the ID
 	// or hash exists.
 	CreateAPIKey(ctx context.Context, k *APIKey) error

@@ -77,6 +77,54 @@ const (
 	AND at < $1`
 )
 
+const (
+	incidentColumns   = `id, kind, provider, tenant, opened_at, resolved_at, evidence, affected, recovered, timeline`
+	heldActionColumns = `id, inbox_id, provider, tenant, to_state, reason, why, held_at, done, outcome, closed_at`
+)
+
+const (
+	queryUpsertIncident = `INSERT INTO incidents (` + incidentColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+	ON CONFLICT (id) DO UPDATE SET
+		kind = EXCLUDED.kind, provider = EXCLUDED.provider, tenant = EXCLUDED.tenant,
+		opened_at = EXCLUDED.opened_at, resolved_at = EXCLUDED.resolved_at,
+		evidence = EXCLUDED.evidence, affected = EXCLUDED.affected,
+		recovered = EXCLUDED.recovered, timeline = EXCLUDED.timeline`
+
+	queryIncident = `SELECT ` + incidentColumns + ` FROM incidents WHERE id = $1`
+
+	queryIncidents = `SELECT ` + incidentColumns + ` FROM incidents ORDER BY id DESC LIMIT $1`
+
+	// queryOpenIncidents uses the partial index incidents_open.
+	queryOpenIncidents = `SELECT ` + incidentColumns + ` FROM incidents
+	WHERE resolved_at IS NULL ORDER BY id DESC LIMIT $1`
+
+	queryUpsertHeldAction = `INSERT INTO held_actions (` + heldActionColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+	ON CONFLICT (id) DO UPDATE SET
+		inbox_id = EXCLUDED.inbox_id, provider = EXCLUDED.provider, tenant = EXCLUDED.tenant,
+		to_state = EXCLUDED.to_state, reason = EXCLUDED.reason, why = EXCLUDED.why,
+		held_at = EXCLUDED.held_at, done = EXCLUDED.done, outcome = EXCLUDED.outcome,
+		closed_at = EXCLUDED.closed_at`
+
+	queryHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions ORDER BY id LIMIT $1`
+
+	// queryPendingHeldActions uses the partial index held_actions_pending.
+	queryPendingHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
+	WHERE NOT done ORDER BY id LIMIT $1`
+
+	queryInsertNotice = `INSERT INTO notices (inbox_id, episode, admin, reason, at)
+	VALUES ($1, $2, $3, $4, $5) RETURNING id`
+
+	queryNotices = `SELECT id, inbox_id, episode, admin, reason, at FROM notices
+	WHERE inbox_id = $1 ORDER BY id`
+
+	queryUpsertEngineState = `INSERT INTO engine_state (id, saved_at, state) VALUES (1, $1, $2)
+	ON CONFLICT (id) DO UPDATE SET saved_at = EXCLUDED.saved_at, state = EXCLUDED.state`
+
+	queryEngineState = `SELECT saved_at, state FROM engine_state WHERE id = 1`
+)
+
 // defaultPruneBatchSize is the most rows one statement of
 // PruneFleetSnapshots deletes, so that no statement holds its locks, or
 // grows the WAL, for long.

@@ -67,6 +67,55 @@ const (
 		SELECT at, provider, state FROM fleet_snapshots WHERE at < ?1 ORDER BY at LIMIT ?2)`
 )
 
+const (
+	incidentColumns   = `id, kind, provider, tenant, opened_at, resolved_at, evidence, affected, recovered, timeline`
+	heldActionColumns = `id, inbox_id, provider, tenant, to_state, reason, why, held_at, done, outcome, closed_at`
+)
+
+const (
+	queryUpsertIncident = `INSERT INTO incidents (` + incidentColumns + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO UPDATE SET
+		kind = excluded.kind, provider = excluded.provider, tenant = excluded.tenant,
+		opened_at = excluded.opened_at, resolved_at = excluded.resolved_at,
+		evidence = excluded.evidence, affected = excluded.affected,
+		recovered = excluded.recovered, timeline = excluded.timeline`
+
+	queryIncident = `SELECT ` + incidentColumns + ` FROM incidents WHERE id = ?`
+
+	queryIncidents = `SELECT ` + incidentColumns + ` FROM incidents ORDER BY id DESC LIMIT ?`
+
+	// queryOpenIncidents uses the partial index incidents_open.
+	queryOpenIncidents = `SELECT ` + incidentColumns + ` FROM incidents
+	WHERE resolved_at IS NULL ORDER BY id DESC LIMIT ?`
+
+	queryUpsertHeldAction = `INSERT INTO held_actions (` + heldActionColumns + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO UPDATE SET
+		inbox_id = excluded.inbox_id, provider = excluded.provider, tenant = excluded.tenant,
+		to_state = excluded.to_state, reason = excluded.reason, why = excluded.why,
+		held_at = excluded.held_at, done = excluded.done, outcome = excluded.outcome,
+		closed_at = excluded.closed_at`
+
+	queryHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions ORDER BY id LIMIT ?`
+
+	// queryPendingHeldActions uses the partial index held_actions_pending,
+	// whose WHERE it repeats word for word.
+	queryPendingHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
+	WHERE done = 0 ORDER BY id LIMIT ?`
+
+	queryInsertNotice = `INSERT INTO notices (inbox_id, episode, admin, reason, at)
+	VALUES (?, ?, ?, ?, ?) RETURNING id`
+
+	queryNotices = `SELECT id, inbox_id, episode, admin, reason, at FROM notices
+	WHERE inbox_id = ? ORDER BY id`
+
+	queryUpsertEngineState = `INSERT INTO engine_state (id, saved_at, state) VALUES (1, ?, ?)
+	ON CONFLICT (id) DO UPDATE SET saved_at = excluded.saved_at, state = excluded.state`
+
+	queryEngineState = `SELECT saved_at, state FROM engine_state WHERE id = 1`
+)
+
 // defaultPruneBatchSize is the most rows one statement of
 // PruneFleetSnapshots deletes, so that no statement holds the single
 // connection, and the write lock, for long.

@@ -8,7 +8,8 @@
 // The suite checks behaviour callers rely on: round trips at the store's
 // time precision, the sentinel errors, keyset paging, the event log, the
 // atomicity of writes that touch two tables, compare-and-set state changes,
-// the pruning of fleet snapshots and concurrent use. Options add tests of
+// the pruning of fleet snapshots, the health engine's incidents, held
+// actions, notices and saved state, and concurrent use. Options add tests of
 // capabilities some stores have (WithReopen, WithPruneBatchSize).
 //
 // The Go API is not stable.
@@ -86,6 +87,11 @@ func Run(t *testing.T, newStore func(t *testing.T) holdfast.Store, opts ...Optio
 		{"SetCredentials", testSetCredentials},
 		{"CountInboxes", testCountInboxes},
 		{"APIKeys", testAPIKeys},
+		{"Incidents", testIncidents},
+		{"HeldActions", testHeldActions},
+		{"HealthLimits", testHealthLimits},
+		{"Notices", testNotices},
+		{"EngineState", testEngineState},
 		{"FleetSnapshots", testFleetSnapshots},
 		{"PruneFleetSnapshots", testPruneFleetSnapshots},
 		{"ConcurrentCreates", testConcurrentCreates},
@@ -1099,6 +1105,11 @@ func testReopen(t *testing.T, newLocation func(t *testing.T) func(t *testing.T) 
 	if err := s.AppendFleetSnapshot(ctx, t0, []holdfast.InboxCount{{Provider: in.Provider, State: holdfast.StateConnected, Count: 1}}); err != nil {
 		t.Fatalf("AppendFleetSnapshot = %v", err)
 	}
+	incident := newIncident(1)
+	mustSaveIncidents(t, s, incident)
+	if err := s.SaveEngineState(ctx, t0, []byte("engine state")); err != nil {
+		t.Fatalf("SaveEngineState = %v", err)
+	}
 	wantInbox, err := s.Inbox(ctx, in.ID)
 	if err != nil {
 		t.Fatalf("Inbox = %v", err)
@@ -1139,6 +1150,16 @@ func testReopen(t *testing.T, newLocation func(t *testing.T) func(t *testing.T) 
 	}
 	if diff := cmp.Diff(wantSnaps, gotSnaps); diff != "" {
 		t.Errorf("FleetSnapshots after reopen (-want +got):\n%s", diff)
+	}
+	gotIncident, err := s.IncidentByID(ctx, incident.ID)
+	if err != nil {
+		t.Fatalf("IncidentByID after reopen = %v", err)
+	}
+	if diff := cmp.Diff(storedIncident(incident), gotIncident); diff != "" {
+		t.Errorf("IncidentByID after reopen (-want +got):\n%s", diff)
+	}
+	if at, state, err := s.EngineState(ctx); err != nil || !at.Equal(stored(t0)) || string(state) != "engine state" {
+		t.Errorf("EngineState after reopen = %v, %q, %v; want %v, %q, nil", at, state, err, stored(t0), "engine state")
 	}
 	// A new event continues the log after the old ones.
 	if _, err := s.ChangeState(ctx, in.ID, holdfast.StateChange{To: holdfast.StateDegraded, At: t0.Add(time.Hour)}); err != nil {
