@@ -202,6 +202,10 @@ func (s *server) handleCreateInbox() http.Handler {
 			s.respondErr(w, r, err)
 			return
 		}
+		if err := s.cfg.Health.AddInbox(in); err != nil {
+			// Stored all the same: the engine picks it up at its next start.
+			s.log.ErrorContext(r.Context(), "register inbox with the health engine", "inbox_id", in.ID, "err", err)
+		}
 		s.log.InfoContext(r.Context(), "inbox connected", "inbox_id", in.ID, "provider", in.Provider, "tenant", in.Tenant)
 		w.Header().Set("Location", "/v1/inboxes/"+in.ID)
 		encode(w, http.StatusCreated, toInboxJSON(in))
@@ -252,6 +256,7 @@ func (s *server) handleDeleteInbox() http.Handler {
 			s.respondErr(w, r, err)
 			return
 		}
+		s.cfg.Health.RemoveInbox(id)
 		s.log.InfoContext(r.Context(), "inbox deleted", "inbox_id", id)
 		w.WriteHeader(http.StatusNoContent)
 	})

@@ -16,6 +16,12 @@ func (s *server) addRoutes(mux *http.ServeMux) {
 	v1("GET /v1/inboxes/{id}", s.handleGetInbox())
 	v1("DELETE /v1/inboxes/{id}", s.handleDeleteInbox())
 	v1("GET /v1/inboxes/{id}/events", s.handleListEvents())
+	v1("POST /v1/incidents", s.handleDeclareIncident())
+	v1("GET /v1/incidents", s.handleListIncidents())
+	v1("GET /v1/incidents/{id}", s.handleGetIncident())
+	v1("POST /v1/incidents/{id}/resolve", s.handleResolveIncident())
+	v1("GET /v1/held-actions", s.handleListHeld())
+	v1("POST /v1/held-actions/{id}/release", s.handleReleaseHeld())
 	// Anything else under /v1 is an authenticated 404 in the API's format.
 	v1("/v1/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path)

@@ -12,10 +12,12 @@ import (
 	"github.com/holdfast/holdfast"
 )
 
-// Config holds the server's dependencies. Store, Logger and
+// Config holds the server's dependencies. Store, Health, Logger and
 // SealCredentials are required.
 type Config struct {
-	Store  holdfast.Store
+	Store holdfast.Store
+	// Health is the health engine's operator surface.
+	Health Health
 	Logger *slog.Logger
 	// Clock tells the time; nil means the wall clock.
 	Clock holdfast.Clock
@@ -43,8 +45,8 @@ type MetricsHandler interface {
 
 // NewServer returns the HTTP handler for the whole API.
 func NewServer(cfg Config) (http.Handler, error) {
-	if cfg.Store == nil || cfg.Logger == nil || cfg.SealCredentials == nil {
-		return nil, errors.New("httpapi: Store, Logger and SealCredentials are required")
+	if cfg.Store == nil || cfg.Health == nil || cfg.Logger == nil || cfg.SealCredentials == nil {
+		return nil, errors.New("httpapi: Store, Health, Logger and SealCredentials are required")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = holdfast.SystemClock{}

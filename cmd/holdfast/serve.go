@@ -16,6 +16,7 @@ import (
 	"github.com/holdfast/holdfast/config"
 	"github.com/holdfast/holdfast/httpapi"
 	"github.com/holdfast/holdfast/metrics"
+	"github.com/holdfast/holdfast/monitor"
 	"github.com/holdfast/holdfast/secrets"
 )
 
@@ -61,12 +62,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	store := m.InstrumentStore(b.store)
 	m.WatchInboxes(store, 10*time.Second, log)
 
+	mon, err := monitor.New(ctx, monitor.Config{Store: store, Logger: log.With("component", "health")})
+	if err != nil {
+		return err
+	}
+	m.Registry.MustRegister(mon.Collector())
+
 	jobs, err := b.newJobs(store, log)
 	if err != nil {
 		return err
 	}
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Store:   store,
+		Health:  mon,
 		Logger:  log,
 		Metrics: m,
 		SealCredentials: func(inboxID string, c httpapi.Credentials) ([]byte, error) {
@@ -88,8 +96,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		IdleTimeout:       120 * time.Second,
 	}
 
+	if err := mon.Start(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("start health monitor: %w", err)
+	}
 	if err := jobs.Start(ctx); err != nil {
 		ln.Close()
+		_ = mon.Stop(context.WithoutCancel(ctx))
 		return fmt.Errorf("start background jobs: %w", err)
 	}
 	// The server goroutine is owned here: it ends when Shutdown is called
@@ -117,6 +130,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if err := jobs.Stop(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop background jobs: %w", err))
+	}
+	if err := mon.Stop(sctx); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

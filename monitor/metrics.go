@@ -1,0 +1,60 @@
+package monitor
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/holdfast/holdfast"
+)
+
+var (
+	engineInboxesDesc = prometheus.NewDesc("holdfast_health_inboxes",
+		"Inboxes by provider and state, in the health engine's live view.", []string{"provider", "state"}, nil)
+	openIncidentsDesc = prometheus.NewDesc("holdfast_incidents_open",
+		"Open incidents, by provider and kind.", []string{"provider", "kind"}, nil)
+	heldActionsDesc = prometheus.NewDesc("holdfast_held_actions_pending",
+		"Destructive actions held by the guard, by provider.", []string{"provider"}, nil)
+)
+
+// Collector returns a Prometheus collector of the engine's live view:
+// inboxes by state per provider, open incidents and pending held actions.
+func (m *Monitor) Collector() prometheus.Collector { return collector{m} }
+
+type collector struct{ m *Monitor }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- engineInboxesDesc
+	ch <- openIncidentsDesc
+	ch <- heldActionsDesc
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	m := c.m
+	m.mu.Lock()
+	type key struct{ p, k string }
+	open := map[key]int{}
+	for _, in := range m.eng.Incidents() {
+		if in.Open() {
+			open[key{string(in.Provider), string(in.Kind)}]++
+		}
+	}
+	held := map[holdfast.Provider]int{}
+	for _, h := range m.eng.HeldActions() {
+		if !h.Done {
+			held[h.Provider]++
+		}
+	}
+	counts := map[holdfast.Provider]map[holdfast.State]int64{}
+	for _, p := range holdfast.Providers {
+		counts[p] = m.eng.Counts(p)
+	}
+	m.mu.Unlock()
+	for _, p := range holdfast.Providers {
+		for _, s := range holdfast.States {
+			ch <- prometheus.MustNewConstMetric(engineInboxesDesc, prometheus.GaugeValue, float64(counts[p][s]), string(p), string(s))
+		}
+		ch <- prometheus.MustNewConstMetric(heldActionsDesc, prometheus.GaugeValue, float64(held[p]), string(p))
+	}
+	for k, n := range open {
+		ch <- prometheus.MustNewConstMetric(openIncidentsDesc, prometheus.GaugeValue, float64(n), k.p, k.k)
+	}
+}

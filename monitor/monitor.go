@@ -1,0 +1,317 @@
+// Package monitor runs the health engine (package health) inside holdfast
+// serve. It maps inbox IDs and tenants to the engine's dense indices, feeds
+// it provider outcomes, ticks it on the clock, writes every decision through
+// to the store (inbox state changes with their event log entries,
+// incidents, held actions, notices) and saves the engine's whole state, so
+// that a restart loses no incident, hold or pending decision.
+//
+// The engine is not safe for concurrent use; Monitor serialises every call
+// into it under one mutex and persists decisions from one writer goroutine,
+// in the order the engine made them.
+//
+// The Go API is not stable.
+package monitor
+
+import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/health"
+)
+
+// Config holds a Monitor's dependencies and parameters.
+type Config struct {
+	Store  holdfast.Store
+	Clock  holdfast.Clock
+	Logger *slog.Logger
+	// Engine holds the engine's parameters; the zero value means
+	// health.DefaultConfig().
+	Engine *health.Config
+	// TickEvery is how often the engine is ticked; zero means 1 s.
+	TickEvery time.Duration
+	// SaveEvery is how often the engine's whole state is saved; zero means
+	// one minute. It is also saved at Stop.
+	SaveEvery time.Duration
+	// OnGrant, if set, is called (from the writer goroutine, after the
+	// decisions before it are stored) when the engine lets the service make
+	// requests for a paused inbox: a recovery, or with probe an incident
+	// probe. The sync scheduler acts on it.
+	OnGrant func(inboxID string, probe bool)
+}
+
+// Monitor owns one health engine. Create it with New, then Start it.
+type Monitor struct {
+	cfg   Config
+	store holdfast.Store
+	clock holdfast.Clock
+	log   *slog.Logger
+
+	mu  sync.Mutex // guards everything below, and every call into eng
+	eng *health.Engine
+	// ids maps engine index → inbox ID; dead marks deleted inboxes, whose
+	// later decisions are dropped.
+	ids  []string
+	dead []bool
+	// unverified marks inboxes still "connecting" in the store: the first
+	// successful outcome records their move to connected.
+	unverified []bool
+	idx        map[string]int32
+	// tenants maps engine tenant index → "provider/tenant".
+	tenants []string
+	tidx    map[string]int32
+	// pending collects the decisions of the current engine call.
+	pending []decision
+
+	w *writer
+
+	startOnce, stopOnce sync.Once
+	cancel              context.CancelFunc
+	done                chan struct{}
+}
+
+// New loads the engine's saved state, if any, and makes sure every stored
+// inbox is known to it. It reads every inbox once.
+func New(ctx context.Context, cfg Config) (*Monitor, error) {
+	if cfg.Store == nil || cfg.Logger == nil {
+		return nil, errors.New("monitor: Store and Logger are required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = holdfast.SystemClock{}
+	}
+	if cfg.TickEvery <= 0 {
+		cfg.TickEvery = time.Second
+	}
+	if cfg.SaveEvery <= 0 {
+		cfg.SaveEvery = time.Minute
+	}
+	ecfg := health.DefaultConfig()
+	if cfg.Engine != nil {
+		ecfg = *cfg.Engine
+	}
+	m := &Monitor{
+		cfg: cfg, store: cfg.Store, clock: cfg.Clock, log: cfg.Logger,
+		idx: map[string]int32{}, tidx: map[string]int32{},
+		done: make(chan struct{}),
+	}
+	m.eng = health.New(ecfg, cfg.Clock, cfg.Logger, sink{m})
+	m.w = newWriter(m)
+	if err := m.load(ctx); err != nil {
+		return nil, err
+	}
+	if err := m.reconcile(ctx); err != nil {
+		return nil, err
+	}
+	// Decisions made while loading (none expected) are written by Start.
+	return m, nil
+}
+
+// savedState is what SaveEngineState stores: the index maps and the
+// engine's own snapshot.
+type savedState struct {
+	Version    int
+	IDs        []string
+	Dead       []bool
+	Unverified []bool
+	Tenants    []string
+	Engine     []byte
+}
+
+const stateVersion = 1
+
+// load restores the engine from its saved state, if there is one.
+func (m *Monitor) load(ctx context.Context) error {
+	at, blob, err := m.store.EngineState(ctx)
+	if errors.Is(err, holdfast.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load health engine state: %w", err)
+	}
+	var s savedState
+	if err := gob.NewDecoder(bytes.NewReader(blob)).Decode(&s); err != nil {
+		return fmt.Errorf("decode health engine state saved at %s: %w", at.Format(time.RFC3339), err)
+	}
+	if s.Version != stateVersion {
+		return fmt.Errorf("health engine state saved at %s has version %d, want %d", at.Format(time.RFC3339), s.Version, stateVersion)
+	}
+	if err := m.eng.Restore(bytes.NewReader(s.Engine)); err != nil {
+		return err
+	}
+	m.ids, m.dead, m.unverified, m.tenants = s.IDs, s.Dead, s.Unverified, s.Tenants
+	for i, id := range m.ids {
+		if !m.dead[i] {
+			m.idx[id] = int32(i)
+		}
+	}
+	for i, k := range m.tenants {
+		m.tidx[k] = int32(i)
+	}
+	m.log.Info("health engine state restored", "saved_at", at, "inboxes", len(m.ids), "tenants", len(m.tenants))
+	return nil
+}
+
+// reconcile adds stored inboxes the engine does not know (created after
+// the last save) and marks known ones that are gone as dead.
+func (m *Monitor) reconcile(ctx context.Context) error {
+	seen := make(map[string]bool, len(m.idx))
+	f := holdfast.InboxFilter{Limit: 1000}
+	added := 0
+	for {
+		page, err := m.store.Inboxes(ctx, f)
+		if err != nil {
+			return fmt.Errorf("list inboxes for the health engine: %w", err)
+		}
+		for _, in := range page {
+			seen[in.ID] = true
+			if _, ok := m.idx[in.ID]; !ok {
+				if err := m.addLocked(in); err != nil {
+					return err
+				}
+				added++
+			}
+		}
+		if len(page) < f.Limit {
+			break
+		}
+		f.After = page[len(page)-1].ID
+	}
+	removed := 0
+	for id, i := range m.idx {
+		if !seen[id] {
+			m.dead[i] = true
+			delete(m.idx, id)
+			removed++
+		}
+	}
+	if added > 0 || removed > 0 {
+		m.log.Info("health engine reconciled with the store", "added", added, "removed", removed)
+	}
+	return nil
+}
+
+// addLocked registers an inbox with the engine. m.mu must be held (or m
+// not yet shared).
+func (m *Monitor) addLocked(in *holdfast.Inbox) error {
+	key := string(in.Provider) + "/" + in.Tenant
+	t, ok := m.tidx[key]
+	if !ok {
+		var err error
+		if t, err = m.eng.AddTenant(in.Provider); err != nil {
+			return fmt.Errorf("add tenant %s: %w", key, err)
+		}
+		m.tidx[key] = t
+		m.tenants = append(m.tenants, key)
+	}
+	i, err := m.eng.AddInbox(t)
+	if err != nil {
+		return fmt.Errorf("add inbox %s: %w", in.ID, err)
+	}
+	m.idx[in.ID] = i
+	m.ids = append(m.ids, in.ID)
+	m.dead = append(m.dead, false)
+	m.unverified = append(m.unverified, in.State == holdfast.StateConnecting)
+	return nil
+}
+
+// AddInbox registers a newly connected inbox.
+func (m *Monitor) AddInbox(in *holdfast.Inbox) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.idx[in.ID]; ok {
+		return nil
+	}
+	return m.addLocked(in)
+}
+
+// RemoveInbox forgets a deleted inbox: later decisions about it are dropped.
+func (m *Monitor) RemoveInbox(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i, ok := m.idx[id]; ok {
+		m.dead[i] = true
+		delete(m.idx, id)
+	}
+}
+
+// index returns the engine index of inbox id. m.mu must be held.
+func (m *Monitor) index(id string) (int32, error) {
+	i, ok := m.idx[id]
+	if !ok {
+		return 0, fmt.Errorf("inbox %s: %w", id, holdfast.ErrNotFound)
+	}
+	return i, nil
+}
+
+// Observe reports the outcome of one provider request for an inbox and
+// returns the engine's decision. The decisions it causes are persisted in
+// order by the writer.
+func (m *Monitor) Observe(inboxID string, o health.Outcome) (health.Decision, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i, err := m.index(inboxID)
+	if err != nil {
+		return health.Decision{}, err
+	}
+	if o.OK && m.unverified[i] {
+		m.unverified[i] = false
+		m.pending = append(m.pending, decision{transition: &holdfast.StateChange{
+			From: holdfast.StateConnecting, To: holdfast.StateConnected, Reason: "verified",
+			Message: holdfast.DefaultMessage(holdfast.StateConnected), Cause: holdfast.CauseHealth, At: m.now(),
+		}, inbox: inboxID})
+	}
+	d := m.eng.Observe(i, o)
+	m.flushLocked()
+	return d, nil
+}
+
+// Admit says whether a request of kind op may be made for an inbox now.
+func (m *Monitor) Admit(inboxID string, op health.Op) (health.Admission, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i, err := m.index(inboxID)
+	if err != nil {
+		return health.Defer, err
+	}
+	a := m.eng.Admit(i, op)
+	m.flushLocked()
+	return a, nil
+}
+
+// State returns the engine's view of an inbox's state.
+func (m *Monitor) State(inboxID string) (holdfast.State, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i, err := m.index(inboxID)
+	if err != nil {
+		return "", err
+	}
+	return m.eng.State(i), nil
+}
+
+// Tick advances the engine to the clock's time. Start calls it every
+// TickEvery; tests may call it directly.
+func (m *Monitor) Tick() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.eng.Tick()
+	m.flushLocked()
+}
+
+func (m *Monitor) now() time.Time {
+	return m.clock.Now().UTC().Truncate(holdfast.StoreTimePrecision)
+}
+
+// Counts returns the number of inboxes per state for provider p, in the
+// engine's view.
+func (m *Monitor) Counts(p holdfast.Provider) map[holdfast.State]int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.eng.Counts(p)
+}

@@ -1,0 +1,174 @@
+package monitor
+
+import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/health"
+)
+
+// Start runs the engine: a goroutine, owned by the Monitor, ticks it every
+// TickEvery and saves its state every SaveEvery; another persists its
+// decisions. Both end at Stop.
+func (m *Monitor) Start(ctx context.Context) error {
+	m.startOnce.Do(func() {
+		ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+		drainCtx, drainCancel := context.WithCancel(context.WithoutCancel(ctx))
+		writerDone := make(chan struct{})
+		go func() {
+			defer close(writerDone)
+			m.w.run(ctx, drainCtx)
+		}()
+		go func() {
+			defer close(m.done)
+			defer drainCancel()
+			tick := time.NewTicker(m.cfg.TickEvery)
+			save := time.NewTicker(m.cfg.SaveEvery)
+			defer tick.Stop()
+			defer save.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					<-writerDone
+					return
+				case <-tick.C:
+					m.Tick()
+				case <-save.C:
+					if err := m.save(); err != nil {
+						m.log.Error("save health engine state", "err", err)
+					}
+				}
+			}
+		}()
+		m.mu.Lock()
+		m.w.enqueue(nil) // wake the writer for decisions made before Start
+		m.mu.Unlock()
+	})
+	return nil
+}
+
+// Stop saves the engine's state, persists every queued decision and ends
+// the Monitor's goroutines, within ctx. It is safe to call before Start and
+// more than once.
+func (m *Monitor) Stop(ctx context.Context) error {
+	var err error
+	m.stopOnce.Do(func() {
+		if m.cancel == nil {
+			return // never started
+		}
+		if err = m.save(); err == nil {
+			err = m.Sync(ctx)
+		}
+		m.cancel()
+		select {
+		case <-m.done:
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("stop health monitor: %w", ctx.Err())
+			}
+		}
+	})
+	return err
+}
+
+// save queues the engine's whole state for the writer, behind the
+// decisions made before it, so the saved state never runs ahead of them.
+func (m *Monitor) save() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var eng bytes.Buffer
+	if err := m.eng.Snapshot(&eng); err != nil {
+		return fmt.Errorf("snapshot health engine: %w", err)
+	}
+	var out bytes.Buffer
+	err := gob.NewEncoder(&out).Encode(savedState{
+		Version: stateVersion, IDs: m.ids, Dead: m.dead, Unverified: m.unverified,
+		Tenants: m.tenants, Engine: eng.Bytes(),
+	})
+	if err != nil {
+		return fmt.Errorf("encode health engine state: %w", err)
+	}
+	m.w.enqueue([]decision{{state: out.Bytes()}})
+	return nil
+}
+
+// Declaration is an operator's incident declaration.
+type Declaration struct {
+	Provider holdfast.Provider
+	// Tenant limits the incident to one tenant; empty means the whole
+	// provider.
+	Tenant string
+	// Start defaults to now; a past start re-verifies the inboxes acted on
+	// since then. End, if set, declares a past window that is over: a
+	// retroactive incident.
+	Start, End time.Time
+	Note       string
+}
+
+// Declare opens (or, with End, records) an incident and returns it once it
+// is stored.
+func (m *Monitor) Declare(ctx context.Context, d Declaration) (*holdfast.Incident, error) {
+	if !d.Provider.Valid() {
+		return nil, holdfast.Invalidf("provider", "unknown provider %q (want microsoft, google or imap)", d.Provider)
+	}
+	m.mu.Lock()
+	t := int32(-1)
+	if d.Tenant != "" {
+		ti, ok := m.tidx[string(d.Provider)+"/"+d.Tenant]
+		if !ok {
+			m.mu.Unlock()
+			return nil, holdfast.Invalidf("tenant", "no %s inbox has tenant %q", d.Provider, d.Tenant)
+		}
+		t = ti
+	}
+	in, err := m.eng.Declare(health.Declaration{Provider: d.Provider, Tenant: t, Start: d.Start, End: d.End, Note: strings.TrimSpace(d.Note)})
+	var out *holdfast.Incident
+	if err == nil {
+		out = m.toIncident(&in)
+	}
+	m.flushLocked()
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return out, m.Sync(ctx)
+}
+
+// Resolve closes an open incident: the recovery ramp then resumes its
+// inboxes. It returns the incident once stored, ErrNotFound for an unknown
+// one, and ErrConflict for one already resolved.
+func (m *Monitor) Resolve(ctx context.Context, id int64) (*holdfast.Incident, error) {
+	m.mu.Lock()
+	err := m.eng.Resolve(id)
+	var out *holdfast.Incident
+	if err == nil {
+		in, ierr := m.eng.Incident(id)
+		if ierr == nil {
+			out = m.toIncident(&in)
+		}
+	}
+	m.flushLocked()
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return out, m.Sync(ctx)
+}
+
+// Release lets a held destructive action go ahead now. It returns
+// ErrNotFound for an unknown action.
+func (m *Monitor) Release(ctx context.Context, id int64) error {
+	m.mu.Lock()
+	err := m.eng.ReleaseHeld(id)
+	m.flushLocked()
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return m.Sync(ctx)
+}
