@@ -62,7 +62,7 @@ type Quantiles4 struct {
 type IncidentReport struct {
 	Provider     string   `json:"provider"`
 	Scope        string   `json:"scope"`
-	Kind         string   `json:"kind"`
+	Kind         string   `json:"-"`
 	OpenedAtS    float64  `json:"opened_at_s"`
 	ResolvedAtS  *float64 `json:"resolved_at_s"`
 	MatchedEvent *int     `json:"matched_event"`
