@@ -555,3 +555,32 @@ func TestThrottleHonoursRetryAfter(t *testing.T) {
 		t.Errorf("Observe(throttled) = %+v, want connected and retry after 30s", d)
 	}
 }
+
+func TestSlowOnset(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultConfig(), 3000, 150)
+	w.outcome = func(i int32, sec int64) *classify.Verdict {
+		if sec < 3600 {
+			return nil
+		}
+		p := 0.0005 + (0.05-0.0005)*math.Min(1, float64(sec-3600)/7200)
+		if w.rng.Float64() < p {
+			return revoked
+		}
+		return nil
+	}
+	w.runTo(3*time.Hour + 30*time.Minute)
+	inc := w.providerIncidents()
+	if len(inc) == 0 {
+		t.Fatal("Between(1h, 3h30m): no provider incident for a slow onset to 5%, want one")
+	}
+	// Before the incident the guard is the only bound: the provider budget
+	// (60/h, burst 6) over the time it took.
+	open := inc[0].OpenedAt.Sub(w.start)
+	if n, bound := w.acted(0, open), 6+int(open.Hours()*60); n > bound {
+		t.Errorf("Between(0, %v): %d disconnects, want at most %d", open, n, bound)
+	}
+	if n := w.acted(open, 4*time.Hour); n != 0 {
+		t.Errorf("Between(%v, 3h30m): %d disconnects while frozen, want 0", open, n)
+	}
+}
