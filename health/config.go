@@ -98,6 +98,13 @@ type Config struct {
 	CloseMinProbes              int
 	CloseOKShare                float64
 	MinHold                     time.Duration
+	// StallAfter and StallFor: an incident open StallAfter whose probes
+	// still fail while the rest of its scope has been healthy for StallFor
+	// is closed, and its inboxes are confirmed one by one under the budget.
+	StallAfter, StallFor time.Duration
+	// StallMaxShare: only an incident holding at most this share of its
+	// provider's inboxes can stall; a bigger one stays frozen for on-call.
+	StallMaxShare float64
 	// ReleaseOKShare: a member whose probe fails permanently while at
 	// least this share of its incident's probes succeed is released and
 	// judged on its own.
@@ -176,6 +183,9 @@ func DefaultConfig() Config {
 		CloseMinProbes: 20,
 		CloseOKShare:   0.9,
 		ReleaseOKShare: 0.8,
+		StallAfter:     45 * time.Minute,
+		StallFor:       15 * time.Minute,
+		StallMaxShare:  0.05,
 		MinHold:        2 * time.Minute,
 		ReopenMemory:   time.Hour,
 		Lookback:       15 * time.Minute,

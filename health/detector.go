@@ -390,6 +390,16 @@ func (e *Engine) probeTick(in *Incident, now int64) {
 		paused++
 		e.sink.Grant(Grant{Inbox: i, Probe: true, At: e.tm(now)})
 	}
+	if paused > 0 && e.stalled(in, now, open, ok, n) {
+		e.timeline(in, now, fmt.Sprintf("stalled: failures confined to %d paused inboxes while the rest of the scope works; they go back to per-inbox confirmation under the budget", len(in.members)))
+		for _, i := range in.members {
+			if c.H[i].St == sPaused {
+				c.H[i].Flags |= fKnownBad
+			}
+		}
+		e.resolve(in, now, true)
+		return
+	}
 	if paused == 0 && open >= int64(e.cfg.MinHold/time.Second) {
 		ps := &c.Provs[in.prov]
 		if in.Tenant >= 0 || ps.LastShortShare < e.cfg.MinShare/e.cfg.ElevatedFactor {
@@ -397,6 +407,39 @@ func (e *Engine) probeTick(in *Incident, now int64) {
 			e.resolve(in, now, true)
 		}
 	}
+}
+
+// stalled reports whether an incident has been open StallAfter, its probes
+// still fail, and the rest of its scope (inboxes not paused under it) has
+// been healthy for StallFor. Such failures are confined to the inboxes it
+// holds (a scattered mass revocation, or our own bug on some tokens): the
+// incident is closed and those inboxes are confirmed one by one, under the
+// guard's budget, instead of being frozen for ever.
+func (e *Engine) stalled(in *Incident, now, open, ok, n int64) bool {
+	if in.Kind == KindDeclared {
+		return false // an operator's incident ends on the operator's word
+	}
+	if float64(len(in.members)) > e.cfg.StallMaxShare*float64(e.c.Provs[in.prov].Inboxes) {
+		// Too many to be a scattered revocation: our own bug, or a
+		// provider fault. Stay frozen; on-call decides.
+		return false
+	}
+	var healthy bool
+	if in.Tenant < 0 {
+		healthy = e.c.Provs[in.prov].LastShortShare < e.cfg.MinShare/e.cfg.ElevatedFactor
+	} else {
+		att, fail, _ := e.tenantWindow(in.Tenant)
+		healthy = att > 0 && float64(fail) < 0.2*float64(att)
+	}
+	if !healthy {
+		in.healthySince = 0
+		return false
+	}
+	if in.healthySince == 0 {
+		in.healthySince = now
+	}
+	return open >= int64(e.cfg.StallAfter/time.Second) && now-in.healthySince >= int64(e.cfg.StallFor/time.Second) &&
+		n >= int64(e.cfg.CloseMinProbes) && float64(ok) < e.cfg.CloseOKShare*float64(n)
 }
 
 // probeResult records one probe outcome for the incident covering i. A

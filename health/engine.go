@@ -30,6 +30,7 @@ const (
 	fAdmin                      // the last permanent verdict asks an administrator
 	fMember                     // listed in the covering incident's members
 	fReleased                   // failed alone while its incident's probes succeed: judged on its own
+	fKnownBad                   // left a stalled incident still failing: not new evidence for the detector
 )
 
 const numProviders = 3
@@ -440,7 +441,11 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 	if e.cfg.Policy == PolicyNaive {
 		return e.observeNaive(i, kind, o)
 	}
-	e.count(i, p, t, kind)
+	if st := c.H[i].St; st != sPaused && c.H[i].Flags&fKnownBad == 0 {
+		// Paused inboxes (probes) and inboxes already known to fail are
+		// not new evidence: the windows measure the rest of the fleet.
+		e.count(i, p, t, kind)
+	}
 
 	fl := c.H[i].Flags
 	if fl&fGranted != 0 {
@@ -469,7 +474,7 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 	case okOK:
 		c.H[i].PermN = 0
 		c.BackoffN[i] = 0
-		c.H[i].Flags &^= fReleased
+		c.H[i].Flags &^= fReleased | fKnownBad
 		if st != sConnected {
 			c.H[i].Flags &^= fGranted | fProbe
 			if st == sPaused {

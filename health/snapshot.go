@@ -22,6 +22,7 @@ type incState struct {
 	ProbeOK, ProbeN []int32
 	OKSeen, RecSeen int
 	CloseWin        int64
+	HealthySince    int64
 	Prov            uint8
 }
 
@@ -32,7 +33,7 @@ func (e *Engine) Snapshot(w io.Writer) error {
 	s := snapshot{Core: e.c}
 	for _, in := range e.c.Incidents {
 		s.Incidents = append(s.Incidents, incState{Members: in.members, Cursor: in.cursor, ProbeOK: in.probeOK,
-			ProbeN: in.probeN, OKSeen: in.okSeen, RecSeen: in.recSeen, CloseWin: in.closeWin, Prov: in.prov})
+			ProbeN: in.probeN, OKSeen: in.okSeen, RecSeen: in.recSeen, CloseWin: in.closeWin, HealthySince: in.healthySince, Prov: in.prov})
 	}
 	rng, err := e.pcg.MarshalBinary()
 	if err != nil {
@@ -61,6 +62,7 @@ func (e *Engine) Restore(r io.Reader) error {
 		st := s.Incidents[k]
 		in.members, in.cursor, in.probeOK, in.probeN = st.Members, st.Cursor, st.ProbeOK, st.ProbeN
 		in.okSeen, in.recSeen, in.closeWin, in.prov = st.OKSeen, st.RecSeen, st.CloseWin, st.Prov
+		in.healthySince = st.HealthySince
 		if in.closeWin <= 0 {
 			in.closeWin = 1
 		}

@@ -188,6 +188,7 @@ type Incident struct {
 	probeOK, probeN []int32
 	okSeen, recSeen int
 	closeWin        int64
+	healthySince    int64
 }
 
 // Open reports whether the incident is still open.
