@@ -142,8 +142,17 @@ service auth {
   }
 }
 
-lmtp_save_to_detail_mailbox = no
+# Postfix's sender_bcc_maps sends a copy of every submitted message to
+# user+Sent@domain; LMTP files it in the sender's "Sent" mailbox, the way
+# Gmail and Microsoft 365 keep a server-side copy of sent mail.
+recipient_delimiter = +
+lmtp_save_to_detail_mailbox = yes
 `))
+
+// senderBCC is the regexp table of sender_bcc_maps: user@domain (without
+// a +detail already) → user+Sent@domain.
+const senderBCC = `/^([^+@]+)@([^@]+)$/ ${1}+Sent@${2}
+`
 
 // postfixMain is Postfix's main.cf: every recipient domain is a virtual
 // mailbox domain delivered over LMTP to the instance's Dovecot, submission
@@ -175,6 +184,13 @@ maillog_file_prefixes = {{.Dir}}
 virtual_mailbox_domains = static:all
 virtual_mailbox_maps = static:ok
 virtual_transport = lmtp:unix:private/dovecot-lmtp
+
+# A copy of every message submitted by user@domain goes to
+# user+Sent@domain, which Dovecot's LMTP files in the sender's Sent
+# mailbox (lmtp_save_to_detail_mailbox): the server keeps the sent copy
+# that a client's retry looks for, as Gmail and Microsoft 365 do.
+recipient_delimiter = +
+sender_bcc_maps = regexp:{{.Dir}}/sender_bcc.regexp
 
 smtpd_banner = $myhostname ESMTP
 smtpd_peername_lookup = no

@@ -21,7 +21,10 @@
 //     TLS (SMTPTLSAddr). It requires TLS and then AUTH PLAIN or LOGIN, which
 //     it checks against Dovecot (Dovecot SASL), and delivers every message
 //     over LMTP into the Dovecot mailboxes of the recipients, a few tens of
-//     milliseconds after accepting it (see WaitCount). It accepts any
+//     milliseconds after accepting it (see WaitCount). Like Gmail and
+//     Microsoft 365 it keeps a copy of what it accepts in the sender's
+//     Sent mailbox (sender_bcc_maps to user+Sent@domain, which Dovecot's
+//     LMTP files in "Sent"), a moment after accepting it too. It accepts any
 //     recipient domain; for a recipient without an account Dovecot refuses
 //     the message, and Postfix's bounce lands in the sender's INBOX if the
 //     sender has an account. Nothing ever leaves the machine.
@@ -579,6 +582,7 @@ func (s *Server) configure() error {
 		s.dovecotConf:                             dovecot.Bytes(),
 		filepath.Join(s.postfixConf, "main.cf"):   main.Bytes(),
 		filepath.Join(s.postfixConf, "master.cf"): master.Bytes(),
+		filepath.Join(s.Dir, "sender_bcc.regexp"): []byte(senderBCC),
 	} {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			return err

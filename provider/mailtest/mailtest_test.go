@@ -315,8 +315,13 @@ func TestSMTPSubmit(t *testing.T) {
 			}
 
 			b.server.WaitCount(t, bob, "INBOX", id, 1)
+			// The server keeps the sender's copy in Sent, once.
+			b.server.WaitCount(t, b.email, "Sent", id, 1)
 			if got := b.server.Count(t, b.email, "INBOX", id); got != 0 {
 				t.Errorf("sender's INBOX has %d copies, want 0", got)
+			}
+			if got := b.server.Count(t, bob, "Sent", id); got != 0 {
+				t.Errorf("recipient's Sent has %d copies, want 0", got)
 			}
 			c2 := login(t, b.server, bob, bobPassword)
 			selectMailbox(t, c2, "INBOX")
