@@ -28,6 +28,11 @@ type Config struct {
 	// BatchSize is the most messages one Sync returns; when more are
 	// waiting it sets SyncResult.More. Zero means DefaultBatchSize.
 	BatchSize int
+	// SentCopyWait is how long the first send through an SMTP host looks
+	// for a copy that the server files in Sent by itself, before appending
+	// one; the answer is remembered per host. Zero means
+	// DefaultSentCopyWait; negative never looks, and always appends.
+	SentCopyWait time.Duration
 	// AccessToken, if set, returns an OAuth 2 access token for the session;
 	// the connector then signs in with XOAUTH2 when the session has no
 	// password. Errors it returns are passed on unchanged, so they should
@@ -44,6 +49,7 @@ const (
 	DefaultDialTimeout    = 15 * time.Second
 	DefaultCommandTimeout = time.Minute
 	DefaultBatchSize      = 500
+	DefaultSentCopyWait   = 3 * time.Second
 )
 
 // withDefaults returns cfg with its zero fields set.
@@ -56,6 +62,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.SentCopyWait == 0 {
+		cfg.SentCopyWait = DefaultSentCopyWait
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -8,7 +8,9 @@
 // SyncResult.Reset set. Send submits over SMTP and then appends the very same
 // bytes to the Sent folder (found by SPECIAL-USE \Sent, then by common
 // names, created as "Sent" if missing), where FindSent looks for a message by
-// its Message-ID.
+// its Message-ID; unless the submission server files its own copy there
+// (Gmail, Microsoft 365, Postfix with sender_bcc_maps), which the connector
+// learns per host on the first send.
 //
 // Every error for a provider outcome is a *holdfast.ProviderError classified
 // by package classify (surface imap or smtp); the connector never changes an
@@ -23,6 +25,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -40,6 +44,9 @@ const inbox = "INBOX"
 type Connector struct {
 	cfg  Config
 	smtp *smtp.Client
+	// files remembers, per SMTP host, whether the server files a copy of
+	// submitted mail in Sent by itself (true) or not (false).
+	files sync.Map
 }
 
 var _ holdfast.Connector = (*Connector)(nil)
@@ -234,7 +241,8 @@ func addrs(list []goimap.Address) []string {
 
 // Send submits m through the inbox's SMTP server and then appends the same
 // bytes to the Sent folder, marked \Seen, so that FindSent finds it. Gmail's
-// SMTP files the Sent copy itself, so no copy is appended there.
+// SMTP files the Sent copy itself, so no copy is appended there; nor where
+// the server is seen to file one (see serverFiled).
 //
 // An SMTP failure is returned classified; one whose outcome is unclear
 // wraps smtp.ErrOutcomeUnknown. Once the server accepted the message Send
@@ -259,11 +267,53 @@ func (k *Connector) Send(ctx context.Context, s *holdfast.Session, m *holdfast.O
 	if s.Inbox.SMTP != nil && xoauth2.ProviderForHost(s.Inbox.SMTP.Host) == "google" {
 		return nil
 	}
+	if k.serverFiled(ctx, s, m.MessageID) {
+		return nil
+	}
 	if err := k.appendSent(ctx, s, raw, m); err != nil {
 		k.cfg.Logger.WarnContext(ctx, "imap append to Sent failed after the message was sent",
 			"inbox_id", s.Inbox.ID, "message_id", m.MessageID, "err", err)
 	}
 	return nil
+}
+
+// serverFiled reports whether the submission server filed its own copy of
+// the message just sent in Sent, as Microsoft 365 and Postfix with
+// sender_bcc_maps do, so that appending one would make two. The first send
+// through a host looks for the copy for up to Config.SentCopyWait (a
+// server files it a moment after accepting the message) and remembers the
+// answer for the host; later sends trust it.
+func (k *Connector) serverFiled(ctx context.Context, s *holdfast.Session, messageID string) bool {
+	if s.Inbox.SMTP == nil || k.cfg.SentCopyWait < 0 {
+		return false
+	}
+	host := s.Inbox.SMTP.Host
+	if v, ok := k.files.Load(host); ok {
+		return v.(bool)
+	}
+	deadline := time.Now().Add(k.cfg.SentCopyWait)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		found, err := k.FindSent(ctx, s, messageID)
+		if err != nil {
+			// Unknown: append, and ask again on the next send.
+			k.cfg.Logger.DebugContext(ctx, "imap: could not look for the server's Sent copy", "inbox_id", s.Inbox.ID, "err", err)
+			return false
+		}
+		if found {
+			k.files.Store(host, true)
+			k.cfg.Logger.InfoContext(ctx, "imap: the submission server files sent mail itself; not appending to Sent", "smtp_host", host)
+			return true
+		}
+		if time.Now().Add(wait).After(deadline) {
+			k.files.Store(host, false)
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+	}
 }
 
 // smtpCredentials returns the session's SMTP sign-in.
