@@ -34,6 +34,15 @@ type Config struct {
 	LogLevel string
 	// ShutdownTimeout bounds a clean shutdown.
 	ShutdownTimeout time.Duration
+	// SyncInterval is the time between two syncs of an inbox, jittered by
+	// ±10% (serve only).
+	SyncInterval time.Duration
+	// SyncConcurrency is the number of syncs one node runs at once (serve
+	// only).
+	SyncConcurrency int
+	// SendTimeout bounds one attempt at a send; a send whose node died is
+	// tried again twice this long after (serve only).
+	SendTimeout time.Duration
 }
 
 // Flags names the flag groups a subcommand takes.
@@ -43,7 +52,8 @@ type Flags int
 const (
 	// FlagsStore: --data-dir, --database-url and the log flags.
 	FlagsStore Flags = 1 << iota
-	// FlagsServe: --listen and --shutdown-timeout.
+	// FlagsServe: --listen, --shutdown-timeout, --sync-interval,
+	// --sync-concurrency and --send-timeout.
 	FlagsServe
 )
 
@@ -55,6 +65,9 @@ var env = map[string]string{
 	"log-format":       "HOLDFAST_LOG_FORMAT",
 	"log-level":        "HOLDFAST_LOG_LEVEL",
 	"shutdown-timeout": "HOLDFAST_SHUTDOWN_TIMEOUT",
+	"sync-interval":    "HOLDFAST_SYNC_INTERVAL",
+	"sync-concurrency": "HOLDFAST_SYNC_CONCURRENCY",
+	"send-timeout":     "HOLDFAST_SEND_TIMEOUT",
 }
 
 // NewFlagSet returns a flag set for subcommand name with the given flag
@@ -72,6 +85,9 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 	if groups&FlagsServe != 0 {
 		fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "HTTP listen address (env HOLDFAST_LISTEN)")
 		fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a clean shutdown may take (env HOLDFAST_SHUTDOWN_TIMEOUT)")
+		fs.DurationVar(&c.SyncInterval, "sync-interval", time.Minute, "time between two syncs of an inbox, jittered by ±10% (env HOLDFAST_SYNC_INTERVAL)")
+		fs.IntVar(&c.SyncConcurrency, "sync-concurrency", 32, "syncs run at once by this node (env HOLDFAST_SYNC_CONCURRENCY)")
+		fs.DurationVar(&c.SendTimeout, "send-timeout", 6*time.Minute, "bound on one attempt at a send (env HOLDFAST_SEND_TIMEOUT)")
 	}
 	finish := func() error {
 		given := map[string]bool{}
@@ -125,6 +141,15 @@ func (c *Config) Validate(groups Flags) error {
 		}
 		if c.ShutdownTimeout <= 0 {
 			return errors.New("--shutdown-timeout: must be positive")
+		}
+		if c.SyncInterval < time.Second || c.SyncInterval > 24*time.Hour {
+			return errors.New("--sync-interval: must be between 1s and 24h")
+		}
+		if c.SyncConcurrency < 1 || c.SyncConcurrency > 10000 {
+			return errors.New("--sync-concurrency: must be between 1 and 10000")
+		}
+		if c.SendTimeout < time.Second || c.SendTimeout > time.Hour {
+			return errors.New("--send-timeout: must be between 1s and 1h")
 		}
 	}
 	return nil
