@@ -151,6 +151,11 @@ type Inbox struct {
 	// token. Only package secrets opens it; the store keeps it as it is.
 	Credentials []byte
 
+	// SyncCursor resumes the next incremental sync; opaque to all but the
+	// inbox's connector. LastSyncAt is when a sync last succeeded.
+	SyncCursor string
+	LastSyncAt time.Time
+
 	State State
 	// Reason is a machine-readable word for the current state, from the
 	// classify vocabulary ("token_revoked", "provider_unavailable") or a

@@ -79,6 +79,42 @@ type Store interface {
 	// saved, or ErrNotFound if none was.
 	EngineState(ctx context.Context) (time.Time, []byte, error)
 
+	// SaveSync stores the messages of one sync and the inbox's new cursor,
+	// in one transaction, so a crash never advances the cursor past
+	// messages it did not store. A message is stored once per inbox: one
+	// with a known ProviderID, or a known non-empty InternetMessageID (the
+	// same message seen again after a cursor reset), updates the stored one
+	// instead of adding another (and takes the new ProviderID). It sets
+	// every msgs[i].ID, new or stored, and returns how many were new. A
+	// zero at means now. ErrNotFound, with nothing stored, for an unknown
+	// inbox.
+	SaveSync(ctx context.Context, inboxID string, msgs []Message, cursor string, at time.Time) (added int, err error)
+	// Messages returns one page of an inbox's messages, newest first (by
+	// ReceivedAt, then ID).
+	Messages(ctx context.Context, inboxID string, f MessageFilter) ([]*Message, error)
+	// Message returns one message of an inbox, or ErrNotFound.
+	Message(ctx context.Context, inboxID, id string) (*Message, error)
+
+	// CreateSend stores a new send and returns it as stored (s is not
+	// modified): an empty ID gets a new one, an empty State is
+	// SendScheduled, a zero CreatedAt is now, and a zero UpdatedAt or SendAt
+	// is CreatedAt. If the inbox already has a send with the same non-empty
+	// IdempotencyKey, it stores nothing and returns that one with existing
+	// true, also when the two creates race. ErrNotFound for an unknown
+	// inbox, ErrConflict for a taken ID.
+	CreateSend(ctx context.Context, s *Send) (stored *Send, existing bool, err error)
+	// SendByID returns one send, or ErrNotFound.
+	SendByID(ctx context.Context, id string) (*Send, error)
+	// ChangeSend moves a send to a new state (see SendChange) and returns
+	// it. Reason is replaced by c.Reason; SentAt is set to c.At when c.To
+	// is SendSent; a zero c.At means now. ErrNotFound for an unknown send,
+	// ErrConflict when c.From no longer holds.
+	ChangeSend(ctx context.Context, id string, c SendChange) (*Send, error)
+	// DueSends returns sends in the given states whose SendAt is at or
+	// before dueBy, oldest SendAt first, then by ID, at most limit (zero or
+	// less means 100, at most 1000), for the scheduler's sweep.
+	DueSends(ctx context.Context, states []SendState, dueBy time.Time, limit int) ([]*Send, error)
+
 	// CreateAPIKey stores a new API key. It returns ErrConflict if the ID
 	// or hash exists.
 	CreateAPIKey(ctx context.Context, k *APIKey) error
@@ -107,6 +143,17 @@ type EventFilter struct {
 	// zero means from the newest.
 	Before int64
 	// Limit caps the page size; zero or less means 100.
+	Limit int
+}
+
+// MessageFilter selects a page of messages, newest first. The cursor is the
+// last message of the previous page.
+type MessageFilter struct {
+	// BeforeTime and BeforeID, when set, return only messages that sort
+	// after that message (older, or as old with a smaller ID).
+	BeforeTime time.Time
+	BeforeID   string
+	// Limit caps the page size; zero or less means 100, at most 1000.
 	Limit int
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -24,6 +25,7 @@ func (s *Store) CreateInbox(ctx context.Context, in *holdfast.Inbox, ev holdfast
 	in.CreatedAt = s.orNow(in.CreatedAt)
 	in.UpdatedAt = orTime(in.UpdatedAt, in.CreatedAt)
 	in.Since = orTime(in.Since, in.CreatedAt)
+	in.LastSyncAt = orTime(in.LastSyncAt, time.Time{})
 	ev.InboxID = in.ID
 	ev.At = orTime(ev.At, in.CreatedAt)
 	if ev.NewState == "" {
@@ -33,6 +35,7 @@ func (s *Store) CreateInbox(ctx context.Context, in *holdfast.Inbox, ev holdfast
 		if _, err := tx.Exec(ctx, queryInsertInbox,
 			in.ID, in.Email, string(in.Provider), in.Tenant, in.Username, in.IMAP, in.SMTP, in.Credentials,
 			string(in.State), in.Reason, in.Message, in.Since, in.CreatedAt, in.UpdatedAt,
+			in.SyncCursor, nullTime(in.LastSyncAt),
 		); err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("%w: %w", holdfast.ErrConflict, err)
@@ -253,13 +256,15 @@ func scanInbox(r pgx.Row) (*holdfast.Inbox, error) {
 	var (
 		in              holdfast.Inbox
 		provider, state string
+		lastSyncAt      *time.Time
 	)
 	err := r.Scan(&in.ID, &in.Email, &provider, &in.Tenant, &in.Username, &in.IMAP, &in.SMTP, &in.Credentials,
-		&state, &in.Reason, &in.Message, &in.Since, &in.CreatedAt, &in.UpdatedAt)
+		&state, &in.Reason, &in.Message, &in.Since, &in.CreatedAt, &in.UpdatedAt, &in.SyncCursor, &lastSyncAt)
 	if err != nil {
 		return nil, err
 	}
 	in.Provider, in.State = holdfast.Provider(provider), holdfast.State(state)
 	in.Since, in.CreatedAt, in.UpdatedAt = in.Since.UTC(), in.CreatedAt.UTC(), in.UpdatedAt.UTC()
+	in.LastSyncAt = fromNullTime(lastSyncAt)
 	return &in, nil
 }

@@ -5,7 +5,7 @@ package postgres
 // connection's search_path, which WithSchema or the URL sets.
 
 const inboxColumns = `id, email, provider, tenant, username, imap, smtp, credentials,
-	state, reason, message, since, created_at, updated_at`
+	state, reason, message, since, created_at, updated_at, sync_cursor, last_sync_at`
 
 const (
 	// queryCreateSchema takes the schema as a quoted identifier (%s).
@@ -14,7 +14,7 @@ const (
 	queryCurrentSchema = `SELECT current_schema()`
 
 	queryInsertInbox = `INSERT INTO inboxes (` + inboxColumns + `)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
 
 	queryInbox = `SELECT ` + inboxColumns + ` FROM inboxes WHERE id = $1`
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/holdfast/holdfast"
 )
@@ -24,6 +25,7 @@ func (s *Store) CreateInbox(ctx context.Context, in *holdfast.Inbox, ev holdfast
 	in.CreatedAt = s.orNow(in.CreatedAt)
 	in.UpdatedAt = orTime(in.UpdatedAt, in.CreatedAt)
 	in.Since = orTime(in.Since, in.CreatedAt)
+	in.LastSyncAt = orTime(in.LastSyncAt, time.Time{})
 	ev.InboxID = in.ID
 	ev.At = orTime(ev.At, in.CreatedAt)
 	if ev.NewState == "" {
@@ -41,6 +43,7 @@ func (s *Store) CreateInbox(ctx context.Context, in *holdfast.Inbox, ev holdfast
 		if _, err := tx.ExecContext(ctx, queryInsertInbox,
 			in.ID, in.Email, string(in.Provider), in.Tenant, in.Username, imap, smtp, in.Credentials,
 			string(in.State), in.Reason, in.Message, micros(in.Since), micros(in.CreatedAt), micros(in.UpdatedAt),
+			in.SyncCursor, nullMicros(in.LastSyncAt),
 		); err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("%w: %w", holdfast.ErrConflict, err)
@@ -287,9 +290,10 @@ func scanInbox(r rowScanner) (*holdfast.Inbox, error) {
 		provider, state             string
 		imap, smtp                  sql.NullString
 		since, createdAt, updatedAt int64
+		lastSyncAt                  sql.NullInt64
 	)
 	err := r.Scan(&in.ID, &in.Email, &provider, &in.Tenant, &in.Username, &imap, &smtp, &in.Credentials,
-		&state, &in.Reason, &in.Message, &since, &createdAt, &updatedAt)
+		&state, &in.Reason, &in.Message, &since, &createdAt, &updatedAt, &in.SyncCursor, &lastSyncAt)
 	if err != nil {
 		return nil, err
 	}
@@ -298,6 +302,7 @@ func scanInbox(r rowScanner) (*holdfast.Inbox, error) {
 	in.Since = fromMicros(since)
 	in.CreatedAt = fromMicros(createdAt)
 	in.UpdatedAt = fromMicros(updatedAt)
+	in.LastSyncAt = fromNullMicros(lastSyncAt)
 	if in.IMAP, err = decodeServer(imap); err != nil {
 		return nil, fmt.Errorf("imap of inbox %s: %w", in.ID, err)
 	}

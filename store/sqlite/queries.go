@@ -5,11 +5,11 @@ package sqlite
 // Unix epoch, UTC.
 
 const inboxColumns = `id, email, provider, tenant, username, imap, smtp, credentials,
-	state, reason, message, since, created_at, updated_at`
+	state, reason, message, since, created_at, updated_at, sync_cursor, last_sync_at`
 
 const (
 	queryInsertInbox = `INSERT INTO inboxes (` + inboxColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 	queryInbox = `SELECT ` + inboxColumns + ` FROM inboxes WHERE id = ?`
 

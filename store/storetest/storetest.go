@@ -9,7 +9,9 @@
 // time precision, the sentinel errors, keyset paging, the event log, the
 // atomicity of writes that touch two tables, compare-and-set state changes,
 // the pruning of fleet snapshots, the health engine's incidents, held
-// actions, notices and saved state, and concurrent use. Options add tests of
+// actions, notices and saved state, synced messages (deduplication, sync
+// cursors, paging), sends (idempotency, compare-and-set, the due sweep),
+// and concurrent use. Options add tests of
 // capabilities some stores have (WithReopen, WithPruneBatchSize).
 //
 // The Go API is not stable.
@@ -97,6 +99,7 @@ func Run(t *testing.T, newStore func(t *testing.T) holdfast.Store, opts ...Optio
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"Ping", testPing},
 	}
+	tests = append(tests, mailTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

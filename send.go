@@ -1,0 +1,72 @@
+package holdfast
+
+import "time"
+
+// SendState is where a send is in its life.
+type SendState string
+
+// The send states.
+const (
+	// SendScheduled: accepted, waiting for its send_at.
+	SendScheduled SendState = "scheduled"
+	// SendHeld: due, but the health engine holds its inbox (paused,
+	// degraded); it goes out when the inbox is back.
+	SendHeld SendState = "held"
+	// SendSending: a worker is submitting it now (or crashed while doing
+	// so: the retry looks for its Message-ID in Sent first).
+	SendSending SendState = "sending"
+	// SendSent: the provider accepted it.
+	SendSent SendState = "sent"
+	// SendFailed: it will not go out; Reason says why.
+	SendFailed SendState = "failed"
+	// SendCancelled: cancelled through the API before it was sending.
+	SendCancelled SendState = "cancelled"
+)
+
+// Send is one email to send from an inbox, now or at SendAt.
+type Send struct {
+	// ID is "snd_" and 26 base32 characters.
+	ID      string
+	InboxID string
+	// IdempotencyKey makes a repeated request answer the same send; unique
+	// per inbox. Empty means none.
+	IdempotencyKey string
+	// MessageID is the RFC 5322 Message-ID, fixed when the send is accepted.
+	MessageID string
+	To        []string
+	Cc        []string
+	Bcc       []string
+	Subject   string
+	Text      string
+	HTML      string
+	SendAt    time.Time
+	State     SendState
+	// Reason says why a send failed or is held.
+	Reason    string
+	Attempts  int
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// SentAt is when the provider accepted it; zero until then.
+	SentAt time.Time
+}
+
+// SendChange moves a send to a new state. With From set it applies only
+// while the send is still in From (a compare-and-set); the store returns
+// ErrConflict otherwise.
+type SendChange struct {
+	From   SendState
+	To     SendState
+	Reason string
+	// Attempt adds one to Attempts.
+	Attempt bool
+	At      time.Time
+}
+
+// Valid reports whether s is a known send state.
+func (s SendState) Valid() bool {
+	switch s {
+	case SendScheduled, SendHeld, SendSending, SendSent, SendFailed, SendCancelled:
+		return true
+	}
+	return false
+}
