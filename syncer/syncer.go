@@ -1,0 +1,519 @@
+// Package syncer keeps every inbox's mail in sync: it runs each inbox's
+// incremental sync on a cadence (the sync interval, jittered by ±10%), and
+// at once when asked (the API's sync-now, a new inbox, a grant of the
+// health engine).
+//
+// The schedule is in memory, not in the job queue: one min-heap entry of
+// 16 bytes (the due time and a slot number) per scheduled inbox, plus a
+// slot holding the inbox's ID. A single dispatcher goroutine pops due
+// inboxes and hands them to a fixed pool of workers, so at most
+// Config.Concurrency syncs run at once, and when the pool cannot keep up
+// the most overdue inbox goes first. The schedule is loaded from the store
+// at Start and kept current by Add and Remove (the API's create and delete
+// hooks).
+//
+// One sync asks the health engine first (Admit, OpSync), opens the inbox's
+// credentials, calls the connector's Sync from the stored cursor (again
+// while it says More, a bounded number of rounds), stores each batch with
+// its new cursor atomically (Store.SaveSync), and reports every provider
+// outcome to the engine (Observe). After a failure the inbox is tried
+// again at the engine's RetryAt, or on its normal cadence.
+//
+// Only providers with a connector are scheduled; inboxes of others are
+// left alone until their connector exists.
+//
+// The Go API is not stable.
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/classify"
+	"github.com/holdfast/holdfast/health"
+)
+
+// The defaults for Config's zero fields.
+const (
+	DefaultInterval    = time.Minute
+	DefaultConcurrency = 32
+	DefaultCallTimeout = 2 * time.Minute
+	DefaultMaxRounds   = 10
+	// Jitter is the fraction by which each interval is shortened or
+	// lengthened at random, so that inboxes loaded together spread out.
+	Jitter = 0.1
+)
+
+// Store is the part of holdfast.Store the syncer uses.
+type Store interface {
+	Inbox(ctx context.Context, id string) (*holdfast.Inbox, error)
+	Inboxes(ctx context.Context, f holdfast.InboxFilter) ([]*holdfast.Inbox, error)
+	SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Message, cursor string, at time.Time) (int, error)
+}
+
+var _ Store = holdfast.Store(nil)
+
+// Monitor is the health engine as the syncer sees it (monitor.Monitor).
+type Monitor interface {
+	Admit(inboxID string, op health.Op) (health.Admission, error)
+	Observe(inboxID string, o health.Outcome) (health.Decision, error)
+}
+
+// Config holds a Syncer's dependencies and parameters.
+type Config struct {
+	Store   Store
+	Monitor Monitor
+	// Connectors maps each provider to its connector. Inboxes of providers
+	// without one are not scheduled.
+	Connectors map[holdfast.Provider]holdfast.Connector
+	// Session opens an inbox's credentials for one sync.
+	Session func(ctx context.Context, in *holdfast.Inbox) (*holdfast.Session, error)
+	// Interval is the time between two syncs of an inbox; zero means
+	// DefaultInterval. Each one is jittered by ±10%.
+	Interval time.Duration
+	// Concurrency is the number of syncs run at once; zero means
+	// DefaultConcurrency.
+	Concurrency int
+	// CallTimeout bounds each call to the connector and the store; zero
+	// means DefaultCallTimeout.
+	CallTimeout time.Duration
+	// MaxRounds bounds the connector calls of one sync when the provider
+	// keeps saying More; the inbox then goes to the back of the due
+	// queue. Zero means DefaultMaxRounds.
+	MaxRounds int
+	Clock     holdfast.Clock
+	Logger    *slog.Logger
+}
+
+// entry is one scheduled sync: 16 bytes.
+type entry struct {
+	due  int64 // Unix nanoseconds
+	slot int32
+}
+
+// slot is one known inbox.
+type slot struct {
+	id string
+	// pos is the slot's index in the heap, or -1 when it is not queued.
+	pos int32
+	// running is set while a worker syncs the inbox; again asks for another
+	// sync as soon as it ends.
+	running, again bool
+	dead           bool
+}
+
+// Syncer schedules and runs the syncs of every inbox. Create it with New,
+// then Start it.
+type Syncer struct {
+	cfg   Config
+	log   *slog.Logger
+	clock holdfast.Clock
+
+	mu    sync.Mutex // guards everything below
+	heap  []entry
+	slots []slot
+	free  []int32
+	idx   map[string]int32
+
+	wake chan struct{} // a buffered nudge for the dispatcher
+	work chan int32    // dispatcher → workers
+
+	startOnce, stopOnce sync.Once
+	cancel              context.CancelCauseFunc
+	wg                  sync.WaitGroup
+}
+
+// ErrNotScheduled is returned by Now for an inbox the syncer does not sync:
+// unknown, deleted, or of a provider without a connector.
+var ErrNotScheduled = errors.New("inbox is not scheduled for sync")
+
+// New returns a Syncer with cfg's zero fields set to their defaults.
+func New(cfg Config) (*Syncer, error) {
+	if cfg.Store == nil || cfg.Monitor == nil || cfg.Session == nil || cfg.Logger == nil {
+		return nil, errors.New("syncer: Store, Monitor, Session and Logger are required")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	if cfg.MaxRounds <= 0 {
+		cfg.MaxRounds = DefaultMaxRounds
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = holdfast.SystemClock{}
+	}
+	return &Syncer{
+		cfg: cfg, log: cfg.Logger, clock: cfg.Clock,
+		idx:  map[string]int32{},
+		wake: make(chan struct{}, 1),
+		work: make(chan int32),
+	}, nil
+}
+
+// Start loads every inbox of a provider with a connector from the store,
+// spreading their first syncs over one interval, and starts the dispatcher
+// and the workers. They run until Stop, or until ctx ends.
+func (s *Syncer) Start(ctx context.Context) error {
+	var err error
+	s.startOnce.Do(func() {
+		if err = s.load(ctx); err != nil {
+			return
+		}
+		var rctx context.Context
+		rctx, s.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
+		stop := context.AfterFunc(ctx, func() { s.cancel(context.Cause(ctx)) })
+		s.wg.Go(func() {
+			<-rctx.Done()
+			stop()
+		})
+		s.wg.Go(func() { s.dispatch(rctx) })
+		for range s.cfg.Concurrency {
+			s.wg.Go(func() { s.worker(rctx) })
+		}
+	})
+	return err
+}
+
+// Stop ends the dispatcher and the workers; running syncs are cancelled
+// and Stop waits for them within ctx. It is safe before Start and more than
+// once.
+func (s *Syncer) Stop(ctx context.Context) error {
+	var err error
+	s.stopOnce.Do(func() {
+		if s.cancel == nil {
+			return
+		}
+		s.cancel(errors.New("syncer stopped"))
+		done := make(chan struct{})
+		go func() {
+			s.wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("stop syncer: %w", ctx.Err())
+		}
+	})
+	return err
+}
+
+// load schedules every stored inbox that has a connector.
+func (s *Syncer) load(ctx context.Context) error {
+	f := holdfast.InboxFilter{Limit: 1000}
+	now := s.clock.Now()
+	loaded, skipped := 0, map[holdfast.Provider]int{}
+	for {
+		lctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+		page, err := s.cfg.Store.Inboxes(lctx, f)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("load inboxes to sync: %w", err)
+		}
+		s.mu.Lock()
+		for _, in := range page {
+			if s.cfg.Connectors[in.Provider] == nil {
+				skipped[in.Provider]++
+				continue
+			}
+			// The first syncs spread over one interval.
+			due := now.Add(time.Duration(rand.Int64N(int64(s.cfg.Interval))))
+			if s.addLocked(in.ID, due) {
+				loaded++
+			}
+		}
+		s.mu.Unlock()
+		if len(page) < f.Limit {
+			break
+		}
+		f.After = page[len(page)-1].ID
+	}
+	s.nudge()
+	s.log.InfoContext(ctx, "sync schedule loaded", "inboxes", loaded, "interval", s.cfg.Interval, "concurrency", s.cfg.Concurrency)
+	for p, n := range skipped {
+		s.log.InfoContext(ctx, "inboxes not synced: no connector for their provider yet", "provider", p, "inboxes", n)
+	}
+	return nil
+}
+
+// Add schedules a new inbox's first sync at once. Inboxes of providers
+// without a connector are ignored.
+func (s *Syncer) Add(in *holdfast.Inbox) {
+	if s.cfg.Connectors[in.Provider] == nil {
+		return
+	}
+	s.mu.Lock()
+	added := s.addLocked(in.ID, s.clock.Now())
+	s.mu.Unlock()
+	if added {
+		s.nudge()
+	}
+}
+
+// addLocked schedules inbox id at due unless it is known. s.mu must be held.
+func (s *Syncer) addLocked(id string, due time.Time) bool {
+	if _, ok := s.idx[id]; ok {
+		return false
+	}
+	var i int32
+	if n := len(s.free); n > 0 {
+		i, s.free = s.free[n-1], s.free[:n-1]
+		s.slots[i] = slot{id: id, pos: -1}
+	} else {
+		i = int32(len(s.slots))
+		s.slots = append(s.slots, slot{id: id, pos: -1})
+	}
+	s.idx[id] = i
+	s.push(i, due.UnixNano())
+	return true
+}
+
+// Remove forgets a deleted inbox. A sync running for it ends unreported
+// to the schedule.
+func (s *Syncer) Remove(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.idx[id]
+	if !ok {
+		return
+	}
+	s.dropLocked(i)
+}
+
+// dropLocked forgets slot i; a running slot is freed when its sync ends.
+// s.mu must be held.
+func (s *Syncer) dropLocked(i int32) {
+	sl := &s.slots[i]
+	delete(s.idx, sl.id)
+	if sl.pos >= 0 {
+		s.remove(sl.pos)
+	}
+	if sl.running {
+		sl.dead = true
+		return
+	}
+	s.slots[i] = slot{pos: -1}
+	s.free = append(s.free, i)
+}
+
+// Now asks for a sync of inbox id as soon as a worker is free. A sync
+// already running is followed by another. It returns ErrNotScheduled for
+// an inbox the syncer does not sync.
+func (s *Syncer) Now(id string) error {
+	s.mu.Lock()
+	i, ok := s.idx[id]
+	if !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("sync inbox %s now: %w", id, ErrNotScheduled)
+	}
+	sl := &s.slots[i]
+	switch {
+	case sl.running:
+		sl.again = true
+	case sl.pos >= 0:
+		s.heap[sl.pos].due = s.clock.Now().UnixNano()
+		s.fix(sl.pos)
+	}
+	s.mu.Unlock()
+	s.nudge()
+	return nil
+}
+
+// Len returns the number of inboxes scheduled (queued or syncing).
+func (s *Syncer) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.idx)
+}
+
+// nudge wakes the dispatcher to look at the heap again.
+func (s *Syncer) nudge() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// idleWait is how long the dispatcher sleeps with nothing scheduled.
+const idleWait = time.Hour
+
+// dispatch hands due inboxes to the workers, most overdue first.
+func (s *Syncer) dispatch(ctx context.Context) {
+	timer := time.NewTimer(idleWait)
+	defer timer.Stop()
+	for {
+		next, wait := int32(-1), idleWait
+		s.mu.Lock()
+		if len(s.heap) > 0 {
+			top := s.heap[0]
+			if d := time.Duration(top.due - s.clock.Now().UnixNano()); d > 0 {
+				wait = d
+			} else {
+				s.remove(0)
+				s.slots[top.slot].running = true
+				next = top.slot
+			}
+		}
+		s.mu.Unlock()
+		if next >= 0 {
+			select {
+			case s.work <- next:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// worker runs the syncs the dispatcher hands it.
+func (s *Syncer) worker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case i := <-s.work:
+			s.mu.Lock()
+			id := s.slots[i].id
+			s.mu.Unlock()
+			next, drop := s.syncInbox(ctx, id)
+			s.done(i, next, drop)
+		}
+	}
+}
+
+// done reschedules slot i after its sync, at next, or drops it.
+func (s *Syncer) done(i int32, next time.Time, drop bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sl := &s.slots[i]
+	sl.running = false
+	switch {
+	case sl.dead:
+		s.slots[i] = slot{pos: -1}
+		s.free = append(s.free, i)
+	case drop:
+		s.dropLocked(i)
+	default:
+		if sl.again {
+			sl.again = false
+			next = s.clock.Now()
+		}
+		s.push(i, next.UnixNano())
+		s.nudge()
+	}
+}
+
+// jittered returns when the next sync after one at now is due.
+func (s *Syncer) jittered(now time.Time) time.Time {
+	f := 1 + Jitter*(2*rand.Float64()-1)
+	return now.Add(time.Duration(float64(s.cfg.Interval) * f))
+}
+
+// syncInbox runs one sync of inbox id and returns when the next is due, or
+// drop for an inbox that is gone or can no longer be synced.
+func (s *Syncer) syncInbox(ctx context.Context, id string) (next time.Time, drop bool) {
+	start := s.clock.Now()
+	normal := s.jittered(start)
+	log := s.log.With("inbox_id", id)
+
+	adm, err := s.cfg.Monitor.Admit(id, health.OpSync)
+	if err != nil {
+		log.WarnContext(ctx, "sync: the health engine does not know the inbox", "err", err)
+		return normal, false
+	}
+	if adm != health.Allow {
+		// The engine asks for it later: at its normal time, or at once
+		// through a grant (Now).
+		log.DebugContext(ctx, "sync deferred by the health engine", "admission", adm.String())
+		return normal, false
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	in, err := s.cfg.Store.Inbox(sctx, id)
+	cancel()
+	if errors.Is(err, holdfast.ErrNotFound) {
+		return time.Time{}, true
+	}
+	if err != nil {
+		log.ErrorContext(ctx, "sync: load inbox", "err", err)
+		return normal, false
+	}
+	conn := s.cfg.Connectors[in.Provider]
+	if conn == nil {
+		return time.Time{}, true
+	}
+	sctx, cancel = context.WithTimeout(ctx, s.cfg.CallTimeout)
+	sess, err := s.cfg.Session(sctx, in)
+	cancel()
+	if err != nil {
+		log.ErrorContext(ctx, "sync: open credentials", "err", err)
+		return normal, false
+	}
+
+	cursor, total := in.SyncCursor, 0
+	for range s.cfg.MaxRounds {
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+		res, err := conn.Sync(cctx, sess, cursor)
+		cancel()
+		if ctx.Err() != nil {
+			return normal, false // stopping: not the provider's outcome
+		}
+		if err != nil {
+			v := classify.Classify(classify.Input{Provider: string(in.Provider), Err: err})
+			d, oerr := s.cfg.Monitor.Observe(id, health.Outcome{Op: health.OpSync, Verdict: &v})
+			if oerr != nil {
+				log.WarnContext(ctx, "sync: report failure to the health engine", "err", oerr)
+			}
+			log.InfoContext(ctx, "sync failed", "class", v.Class, "reason", v.Reason, "state", d.State, "retry_at", d.RetryAt, "err", err)
+			if !d.RetryAt.IsZero() {
+				return d.RetryAt, false
+			}
+			return normal, false
+		}
+		if _, oerr := s.cfg.Monitor.Observe(id, health.Outcome{Op: health.OpSync, OK: true}); oerr != nil {
+			log.WarnContext(ctx, "sync: report success to the health engine", "err", oerr)
+		}
+		sctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+		added, err := s.cfg.Store.SaveSync(sctx, id, res.Messages, res.Cursor, s.clock.Now())
+		cancel()
+		if errors.Is(err, holdfast.ErrNotFound) {
+			return time.Time{}, true
+		}
+		if err != nil {
+			log.ErrorContext(ctx, "sync: store messages", "err", err)
+			return normal, false
+		}
+		total += added
+		cursor = res.Cursor
+		if res.Reset {
+			log.InfoContext(ctx, "sync cursor was reset by the provider; synced from the start")
+		}
+		if !res.More {
+			log.DebugContext(ctx, "synced", "added", total, "took", s.clock.Now().Sub(start))
+			return normal, false
+		}
+	}
+	// More waits: go to the back of those due now, so that one big
+	// mailbox does not hold a worker.
+	log.DebugContext(ctx, "synced a bounded number of rounds; more waits", "added", total)
+	return s.clock.Now(), false
+}
