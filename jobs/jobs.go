@@ -3,10 +3,13 @@
 // Postgres through riverpgxv5.
 //
 // A Runner owns a River client with the default queue, the worker
-// registry and the periodic jobs. Today that is fleet_snapshot, which
-// records the number of inboxes per provider and state every minute and
-// deletes the snapshots older than the retention (WithSnapshotRetention).
-// The workers are thin: they call the store and the domain.
+// registry and the periodic jobs: fleet_snapshot, which records the number
+// of inboxes per provider and state every minute and deletes the snapshots
+// older than the retention (WithSnapshotRetention); and, with WithSends,
+// the send job, one per accepted send, scheduled at its send_at, with
+// send_sweep, which every minute enqueues the due sends that lack a job.
+// The workers are thin: they call the store, the health monitor and the
+// connectors.
 //
 // River keeps its own tables, created by Migrate (River's rivermigrate);
 // MigrateSQLite and MigratePostgres bring both the store's tables and
@@ -30,6 +33,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/store/postgres"
@@ -72,6 +76,7 @@ type Option func(*options)
 type options struct {
 	clock     holdfast.Clock
 	retention time.Duration
+	sends     *SendConfig
 }
 
 // WithClock sets the clock that workers read, for example the time a
@@ -90,6 +95,7 @@ func WithSnapshotRetention(d time.Duration) Option {
 
 // client is the part of *river.Client[TTx] a Runner uses, whatever TTx.
 type client interface {
+	Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
 	StopAndCancel(ctx context.Context) error
@@ -126,8 +132,36 @@ func newRunner[TTx any](driver riverdriver.Driver[TTx], schema string, store Sto
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	r := &Runner{logger: logger}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &FleetSnapshotWorker{Store: store, Clock: o.clock, Logger: logger, Retention: o.retention})
+	periodic := []*river.PeriodicJob{
+		river.NewPeriodicJob(
+			river.PeriodicInterval(snapshotInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return FleetSnapshotArgs{}, nil },
+			&river.PeriodicJobOpts{ID: FleetSnapshotArgs{}.Kind(), RunOnStart: true},
+		),
+	}
+	var rescueAfter time.Duration
+	if sc := o.sends; sc != nil {
+		if sc.Store == nil || sc.Monitor == nil || sc.Session == nil {
+			return nil, errors.New("jobs: WithSends needs Store, Monitor and Session")
+		}
+		cfg := *sc
+		if cfg.Timeout <= 0 {
+			cfg.Timeout = DefaultSendTimeout
+		}
+		// A send job whose process died is run again once its attempt is
+		// surely over: River cancels an attempt at its timeout.
+		rescueAfter = 2 * cfg.Timeout
+		river.AddWorker(workers, &SendWorker{SendConfig: cfg, Clock: o.clock, Logger: logger})
+		river.AddWorker(workers, &SendSweepWorker{Store: cfg.Store, Insert: r.insert, Clock: o.clock, Logger: logger})
+		periodic = append(periodic, river.NewPeriodicJob(
+			river.PeriodicInterval(sweepInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return SendSweepArgs{}, nil },
+			&river.PeriodicJobOpts{ID: SendSweepArgs{}.Kind(), RunOnStart: true},
+		))
+	}
 
 	c, err := river.NewClient(driver, &river.Config{
 		Logger: logger,
@@ -135,20 +169,16 @@ func newRunner[TTx any](driver riverdriver.Driver[TTx], schema string, store Sto
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: maxWorkers},
 		},
-		Workers: workers,
-		PeriodicJobs: []*river.PeriodicJob{
-			river.NewPeriodicJob(
-				river.PeriodicInterval(snapshotInterval),
-				func() (river.JobArgs, *river.InsertOpts) { return FleetSnapshotArgs{}, nil },
-				&river.PeriodicJobOpts{ID: FleetSnapshotArgs{}.Kind(), RunOnStart: true},
-			),
-		},
-		SoftStopTimeout: softStopTimeout,
+		Workers:              workers,
+		PeriodicJobs:         periodic,
+		RescueStuckJobsAfter: rescueAfter,
+		SoftStopTimeout:      softStopTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new river client: %w", err)
 	}
-	return &Runner{client: c, logger: logger}, nil
+	r.client = c
+	return r, nil
 }
 
 // Start starts working jobs and returns. Cancelling ctx stops the runner

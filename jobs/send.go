@@ -1,0 +1,365 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/classify"
+	"github.com/holdfast/holdfast/health"
+	"github.com/holdfast/holdfast/provider/smtp"
+)
+
+// SendStore is the part of holdfast.Store the send workers use.
+type SendStore interface {
+	Inbox(ctx context.Context, id string) (*holdfast.Inbox, error)
+	SendByID(ctx context.Context, id string) (*holdfast.Send, error)
+	ChangeSend(ctx context.Context, id string, c holdfast.SendChange) (*holdfast.Send, error)
+	DueSends(ctx context.Context, states []holdfast.SendState, dueBy time.Time, limit int) ([]*holdfast.Send, error)
+}
+
+var _ SendStore = holdfast.Store(nil)
+
+// Monitor is the health engine as the send worker sees it
+// (monitor.Monitor).
+type Monitor interface {
+	Admit(inboxID string, op health.Op) (health.Admission, error)
+	Observe(inboxID string, o health.Outcome) (health.Decision, error)
+}
+
+// SendConfig is what the send workers need; WithSends registers them.
+type SendConfig struct {
+	Store   SendStore
+	Monitor Monitor
+	// Connectors maps each provider to its connector. A send from an inbox
+	// whose provider has none fails.
+	Connectors map[holdfast.Provider]holdfast.Connector
+	// Session opens an inbox's credentials for one attempt.
+	Session func(ctx context.Context, in *holdfast.Inbox) (*holdfast.Session, error)
+	// Timeout bounds one attempt (River cancels its context then); zero
+	// means DefaultSendTimeout. A job whose process died is retried twice
+	// this long after its attempt began.
+	Timeout time.Duration
+}
+
+// DefaultSendTimeout bounds one send attempt unless SendConfig.Timeout says
+// otherwise: the SMTP submission alone may wait five minutes for the
+// server's answer.
+const DefaultSendTimeout = 6 * time.Minute
+
+// WithSends registers the send worker and the send_sweep periodic job.
+func WithSends(c SendConfig) Option {
+	return func(o *options) { o.sends = &c }
+}
+
+// The send job's parameters.
+const (
+	// sendMaxAttempts bounds the retries of errors (unclear outcomes,
+	// recoverable failures); holds snooze without using attempts. With
+	// River's backoff (attempt⁴ seconds) the last comes after about 12 days.
+	sendMaxAttempts = 20
+	// heldRetry is how often a held send asks the health engine again.
+	heldRetry = 30 * time.Second
+	// sweepInterval is how often send_sweep runs.
+	sweepInterval = time.Minute
+	// sweepBatch bounds the sends one sweep enqueues; the next takes the
+	// rest.
+	sweepBatch = 1000
+)
+
+// SendArgs are the arguments of the send job, which submits one send at its
+// SendAt. There is at most one job per send.
+type SendArgs struct {
+	SendID string `json:"send_id"`
+}
+
+// Kind implements river.JobArgs.
+func (SendArgs) Kind() string { return "send" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: unique per send, so
+// the API's insert and the sweep's never make two jobs.
+func (SendArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: sendMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// sendInsertOpts returns the options that schedule s's job at its SendAt.
+func sendInsertOpts(s *holdfast.Send) *river.InsertOpts {
+	o := SendArgs{}.InsertOpts()
+	o.ScheduledAt = s.SendAt
+	return &o
+}
+
+// SendWorker works send jobs. Its steps make a send go out exactly once
+// where the provider files sent mail (see docs/providers.md): a send is
+// moved to "sending" before it is submitted, and an attempt that finds it
+// already "sending" (an unclear outcome, or a crash) first asks the
+// provider whether the message is in Sent.
+type SendWorker struct {
+	river.WorkerDefaults[SendArgs]
+	SendConfig
+	Clock  holdfast.Clock
+	Logger *slog.Logger
+}
+
+// Timeout implements river.Worker.
+func (w *SendWorker) Timeout(*river.Job[SendArgs]) time.Duration { return w.SendConfig.Timeout }
+
+func (w *SendWorker) now() time.Time {
+	return w.Clock.Now().UTC().Truncate(holdfast.StoreTimePrecision)
+}
+
+// Work makes one attempt at a send.
+func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
+	id := job.Args.SendID
+	log := w.Logger.With("send_id", id, "attempt", job.Attempt)
+	snd, err := w.Store.SendByID(ctx, id)
+	if errors.Is(err, holdfast.ErrNotFound) {
+		log.WarnContext(ctx, "send job for an unknown send")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load send %s: %w", id, err)
+	}
+	log = log.With("inbox_id", snd.InboxID, "message_id", snd.MessageID)
+	switch snd.State {
+	case holdfast.SendSent, holdfast.SendCancelled, holdfast.SendFailed:
+		return nil
+	}
+	if wait := snd.SendAt.Sub(w.Clock.Now()); wait > time.Second {
+		return river.JobSnooze(wait) // enqueued early
+	}
+	in, err := w.Store.Inbox(ctx, snd.InboxID)
+	if errors.Is(err, holdfast.ErrNotFound) {
+		return w.fail(ctx, snd, "inbox_deleted")
+	}
+	if err != nil {
+		return fmt.Errorf("load inbox %s of send %s: %w", snd.InboxID, id, err)
+	}
+	conn := w.Connectors[in.Provider]
+	if conn == nil {
+		return w.fail(ctx, snd, "provider_not_supported")
+	}
+
+	adm, err := w.Monitor.Admit(in.ID, health.OpSend)
+	if err != nil {
+		log.WarnContext(ctx, "send: the health engine does not know the inbox; holding", "err", err)
+		adm = health.Hold
+	}
+	switch adm {
+	case health.Fail:
+		st, _ := w.stateOf(in.ID)
+		return w.fail(ctx, snd, "inbox_"+string(st))
+	case health.Hold, health.Defer:
+		st, _ := w.stateOf(in.ID)
+		return w.hold(ctx, snd, "inbox_"+string(st), heldRetry)
+	}
+
+	prev := snd.State
+	snd, err = w.Store.ChangeSend(ctx, id, holdfast.SendChange{From: prev, To: holdfast.SendSending, Attempt: true, At: w.now()})
+	if errors.Is(err, holdfast.ErrConflict) {
+		return fmt.Errorf("send %s changed state from %s meanwhile; trying again", id, prev)
+	}
+	if err != nil {
+		return fmt.Errorf("mark send %s sending: %w", id, err)
+	}
+	sess, err := w.Session(ctx, in)
+	if err != nil {
+		return fmt.Errorf("open credentials of inbox %s: %w", in.ID, err)
+	}
+	if prev == holdfast.SendSending {
+		// An earlier attempt may have gone out: look before sending again.
+		found, err := conn.FindSent(ctx, sess, snd.MessageID)
+		if err != nil {
+			w.observe(ctx, in, health.OpProbe, err)
+			return fmt.Errorf("look for send %s in Sent: %w", id, err)
+		}
+		w.observe(ctx, in, health.OpProbe, nil)
+		if found {
+			log.InfoContext(ctx, "send found in Sent after an unclear attempt; not sending again")
+			return w.sent(ctx, snd)
+		}
+	}
+	err = conn.Send(ctx, sess, outgoing(in, snd, w.Clock.Now()))
+	if err == nil {
+		w.observe(ctx, in, health.OpSend, nil)
+		log.InfoContext(ctx, "sent")
+		return w.sent(ctx, snd)
+	}
+	if ctx.Err() != nil || errors.Is(err, smtp.ErrOutcomeUnknown) {
+		// Stay "sending": the next attempt looks in Sent first.
+		w.observe(ctx, in, health.OpSend, err)
+		if job.Attempt >= job.MaxAttempts {
+			return w.fail(ctx, snd, "outcome_unknown")
+		}
+		return fmt.Errorf("send %s: outcome unknown, will look in Sent before retrying: %w", id, err)
+	}
+	pe, ok := errors.AsType[*holdfast.ProviderError](err)
+	if !ok {
+		// Not the provider's answer: a message that cannot be built.
+		log.WarnContext(ctx, "send cannot be built", "err", err)
+		return w.fail(ctx, snd, string(holdfast.ReasonInvalidRequest))
+	}
+	d := w.observe(ctx, in, health.OpSend, err)
+	log.InfoContext(ctx, "send failed", "class", pe.Class, "reason", pe.Reason, "scope", pe.Scope, "err", err)
+	switch {
+	case pe.Class == holdfast.ClassPermanent && (pe.Scope == holdfast.ScopeOperation || pe.Scope == holdfast.ScopeItem):
+		// This message will never go out: too large, recipient refused.
+		return w.fail(ctx, snd, string(pe.Reason))
+	case job.Attempt >= job.MaxAttempts:
+		return w.fail(ctx, snd, string(pe.Reason))
+	}
+	// Recoverable, or the account's trouble: wait, and let the engine
+	// decide the inbox's fate (Admit answers Fail once it needs its owner).
+	wait := heldRetry
+	if !d.RetryAt.IsZero() {
+		wait = max(d.RetryAt.Sub(w.Clock.Now()), time.Second)
+	}
+	return w.hold(ctx, snd, string(pe.Reason), wait)
+}
+
+// stateOf returns the health engine's state of an inbox, if it knows it.
+func (w *SendWorker) stateOf(inboxID string) (holdfast.State, bool) {
+	st, ok := w.Monitor.(interface {
+		State(string) (holdfast.State, error)
+	})
+	if !ok {
+		return "unavailable", false
+	}
+	s, err := st.State(inboxID)
+	if err != nil {
+		return "unknown", false
+	}
+	return s, true
+}
+
+// observe reports one provider outcome (err nil: success) to the engine.
+func (w *SendWorker) observe(ctx context.Context, in *holdfast.Inbox, op health.Op, err error) health.Decision {
+	o := health.Outcome{Op: op, OK: err == nil}
+	if err != nil {
+		v := classify.Classify(classify.Input{Provider: string(in.Provider), Err: err})
+		o.Verdict = &v
+	}
+	d, oerr := w.Monitor.Observe(in.ID, o)
+	if oerr != nil {
+		w.Logger.WarnContext(ctx, "send: report outcome to the health engine", "inbox_id", in.ID, "err", oerr)
+	}
+	return d
+}
+
+// sent records that the provider accepted snd.
+func (w *SendWorker) sent(ctx context.Context, snd *holdfast.Send) error {
+	_, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: holdfast.SendSending, To: holdfast.SendSent, At: w.now()})
+	if err != nil {
+		// The next attempt finds it in Sent.
+		return fmt.Errorf("mark send %s sent: %w", snd.ID, err)
+	}
+	return nil
+}
+
+// fail records that snd will not go out.
+func (w *SendWorker) fail(ctx context.Context, snd *holdfast.Send, reason string) error {
+	_, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: snd.State, To: holdfast.SendFailed, Reason: reason, At: w.now()})
+	if errors.Is(err, holdfast.ErrConflict) {
+		return fmt.Errorf("send %s changed state meanwhile; trying again", snd.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("mark send %s failed: %w", snd.ID, err)
+	}
+	w.Logger.InfoContext(ctx, "send failed for good", "send_id", snd.ID, "reason", reason)
+	return nil
+}
+
+// hold keeps snd waiting for wait. A send still "sending" after an unclear
+// attempt stays so, to be looked for in Sent first.
+func (w *SendWorker) hold(ctx context.Context, snd *holdfast.Send, reason string, wait time.Duration) error {
+	if snd.State != holdfast.SendSending && (snd.State != holdfast.SendHeld || snd.Reason != reason) {
+		_, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: snd.State, To: holdfast.SendHeld, Reason: reason, At: w.now()})
+		if errors.Is(err, holdfast.ErrConflict) {
+			return fmt.Errorf("send %s changed state meanwhile; trying again", snd.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("hold send %s: %w", snd.ID, err)
+		}
+	}
+	return river.JobSnooze(wait)
+}
+
+// outgoing builds the message of snd from inbox in.
+func outgoing(in *holdfast.Inbox, snd *holdfast.Send, now time.Time) *holdfast.OutgoingMessage {
+	return &holdfast.OutgoingMessage{
+		MessageID: snd.MessageID, From: in.Email,
+		To: snd.To, Cc: snd.Cc, Bcc: snd.Bcc, Subject: snd.Subject, Text: snd.Text, HTML: snd.HTML,
+		Date: now,
+	}
+}
+
+// SendSweepArgs are the arguments of send_sweep, which enqueues the send
+// jobs of due sends that have none: after a crash between storing a send
+// and enqueuing its job, or after a job was lost. It runs every minute and
+// when the runner starts.
+type SendSweepArgs struct{}
+
+// Kind implements river.JobArgs.
+func (SendSweepArgs) Kind() string { return "send_sweep" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (SendSweepArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 3} }
+
+// SendSweepWorker works send_sweep jobs.
+type SendSweepWorker struct {
+	river.WorkerDefaults[SendSweepArgs]
+	Store  SendStore
+	Insert func(ctx context.Context, s *holdfast.Send) (skipped bool, err error)
+	Clock  holdfast.Clock
+	Logger *slog.Logger
+}
+
+// Timeout implements river.Worker.
+func (w *SendSweepWorker) Timeout(*river.Job[SendSweepArgs]) time.Duration { return 30 * time.Second }
+
+// sweptStates are the states whose due sends need a job: "sending" too, for
+// a send whose job ended without an outcome.
+var sweptStates = []holdfast.SendState{holdfast.SendScheduled, holdfast.SendHeld, holdfast.SendSending}
+
+// Work enqueues a job for every due send; sends that have one are skipped
+// by the job's uniqueness.
+func (w *SendSweepWorker) Work(ctx context.Context, _ *river.Job[SendSweepArgs]) error {
+	due, err := w.Store.DueSends(ctx, sweptStates, w.Clock.Now(), sweepBatch)
+	if err != nil {
+		return fmt.Errorf("send sweep: %w", err)
+	}
+	n := 0
+	for _, s := range due {
+		skipped, err := w.Insert(ctx, s)
+		if err != nil {
+			return fmt.Errorf("send sweep: enqueue send %s: %w", s.ID, err)
+		}
+		if !skipped {
+			n++
+		}
+	}
+	if n > 0 {
+		w.Logger.InfoContext(ctx, "send sweep enqueued sends without a job", "sends", n)
+	}
+	return nil
+}
+
+// Enqueue schedules the send job of s at its SendAt. A send that has a job
+// already is left alone.
+func (r *Runner) Enqueue(ctx context.Context, s *holdfast.Send) error {
+	_, err := r.insert(ctx, s)
+	return err
+}
+
+func (r *Runner) insert(ctx context.Context, s *holdfast.Send) (skipped bool, err error) {
+	res, err := r.client.Insert(ctx, SendArgs{SendID: s.ID}, sendInsertOpts(s))
+	if err != nil {
+		return false, fmt.Errorf("enqueue send %s: %w", s.ID, err)
+	}
+	return res.UniqueSkippedAsDuplicate, nil
+}
