@@ -206,6 +206,9 @@ func (s *server) handleCreateInbox() http.Handler {
 			// Stored all the same: the engine picks it up at its next start.
 			s.log.ErrorContext(r.Context(), "register inbox with the health engine", "inbox_id", in.ID, "err", err)
 		}
+		if s.cfg.Syncer != nil {
+			s.cfg.Syncer.Add(in)
+		}
 		s.log.InfoContext(r.Context(), "inbox connected", "inbox_id", in.ID, "provider", in.Provider, "tenant", in.Tenant)
 		w.Header().Set("Location", "/v1/inboxes/"+in.ID)
 		encode(w, http.StatusCreated, toInboxJSON(in))
@@ -257,6 +260,9 @@ func (s *server) handleDeleteInbox() http.Handler {
 			return
 		}
 		s.cfg.Health.RemoveInbox(id)
+		if s.cfg.Syncer != nil {
+			s.cfg.Syncer.Remove(id)
+		}
 		s.log.InfoContext(r.Context(), "inbox deleted", "inbox_id", id)
 		w.WriteHeader(http.StatusNoContent)
 	})

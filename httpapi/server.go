@@ -24,6 +24,12 @@ type Config struct {
 	// SealCredentials encrypts an inbox's secret for storage, bound to the
 	// inbox's ID.
 	SealCredentials func(inboxID string, c Credentials) ([]byte, error)
+	// Syncer, if set, learns of created and deleted inboxes and runs
+	// sync-now requests; without it POST /v1/inboxes/{id}/sync answers 409.
+	Syncer Syncer
+	// Sends, if set, enqueues accepted sends at once; without it they go
+	// out when the send sweep finds them due.
+	Sends SendQueue
 	// Metrics, if set, serves /metrics and counts requests.
 	Metrics MetricsHandler
 	// MaxBodyBytes caps request bodies; zero means 1 MiB.
