@@ -43,6 +43,10 @@ type Config struct {
 	// SendTimeout bounds one attempt at a send; a send whose node died is
 	// tried again twice this long after (serve only).
 	SendTimeout time.Duration
+	// MailCAFile names a PEM file of CA certificates trusted, besides the
+	// system's, for the mail servers' TLS: for private mail servers
+	// (serve only).
+	MailCAFile string
 }
 
 // Flags names the flag groups a subcommand takes.
@@ -53,7 +57,7 @@ const (
 	// FlagsStore: --data-dir, --database-url and the log flags.
 	FlagsStore Flags = 1 << iota
 	// FlagsServe: --listen, --shutdown-timeout, --sync-interval,
-	// --sync-concurrency and --send-timeout.
+	// --sync-concurrency, --send-timeout and --mail-ca-file.
 	FlagsServe
 )
 
@@ -68,6 +72,7 @@ var env = map[string]string{
 	"sync-interval":    "HOLDFAST_SYNC_INTERVAL",
 	"sync-concurrency": "HOLDFAST_SYNC_CONCURRENCY",
 	"send-timeout":     "HOLDFAST_SEND_TIMEOUT",
+	"mail-ca-file":     "HOLDFAST_MAIL_CA_FILE",
 }
 
 // NewFlagSet returns a flag set for subcommand name with the given flag
@@ -88,6 +93,7 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 		fs.DurationVar(&c.SyncInterval, "sync-interval", time.Minute, "time between two syncs of an inbox, jittered by ±10% (env HOLDFAST_SYNC_INTERVAL)")
 		fs.IntVar(&c.SyncConcurrency, "sync-concurrency", 32, "syncs run at once by this node (env HOLDFAST_SYNC_CONCURRENCY)")
 		fs.DurationVar(&c.SendTimeout, "send-timeout", 6*time.Minute, "bound on one attempt at a send (env HOLDFAST_SEND_TIMEOUT)")
+		fs.StringVar(&c.MailCAFile, "mail-ca-file", "", "PEM file of extra CA certificates to trust for mail servers (env HOLDFAST_MAIL_CA_FILE)")
 	}
 	finish := func() error {
 		given := map[string]bool{}

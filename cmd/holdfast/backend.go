@@ -25,8 +25,8 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ba
 			name:    "postgres",
 			store:   st,
 			migrate: func(ctx context.Context) error { return jobs.MigratePostgres(ctx, st, log) },
-			newJobs: func(s holdfast.Store, log *slog.Logger) (jobRunner, error) {
-				return jobs.NewPostgres(st.Pool(), st.Schema(), s, log)
+			newJobs: func(s holdfast.Store, log *slog.Logger, opts ...jobs.Option) (jobRunner, error) {
+				return jobs.NewPostgres(st.Pool(), st.Schema(), s, log, opts...)
 			},
 			close: func() { st.Close() },
 		}, nil
@@ -43,8 +43,8 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ba
 		name:    "sqlite",
 		store:   st,
 		migrate: func(ctx context.Context) error { return jobs.MigrateSQLite(ctx, st, log) },
-		newJobs: func(s holdfast.Store, log *slog.Logger) (jobRunner, error) {
-			return jobs.NewSQLite(st.DB(), s, log)
+		newJobs: func(s holdfast.Store, log *slog.Logger, opts ...jobs.Option) (jobRunner, error) {
+			return jobs.NewSQLite(st.DB(), s, log, opts...)
 		},
 		close: func() { st.Close() },
 	}, nil

@@ -255,11 +255,12 @@ func TestServeInboxLifecycle(t *testing.T) {
 				t.Errorf("second POST of the same inbox = %d %v, want 409", code, body)
 			}
 
-			// Read, list, events.
-			if code, got := call(t, "GET", s.base+"/v1/inboxes/"+id, key, nil); code != http.StatusOK || got["id"] != id || got["state"] != "connecting" {
-				t.Errorf("GET inbox = %d %v, want 200 with id %s", code, got, id)
+			// Read, list, events. The inbox's first sync, against servers
+			// that do not exist, may already have made it degraded.
+			if code, got := call(t, "GET", s.base+"/v1/inboxes/"+id, key, nil); code != http.StatusOK || got["id"] != id || (got["state"] != "connecting" && got["state"] != "degraded") {
+				t.Errorf("GET inbox = %d %v, want 200 with id %s, connecting or degraded", code, got, id)
 			}
-			code, list := call(t, "GET", s.base+"/v1/inboxes?provider=imap&state=connecting", key, nil)
+			code, list := call(t, "GET", s.base+"/v1/inboxes?provider=imap", key, nil)
 			if data, _ := list["data"].([]any); code != http.StatusOK || len(data) != 1 || list["next_cursor"] != "" {
 				t.Errorf("GET /v1/inboxes = %d %v, want one inbox and no next cursor", code, list)
 			}
@@ -269,10 +270,10 @@ func TestServeInboxLifecycle(t *testing.T) {
 			}
 			code, evs := call(t, "GET", s.base+"/v1/inboxes/"+id+"/events", key, nil)
 			data, _ := evs["data"].([]any)
-			if code != http.StatusOK || len(data) != 1 {
-				t.Fatalf("GET events = %d %v, want one event", code, evs)
+			if code != http.StatusOK || len(data) == 0 {
+				t.Fatalf("GET events = %d %v, want the creation event first", code, evs)
 			}
-			if ev, _ := data[0].(map[string]any); ev["new_state"] != "connecting" || ev["cause"] != "api" {
+			if ev, _ := data[len(data)-1].(map[string]any); ev["new_state"] != "connecting" || ev["cause"] != "api" {
 				t.Errorf("creation event = %v, want new_state connecting, cause api", ev)
 			}
 

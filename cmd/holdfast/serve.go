@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,15 +11,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/classify"
 	"github.com/holdfast/holdfast/config"
 	"github.com/holdfast/holdfast/httpapi"
+	"github.com/holdfast/holdfast/jobs"
 	"github.com/holdfast/holdfast/metrics"
 	"github.com/holdfast/holdfast/monitor"
+	"github.com/holdfast/holdfast/provider/imap"
 	"github.com/holdfast/holdfast/secrets"
+	"github.com/holdfast/holdfast/syncer"
 )
 
 // parse parses args into fs and finishes the configuration.
@@ -62,19 +68,48 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	store := m.InstrumentStore(b.store)
 	m.WatchInboxes(store, 10*time.Second, log)
 
-	mon, err := monitor.New(ctx, monitor.Config{Store: store, Logger: log.With("component", "health")})
+	// The syncer acts on the health engine's grants; it is made before the
+	// monitor starts, so that a grant always finds it.
+	var syn *syncer.Syncer
+	mon, err := monitor.New(ctx, monitor.Config{
+		Store: store, Logger: log.With("component", "health"),
+		OnGrant: func(inboxID string, _ bool) { _ = syn.Now(inboxID) },
+	})
 	if err != nil {
 		return err
 	}
 	m.Registry.MustRegister(mon.Collector())
 
-	jobs, err := b.newJobs(store, log)
+	conns, err := connectors(&cfg, log)
+	if err != nil {
+		return err
+	}
+	session := func(_ context.Context, in *holdfast.Inbox) (*holdfast.Session, error) {
+		c, err := secrets.OpenCredentials(ring, in.ID, in.Credentials)
+		if err != nil {
+			return nil, fmt.Errorf("open credentials of inbox %s: %w", in.ID, err)
+		}
+		return &holdfast.Session{Inbox: in, Password: c.Password, RefreshToken: c.RefreshToken}, nil
+	}
+	syn, err = syncer.New(syncer.Config{
+		Store: store, Monitor: mon, Connectors: conns, Session: session,
+		Interval: cfg.SyncInterval, Concurrency: cfg.SyncConcurrency,
+		Logger: log.With("component", "sync"),
+	})
+	if err != nil {
+		return err
+	}
+	jobs, err := b.newJobs(store, log, jobs.WithSends(jobs.SendConfig{
+		Store: store, Monitor: mon, Connectors: conns, Session: session, Timeout: cfg.SendTimeout,
+	}))
 	if err != nil {
 		return err
 	}
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Store:   store,
 		Health:  mon,
+		Syncer:  syn,
+		Sends:   jobs,
 		Logger:  log,
 		Metrics: m,
 		SealCredentials: func(inboxID string, c httpapi.Credentials) ([]byte, error) {
@@ -105,6 +140,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		_ = mon.Stop(context.WithoutCancel(ctx))
 		return fmt.Errorf("start background jobs: %w", err)
 	}
+	if err := syn.Start(ctx); err != nil {
+		ln.Close()
+		_ = jobs.Stop(context.WithoutCancel(ctx))
+		_ = mon.Stop(context.WithoutCancel(ctx))
+		return fmt.Errorf("start syncer: %w", err)
+	}
 	// The server goroutine is owned here: it ends when Shutdown is called
 	// below, and its error comes back on serveErr.
 	serveErr := make(chan error, 1)
@@ -128,6 +169,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := srv.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("shut down HTTP server: %w", err))
 	}
+	if err := syn.Stop(sctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := jobs.Stop(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop background jobs: %w", err))
 	}
@@ -145,6 +189,31 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 type jobRunner interface {
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
+	Enqueue(ctx context.Context, s *holdfast.Send) error
+}
+
+// connectors returns the connector of each provider that has one: IMAP
+// today. Microsoft and Google inboxes are stored and monitored, but not
+// synced nor sent from, until their connectors exist.
+func connectors(cfg *config.Config, log *slog.Logger) (map[holdfast.Provider]holdfast.Connector, error) {
+	var tlsConfig *tls.Config
+	if cfg.MailCAFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(cfg.MailCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--mail-ca-file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--mail-ca-file: no PEM certificate in %s", cfg.MailCAFile)
+		}
+		tlsConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return map[holdfast.Provider]holdfast.Connector{
+		holdfast.ProviderIMAP: imap.New(imap.Config{TLSConfig: tlsConfig, Logger: log.With("component", "imap")}),
+	}, nil
 }
 
 // backend is an opened store engine with what serve needs from it.
@@ -152,6 +221,6 @@ type backend struct {
 	name    string
 	store   holdfast.Store
 	migrate func(ctx context.Context) error
-	newJobs func(s holdfast.Store, log *slog.Logger) (jobRunner, error)
+	newJobs func(s holdfast.Store, log *slog.Logger, opts ...jobs.Option) (jobRunner, error)
 	close   func()
 }
