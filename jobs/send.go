@@ -61,7 +61,7 @@ func WithSends(c SendConfig) Option {
 const (
 	// sendMaxAttempts bounds the retries of errors (unclear outcomes,
 	// recoverable failures); holds snooze without using attempts. With
-	// River's backoff (attempt⁴ seconds) the last comes after about 12 days.
+	// NextRetry's backoff the last comes after about two hours.
 	sendMaxAttempts = 20
 	// heldRetry is how often a held send asks the health engine again.
 	heldRetry = 30 * time.Second
@@ -108,6 +108,15 @@ type SendWorker struct {
 
 // Timeout implements river.Worker.
 func (w *SendWorker) Timeout(*river.Job[SendArgs]) time.Duration { return w.SendConfig.Timeout }
+
+// NextRetry implements river.Worker: 2 s after the first failed attempt,
+// doubling to at most 10 minutes. River's default (attempt⁴ seconds) would
+// leave a send whose outcome is unclear waiting for minutes after its
+// second attempt.
+func (w *SendWorker) NextRetry(job *river.Job[SendArgs]) time.Time {
+	d := 2 * time.Second << min(max(job.Attempt-1, 0), 9)
+	return time.Now().Add(min(d, 10*time.Minute))
+}
 
 func (w *SendWorker) now() time.Time {
 	return w.Clock.Now().UTC().Truncate(holdfast.StoreTimePrecision)
