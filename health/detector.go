@@ -492,7 +492,12 @@ func (e *Engine) resolve(in *Incident, now int64, recover bool) {
 	} else if k := c.TInc[in.Tenant]; k != 0 && c.Incidents[k-1] == in {
 		c.TInc[in.Tenant] = 0
 	}
-	ps.LastAbn = max(ps.LastAbn, now)
+	switch {
+	case in.Tenant < 0:
+		ps.LastAbn = max(ps.LastAbn, now)
+	case in.Kind != KindTenantEvent:
+		c.TLastAbn[in.Tenant] = max(c.TLastAbn[in.Tenant], now)
+	}
 	e.log.Info("incident resolved", "incident_id", in.ID, "provider", in.Provider, "tenant", in.Tenant)
 	e.timeline(in, now, "resolved")
 	if recover {

@@ -90,6 +90,7 @@ type core struct {
 type queuedNotice struct {
 	Inbox   int32
 	Due     int64
+	First   int64
 	Episode uint32
 	Admin   bool
 }
@@ -737,5 +738,6 @@ func (e *Engine) act(i int32, to uint8, cause holdfast.Cause) {
 		e.sink.Notice(Notice{Inbox: i, Tenant: c.H[i].Ten, Admin: admin, Episode: c.Episode[i], At: e.tm(now), Reason: e.c.Reasons[c.Reason[i]]})
 		return
 	}
-	c.Notices = append(c.Notices, queuedNotice{Inbox: i, Due: now + int64(e.cfg.NoticeGrace/time.Second), Episode: c.Episode[i], Admin: admin})
+	due := now + int64(e.cfg.NoticeGrace/time.Second)
+	c.Notices = append(c.Notices, queuedNotice{Inbox: i, Due: due, First: due, Episode: c.Episode[i], Admin: admin})
 }

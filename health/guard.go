@@ -201,15 +201,19 @@ func (e *Engine) noticeTick(now int64) {
 		if st != sNeedsReconnect && st != sNeedsAdmin || c.Episode[i] != n.Episode || c.NoticeEp[i] == n.Episode {
 			continue // recovered, re-verified or already sent: cancelled
 		}
-		if now-n.Due > ttl {
+		if now-n.First > ttl {
 			continue
 		}
 		t := c.H[i].Ten
 		ps := &c.Provs[c.H[i].Prov]
+		abn := max(ps.LastAbn, c.TLastAbn[t])
 		if e.coveringIncident(i) != nil || c.TInc[t] != 0 && !e.tenantVerified(t, now) ||
-			ps.LastAbn >= c.ActedAt[i] || c.TLastAbn[t] >= c.ActedAt[i] {
-			// An incident covers it: inhibited. The incident's recovery
-			// re-verifies the inbox.
+			abn >= c.ActedAt[i] && now-abn < int64(e.cfg.NoticeGrace/time.Second) {
+			// An incident covers it, or the fleet was not normal since the
+			// act: inhibited for now, re-checked after another grace
+			// period (until its TTL).
+			n.Due = now + int64(e.cfg.NoticeGrace/time.Second)
+			c.Notices = append(c.Notices, n)
 			continue
 		}
 		c.NoticeEp[i] = n.Episode
