@@ -111,7 +111,7 @@ func (s *series) polyline(vals []float64, ymax float64) string {
 	n := len(vals)
 	for k, v := range vals {
 		x := cw * float64(k) / math.Max(1, float64(n-1))
-		y := ch - ch*v/math.Max(ymax, 1e-9)
+		y := ch - 0.92*ch*v/math.Max(ymax, 1e-9) // headroom for the incident strip
 		if k == 0 {
 			fmt.Fprintf(&b, "M%.1f,%.1f", x, y)
 		} else {
