@@ -142,7 +142,7 @@ func newRunner[TTx any](driver riverdriver.Driver[TTx], schema string, store Sto
 			&river.PeriodicJobOpts{ID: FleetSnapshotArgs{}.Kind(), RunOnStart: true},
 		),
 	}
-	var rescueAfter time.Duration
+	var rescueAfter, jobTimeout time.Duration
 	if sc := o.sends; sc != nil {
 		if sc.Store == nil || sc.Monitor == nil || sc.Session == nil {
 			return nil, errors.New("jobs: WithSends needs Store, Monitor and Session")
@@ -152,8 +152,11 @@ func newRunner[TTx any](driver riverdriver.Driver[TTx], schema string, store Sto
 			cfg.Timeout = DefaultSendTimeout
 		}
 		// A send job whose process died is run again once its attempt is
-		// surely over: River cancels an attempt at its timeout.
-		rescueAfter = 2 * cfg.Timeout
+		// surely over: River cancels an attempt at its timeout. (A
+		// fleet_snapshot or send_sweep still running then, possible only
+		// with a send timeout under 15 s, is run again too, which they
+		// bear.)
+		jobTimeout, rescueAfter = cfg.Timeout, 2*cfg.Timeout
 		river.AddWorker(workers, &SendWorker{SendConfig: cfg, Clock: o.clock, Logger: logger})
 		river.AddWorker(workers, &SendSweepWorker{Store: cfg.Store, Insert: r.insert, Clock: o.clock, Logger: logger})
 		periodic = append(periodic, river.NewPeriodicJob(
@@ -171,6 +174,7 @@ func newRunner[TTx any](driver riverdriver.Driver[TTx], schema string, store Sto
 		},
 		Workers:              workers,
 		PeriodicJobs:         periodic,
+		JobTimeout:           jobTimeout,
 		RescueStuckJobsAfter: rescueAfter,
 		SoftStopTimeout:      softStopTimeout,
 	})

@@ -88,9 +88,14 @@ func (SendArgs) InsertOpts() river.InsertOpts {
 }
 
 // sendInsertOpts returns the options that schedule s's job at its SendAt.
-func sendInsertOpts(s *holdfast.Send) *river.InsertOpts {
+// A due send's job is available at once: a scheduled job waits for River's
+// leader to make it available, which after a crash of the leader takes
+// until its lease expires.
+func sendInsertOpts(s *holdfast.Send, now time.Time) *river.InsertOpts {
 	o := SendArgs{}.InsertOpts()
-	o.ScheduledAt = s.SendAt
+	if s.SendAt.After(now) {
+		o.ScheduledAt = s.SendAt
+	}
 	return &o
 }
 
@@ -192,6 +197,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 			log.InfoContext(ctx, "send found in Sent after an unclear attempt; not sending again")
 			return w.sent(ctx, snd)
 		}
+		log.InfoContext(ctx, "send not found in Sent; sending again")
 	}
 	err = conn.Send(ctx, sess, outgoing(in, snd, w.Clock.Now()))
 	if err == nil {
@@ -366,7 +372,7 @@ func (r *Runner) Enqueue(ctx context.Context, s *holdfast.Send) error {
 }
 
 func (r *Runner) insert(ctx context.Context, s *holdfast.Send) (skipped bool, err error) {
-	res, err := r.client.Insert(ctx, SendArgs{SendID: s.ID}, sendInsertOpts(s))
+	res, err := r.client.Insert(ctx, SendArgs{SendID: s.ID}, sendInsertOpts(s, time.Now()))
 	if err != nil {
 		return false, fmt.Errorf("enqueue send %s: %w", s.ID, err)
 	}
