@@ -33,7 +33,8 @@ func TestCrashSendsExactlyOnce(t *testing.T) {
 		}
 	}
 	t.Logf("seed %d (HOLDFAST_CRASH_SEED=%d replays the kill times)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
+	// One generator for the kills, one for the client's send times.
+	rng, sendRng := rand.New(rand.NewPCG(seed, 1)), rand.New(rand.NewPCG(seed, 2))
 
 	srv := mailtest.Start(t)
 	const alice, bob, pw = "alice@example.test", "bob@example.test", "the pw"
@@ -70,7 +71,7 @@ func TestCrashSendsExactlyOnce(t *testing.T) {
 			// Most go at once, a quarter over the next 5 s.
 			at := time.Now()
 			if i%4 == 0 {
-				at = at.Add(time.Duration(rng.Int64N(int64(5 * time.Second))))
+				at = at.Add(time.Duration(sendRng.Int64N(int64(5 * time.Second))))
 			}
 			body, _ := json.Marshal(map[string]any{
 				"to": []string{bob}, "subject": fmt.Sprint("crash ", i), "text": "Exactly once, please.",
