@@ -170,7 +170,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		return w.fail(ctx, snd, "inbox_"+string(st))
 	case health.Hold, health.Defer:
 		st, _ := w.stateOf(in.ID)
-		return w.hold(ctx, snd, "inbox_"+string(st), heldRetry)
+		return w.hold(ctx, snd, "inbox_"+string(st), heldRetry, false)
 	}
 
 	prev := snd.State
@@ -234,7 +234,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if !d.RetryAt.IsZero() {
 		wait = max(d.RetryAt.Sub(w.Clock.Now()), time.Second)
 	}
-	return w.hold(ctx, snd, string(pe.Reason), wait)
+	return w.hold(ctx, snd, string(pe.Reason), wait, true)
 }
 
 // stateOf returns the health engine's state of an inbox, if it knows it.
@@ -290,9 +290,11 @@ func (w *SendWorker) fail(ctx context.Context, snd *holdfast.Send, reason string
 }
 
 // hold keeps snd waiting for wait. A send still "sending" after an unclear
-// attempt stays so, to be looked for in Sent first.
-func (w *SendWorker) hold(ctx context.Context, snd *holdfast.Send, reason string, wait time.Duration) error {
-	if snd.State != holdfast.SendSending && (snd.State != holdfast.SendHeld || snd.Reason != reason) {
+// attempt stays so, to be looked for in Sent first, unless notSent says
+// the provider clearly refused this attempt.
+func (w *SendWorker) hold(ctx context.Context, snd *holdfast.Send, reason string, wait time.Duration, notSent bool) error {
+	keep := snd.State == holdfast.SendSending && !notSent
+	if !keep && (snd.State != holdfast.SendHeld || snd.Reason != reason) {
 		_, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: snd.State, To: holdfast.SendHeld, Reason: reason, At: w.now()})
 		if errors.Is(err, holdfast.ErrConflict) {
 			return fmt.Errorf("send %s changed state meanwhile; trying again", snd.ID)

@@ -1,0 +1,284 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/health"
+	"github.com/holdfast/holdfast/jobs"
+	"github.com/holdfast/holdfast/provider/smtp"
+	"github.com/holdfast/holdfast/store/sqlite"
+)
+
+// sendConnector is a fake connector: a Sent folder in memory, and errors
+// on demand.
+type sendConnector struct {
+	mu   sync.Mutex
+	sent map[string]int // Message-ID → submissions
+	// SendFunc, if set, runs before a submission; its error is Send's.
+	// With accepted set, the submission counts although Send fails (an
+	// unclear outcome that did go out).
+	SendFunc func() (accepted bool, err error)
+	finds    int
+}
+
+func (c *sendConnector) Verify(context.Context, *holdfast.Session) error { return nil }
+
+func (c *sendConnector) Sync(context.Context, *holdfast.Session, string) (*holdfast.SyncResult, error) {
+	return nil, errors.New("sendConnector: Sync is not used by the send worker")
+}
+
+func (c *sendConnector) Send(_ context.Context, _ *holdfast.Session, m *holdfast.OutgoingMessage) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.SendFunc != nil {
+		accepted, err := c.SendFunc()
+		if accepted {
+			c.sent[m.MessageID]++
+		}
+		if err != nil {
+			return err
+		}
+		if accepted {
+			return nil
+		}
+	}
+	c.sent[m.MessageID]++
+	return nil
+}
+
+func (c *sendConnector) FindSent(_ context.Context, _ *holdfast.Session, id string) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.finds++
+	return c.sent[id] > 0, nil
+}
+
+func (c *sendConnector) count(id string) (sent, finds int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sent[id], c.finds
+}
+
+// sendMonitor is a fake health monitor.
+type sendMonitor struct {
+	mu       sync.Mutex
+	admit    health.Admission
+	state    holdfast.State
+	outcomes []health.Outcome
+}
+
+func (m *sendMonitor) Admit(string, health.Op) (health.Admission, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.admit, nil
+}
+
+func (m *sendMonitor) Observe(_ string, o health.Outcome) (health.Decision, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.outcomes = append(m.outcomes, o)
+	return health.Decision{State: m.state}, nil
+}
+
+func (m *sendMonitor) State(string) (holdfast.State, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state, nil
+}
+
+type sendBundle struct {
+	store  *sqlite.Store
+	conn   *sendConnector
+	mon    *sendMonitor
+	worker *jobs.SendWorker
+	inbox  *holdfast.Inbox
+}
+
+func setupSend(t *testing.T) *sendBundle {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "holdfast.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	in := &holdfast.Inbox{
+		ID: holdfast.NewID("inb", now), Provider: holdfast.ProviderIMAP, Email: "a@example.org", Tenant: "example.org",
+		Username: "a@example.org", State: holdfast.StateConnected, Since: now, CreatedAt: now, UpdatedAt: now,
+		IMAP: &holdfast.ServerConfig{Host: "imap.example.org", Port: 993, Security: holdfast.SecurityTLS},
+		SMTP: &holdfast.ServerConfig{Host: "smtp.example.org", Port: 465, Security: holdfast.SecurityTLS},
+	}
+	if err := st.CreateInbox(t.Context(), in, holdfast.Event{InboxID: in.ID, At: now, NewState: in.State, Cause: holdfast.CauseAPI}); err != nil {
+		t.Fatal(err)
+	}
+	b := &sendBundle{store: st, conn: &sendConnector{sent: map[string]int{}}, mon: &sendMonitor{state: holdfast.StateConnected}, inbox: in}
+	b.worker = &jobs.SendWorker{
+		SendConfig: jobs.SendConfig{
+			Store: st, Monitor: b.mon,
+			Connectors: map[holdfast.Provider]holdfast.Connector{holdfast.ProviderIMAP: b.conn},
+			Session: func(_ context.Context, in *holdfast.Inbox) (*holdfast.Session, error) {
+				return &holdfast.Session{Inbox: in, Password: "pw"}, nil
+			},
+			Timeout: time.Minute,
+		},
+		Clock: holdfast.SystemClock{}, Logger: testLogger(t),
+	}
+	return b
+}
+
+// newSend stores a send due at sendAt.
+func (b *sendBundle) newSend(t *testing.T, sendAt time.Time) *holdfast.Send {
+	t.Helper()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	id := holdfast.NewID("snd", now)
+	s := &holdfast.Send{
+		ID: id, InboxID: b.inbox.ID, MessageID: "<" + id + "@example.org>", To: []string{"b@example.org"},
+		Subject: "hi", Text: "hello", SendAt: sendAt.UTC().Truncate(time.Microsecond), State: holdfast.SendScheduled,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	stored, _, err := b.store.CreateSend(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stored
+}
+
+// work runs one attempt of s's job.
+func (b *sendBundle) work(t *testing.T, s *holdfast.Send, attempt int) error {
+	t.Helper()
+	job := &river.Job[jobs.SendArgs]{
+		JobRow: &rivertype.JobRow{Attempt: attempt, MaxAttempts: 20},
+		Args:   jobs.SendArgs{SendID: s.ID},
+	}
+	return b.worker.Work(t.Context(), job)
+}
+
+func (b *sendBundle) get(t *testing.T, id string) *holdfast.Send {
+	t.Helper()
+	s, err := b.store.SendByID(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func isSnooze(err error) bool {
+	var sn *river.JobSnoozeError
+	return errors.As(err, &sn)
+}
+
+func TestSendWorker(t *testing.T) {
+	t.Parallel()
+	tooLarge := &holdfast.ProviderError{Class: holdfast.ClassPermanent, Reason: holdfast.ReasonMessageTooLarge, Scope: holdfast.ScopeOperation, Err: errors.New("552 5.3.4 too big")}
+	badPassword := &holdfast.ProviderError{Class: holdfast.ClassPermanent, Reason: holdfast.ReasonPasswordChanged, Scope: holdfast.ScopeAccount, Err: errors.New("535 5.7.8 no")}
+	down := &holdfast.ProviderError{Class: holdfast.ClassRecoverable, Reason: holdfast.ReasonNetwork, Scope: holdfast.ScopeAccount, Err: errors.New("connection refused")}
+	unclear := &holdfast.ProviderError{Class: holdfast.ClassRecoverable, Reason: holdfast.ReasonProviderTimeout, Scope: holdfast.ScopeOperation, Err: fmt.Errorf("%w: i/o timeout", smtp.ErrOutcomeUnknown)}
+
+	tests := []struct {
+		name      string
+		admit     health.Admission
+		engine    holdfast.State
+		sendErr   error
+		accepted  bool // the unclear submission did go out
+		wantState holdfast.SendState
+		wantWhy   string
+		wantSnz   bool // the job snoozes
+		wantErr   bool // the job returns an error for River to retry
+		wantSent  int
+	}{
+		{name: "sent", wantState: holdfast.SendSent, wantSent: 1},
+		{name: "held by the engine", admit: health.Hold, engine: holdfast.StatePaused, wantState: holdfast.SendHeld, wantWhy: "inbox_paused", wantSnz: true},
+		{name: "failed by the engine", admit: health.Fail, engine: holdfast.StateNeedsReconnect, wantState: holdfast.SendFailed, wantWhy: "inbox_needs_reconnect"},
+		{name: "message too large", sendErr: tooLarge, wantState: holdfast.SendFailed, wantWhy: "message_too_large"},
+		{name: "account trouble holds", sendErr: badPassword, wantState: holdfast.SendHeld, wantWhy: "password_changed", wantSnz: true},
+		{name: "recoverable holds", sendErr: down, wantState: holdfast.SendHeld, wantWhy: "network", wantSnz: true},
+		{name: "unclear, not gone", sendErr: unclear, wantState: holdfast.SendSending, wantErr: true},
+		{name: "unclear, gone", sendErr: unclear, accepted: true, wantState: holdfast.SendSending, wantErr: true, wantSent: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupSend(t)
+			b.mon.admit, b.mon.state = tt.admit, cmpOr(tt.engine, holdfast.StateConnected)
+			if tt.sendErr != nil {
+				b.conn.SendFunc = func() (bool, error) { return tt.accepted, tt.sendErr }
+			}
+			s := b.newSend(t, time.Now())
+			err := b.work(t, s, 1)
+			if isSnooze(err) != tt.wantSnz || (err != nil && !isSnooze(err)) != tt.wantErr {
+				t.Errorf("Work = %v, want snooze %v, error %v", err, tt.wantSnz, tt.wantErr)
+			}
+			got := b.get(t, s.ID)
+			if got.State != tt.wantState || got.Reason != tt.wantWhy {
+				t.Errorf("send is %s (%q), want %s (%q)", got.State, got.Reason, tt.wantState, tt.wantWhy)
+			}
+			if n, _ := b.conn.count(s.MessageID); n != tt.wantSent {
+				t.Errorf("submitted %d times, want %d", n, tt.wantSent)
+			}
+			b.mon.mu.Lock()
+			outcomes := len(b.mon.outcomes)
+			b.mon.mu.Unlock()
+			if wantOutcomes := map[bool]int{true: 1, false: 0}[tt.admit == health.Allow]; outcomes != wantOutcomes {
+				t.Errorf("%d outcomes reported, want %d", outcomes, wantOutcomes)
+			}
+
+			if tt.wantState != holdfast.SendSending {
+				return
+			}
+			// The retry looks in Sent first and sends only if it is not
+			// there: exactly one submission either way.
+			b.conn.SendFunc = nil
+			if err := b.work(t, s, 2); err != nil {
+				t.Fatalf("retry: Work = %v", err)
+			}
+			if got := b.get(t, s.ID); got.State != holdfast.SendSent || got.Attempts != 2 {
+				t.Errorf("after the retry the send is %s with %d attempts, want sent with 2", got.State, got.Attempts)
+			}
+			if n, finds := b.conn.count(s.MessageID); n != 1 || finds != 1 {
+				t.Errorf("submitted %d times, FindSent %d times; want 1 and 1", n, finds)
+			}
+		})
+	}
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+func TestSendWorkerLeavesFinishedAndEarlySends(t *testing.T) {
+	t.Parallel()
+	b := setupSend(t)
+	s := b.newSend(t, time.Now())
+	if _, err := b.store.ChangeSend(t.Context(), s.ID, holdfast.SendChange{From: holdfast.SendScheduled, To: holdfast.SendCancelled, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.work(t, s, 1); err != nil {
+		t.Errorf("Work on a cancelled send = %v, want nil", err)
+	}
+	early := b.newSend(t, time.Now().Add(time.Hour))
+	if err := b.work(t, early, 1); !isSnooze(err) {
+		t.Errorf("Work on a send due in an hour = %v, want a snooze", err)
+	}
+	for _, id := range []string{s.MessageID, early.MessageID} {
+		if n, _ := b.conn.count(id); n != 0 {
+			t.Errorf("%s submitted %d times, want 0", id, n)
+		}
+	}
+}
