@@ -2,9 +2,11 @@ package imap_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,6 +149,124 @@ func TestDovecot(t *testing.T) {
 		}
 	})
 
+	t.Run("condstore", func(t *testing.T) {
+		const email = "condstore@example.test"
+		s := realSession(t, srv, email, password, holdfast.SecurityTLS)
+		appendMessages(t, srv, email, 0, 3)
+		first, err := k.Sync(t.Context(), s, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(first.Messages) != 3 {
+			t.Fatalf("first sync returned %d messages, want 3", len(first.Messages))
+		}
+		modSeq := func(cursor string) float64 {
+			t.Helper()
+			m, _ := decodeCursor(t, cursor)["modseq"].(float64)
+			return m
+		}
+		if modSeq(first.Cursor) == 0 {
+			t.Fatalf("cursor %s has no modseq; Dovecot offers CONDSTORE", first.Cursor)
+		}
+		quiet, err := k.Sync(t.Context(), s, first.Cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(quiet.Messages) != 0 || quiet.More || quiet.Cursor != first.Cursor {
+			t.Errorf("sync with no change: %d messages, More %v, cursor %s; want none and %s", len(quiet.Messages), quiet.More, quiet.Cursor, first.Cursor)
+		}
+
+		storeFlags(t, srv, email, goimap.StoreFlagsAdd, goimap.FlagSeen, 2)
+		res, err := k.Sync(t.Context(), s, quiet.Cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Messages) != 1 {
+			t.Fatalf("sync after \\Seen on one message returned %v, want only that one", ids(res.Messages))
+		}
+		m, was := res.Messages[0], first.Messages[1]
+		if m.ProviderID != was.ProviderID || !slices.Contains(m.Flags, string(goimap.FlagSeen)) ||
+			m.Subject != was.Subject || m.Snippet != was.Snippet || m.InternetMessageID != was.InternetMessageID {
+			t.Errorf("changed message = %+v, want %s with \\Seen and its metadata unchanged", m, was.ProviderID)
+		}
+		if modSeq(res.Cursor) <= modSeq(quiet.Cursor) {
+			t.Errorf("cursor modseq %v, want above %v", modSeq(res.Cursor), modSeq(quiet.Cursor))
+		}
+		if again, err := k.Sync(t.Context(), s, res.Cursor); err != nil || len(again.Messages) != 0 {
+			t.Errorf("sync after the change was returned = %v, %v; want nothing", again, err)
+		}
+
+		// A cursor from before the change returns it again.
+		before, err := k.Sync(t.Context(), s, quiet.Cursor)
+		if err != nil || len(before.Messages) != 1 || before.Messages[0].ProviderID != was.ProviderID {
+			t.Errorf("sync from the cursor before the change = %+v, %v; want %s again", before, err, was.ProviderID)
+		}
+		// A cursor written before CONDSTORE was used still works: no
+		// reset, nothing new, and it gains the modseq.
+		old := decodeCursor(t, res.Cursor)
+		delete(old, "modseq")
+		oldCursor, _ := json.Marshal(old)
+		up, err := k.Sync(t.Context(), s, string(oldCursor))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if up.Reset || len(up.Messages) != 0 || modSeq(up.Cursor) != modSeq(res.Cursor) {
+			t.Errorf("sync from a cursor without modseq: Reset %v, %d messages, cursor %s; want no reset, none, modseq %v",
+				up.Reset, len(up.Messages), up.Cursor, modSeq(res.Cursor))
+		}
+
+		// A flag change and a new message in one sync: the change first.
+		storeFlags(t, srv, email, goimap.StoreFlagsAdd, goimap.FlagFlagged, 1)
+		appendMessages(t, srv, email, 3, 4)
+		both, err := k.Sync(t.Context(), s, up.Cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(ids(both.Messages), " "); got != "<m0@example.test> <m3@example.test>" {
+			t.Errorf("sync after a flag change and a delivery = %s, want <m0@example.test> <m3@example.test>", got)
+		} else if !slices.Contains(both.Messages[0].Flags, string(goimap.FlagFlagged)) {
+			t.Errorf("flags of m0 = %v, want \\Flagged", both.Messages[0].Flags)
+		}
+	})
+
+	t.Run("condstore batches", func(t *testing.T) {
+		const email = "condstore-batches@example.test"
+		s := realSession(t, srv, email, password, holdfast.SecurityTLS)
+		appendMessages(t, srv, email, 0, 7)
+		kb := newConn(imap.Config{BatchSize: 3})
+		cursor := ""
+		for range 3 {
+			res, err := kb.Sync(t.Context(), s, cursor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cursor = res.Cursor
+		}
+		// One STORE per message: seven mod-sequences.
+		for uid := range 7 {
+			storeFlags(t, srv, email, goimap.StoreFlagsAdd, goimap.FlagSeen, goimap.UID(uid+1))
+		}
+		var sizes []int
+		seen := map[string]bool{}
+		for range 5 {
+			res, err := kb.Sync(t.Context(), s, cursor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sizes = append(sizes, len(res.Messages))
+			for _, m := range res.Messages {
+				seen[m.ProviderID] = true
+			}
+			cursor = res.Cursor
+			if !res.More {
+				break
+			}
+		}
+		if fmt.Sprint(sizes) != "[3 3 1]" || len(seen) != 7 {
+			t.Errorf("changed batches = %v covering %d messages, want [3 3 1] covering 7", sizes, len(seen))
+		}
+	})
+
 	t.Run("batches", func(t *testing.T) {
 		const email = "batches@example.test"
 		s := realSession(t, srv, email, password, holdfast.SecurityTLS)
@@ -236,6 +356,29 @@ func appendMessages(t testing.TB, srv *mailtest.Server, email string, from, to i
 		if _, err := cmd.Wait(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// storeFlags changes the flags of the messages with these UIDs in the
+// account's INBOX over IMAP, as another mail client would.
+func storeFlags(t testing.TB, srv *mailtest.Server, email string, op goimap.StoreFlagsOp, flag goimap.Flag, uids ...goimap.UID) {
+	t.Helper()
+	c, err := imapclient.DialTLS(srv.IMAPTLSAddr, &imapclient.Options{TLSConfig: srv.TLSConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(email, password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(goimap.UIDSetNum(uids...), &goimap.StoreFlags{Op: op, Silent: true, Flags: []goimap.Flag{flag}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Logout().Wait(); err != nil {
+		t.Fatal(err)
 	}
 }
 

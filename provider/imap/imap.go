@@ -5,7 +5,10 @@
 // Sync reads INBOX by UID: the cursor holds the mailbox's UIDVALIDITY and
 // the highest UID returned, and each Sync fetches the next batch of UIDs
 // above it. A changed UIDVALIDITY starts over from the first message with
-// SyncResult.Reset set. Send submits over SMTP and then appends the very same
+// SyncResult.Reset set. Where the server offers CONDSTORE the cursor also
+// holds the mailbox's HIGHESTMODSEQ, and each Sync returns again the
+// messages already synced whose flags changed since (UID FETCH ...
+// (CHANGEDSINCE modseq)). Send submits over SMTP and then appends the very same
 // bytes to the Sent folder (found by SPECIAL-USE \Sent, then by common
 // names, created as "Sent" if missing), where FindSent looks for a message by
 // its Message-ID; unless the submission server files its own copy there
@@ -20,6 +23,7 @@
 package imap
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -88,6 +92,13 @@ func (k *Connector) Verify(ctx context.Context, s *holdfast.Session) error {
 // Config.BatchSize of them, oldest first; More is set when others wait. An
 // unreadable cursor or a changed UIDVALIDITY starts over from the first
 // message and sets Reset.
+//
+// Where the server offers CONDSTORE (RFC 7162) it also returns, before the
+// new ones, the messages at or below the cursor's UID whose flags (or other
+// metadata) changed since the cursor's mod-sequence: again with their
+// ProviderID and all their metadata, so that the store updates them. At
+// most Config.BatchSize of those too, lowest mod-sequence first, with More
+// set when others wait. Without CONDSTORE flag changes are not seen.
 func (k *Connector) Sync(ctx context.Context, s *holdfast.Session, cursorText string) (*holdfast.SyncResult, error) {
 	cur, err := parseCursor(cursorText)
 	reset := false
@@ -103,7 +114,8 @@ func (k *Connector) Sync(ctx context.Context, s *holdfast.Session, cursorText st
 
 	var sel *goimap.SelectData
 	if err := c.do(ctx, "SELECT "+cur.Mailbox, func() (err error) {
-		sel, err = c.c.Select(cur.Mailbox, &goimap.SelectOptions{ReadOnly: true}).Wait()
+		condStore := c.c.Caps().Has(goimap.CapCondStore)
+		sel, err = c.c.Select(cur.Mailbox, &goimap.SelectOptions{ReadOnly: true, CondStore: condStore}).Wait()
 		return err
 	}); err != nil {
 		return nil, err
@@ -112,14 +124,54 @@ func (k *Connector) Sync(ctx context.Context, s *holdfast.Session, cursorText st
 		k.cfg.Logger.InfoContext(ctx, "imap UIDVALIDITY changed, syncing from the start",
 			"inbox_id", s.Inbox.ID, "mailbox", cur.Mailbox, "old", cur.UIDValidity, "new", sel.UIDValidity)
 		reset = true
-		cur.UID = 0
+		cur.UID, cur.ModSeq = 0, 0
 	}
 	cur.UIDValidity = sel.UIDValidity
 	res := &holdfast.SyncResult{Reset: reset}
 
+	// sel.HighestModSeq is zero without CONDSTORE, and for NOMODSEQ.
+	changed, modSeq, err := k.changed(ctx, c, cur, sel)
+	if err != nil {
+		return nil, err
+	}
+	if modSeq < sel.HighestModSeq {
+		res.More = true
+	}
+	uids, err := k.newUIDs(ctx, c, cur, sel)
+	if err != nil {
+		return nil, err
+	}
+	if len(uids) > k.cfg.BatchSize {
+		uids, res.More = uids[:k.cfg.BatchSize], true
+	}
+	bufs, err := c.fetch(ctx, slices.Concat(changed, uids))
+	if err != nil {
+		return nil, err
+	}
+	// Changed messages first, then the new ones, each oldest first.
+	for _, b := range bufs {
+		if _, ok := slices.BinarySearch(changed, b.UID); ok && uint32(b.UID) <= cur.UID {
+			res.Messages = append(res.Messages, toMessage(s.Inbox.ID, cur.Mailbox, sel.UIDValidity, b))
+		}
+	}
+	for _, b := range bufs {
+		if uint32(b.UID) > cur.UID {
+			res.Messages = append(res.Messages, toMessage(s.Inbox.ID, cur.Mailbox, sel.UIDValidity, b))
+		}
+	}
+	if len(uids) > 0 {
+		// The batch's last UID, fetched or expunged meanwhile, is done.
+		cur.UID = uint32(uids[len(uids)-1])
+	}
+	cur.ModSeq = modSeq
+	res.Cursor = cur.String()
+	return res, nil
+}
+
+// newUIDs returns the UIDs above the cursor's, in order.
+func (k *Connector) newUIDs(ctx context.Context, c *conn, cur cursor, sel *goimap.SelectData) ([]goimap.UID, error) {
 	if sel.NumMessages == 0 || (sel.UIDNext != 0 && uint32(sel.UIDNext) <= cur.UID+1) {
-		res.Cursor = cur.String()
-		return res, nil
+		return nil, nil
 	}
 	// UID SEARCH rather than a range FETCH: UIDs have gaps, and
 	// "last+1:*" always matches the highest message even when its UID is
@@ -139,14 +191,62 @@ func (k *Connector) Sync(ctx context.Context, s *holdfast.Session, cursorText st
 	}
 	uids = slices.DeleteFunc(uids, func(u goimap.UID) bool { return uint32(u) <= cur.UID })
 	slices.Sort(uids)
-	if len(uids) > k.cfg.BatchSize {
-		uids, res.More = uids[:k.cfg.BatchSize], true
-	}
-	if len(uids) == 0 {
-		res.Cursor = cur.String()
-		return res, nil
-	}
+	return uids, nil
+}
 
+// changed returns the UIDs at or below the cursor's whose mod-sequence is
+// above the cursor's (UID FETCH 1:uid (MODSEQ) (CHANGEDSINCE modseq)), at
+// most BatchSize of them (more when several share the last mod-sequence),
+// and the mod-sequence up to which they cover the changes: the mailbox's
+// HIGHESTMODSEQ when they are all, else the last one's.
+//
+// Without mod-sequences (no CONDSTORE, NOMODSEQ) it returns nothing and
+// zero. A cursor without a mod-sequence (nothing synced yet, or written
+// before CONDSTORE was used) gets the mailbox's HIGHESTMODSEQ: the messages
+// still to come are fetched whole, and changes to those already synced
+// before now are not looked for.
+func (k *Connector) changed(ctx context.Context, c *conn, cur cursor, sel *goimap.SelectData) ([]goimap.UID, uint64, error) {
+	highest := sel.HighestModSeq
+	if highest == 0 || cur.ModSeq == 0 || cur.UID == 0 || sel.NumMessages == 0 || cur.ModSeq >= highest {
+		return nil, highest, nil
+	}
+	var bufs []*imapclient.FetchMessageBuffer
+	if err := c.do(ctx, "UID FETCH CHANGEDSINCE", func() (err error) {
+		bufs, err = c.c.Fetch(goimap.UIDSet{{Start: 1, Stop: goimap.UID(cur.UID)}}, &goimap.FetchOptions{
+			UID: true, ModSeq: true, ChangedSince: cur.ModSeq,
+		}).Collect()
+		return err
+	}); err != nil {
+		return nil, 0, err
+	}
+	bufs = slices.DeleteFunc(bufs, func(b *imapclient.FetchMessageBuffer) bool {
+		return b.UID == 0 || uint32(b.UID) > cur.UID || b.ModSeq <= cur.ModSeq
+	})
+	slices.SortFunc(bufs, func(a, b *imapclient.FetchMessageBuffer) int {
+		return cmp.Or(cmp.Compare(a.ModSeq, b.ModSeq), cmp.Compare(a.UID, b.UID))
+	})
+	modSeq := highest
+	if n := k.cfg.BatchSize; len(bufs) > n {
+		for n < len(bufs) && bufs[n].ModSeq == bufs[n-1].ModSeq {
+			n++
+		}
+		if n < len(bufs) {
+			bufs, modSeq = bufs[:n], bufs[n-1].ModSeq
+		}
+	}
+	uids := make([]goimap.UID, len(bufs))
+	for i, b := range bufs {
+		uids[i] = b.UID
+	}
+	slices.Sort(uids)
+	return uids, modSeq, nil
+}
+
+// fetch fetches the messages with these UIDs for Sync, in UID order.
+func (c *conn) fetch(ctx context.Context, uids []goimap.UID) ([]*imapclient.FetchMessageBuffer, error) {
+	if len(uids) == 0 {
+		return nil, nil
+	}
 	var bufs []*imapclient.FetchMessageBuffer
 	if err := c.do(ctx, "UID FETCH", func() (err error) {
 		bufs, err = c.c.Fetch(goimap.UIDSetNum(uids...), fetchOptions).Collect()
@@ -154,17 +254,8 @@ func (k *Connector) Sync(ctx context.Context, s *holdfast.Session, cursorText st
 	}); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(bufs, func(a, b *imapclient.FetchMessageBuffer) int { return int(a.UID) - int(b.UID) })
-	for _, b := range bufs {
-		if b.UID == 0 || uint32(b.UID) <= cur.UID {
-			continue
-		}
-		res.Messages = append(res.Messages, toMessage(s.Inbox.ID, cur.Mailbox, sel.UIDValidity, b))
-	}
-	// The batch's last UID, fetched or expunged meanwhile, is done.
-	cur.UID = uint32(uids[len(uids)-1])
-	res.Cursor = cur.String()
-	return res, nil
+	slices.SortFunc(bufs, func(a, b *imapclient.FetchMessageBuffer) int { return cmp.Compare(a.UID, b.UID) })
+	return bufs, nil
 }
 
 // snippetHeader and snippetText are the body sections Sync fetches for
