@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// Store keeps inboxes, their event log and API keys. store/sqlite and
-// store/postgres implement it, and both pass store/storetest.
+// Store keeps inboxes, their event log, webhooks and API keys.
+// store/sqlite and store/postgres implement it, and both pass
+// store/storetest.
 //
 // Times are stored in UTC with microsecond precision.
 type Store interface {
@@ -114,6 +115,41 @@ type Store interface {
 	// before dueBy, oldest SendAt first, then by ID, at most limit (zero or
 	// less means 100, at most 1000), for the scheduler's sweep.
 	DueSends(ctx context.Context, states []SendState, dueBy time.Time, limit int) ([]*Send, error)
+
+	// CreateWebhook stores a new webhook; a zero CreatedAt is set to now,
+	// and w.CreatedAt is set back as stored. It returns ErrConflict if the
+	// ID exists.
+	CreateWebhook(ctx context.Context, w *Webhook) error
+	// Webhook returns one webhook, or ErrNotFound.
+	Webhook(ctx context.Context, id string) (*Webhook, error)
+	// Webhooks returns every webhook, ordered by ID.
+	Webhooks(ctx context.Context) ([]*Webhook, error)
+	// DeleteWebhook removes a webhook and its deliveries. It returns
+	// ErrNotFound if the webhook does not exist.
+	DeleteWebhook(ctx context.Context, id string) error
+	// DisableWebhook stops deliveries to a webhook for good: it sets
+	// DisabledAt (a zero at means now) and DisabledReason, unless it is
+	// disabled already. It returns ErrNotFound for an unknown webhook.
+	DisableWebhook(ctx context.Context, id string, at time.Time, reason string) error
+	// RecordWebhookAttempt appends attempt a to the delivery of
+	// (d.WebhookID, d.EventID), creating the delivery first if there is none
+	// (with d.ID, or a new ID if empty, and d.EventType and d.Payload; a
+	// zero d.CreatedAt means a.At), sets its State to d.State and its
+	// UpdatedAt to a.At, and returns it as stored (d is not modified). A
+	// zero a.At means now. ErrNotFound, with nothing stored, when the
+	// webhook does not exist.
+	RecordWebhookAttempt(ctx context.Context, d *WebhookDelivery, a WebhookAttempt) (*WebhookDelivery, error)
+	// WebhookDelivery returns one delivery of a webhook, or ErrNotFound
+	// (also when the delivery belongs to another webhook).
+	WebhookDelivery(ctx context.Context, webhookID, id string) (*WebhookDelivery, error)
+	// WebhookDeliveries returns one page of a webhook's deliveries, newest
+	// first by ID. An unknown webhook has none.
+	WebhookDeliveries(ctx context.Context, webhookID string, f DeliveryFilter) ([]*WebhookDelivery, error)
+	// ChangeWebhookDelivery moves a delivery of a webhook from state from
+	// to state to (a compare-and-set, for replays) and returns it.
+	// ErrNotFound for an unknown delivery, ErrConflict when it is no longer
+	// in from.
+	ChangeWebhookDelivery(ctx context.Context, webhookID, id string, from, to DeliveryState) (*WebhookDelivery, error)
 
 	// CreateAPIKey stores a new API key. It returns ErrConflict if the ID
 	// or hash exists.

@@ -9,7 +9,8 @@
 //
 // Times are timestamptz, kept to the microsecond. The schema is created and
 // upgraded by Migrate, with goose and the SQL files embedded from
-// migration/. All run-time SQL is in queries.go and queries_mail.go.
+// migration/. All run-time SQL is in queries.go, queries_mail.go and
+// queries_webhook.go.
 //
 // The Go API is not stable.
 package postgres

@@ -14,8 +14,8 @@
 // since the Unix epoch, UTC.
 //
 // The schema is created and upgraded by Migrate, with goose and the SQL
-// files embedded from migration/. All run-time SQL is in queries.go and
-// queries_mail.go.
+// files embedded from migration/. All run-time SQL is in queries.go,
+// queries_mail.go and queries_webhook.go.
 //
 // The Go API is not stable.
 package sqlite

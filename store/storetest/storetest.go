@@ -11,8 +11,9 @@
 // the pruning of fleet snapshots, the health engine's incidents, held
 // actions, notices and saved state, synced messages (deduplication, sync
 // cursors, paging), sends (idempotency, compare-and-set, the due sweep),
-// and concurrent use. Options add tests of
-// capabilities some stores have (WithReopen, WithPruneBatchSize).
+// webhooks and their deliveries (attempts appended, cascades), and
+// concurrent use. Options add tests of capabilities some stores have
+// (WithReopen, WithPruneBatchSize).
 //
 // The Go API is not stable.
 package storetest
@@ -100,6 +101,7 @@ func Run(t *testing.T, newStore func(t *testing.T) holdfast.Store, opts ...Optio
 		{"Ping", testPing},
 	}
 	tests = append(tests, mailTests...)
+	tests = append(tests, webhookTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

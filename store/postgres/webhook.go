@@ -1,0 +1,218 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/holdfast/holdfast"
+)
+
+// CreateWebhook stores w. A zero w.CreatedAt is set to now; the times are
+// rounded down to the store's precision and set back in w. It returns
+// ErrConflict if the ID exists.
+func (s *Store) CreateWebhook(ctx context.Context, w *holdfast.Webhook) error {
+	if w.ID == "" || w.URL == "" {
+		return fmt.Errorf("create webhook %s: %w", w.ID, holdfast.Invalidf("", "webhook needs an id and a url"))
+	}
+	w.CreatedAt = s.orNow(w.CreatedAt)
+	w.DisabledAt = orTime(w.DisabledAt, w.DisabledAt)
+	_, err := s.pool.Exec(ctx, queryInsertWebhook, w.ID, w.URL, nonNil(w.Events), nonNilBytes(w.Secret),
+		w.CreatedAt, nullTime(w.DisabledAt), w.DisabledReason)
+	if isUnique(err) {
+		return fmt.Errorf("create webhook %s: %w: %w", w.ID, holdfast.ErrConflict, err)
+	}
+	if err != nil {
+		return fmt.Errorf("create webhook %s: %w", w.ID, err)
+	}
+	return nil
+}
+
+// Webhook returns one webhook, or ErrNotFound.
+func (s *Store) Webhook(ctx context.Context, id string) (*holdfast.Webhook, error) {
+	w, err := scanWebhook(s.pool.QueryRow(ctx, queryWebhook, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("webhook %s: %w", id, holdfast.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", id, err)
+	}
+	return w, nil
+}
+
+// Webhooks returns every webhook, ordered by ID.
+func (s *Store) Webhooks(ctx context.Context) ([]*holdfast.Webhook, error) {
+	rows, err := s.pool.Query(ctx, queryWebhooks)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*holdfast.Webhook, error) { return scanWebhook(r) })
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteWebhook removes a webhook and, through the foreign key's cascade,
+// its deliveries. It returns ErrNotFound if the webhook does not exist.
+func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, queryDeleteWebhook, id)
+	if err != nil {
+		return fmt.Errorf("delete webhook %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete webhook %s: %w", id, holdfast.ErrNotFound)
+	}
+	return nil
+}
+
+// DisableWebhook sets the webhook's DisabledAt (a zero at means now) and
+// DisabledReason, unless it is disabled already. ErrNotFound for an
+// unknown webhook.
+func (s *Store) DisableWebhook(ctx context.Context, id string, at time.Time, reason string) error {
+	tag, err := s.pool.Exec(ctx, queryDisableWebhook, s.orNow(at), reason, id)
+	if err != nil {
+		return fmt.Errorf("disable webhook %s: %w", id, err)
+	}
+	if tag.RowsAffected() > 0 {
+		return nil
+	}
+	var ok bool
+	err = s.pool.QueryRow(ctx, queryWebhookExists, id).Scan(&ok)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("disable webhook %s: %w", id, holdfast.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("disable webhook %s: %w", id, err)
+	}
+	return nil
+}
+
+// RecordWebhookAttempt appends a to the delivery of (d.WebhookID,
+// d.EventID), creating it first if needed, and sets its state to d.State.
+// ErrNotFound when the webhook does not exist.
+func (s *Store) RecordWebhookAttempt(ctx context.Context, d *holdfast.WebhookDelivery, a holdfast.WebhookAttempt) (*holdfast.WebhookDelivery, error) {
+	a.At = s.orNow(a.At)
+	attempt, err := json.Marshal(a)
+	if err != nil {
+		return nil, fmt.Errorf("record attempt of event %s to webhook %s: %w", d.EventID, d.WebhookID, err)
+	}
+	id := d.ID
+	if id == "" {
+		id = holdfast.NewID("whd", a.At)
+	}
+	created := orTime(d.CreatedAt, a.At)
+	out, err := scanDelivery(s.pool.QueryRow(ctx, queryRecordAttempt,
+		id, d.WebhookID, d.EventID, d.EventType, nonNilBytes(d.Payload), string(d.State), string(attempt),
+		created, a.At))
+	if isForeignKey(err) {
+		return nil, fmt.Errorf("record attempt of event %s to webhook %s: %w", d.EventID, d.WebhookID, holdfast.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("record attempt of event %s to webhook %s: %w", d.EventID, d.WebhookID, err)
+	}
+	return out, nil
+}
+
+// WebhookDelivery returns one delivery of a webhook, or ErrNotFound.
+func (s *Store) WebhookDelivery(ctx context.Context, webhookID, id string) (*holdfast.WebhookDelivery, error) {
+	d, err := scanDelivery(s.pool.QueryRow(ctx, queryDelivery, webhookID, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("delivery %s of webhook %s: %w", id, webhookID, holdfast.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("delivery %s of webhook %s: %w", id, webhookID, err)
+	}
+	return d, nil
+}
+
+// WebhookDeliveries returns one page of a webhook's deliveries, newest
+// first by ID.
+func (s *Store) WebhookDeliveries(ctx context.Context, webhookID string, f holdfast.DeliveryFilter) ([]*holdfast.WebhookDelivery, error) {
+	var (
+		rows pgx.Rows
+		err  error
+	)
+	if f.Before == "" {
+		rows, err = s.pool.Query(ctx, queryDeliveries, webhookID, limit(f.Limit))
+	} else {
+		rows, err = s.pool.Query(ctx, queryDeliveriesBefore, webhookID, f.Before, limit(f.Limit))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deliveries of webhook %s: %w", webhookID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*holdfast.WebhookDelivery, error) { return scanDelivery(r) })
+	if err != nil {
+		return nil, fmt.Errorf("deliveries of webhook %s: %w", webhookID, err)
+	}
+	return out, nil
+}
+
+// ChangeWebhookDelivery moves a delivery from state from to state to.
+// ErrNotFound for an unknown delivery, ErrConflict when it is no longer in
+// from.
+func (s *Store) ChangeWebhookDelivery(ctx context.Context, webhookID, id string, from, to holdfast.DeliveryState) (*holdfast.WebhookDelivery, error) {
+	d, err := scanDelivery(s.pool.QueryRow(ctx, queryChangeDelivery, webhookID, id, string(from), string(to), s.now()))
+	if err == nil {
+		return d, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("change delivery %s of webhook %s: %w", id, webhookID, err)
+	}
+	var ok bool
+	err = s.pool.QueryRow(ctx, queryDeliveryExists, webhookID, id).Scan(&ok)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, fmt.Errorf("change delivery %s of webhook %s: %w", id, webhookID, holdfast.ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("change delivery %s of webhook %s: %w", id, webhookID, err)
+	}
+	return nil, fmt.Errorf("change delivery %s of webhook %s: not %s: %w", id, webhookID, from, holdfast.ErrConflict)
+}
+
+// scanWebhook reads one row of webhookColumns.
+func scanWebhook(r pgx.Row) (*holdfast.Webhook, error) {
+	var (
+		w          holdfast.Webhook
+		disabledAt *time.Time
+	)
+	if err := r.Scan(&w.ID, &w.URL, &w.Events, &w.Secret, &w.CreatedAt, &disabledAt, &w.DisabledReason); err != nil {
+		return nil, err
+	}
+	w.Events = nilIfEmpty(w.Events)
+	w.CreatedAt, w.DisabledAt = w.CreatedAt.UTC(), fromNullTime(disabledAt)
+	return &w, nil
+}
+
+// scanDelivery reads one row of deliveryColumns.
+func scanDelivery(r pgx.Row) (*holdfast.WebhookDelivery, error) {
+	var (
+		d     holdfast.WebhookDelivery
+		state string
+	)
+	if err := r.Scan(&d.ID, &d.WebhookID, &d.EventID, &d.EventType, &d.Payload, &state, &d.Attempts, &d.CreatedAt, &d.UpdatedAt); err != nil {
+		return nil, err
+	}
+	for i := range d.Attempts {
+		d.Attempts[i].At = d.Attempts[i].At.UTC()
+	}
+	if len(d.Attempts) == 0 {
+		d.Attempts = nil
+	}
+	d.State = holdfast.DeliveryState(state)
+	d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC(), d.UpdatedAt.UTC()
+	return &d, nil
+}
+
+// nonNilBytes returns b, or an empty slice for nil: the columns are NOT
+// NULL.
+func nonNilBytes(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
