@@ -75,6 +75,10 @@ type Message struct {
 	// Snippet is the start of the text body, at most 200 characters.
 	Snippet string
 	Flags   []string
+	// Added is set by Store.SaveSync: true if that call stored the message
+	// for the first time, false if it updated a stored one. It is not
+	// stored; messages read back have it false.
+	Added bool
 }
 
 // OutgoingMessage is one email to send.

@@ -86,7 +86,8 @@ type Store interface {
 	// with a known ProviderID, or a known non-empty InternetMessageID (the
 	// same message seen again after a cursor reset), updates the stored one
 	// instead of adding another (and takes the new ProviderID). It sets
-	// every msgs[i].ID, new or stored, and returns how many were new. A
+	// every msgs[i].ID, new or stored, sets msgs[i].Added for the new ones
+	// (clearing it for the others), and returns how many were new. A
 	// zero at means now. ErrNotFound, with nothing stored, for an unknown
 	// inbox.
 	SaveSync(ctx context.Context, inboxID string, msgs []Message, cursor string, at time.Time) (added int, err error)

@@ -41,6 +41,7 @@ func (s *Store) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Me
 			if err != nil {
 				return fmt.Errorf("message %q: %w", m.ProviderID, err)
 			}
+			m.Added = isNew
 			if isNew {
 				added++
 			}

@@ -18,7 +18,8 @@ import (
 // message whose ProviderID the inbox knows, or else whose non-empty
 // InternetMessageID it knows, updates that stored message (taking the new
 // ProviderID); any other is added with a new ID. Each msgs[i] gets its
-// stored ID and InboxID and its times rounded as stored. A zero at means
+// stored ID and InboxID, Added set if it was added, and its times rounded
+// as stored. A zero at means
 // now; the inbox's UpdatedAt does not change. It returns how many messages
 // were added, or ErrNotFound, with nothing stored, for an unknown inbox.
 func (s *Store) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Message, cursor string, at time.Time) (int, error) {
@@ -44,6 +45,7 @@ func (s *Store) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Me
 			if err != nil {
 				return fmt.Errorf("message %q: %w", m.ProviderID, err)
 			}
+			m.Added = isNew
 			if isNew {
 				added++
 			}

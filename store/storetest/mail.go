@@ -53,6 +53,7 @@ func newMessage(pid, mid string, received time.Time) holdfast.Message {
 // storedMessage returns m as the store returns it after a sync into inboxID.
 func storedMessage(m holdfast.Message, inboxID string) *holdfast.Message {
 	m.InboxID = inboxID
+	m.Added = false // not stored
 	m.ReceivedAt = stored(m.ReceivedAt)
 	return &m
 }
@@ -67,10 +68,17 @@ func mustSaveSync(t *testing.T, s holdfast.Store, inboxID string, msgs []holdfas
 	if added != wantAdded {
 		t.Errorf("SaveSync(%s, %d messages, %q) added %d; want %d", inboxID, len(msgs), cursor, added, wantAdded)
 	}
+	flagged := 0
 	for i, m := range msgs {
 		if !strings.HasPrefix(m.ID, "msg_") {
 			t.Errorf("SaveSync set msgs[%d].ID = %q; want msg_...", i, m.ID)
 		}
+		if m.Added {
+			flagged++
+		}
+	}
+	if flagged != added {
+		t.Errorf("SaveSync(%s, %d messages, %q) set Added on %d messages; want %d, as many as it added", inboxID, len(msgs), cursor, flagged, added)
 	}
 }
 
