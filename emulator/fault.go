@@ -1,0 +1,202 @@
+package emulator
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Fault makes some requests to a provider fail with a given answer.
+type Fault struct {
+	Provider Provider `json:"provider"`
+	// Surfaces are the endpoint groups that fail: SurfaceToken and
+	// SurfaceGraph for Microsoft, SurfaceGoogleToken and SurfaceGmail for
+	// Google ("token" is taken as "google_token" there).
+	Surfaces []Surface `json:"surfaces"`
+	// Tenant and Email, when set, restrict the fault to one tenant or one
+	// mailbox.
+	Tenant string `json:"tenant"`
+	Email  string `json:"email"`
+	// FailureRate is the share of matching requests that fail, drawn from
+	// the seeded random source; 0 means 1, every request.
+	FailureRate float64 `json:"failure_rate"`
+	// HTTPStatus is the answer's status. Default: 503.
+	HTTPStatus int `json:"http_status"`
+	// Body is the exact answer body. Default: the surface's usual error
+	// body for the status.
+	Body string `json:"body"`
+	// RetryAfterS, when above zero, is sent as Retry-After (in seconds,
+	// possibly with a fraction) on 429 and 503 answers.
+	RetryAfterS float64 `json:"retry_after_s"`
+}
+
+type fault struct {
+	id string
+	Fault
+}
+
+// surfacesOf lists each provider's surfaces.
+var surfacesOf = map[Provider][]Surface{
+	Microsoft: {SurfaceToken, SurfaceGraph},
+	Google:    {SurfaceGoogleToken, SurfaceGmail},
+}
+
+// normalize validates f and fills in its defaults.
+func (f Fault) normalize() (Fault, error) {
+	valid, ok := surfacesOf[f.Provider]
+	if !ok {
+		return f, invalidf("provider", "must be %q or %q", Microsoft, Google)
+	}
+	if len(f.Surfaces) == 0 {
+		return f, invalidf("surfaces", "is required: one or more of %q", valid)
+	}
+	var surfaces []Surface
+	for _, s := range f.Surfaces {
+		if f.Provider == Google && s == SurfaceToken {
+			s = SurfaceGoogleToken
+		}
+		if !slices.Contains(valid, s) {
+			return f, invalidf("surfaces", "%q is not a %s surface; use %q", s, f.Provider, valid)
+		}
+		if !slices.Contains(surfaces, s) {
+			surfaces = append(surfaces, s)
+		}
+	}
+	f.Surfaces = surfaces
+	f.Tenant = strings.TrimSpace(f.Tenant)
+	if f.Email = strings.TrimSpace(f.Email); f.Email != "" {
+		email, err := normEmail("email", f.Email)
+		if err != nil {
+			return f, err
+		}
+		f.Email = email
+	}
+	if f.FailureRate == 0 {
+		f.FailureRate = 1
+	}
+	if math.IsNaN(f.FailureRate) || f.FailureRate < 0 || f.FailureRate > 1 {
+		return f, invalidf("failure_rate", "must be above 0 and at most 1")
+	}
+	if f.HTTPStatus == 0 {
+		f.HTTPStatus = http.StatusServiceUnavailable
+	}
+	if f.HTTPStatus < 200 || f.HTTPStatus > 599 {
+		return f, invalidf("http_status", "must be an HTTP status from 200 to 599")
+	}
+	if math.IsNaN(f.RetryAfterS) || f.RetryAfterS < 0 || f.RetryAfterS > 7*24*3600 {
+		return f, invalidf("retry_after_s", "must be from 0 to 604800 seconds")
+	}
+	if len(f.Body) > smallBody {
+		return f, invalidf("body", "is over %d bytes", smallBody)
+	}
+	return f, nil
+}
+
+// AddFault starts a fault and returns its ID. It returns an *InvalidError
+// for bad input.
+func (e *Emulator) AddFault(f Fault) (string, error) {
+	f, err := f.normalize()
+	if err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.faults) >= 1000 {
+		return "", fmt.Errorf("%w: 1000 faults", ErrFull)
+	}
+	id := fmt.Sprintf("flt_%d", e.newIDLocked())
+	e.faults[id] = &fault{id: id, Fault: f}
+	return id, nil
+}
+
+// RemoveFault ends a fault. It returns ErrNotFound for an unknown ID.
+func (e *Emulator) RemoveFault(id string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.faults[id] == nil {
+		return fmt.Errorf("fault %s: %w", id, ErrNotFound)
+	}
+	delete(e.faults, id)
+	return nil
+}
+
+// faultLocked returns the fault that fails a request to surface s of
+// provider p for the mailbox email in one of tenants, or nil. Faults are
+// tried in the order they were added, each drawing from the random source
+// when its rate is below one, so a seeded run repeats.
+func (e *Emulator) faultLocked(p Provider, s Surface, email string, tenants ...string) *fault {
+	if len(e.faults) == 0 {
+		return nil
+	}
+	fs := make([]*fault, 0, len(e.faults))
+	for _, f := range e.faults {
+		fs = append(fs, f)
+	}
+	slices.SortFunc(fs, func(a, b *fault) int { return cmpFaultID(a.id, b.id) })
+	for _, f := range fs {
+		if f.Provider != p || !slices.Contains(f.Surfaces, s) {
+			continue
+		}
+		if f.Email != "" && f.Email != email {
+			continue
+		}
+		if f.Tenant != "" && !slices.ContainsFunc(tenants, func(t string) bool { return t != "" && strings.EqualFold(t, f.Tenant) }) {
+			continue
+		}
+		if f.FailureRate >= 1 || e.rng.Float64() < f.FailureRate {
+			return f
+		}
+	}
+	return nil
+}
+
+func cmpFaultID(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
+}
+
+// injectFault answers a request with fault f on surface s.
+func (e *Emulator) injectFault(w http.ResponseWriter, f *fault, s Surface) {
+	body := []byte(f.Body)
+	if f.Body == "" {
+		body = e.defaultFaultBody(s, f.HTTPStatus)
+	}
+	if f.RetryAfterS > 0 && (f.HTTPStatus == 429 || f.HTTPStatus == 503) {
+		w.Header().Set("Retry-After", strconv.FormatFloat(f.RetryAfterS, 'f', -1, 64))
+	}
+	ct := "text/plain; charset=utf-8"
+	if t := bytes.TrimSpace(body); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+		ct = "application/json; charset=utf-8"
+	} else if len(t) > 0 && t[0] == '<' {
+		ct = "text/html; charset=utf-8"
+	} else if len(t) == 0 {
+		ct = ""
+	}
+	writeBody(w, f.HTTPStatus, ct, body)
+}
+
+// throttleLocked takes one request from acc's token bucket. When it is
+// empty it returns false and the whole seconds until it holds one again.
+func (e *Emulator) throttleLocked(acc *account) (int, bool) {
+	rate := e.cfg.RateLimit
+	if rate <= 0 {
+		return 0, true
+	}
+	now := e.now()
+	burst := math.Max(1, rate)
+	if now.After(acc.filled) {
+		acc.bucket = math.Min(burst, acc.bucket+now.Sub(acc.filled).Seconds()*rate)
+		acc.filled = now
+	}
+	if acc.bucket >= 1 {
+		acc.bucket--
+		return 0, true
+	}
+	return max(1, int(math.Ceil((1-acc.bucket)/rate))), false
+}

@@ -1,0 +1,255 @@
+package emulator
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Token kinds.
+const (
+	kindAccess  = "at"
+	kindRefresh = "rt"
+	kindCursor  = "cur"
+)
+
+// Microsoft resources (audiences).
+const (
+	graphAudience   = "https://graph.microsoft.com"
+	outlookAudience = "https://outlook.office.com"
+)
+
+// Token prefixes that make the emulator's tokens look like the real ones.
+const (
+	prefixMicrosoftRefresh = "0.AXEmu"
+	prefixGoogleAccess     = "ya29.emu"
+	prefixGoogleRefresh    = "1//emu"
+)
+
+// claims is what every token carries. Microsoft access tokens are JWTs
+// with these as private claims next to the registered ones.
+type claims struct {
+	Kind  string `json:"hf_kind"`
+	Email string `json:"hf_email"`
+	Grant string `json:"hf_grant,omitempty"`
+	Exp   int64  `json:"hf_exp,omitempty"` // Unix milliseconds
+	Nonce string `json:"hf_nonce,omitempty"`
+}
+
+// msAccessClaims is the payload of a Microsoft access token.
+type msAccessClaims struct {
+	Aud   string `json:"aud"`
+	Iss   string `json:"iss"`
+	Iat   int64  `json:"iat"`
+	Nbf   int64  `json:"nbf"`
+	ExpS  int64  `json:"exp"`
+	AppID string `json:"appid"`
+	Scp   string `json:"scp"`
+	Tid   string `json:"tid"`
+	UPN   string `json:"upn"`
+	claims
+}
+
+// idClaims is the payload of an ID token.
+type idClaims struct {
+	Aud               string `json:"aud"`
+	Iss               string `json:"iss"`
+	Iat               int64  `json:"iat"`
+	Exp               int64  `json:"exp"`
+	Sub               string `json:"sub"`
+	Email             string `json:"email"`
+	EmailVerified     bool   `json:"email_verified,omitempty"`
+	PreferredUsername string `json:"preferred_username,omitempty"`
+	Tid               string `json:"tid,omitempty"`
+}
+
+var b64 = base64.RawURLEncoding
+
+func nonce() string {
+	b := make([]byte, 9)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return b64.EncodeToString(b)
+}
+
+func (e *Emulator) mac(s string) []byte {
+	m := hmac.New(sha256.New, e.key)
+	m.Write([]byte(s))
+	return m.Sum(nil)
+}
+
+// seal encodes v as prefix + payload + "." + MAC.
+func (e *Emulator) seal(prefix string, v any) string {
+	p, _ := json.Marshal(v) // plain structs: cannot fail
+	body := b64.EncodeToString(p)
+	return prefix + body + "." + b64.EncodeToString(e.mac(prefix + body)[:16])
+}
+
+// open decodes a token made by seal with the same prefix into v.
+func (e *Emulator) open(prefix, s string, v any) bool {
+	rest, ok := strings.CutPrefix(s, prefix)
+	if !ok {
+		return false
+	}
+	body, sig, ok := strings.Cut(rest, ".")
+	if !ok {
+		return false
+	}
+	got, err := b64.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, e.mac(prefix + body)[:16]) {
+		return false
+	}
+	p, err := b64.DecodeString(body)
+	return err == nil && json.Unmarshal(p, v) == nil
+}
+
+var jwtHeader = b64.EncodeToString([]byte(`{"typ":"JWT","alg":"HS256","kid":"holdfast-emulator"}`))
+
+// jwt encodes v as an HS256 JWT.
+func (e *Emulator) jwt(v any) string {
+	p, _ := json.Marshal(v) // plain structs: cannot fail
+	s := jwtHeader + "." + b64.EncodeToString(p)
+	return s + "." + b64.EncodeToString(e.mac(s))
+}
+
+// openJWT decodes a JWT made by jwt into v.
+func (e *Emulator) openJWT(s string, v any) bool {
+	i := strings.LastIndexByte(s, '.')
+	if i < 0 || !strings.HasPrefix(s, jwtHeader+".") {
+		return false
+	}
+	got, err := b64.DecodeString(s[i+1:])
+	if err != nil || !hmac.Equal(got, e.mac(s[:i])) {
+		return false
+	}
+	p, err := b64.DecodeString(s[len(jwtHeader)+1 : i])
+	return err == nil && json.Unmarshal(p, v) == nil
+}
+
+// refreshToken returns a new refresh token of grant g.
+func (e *Emulator) refreshToken(acc *account, g *grant) string {
+	c := claims{Kind: kindRefresh, Email: acc.email, Grant: g.id, Nonce: nonce()}
+	if acc.provider == Microsoft {
+		return e.seal(prefixMicrosoftRefresh, c)
+	}
+	return e.seal(prefixGoogleRefresh, c)
+}
+
+// parseRefresh decodes a refresh token of provider p.
+func (e *Emulator) parseRefresh(p Provider, s string) (claims, bool) {
+	var c claims
+	prefix := prefixGoogleRefresh
+	if p == Microsoft {
+		prefix = prefixMicrosoftRefresh
+	}
+	ok := e.open(prefix, s, &c) && c.Kind == kindRefresh
+	return c, ok
+}
+
+// accessToken returns a new access token of grant g and its lifetime.
+func (e *Emulator) accessToken(acc *account, g *grant, scope []string) (string, time.Duration) {
+	now := e.now()
+	life := e.cfg.TokenLifetime
+	c := claims{Kind: kindAccess, Email: acc.email, Grant: g.id, Exp: now.Add(life).UnixMilli(), Nonce: nonce()}
+	if acc.provider == Google {
+		return e.seal(prefixGoogleAccess, c), life
+	}
+	aud := graphAudience
+	for _, s := range scope {
+		if !slices.Contains(oidcScopes, strings.ToLower(s)) {
+			if strings.HasPrefix(s, outlookAudience+"/") {
+				aud = outlookAudience // a token is for the first scope's resource
+			}
+			break
+		}
+	}
+	var scp []string
+	for _, s := range scope {
+		if short, ok := strings.CutPrefix(s, "https://graph.microsoft.com/"); ok {
+			scp = append(scp, short)
+		}
+	}
+	return e.jwt(msAccessClaims{
+		Aud: aud, Iss: "https://sts.windows.net/" + acc.tenant + "/",
+		Iat: now.Unix(), Nbf: now.Unix(), ExpS: now.Add(life).Unix(), AppID: g.clientID, Scp: strings.Join(scp, " "),
+		Tid: acc.tenant, UPN: acc.email, claims: c,
+	}), life
+}
+
+// parseAccess decodes an access token of provider p; it does not check
+// expiry or the grant.
+func (e *Emulator) parseAccess(p Provider, s string) (claims, bool) {
+	if p == Microsoft {
+		var c msAccessClaims
+		ok := e.openJWT(s, &c) && c.Kind == kindAccess && c.Aud == graphAudience
+		return c.claims, ok
+	}
+	var c claims
+	ok := e.open(prefixGoogleAccess, s, &c) && c.Kind == kindAccess
+	return c, ok
+}
+
+// idToken returns an ID token for acc issued to clientID.
+func (e *Emulator) idToken(acc *account, clientID string) string {
+	now := e.now()
+	sum := sha256.Sum256([]byte(acc.email))
+	c := idClaims{Aud: clientID, Iat: now.Unix(), Exp: now.Add(time.Hour).Unix(), Email: acc.email}
+	if acc.provider == Microsoft {
+		c.Iss = "https://login.microsoftonline.com/" + acc.tenant + "/v2.0"
+		c.Sub = b64.EncodeToString(sum[:16])
+		c.PreferredUsername = acc.email
+		c.Tid = acc.tenant
+	} else {
+		c.Iss = "https://accounts.google.com"
+		c.Sub = "1" + strconv.FormatUint(binary.BigEndian.Uint64(sum[:8])%1e19, 10)
+		c.EmailVerified = true
+	}
+	return e.jwt(c)
+}
+
+// accessLocked checks an access token's claims: it returns the account, or
+// a reason the token is refused ("expired", "invalid").
+func (e *Emulator) accessLocked(c claims) (*account, string) {
+	acc := e.accounts[c.Email]
+	if acc == nil {
+		return nil, "invalid"
+	}
+	g := acc.grant(c.Grant)
+	if g == nil || g.revoked {
+		return acc, "revoked"
+	}
+	if e.now().UnixMilli() >= c.Exp {
+		return acc, "expired"
+	}
+	return acc, ""
+}
+
+// cursor is the payload of delta tokens, skip tokens and page tokens.
+type cursor struct {
+	Kind   string `json:"hf_kind"`
+	Email  string `json:"e"`
+	Folder string `json:"f,omitempty"`
+	Gen    uint64 `json:"g"`
+	After  uint64 `json:"a"`           // items after this change number
+	Upto   uint64 `json:"u,omitempty"` // and up to this one (the round's snapshot)
+	Size   int    `json:"s,omitempty"` // page size
+	Select string `json:"sel,omitempty"`
+	Query  string `json:"q,omitempty"` // for Gmail list pages: the query it belongs to
+}
+
+func (e *Emulator) sealCursor(c cursor) string {
+	c.Kind = kindCursor
+	return e.seal("", c)
+}
+
+func (e *Emulator) openCursor(s string) (cursor, bool) {
+	var c cursor
+	ok := e.open("", s, &c) && c.Kind == kindCursor
+	return c, ok
+}
