@@ -7,7 +7,9 @@
 // of inboxes per provider and state every minute and deletes the snapshots
 // older than the retention (WithSnapshotRetention); and, with WithSends,
 // the send job, one per accepted send, scheduled at its send_at, with
-// send_sweep, which every minute enqueues the due sends that lack a job.
+// send_sweep, which every minute enqueues the due sends that lack a job;
+// and, with WithWebhooks, the webhook_delivery job, one per event and
+// webhook (EnqueueDeliveries), retried with backoff for 24 hours.
 // The workers are thin: they call the store, the health monitor and the
 // connectors.
 //
@@ -77,6 +79,7 @@ type options struct {
 	clock     holdfast.Clock
 	retention time.Duration
 	sends     *SendConfig
+	webhooks  *WebhookConfig
 }
 
 // WithClock sets the clock that workers read, for example the time a
@@ -96,6 +99,7 @@ func WithSnapshotRetention(d time.Duration) Option {
 // client is the part of *river.Client[TTx] a Runner uses, whatever TTx.
 type client interface {
 	Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	InsertMany(ctx context.Context, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
 	StopAndCancel(ctx context.Context) error
@@ -164,6 +168,12 @@ func newRunner[TTx any](driver riverdriver.Driver[TTx], schema string, store Sto
 			func() (river.JobArgs, *river.InsertOpts) { return SendSweepArgs{}, nil },
 			&river.PeriodicJobOpts{ID: SendSweepArgs{}.Kind(), RunOnStart: true},
 		))
+	}
+	if wc := o.webhooks; wc != nil {
+		if wc.Store == nil || wc.Sender == nil || wc.OpenSecret == nil {
+			return nil, errors.New("jobs: WithWebhooks needs Store, Sender and OpenSecret")
+		}
+		river.AddWorker(workers, &WebhookWorker{WebhookConfig: *wc, Clock: o.clock, Logger: logger})
 	}
 
 	c, err := river.NewClient(driver, &river.Config{
