@@ -216,7 +216,7 @@ func (e *Emulator) handleGraphMe(w http.ResponseWriter, r *http.Request, acc *ac
 		"displayName":       name,
 		"mail":              acc.email,
 		"userPrincipalName": acc.email,
-		"id":                graphID("", acc.email, 0)[:36],
+		"id":                guidOf(acc.email),
 	})
 }
 
