@@ -24,6 +24,12 @@ type Config struct {
 	// Seed seeds the engine's own random numbers (backoff jitter, probe
 	// choice), so that runs are reproducible.
 	Seed uint64
+	// DisableDetectors turns off every automatic incident: the provider
+	// detector (share, panic, elevated tier), the tenant detector and the
+	// canaries. Only the guard's budget, the notice meta-guard and the
+	// operators remain. It exists for tests of those last defences
+	// (anchors test 7); never set it in production.
+	DisableDetectors bool
 
 	// KeepAlive is how long an inbox may go without any request before the
 	// owner should make a cheap authenticated probe. It bounds how long a
@@ -114,6 +120,22 @@ type Config struct {
 	// Lookback inside its scope are undone.
 	Lookback time.Duration
 
+	// CanaryMinFailing canaries of a provider failing permanent-class
+	// within CanaryWindow open a provider incident (anchors §2.2 (B)).
+	// Every CanaryEvery each canary is granted a probe, so that the window
+	// always holds fresh evidence. A provider incident does not close while
+	// a canary that started failing around it still fails.
+	CanaryMinFailing int
+	CanaryWindow     time.Duration
+	CanaryEvery      time.Duration
+
+	// MetaGuardMin and MetaGuardFactor: when the notices queued for
+	// delivery in the last hour for a provider exceed max(MetaGuardMin,
+	// MetaGuardFactor × learned hourly baseline), every notice of the
+	// provider is held and a notice_storm incident opens (anchors §2.5).
+	MetaGuardMin    int
+	MetaGuardFactor float64
+
 	// ProviderBudgetPerHour is the floor of the provider's hourly budget of
 	// moves to a state that asks someone to act; ProviderBudgetShare of its
 	// inboxes per hour raises it for large fleets.
@@ -189,6 +211,13 @@ func DefaultConfig() Config {
 		MinHold:        2 * time.Minute,
 		ReopenMemory:   time.Hour,
 		Lookback:       15 * time.Minute,
+
+		CanaryMinFailing: 2,
+		CanaryWindow:     2 * time.Minute,
+		CanaryEvery:      30 * time.Second,
+
+		MetaGuardMin:    50,
+		MetaGuardFactor: 5,
 
 		ProviderBudgetPerHour: 60,
 		ProviderBudgetShare:   0.002,

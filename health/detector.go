@@ -63,10 +63,13 @@ func (e *Engine) Tick() {
 	pe := max(1, int64(e.cfg.ProbeEvery/time.Second))
 	if now%pe == 0 {
 		for _, in := range c.Incidents {
-			if in.Open() && in.Kind != KindTenantEvent {
+			if in.Open() && in.Kind != KindTenantEvent && in.Kind != KindNoticeStorm {
 				e.probeTick(in, now)
 			}
 		}
+	}
+	if ce := int64(e.cfg.CanaryEvery / time.Second); ce > 0 && now%ce == 0 {
+		e.canaryTick(now)
 	}
 	for p := range c.Provs {
 		e.rampTick(uint8(p), now)
@@ -133,15 +136,25 @@ func (e *Engine) evaluate(now int64) {
 		spike := shareS >= thr && shareL >= thr/e.cfg.ElevatedFactor && failL >= int64(e.cfg.MinFailing) && broad
 		held := c.Counts[p][sSuspect]
 		panicked := held >= int64(e.cfg.MinFailing) && float64(held) >= e.cfg.PanicShare*float64(ps.Inboxes)
+		canaries := e.canariesFailing(uint8(p), now)
+		canaried := e.cfg.CanaryMinFailing > 0 && canaries >= e.cfg.CanaryMinFailing
 		ps.Elevated = shareL >= thr/e.cfg.ElevatedFactor && failL >= int64(e.cfg.MinFailing) && broad
+		if e.cfg.DisableDetectors {
+			spike, panicked, canaried, ps.Elevated = false, false, false, false
+		}
 		if ps.Elevated || ps.Inc != 0 {
 			ps.LastAbn = now
 		}
-		if ps.Inc == 0 && (spike || panicked) {
+		if ps.Inc == 0 && (spike || panicked || canaried) {
 			ev := fmt.Sprintf("failing share %.1f%% (long) %.1f%% (short) vs threshold %.1f%% (baseline %.2f%%); %d failing inboxes in %d tenants, top tenant %.0f%%",
 				100*shareL, 100*shareS, 100*thr, 100*ps.Baseline, failL, tenFailing, 100*ratio(top, sum))
-			if !spike {
+			switch {
+			case spike:
+			case panicked:
 				ev = fmt.Sprintf("panic: %d of %d inboxes suspect", held, ps.Inboxes)
+			default:
+				ev = fmt.Sprintf("canaries: %d of %d canaries failing permanent-class within %v (fleet failing share %.1f%%, threshold %.1f%%)",
+					canaries, len(ps.Canaries), e.cfg.CanaryWindow, 100*shareS, 100*thr)
 			}
 			e.openIncident(uint8(p), -1, KindProviderOutage, now, now-int64(e.cfg.Lookback/time.Second), ev)
 		}
@@ -193,7 +206,7 @@ func (e *Engine) checkTenant(t int32) { e.checkTenantOpen(t, false) }
 // incident, otherwise it records t as a candidate.
 func (e *Engine) checkTenantOpen(t int32, open bool) {
 	c := &e.c
-	if c.TInc[t] != 0 || c.Provs[c.TProv[t]].Inc != 0 || e.cfg.Policy != PolicyHoldfast || e.tenantVerified(t, e.now()) {
+	if c.TInc[t] != 0 || c.Provs[c.TProv[t]].Inc != 0 || e.cfg.Policy != PolicyHoldfast || e.cfg.DisableDetectors || e.tenantVerified(t, e.now()) {
 		return
 	}
 	att, fail, perm := e.tenantWindow(t)
@@ -369,7 +382,10 @@ func (e *Engine) probeTick(in *Incident, now int64) {
 	}
 	open := now - in.OpenedAt.Unix()
 	paused := 0
-	if open >= int64(e.cfg.MinHold/time.Second) {
+	// A provider incident waits for its canaries (anchors §2.2: FROZEN →
+	// RECOVERING needs every canary OK).
+	canaryHold := in.Tenant < 0 && e.canariesHold(in)
+	if open >= int64(e.cfg.MinHold/time.Second) && !canaryHold {
 		if n >= int64(e.cfg.CloseMinProbes) && float64(ok) >= e.cfg.CloseOKShare*float64(n) && open >= in.closeWin*int64(e.cfg.ProbeEvery/time.Second) {
 			e.timeline(in, now, fmt.Sprintf("probes succeed again: %d of %d", ok, n))
 			e.resolve(in, now, true)
@@ -390,7 +406,7 @@ func (e *Engine) probeTick(in *Incident, now int64) {
 		paused++
 		e.sink.Grant(Grant{Inbox: i, Probe: true, At: e.tm(now)})
 	}
-	if paused > 0 && e.stalled(in, now, open, ok, n) {
+	if paused > 0 && !canaryHold && e.stalled(in, now, open, ok, n) {
 		e.timeline(in, now, fmt.Sprintf("stalled: failures confined to %d paused inboxes while the rest of the scope works; they go back to per-inbox confirmation under the budget", len(in.members)))
 		for _, i := range in.members {
 			if c.H[i].St == sPaused {
@@ -400,7 +416,7 @@ func (e *Engine) probeTick(in *Incident, now int64) {
 		e.resolve(in, now, true)
 		return
 	}
-	if paused == 0 && open >= int64(e.cfg.MinHold/time.Second) {
+	if paused == 0 && !canaryHold && open >= int64(e.cfg.MinHold/time.Second) {
 		ps := &c.Provs[in.prov]
 		if in.Tenant >= 0 || ps.LastShortShare < e.cfg.MinShare/e.cfg.ElevatedFactor {
 			e.timeline(in, now, "no paused inbox left to probe and failures stopped")
@@ -477,6 +493,10 @@ func (e *Engine) probeResult(i int32, ok, permanent bool) {
 func (e *Engine) resolve(in *Incident, now int64, recover bool) {
 	c := &e.c
 	if !in.Open() {
+		return
+	}
+	if in.Kind == KindNoticeStorm {
+		e.resolveStorm(in, now, "resolved")
 		return
 	}
 	in.ResolvedAt = e.tm(now)
@@ -730,10 +750,64 @@ func (e *Engine) Resolve(id int64) error {
 				return fmt.Errorf("resolve incident %d: %w", id, holdfast.ErrConflict)
 			}
 			now := e.now()
+			if in.Kind == KindNoticeStorm {
+				// The operator accepts the notices counted so far: the
+				// meta-guard starts counting afresh.
+				ps := &e.c.Provs[in.prov]
+				ps.NoticeRing, ps.NoticeSum = [60]int32{}, 0
+				e.resolveStorm(in, now, "resolved by operator: held notices go out at their next re-check")
+				return nil
+			}
 			e.timeline(in, now, "resolved by operator")
 			e.resolve(in, now, true)
 			return nil
 		}
 	}
 	return fmt.Errorf("resolve incident %d: %w", id, holdfast.ErrNotFound)
+}
+
+// canaryTick grants every canary a probe, so that the canary window always
+// holds fresh evidence (constant work: a handful of requests per minute).
+// Canaries that need their owner are left to their soft retry.
+func (e *Engine) canaryTick(now int64) {
+	c := &e.c
+	for p := range c.Provs {
+		for _, cn := range c.Provs[p].Canaries {
+			i := cn.Inbox
+			if s := c.H[i].St; s == sNeedsReconnect || s == sNeedsAdmin {
+				continue
+			}
+			c.H[i].Flags |= fProbe
+			e.sink.Grant(Grant{Inbox: i, Probe: true, At: e.tm(now)})
+		}
+	}
+}
+
+// canariesFailing counts provider p's canaries whose last outcome was a
+// permanent-class failure within CanaryWindow. A canary that needs its
+// owner (its own credential is gone) does not count.
+func (e *Engine) canariesFailing(p uint8, now int64) int {
+	win := int64(e.cfg.CanaryWindow / time.Second)
+	n := 0
+	for _, cn := range e.c.Provs[p].Canaries {
+		if s := e.c.H[cn.Inbox].St; cn.Failing && now-cn.FailAt <= win && s != sNeedsReconnect && s != sNeedsAdmin {
+			n++
+		}
+	}
+	return n
+}
+
+// canariesHold reports whether a canary of in's provider still fails since
+// around the incident's opening: the incident may not close before every
+// such canary succeeds again. A canary that was already failing Lookback
+// before the incident opened, or that needs its owner, is broken on its
+// own and holds nothing.
+func (e *Engine) canariesHold(in *Incident) bool {
+	from := in.OpenedAt.Unix() - int64(e.cfg.Lookback/time.Second)
+	for _, cn := range e.c.Provs[in.prov].Canaries {
+		if s := e.c.H[cn.Inbox].St; cn.Failing && cn.FailSince >= from && s != sNeedsReconnect && s != sNeedsAdmin {
+			return true
+		}
+	}
+	return false
 }

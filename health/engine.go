@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/holdfast/holdfast"
@@ -93,6 +94,8 @@ type queuedNotice struct {
 	First   int64
 	Episode uint32
 	Admin   bool
+	// Held: held at least once by the notice meta-guard.
+	Held bool
 }
 
 // Hot is the per-inbox state the hot path reads and writes. Exported for
@@ -104,8 +107,10 @@ type Hot struct {
 	St, Flags  uint8
 	PermN      uint8
 	Prov       uint8
+	// Canary is 1 for an operator's canary account (SetCanary).
+	Canary uint8
 	// Pad to 32 bytes so that no element straddles two cache lines.
-	Pad [8]byte
+	Pad [7]byte
 }
 
 // ProvState is one provider's fleet view. Exported for snapshots only.
@@ -130,6 +135,28 @@ type ProvState struct {
 	TAtt, TAttEp              [2]int32
 	Cand                      []int32
 	LastShare, LastShortShare float64
+
+	// Canaries are the provider's canary accounts.
+	Canaries []Canary
+
+	// Notice meta-guard: notices queued per minute over the last hour
+	// (NoticeRing, its sum, the minute last written), the learned hourly
+	// baseline and the open notice_storm incident (index+1).
+	NoticeRing [60]int32
+	NoticeSum  int32
+	NoticeMin  int64
+	NoticeBase float64
+	Storm      int32
+}
+
+// Canary is one canary account's recent outcomes. Exported for snapshots
+// only.
+type Canary struct {
+	Inbox int32
+	// Failing: its last outcome was a permanent-class failure, at FailAt;
+	// the failures began at FailSince.
+	Failing           bool
+	FailAt, FailSince int64
 }
 
 // Ramp is a provider's recovery ramp. Exported for snapshots only.
@@ -165,6 +192,9 @@ type Engine struct {
 	bucketS, epochS int64
 	keepAliveS      int64
 	reasonIdx       map[holdfast.Reason]uint8
+	// heldOf indexes the pending held action of each inbox (rebuilt from
+	// c.Held on Restore), so that cancelling one costs no scan.
+	heldOf map[int32]int64
 }
 
 // New returns an engine with the given parameters, clock, logger and sink
@@ -189,6 +219,7 @@ func New(cfg Config, clock holdfast.Clock, log *slog.Logger, sink Sink) *Engine 
 	e.epochS = max(1, int64(cfg.TenantEpoch/time.Second))
 	e.keepAliveS = int64(cfg.KeepAlive / time.Second)
 	e.c.Held = map[int64]*HeldAction{}
+	e.heldOf = map[int32]int64{}
 	e.c.Reasons = []holdfast.Reason{holdfast.ReasonUnknown}
 	e.reasonIdx[holdfast.ReasonUnknown] = 0
 	e.c.NextID = 1
@@ -397,7 +428,7 @@ func (e *Engine) Admit(i int32, op Op) Admission {
 			c.HeldSends[i]++
 			return Hold
 		}
-		if e.now() >= c.NextTry[i] {
+		if e.now() >= c.NextTry[i] || c.H[i].Flags&fProbe != 0 {
 			return Allow
 		}
 		return Defer
@@ -441,6 +472,9 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 
 	if e.cfg.Policy == PolicyNaive {
 		return e.observeNaive(i, kind, o)
+	}
+	if c.H[i].Canary != 0 {
+		e.canaryOutcome(i, kind, now)
 	}
 	if st := c.H[i].St; st != sPaused && c.H[i].Flags&fKnownBad == 0 {
 		// Paused inboxes (probes) and inboxes already known to fail are
@@ -740,4 +774,59 @@ func (e *Engine) act(i int32, to uint8, cause holdfast.Cause) {
 	}
 	due := now + int64(e.cfg.NoticeGrace/time.Second)
 	c.Notices = append(c.Notices, queuedNotice{Inbox: i, Due: due, First: due, Episode: c.Episode[i], Admin: admin})
+	if !e.tenantVerified(c.H[i].Ten, now) {
+		// A verified tenant event's notices are not counted by the
+		// meta-guard: the tenant rule already judged them (§6).
+		e.noticeQueued(&c.Provs[c.H[i].Prov], now)
+	}
+}
+
+// SetCanary marks inbox i as one of its provider's canary accounts (on) or
+// as an ordinary inbox again. Canaries are accounts the operator owns, on
+// holdfast's own client ID, ideally in at least two regions: when
+// CanaryMinFailing of them fail permanent-class within CanaryWindow, the
+// provider is frozen even if the fleet detector has not fired (anchors
+// §2.2 (B)). The engine grants each canary a probe every CanaryEvery.
+func (e *Engine) SetCanary(i int32, on bool) error {
+	c := &e.c
+	if i < 0 || int(i) >= len(c.H) {
+		return fmt.Errorf("set canary: unknown inbox %d: %w", i, holdfast.ErrNotFound)
+	}
+	ps := &c.Provs[c.H[i].Prov]
+	k := slices.IndexFunc(ps.Canaries, func(x Canary) bool { return x.Inbox == i })
+	switch {
+	case on && k < 0:
+		ps.Canaries = append(ps.Canaries, Canary{Inbox: i})
+		c.H[i].Canary = 1
+	case !on && k >= 0:
+		ps.Canaries = slices.Delete(ps.Canaries, k, k+1)
+		c.H[i].Canary = 0
+	}
+	return nil
+}
+
+// Canary reports whether inbox i is a canary account.
+func (e *Engine) Canary(i int32) bool {
+	return i >= 0 && int(i) < len(e.c.H) && e.c.H[i].Canary != 0
+}
+
+// canaryOutcome records one outcome of canary i.
+func (e *Engine) canaryOutcome(i int32, kind int, now int64) {
+	ps := &e.c.Provs[e.c.H[i].Prov]
+	for k := range ps.Canaries {
+		cn := &ps.Canaries[k]
+		if cn.Inbox != i {
+			continue
+		}
+		switch kind {
+		case okOK:
+			cn.Failing = false
+		case okPermanent:
+			if !cn.Failing {
+				cn.FailSince = now
+			}
+			cn.Failing, cn.FailAt = true, now
+		}
+		return
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +54,9 @@ type world struct {
 	tenants [][]int32
 	rng     *rand.Rand
 	period  int64
+	// wheel, when set (useWheel), schedules visits by second instead of
+	// scanning every inbox every second: for large fleets.
+	wheel map[int64][]int32
 	// outcome returns nil for success, or the error's verdict.
 	outcome func(i int32, sec int64) *classify.Verdict
 }
@@ -99,6 +103,7 @@ func newWorld(t *testing.T, cfg Config, inboxes, tenants int) *world {
 func (w *world) visit(i int32) {
 	if w.e.Admit(i, OpSync) != Allow {
 		w.next[i] = w.sec + 60
+		w.sched(i)
 		return
 	}
 	v := w.outcome(i, w.sec)
@@ -107,6 +112,24 @@ func (w *world) visit(i int32) {
 	if !d.RetryAt.IsZero() {
 		w.next[i] = int64(d.RetryAt.Sub(w.start) / time.Second)
 	}
+	w.sched(i)
+}
+
+// useWheel switches the world to a timing wheel (map of second → inboxes).
+func (w *world) useWheel() {
+	w.wheel = map[int64][]int32{}
+	for i := range w.next {
+		w.sched(int32(i))
+	}
+}
+
+// sched files inbox i under its next visit, if the wheel is in use.
+func (w *world) sched(i int32) {
+	if w.wheel == nil {
+		return
+	}
+	s := max(w.next[i], w.sec+1)
+	w.wheel[s] = append(w.wheel[s], i)
 }
 
 // runTo advances the world to d after the start, second by second.
@@ -117,6 +140,17 @@ func (w *world) runTo(d time.Duration) {
 		w.clk.t = w.start.Add(time.Duration(w.sec) * time.Second)
 		w.e.Tick()
 		w.drainGrants()
+		if w.wheel != nil {
+			due := w.wheel[w.sec]
+			delete(w.wheel, w.sec)
+			for _, i := range due {
+				if w.next[i] <= w.sec {
+					w.visit(i)
+					w.drainGrants()
+				}
+			}
+			continue
+		}
 		for i := range w.next {
 			if w.next[i] <= w.sec {
 				w.visit(int32(i))
@@ -134,6 +168,7 @@ func (w *world) drainGrants() {
 		d := w.e.Observe(g.Inbox, Outcome{Op: OpSync, OK: v == nil, Verdict: v})
 		if !d.RetryAt.IsZero() {
 			w.next[g.Inbox] = int64(d.RetryAt.Sub(w.start) / time.Second)
+			w.sched(g.Inbox)
 		}
 	}
 }
@@ -582,5 +617,275 @@ func TestSlowOnset(t *testing.T) {
 	}
 	if n := w.acted(open, 4*time.Hour); n != 0 {
 		t.Errorf("Between(%v, 3h30m): %d disconnects while frozen, want 0", open, n)
+	}
+}
+
+// setCanaries marks three inboxes in each of tenants 3 and 4 (two
+// "regions") as canaries.
+func (w *world) setCanaries() []int32 {
+	w.t.Helper()
+	var out []int32
+	for _, k := range []int{3, 4} {
+		for _, i := range w.tenants[k][:3] {
+			if err := w.e.SetCanary(i, true); err != nil {
+				w.t.Fatal(err)
+			}
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// TestCanariesFreezeForOurClientID is anchors test 11 (Google OAuth,
+// 2016-04-19): 1.1% of token requests fail, concentrated on our client ID.
+// Modelled as: the canaries (on our client ID) and a random 1.1% of inboxes
+// get permanent-class errors for 70 minutes. The fleet detector sees 1.1%,
+// under its threshold; the canaries freeze the provider.
+func TestCanariesFreezeForOurClientID(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultConfig(), 3000, 150)
+	ours := map[int32]bool{}
+	for _, i := range w.setCanaries() {
+		ours[i] = true
+	}
+	for i := int32(0); i < 3000; i++ {
+		if w.rng.Float64() < 0.011 {
+			ours[i] = true
+		}
+	}
+	w.outcome = func(i int32, sec int64) *classify.Verdict {
+		if ours[i] && between(sec, time.Hour, time.Hour+70*time.Minute) {
+			return revoked
+		}
+		return nil
+	}
+	w.runTo(time.Hour + 120*time.Second)
+	inc := w.providerIncidents()
+	if len(inc) != 1 || !inc[0].Open() {
+		t.Fatalf("At(1h02m): provider incidents = %d, want 1 open", len(inc))
+	}
+	if !strings.HasPrefix(inc[0].Evidence, "canaries") {
+		t.Errorf("evidence = %q, want the canaries", inc[0].Evidence)
+	}
+	t.Logf("frozen %v after the onset: %s", inc[0].OpenedAt.Sub(w.at(time.Hour)), inc[0].Evidence)
+	w.runTo(3 * time.Hour)
+	if n := w.acted(0, 3*time.Hour); n != 0 {
+		t.Errorf("Between(0, 3h): %d disconnects, want 0", n)
+	}
+	if len(w.rec.notices) != 0 {
+		t.Errorf("notices = %d, want 0", len(w.rec.notices))
+	}
+	if got := w.count(holdfast.StateConnected); got != 3000 {
+		t.Errorf("At(3h): connected = %d, want 3000 (%v)", got, w.e.Counts(holdfast.ProviderMicrosoft))
+	}
+	in := w.providerIncidents()[0]
+	if in.Open() || in.ResolvedAt.Before(w.at(time.Hour+70*time.Minute)) {
+		t.Errorf("incident resolved at %v, want after the failure ended (1h10m)", in.ResolvedAt.Sub(w.start))
+	}
+}
+
+// TestIncidentWaitsForCanaries: the fleet recovers at 1h10m but the
+// canaries fail until 1h30m; the incident stays open until they succeed.
+func TestIncidentWaitsForCanaries(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultConfig(), 3000, 150)
+	canary := map[int32]bool{}
+	for _, i := range w.setCanaries() {
+		canary[i] = true
+	}
+	w.outcome = func(i int32, sec int64) *classify.Verdict {
+		if between(sec, time.Hour, time.Hour+10*time.Minute) || canary[i] && between(sec, time.Hour, time.Hour+30*time.Minute) {
+			return revoked
+		}
+		return nil
+	}
+	w.runTo(3 * time.Hour)
+	inc := w.providerIncidents()
+	if len(inc) != 1 {
+		t.Fatalf("provider incidents = %d, want 1", len(inc))
+	}
+	if inc[0].Open() || inc[0].ResolvedAt.Before(w.at(time.Hour+30*time.Minute)) {
+		t.Errorf("incident resolved at %v, want after the canaries succeed again (1h30m)", inc[0].ResolvedAt.Sub(w.start))
+	}
+	if n := w.acted(0, 3*time.Hour); n != 0 || len(w.rec.notices) != 0 {
+		t.Errorf("disconnects = %d, notices = %d; want 0 and 0", n, len(w.rec.notices))
+	}
+}
+
+// TestOneFailingCanaryOpensNothing: one canary whose own credential is
+// revoked is not an outage; it is confirmed like any inbox. Canaries
+// survive a restart.
+func TestOneFailingCanaryOpensNothing(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultConfig(), 3000, 150)
+	canaries := w.setCanaries()
+	bad := canaries[0]
+	w.outcome = func(i int32, sec int64) *classify.Verdict {
+		if i == bad && sec >= 3600 {
+			return revoked
+		}
+		return nil
+	}
+	w.runTo(2*time.Hour + 30*time.Minute)
+	if in := w.e.Incidents(); len(in) != 0 {
+		t.Errorf("incidents = %+v, want none", in)
+	}
+	if s := w.e.State(bad); s != holdfast.StateNeedsReconnect {
+		t.Errorf("revoked canary is %s, want needs_reconnect", s)
+	}
+	var buf bytes.Buffer
+	if err := w.e.Snapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	e2 := New(DefaultConfig(), w.clk, nil, w.rec)
+	if err := e2.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range canaries {
+		if !e2.Canary(i) {
+			t.Errorf("after restore: inbox %d is no longer a canary", i)
+		}
+	}
+	if e2.Canary(0) || e2.SetCanary(-1, true) == nil {
+		t.Error("Canary(0) or SetCanary(-1) misbehave")
+	}
+	if err := e2.SetCanary(canaries[1], false); err != nil || e2.Canary(canaries[1]) {
+		t.Errorf("SetCanary(off) = %v, still canary %v", err, e2.Canary(canaries[1]))
+	}
+}
+
+// TestMetaGuardWhenDetectorDisabled is anchors test 7: the HubSpot replay
+// (every inbox fails permanent-class for 65 minutes) with the detectors
+// disabled, at a fleet size where the budget (0.2%/h) is above the
+// meta-guard's floor. The budget bounds the disconnects, the meta-guard
+// holds every notice, and each wrongful disconnect reverses itself once
+// the provider is back.
+func TestMetaGuardWhenDetectorDisabled(t *testing.T) {
+	t.Parallel()
+	const n = 100_000
+	cfg := DefaultConfig()
+	cfg.DisableDetectors = true
+	w := newWorld(t, cfg, n, 2000)
+	w.period = 1200
+	w.useWheel()
+	back := time.Hour + 65*time.Minute
+	w.outcome = func(i int32, sec int64) *classify.Verdict {
+		if between(sec, time.Hour, back) {
+			return revoked
+		}
+		return nil
+	}
+	w.runTo(back)
+	rate := cfg.ProviderBudgetShare * n // per hour
+	acts := w.acted(0, back)
+	if bound := int(rate/10 + rate*back.Hours()); acts == 0 || acts > bound {
+		t.Errorf("Between(0, 2h05m): %d disconnects, want 1..%d (0.2%%/h plus a burst of a tenth)", acts, bound)
+	}
+	var storm *Incident
+	for _, in := range w.e.Incidents() {
+		if in.Kind == KindNoticeStorm {
+			storm = &in
+		} else {
+			t.Errorf("incident %+v with the detectors disabled", in)
+		}
+	}
+	if storm == nil || !storm.Open() || storm.Affected == 0 {
+		t.Fatalf("At(2h05m): notice storm %+v, want one open holding notices", storm)
+	}
+	t.Logf("%d disconnects; %s at %v; %d notices held", acts, storm.Kind, storm.OpenedAt.Sub(w.start), storm.Affected)
+	for w.count(holdfast.StateConnected) < n && w.sec < int64((back+24*time.Hour)/time.Second) {
+		w.runTo(time.Duration(w.sec)*time.Second + 10*time.Minute)
+	}
+	if got := w.count(holdfast.StateConnected); got != n {
+		t.Errorf("At(%v): connected = %d, want %d (every wrongful disconnect reversed within 24 h)", time.Duration(w.sec)*time.Second, got, n)
+	}
+	t.Logf("all reversed %v after the provider came back; %d disconnects in all", time.Duration(w.sec)*time.Second-back, w.acted(0, 48*time.Hour))
+	w.runTo(max(time.Duration(w.sec)*time.Second, 3*time.Hour+30*time.Minute))
+	if len(w.rec.notices) != 0 {
+		t.Errorf("notices = %d, want 0 (held by the meta-guard, then cancelled)", len(w.rec.notices))
+	}
+	if in, err := w.e.Incident(storm.ID); err != nil || in.Open() {
+		t.Errorf("notice storm %+v (%v): want resolved once the rate fell back", in, err)
+	}
+}
+
+// TestMetaGuardOperatorResolve: an operator's resolve lets the held
+// notices go and the meta-guard counts afresh.
+func TestMetaGuardOperatorResolve(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.DisableDetectors = true
+	cfg.MetaGuardMin = 5
+	w := newWorld(t, cfg, 3000, 150)
+	lost := map[int32]bool{}
+	for len(lost) < 40 {
+		lost[int32(w.rng.IntN(3000))] = true
+	}
+	w.outcome = func(i int32, sec int64) *classify.Verdict {
+		if lost[i] && sec >= 3600 {
+			return revoked
+		}
+		return nil
+	}
+	w.runTo(time.Hour + 40*time.Minute)
+	var storm Incident
+	for _, in := range w.e.Incidents() {
+		if in.Kind == KindNoticeStorm && in.Open() {
+			storm = in
+		}
+	}
+	if storm.ID == 0 || len(w.rec.notices) != 0 {
+		t.Fatalf("At(1h40m): storm %+v, %d notices; want one open and none delivered", storm, len(w.rec.notices))
+	}
+	if err := w.e.Resolve(storm.ID); err != nil {
+		t.Fatalf("Resolve(%d) = %v", storm.ID, err)
+	}
+	w.runTo(time.Hour + 60*time.Minute)
+	if len(w.rec.notices) == 0 {
+		t.Error("no notice delivered after the operator resolved the storm")
+	}
+	for _, nt := range w.rec.notices {
+		if !lost[nt.Inbox] {
+			t.Errorf("notice to inbox %d, which was not lost", nt.Inbox)
+		}
+	}
+}
+
+// TestGuardFailsClosed: the guard lives in the engine, so "guard
+// unreachable" cannot happen apart from the engine itself. Its boundary is
+// the budget: a budget that cannot be taken (zero, or a broken parameter)
+// holds every destructive act, never applies it (anchors test 9, §2.3).
+func TestGuardFailsClosed(t *testing.T) {
+	t.Parallel()
+	zero := DefaultConfig()
+	zero.ProviderBudgetPerHour, zero.ProviderBudgetShare = 0, 0
+	broken := DefaultConfig()
+	broken.ProviderBudgetShare = math.NaN()
+	for name, cfg := range map[string]Config{"zero": zero, "NaN": broken} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, cfg, 3000, 150)
+			lost := map[int32]bool{}
+			for len(lost) < 20 {
+				lost[int32(w.rng.IntN(3000))] = true
+			}
+			w.outcome = func(i int32, sec int64) *classify.Verdict {
+				if lost[i] && sec >= 3600 {
+					return revoked
+				}
+				return nil
+			}
+			w.runTo(2*time.Hour + 30*time.Minute)
+			if n := w.acted(0, 3*time.Hour); n != 0 {
+				t.Errorf("disconnects = %d, want 0", n)
+			}
+			held := w.e.HeldActions()
+			if len(held) != len(lost) {
+				t.Fatalf("held actions = %d, want %d", len(held), len(lost))
+			}
+			if err := w.e.ReleaseHeld(held[0].ID); err != nil || w.e.State(held[0].Inbox) != holdfast.StateNeedsReconnect {
+				t.Errorf("ReleaseHeld = %v, state %s; the operator can still act", err, w.e.State(held[0].Inbox))
+			}
+		})
 	}
 }

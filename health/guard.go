@@ -2,6 +2,7 @@ package health
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -41,6 +42,7 @@ func (e *Engine) tryAct(i int32) {
 		To: holdfast.States[to], Reason: c.Reasons[c.Reason[i]], HeldAt: e.tm(now), Why: why}
 	c.NextID++
 	c.Held[h.ID] = h
+	e.heldOf[i] = h.ID
 	ps.HeldOrder = append(ps.HeldOrder, h.ID)
 	e.sink.HeldChanged(*h)
 }
@@ -62,11 +64,17 @@ func (e *Engine) budgetRates(p uint8, t int32) (prov, ten float64) {
 }
 
 // takeBudget takes one permit from the provider's and the tenant's token
-// buckets (burst a tenth of the hourly rate, at least one), or none.
+// buckets (burst a tenth of the hourly rate, at least one), or none. It
+// fails closed: a rate that is not a positive number (a zero budget, a
+// broken parameter) or a bucket that is not a number gives no permit, so
+// the action is held, never applied.
 func (e *Engine) takeBudget(p uint8, t int32, now int64) bool {
 	c := &e.c
 	ps := &c.Provs[p]
 	pr, tr := e.budgetRates(p, t)
+	if !(pr > 0) || !(tr > 0) || math.IsInf(pr, 0) || math.IsInf(tr, 0) {
+		return false
+	}
 	pb, tb := max(1, pr/10), max(1, tr/10)
 	if ps.BudAt == 0 {
 		ps.BudTok, ps.BudAt = pb, now
@@ -79,7 +87,7 @@ func (e *Engine) takeBudget(p uint8, t int32, now int64) bool {
 	tt := min(tb, float64(c.TBudTok[t])+float64(now-c.TBudAt[t])*tr/3600)
 	c.TBudAt[t] = now
 	c.TBudTok[t] = float32(tt)
-	if ps.BudTok < 1 || tt < 1 {
+	if !(ps.BudTok >= 1) || !(tt >= 1) { // NaN holds too
 		return false
 	}
 	ps.BudTok--
@@ -94,11 +102,8 @@ func (e *Engine) cancelHeld(i int32, why string) {
 		return
 	}
 	c.H[i].Flags &^= fHeld
-	ps := &c.Provs[c.H[i].Prov]
-	for _, id := range ps.HeldOrder {
-		if h := c.Held[id]; h != nil && !h.Done && h.Inbox == i {
-			e.closeHeld(h, "cancelled: "+why)
-		}
+	if h := c.Held[e.heldOf[i]]; h != nil && !h.Done && h.Inbox == i {
+		e.closeHeld(h, "cancelled: "+why)
 	}
 }
 
@@ -108,6 +113,9 @@ func (e *Engine) closeHeld(h *HeldAction, outcome string) {
 	h.ClosedAt = e.tm(e.now())
 	e.sink.HeldChanged(*h)
 	delete(e.c.Held, h.ID)
+	if e.heldOf[h.Inbox] == h.ID {
+		delete(e.heldOf, h.Inbox)
+	}
 }
 
 // drainHeld takes held actions of every provider, oldest first, as far as
@@ -193,6 +201,9 @@ func (e *Engine) ReleaseHeld(id int64) error {
 func (e *Engine) noticeTick(now int64) {
 	c := &e.c
 	ttl := int64(e.cfg.NoticeTTL / time.Second)
+	for p := range c.Provs {
+		e.metaGuard(uint8(p), now)
+	}
 	for c.NoticeHd < len(c.Notices) && c.Notices[c.NoticeHd].Due <= now {
 		n := c.Notices[c.NoticeHd]
 		c.NoticeHd++
@@ -216,6 +227,22 @@ func (e *Engine) noticeTick(now int64) {
 			c.Notices = append(c.Notices, n)
 			continue
 		}
+		if k := ps.Storm; k != 0 {
+			// The meta-guard holds every notice of the provider: re-checked
+			// after another grace period. Its inbox is re-verified now
+			// instead of in SoftRetry: a storm of notices means these
+			// disconnects are in doubt, and one that was wrong comes back
+			// by itself as soon as the provider works.
+			if !n.Held {
+				n.Held = true
+				c.Incidents[k-1].Affected++
+			}
+			n.Due = now + int64(e.cfg.NoticeGrace/time.Second)
+			c.Notices = append(c.Notices, n)
+			c.NextTry[i] = min(c.NextTry[i], now)
+			e.sink.Grant(Grant{Inbox: i, Probe: true, At: e.tm(now)})
+			continue
+		}
 		c.NoticeEp[i] = n.Episode
 		if n.Admin {
 			ep := c.TEpisode[t]
@@ -232,4 +259,85 @@ func (e *Engine) noticeTick(now int64) {
 		c.Notices = append(c.Notices[:0], c.Notices[c.NoticeHd:]...)
 		c.NoticeHd = 0
 	}
+}
+
+// noticeQueued counts one notice queued for delivery for the meta-guard.
+func (e *Engine) noticeQueued(ps *ProvState, now int64) {
+	noticeRotate(ps, now/60)
+	ps.NoticeRing[ps.NoticeMin%60]++
+	ps.NoticeSum++
+}
+
+// noticeRotate moves the meta-guard's hourly ring to minute m.
+func noticeRotate(ps *ProvState, m int64) {
+	if m <= ps.NoticeMin {
+		return
+	}
+	for k := max(ps.NoticeMin+1, m-59); k <= m; k++ {
+		ps.NoticeSum -= ps.NoticeRing[k%60]
+		ps.NoticeRing[k%60] = 0
+	}
+	ps.NoticeMin = m
+}
+
+// noticeBaseAlpha is the per-minute weight of the meta-guard's baseline: an
+// EWMA of the sliding hourly count with a time constant of about an hour.
+const noticeBaseAlpha = 1.0 / 60
+
+// metaGuardThreshold is the hourly count of queued notices above which
+// provider p's notices are held.
+func (e *Engine) metaGuardThreshold(ps *ProvState) float64 {
+	return max(float64(e.cfg.MetaGuardMin), e.cfg.MetaGuardFactor*ps.NoticeBase)
+}
+
+// metaGuard is the notice meta-guard (anchors §2.5): when more notices were
+// queued for provider p in the last hour than max(MetaGuardMin,
+// MetaGuardFactor × baseline), it opens a notice_storm incident, and every
+// notice of p is held until the rate falls back or an operator resolves
+// it. It covers the detector's misses and our own bugs: the disconnects
+// then go on at the budget's pace, but nobody is told to reconnect.
+func (e *Engine) metaGuard(p uint8, now int64) {
+	c := &e.c
+	ps := &c.Provs[p]
+	if e.cfg.MetaGuardMin <= 0 && e.cfg.MetaGuardFactor <= 0 {
+		return
+	}
+	m := now / 60
+	learn := m > ps.NoticeMin
+	noticeRotate(ps, m)
+	thr := e.metaGuardThreshold(ps)
+	sum := float64(ps.NoticeSum)
+	if learn && ps.Storm == 0 && ps.Inc == 0 && !ps.Elevated && sum <= thr {
+		// Learn once a minute, only while the provider and the notices
+		// look normal, so that neither an outage's silence nor a storm
+		// moves the baseline.
+		ps.NoticeBase = (1-noticeBaseAlpha)*ps.NoticeBase + noticeBaseAlpha*sum
+	}
+	switch {
+	case ps.Storm == 0 && sum > thr:
+		in := &Incident{ID: c.NextID, Kind: KindNoticeStorm, Provider: holdfast.Providers[p], Tenant: -1, OpenedAt: e.tm(now),
+			Evidence: fmt.Sprintf("notice storm: %d notices queued in the last hour vs threshold %.0f (max(%d, %g × baseline %.1f/h)); every notice of the provider is held",
+				ps.NoticeSum, thr, e.cfg.MetaGuardMin, e.cfg.MetaGuardFactor, ps.NoticeBase),
+			prov: p, closeWin: 1, probeOK: make([]int32, 1), probeN: make([]int32, 1)}
+		c.NextID++
+		c.Incidents = append(c.Incidents, in)
+		ps.Storm = int32(len(c.Incidents))
+		e.timeline(in, now, "opened: "+in.Evidence)
+		e.log.Warn("notice storm: notices held", "incident_id", in.ID, "provider", in.Provider, "queued_last_hour", ps.NoticeSum, "threshold", thr)
+		e.sink.IncidentChanged(in)
+	case ps.Storm != 0 && sum <= thr:
+		e.resolveStorm(c.Incidents[ps.Storm-1], now, fmt.Sprintf("notice rate fell back: %d queued in the last hour vs threshold %.0f; held notices go out at their next re-check", ps.NoticeSum, thr))
+	}
+}
+
+// resolveStorm closes a notice_storm incident.
+func (e *Engine) resolveStorm(in *Incident, now int64, why string) {
+	ps := &e.c.Provs[in.prov]
+	if ps.Storm != 0 && e.c.Incidents[ps.Storm-1] == in {
+		ps.Storm = 0
+	}
+	in.ResolvedAt = e.tm(now)
+	e.timeline(in, now, why)
+	e.log.Info("notice storm resolved", "incident_id", in.ID, "provider", in.Provider)
+	e.sink.IncidentChanged(in)
 }

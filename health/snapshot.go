@@ -81,6 +81,12 @@ func (e *Engine) Restore(r io.Reader) error {
 		return fmt.Errorf("restore health engine: %w", err)
 	}
 	e.c = s.Core
+	e.heldOf = map[int32]int64{}
+	for id, h := range e.c.Held {
+		if !h.Done {
+			e.heldOf[h.Inbox] = id
+		}
+	}
 	e.reasonIdx = map[holdfast.Reason]uint8{}
 	for k, r := range e.c.Reasons {
 		e.reasonIdx[r] = uint8(k)

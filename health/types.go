@@ -88,7 +88,10 @@ type Notice struct {
 }
 
 // Grant lets the caller make requests for a paused inbox now: a recovery
-// (refresh and sync, then resume) or, with Probe, one incident probe.
+// (refresh and sync, then resume) or, with Probe, one probe: an incident
+// probe, a canary's probe, or the re-verification of an inbox whose notice
+// the meta-guard holds (any state: make one cheap authenticated request
+// and Observe it).
 type Grant struct {
 	Inbox int32
 	Probe bool
@@ -161,6 +164,12 @@ const (
 	KindTenantEvent IncidentKind = "tenant_event"
 	// KindDeclared: declared by an operator.
 	KindDeclared IncidentKind = "declared"
+	// KindNoticeStorm: the notice meta-guard tripped: more notices were
+	// queued in the last hour than the provider's baseline allows. Every
+	// notice of the provider is held (not delivered, re-checked later)
+	// until the rate falls back or an operator resolves it. It pauses no
+	// inbox and does not stop the budget. The service pages on-call on it.
+	KindNoticeStorm IncidentKind = "notice_storm"
 )
 
 // Incident is trouble on the provider's side that the engine (or an
@@ -176,7 +185,8 @@ type Incident struct {
 	// Evidence explains why it opened.
 	Evidence string
 	Timeline []TimelineEntry
-	// Affected counts inboxes paused (or held) under it.
+	// Affected counts inboxes paused (or held) under it; for a
+	// notice_storm, the notices it held.
 	Affected int
 	// Recovered counts inboxes resumed by the recovery after it closed.
 	Recovered int
