@@ -41,9 +41,19 @@ type Config struct {
 	SaveEvery time.Duration
 	// OnGrant, if set, is called (from the writer goroutine, after the
 	// decisions before it are stored) when the engine lets the service make
-	// requests for a paused inbox: a recovery, or with probe an incident
-	// probe. The sync scheduler acts on it.
+	// requests for an inbox now: a recovery of a paused inbox, or with
+	// probe one cheap authenticated request (an incident probe, a canary's
+	// probe, or the re-verification of an inbox whose notice the
+	// meta-guard holds). The sync scheduler acts on it.
 	OnGrant func(inboxID string, probe bool)
+	// OnStateChange, if set, is called (from the writer goroutine) after a
+	// state change of an inbox is stored, with the inbox as stored and the
+	// state it left. It must not block: webhook.Publisher queues.
+	OnStateChange func(ctx context.Context, in *holdfast.Inbox, from holdfast.State)
+	// OnIncident, if set, is called (from the writer goroutine) after an
+	// incident is stored, when it opened (opened set) or was resolved. It
+	// must not block.
+	OnIncident func(ctx context.Context, in *holdfast.Incident, opened bool)
 }
 
 // Monitor owns one health engine. Create it with New, then Start it.
@@ -107,6 +117,15 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	}
 	if err := m.reconcile(ctx); err != nil {
 		return nil, err
+	}
+	if cfg.OnIncident != nil {
+		open, err := m.store.Incidents(ctx, true, 1000)
+		if err != nil {
+			return nil, fmt.Errorf("load open incidents: %w", err)
+		}
+		for _, in := range open {
+			m.w.open[in.ID] = true
+		}
 	}
 	// Decisions made while loading (none expected) are written by Start.
 	return m, nil
@@ -269,6 +288,26 @@ func (m *Monitor) Observe(inboxID string, o health.Outcome) (health.Decision, er
 	d := m.eng.Observe(i, o)
 	m.flushLocked()
 	return d, nil
+}
+
+// SetCanary marks an inbox as one of its provider's canary accounts (on),
+// or as an ordinary inbox again. Canaries are accounts the operator owns, on
+// holdfast's own client ID, ideally in at least two regions; two of them
+// failing permanent-class within two minutes freeze the provider (see
+// health.Engine.SetCanary). The mark is saved with the engine's state. It
+// returns holdfast.ErrNotFound for an unknown inbox.
+func (m *Monitor) SetCanary(inboxID string, on bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i, err := m.index(inboxID)
+	if err != nil {
+		return fmt.Errorf("set canary: %w", err)
+	}
+	if err := m.eng.SetCanary(i, on); err != nil {
+		return err
+	}
+	m.flushLocked()
+	return nil
 }
 
 // Admit says whether a request of kind op may be made for an inbox now.

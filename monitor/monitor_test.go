@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -273,5 +274,52 @@ func TestRealRevocation(t *testing.T) {
 	}
 	if states := countStates(t, b.store); states[holdfast.StateConnected] != 199 {
 		t.Errorf("states %v, want 199 connected", states)
+	}
+}
+
+// TestCanariesAcrossRestart: two canaries failing permanent-class freeze
+// the provider while the rest of the fleet works; the marks survive a
+// restart.
+func TestCanariesAcrossRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, 200, 20)
+	m := b.open(t, nil)
+	if err := m.SetCanary("inb_nope", true); err == nil {
+		t.Error("SetCanary(unknown) = nil, want an error")
+	}
+	for _, id := range b.ids[:2] {
+		if err := m.SetCanary(id, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok := &health.Outcome{Op: health.OpSync, OK: true}
+	bad := &health.Outcome{Op: health.OpRefresh, Verdict: &revoked}
+	for range 30 {
+		second(t, b, m, func(i int) *health.Outcome { return ok })
+	}
+	// Restart: the canary marks come back with the engine's state.
+	if err := m.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m = b.open(t, nil)
+	defer m.Stop(ctx)
+	for range 60 {
+		second(t, b, m, func(i int) *health.Outcome {
+			if i < 2 {
+				return bad
+			}
+			return ok
+		})
+	}
+	if err := m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	open, err := b.store.Incidents(ctx, true, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(open) != 1 || open[0].Tenant != "" || !strings.HasPrefix(open[0].Evidence, "canaries") {
+		t.Fatalf("At(90s): open incidents = %+v, want one for all of microsoft, opened by the canaries", open)
 	}
 }
