@@ -47,6 +47,9 @@ type Config struct {
 	// system's, for the mail servers' TLS: for private mail servers
 	// (serve only).
 	MailCAFile string
+	// AllowPrivateWebhooks lets webhooks reach loopback, private and other
+	// internal addresses, which are refused by default (serve only).
+	AllowPrivateWebhooks bool
 }
 
 // Flags names the flag groups a subcommand takes.
@@ -57,7 +60,8 @@ const (
 	// FlagsStore: --data-dir, --database-url and the log flags.
 	FlagsStore Flags = 1 << iota
 	// FlagsServe: --listen, --shutdown-timeout, --sync-interval,
-	// --sync-concurrency, --send-timeout and --mail-ca-file.
+	// --sync-concurrency, --send-timeout, --mail-ca-file and
+	// --allow-private-webhooks.
 	FlagsServe
 )
 
@@ -73,6 +77,8 @@ var env = map[string]string{
 	"sync-concurrency": "HOLDFAST_SYNC_CONCURRENCY",
 	"send-timeout":     "HOLDFAST_SEND_TIMEOUT",
 	"mail-ca-file":     "HOLDFAST_MAIL_CA_FILE",
+
+	"allow-private-webhooks": "HOLDFAST_ALLOW_PRIVATE_WEBHOOKS",
 }
 
 // NewFlagSet returns a flag set for subcommand name with the given flag
@@ -94,6 +100,7 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 		fs.IntVar(&c.SyncConcurrency, "sync-concurrency", 32, "syncs run at once by this node (env HOLDFAST_SYNC_CONCURRENCY)")
 		fs.DurationVar(&c.SendTimeout, "send-timeout", 6*time.Minute, "bound on one attempt at a send (env HOLDFAST_SEND_TIMEOUT)")
 		fs.StringVar(&c.MailCAFile, "mail-ca-file", "", "PEM file of extra CA certificates to trust for mail servers (env HOLDFAST_MAIL_CA_FILE)")
+		fs.BoolVar(&c.AllowPrivateWebhooks, "allow-private-webhooks", false, "let webhooks reach loopback, private and link-local addresses (env HOLDFAST_ALLOW_PRIVATE_WEBHOOKS)")
 	}
 	finish := func() error {
 		given := map[string]bool{}

@@ -28,6 +28,11 @@ func (s *server) addRoutes(mux *http.ServeMux) {
 	v1("POST /v1/incidents/{id}/resolve", s.handleResolveIncident())
 	v1("GET /v1/held-actions", s.handleListHeld())
 	v1("POST /v1/held-actions/{id}/release", s.handleReleaseHeld())
+	v1("POST /v1/webhooks", s.handleCreateWebhook())
+	v1("GET /v1/webhooks", s.handleListWebhooks())
+	v1("DELETE /v1/webhooks/{id}", s.handleDeleteWebhook())
+	v1("GET /v1/webhooks/{id}/deliveries", s.handleListDeliveries())
+	v1("POST /v1/webhooks/{id}/deliveries/{delivery_id}/replay", s.handleReplayDelivery())
 	// Anything else under /v1 is an authenticated 404 in the API's format.
 	v1("/v1/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path)

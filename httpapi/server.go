@@ -30,6 +30,9 @@ type Config struct {
 	// Sends, if set, enqueues accepted sends at once; without it they go
 	// out when the send sweep finds them due.
 	Sends SendQueue
+	// Webhooks, if set, serves /v1/webhooks; without it those routes
+	// answer 404.
+	Webhooks *WebhookConfig
 	// Metrics, if set, serves /metrics and counts requests.
 	Metrics MetricsHandler
 	// MaxBodyBytes caps request bodies; zero means 1 MiB.
@@ -53,6 +56,9 @@ type MetricsHandler interface {
 func NewServer(cfg Config) (http.Handler, error) {
 	if cfg.Store == nil || cfg.Health == nil || cfg.Logger == nil || cfg.SealCredentials == nil {
 		return nil, errors.New("httpapi: Store, Health, Logger and SealCredentials are required")
+	}
+	if wc := cfg.Webhooks; wc != nil && (wc.Guard == nil || wc.SealSecret == nil || wc.Queue == nil) {
+		return nil, errors.New("httpapi: Webhooks needs Guard, SealSecret and Queue")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = holdfast.SystemClock{}

@@ -45,6 +45,9 @@ type SendConfig struct {
 	// means DefaultSendTimeout. A job whose process died is retried twice
 	// this long after its attempt began.
 	Timeout time.Duration
+	// OnOutcome, if set, is called with a send once it is stored as sent
+	// or failed. It must not block: webhook.Publisher queues.
+	OnOutcome func(ctx context.Context, s *holdfast.Send)
 }
 
 // DefaultSendTimeout bounds one send attempt unless SendConfig.Timeout says
@@ -268,22 +271,28 @@ func (w *SendWorker) observe(ctx context.Context, in *holdfast.Inbox, op health.
 
 // sent records that the provider accepted snd.
 func (w *SendWorker) sent(ctx context.Context, snd *holdfast.Send) error {
-	_, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: holdfast.SendSending, To: holdfast.SendSent, At: w.now()})
+	out, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: holdfast.SendSending, To: holdfast.SendSent, At: w.now()})
 	if err != nil {
 		// The next attempt finds it in Sent.
 		return fmt.Errorf("mark send %s sent: %w", snd.ID, err)
+	}
+	if w.OnOutcome != nil {
+		w.OnOutcome(ctx, out)
 	}
 	return nil
 }
 
 // fail records that snd will not go out.
 func (w *SendWorker) fail(ctx context.Context, snd *holdfast.Send, reason string) error {
-	_, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: snd.State, To: holdfast.SendFailed, Reason: reason, At: w.now()})
+	out, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: snd.State, To: holdfast.SendFailed, Reason: reason, At: w.now()})
 	if errors.Is(err, holdfast.ErrConflict) {
 		return fmt.Errorf("send %s changed state meanwhile; trying again", snd.ID)
 	}
 	if err != nil {
 		return fmt.Errorf("mark send %s failed: %w", snd.ID, err)
+	}
+	if w.OnOutcome != nil {
+		w.OnOutcome(ctx, out)
 	}
 	w.Logger.InfoContext(ctx, "send failed for good", "send_id", snd.ID, "reason", reason)
 	return nil

@@ -15,11 +15,13 @@ import (
 type decision struct {
 	inbox      string
 	transition *holdfast.StateChange
-	incident   *holdfast.Incident
-	held       *holdfast.HeldAction
-	notice     *holdfast.Notice
-	grant      *health.Grant
-	state      []byte
+	// from is the state a transition leaves, when known.
+	from     holdfast.State
+	incident *holdfast.Incident
+	held     *holdfast.HeldAction
+	notice   *holdfast.Notice
+	grant    *health.Grant
+	state    []byte
 	// barrier, when set, is closed once everything before it is persisted.
 	barrier chan struct{}
 }
@@ -58,7 +60,7 @@ func (s sink) Transition(t health.Transition) {
 		return
 	}
 	s.m.unverified[t.Inbox] = false
-	s.m.pending = append(s.m.pending, decision{inbox: id, transition: &holdfast.StateChange{
+	s.m.pending = append(s.m.pending, decision{inbox: id, from: t.From, transition: &holdfast.StateChange{
 		To: t.To, Reason: string(t.Reason), Message: holdfast.DefaultMessage(t.To),
 		Cause: t.Cause, At: t.At.UTC().Truncate(holdfast.StoreTimePrecision),
 	}})
@@ -140,10 +142,14 @@ type writer struct {
 	mu    sync.Mutex // guards queue
 	queue []decision
 	wake  chan struct{}
+
+	// open marks the incidents known to be open, for OnIncident; only the
+	// writer's goroutine uses it (and New, before it starts).
+	open map[int64]bool
 }
 
 func newWriter(m *Monitor) *writer {
-	return &writer{m: m, wake: make(chan struct{}, 1)}
+	return &writer{m: m, wake: make(chan struct{}, 1), open: map[int64]bool{}}
 }
 
 func (w *writer) enqueue(ds []decision) {
@@ -209,13 +215,23 @@ func (w *writer) persist(ctx context.Context, d decision) error {
 	case d.barrier != nil:
 		close(d.barrier)
 	case d.transition != nil:
-		_, err := st.ChangeState(ctx, d.inbox, *d.transition)
+		in, err := st.ChangeState(ctx, d.inbox, *d.transition)
 		if errors.Is(err, holdfast.ErrNotFound) || errors.Is(err, holdfast.ErrConflict) {
 			return nil // deleted meanwhile, or already moved on
 		}
+		if err == nil && w.m.cfg.OnStateChange != nil {
+			from := d.from
+			if from == "" {
+				from = d.transition.From
+			}
+			w.m.cfg.OnStateChange(ctx, in, from)
+		}
 		return err
 	case d.incident != nil:
-		return st.SaveIncident(ctx, d.incident)
+		if err := st.SaveIncident(ctx, d.incident); err != nil {
+			return err
+		}
+		w.incidentChanged(ctx, d.incident)
 	case d.held != nil:
 		return st.SaveHeldAction(ctx, d.held)
 	case d.notice != nil:
@@ -232,6 +248,21 @@ func (w *writer) persist(ctx context.Context, d decision) error {
 		return st.SaveEngineState(ctx, w.m.now(), d.state)
 	}
 	return nil
+}
+
+// incidentChanged calls OnIncident when in opened or was resolved.
+func (w *writer) incidentChanged(ctx context.Context, in *holdfast.Incident) {
+	if w.m.cfg.OnIncident == nil {
+		return
+	}
+	switch {
+	case in.Open() && !w.open[in.ID]:
+		w.open[in.ID] = true
+		w.m.cfg.OnIncident(ctx, in, true)
+	case !in.Open() && w.open[in.ID]:
+		delete(w.open, in.ID)
+		w.m.cfg.OnIncident(ctx, in, false)
+	}
 }
 
 // Sync waits until every decision made so far is persisted, or ctx ends.

@@ -89,6 +89,10 @@ type Config struct {
 	MaxRounds int
 	Clock     holdfast.Clock
 	Logger    *slog.Logger
+	// OnMessages, if set, is called after each stored batch that added
+	// messages, with the batch (Added marks the new ones). It must not
+	// block: webhook.Publisher queues.
+	OnMessages func(ctx context.Context, inboxID string, msgs []holdfast.Message)
 }
 
 // entry is one scheduled sync: 16 bytes.
@@ -503,6 +507,9 @@ func (s *Syncer) syncInbox(ctx context.Context, id string) (next time.Time, drop
 			return normal, false
 		}
 		total += added
+		if added > 0 && s.cfg.OnMessages != nil {
+			s.cfg.OnMessages(ctx, id, res.Messages)
+		}
 		cursor = res.Cursor
 		if res.Reset {
 			log.InfoContext(ctx, "sync cursor was reset by the provider; synced from the start")

@@ -24,6 +24,7 @@ import (
 	"github.com/holdfast/holdfast/provider/imap"
 	"github.com/holdfast/holdfast/secrets"
 	"github.com/holdfast/holdfast/syncer"
+	"github.com/holdfast/holdfast/webhook"
 )
 
 // parse parses args into fs and finishes the configuration.
@@ -68,12 +69,20 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	store := m.InstrumentStore(b.store)
 	m.WatchInboxes(store, 10*time.Second, log)
 
-	// The syncer acts on the health engine's grants; it is made before the
-	// monitor starts, so that a grant always finds it.
-	var syn *syncer.Syncer
+	// The syncer acts on the health engine's grants, and the webhook
+	// publisher on its decisions; both are made before the monitor starts,
+	// so that a grant or a decision always finds them.
+	var (
+		syn *syncer.Syncer
+		pub *webhook.Publisher
+	)
 	mon, err := monitor.New(ctx, monitor.Config{
 		Store: store, Logger: log.With("component", "health"),
 		OnGrant: func(inboxID string, _ bool) { _ = syn.Now(inboxID) },
+		OnStateChange: func(ctx context.Context, in *holdfast.Inbox, from holdfast.State) {
+			pub.InboxStateChanged(ctx, in, from)
+		},
+		OnIncident: func(ctx context.Context, in *holdfast.Incident, opened bool) { pub.IncidentChanged(ctx, in, opened) },
 	})
 	if err != nil {
 		return err
@@ -95,13 +104,31 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Store: store, Monitor: mon, Connectors: conns, Session: session,
 		Interval: cfg.SyncInterval, Concurrency: cfg.SyncConcurrency,
 		Logger: log.With("component", "sync"),
+		OnMessages: func(ctx context.Context, inboxID string, msgs []holdfast.Message) {
+			pub.MessagesReceived(ctx, inboxID, msgs)
+		},
 	})
 	if err != nil {
 		return err
 	}
-	jobs, err := b.newJobs(store, log, jobs.WithSends(jobs.SendConfig{
-		Store: store, Monitor: mon, Connectors: conns, Session: session, Timeout: cfg.SendTimeout,
-	}))
+	guard := &webhook.Guard{AllowPrivate: cfg.AllowPrivateWebhooks}
+	sender := webhook.NewSender(guard, webhook.DefaultTimeout)
+	defer sender.Close()
+	jobs, err := b.newJobs(store, log,
+		jobs.WithSends(jobs.SendConfig{
+			Store: store, Monitor: mon, Connectors: conns, Session: session, Timeout: cfg.SendTimeout,
+			OnOutcome: func(ctx context.Context, s *holdfast.Send) { pub.SendChanged(ctx, s) },
+		}),
+		jobs.WithWebhooks(jobs.WebhookConfig{
+			Store: store, Sender: sender,
+			OpenSecret: func(id string, sealed []byte) ([]byte, error) { return ring.Open(sealed, webhookSecretAAD(id)) },
+			OnDisabled: func(string) { pub.Invalidate() },
+		}),
+	)
+	if err != nil {
+		return err
+	}
+	pub, err = webhook.NewPublisher(webhook.PublisherConfig{Store: store, Queue: jobs, Logger: log.With("component", "webhook")})
 	if err != nil {
 		return err
 	}
@@ -112,6 +139,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Sends:   jobs,
 		Logger:  log,
 		Metrics: m,
+		Webhooks: &httpapi.WebhookConfig{
+			Guard: guard, Queue: jobs, Changed: pub.Invalidate,
+			SealSecret: func(id, secret string) ([]byte, error) {
+				return ring.Seal([]byte(secret), webhookSecretAAD(id))
+			},
+		},
 		SealCredentials: func(inboxID string, c httpapi.Credentials) ([]byte, error) {
 			return secrets.SealCredentials(ring, inboxID, secrets.Credentials{Password: c.Password, RefreshToken: c.RefreshToken})
 		},
@@ -139,6 +172,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ln.Close()
 		_ = mon.Stop(context.WithoutCancel(ctx))
 		return fmt.Errorf("start background jobs: %w", err)
+	}
+	if err := pub.Start(ctx); err != nil {
+		ln.Close()
+		_ = jobs.Stop(context.WithoutCancel(ctx))
+		_ = mon.Stop(context.WithoutCancel(ctx))
+		return fmt.Errorf("start webhook publisher: %w", err)
 	}
 	if err := syn.Start(ctx); err != nil {
 		ln.Close()
@@ -178,6 +217,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := mon.Stop(sctx); err != nil {
 		errs = append(errs, err)
 	}
+	// Last, so that the events of the parts stopped above are enqueued
+	// (River inserts without its client running).
+	if err := pub.Stop(sctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -190,7 +234,11 @@ type jobRunner interface {
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
 	Enqueue(ctx context.Context, s *holdfast.Send) error
+	EnqueueDeliveries(ctx context.Context, ds []webhook.Delivery) error
 }
+
+// webhookSecretAAD binds a webhook's sealed signing secret to its ID.
+func webhookSecretAAD(webhookID string) []byte { return []byte("webhook secret " + webhookID) }
 
 // connectors returns the connector of each provider that has one: IMAP
 // today. Microsoft and Google inboxes are stored and monitored, but not
