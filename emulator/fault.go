@@ -110,6 +110,8 @@ func (e *Emulator) AddFault(f Fault) (string, error) {
 	}
 	id := fmt.Sprintf("flt_%d", e.newIDLocked())
 	e.faults[id] = &fault{id: id, Fault: f}
+	e.cfg.Logger.Info("emulator: fault started", "id", id, "provider", f.Provider, "surfaces", f.Surfaces,
+		"tenant", f.Tenant, "email", f.Email, "failure_rate", f.FailureRate, "http_status", f.HTTPStatus)
 	return id, nil
 }
 
@@ -121,6 +123,7 @@ func (e *Emulator) RemoveFault(id string) error {
 		return fmt.Errorf("fault %s: %w", id, ErrNotFound)
 	}
 	delete(e.faults, id)
+	e.cfg.Logger.Info("emulator: fault ended", "id", id)
 	return nil
 }
 

@@ -163,6 +163,7 @@ func (e *Emulator) CreateAccount(a Account) (string, error) {
 		e.accounts[email] = acc
 	}
 	g := e.newGrantLocked(acc, e.cfg.ClientID, defaultScope(a.Provider), true)
+	e.cfg.Logger.Info("emulator: grant created", "provider", acc.provider, "email", acc.email, "tenant", acc.tenant)
 	return e.refreshToken(acc, g), nil
 }
 
@@ -197,6 +198,7 @@ func (e *Emulator) Revoke(email string) error {
 	for _, g := range acc.grants {
 		g.revoked = true
 	}
+	e.cfg.Logger.Info("emulator: grants revoked", "email", acc.email)
 	return nil
 }
 
@@ -214,6 +216,7 @@ func (e *Emulator) ExpireSyncState(email string) error {
 	acc.change++
 	acc.floor = acc.change
 	acc.gen++
+	e.cfg.Logger.Info("emulator: sync state expired", "email", acc.email)
 	return nil
 }
 

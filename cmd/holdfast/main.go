@@ -46,6 +46,7 @@ commands:
   keys rotate     add a new secret key and re-encrypt every credential under it
   classify        classify provider errors: JSON lines on stdin, verdicts on stdout
   sim             replay an outage scenario against the health engine
+  emulator        serve a fake Microsoft Graph and Gmail (with OAuth) for tests and demos
 
 Run 'holdfast <command> -h' for a command's flags.
 `
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runClassify(ctx, rest, stdin, stdout, stderr)
 	case "sim":
 		return runSim(ctx, rest, stdout, stderr)
+	case "emulator":
+		return runEmulator(ctx, rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
