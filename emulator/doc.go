@@ -52,8 +52,8 @@
 //	GET    /_emulator/health                    {"ok":true}, for readiness polling
 //
 // Control errors are {"error":{"code","message","field"}}, with field
-// naming the bad input, and status 400, 404, 409 or 507 (a mailbox or the
-// account table is full).
+// naming the bad input, and status 400, 404, 409, 413 (a body over the
+// limit) or 507 (a mailbox or the account table is full).
 //
 // # Accounts and tokens
 //

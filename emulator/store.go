@@ -159,7 +159,7 @@ func (e *Emulator) CreateAccount(a Account) (string, error) {
 			return "", fmt.Errorf("%w: %d accounts", ErrFull, e.cfg.MaxAccounts)
 		}
 		acc = &account{provider: a.Provider, email: email, tenant: tenant, change: firstChangeID,
-			byID: map[string]*message{}, bucket: e.cfg.RateLimit, filled: e.now()}
+			byID: map[string]*message{}, bucket: max(1, e.cfg.RateLimit), filled: e.now()}
 		e.accounts[email] = acc
 	}
 	g := e.newGrantLocked(acc, e.cfg.ClientID, defaultScope(a.Provider), true)
