@@ -138,6 +138,18 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[WebhookArgs]) e
 	case job.Attempt >= job.MaxAttempts || start.Add(webhook.Backoff(w.retryBase(), job.Attempt, 0)).After(deadline):
 		d.State = holdfast.DeliveryFailed
 	}
+	if res.Gone() {
+		// Before the attempt is recorded, so that a failed delivery after a
+		// 410 always shows a disabled webhook.
+		if err := w.Store.DisableWebhook(ctx, hook.ID, start, "endpoint answered 410 Gone"); errors.Is(err, holdfast.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("disable webhook %s: %w", hook.ID, err)
+		}
+		if w.OnDisabled != nil {
+			w.OnDisabled(hook.ID)
+		}
+	}
 	if _, err := w.Store.RecordWebhookAttempt(ctx, d, at); errors.Is(err, holdfast.ErrNotFound) {
 		return nil // deleted meanwhile
 	} else if err != nil {
@@ -147,12 +159,6 @@ func (w *WebhookWorker) Work(ctx context.Context, job *river.Job[WebhookArgs]) e
 	}
 	switch {
 	case res.Gone():
-		if err := w.Store.DisableWebhook(ctx, hook.ID, start, "endpoint answered 410 Gone"); err != nil && !errors.Is(err, holdfast.ErrNotFound) {
-			return fmt.Errorf("disable webhook %s: %w", hook.ID, err)
-		}
-		if w.OnDisabled != nil {
-			w.OnDisabled(hook.ID)
-		}
 		log.WarnContext(ctx, "webhook disabled: its endpoint answered 410 Gone")
 		return nil
 	case d.State == holdfast.DeliveryFailed:
