@@ -147,7 +147,8 @@
 //
 // Not emulated: IMAP and SMTP, subscriptions and watch, message updates and
 // deletions, attachments, batch requests, Gmail's media upload path, the
-// /users/{id} form of Graph paths, and Graph's case-insensitive paths.
+// /users/{id} form of Graph paths, and Graph path spellings other than the
+// camelCase and all-lower-case ones.
 //
 // The Go API is not stable.
 package emulator

@@ -255,10 +255,15 @@ func (e *Emulator) routes() http.Handler {
 
 	g := prefixGraph + "/v1.0/me"
 	mux.Handle("GET "+g, small(e.graphAPI(e.handleGraphMe)))
-	mux.Handle("GET "+g+"/mailFolders/{folder}/messages/delta", small(e.graphAPI(e.handleGraphDelta)))
-	mux.Handle("GET "+g+"/mailFolders/{folder}/messages", small(e.graphAPI(e.handleGraphList)))
+	// Graph paths are case-insensitive; the camelCase and the lower-case
+	// spellings are served.
+	for _, folders := range []string{"/mailFolders", "/mailfolders"} {
+		mux.Handle("GET "+g+folders+"/{folder}/messages/delta", small(e.graphAPI(e.handleGraphDelta)))
+		mux.Handle("GET "+g+folders+"/{folder}/messages", small(e.graphAPI(e.handleGraphList)))
+	}
 	mux.Handle("GET "+g+"/messages/{id}", small(e.graphAPI(e.handleGraphMessage)))
 	mux.Handle("POST "+g+"/sendMail", large(e.graphAPI(e.handleGraphSendMail)))
+	mux.Handle("POST "+g+"/sendmail", large(e.graphAPI(e.handleGraphSendMail)))
 
 	mux.Handle("POST "+prefixGoogleOAuth+"/token", small(e.handleGoogleToken))
 	for _, p := range []string{prefixGoogleAccounts, prefixGoogleOAuth} {

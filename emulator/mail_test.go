@@ -134,6 +134,10 @@ func TestGraphDelta(t *testing.T) {
 	if r.status != http.StatusGone || apiErrorCode(t, r) != "SyncStateNotFound" {
 		t.Errorf("expired token: %d %s; want 410 SyncStateNotFound", r.status, r.body)
 	}
+	// Graph paths are case-insensitive.
+	if r := b.get(t, b.u.Graph+"/v1.0/me/mailfolders/Inbox/messages/delta", at); r.status != http.StatusOK {
+		t.Errorf("lower-case path: %d %s", r.status, r.body)
+	}
 	// After the 410, a full resync works again.
 	if ids, _, _ := b.deltaRound(t, start, at, 0); len(ids) != 8 {
 		t.Errorf("resync returned %d messages; want 8", len(ids))
