@@ -110,7 +110,9 @@ type Hot struct {
 	// Canary is 1 for an operator's canary account (SetCanary).
 	Canary uint8
 	// Pad to 32 bytes so that no element straddles two cache lines.
-	Pad [7]byte
+	// Unexported: gob skips it, and snapshots from before Canary (with an
+	// 8-byte Pad) still restore.
+	_ [7]byte
 }
 
 // ProvState is one provider's fleet view. Exported for snapshots only.
