@@ -1,0 +1,96 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/provider/oauth"
+)
+
+// Config configures a Connector.
+type Config struct {
+	// BaseURL is Microsoft Graph's root, without the version
+	// (HOLDFAST_GRAPH_URL). Empty means DefaultBaseURL. A trailing
+	// "/v1.0" is accepted and dropped.
+	BaseURL string
+	// Tokens gets the inboxes' access tokens from their refresh tokens;
+	// it must serve holdfast.ProviderMicrosoft. Required.
+	Tokens *oauth.Source
+	// HTTPClient sends the Graph requests. Nil means a client with a
+	// Timeout of Config.Timeout.
+	HTTPClient *http.Client
+	// Timeout bounds each Graph request, body included. Zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+	// PageSize is the most messages asked for per delta page (Prefer:
+	// odata.maxpagesize). Zero means DefaultPageSize.
+	PageSize int
+	// MaxPages is the most delta pages one Sync reads; when more wait it
+	// stores the next page's link in the cursor and sets More. Zero means
+	// DefaultMaxPages.
+	MaxPages int
+	// FindSentWait is how long FindSent waits to look a second time when
+	// the first look finds nothing: sendMail is asynchronous (202), and
+	// the Sent Items copy appears a moment after. Zero means
+	// DefaultFindSentWait; negative looks once.
+	FindSentWait time.Duration
+	// Logger receives debug and warning records; never a secret. Nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// The defaults for Config's zero fields.
+const (
+	DefaultBaseURL      = "https://graph.microsoft.com"
+	DefaultTimeout      = time.Minute
+	DefaultPageSize     = 100
+	DefaultMaxPages     = 10
+	DefaultFindSentWait = 5 * time.Second
+)
+
+// maxBody bounds the Graph response bodies read.
+const maxBody = 16 << 20
+
+// withDefaults returns cfg with its zero fields set, or an error naming the
+// bad field.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Tokens == nil {
+		return cfg, errors.New("graph config: Tokens is nil")
+	}
+	if p := cfg.Tokens.Provider(); p != holdfast.ProviderMicrosoft {
+		return cfg, fmt.Errorf("graph config: Tokens serves %s, not microsoft", p)
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	cfg.BaseURL = strings.TrimSuffix(strings.TrimRight(cfg.BaseURL, "/"), "/v1.0")
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return cfg, fmt.Errorf("graph config: BaseURL %q is not an http(s) URL", cfg.BaseURL)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: cfg.Timeout}
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = DefaultPageSize
+	}
+	if cfg.MaxPages <= 0 {
+		cfg.MaxPages = DefaultMaxPages
+	}
+	if cfg.FindSentWait == 0 {
+		cfg.FindSentWait = DefaultFindSentWait
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,162 @@
+// Package graph is holdfast's connector for Microsoft 365 and Outlook.com
+// mailboxes (provider "microsoft") through Microsoft Graph's mail API.
+//
+// Access tokens come from package provider/oauth (the Microsoft identity
+// platform), cached per inbox; a 401 refreshes the token and retries the
+// request once. Sync runs Graph delta on the inbox folder and stores the
+// round's @odata.deltaLink as the cursor (or, for a round left unfinished,
+// its @odata.nextLink); an expired delta token (410 Gone) starts a new
+// round from the start with SyncResult.Reset set. Send submits the RFC 5322
+// message built by provider/smtp, with the Message-ID fixed when the send
+// was accepted, as MIME to /me/sendMail, which files a copy in Sent Items;
+// FindSent looks the Message-ID up with $filter=internetMessageId.
+//
+// Every error for a provider outcome is a *holdfast.ProviderError
+// classified by package classify (surface graph, or token for the token
+// endpoint) from the status, the Retry-After header and the body; a
+// request that got no answer is classified as a transport error. The
+// connector never sleeps on Retry-After: the verdict carries it. Tokens
+// never appear in errors or logs.
+//
+// The Go API of this package is not stable.
+package graph
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/provider/smtp"
+)
+
+// Connector implements holdfast.Connector with Microsoft Graph. It keeps
+// no connection between calls and is safe for concurrent use.
+type Connector struct {
+	cfg  Config
+	base *url.URL // Graph's root
+	api  string   // base + "/v1.0"
+}
+
+var _ holdfast.Connector = (*Connector)(nil)
+
+// New returns a Connector with cfg's zero fields set to their defaults, or
+// an error naming a bad field.
+func New(cfg Config) (*Connector, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	base, err := url.Parse(cfg.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("graph config: BaseURL: %w", err)
+	}
+	return &Connector{cfg: cfg, base: base, api: cfg.BaseURL + "/v1.0"}, nil
+}
+
+// Verify gets an access token (refreshing it if needed) and reads the
+// inbox folder, the cheapest call that needs the mail permission.
+func (k *Connector) Verify(ctx context.Context, s *holdfast.Session) error {
+	_, err := k.do(ctx, s, request{op: opFolder, method: http.MethodGet, url: k.api + "/me/mailFolders/inbox?$select=id"})
+	return err
+}
+
+// Send submits m with POST /me/sendMail as MIME: the RFC 5322 message of
+// smtp.BuildMessage (Message-ID fixed at accept), with a Bcc header when
+// there are Bcc recipients (Exchange takes the recipients from the header
+// and drops Bcc from what it delivers), base64-encoded with Content-Type
+// text/plain. Graph answers 202 Accepted and saves a copy to Sent Items
+// (the default for MIME sends).
+//
+// A failure after the request may have reached Graph (a timeout, a reset,
+// a 5xx) wraps smtp.ErrOutcomeUnknown: look with FindSent before sending
+// again. A 4xx or 429 is a clear refusal.
+func (k *Connector) Send(ctx context.Context, s *holdfast.Session, m *holdfast.OutgoingMessage) error {
+	raw, err := buildMIME(m)
+	if err != nil {
+		return err
+	}
+	body := make([]byte, base64.StdEncoding.EncodedLen(len(raw)))
+	base64.StdEncoding.Encode(body, raw)
+	_, err = k.do(ctx, s, request{
+		op: opSendMail, method: http.MethodPost, url: k.api + "/me/sendMail",
+		header: http.Header{"Content-Type": {"text/plain"}},
+		body:   body,
+		send:   true,
+	})
+	return err
+}
+
+// buildMIME renders m with smtp.BuildMessage and adds a Bcc header.
+func buildMIME(m *holdfast.OutgoingMessage) ([]byte, error) {
+	raw, err := smtp.BuildMessage(m)
+	if err != nil {
+		return nil, err
+	}
+	return withBcc(raw, m.Bcc)
+}
+
+// withBcc returns raw with a Bcc header listing bcc prepended; raw itself
+// when bcc is empty.
+func withBcc(raw []byte, bcc []string) ([]byte, error) {
+	if len(bcc) == 0 {
+		return raw, nil
+	}
+	list := make([]string, 0, len(bcc))
+	for _, b := range bcc {
+		a, err := mail.ParseAddress(b)
+		if err != nil {
+			return nil, fmt.Errorf("build message: Bcc %q: %w", b, err)
+		}
+		list = append(list, a.String())
+	}
+	out := make([]byte, 0, len(raw)+64)
+	out = append(out, "Bcc: "+strings.Join(list, ", ")+"\r\n"...)
+	return append(out, raw...), nil
+}
+
+// FindSent reports whether the mailbox holds a message with this
+// Message-ID: GET /me/messages?$filter=internetMessageId eq '<id>', over
+// every folder, so that a copy the user moved or deleted (Deleted Items)
+// still counts. sendMail is asynchronous, so when the first look finds
+// nothing FindSent looks again after Config.FindSentWait.
+func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID string) (bool, error) {
+	if messageID == "" {
+		return false, errors.New("graph FindSent: empty Message-ID")
+	}
+	q := url.Values{}
+	q.Set("$filter", "internetMessageId eq '"+strings.ReplaceAll(messageID, "'", "''")+"'")
+	q.Set("$select", "id")
+	q.Set("$top", "1")
+	u := k.api + "/me/messages?" + strings.ReplaceAll(q.Encode(), "+", "%20")
+	for look := 0; ; look++ {
+		resp, err := k.do(ctx, s, request{op: opListSearch, method: http.MethodGet, url: u})
+		if err != nil {
+			return false, err
+		}
+		var list struct {
+			Value []json.RawMessage `json:"value"`
+		}
+		if err := json.Unmarshal(resp.body, &list); err != nil {
+			return false, k.badPage(s, fmt.Errorf("graph messages list: %w", err))
+		}
+		if len(list.Value) > 0 {
+			return true, nil
+		}
+		if look > 0 || k.cfg.FindSentWait < 0 {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, k.transportError(s, request{op: opListSearch}, ctx.Err())
+		case <-time.After(k.cfg.FindSentWait):
+		}
+	}
+}

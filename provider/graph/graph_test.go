@@ -1,0 +1,550 @@
+package graph_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/provider/graph"
+	"github.com/holdfast/holdfast/provider/oauth"
+	"github.com/holdfast/holdfast/provider/oauth/oauthtest"
+	"github.com/holdfast/holdfast/provider/smtp"
+)
+
+const user = "alice@example.test"
+
+// bundle is one test's fakes, connector and session.
+type bundle struct {
+	tokens *oauthtest.Server
+	graph  *fakeGraph
+	conn   *graph.Connector
+	sess   *holdfast.Session
+	logs   *syncBuffer
+	// secrets are every refresh and access token seen, for the leak check.
+	secrets func() []string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type setupOpts struct {
+	clientSecret string // what holdfast sends; empty: the right one
+	cfg          graph.Config
+}
+
+func setup(t *testing.T, o setupOpts) *bundle {
+	t.Helper()
+	tokens := oauthtest.Start(t, oauthtest.Options{Provider: holdfast.ProviderMicrosoft, ClientSecret: "client-s3cret-never-logged"})
+	g := startGraph(t, tokens)
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	secret := o.clientSecret
+	if secret == "" {
+		secret = tokens.ClientSecret()
+	}
+	src, err := oauth.New(oauth.Config{
+		Provider: holdfast.ProviderMicrosoft, BaseURL: tokens.URL, ClientID: tokens.ClientID(), ClientSecret: secret,
+		Timeout: 5 * time.Second, Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := o.cfg
+	cfg.BaseURL, cfg.Tokens, cfg.Logger = g.URL, src, log
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.FindSentWait == 0 {
+		cfg.FindSentWait = -1
+	}
+	conn, err := graph.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	rts := []string{}
+	b := &bundle{tokens: tokens, graph: g, conn: conn, logs: logs}
+	b.sess = &holdfast.Session{
+		Inbox:        &holdfast.Inbox{ID: "inb_test", Email: user, Provider: holdfast.ProviderMicrosoft},
+		RefreshToken: tokens.Grant(user),
+		OnTokenRotated: func(_ context.Context, rt string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			rts = append(rts, rt)
+			return nil
+		},
+	}
+	first := b.sess.RefreshToken
+	b.secrets = func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string{first, tokens.ClientSecret()}, rts...)
+	}
+	return b
+}
+
+// assertNoSecret fails if a secret appears in err's text or in the logs.
+func assertNoSecret(t *testing.T, err error, logs string, secrets ...string) {
+	t.Helper()
+	for _, secret := range secrets {
+		if secret == "" {
+			continue
+		}
+		if err != nil && strings.Contains(err.Error(), secret) {
+			t.Errorf("error text holds a secret: %v", err)
+		}
+		if pe, ok := errors.AsType[*holdfast.ProviderError](err); ok && strings.Contains(pe.UserMessage, secret) {
+			t.Errorf("user message holds a secret: %q", pe.UserMessage)
+		}
+		if strings.Contains(logs, secret) {
+			t.Errorf("logs hold a secret:\n%s", logs)
+		}
+	}
+}
+
+func providerError(t *testing.T, err error) *holdfast.ProviderError {
+	t.Helper()
+	pe, ok := errors.AsType[*holdfast.ProviderError](err)
+	if !ok {
+		t.Fatalf("error %v (%T) is not a *holdfast.ProviderError", err, err)
+	}
+	if pe.UserMessage == "" {
+		t.Errorf("ProviderError has no UserMessage: %v", err)
+	}
+	return pe
+}
+
+func ids(ms []holdfast.Message) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.ProviderID)
+	}
+	return out
+}
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	if err := b.conn.Verify(t.Context(), b.sess); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if rts := b.secrets(); len(rts) != 3 || b.sess.RefreshToken != rts[2] {
+		t.Errorf("the rotated refresh token was not handed to OnTokenRotated")
+	}
+	assertNoSecret(t, nil, b.logs.String(), b.secrets()...)
+}
+
+func TestSync(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{cfg: graph.Config{PageSize: 2, MaxPages: 2}})
+	ctx := t.Context()
+	all := b.graph.deliver(5)
+
+	// First round: two pages of two, then More with a nextLink cursor.
+	res, err := b.conn.Sync(ctx, b.sess, "")
+	if err != nil {
+		t.Fatalf("Sync 1: %v", err)
+	}
+	if diff := cmp.Diff(all[:4], ids(res.Messages)); diff != "" || !res.More || res.Reset {
+		t.Fatalf("Sync 1: More %v Reset %v, ids (-want +got):\n%s", res.More, res.Reset, diff)
+	}
+	if !strings.Contains(res.Cursor, `"nextLink"`) {
+		t.Errorf("Sync 1 cursor = %s, want a nextLink", res.Cursor)
+	}
+	want := holdfast.Message{
+		InboxID: "inb_test", ProviderID: all[0], InternetMessageID: "<m0@example.test>",
+		From: "bob@example.test", To: []string{user}, Subject: "Message 0",
+		ReceivedAt: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC), Snippet: "Body of message 0.",
+	}
+	if diff := cmp.Diff(want, res.Messages[0]); diff != "" {
+		t.Errorf("first message (-want +got):\n%s", diff)
+	}
+
+	// The rest of the round, ending with a deltaLink.
+	res, err = b.conn.Sync(ctx, b.sess, res.Cursor)
+	if err != nil {
+		t.Fatalf("Sync 2: %v", err)
+	}
+	if diff := cmp.Diff(all[4:], ids(res.Messages)); diff != "" || res.More {
+		t.Fatalf("Sync 2: More %v, ids (-want +got):\n%s", res.More, diff)
+	}
+	if !strings.Contains(res.Cursor, `"deltaLink"`) {
+		t.Errorf("Sync 2 cursor = %s, want a deltaLink", res.Cursor)
+	}
+
+	// Incremental: new messages; a deletion and a partial update are
+	// skipped.
+	b.graph.remove(1)
+	b.graph.markRead(2)
+	more := b.graph.deliver(2)
+	res, err = b.conn.Sync(ctx, b.sess, res.Cursor)
+	if err != nil {
+		t.Fatalf("Sync 3: %v", err)
+	}
+	if diff := cmp.Diff(more, ids(res.Messages)); diff != "" || res.More || res.Reset {
+		t.Fatalf("Sync 3: More %v Reset %v, ids (-want +got):\n%s", res.More, res.Reset, diff)
+	}
+
+	// Nothing new.
+	res, err = b.conn.Sync(ctx, b.sess, res.Cursor)
+	if err != nil || len(res.Messages) != 0 || res.More {
+		t.Fatalf("Sync 4 = %d messages, More %v, %v; want none", len(res.Messages), res.More, err)
+	}
+	assertNoSecret(t, nil, b.logs.String(), b.secrets()...)
+}
+
+// An expired delta token (410 SyncStateNotFound and its variants) starts
+// over and returns the same ProviderIDs, so nothing is stored twice.
+func TestSyncReset(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		expire func(g *fakeGraph)
+	}{
+		{"410 SyncStateNotFound", func(g *fakeGraph) { g.expireDeltaTokens() }},
+		{"410 resyncRequired", func(g *fakeGraph) {
+			g.fail("delta", fault{status: 410, body: `{"error":{"code":"resyncRequired","message":"Resync required."}}`})
+		}},
+		{"400 syncStateNotFound lower case", func(g *fakeGraph) {
+			g.fail("delta", fault{status: 400, body: `{"error":{"code":"syncstatenotfound","message":"The sync state generation is not found."}}`})
+		}},
+		{"410 InvalidSyncStateData", func(g *fakeGraph) {
+			g.fail("delta", fault{status: 410, body: `{"error":{"code":"InvalidSyncStateData","message":"Invalid sync state data."}}`})
+		}},
+		{"410 without a code", func(g *fakeGraph) {
+			g.fail("delta", fault{status: 410, header: http.Header{"Location": {"https://graph.microsoft.com/v1.0/me/mailFolders('inbox')/messages/delta?$deltaToken="}}, body: ``})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, setupOpts{})
+			ctx := t.Context()
+			all := b.graph.deliver(3)
+			first, err := b.conn.Sync(ctx, b.sess, "")
+			if err != nil {
+				t.Fatalf("Sync: %v", err)
+			}
+			b.graph.deliver(1)
+			all = append(all, "AAMkAD0003=")
+			tc.expire(b.graph)
+			res, err := b.conn.Sync(ctx, b.sess, first.Cursor)
+			if err != nil {
+				t.Fatalf("Sync after expiry: %v", err)
+			}
+			if !res.Reset {
+				t.Error("Sync after expiry: Reset = false, want true")
+			}
+			if diff := cmp.Diff(all, ids(res.Messages)); diff != "" {
+				t.Errorf("Sync after expiry ids (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(first.Messages, res.Messages[:3]); diff != "" {
+				t.Errorf("messages synced again differ (-first +again):\n%s", diff)
+			}
+			// The new cursor works.
+			res, err = b.conn.Sync(ctx, b.sess, res.Cursor)
+			if err != nil || res.Reset || len(res.Messages) != 0 {
+				t.Errorf("Sync after reset = %d messages, Reset %v, %v", len(res.Messages), res.Reset, err)
+			}
+		})
+	}
+}
+
+// A cursor that is unreadable, or whose link points to another host, is
+// never followed: the sync starts over.
+func TestSyncBadCursor(t *testing.T) {
+	t.Parallel()
+	for _, cur := range []string{
+		`not json`,
+		`{"v":9,"deltaLink":"x"}`,
+		`{"v":1,"deltaLink":"https://attacker.example/v1.0/me/mailFolders/inbox/messages/delta?$deltatoken=1.1.1.0"}`,
+	} {
+		b := setup(t, setupOpts{})
+		all := b.graph.deliver(2)
+		res, err := b.conn.Sync(t.Context(), b.sess, cur)
+		if err != nil {
+			t.Fatalf("Sync(%q): %v", cur, err)
+		}
+		if !res.Reset || !slices.Equal(all, ids(res.Messages)) {
+			t.Errorf("Sync(%q) = Reset %v, %v; want a reset and every message", cur, res.Reset, ids(res.Messages))
+		}
+	}
+}
+
+// An expired access token gets a 401; the connector refreshes once and
+// retries once.
+func TestExpiredAccessToken(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.graph.deliver(1)
+	if err := b.conn.Verify(t.Context(), b.sess); err != nil {
+		t.Fatal(err)
+	}
+	b.tokens.ExpireAccessTokens()
+	res, err := b.conn.Sync(t.Context(), b.sess, "")
+	if err != nil {
+		t.Fatalf("Sync with an expired access token: %v", err)
+	}
+	if len(res.Messages) != 1 {
+		t.Errorf("Sync returned %d messages, want 1", len(res.Messages))
+	}
+	if n := b.tokens.Requests(); n != 2 {
+		t.Errorf("token requests = %d, want 2 (one refresh after the 401)", n)
+	}
+	if n := b.graph.hit("delta"); n != 2 {
+		t.Errorf("delta requests = %d, want 2 (the 401 and the retry)", n)
+	}
+}
+
+func TestFaults(t *testing.T) {
+	t.Parallel()
+	type want struct {
+		class  holdfast.Class
+		reason holdfast.Reason
+		scope  holdfast.Scope
+		action holdfast.Action
+		retry  time.Duration
+	}
+	for _, tc := range []struct {
+		name         string
+		clientSecret string
+		prepare      func(b *bundle)
+		want         want
+	}{
+		{
+			name: "503",
+			prepare: func(b *bundle) {
+				b.graph.fail("delta", fault{status: 503, body: `{"error":{"code":"serviceNotAvailable","message":"Service unavailable."}}`})
+			},
+			want: want{holdfast.ClassRecoverable, holdfast.ReasonProviderUnavailable, holdfast.ScopeOperation, holdfast.ActionRetry, 0},
+		},
+		{
+			name: "429 Retry-After",
+			prepare: func(b *bundle) {
+				b.graph.fail("delta", fault{status: 429, header: http.Header{"Retry-After": {"2.128"}},
+					body: `{"error":{"code":"ApplicationThrottled","message":"Application is over its MailboxConcurrency limit."}}`})
+			},
+			want: want{holdfast.ClassRecoverable, holdfast.ReasonThrottled, holdfast.ScopeOperation, holdfast.ActionRetryAfter, 2128 * time.Millisecond},
+		},
+		{
+			name: "401 twice",
+			prepare: func(b *bundle) {
+				body := `{"error":{"code":"InvalidAuthenticationToken","message":"Access token validation failure."}}`
+				b.graph.fail("delta", fault{status: 401, body: body}, fault{status: 401, body: body})
+			},
+			want: want{holdfast.ClassRecoverable, holdfast.ReasonTokenExpired, holdfast.ScopeAccount, holdfast.ActionRefreshToken, 0},
+		},
+		{
+			name:    "refresh token revoked AADSTS50173",
+			prepare: func(b *bundle) { b.tokens.Revoke(user) },
+			want:    want{holdfast.ClassPermanent, holdfast.ReasonTokenRevoked, holdfast.ScopeAccount, holdfast.ActionReconnect, 0},
+		},
+		{
+			name:         "wrong client secret",
+			clientSecret: "wrong-secret",
+			want:         want{holdfast.ClassPermanent, holdfast.ReasonAppMisconfigured, holdfast.ScopeApp, holdfast.ActionOperator, 0},
+		},
+		{
+			name: "token endpoint 503",
+			prepare: func(b *bundle) {
+				b.tokens.Fail(oauthtest.Fault{Status: 503, Body: "upstream connect error"})
+			},
+			want: want{holdfast.ClassRecoverable, holdfast.ReasonProviderUnavailable, holdfast.ScopeAccount, holdfast.ActionRetry, 0},
+		},
+		{
+			name: "mailbox not enabled",
+			prepare: func(b *bundle) {
+				b.graph.fail("delta", fault{status: 404, body: `{"error":{"code":"MailboxNotEnabledForRESTAPI","message":"The mailbox is either inactive, soft-deleted, or is hosted on-premise."}}`})
+			},
+			want: want{holdfast.ClassPermanent, holdfast.ReasonMailboxNotEnabled, holdfast.ScopeAccount, holdfast.ActionContactAdmin, 0},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, setupOpts{clientSecret: tc.clientSecret})
+			b.graph.deliver(1)
+			if tc.prepare != nil {
+				tc.prepare(b)
+			}
+			_, err := b.conn.Sync(t.Context(), b.sess, "")
+			pe := providerError(t, err)
+			got := want{pe.Class, pe.Reason, pe.Scope, pe.Action, pe.RetryAfter}
+			if got != tc.want {
+				t.Errorf("Sync error = %+v, want %+v (%v)", got, tc.want, err)
+			}
+			assertNoSecret(t, err, b.logs.String(), append(b.secrets(), tc.clientSecret)...)
+		})
+	}
+}
+
+// A Graph error that quotes the access token does not leak it.
+func TestNoSecretInErrors(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.graph.fail("delta", fault{status: 403, body: `{"error":{"code":"ErrorAccessDenied","message":"Access is denied for token {{token}}."}}`})
+	_, err := b.conn.Sync(t.Context(), b.sess, "")
+	pe := providerError(t, err)
+	if pe.Reason != holdfast.ReasonInsufficientScope {
+		t.Errorf("reason = %s, want insufficient_scope", pe.Reason)
+	}
+	if !strings.Contains(err.Error(), "[redacted]") {
+		t.Errorf("error %q: want the token redacted", err)
+	}
+	if strings.Contains(err.Error(), "at-") {
+		t.Errorf("error holds an access token: %v", err)
+	}
+	assertNoSecret(t, err, b.logs.String(), b.secrets()...)
+}
+
+func outgoing(id string) *holdfast.OutgoingMessage {
+	return &holdfast.OutgoingMessage{
+		MessageID: id, From: "Alice <" + user + ">", To: []string{"bob@example.test"},
+		Bcc: []string{"carol@example.test"}, Subject: "Hello", Text: "Hi Bob.",
+		Date: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC),
+	}
+}
+
+func TestSendAndFindSent(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	ctx := t.Context()
+	const id = "<snd_01@example.test>"
+	found, err := b.conn.FindSent(ctx, b.sess, id)
+	if err != nil || found {
+		t.Fatalf("FindSent before Send = %v, %v; want false", found, err)
+	}
+	if err := b.conn.Send(ctx, b.sess, outgoing(id)); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	sent := b.graph.sentMessages()
+	if len(sent) != 1 || sent[0].messageID != id {
+		t.Fatalf("Graph got %+v, want one MIME send with Message-ID %s", sent, id)
+	}
+	if b.graph.lastBcc != "carol@example.test" {
+		t.Errorf("Bcc header = %q, want carol@example.test", b.graph.lastBcc)
+	}
+	found, err = b.conn.FindSent(ctx, b.sess, id)
+	if err != nil || !found {
+		t.Fatalf("FindSent after Send = %v, %v; want true", found, err)
+	}
+	if found, _ := b.conn.FindSent(ctx, b.sess, "<o'ther@example.test>"); found {
+		t.Error("FindSent found a message never sent")
+	}
+	assertNoSecret(t, nil, b.logs.String(), b.secrets()...)
+}
+
+// FindSent looks a second time after FindSentWait, for a Sent Items copy
+// that appears a moment after the 202.
+func TestFindSentWaits(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{cfg: graph.Config{FindSentWait: 50 * time.Millisecond}})
+	b.graph.fail("messages", fault{status: 200, body: `{"value":[]}`})
+	if err := b.conn.Send(t.Context(), b.sess, outgoing("<snd_02@example.test>")); err != nil {
+		t.Fatal(err)
+	}
+	found, err := b.conn.FindSent(t.Context(), b.sess, "<snd_02@example.test>")
+	if err != nil || !found {
+		t.Errorf("FindSent = %v, %v; want true on the second look", found, err)
+	}
+	if n := b.graph.hit("messages"); n != 2 {
+		t.Errorf("messages requests = %d, want 2", n)
+	}
+}
+
+func TestSendErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		f       fault
+		unknown bool
+		reason  holdfast.Reason
+		retry   time.Duration
+	}{
+		{"503 may have been sent", fault{status: 503, body: `{"error":{"code":"ServiceUnavailable","message":"x"}}`}, true, holdfast.ReasonProviderUnavailable, 0},
+		{"504 may have been sent", fault{status: 504, body: ``}, true, holdfast.ReasonProviderTimeout, 0},
+		{"429 refused", fault{status: 429, header: http.Header{"Retry-After": {"10"}}, body: `{"error":{"code":"TooManyRequests","message":"Please retry again later."}}`}, false, holdfast.ReasonThrottled, 10 * time.Second},
+		{"quota refused", fault{status: 403, body: `{"error":{"code":"ErrorSubmissionQuotaExceeded","message":"x"}}`}, false, holdfast.ReasonQuotaExceeded, 0},
+		{"too large", fault{status: 413, body: `{"error":{"code":"ErrorMessageSizeExceeded","message":"x"}}`}, false, holdfast.ReasonMessageTooLarge, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, setupOpts{})
+			b.graph.fail("sendMail", tc.f)
+			err := b.conn.Send(t.Context(), b.sess, outgoing("<snd_03@example.test>"))
+			pe := providerError(t, err)
+			if got := errors.Is(err, smtp.ErrOutcomeUnknown); got != tc.unknown {
+				t.Errorf("Send error %v: ErrOutcomeUnknown %v, want %v", err, got, tc.unknown)
+			}
+			if pe.Reason != tc.reason || pe.RetryAfter != tc.retry {
+				t.Errorf("Send error reason %s retry %v, want %s %v", pe.Reason, pe.RetryAfter, tc.reason, tc.retry)
+			}
+		})
+	}
+}
+
+// A send whose answer never comes is an unclear outcome; one that cannot
+// connect is not.
+func TestSendTransport(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	hang := make(chan struct{})
+	slow := startSlow(t, hang)
+	t.Cleanup(func() { close(hang) }) // before the server's Close
+	src, _ := oauth.New(oauth.Config{Provider: holdfast.ProviderMicrosoft, BaseURL: b.tokens.URL, ClientID: b.tokens.ClientID(), ClientSecret: b.tokens.ClientSecret()})
+	for _, tc := range []struct {
+		name    string
+		base    string
+		unknown bool
+		reason  holdfast.Reason
+	}{
+		{"timeout", slow, true, holdfast.ReasonProviderTimeout},
+		{"refused", "http://127.0.0.1:1", false, holdfast.ReasonNetwork},
+	} {
+		conn, err := graph.New(graph.Config{BaseURL: tc.base, Tokens: src, Timeout: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = conn.Send(t.Context(), b.sess, outgoing("<snd_04@example.test>"))
+		pe := providerError(t, err)
+		if errors.Is(err, smtp.ErrOutcomeUnknown) != tc.unknown || pe.Reason != tc.reason || pe.Class != holdfast.ClassRecoverable {
+			t.Errorf("%s: Send error %v (reason %s), want unknown outcome %v, reason %s", tc.name, err, pe.Reason, tc.unknown, tc.reason)
+		}
+	}
+}
+
+// startSlow runs a server that never answers until hang is closed.
+func startSlow(t *testing.T, hang chan struct{}) string {
+	t.Helper()
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	return srv
+}
