@@ -73,6 +73,16 @@ type Store interface {
 	AppendNotice(ctx context.Context, n *Notice) error
 	// Notices returns the notices recorded for an inbox, oldest first.
 	Notices(ctx context.Context, inboxID string) ([]*Notice, error)
+	// NoticeRecords returns the notices f selects with their place in the
+	// notification outbox, oldest first by ID, at most f.Limit (zero or
+	// less means 100, at most 1000). A new notice is NoticePending.
+	NoticeRecords(ctx context.Context, f NoticeFilter) ([]*NoticeRecord, error)
+	// ChangeNotice moves a notice from c.From to c.To (a compare-and-set),
+	// replaces its StatusReason with c.Reason, sets UpdatedAt to c.At (a
+	// zero c.At means now) and, when c.To is NoticeSent, SentAt too; it
+	// returns the notice as stored. ErrNotFound for an unknown notice,
+	// ErrConflict when it is no longer in c.From.
+	ChangeNotice(ctx context.Context, id int64, c NoticeChange) (*NoticeRecord, error)
 	// SaveEngineState replaces the health engine's saved state, an opaque
 	// blob kept in one row; a zero at means now.
 	SaveEngineState(ctx context.Context, at time.Time, state []byte) error
@@ -211,3 +221,54 @@ type FleetSnapshot struct {
 
 // StoreTimePrecision is the precision of every time a Store keeps.
 const StoreTimePrecision = time.Microsecond
+
+// NoticeStatus is where a notice is in the notification outbox. A notice
+// starts pending; the notify pipeline claims it (sending) right before it
+// mails it, and then records it sent, or cancels it with a reason. A
+// notice left sending by a crash is never mailed again: a notice goes out
+// at most once.
+type NoticeStatus string
+
+// The notice statuses.
+const (
+	NoticePending   NoticeStatus = "pending"
+	NoticeSending   NoticeStatus = "sending"
+	NoticeSent      NoticeStatus = "sent"
+	NoticeCancelled NoticeStatus = "cancelled"
+	// NoticeFollowedUp: sent, and then followed by the "resolved, nothing
+	// to do" message once the inbox recovered by itself.
+	NoticeFollowedUp NoticeStatus = "followed_up"
+)
+
+// NoticeRecord is a notice with its place in the notification outbox.
+type NoticeRecord struct {
+	Notice
+	// Recipient is the email address of the notice's inbox, which is its
+	// owner's; empty once the inbox is deleted.
+	Recipient string
+	Status    NoticeStatus
+	// StatusReason says why a notice was cancelled ("recovered",
+	// "incident", "expired", ...).
+	StatusReason string
+	SentAt       time.Time // zero until sent
+	UpdatedAt    time.Time
+}
+
+// NoticeFilter selects notices; zero fields select everything.
+type NoticeFilter struct {
+	ID        int64
+	InboxID   string
+	Recipient string
+	Status    NoticeStatus
+	// Limit caps the page size; zero or less means 100, at most 1000.
+	Limit int
+}
+
+// NoticeChange asks the store to move a notice from one status to
+// another, atomically.
+type NoticeChange struct {
+	From   NoticeStatus
+	To     NoticeStatus
+	Reason string
+	At     time.Time
+}

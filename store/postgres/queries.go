@@ -113,8 +113,8 @@ const (
 	queryPendingHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
 	WHERE NOT done ORDER BY id LIMIT $1`
 
-	queryInsertNotice = `INSERT INTO notices (inbox_id, episode, admin, reason, at)
-	VALUES ($1, $2, $3, $4, $5) RETURNING id`
+	queryInsertNotice = `INSERT INTO notices (inbox_id, episode, admin, reason, at, updated_at)
+	VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`
 
 	queryNotices = `SELECT id, inbox_id, episode, admin, reason, at FROM notices
 	WHERE inbox_id = $1 ORDER BY id`

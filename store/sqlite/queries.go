@@ -104,8 +104,8 @@ const (
 	queryPendingHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
 	WHERE done = 0 ORDER BY id LIMIT ?`
 
-	queryInsertNotice = `INSERT INTO notices (inbox_id, episode, admin, reason, at)
-	VALUES (?, ?, ?, ?, ?) RETURNING id`
+	queryInsertNotice = `INSERT INTO notices (inbox_id, episode, admin, reason, at, updated_at)
+	VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id`
 
 	queryNotices = `SELECT id, inbox_id, episode, admin, reason, at FROM notices
 	WHERE inbox_id = ? ORDER BY id`

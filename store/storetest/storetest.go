@@ -94,6 +94,7 @@ func Run(t *testing.T, newStore func(t *testing.T) holdfast.Store, opts ...Optio
 		{"HeldActions", testHeldActions},
 		{"HealthLimits", testHealthLimits},
 		{"Notices", testNotices},
+		{"NoticeOutbox", testNoticeOutbox},
 		{"EngineState", testEngineState},
 		{"FleetSnapshots", testFleetSnapshots},
 		{"PruneFleetSnapshots", testPruneFleetSnapshots},

@@ -1,0 +1,116 @@
+package storetest
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/holdfast/holdfast"
+)
+
+// testNoticeOutbox checks the notification outbox: a new notice is
+// pending, selected by ID, inbox, recipient (case-insensitive) and status,
+// and moved between statuses by compare-and-set.
+func testNoticeOutbox(t *testing.T, s holdfast.Store) {
+	ctx := t.Context()
+	a, b := newInbox(), newInbox()
+	b.Email = strings.ToUpper(a.Email[:1]) + a.Email[1:] // same owner, other case
+	b.Provider = holdfast.ProviderMicrosoft
+	mustCreate(t, s, a)
+	mustCreate(t, s, b)
+	gone := newID("inb") // a notice whose inbox does not exist (deleted)
+
+	notices := []*holdfast.Notice{
+		{InboxID: a.ID, Episode: 1, Reason: "invalid_grant", At: t0},
+		{InboxID: b.ID, Episode: 4, Admin: true, Reason: "admin_consent_revoked", At: t0.Add(time.Second)},
+		{InboxID: gone, Episode: 2, Reason: "invalid_grant", At: t0.Add(2 * time.Second)},
+	}
+	for _, n := range notices {
+		if err := s.AppendNotice(ctx, n); err != nil {
+			t.Fatalf("AppendNotice(%s) = %v", n.InboxID, err)
+		}
+	}
+	rec := func(n *holdfast.Notice, recipient string) *holdfast.NoticeRecord {
+		return &holdfast.NoticeRecord{Notice: *n, Recipient: recipient, Status: holdfast.NoticePending, UpdatedAt: n.At}
+	}
+	ra, rb, rg := rec(notices[0], a.Email), rec(notices[1], b.Email), rec(notices[2], "")
+
+	list := func(t *testing.T, f holdfast.NoticeFilter) []*holdfast.NoticeRecord {
+		t.Helper()
+		got, err := s.NoticeRecords(ctx, f)
+		if err != nil {
+			t.Fatalf("NoticeRecords(%+v) = %v", f, err)
+		}
+		for _, n := range got {
+			checkUTC(t, "notice", n.At)
+			checkUTC(t, "notice updated", n.UpdatedAt)
+		}
+		return got
+	}
+	tests := []struct {
+		name string
+		f    holdfast.NoticeFilter
+		want []*holdfast.NoticeRecord
+	}{
+		{"All", holdfast.NoticeFilter{}, []*holdfast.NoticeRecord{ra, rb, rg}},
+		{"ByID", holdfast.NoticeFilter{ID: notices[1].ID}, []*holdfast.NoticeRecord{rb}},
+		{"ByInbox", holdfast.NoticeFilter{InboxID: a.ID}, []*holdfast.NoticeRecord{ra}},
+		{"ByRecipientAnyCase", holdfast.NoticeFilter{Recipient: strings.ToUpper(a.Email)}, []*holdfast.NoticeRecord{ra, rb}},
+		{"Pending", holdfast.NoticeFilter{Status: holdfast.NoticePending}, []*holdfast.NoticeRecord{ra, rb, rg}},
+		{"PendingLimit", holdfast.NoticeFilter{Status: holdfast.NoticePending, Limit: 1}, []*holdfast.NoticeRecord{ra}},
+		{"Sent", holdfast.NoticeFilter{Status: holdfast.NoticeSent}, nil},
+		{"Unknown", holdfast.NoticeFilter{ID: 1 << 40}, nil},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, list(t, tt.f), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: NoticeRecords mismatch (-want +got):\n%s", tt.name, diff)
+		}
+	}
+
+	// Claimed, then sent: SentAt is the time of the change to sent.
+	claimAt, sentAt := t0.Add(time.Minute), t0.Add(2*time.Minute)
+	got, err := s.ChangeNotice(ctx, ra.ID, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeSending, At: claimAt})
+	if err != nil {
+		t.Fatalf("ChangeNotice(pending → sending) = %v", err)
+	}
+	if got.Status != holdfast.NoticeSending || !got.UpdatedAt.Equal(stored(claimAt)) || !got.SentAt.IsZero() {
+		t.Errorf("ChangeNotice(pending → sending) = %+v; want sending at %v, not sent", got, claimAt)
+	}
+	// A second claim loses: the notice is no longer pending.
+	_, err = s.ChangeNotice(ctx, ra.ID, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeSending})
+	if !errors.Is(err, holdfast.ErrConflict) {
+		t.Errorf("second ChangeNotice(pending → sending) = %v; want ErrConflict", err)
+	}
+	got, err = s.ChangeNotice(ctx, ra.ID, holdfast.NoticeChange{From: holdfast.NoticeSending, To: holdfast.NoticeSent, At: sentAt})
+	if err != nil {
+		t.Fatalf("ChangeNotice(sending → sent) = %v", err)
+	}
+	if !got.SentAt.Equal(stored(sentAt)) || got.SentAt.Location() != time.UTC {
+		t.Errorf("ChangeNotice(sending → sent) SentAt = %v; want %v", got.SentAt, stored(sentAt))
+	}
+	// Cancelled with a reason.
+	got, err = s.ChangeNotice(ctx, rb.ID, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeCancelled, Reason: "recovered", At: claimAt})
+	if err != nil {
+		t.Fatalf("ChangeNotice(pending → cancelled) = %v", err)
+	}
+	wantB := *rb
+	wantB.Status, wantB.StatusReason, wantB.UpdatedAt = holdfast.NoticeCancelled, "recovered", stored(claimAt)
+	if diff := cmp.Diff(&wantB, got); diff != "" {
+		t.Errorf("ChangeNotice(pending → cancelled) mismatch (-want +got):\n%s", diff)
+	}
+	if _, err := s.ChangeNotice(ctx, 1<<40, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeSent}); !errors.Is(err, holdfast.ErrNotFound) {
+		t.Errorf("ChangeNotice of an unknown notice = %v; want ErrNotFound", err)
+	}
+	if diff := cmp.Diff([]*holdfast.NoticeRecord{rg}, list(t, holdfast.NoticeFilter{Status: holdfast.NoticePending}), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("pending after the changes mismatch (-want +got):\n%s", diff)
+	}
+	// Notices (the engine's view) is unchanged by the outbox.
+	old, err := s.Notices(ctx, a.ID)
+	if err != nil || len(old) != 1 || *old[0] != *notices[0] {
+		t.Errorf("Notices(%s) = %v, %v; want the appended notice", a.ID, old, err)
+	}
+}
