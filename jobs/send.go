@@ -73,6 +73,14 @@ const (
 	// sweepBatch bounds the sends one sweep enqueues; the next takes the
 	// rest.
 	sweepBatch = 1000
+	// reasonOwnerWait is the reason of a send left "sending" by an attempt
+	// that may have gone out, while the health engine fails its inbox's
+	// sends (the inbox needs its owner): Sent cannot be searched until the
+	// inbox works again, so whether it went out is unknown until then.
+	reasonOwnerWait = "outcome_unknown_until_reconnect"
+	// ownerWait is how long such a send waits for its inbox to work again
+	// before it fails as "outcome_unknown".
+	ownerWait = 24 * time.Hour
 )
 
 // SendArgs are the arguments of the send job, which submits one send at its
@@ -169,6 +177,9 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	}
 	switch adm {
 	case health.Fail:
+		if snd.State == holdfast.SendSending {
+			return w.awaitOwner(ctx, snd)
+		}
 		st, _ := w.stateOf(in.ID)
 		return w.fail(ctx, snd, "inbox_"+string(st))
 	case health.Hold, health.Defer:
@@ -296,6 +307,32 @@ func (w *SendWorker) fail(ctx context.Context, snd *holdfast.Send, reason string
 	}
 	w.Logger.InfoContext(ctx, "send failed for good", "send_id", snd.ID, "reason", reason)
 	return nil
+}
+
+// awaitOwner handles a send left "sending" by an attempt that may have
+// gone out, when the engine fails its inbox's sends: it does not claim a
+// failure it cannot know. The send stays "sending", so that it cannot be
+// cancelled and the next attempt looks in Sent first, with the reason
+// reasonOwnerWait, and the job asks the engine again every heldRetry. Once
+// the inbox works again an attempt searches Sent and sends only if the
+// message is not there; if the inbox still fails ownerWait after the send
+// began to wait, it fails as "outcome_unknown".
+func (w *SendWorker) awaitOwner(ctx context.Context, snd *holdfast.Send) error {
+	if snd.Reason != reasonOwnerWait {
+		_, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: holdfast.SendSending, To: holdfast.SendSending, Reason: reasonOwnerWait, At: w.now()})
+		if errors.Is(err, holdfast.ErrConflict) {
+			return fmt.Errorf("send %s changed state meanwhile; trying again", snd.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("mark send %s waiting for its inbox: %w", snd.ID, err)
+		}
+		w.Logger.InfoContext(ctx, "send outcome unknown and its inbox needs its owner; waiting to look in Sent", "send_id", snd.ID, "inbox_id", snd.InboxID)
+		return river.JobSnooze(heldRetry)
+	}
+	if w.Clock.Now().Sub(snd.UpdatedAt) >= ownerWait {
+		return w.fail(ctx, snd, "outcome_unknown")
+	}
+	return river.JobSnooze(heldRetry)
 }
 
 // hold keeps snd waiting for wait. A send still "sending" after an unclear

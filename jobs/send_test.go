@@ -282,3 +282,76 @@ func TestSendWorkerLeavesFinishedAndEarlySends(t *testing.T) {
 		}
 	}
 }
+
+// TestSendWorkerOutcomeUnknownWhileInboxNeedsOwner covers a send left
+// "sending" by an unclear attempt when the engine then fails its inbox's
+// sends: it waits, visibly, without claiming a failure, looks in Sent once
+// the inbox works again, and fails only after the wait.
+func TestSendWorkerOutcomeUnknownWhileInboxNeedsOwner(t *testing.T) {
+	t.Parallel()
+	unclear := &holdfast.ProviderError{Class: holdfast.ClassRecoverable, Reason: holdfast.ReasonProviderTimeout, Scope: holdfast.ScopeOperation, Err: fmt.Errorf("%w: i/o timeout", smtp.ErrOutcomeUnknown)}
+	tests := []struct {
+		name      string
+		accepted  bool          // the unclear submission did go out
+		waitFor   time.Duration // how long the inbox needs its owner
+		wantState holdfast.SendState
+		wantWhy   string
+		wantSent  int
+	}{
+		{name: "reconnected, had gone out", accepted: true, waitFor: time.Hour, wantState: holdfast.SendSent, wantSent: 1},
+		{name: "reconnected, had not gone out", waitFor: time.Hour, wantState: holdfast.SendSent, wantSent: 1},
+		{name: "never reconnected", accepted: true, waitFor: 25 * time.Hour, wantState: holdfast.SendFailed, wantWhy: "outcome_unknown", wantSent: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupSend(t)
+			t0 := time.Now().UTC().Truncate(time.Microsecond)
+			b.worker.Clock = fixedClock(t0)
+			b.conn.SendFunc = func() (bool, error) { return tt.accepted, unclear }
+			s := b.newSend(t, t0)
+			if err := b.work(t, s, 1); err == nil || isSnooze(err) {
+				t.Fatalf("unclear attempt: Work = %v, want an error", err)
+			}
+			b.conn.SendFunc = nil
+
+			// The inbox needs its owner: wait, visibly, and do not look.
+			b.mon.mu.Lock()
+			b.mon.admit, b.mon.state = health.Fail, holdfast.StateNeedsReconnect
+			b.mon.mu.Unlock()
+			for i, at := range []time.Time{t0.Add(time.Minute), t0.Add(tt.waitFor / 2)} {
+				b.worker.Clock = fixedClock(at)
+				if err := b.work(t, s, 2+i); !isSnooze(err) {
+					t.Errorf("attempt %d while the inbox needs its owner: Work = %v, want a snooze", 2+i, err)
+				}
+				if got := b.get(t, s.ID); got.State != holdfast.SendSending || got.Reason != "outcome_unknown_until_reconnect" {
+					t.Errorf("while the inbox needs its owner the send is %s (%q), want sending (outcome_unknown_until_reconnect)", got.State, got.Reason)
+				}
+			}
+			if _, finds := b.conn.count(s.MessageID); finds != 0 {
+				t.Errorf("FindSent called %d times while the inbox needs its owner, want 0", finds)
+			}
+
+			b.worker.Clock = fixedClock(t0.Add(tt.waitFor))
+			if tt.wantState != holdfast.SendFailed {
+				b.mon.mu.Lock()
+				b.mon.admit, b.mon.state = health.Allow, holdfast.StateConnected
+				b.mon.mu.Unlock()
+			}
+			if err := b.work(t, s, 4); err != nil {
+				t.Fatalf("last attempt: Work = %v", err)
+			}
+			got := b.get(t, s.ID)
+			if got.State != tt.wantState || got.Reason != tt.wantWhy {
+				t.Errorf("send is %s (%q), want %s (%q)", got.State, got.Reason, tt.wantState, tt.wantWhy)
+			}
+			wantFinds := 1
+			if tt.wantState == holdfast.SendFailed {
+				wantFinds = 0
+			}
+			if n, finds := b.conn.count(s.MessageID); n != tt.wantSent || finds != wantFinds {
+				t.Errorf("submitted %d times, FindSent %d times; want %d and %d", n, finds, tt.wantSent, wantFinds)
+			}
+		})
+	}
+}
