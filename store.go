@@ -162,6 +162,23 @@ type Store interface {
 	// in from.
 	ChangeWebhookDelivery(ctx context.Context, webhookID, id string, from, to DeliveryState) (*WebhookDelivery, error)
 
+	// InboxByEmail returns the inbox of provider p whose email is email,
+	// compared ignoring the case of ASCII letters (as CreateInbox's
+	// conflict is), or ErrNotFound.
+	InboxByEmail(ctx context.Context, p Provider, email string) (*Inbox, error)
+
+	// SaveOAuthState stores a pending consent flow; a zero st.CreatedAt is
+	// set to now, and the times are set back as stored. It also deletes
+	// the flows that expired before st.CreatedAt. It returns ErrConflict if
+	// a flow with the same Hash exists.
+	SaveOAuthState(ctx context.Context, st *OAuthState) error
+	// TakeOAuthState deletes the pending consent flow with the given hash
+	// and returns it: a flow is taken at most once, also when two
+	// callbacks race. It returns ErrNotFound for an unknown hash, a flow
+	// already taken, or one expired at at (a zero at means now), which it
+	// deletes all the same.
+	TakeOAuthState(ctx context.Context, hash []byte, at time.Time) (*OAuthState, error)
+
 	// CreateAPIKey stores a new API key. It returns ErrConflict if the ID
 	// or hash exists.
 	CreateAPIKey(ctx context.Context, k *APIKey) error
@@ -271,4 +288,24 @@ type NoticeChange struct {
 	To     NoticeStatus
 	Reason string
 	At     time.Time
+}
+
+// OAuthState is one pending OAuth consent flow, kept from the authorization
+// request (GET /v1/connect/{provider}) until its callback, and taken at
+// most once.
+type OAuthState struct {
+	// Hash is the SHA-256 of the state parameter sent to the provider;
+	// the state itself is not stored.
+	Hash     []byte
+	Provider Provider
+	// Email is the address the inbox is connected for.
+	Email string
+	// Verifier is the PKCE code_verifier, sent only with the code
+	// exchange.
+	Verifier string
+	// RedirectURI is the host application's page the user's browser is
+	// sent to after the callback.
+	RedirectURI string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
 }

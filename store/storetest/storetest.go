@@ -103,6 +103,7 @@ func Run(t *testing.T, newStore func(t *testing.T) holdfast.Store, opts ...Optio
 	}
 	tests = append(tests, mailTests...)
 	tests = append(tests, webhookTests...)
+	tests = append(tests, oauthTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
