@@ -168,7 +168,8 @@ const (
 	// queued in the last hour than the provider's baseline allows. Every
 	// notice of the provider is held (not delivered, re-checked later)
 	// until the rate falls back or an operator resolves it. It pauses no
-	// inbox and does not stop the budget. The service pages on-call on it.
+	// inbox and does not stop the budget. It reaches the service like
+	// every incident (stored, listed, published); page on-call on it.
 	KindNoticeStorm IncidentKind = "notice_storm"
 )
 
