@@ -1,0 +1,180 @@
+// Package gmail is holdfast's connector for Gmail and Google Workspace
+// mailboxes (provider "google") through the Gmail API.
+//
+// Access tokens come from package provider/oauth (Google's token
+// endpoint), cached per inbox; a 401 refreshes the token and retries the
+// request once. The first Sync of an inbox takes the mailbox's current
+// historyId from the profile and fetches its most recent INBOX messages
+// (messages.list, bounded by Config.BackfillLimit); later syncs follow
+// users.history.list (messageAdded, label INBOX) from the stored historyId
+// and fetch each new message's metadata (messages.get, format=metadata). A
+// historyId Gmail no longer keeps (history.list 404) starts over with
+// SyncResult.Reset set. Send submits the RFC 5322 message built by
+// provider/smtp, with the Message-ID fixed when the send was accepted, with
+// messages.send; FindSent searches for it with q=rfc822msgid:.
+//
+// Every error for a provider outcome is a *holdfast.ProviderError
+// classified by package classify (surface gmail with the call as
+// Input.Operation, or google_token for the token endpoint) from the
+// status, the Retry-After header and the body; a request that got no answer
+// is classified as a transport error. The connector never sleeps on
+// Retry-After: the verdict carries it. Tokens never appear in errors or
+// logs.
+//
+// The Go API of this package is not stable.
+package gmail
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/classify"
+	"github.com/holdfast/holdfast/provider/smtp"
+)
+
+// Connector implements holdfast.Connector with the Gmail API. It keeps no
+// connection between calls and is safe for concurrent use.
+type Connector struct {
+	cfg Config
+	api string // BaseURL + "/gmail/v1/users/me"
+}
+
+var _ holdfast.Connector = (*Connector)(nil)
+
+// New returns a Connector with cfg's zero fields set to their defaults, or
+// an error naming a bad field.
+func New(cfg Config) (*Connector, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Connector{cfg: cfg, api: cfg.BaseURL + "/gmail/v1/users/me"}, nil
+}
+
+// profile is users.getProfile's answer.
+type profile struct {
+	EmailAddress string `json:"emailAddress"`
+	HistoryID    string `json:"historyId"`
+}
+
+// profile reads the mailbox's profile.
+func (k *Connector) profile(ctx context.Context, s *holdfast.Session) (*profile, error) {
+	resp, err := k.do(ctx, s, request{op: opProfile, method: http.MethodGet, url: k.api + "/profile"})
+	if err != nil {
+		return nil, err
+	}
+	var p profile
+	if err := json.Unmarshal(resp.body, &p); err != nil || p.HistoryID == "" {
+		return nil, k.badAnswer(s, opProfile, fmt.Errorf("gmail profile without a historyId: %v", err))
+	}
+	return &p, nil
+}
+
+// Verify gets an access token (refreshing it if needed) and reads the
+// mailbox's profile (users.getProfile, one quota unit).
+func (k *Connector) Verify(ctx context.Context, s *holdfast.Session) error {
+	_, err := k.profile(ctx, s)
+	return err
+}
+
+// Send submits m with messages.send: {"raw": base64url of the RFC 5322
+// message of smtp.BuildMessage (Message-ID fixed at accept)}, with a Bcc
+// header when there are Bcc recipients (Gmail takes the recipients from
+// the header and drops Bcc from what it delivers). Gmail files the message
+// in Sent (label SENT).
+//
+// A failure after the request may have reached Gmail (a timeout, a reset,
+// a 5xx) wraps smtp.ErrOutcomeUnknown: look with FindSent before sending
+// again. A 4xx or 429 is a clear refusal.
+func (k *Connector) Send(ctx context.Context, s *holdfast.Session, m *holdfast.OutgoingMessage) error {
+	raw, err := smtp.BuildMessage(m)
+	if err != nil {
+		return err
+	}
+	if raw, err = withBcc(raw, m.Bcc); err != nil {
+		return err
+	}
+	body, err := json.Marshal(map[string]string{"raw": base64.URLEncoding.EncodeToString(raw)})
+	if err != nil {
+		return fmt.Errorf("gmail send: %w", err)
+	}
+	_, err = k.do(ctx, s, request{
+		op: opSend, method: http.MethodPost, url: k.api + "/messages/send",
+		header: http.Header{"Content-Type": {"application/json"}},
+		body:   body,
+		send:   true,
+	})
+	return err
+}
+
+// withBcc returns raw with a Bcc header listing bcc prepended; raw itself
+// when bcc is empty.
+func withBcc(raw []byte, bcc []string) ([]byte, error) {
+	if len(bcc) == 0 {
+		return raw, nil
+	}
+	list := make([]string, 0, len(bcc))
+	for _, b := range bcc {
+		a, err := mail.ParseAddress(b)
+		if err != nil {
+			return nil, fmt.Errorf("build message: Bcc %q: %w", b, err)
+		}
+		list = append(list, a.String())
+	}
+	out := make([]byte, 0, len(raw)+64)
+	out = append(out, "Bcc: "+strings.Join(list, ", ")+"\r\n"...)
+	return append(out, raw...), nil
+}
+
+// FindSent reports whether the mailbox holds a sent message with this
+// Message-ID: messages.list with q="rfc822msgid:<id> in:sent", trash and
+// spam included (a sent copy the user deleted still went out). When the
+// first search finds nothing, FindSent searches again after
+// Config.FindSentWait, for the search index to catch up.
+func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID string) (bool, error) {
+	id := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(messageID), "<"), ">")
+	if id == "" || strings.ContainsAny(id, " \t\r\n\"") {
+		return false, fmt.Errorf("gmail FindSent: Message-ID %q cannot be searched for", messageID)
+	}
+	q := url.Values{}
+	q.Set("q", "rfc822msgid:"+id+" in:sent")
+	q.Set("maxResults", "1")
+	q.Set("includeSpamTrash", "true")
+	u := k.api + "/messages?" + q.Encode()
+	for look := 0; ; look++ {
+		resp, err := k.do(ctx, s, request{op: opList, method: http.MethodGet, url: u})
+		if err != nil {
+			return false, err
+		}
+		var list listAnswer
+		if err := json.Unmarshal(resp.body, &list); err != nil {
+			return false, k.badAnswer(s, opList, fmt.Errorf("gmail messages.list: %w", err))
+		}
+		if len(list.Messages) > 0 {
+			return true, nil
+		}
+		if look > 0 || k.cfg.FindSentWait < 0 {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, k.transportError(s, request{op: opList}, ctx.Err())
+		case <-time.After(k.cfg.FindSentWait):
+		}
+	}
+}
+
+// badAnswer classifies a 2xx answer holdfast cannot read: recoverable,
+// reason unknown.
+func (k *Connector) badAnswer(s *holdfast.Session, op string, err error) error {
+	v := classify.Classify(classify.Input{Provider: string(holdfast.ProviderGoogle), Surface: classify.SurfaceGmail, Err: err, Operation: op})
+	return providerError(v, fmt.Errorf("inbox %s: %w", s.Inbox.ID, err))
+}
