@@ -1,0 +1,144 @@
+package notify
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// DefaultLinkLifetime is how long a status link stays valid.
+const DefaultLinkLifetime = 14 * 24 * time.Hour
+
+// KeyFileName is the status-link key's file in the data directory.
+const KeyFileName = "status-link.key"
+
+// ErrInvalidToken is returned for a status token that is malformed,
+// tampered with or expired; callers must not say which.
+var ErrInvalidToken = errors.New("notify: invalid or expired status link")
+
+// Links signs and verifies the owners' status links:
+// <PublicURL>/status/{token}, where the token carries the owner's email
+// and an expiry and is authenticated with HMAC-SHA256.
+type Links struct {
+	key []byte
+	// PublicURL is the service's public base URL, without a trailing
+	// slash.
+	PublicURL string
+	// Lifetime is how long a new link stays valid; zero means
+	// DefaultLinkLifetime.
+	Lifetime time.Duration
+}
+
+// NewLinks returns Links signing with key (at least 32 bytes).
+func NewLinks(key []byte, publicURL string, lifetime time.Duration) (*Links, error) {
+	if len(key) < 32 {
+		return nil, errors.New("notify: status-link key shorter than 32 bytes")
+	}
+	if lifetime <= 0 {
+		lifetime = DefaultLinkLifetime
+	}
+	return &Links{key: key, PublicURL: strings.TrimRight(publicURL, "/"), Lifetime: lifetime}, nil
+}
+
+// DeriveKey derives the status-link key from the secret key setting
+// (HOLDFAST_SECRET_KEY), so that every node sharing it signs alike.
+func DeriveKey(secretKey string) []byte {
+	m := hmac.New(sha256.New, []byte(secretKey))
+	m.Write([]byte("holdfast status links v1"))
+	return m.Sum(nil)
+}
+
+// LoadOrCreateKey reads the status-link key from dir/status-link.key,
+// creating it (mode 0600) with 32 random bytes if it does not exist.
+func LoadOrCreateKey(dir string) ([]byte, error) {
+	path := filepath.Join(dir, KeyFileName)
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) < 32 {
+			return nil, fmt.Errorf("status-link key %s: not 32 hex-encoded bytes", path)
+		}
+		return k, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("status-link key: %w", err)
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("status-link key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return LoadOrCreateKey(dir) // another process made it first
+	}
+	if err != nil {
+		return nil, fmt.Errorf("status-link key: %w", err)
+	}
+	_, werr := f.WriteString(hex.EncodeToString(k) + "\n")
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("status-link key: %w", werr)
+	}
+	return k, nil
+}
+
+// Sign returns the token for email, valid until expires.
+func (l *Links) Sign(email string, expires time.Time) string {
+	payload := binary.BigEndian.AppendUint64(nil, uint64(expires.Unix()))
+	payload = append(payload, strings.ToLower(email)...)
+	return base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(l.mac("status", payload))
+}
+
+// StatusURL returns the status page link for email made at now, and its
+// expiry.
+func (l *Links) StatusURL(email string, now time.Time) (string, time.Time) {
+	exp := now.Add(l.Lifetime).Truncate(time.Second)
+	return l.PublicURL + "/status/" + l.Sign(email, exp), exp
+}
+
+// Verify returns the email address token was signed for, or
+// ErrInvalidToken if it is malformed, tampered with or expired at now.
+func (l *Links) Verify(token string, now time.Time) (string, error) {
+	p, m, ok := strings.Cut(token, ".")
+	if !ok {
+		return "", ErrInvalidToken
+	}
+	payload, err1 := base64.RawURLEncoding.DecodeString(p)
+	mac, err2 := base64.RawURLEncoding.DecodeString(m)
+	if err1 != nil || err2 != nil || len(payload) < 9 || !hmac.Equal(mac, l.mac("status", payload)) {
+		return "", ErrInvalidToken
+	}
+	if exp := time.Unix(int64(binary.BigEndian.Uint64(payload[:8])), 0); !now.Before(exp) {
+		return "", ErrInvalidToken
+	}
+	return string(payload[8:]), nil
+}
+
+// FormToken returns the per-form token of a status page form: bound to
+// the page's token, the inbox and the action, so that a form cannot be
+// forged without the page.
+func (l *Links) FormToken(token, inboxID, action string) string {
+	return base64.RawURLEncoding.EncodeToString(l.mac("form", []byte(token+"\x00"+inboxID+"\x00"+action)))
+}
+
+// CheckFormToken reports whether got is FormToken(token, inboxID, action).
+func (l *Links) CheckFormToken(got, token, inboxID, action string) bool {
+	return hmac.Equal([]byte(got), []byte(l.FormToken(token, inboxID, action)))
+}
+
+func (l *Links) mac(purpose string, data []byte) []byte {
+	m := hmac.New(sha256.New, l.key)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write(data)
+	return m.Sum(nil)
+}

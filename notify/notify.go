@@ -1,0 +1,234 @@
+// Package notify delivers the health engine's notices to the people who
+// must act: the notification outbox. The engine decides that a notice is
+// due (it already waited its grace period) and the monitor records it with
+// holdfast.Store.AppendNotice; a notify job per notice (package jobs) then
+// runs it through a pipeline of stages, in the manner of Alertmanager's
+// notify package:
+//
+//		group wait → re-check → outage inhibit → dedup (claim) → send
+//
+//	  - Group wait: a notice waits GroupWait (30 s) after it was decided, and
+//	    then goes out together with every other pending notice of the same
+//	    recipient (the inbox's email), so that an owner with several inboxes
+//	    gets one message.
+//	  - Re-check: right before delivery, each notice is checked against the
+//	    inbox's current state in the store. An inbox that is no longer
+//	    needs_reconnect or needs_admin, or was deleted, or a notice older than
+//	    TTL, is cancelled with the reason recorded.
+//	  - Outage inhibit: a notice whose inbox is covered by an open incident
+//	    (its provider, or its provider and tenant) is cancelled: nobody is
+//	    told to act during an outage. A tenant_event incident does not mute
+//	    admin notices, which are what it asks for.
+//	  - Dedup: each notice is claimed (pending → sending) by compare-and-set
+//	    in the store, so that no notice goes out twice, whatever retries or
+//	    restarts happen; a notice left sending by a crash is never mailed
+//	    again (at most once).
+//	  - Send: one multipart text and HTML message per recipient, from
+//	    templates the operator can replace, linking to the owner's status
+//	    page with a signed, expiring token (Links).
+//
+// With Resolved set, an owner who was told of trouble that then went away
+// by itself (the inbox returned to connected without a reconnect) gets one
+// short "resolved, nothing to do" follow-up.
+//
+// The package never calls time.Now: the clock is injected.
+//
+// The Go API is not stable.
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/holdfast/holdfast"
+)
+
+// Defaults for Config's zero fields.
+const (
+	// DefaultGroupWait is how long a notice waits for others of the same
+	// recipient [Alertmanager group_wait].
+	DefaultGroupWait = 30 * time.Second
+	// DefaultTTL drops notices older than this (docs/health-engine.md,
+	// NoticeTTL).
+	DefaultTTL = 24 * time.Hour
+)
+
+// The reasons a notice is cancelled, recorded as its StatusReason.
+const (
+	ReasonRecovered    = "recovered"     // the inbox no longer needs anyone to act
+	ReasonIncident     = "incident"      // an open incident covers the inbox
+	ReasonExpired      = "expired"       // older than the TTL
+	ReasonInboxDeleted = "inbox_deleted" // the inbox is gone
+)
+
+// Store is the part of holdfast.Store the pipeline uses.
+type Store interface {
+	Inbox(ctx context.Context, id string) (*holdfast.Inbox, error)
+	Events(ctx context.Context, inboxID string, f holdfast.EventFilter) ([]holdfast.Event, error)
+	Incidents(ctx context.Context, openOnly bool, limit int) ([]*holdfast.Incident, error)
+	NoticeRecords(ctx context.Context, f holdfast.NoticeFilter) ([]*holdfast.NoticeRecord, error)
+	ChangeNotice(ctx context.Context, id int64, c holdfast.NoticeChange) (*holdfast.NoticeRecord, error)
+}
+
+var _ Store = holdfast.Store(nil)
+
+// Base is the logger and clock every stage shares.
+type Base struct {
+	Logger *slog.Logger
+	Clock  holdfast.Clock
+}
+
+// Item is one notice on its way through the pipeline, with its inbox as
+// the re-check found it.
+type Item struct {
+	Notice *holdfast.NoticeRecord
+	Inbox  *holdfast.Inbox
+}
+
+// A Stage processes the items of one group and returns those that go on.
+// A stage that drops an item records why in the store.
+type Stage interface {
+	Exec(ctx context.Context, items []*Item) ([]*Item, error)
+}
+
+// StageFunc adapts a function to a Stage.
+type StageFunc func(ctx context.Context, items []*Item) ([]*Item, error)
+
+// Exec implements Stage.
+func (f StageFunc) Exec(ctx context.Context, items []*Item) ([]*Item, error) { return f(ctx, items) }
+
+// Multi runs stages in order, each on what the one before passed on, and
+// stops early once nothing is left.
+type Multi []Stage
+
+// Exec implements Stage.
+func (m Multi) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
+	var err error
+	for _, s := range m {
+		if len(items) == 0 {
+			return nil, nil
+		}
+		if items, err = s.Exec(ctx, items); err != nil {
+			return nil, err
+		}
+	}
+	return items, nil
+}
+
+// Config configures a Notifier. Store, Mailer, Links and From are
+// required.
+type Config struct {
+	Store  Store
+	Mailer Mailer
+	// Templates renders the messages; nil means the embedded ones.
+	Templates *Templates
+	Links     *Links
+	// From is the messages' From address.
+	From      string
+	GroupWait time.Duration
+	TTL       time.Duration
+	// Resolved sends the "resolved, nothing to do" follow-up.
+	Resolved bool
+	Logger   *slog.Logger
+	Clock    holdfast.Clock
+}
+
+// Notifier runs the pipeline. It is safe for concurrent use.
+type Notifier struct {
+	cfg      Config
+	base     Base
+	pipeline Stage
+}
+
+// New returns a Notifier, with cfg's zero fields set to their defaults.
+func New(cfg Config) (*Notifier, error) {
+	if cfg.Store == nil || cfg.Mailer == nil || cfg.Links == nil || cfg.From == "" {
+		return nil, errors.New("notify: Store, Mailer, Links and From are required")
+	}
+	if cfg.Templates == nil {
+		t, err := LoadTemplates("")
+		if err != nil {
+			return nil, err
+		}
+		cfg.Templates = t
+	}
+	if cfg.GroupWait <= 0 {
+		cfg.GroupWait = DefaultGroupWait
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = holdfast.SystemClock{}
+	}
+	b := Base{Logger: cfg.Logger, Clock: cfg.Clock}
+	n := &Notifier{cfg: cfg, base: b}
+	n.pipeline = Multi{
+		&Recheck{Base: b, Store: cfg.Store, TTL: cfg.TTL},
+		&Inhibit{Base: b, Store: cfg.Store},
+		&Dedup{Base: b, Store: cfg.Store},
+		&Send{Base: b, Store: cfg.Store, Mailer: cfg.Mailer, Templates: cfg.Templates, Links: cfg.Links, From: cfg.From},
+	}
+	return n, nil
+}
+
+// Resolved reports whether the "resolved, nothing to do" follow-up is on.
+func (n *Notifier) Resolved() bool { return n.cfg.Resolved }
+
+// Deliver runs the pipeline for the group (the recipient) of notice id.
+// It returns a positive wait when the group wait has not passed yet: the
+// caller runs it again then. A notice no longer pending is done. An error
+// (the store, or the mailer) leaves the group's notices pending, to be
+// tried again.
+func (n *Notifier) Deliver(ctx context.Context, id int64) (wait time.Duration, err error) {
+	recs, err := n.cfg.Store.NoticeRecords(ctx, holdfast.NoticeFilter{ID: id, Limit: 1})
+	if err != nil {
+		return 0, fmt.Errorf("deliver notice %d: %w", id, err)
+	}
+	if len(recs) == 0 || recs[0].Status != holdfast.NoticePending {
+		return 0, nil
+	}
+	rec := recs[0]
+	if w := rec.At.Add(n.cfg.GroupWait).Sub(n.base.Clock.Now()); w > 0 {
+		return w, nil
+	}
+	group := []*holdfast.NoticeRecord{rec}
+	if rec.Recipient != "" {
+		if group, err = n.cfg.Store.NoticeRecords(ctx, holdfast.NoticeFilter{
+			Recipient: rec.Recipient, Status: holdfast.NoticePending, Limit: 1000,
+		}); err != nil {
+			return 0, fmt.Errorf("deliver notice %d: group of its recipient: %w", id, err)
+		}
+	}
+	items := make([]*Item, 0, len(group))
+	for _, r := range group {
+		items = append(items, &Item{Notice: r})
+	}
+	if _, err := n.pipeline.Exec(ctx, items); err != nil {
+		return 0, fmt.Errorf("deliver notice %d: %w", id, err)
+	}
+	return 0, nil
+}
+
+// cancel records that a pending notice will not go out, and why. A notice
+// no longer pending (another worker took it) is left alone.
+func cancel(ctx context.Context, b Base, st Store, it *Item, reason string) error {
+	_, err := st.ChangeNotice(ctx, it.Notice.ID, holdfast.NoticeChange{
+		From: holdfast.NoticePending, To: holdfast.NoticeCancelled, Reason: reason, At: b.Clock.Now(),
+	})
+	if errors.Is(err, holdfast.ErrConflict) || errors.Is(err, holdfast.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	b.Logger.InfoContext(ctx, "notice cancelled", "notice_id", it.Notice.ID, "inbox_id", it.Notice.InboxID,
+		"episode", it.Notice.Episode, "reason", reason)
+	return nil
+}

@@ -1,0 +1,423 @@
+package notify_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/notify"
+	"github.com/holdfast/holdfast/store/sqlite"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+
+// fakeClock is a clock the test moves.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// mail is one message the fake mailer accepted.
+type mail struct {
+	To  []string
+	Raw string
+}
+
+// fakeMailer records messages; FailFunc, if set, fails a send.
+type fakeMailer struct {
+	mu       sync.Mutex
+	sent     []mail
+	FailFunc func() error
+}
+
+func (m *fakeMailer) Send(_ context.Context, _ string, to []string, raw []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.FailFunc != nil {
+		if err := m.FailFunc(); err != nil {
+			return err
+		}
+	}
+	m.sent = append(m.sent, mail{To: to, Raw: string(raw)})
+	return nil
+}
+
+func (m *fakeMailer) Sent() []mail {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]mail(nil), m.sent...)
+}
+
+type testBundle struct {
+	store  *sqlite.Store
+	path   string
+	clock  *fakeClock
+	mailer *fakeMailer
+	links  *notify.Links
+	n      *notify.Notifier
+}
+
+func openStore(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate = %v", err)
+	}
+	return s
+}
+
+func newNotifier(t *testing.T, b *testBundle, resolved bool, tmpl *notify.Templates) *notify.Notifier {
+	t.Helper()
+	n, err := notify.New(notify.Config{
+		Store: b.store, Mailer: b.mailer, Links: b.links, From: "holdfast <no-reply@holdfast.test>",
+		Templates: tmpl, Resolved: resolved, Clock: b.clock, Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatalf("notify.New = %v", err)
+	}
+	return n
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "holdfast.db")
+	links, err := notify.NewLinks([]byte(strings.Repeat("k", 32)), "https://holdfast.example.test/", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &testBundle{store: openStore(t, path), path: path, clock: &fakeClock{now: t0}, mailer: &fakeMailer{}, links: links}
+	b.n = newNotifier(t, b, true, nil)
+	return b
+}
+
+// inbox creates an inbox of the owner email in state st.
+func (b *testBundle) inbox(t *testing.T, id, email string, p holdfast.Provider, st holdfast.State) *holdfast.Inbox {
+	t.Helper()
+	in := &holdfast.Inbox{
+		ID: id, Email: email, Provider: p, Tenant: "example.test", State: holdfast.StateConnected,
+		Reason: "created", Credentials: []byte("sealed"), Since: t0, CreatedAt: t0, UpdatedAt: t0,
+	}
+	if err := b.store.CreateInbox(t.Context(), in, holdfast.Event{InboxID: id, At: t0, NewState: in.State, Reason: "created", Cause: holdfast.CauseAPI}); err != nil {
+		t.Fatalf("CreateInbox = %v", err)
+	}
+	if st != holdfast.StateConnected {
+		b.move(t, id, st, holdfast.CauseHealth)
+	}
+	return in
+}
+
+func (b *testBundle) move(t *testing.T, id string, st holdfast.State, cause holdfast.Cause) {
+	t.Helper()
+	if _, err := b.store.ChangeState(t.Context(), id, holdfast.StateChange{
+		To: st, Reason: "invalid_grant", Message: holdfast.DefaultMessage(st), Cause: cause, At: b.clock.Now(),
+	}); err != nil {
+		t.Fatalf("ChangeState(%s → %s) = %v", id, st, err)
+	}
+}
+
+// notice appends the engine's notice for inbox id, now.
+func (b *testBundle) notice(t *testing.T, id string, episode int64, admin bool) *holdfast.Notice {
+	t.Helper()
+	n := &holdfast.Notice{InboxID: id, Episode: episode, Admin: admin, Reason: "invalid_grant", At: b.clock.Now()}
+	if err := b.store.AppendNotice(t.Context(), n); err != nil {
+		t.Fatalf("AppendNotice = %v", err)
+	}
+	return n
+}
+
+// deliver runs Deliver after the group wait.
+func (b *testBundle) deliver(t *testing.T, n *notify.Notifier, id int64) error {
+	t.Helper()
+	wait, err := n.Deliver(t.Context(), id)
+	if wait > 0 {
+		b.clock.Add(wait)
+		wait, err = n.Deliver(t.Context(), id)
+	}
+	if wait > 0 {
+		t.Fatalf("Deliver(%d) still waits %v after the group wait", id, wait)
+	}
+	return err
+}
+
+func (b *testBundle) status(t *testing.T, id int64) (holdfast.NoticeStatus, string) {
+	t.Helper()
+	recs, err := b.store.NoticeRecords(t.Context(), holdfast.NoticeFilter{ID: id})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("NoticeRecords(%d) = %v, %v", id, recs, err)
+	}
+	return recs[0].Status, recs[0].StatusReason
+}
+
+func TestPipeline(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// before runs after the notice is appended, before delivery.
+		before     func(t *testing.T, b *testBundle, id string)
+		wantStatus holdfast.NoticeStatus
+		wantReason string
+		wantMails  int
+	}{
+		{"Sent", func(*testing.T, *testBundle, string) {}, holdfast.NoticeSent, "", 1},
+		{"RecoveredBeforeDelivery", func(t *testing.T, b *testBundle, id string) {
+			b.move(t, id, holdfast.StateConnected, holdfast.CauseHealth)
+		}, holdfast.NoticeCancelled, notify.ReasonRecovered, 0},
+		{"PausedBeforeDelivery", func(t *testing.T, b *testBundle, id string) {
+			b.move(t, id, holdfast.StatePaused, holdfast.CauseHealth)
+		}, holdfast.NoticeCancelled, notify.ReasonRecovered, 0},
+		{"CoveredByProviderIncident", func(t *testing.T, b *testBundle, _ string) {
+			b.incident(t, "provider_outage", "")
+		}, holdfast.NoticeCancelled, notify.ReasonIncident, 0},
+		{"CoveredByTenantIncident", func(t *testing.T, b *testBundle, _ string) {
+			b.incident(t, "tenant_outage", "example.test")
+		}, holdfast.NoticeCancelled, notify.ReasonIncident, 0},
+		{"OtherTenantsIncident", func(t *testing.T, b *testBundle, _ string) {
+			b.incident(t, "tenant_outage", "other.test")
+		}, holdfast.NoticeSent, "", 1},
+		{"Expired", func(t *testing.T, b *testBundle, _ string) {
+			b.clock.Add(notify.DefaultTTL + time.Minute)
+		}, holdfast.NoticeCancelled, notify.ReasonExpired, 0},
+		{"InboxDeleted", func(t *testing.T, b *testBundle, id string) {
+			if err := b.store.DeleteInbox(t.Context(), id, holdfast.Event{InboxID: id, At: t0, OldState: holdfast.StateNeedsReconnect, Cause: holdfast.CauseAPI}); err != nil {
+				t.Fatal(err)
+			}
+		}, holdfast.NoticeCancelled, notify.ReasonInboxDeleted, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.inbox(t, "inb_a", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+			n := b.notice(t, "inb_a", 1, false)
+			tt.before(t, b, "inb_a")
+			if err := b.deliver(t, b.n, n.ID); err != nil {
+				t.Fatalf("Deliver = %v", err)
+			}
+			st, reason := b.status(t, n.ID)
+			if st != tt.wantStatus || reason != tt.wantReason {
+				t.Errorf("notice is %s (%q); want %s (%q)", st, reason, tt.wantStatus, tt.wantReason)
+			}
+			if got := len(b.mailer.Sent()); got != tt.wantMails {
+				t.Errorf("%d messages sent; want %d", got, tt.wantMails)
+			}
+		})
+	}
+}
+
+func (b *testBundle) incident(t *testing.T, kind, tenant string) {
+	t.Helper()
+	if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{
+		ID: 1, Kind: kind, Provider: holdfast.ProviderMicrosoft, Tenant: tenant, OpenedAt: b.clock.Now(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGroupWait(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.inbox(t, "inb_a", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+	n := b.notice(t, "inb_a", 1, false)
+	b.clock.Add(10 * time.Second)
+	wait, err := b.n.Deliver(t.Context(), n.ID)
+	if err != nil || wait != notify.DefaultGroupWait-10*time.Second {
+		t.Errorf("Deliver before the group wait = %v, %v; want %v", wait, err, notify.DefaultGroupWait-10*time.Second)
+	}
+	if len(b.mailer.Sent()) != 0 {
+		t.Errorf("sent during the group wait")
+	}
+}
+
+func TestOneMessagePerOwner(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.inbox(t, "inb_a", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+	b.inbox(t, "inb_b", "Owner@Example.test", holdfast.ProviderGoogle, holdfast.StateNeedsReconnect)
+	b.inbox(t, "inb_c", "someone@example.test", holdfast.ProviderGoogle, holdfast.StateNeedsReconnect)
+	na := b.notice(t, "inb_a", 1, false)
+	b.clock.Add(5 * time.Second)
+	nb := b.notice(t, "inb_b", 3, false)
+	nc := b.notice(t, "inb_c", 1, false)
+	for _, id := range []int64{na.ID, nb.ID, nc.ID} {
+		if err := b.deliver(t, b.n, id); err != nil {
+			t.Fatalf("Deliver(%d) = %v", id, err)
+		}
+	}
+	sent := b.mailer.Sent()
+	if len(sent) != 2 {
+		t.Fatalf("%d messages sent; want 2 (one per owner)", len(sent))
+	}
+	if diff := cmp.Diff([]string{"owner@example.test"}, sent[0].To); diff != "" {
+		t.Errorf("first message's recipients (-want +got):\n%s", diff)
+	}
+	for _, want := range []string{"Owner@Example.test", "owner@example.test", "Subject: Please reconnect 2 of your inboxes", "https://holdfast.example.test/status/"} {
+		if !strings.Contains(sent[0].Raw, want) {
+			t.Errorf("the owner's message lacks %q:\n%s", want, sent[0].Raw)
+		}
+	}
+	for _, id := range []int64{na.ID, nb.ID, nc.ID} {
+		if st, _ := b.status(t, id); st != holdfast.NoticeSent {
+			t.Errorf("notice %d is %s; want sent", id, st)
+		}
+	}
+}
+
+func TestNeverTwice(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.inbox(t, "inb_a", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+	n := b.notice(t, "inb_a", 1, false)
+
+	// The relay fails once: the notice goes back to pending and the
+	// retried job sends it, once.
+	fails := 1
+	b.mailer.FailFunc = func() error {
+		if fails > 0 {
+			fails--
+			return errors.New("relay down")
+		}
+		return nil
+	}
+	if err := b.deliver(t, b.n, n.ID); err == nil {
+		t.Fatal("Deliver with the relay down = nil; want an error")
+	}
+	if st, _ := b.status(t, n.ID); st != holdfast.NoticePending {
+		t.Fatalf("after a failed send the notice is %s; want pending", st)
+	}
+	for range 3 { // the job retried, and run again by the sweep
+		if err := b.deliver(t, b.n, n.ID); err != nil {
+			t.Fatalf("Deliver = %v", err)
+		}
+	}
+	// The process restarts: a new store and notifier on the same database.
+	b.store = openStore(t, b.path)
+	if err := b.deliver(t, newNotifier(t, b, true, nil), n.ID); err != nil {
+		t.Fatalf("Deliver after a restart = %v", err)
+	}
+	if got := len(b.mailer.Sent()); got != 1 {
+		t.Errorf("%d messages sent; want exactly 1", got)
+	}
+	// The engine deciding the same episode again stores nothing.
+	if err := b.store.AppendNotice(t.Context(), &holdfast.Notice{InboxID: "inb_a", Episode: 1}); !errors.Is(err, holdfast.ErrConflict) {
+		t.Errorf("AppendNotice of the same episode = %v; want ErrConflict", err)
+	}
+}
+
+func TestCrashWhileSendingNeverResends(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.inbox(t, "inb_a", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+	n := b.notice(t, "inb_a", 1, false)
+	// A worker claimed it and died before recording the outcome.
+	if _, err := b.store.ChangeNotice(t.Context(), n.ID, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeSending}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.deliver(t, b.n, n.ID); err != nil {
+		t.Fatalf("Deliver = %v", err)
+	}
+	if got := len(b.mailer.Sent()); got != 0 {
+		t.Errorf("%d messages sent for a notice left sending; want 0", got)
+	}
+}
+
+func TestFollowUp(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		resolved  bool
+		reconnect bool
+		want      int
+	}{
+		{"ResolvedByItself", true, false, 2},
+		{"OwnerReconnected", true, true, 1},
+		{"Off", false, false, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			n := newNotifier(t, b, tt.resolved, nil)
+			b.inbox(t, "inb_a", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+			no := b.notice(t, "inb_a", 1, false)
+			if err := b.deliver(t, n, no.ID); err != nil {
+				t.Fatal(err)
+			}
+			b.clock.Add(time.Hour)
+			if tt.reconnect {
+				b.move(t, "inb_a", holdfast.StateConnecting, holdfast.CauseAPI)
+			}
+			b.move(t, "inb_a", holdfast.StateConnected, holdfast.CauseHealth)
+			for range 2 {
+				if err := n.FollowUp(t.Context(), "inb_a"); err != nil {
+					t.Fatalf("FollowUp = %v", err)
+				}
+			}
+			sent := b.mailer.Sent()
+			if len(sent) != tt.want {
+				t.Fatalf("%d messages sent; want %d", len(sent), tt.want)
+			}
+			if tt.want == 2 && !strings.Contains(sent[1].Raw, "Subject: Resolved: owner@example.test works again, nothing to do") {
+				t.Errorf("follow-up:\n%s", sent[1].Raw)
+			}
+		})
+	}
+}
+
+func TestTemplateOverride(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	custom := `{{define "subject"}}Action needed at Acme{{end}}Acme says: reconnect at {{.StatusURL}}`
+	if err := os.WriteFile(filepath.Join(dir, "reconnect.txt.tmpl"), []byte(custom), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := notify.LoadTemplates(dir)
+	if err != nil {
+		t.Fatalf("LoadTemplates = %v", err)
+	}
+	b := setup(t)
+	n := newNotifier(t, b, false, tmpl)
+	b.inbox(t, "inb_a", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+	no := b.notice(t, "inb_a", 1, false)
+	if err := b.deliver(t, n, no.ID); err != nil {
+		t.Fatal(err)
+	}
+	sent := b.mailer.Sent()
+	if len(sent) != 1 {
+		t.Fatalf("%d messages sent; want 1", len(sent))
+	}
+	for _, want := range []string{"Subject: Action needed at Acme", "Acme says: reconnect at https://holdfast.example.test/status/", "text/html"} {
+		if !strings.Contains(sent[0].Raw, want) {
+			t.Errorf("message lacks %q:\n%s", want, sent[0].Raw)
+		}
+	}
+
+	// A broken override is an error at start, naming the file.
+	if err := os.WriteFile(filepath.Join(dir, "admin.html.tmpl"), []byte("{{.Nope"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := notify.LoadTemplates(dir); err == nil || !strings.Contains(err.Error(), "admin.html.tmpl") {
+		t.Errorf("LoadTemplates with a broken file = %v; want an error naming admin.html.tmpl", err)
+	}
+}
