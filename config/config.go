@@ -50,7 +50,39 @@ type Config struct {
 	// AllowPrivateWebhooks lets webhooks reach loopback, private and other
 	// internal addresses, which are refused by default (serve only).
 	AllowPrivateWebhooks bool
+
+	// PublicURL is the base URL the service is reached at from users'
+	// browsers; the OAuth redirect URI is PublicURL/oauth/callback (see
+	// RedirectURL). Empty means http://LISTEN (serve only).
+	PublicURL string
+	// MicrosoftLoginURL, GraphURL, GoogleOAuthURL and GmailURL locate the
+	// providers: the real endpoints by default, an emulator's in tests
+	// (serve only).
+	MicrosoftLoginURL string
+	GraphURL          string
+	GoogleOAuthURL    string
+	GmailURL          string
+	// MicrosoftClientID, MicrosoftClientSecret, GoogleClientID and
+	// GoogleClientSecret are holdfast's app registrations, from the
+	// environment only (HOLDFAST_MICROSOFT_CLIENT_ID, ...). A provider
+	// without a client ID cannot be connected through the consent flow.
+	// The secrets are never logged.
+	MicrosoftClientID     string
+	MicrosoftClientSecret string
+	GoogleClientID        string
+	GoogleClientSecret    string
 }
+
+// The providers' real endpoints, the defaults of the provider URL flags.
+const (
+	DefaultMicrosoftLoginURL = "https://login.microsoftonline.com"
+	DefaultGraphURL          = "https://graph.microsoft.com"
+	DefaultGoogleOAuthURL    = "https://oauth2.googleapis.com"
+	DefaultGmailURL          = "https://gmail.googleapis.com"
+)
+
+// CallbackPath is the path of the OAuth callback under PublicURL.
+const CallbackPath = "/oauth/callback"
 
 // Flags names the flag groups a subcommand takes.
 type Flags int
@@ -60,8 +92,9 @@ const (
 	// FlagsStore: --data-dir, --database-url and the log flags.
 	FlagsStore Flags = 1 << iota
 	// FlagsServe: --listen, --shutdown-timeout, --sync-interval,
-	// --sync-concurrency, --send-timeout, --mail-ca-file and
-	// --allow-private-webhooks.
+	// --sync-concurrency, --send-timeout, --mail-ca-file,
+	// --allow-private-webhooks, --public-url and the provider URLs, and
+	// the client credentials from the environment.
 	FlagsServe
 )
 
@@ -79,6 +112,11 @@ var env = map[string]string{
 	"mail-ca-file":     "HOLDFAST_MAIL_CA_FILE",
 
 	"allow-private-webhooks": "HOLDFAST_ALLOW_PRIVATE_WEBHOOKS",
+	"public-url":             "HOLDFAST_PUBLIC_URL",
+	"microsoft-login-url":    "HOLDFAST_MICROSOFT_LOGIN_URL",
+	"graph-url":              "HOLDFAST_GRAPH_URL",
+	"google-oauth-url":       "HOLDFAST_GOOGLE_OAUTH_URL",
+	"gmail-url":              "HOLDFAST_GMAIL_URL",
 }
 
 // NewFlagSet returns a flag set for subcommand name with the given flag
@@ -101,6 +139,11 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 		fs.DurationVar(&c.SendTimeout, "send-timeout", 6*time.Minute, "bound on one attempt at a send (env HOLDFAST_SEND_TIMEOUT)")
 		fs.StringVar(&c.MailCAFile, "mail-ca-file", "", "PEM file of extra CA certificates to trust for mail servers (env HOLDFAST_MAIL_CA_FILE)")
 		fs.BoolVar(&c.AllowPrivateWebhooks, "allow-private-webhooks", false, "let webhooks reach loopback, private and link-local addresses (env HOLDFAST_ALLOW_PRIVATE_WEBHOOKS)")
+		fs.StringVar(&c.PublicURL, "public-url", "", "base URL users' browsers reach the service at; the OAuth redirect URI is this plus "+CallbackPath+" (default http://LISTEN; env HOLDFAST_PUBLIC_URL)")
+		fs.StringVar(&c.MicrosoftLoginURL, "microsoft-login-url", DefaultMicrosoftLoginURL, "Microsoft identity platform base URL (env HOLDFAST_MICROSOFT_LOGIN_URL)")
+		fs.StringVar(&c.GraphURL, "graph-url", DefaultGraphURL, "Microsoft Graph base URL (env HOLDFAST_GRAPH_URL)")
+		fs.StringVar(&c.GoogleOAuthURL, "google-oauth-url", DefaultGoogleOAuthURL, "Google OAuth base URL (env HOLDFAST_GOOGLE_OAUTH_URL)")
+		fs.StringVar(&c.GmailURL, "gmail-url", DefaultGmailURL, "Gmail API base URL (env HOLDFAST_GMAIL_URL)")
 	}
 	finish := func() error {
 		given := map[string]bool{}
@@ -118,6 +161,12 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 			}
 		})
 		c.SecretKey = getenv("HOLDFAST_SECRET_KEY")
+		if groups&FlagsServe != 0 {
+			c.MicrosoftClientID = strings.TrimSpace(getenv("HOLDFAST_MICROSOFT_CLIENT_ID"))
+			c.MicrosoftClientSecret = getenv("HOLDFAST_MICROSOFT_CLIENT_SECRET")
+			c.GoogleClientID = strings.TrimSpace(getenv("HOLDFAST_GOOGLE_CLIENT_ID"))
+			c.GoogleClientSecret = getenv("HOLDFAST_GOOGLE_CLIENT_SECRET")
+		}
 		if err := errors.Join(errs...); err != nil {
 			return err
 		}
@@ -164,9 +213,66 @@ func (c *Config) Validate(groups Flags) error {
 		if c.SendTimeout < time.Second || c.SendTimeout > time.Hour {
 			return errors.New("--send-timeout: must be between 1s and 1h")
 		}
+		if err := c.validateProviders(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
+
+// validateProviders checks --public-url (setting its default), the
+// provider URLs and the client credentials.
+func (c *Config) validateProviders() error {
+	if c.PublicURL == "" {
+		host, port, _ := net.SplitHostPort(c.Listen) // validated
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "localhost"
+		}
+		c.PublicURL = "http://" + net.JoinHostPort(host, port)
+	}
+	u, err := httpURL(c.PublicURL)
+	if err != nil {
+		return fmt.Errorf("--public-url: %w", err)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return errors.New("--public-url: must have no query or fragment")
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	for _, f := range []struct {
+		flag string
+		v    *string
+	}{
+		{"--microsoft-login-url", &c.MicrosoftLoginURL},
+		{"--graph-url", &c.GraphURL},
+		{"--google-oauth-url", &c.GoogleOAuthURL},
+		{"--gmail-url", &c.GmailURL},
+	} {
+		if _, err := httpURL(*f.v); err != nil {
+			return fmt.Errorf("%s: %w", f.flag, err)
+		}
+		*f.v = strings.TrimRight(*f.v, "/")
+	}
+	if c.MicrosoftClientSecret != "" && c.MicrosoftClientID == "" {
+		return errors.New("HOLDFAST_MICROSOFT_CLIENT_SECRET: is set without HOLDFAST_MICROSOFT_CLIENT_ID")
+	}
+	if c.GoogleClientSecret != "" && c.GoogleClientID == "" {
+		return errors.New("HOLDFAST_GOOGLE_CLIENT_SECRET: is set without HOLDFAST_GOOGLE_CLIENT_ID")
+	}
+	return nil
+}
+
+// httpURL parses an absolute http or https URL with a host.
+func httpURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return nil, errors.New("must be an absolute http or https URL, without user information")
+	}
+	return u, nil
+}
+
+// RedirectURL returns the OAuth redirect URI to register with the
+// providers: PublicURL followed by CallbackPath. Call it after validation.
+func (c *Config) RedirectURL() string { return c.PublicURL + CallbackPath }
 
 // Logger returns a slog logger writing to w in the configured format and
 // level.

@@ -48,6 +48,29 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{name: "no sync concurrency", env: map[string]string{"HOLDFAST_SYNC_CONCURRENCY": "0"}, wantErr: "--sync-concurrency"},
 		{name: "bad sync concurrency", env: map[string]string{"HOLDFAST_SYNC_CONCURRENCY": "many"}, wantErr: "HOLDFAST_SYNC_CONCURRENCY"},
 		{name: "send timeout too long", args: []string{"--send-timeout", "2h"}, wantErr: "--send-timeout"},
+		{
+			name: "providers and public URL",
+			args: []string{"--public-url", "https://mail.example.com/hf/", "--graph-url", "http://127.0.0.1:8025/graph"},
+			env: map[string]string{
+				"HOLDFAST_MICROSOFT_LOGIN_URL": "http://127.0.0.1:8025/microsoft-login/", "HOLDFAST_GOOGLE_OAUTH_URL": "http://127.0.0.1:8025/google-oauth",
+				"HOLDFAST_GMAIL_URL": "http://127.0.0.1:8025/gmail", "HOLDFAST_GRAPH_URL": "http://ignored",
+				"HOLDFAST_MICROSOFT_CLIENT_ID": "ms-id", "HOLDFAST_MICROSOFT_CLIENT_SECRET": "ms-secret",
+				"HOLDFAST_GOOGLE_CLIENT_ID": "g-id", "HOLDFAST_GOOGLE_CLIENT_SECRET": "g-secret",
+			},
+			want: config.Config{
+				Listen: "127.0.0.1:8080", DataDir: "./holdfast-data", LogFormat: "text", LogLevel: "info", ShutdownTimeout: 10 * time.Second, SyncInterval: time.Minute, SyncConcurrency: 32, SendTimeout: 6 * time.Minute,
+				PublicURL: "https://mail.example.com/hf", MicrosoftLoginURL: "http://127.0.0.1:8025/microsoft-login", GraphURL: "http://127.0.0.1:8025/graph",
+				GoogleOAuthURL: "http://127.0.0.1:8025/google-oauth", GmailURL: "http://127.0.0.1:8025/gmail",
+				MicrosoftClientID: "ms-id", MicrosoftClientSecret: "ms-secret", GoogleClientID: "g-id", GoogleClientSecret: "g-secret",
+			},
+		},
+		{name: "bad public url", args: []string{"--public-url", "mail.example.com"}, wantErr: "--public-url"},
+		{name: "public url with a query", args: []string{"--public-url", "https://mail.example.com/?a=1"}, wantErr: "--public-url"},
+		{name: "bad microsoft login url", env: map[string]string{"HOLDFAST_MICROSOFT_LOGIN_URL": "ftp://login"}, wantErr: "--microsoft-login-url"},
+		{name: "bad graph url", args: []string{"--graph-url", "/graph"}, wantErr: "--graph-url"},
+		{name: "bad google oauth url", env: map[string]string{"HOLDFAST_GOOGLE_OAUTH_URL": "oauth2.googleapis.com"}, wantErr: "--google-oauth-url"},
+		{name: "bad gmail url", args: []string{"--gmail-url", "https://user:pw@gmail"}, wantErr: "--gmail-url"},
+		{name: "client secret without id", env: map[string]string{"HOLDFAST_GOOGLE_CLIENT_SECRET": "s"}, wantErr: "HOLDFAST_GOOGLE_CLIENT_ID"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,9 +90,58 @@ func TestFlagsAndEnvironment(t *testing.T) {
 			if err != nil {
 				t.Fatalf("finish() = %v", err)
 			}
-			if c != tt.want {
-				t.Errorf("config = %+v, want %+v", c, tt.want)
+			want := tt.want
+			if want.PublicURL == "" {
+				want.PublicURL = "http://" + want.Listen
+				if strings.HasPrefix(want.Listen, ":") {
+					want.PublicURL = "http://localhost" + want.Listen
+				}
+				want.MicrosoftLoginURL, want.GraphURL = config.DefaultMicrosoftLoginURL, config.DefaultGraphURL
+				want.GoogleOAuthURL, want.GmailURL = config.DefaultGoogleOAuthURL, config.DefaultGmailURL
+			}
+			if c != want {
+				t.Errorf("config = %+v, want %+v", c, want)
 			}
 		})
+	}
+}
+
+func TestRedirectURL(t *testing.T) {
+	t.Parallel()
+	var c config.Config
+	fs, finish := config.NewFlagSet("serve", config.FlagsStore|config.FlagsServe, &c, func(string) string { return "" }, io.Discard)
+	if err := fs.Parse([]string{"--listen", "127.0.0.1:9000"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := finish(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.RedirectURL(), "http://127.0.0.1:9000/oauth/callback"; got != want {
+		t.Errorf("RedirectURL() = %q, want %q", got, want)
+	}
+}
+
+// TestSecretsNotInErrors: a bad setting's error never quotes a client
+// secret or a URL's user information.
+func TestSecretsNotInErrors(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"HOLDFAST_GMAIL_URL": "https://user:hunter2@gmail", "HOLDFAST_MICROSOFT_CLIENT_SECRET": "s3cr3t-value"}
+	var c config.Config
+	fs, finish := config.NewFlagSet("serve", config.FlagsStore|config.FlagsServe, &c, func(k string) string { return env[k] }, io.Discard)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	err := finish()
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("finish() = %v, want an error without the password", err)
+	}
+	delete(env, "HOLDFAST_GMAIL_URL")
+	c = config.Config{}
+	fs, finish = config.NewFlagSet("serve", config.FlagsStore|config.FlagsServe, &c, func(k string) string { return env[k] }, io.Discard)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := finish(); err == nil || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("finish() = %v, want an error without the secret", err)
 	}
 }
