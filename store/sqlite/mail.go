@@ -37,11 +37,19 @@ func (s *Store) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Me
 		} else if n == 0 {
 			return holdfast.ErrNotFound
 		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		st, err := prepareMessageStmts(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer st.close()
 		for i := range msgs {
 			m := &msgs[i]
 			m.InboxID = inboxID
 			m.ReceivedAt = orTime(m.ReceivedAt, time.Time{})
-			isNew, err := s.saveMessage(ctx, tx, m, now)
+			isNew, err := st.save(ctx, m, now)
 			if err != nil {
 				return fmt.Errorf("message %q: %w", m.ProviderID, err)
 			}
@@ -58,13 +66,44 @@ func (s *Store) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Me
 	return added, nil
 }
 
-// saveMessage updates or inserts m within tx and sets m.ID. It reports
-// whether m was inserted.
-func (s *Store) saveMessage(ctx context.Context, tx *sql.Tx, m *holdfast.Message, now time.Time) (bool, error) {
+// messageStmts are the statements SaveSync runs per message, prepared once
+// per transaction: preparing them for every message was the largest cost
+// of a sync.
+type messageStmts struct {
+	update, rekey, insert *sql.Stmt
+}
+
+func prepareMessageStmts(ctx context.Context, tx *sql.Tx) (*messageStmts, error) {
+	st := &messageStmts{}
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{{&st.update, queryUpdateMessageByProviderID}, {&st.rekey, queryRekeyMessage}, {&st.insert, queryInsertMessage}} {
+		stmt, err := tx.PrepareContext(ctx, p.query)
+		if err != nil {
+			st.close()
+			return nil, fmt.Errorf("prepare message statements: %w", err)
+		}
+		*p.dst = stmt
+	}
+	return st, nil
+}
+
+func (st *messageStmts) close() {
+	for _, s := range []*sql.Stmt{st.update, st.rekey, st.insert} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// save updates or inserts m and sets m.ID. It reports whether m was
+// inserted.
+func (st *messageStmts) save(ctx context.Context, m *holdfast.Message, now time.Time) (bool, error) {
 	to, cc, flags := encodeList(m.To), encodeList(m.Cc), encodeList(m.Flags)
 	args := []any{m.InboxID, m.ProviderID, m.InternetMessageID, m.From, to, cc,
 		m.Subject, micros(m.ReceivedAt), m.Snippet, flags, micros(now)}
-	err := tx.QueryRowContext(ctx, queryUpdateMessageByProviderID, args...).Scan(&m.ID)
+	err := st.update.QueryRowContext(ctx, args...).Scan(&m.ID)
 	if err == nil {
 		return false, nil
 	}
@@ -72,7 +111,7 @@ func (s *Store) saveMessage(ctx context.Context, tx *sql.Tx, m *holdfast.Message
 		return false, err
 	}
 	if m.InternetMessageID != "" {
-		err := tx.QueryRowContext(ctx, queryRekeyMessage, args...).Scan(&m.ID)
+		err := st.rekey.QueryRowContext(ctx, args...).Scan(&m.ID)
 		if err == nil {
 			return false, nil
 		}
@@ -81,7 +120,7 @@ func (s *Store) saveMessage(ctx context.Context, tx *sql.Tx, m *holdfast.Message
 		}
 	}
 	m.ID = holdfast.NewID("msg", now)
-	if _, err := tx.ExecContext(ctx, queryInsertMessage,
+	if _, err := st.insert.ExecContext(ctx,
 		m.ID, m.InboxID, m.ProviderID, m.InternetMessageID, m.From, to, cc,
 		m.Subject, micros(m.ReceivedAt), m.Snippet, flags, micros(now), micros(now),
 	); err != nil {
