@@ -9,7 +9,11 @@
 // the send job, one per accepted send, scheduled at its send_at, with
 // send_sweep, which every minute enqueues the due sends that lack a job;
 // and, with WithWebhooks, the webhook_delivery job, one per event and
-// webhook (EnqueueDeliveries), retried with backoff for 24 hours.
+// webhook (EnqueueDeliveries), retried with backoff for 24 hours; and, with
+// WithNotify, the notify job, one per notice (EnqueueNotice), which runs it
+// through package notify's pipeline, notify_resolved for the follow-up
+// (EnqueueFollowUp), and notify_sweep, which every minute enqueues the
+// pending notices that lack a job.
 // The workers are thin: they call the store, the health monitor and the
 // connectors.
 //
@@ -80,6 +84,7 @@ type options struct {
 	retention time.Duration
 	sends     *SendConfig
 	webhooks  *WebhookConfig
+	notify    *NotifyConfig
 }
 
 // WithClock sets the clock that workers read, for example the time a
@@ -174,6 +179,12 @@ func newRunner[TTx any](driver riverdriver.Driver[TTx], schema string, store Sto
 			return nil, errors.New("jobs: WithWebhooks needs Store, Sender and OpenSecret")
 		}
 		river.AddWorker(workers, &WebhookWorker{WebhookConfig: *wc, Clock: o.clock, Logger: logger})
+	}
+	if nc := o.notify; nc != nil {
+		var err error
+		if periodic, err = r.addNotify(nc, workers, periodic, logger); err != nil {
+			return nil, err
+		}
 	}
 
 	c, err := river.NewClient(driver, &river.Config{

@@ -1,0 +1,133 @@
+package jobs_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/jobs"
+	"github.com/holdfast/holdfast/notify"
+)
+
+// countingMailer counts the messages per recipient.
+type countingMailer struct {
+	mu   sync.Mutex
+	sent map[string]int
+}
+
+func (m *countingMailer) Send(_ context.Context, _ string, to []string, _ []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range to {
+		m.sent[r]++
+	}
+	return nil
+}
+
+func (m *countingMailer) count(to string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sent[to]
+}
+
+// TestNotifyJobs runs the notify job through River on each engine: a
+// notice enqueued twice (the writer, then the sweep) goes out once, and a
+// notice stored without a job is found by the sweep; the owner of both
+// inboxes gets one message.
+func TestNotifyJobs(t *testing.T) {
+	t.Parallel()
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			mailer := &countingMailer{sent: map[string]int{}}
+			links, err := notify.NewLinks([]byte(strings.Repeat("k", 32)), "https://h.example.test", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var st holdfast.Store
+			lazy := &lazyNotifyStore{p: &st}
+			n, err := notify.New(notify.Config{
+				Store: lazy, Mailer: mailer, Links: links, From: "no-reply@h.example.test",
+				GroupWait: 500 * time.Millisecond, Logger: testLogger(t),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r *jobs.Runner
+			st, r = e.setup(t, jobs.WithNotify(jobs.NotifyConfig{Store: lazy, Notifier: n}))
+			ctx := t.Context()
+			now := time.Now().UTC()
+			var notices []*holdfast.Notice
+			for i, p := range []holdfast.Provider{holdfast.ProviderMicrosoft, holdfast.ProviderGoogle} {
+				id := []string{"inb_jobs_a", "inb_jobs_b"}[i]
+				in := &holdfast.Inbox{ID: id, Email: "owner@example.test", Provider: p, State: holdfast.StateNeedsReconnect,
+					Reason: "invalid_grant", Credentials: []byte("x"), Since: now, CreatedAt: now, UpdatedAt: now}
+				if err := st.CreateInbox(ctx, in, holdfast.Event{InboxID: id, At: now, NewState: in.State, Cause: holdfast.CauseAPI}); err != nil {
+					t.Fatal(err)
+				}
+				no := &holdfast.Notice{InboxID: id, Episode: 1, Reason: "invalid_grant", At: now}
+				if err := st.AppendNotice(ctx, no); err != nil {
+					t.Fatal(err)
+				}
+				notices = append(notices, no)
+			}
+			for range 2 {
+				if err := r.EnqueueNotice(ctx, notices[0]); err != nil {
+					t.Fatalf("EnqueueNotice = %v", err)
+				}
+			}
+			if err := r.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = r.Stop(context.Background()) })
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				recs, err := st.NoticeRecords(ctx, holdfast.NoticeFilter{Recipient: "owner@example.test"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				done := len(recs) == 2
+				for _, rec := range recs {
+					done = done && rec.Status == holdfast.NoticeSent
+				}
+				if done {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("notices not sent in time: %+v", recs)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			time.Sleep(time.Second) // any duplicate would go out by now
+			if got := mailer.count("owner@example.test"); got != 1 {
+				t.Errorf("%d messages to the owner; want 1", got)
+			}
+		})
+	}
+}
+
+// lazyNotifyStore lets the notifier be made before the store it uses.
+type lazyNotifyStore struct{ p *holdfast.Store }
+
+func (s *lazyNotifyStore) Inbox(ctx context.Context, id string) (*holdfast.Inbox, error) {
+	return (*s.p).Inbox(ctx, id)
+}
+
+func (s *lazyNotifyStore) Events(ctx context.Context, id string, f holdfast.EventFilter) ([]holdfast.Event, error) {
+	return (*s.p).Events(ctx, id, f)
+}
+
+func (s *lazyNotifyStore) Incidents(ctx context.Context, openOnly bool, limit int) ([]*holdfast.Incident, error) {
+	return (*s.p).Incidents(ctx, openOnly, limit)
+}
+
+func (s *lazyNotifyStore) NoticeRecords(ctx context.Context, f holdfast.NoticeFilter) ([]*holdfast.NoticeRecord, error) {
+	return (*s.p).NoticeRecords(ctx, f)
+}
+
+func (s *lazyNotifyStore) ChangeNotice(ctx context.Context, id int64, c holdfast.NoticeChange) (*holdfast.NoticeRecord, error) {
+	return (*s.p).ChangeNotice(ctx, id, c)
+}
