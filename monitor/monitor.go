@@ -54,6 +54,10 @@ type Config struct {
 	// incident is stored, when it opened (opened set) or was resolved. It
 	// must not block.
 	OnIncident func(ctx context.Context, in *holdfast.Incident, opened bool)
+	// OnNotice, if set, is called (from the writer goroutine) right after
+	// a notice is stored, with its ID set: the notify outbox enqueues its
+	// job. It must not block for long.
+	OnNotice func(ctx context.Context, n *holdfast.Notice)
 }
 
 // Monitor owns one health engine. Create it with New, then Start it.

@@ -239,6 +239,9 @@ func (w *writer) persist(ctx context.Context, d decision) error {
 		if errors.Is(err, holdfast.ErrConflict) {
 			return nil // never twice for one episode
 		}
+		if err == nil && w.m.cfg.OnNotice != nil {
+			w.m.cfg.OnNotice(ctx, d.notice)
+		}
 		return err
 	case d.grant != nil:
 		if w.m.cfg.OnGrant != nil {
