@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"strings"
@@ -50,6 +51,20 @@ type Config struct {
 	// AllowPrivateWebhooks lets webhooks reach loopback, private and other
 	// internal addresses, which are refused by default (serve only).
 	AllowPrivateWebhooks bool
+	// NotifySMTPURL is the relay notices are mailed through,
+	// smtp://user:pass@host:port (STARTTLS) or smtps:// (implicit TLS);
+	// empty records notices without mailing them (serve only). It holds a
+	// password: never log it.
+	NotifySMTPURL string
+	// NotifyFrom is the notices' From address (serve only).
+	NotifyFrom string
+	// TemplatesDir holds message templates that replace the embedded ones
+	// of the same name (serve only).
+	TemplatesDir string
+	// NotifyResolved sends one "resolved, nothing to do" follow-up when an
+	// inbox whose owner was told of trouble recovers by itself (serve
+	// only).
+	NotifyResolved bool
 
 	// PublicURL is the base URL the service is reached at from users'
 	// browsers; the OAuth redirect URI is PublicURL/oauth/callback (see
@@ -94,7 +109,9 @@ const (
 	// FlagsServe: --listen, --shutdown-timeout, --sync-interval,
 	// --sync-concurrency, --send-timeout, --mail-ca-file,
 	// --allow-private-webhooks, --public-url and the provider URLs, and
-	// the client credentials from the environment.
+	// the client credentials from the environment, and the notification
+	// flags (--notify-smtp-url, --notify-from, --templates-dir,
+	// --notify-resolved).
 	FlagsServe
 )
 
@@ -117,6 +134,10 @@ var env = map[string]string{
 	"graph-url":              "HOLDFAST_GRAPH_URL",
 	"google-oauth-url":       "HOLDFAST_GOOGLE_OAUTH_URL",
 	"gmail-url":              "HOLDFAST_GMAIL_URL",
+	"notify-smtp-url":        "HOLDFAST_NOTIFY_SMTP_URL",
+	"notify-from":            "HOLDFAST_NOTIFY_FROM",
+	"templates-dir":          "HOLDFAST_TEMPLATES_DIR",
+	"notify-resolved":        "HOLDFAST_NOTIFY_RESOLVED",
 }
 
 // NewFlagSet returns a flag set for subcommand name with the given flag
@@ -139,6 +160,10 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 		fs.DurationVar(&c.SendTimeout, "send-timeout", 6*time.Minute, "bound on one attempt at a send (env HOLDFAST_SEND_TIMEOUT)")
 		fs.StringVar(&c.MailCAFile, "mail-ca-file", "", "PEM file of extra CA certificates to trust for mail servers (env HOLDFAST_MAIL_CA_FILE)")
 		fs.BoolVar(&c.AllowPrivateWebhooks, "allow-private-webhooks", false, "let webhooks reach loopback, private and link-local addresses (env HOLDFAST_ALLOW_PRIVATE_WEBHOOKS)")
+		fs.StringVar(&c.NotifySMTPURL, "notify-smtp-url", "", "relay that mails notices, smtp://user:pass@host:port or smtps://; empty: notices are recorded, not mailed (env HOLDFAST_NOTIFY_SMTP_URL)")
+		fs.StringVar(&c.NotifyFrom, "notify-from", "", "From address of the notices (env HOLDFAST_NOTIFY_FROM)")
+		fs.StringVar(&c.TemplatesDir, "templates-dir", "", "directory of message templates replacing the embedded ones of the same name (env HOLDFAST_TEMPLATES_DIR)")
+		fs.BoolVar(&c.NotifyResolved, "notify-resolved", false, "mail a short follow-up when trouble an owner was told of resolves by itself (env HOLDFAST_NOTIFY_RESOLVED)")
 		fs.StringVar(&c.PublicURL, "public-url", "", "base URL users' browsers reach the service at; the OAuth redirect URI is this plus "+CallbackPath+" (default http://LISTEN; env HOLDFAST_PUBLIC_URL)")
 		fs.StringVar(&c.MicrosoftLoginURL, "microsoft-login-url", DefaultMicrosoftLoginURL, "Microsoft identity platform base URL (env HOLDFAST_MICROSOFT_LOGIN_URL)")
 		fs.StringVar(&c.GraphURL, "graph-url", DefaultGraphURL, "Microsoft Graph base URL (env HOLDFAST_GRAPH_URL)")
@@ -216,6 +241,9 @@ func (c *Config) Validate(groups Flags) error {
 		if err := c.validateProviders(); err != nil {
 			return err
 		}
+		if err := c.validateNotify(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -273,6 +301,36 @@ func httpURL(s string) (*url.URL, error) {
 // RedirectURL returns the OAuth redirect URI to register with the
 // providers: PublicURL followed by CallbackPath. Call it after validation.
 func (c *Config) RedirectURL() string { return c.PublicURL + CallbackPath }
+
+// validateNotify checks the notification settings. Its errors never
+// repeat --notify-smtp-url, which holds a password.
+func (c *Config) validateNotify() error {
+	if c.TemplatesDir != "" {
+		if fi, err := os.Stat(c.TemplatesDir); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--templates-dir: %s is not a readable directory", c.TemplatesDir)
+		}
+	}
+	if c.NotifySMTPURL == "" {
+		return nil
+	}
+	u, err := url.Parse(c.NotifySMTPURL)
+	if err != nil {
+		return errors.New("--notify-smtp-url: not a valid URL")
+	}
+	if u.Scheme != "smtp" && u.Scheme != "smtps" {
+		return errors.New("--notify-smtp-url: want an smtp:// or smtps:// URL")
+	}
+	if u.Hostname() == "" {
+		return errors.New("--notify-smtp-url: no host")
+	}
+	if c.NotifyFrom == "" {
+		return errors.New("--notify-from: required with --notify-smtp-url")
+	}
+	if _, err := mail.ParseAddress(c.NotifyFrom); err != nil {
+		return fmt.Errorf("--notify-from: %q is not an email address", c.NotifyFrom)
+	}
+	return nil
+}
 
 // Logger returns a slog logger writing to w in the configured format and
 // level.

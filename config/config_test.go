@@ -71,6 +71,20 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{name: "bad google oauth url", env: map[string]string{"HOLDFAST_GOOGLE_OAUTH_URL": "oauth2.googleapis.com"}, wantErr: "--google-oauth-url"},
 		{name: "bad gmail url", args: []string{"--gmail-url", "https://user:pw@gmail"}, wantErr: "--gmail-url"},
 		{name: "client secret without id", env: map[string]string{"HOLDFAST_GOOGLE_CLIENT_SECRET": "s"}, wantErr: "HOLDFAST_GOOGLE_CLIENT_ID"},
+		{
+			name: "notifications",
+			args: []string{"--notify-from", "holdfast <no-reply@example.com>", "--notify-resolved"},
+			env:  map[string]string{"HOLDFAST_NOTIFY_SMTP_URL": "smtps://u:pw@relay.example.com", "HOLDFAST_TEMPLATES_DIR": "."},
+			want: config.Config{
+				Listen: "127.0.0.1:8080", DataDir: "./holdfast-data", LogFormat: "text", LogLevel: "info", ShutdownTimeout: 10 * time.Second, SyncInterval: time.Minute, SyncConcurrency: 32, SendTimeout: 6 * time.Minute,
+				NotifySMTPURL: "smtps://u:pw@relay.example.com", NotifyFrom: "holdfast <no-reply@example.com>", TemplatesDir: ".", NotifyResolved: true,
+			},
+		},
+		{name: "notify url not smtp", args: []string{"--notify-smtp-url", "http://u:hunter2@relay", "--notify-from", "a@b.c"}, wantErr: "--notify-smtp-url"},
+		{name: "notify url unparsable", args: []string{"--notify-smtp-url", "smtp://u:hunter2@relay:port", "--notify-from", "a@b.c"}, wantErr: "--notify-smtp-url"},
+		{name: "notify without from", env: map[string]string{"HOLDFAST_NOTIFY_SMTP_URL": "smtp://u:hunter2@relay"}, wantErr: "--notify-from"},
+		{name: "notify bad from", args: []string{"--notify-smtp-url", "smtp://relay", "--notify-from", "not an address"}, wantErr: "--notify-from"},
+		{name: "templates dir missing", args: []string{"--templates-dir", "/nonexistent/holdfast"}, wantErr: "--templates-dir"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,6 +98,9 @@ func TestFlagsAndEnvironment(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("finish() = %v, want an error naming %s", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("finish() = %v; it shows the password", err)
 				}
 				return
 			}
