@@ -33,6 +33,17 @@ func (s *server) addRoutes(mux *http.ServeMux) {
 	v1("DELETE /v1/webhooks/{id}", s.handleDeleteWebhook())
 	v1("GET /v1/webhooks/{id}/deliveries", s.handleListDeliveries())
 	v1("POST /v1/webhooks/{id}/deliveries/{delivery_id}/replay", s.handleReplayDelivery())
+	if s.cfg.Connect != nil {
+		v1("GET /v1/connect/{provider}", s.handleConnect())
+		// The provider sends the user's browser here: no API key.
+		mux.Handle("GET /oauth/callback", s.handleCallback())
+	}
+	if s.cfg.Status != nil {
+		// The owners' status page: the signed token is the authentication.
+		mux.Handle("GET /status/{token}", s.handleStatus())
+		mux.Handle("POST /status/{token}/reconnect/{inbox_id}", s.handleStatusReconnect())
+		mux.Handle("POST /status/{token}/imap/{inbox_id}", s.handleStatusIMAP())
+	}
 	// Anything else under /v1 is an authenticated 404 in the API's format.
 	v1("/v1/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path)

@@ -33,6 +33,13 @@ type Config struct {
 	// Webhooks, if set, serves /v1/webhooks; without it those routes
 	// answer 404.
 	Webhooks *WebhookConfig
+	// Connect, if set, serves the OAuth consent flow (GET
+	// /v1/connect/{provider} and GET /oauth/callback); without it those
+	// routes answer 404.
+	Connect *ConnectConfig
+	// Status, if set, serves the owners' status page (/status/{token});
+	// without it those routes answer 404.
+	Status *StatusConfig
 	// Metrics, if set, serves /metrics and counts requests.
 	Metrics MetricsHandler
 	// MaxBodyBytes caps request bodies; zero means 1 MiB.
@@ -59,6 +66,12 @@ func NewServer(cfg Config) (http.Handler, error) {
 	}
 	if wc := cfg.Webhooks; wc != nil && (wc.Guard == nil || wc.SealSecret == nil || wc.Queue == nil) {
 		return nil, errors.New("httpapi: Webhooks needs Guard, SealSecret and Queue")
+	}
+	if cc := cfg.Connect; cc != nil && cc.Health == nil {
+		return nil, errors.New("httpapi: Connect needs Health")
+	}
+	if sc := cfg.Status; sc != nil && sc.Links == nil {
+		return nil, errors.New("httpapi: Status needs Links")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = holdfast.SystemClock{}

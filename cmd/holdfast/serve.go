@@ -22,6 +22,7 @@ import (
 	"github.com/holdfast/holdfast/metrics"
 	"github.com/holdfast/holdfast/monitor"
 	"github.com/holdfast/holdfast/provider/imap"
+	"github.com/holdfast/holdfast/provider/oauth"
 	"github.com/holdfast/holdfast/secrets"
 	"github.com/holdfast/holdfast/syncer"
 	"github.com/holdfast/holdfast/webhook"
@@ -93,6 +94,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	sources, err := oauthSources(&cfg, log)
+	if err != nil {
+		return err
+	}
+	consent := &httpapi.ConnectConfig{Providers: map[holdfast.Provider]httpapi.OAuthProvider{}, Health: mon}
+	for p, src := range sources {
+		consent.Providers[p] = src
+	}
 	session := func(_ context.Context, in *holdfast.Inbox) (*holdfast.Session, error) {
 		c, err := secrets.OpenCredentials(ring, in.ID, in.Credentials)
 		if err != nil {
@@ -139,6 +148,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Sends:   jobs,
 		Logger:  log,
 		Metrics: m,
+		Connect: consent,
 		Webhooks: &httpapi.WebhookConfig{
 			Guard: guard, Queue: jobs, Changed: pub.Invalidate,
 			SealSecret: func(id, secret string) ([]byte, error) {
@@ -262,6 +272,42 @@ func connectors(cfg *config.Config, log *slog.Logger) (map[holdfast.Provider]hol
 	return map[holdfast.Provider]holdfast.Connector{
 		holdfast.ProviderIMAP: imap.New(imap.Config{TLSConfig: tlsConfig, Logger: log.With("component", "imap")}),
 	}, nil
+}
+
+// oauthSources returns the token source of each OAuth provider whose
+// client ID is set, for the consent flow. With a Google OAuth URL other
+// than the real one (an emulator), the consent page is served under it
+// too, at /o/oauth2/v2/auth.
+func oauthSources(cfg *config.Config, log *slog.Logger) (map[holdfast.Provider]*oauth.Source, error) {
+	out := map[holdfast.Provider]*oauth.Source{}
+	add := func(c oauth.Config) error {
+		c.RedirectURL, c.Logger = cfg.RedirectURL(), log.With("component", "oauth")
+		src, err := oauth.New(c)
+		if err != nil {
+			return fmt.Errorf("%s OAuth client: %w", c.Provider, err)
+		}
+		out[c.Provider] = src
+		return nil
+	}
+	if cfg.MicrosoftClientID != "" {
+		if err := add(oauth.Config{Provider: holdfast.ProviderMicrosoft, BaseURL: cfg.MicrosoftLoginURL,
+			ClientID: cfg.MicrosoftClientID, ClientSecret: cfg.MicrosoftClientSecret}); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.GoogleClientID != "" {
+		var authURL string
+		if cfg.GoogleOAuthURL != config.DefaultGoogleOAuthURL {
+			authURL = cfg.GoogleOAuthURL + "/o/oauth2/v2/auth"
+		}
+		if err := add(oauth.Config{Provider: holdfast.ProviderGoogle, BaseURL: cfg.GoogleOAuthURL, AuthURL: authURL,
+			ClientID: cfg.GoogleClientID, ClientSecret: cfg.GoogleClientSecret}); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("OAuth consent flow", "redirect_uri", cfg.RedirectURL(),
+		"microsoft", out[holdfast.ProviderMicrosoft] != nil, "google", out[holdfast.ProviderGoogle] != nil)
+	return out, nil
 }
 
 // backend is an opened store engine with what serve needs from it.
