@@ -1,0 +1,272 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/notify"
+)
+
+//go:embed templates/status.html.tmpl
+var statusFS embed.FS
+
+var statusTemplate = template.Must(template.ParseFS(statusFS, "templates/status.html.tmpl"))
+
+// StatusConfig serves the owners' status page, GET /status/{token}: no
+// API key, the signed token in the path is the authentication.
+type StatusConfig struct {
+	// Links verifies the tokens and makes the per-form tokens. Required.
+	Links *notify.Links
+	// ReconnectURL, if set, is where the reconnect button of a Microsoft
+	// or Google inbox sends the owner: the host application's page that
+	// starts the consent flow. "{provider}", "{email}" and "{inbox_id}"
+	// in it are replaced, query-escaped. Without it the page tells the
+	// owner to reconnect from the application they connected the inbox
+	// with.
+	ReconnectURL string
+	// Reconnected, if set, is told that an owner entered a new IMAP
+	// password (*monitor.Monitor's Reconnected, which moves the inbox
+	// back through the health engine). Without it the store moves the
+	// inbox to connecting.
+	Reconnected func(ctx context.Context, inboxID string) error
+}
+
+// statusInbox is one inbox as the status page shows it.
+type statusInbox struct {
+	ID       string
+	Email    string
+	Provider string
+	// Kind is "ok", "checking", "paused", "reconnect" or "admin".
+	Kind    string
+	Message string
+	// Incident describes the provider incident covering the inbox.
+	Incident string
+	// OAuth inboxes get a reconnect button, IMAP ones a password form.
+	OAuth        bool
+	CanReconnect bool
+	FormToken    string
+}
+
+// statusPage is what templates/status.html.tmpl sees.
+type statusPage struct {
+	Expired bool
+	Token   string
+	Email   string
+	Inboxes []statusInbox
+	Notice  string
+	Error   string
+}
+
+// providerName is a provider as owners know it.
+func providerName(p holdfast.Provider) string {
+	switch p {
+	case holdfast.ProviderMicrosoft:
+		return "Microsoft"
+	case holdfast.ProviderGoogle:
+		return "Google"
+	}
+	return "your mail server"
+}
+
+// owner verifies the request's token and returns the owner's email, or
+// writes the expired page.
+func (s *server) owner(w http.ResponseWriter, r *http.Request) (token, email string, ok bool) {
+	token = r.PathValue("token")
+	email, err := s.cfg.Status.Links.Verify(token, s.cfg.Clock.Now())
+	if err != nil {
+		renderStatus(w, http.StatusNotFound, statusPage{Expired: true})
+		return "", "", false
+	}
+	return token, email, true
+}
+
+// ownerInboxes returns the live state of every inbox whose email is the
+// owner's.
+func (s *server) ownerInboxes(ctx context.Context, token, email string) ([]statusInbox, error) {
+	open, err := s.cfg.Store.Incidents(ctx, true, 1000)
+	if err != nil {
+		return nil, err
+	}
+	var out []statusInbox
+	for _, p := range holdfast.Providers {
+		in, err := s.cfg.Store.InboxByEmail(ctx, p, email)
+		if errors.Is(err, holdfast.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		v := statusInbox{ID: in.ID, Email: in.Email, Provider: providerName(in.Provider), Message: in.Message,
+			OAuth: in.Provider != holdfast.ProviderIMAP}
+		if v.Message == "" {
+			v.Message = holdfast.DefaultMessage(in.State)
+		}
+		inc := notify.Covering(open, in, in.State == holdfast.StateNeedsAdmin)
+		switch {
+		case in.State == holdfast.StatePaused || (inc != nil && in.ActionRequired() != holdfast.RequireNone):
+			v.Kind, v.Message = "paused", holdfast.DefaultMessage(holdfast.StatePaused)
+		case in.State == holdfast.StateNeedsReconnect:
+			v.Kind = "reconnect"
+			action := "imap"
+			if v.OAuth {
+				action = "reconnect"
+			}
+			v.CanReconnect = !v.OAuth || s.cfg.Status.ReconnectURL != ""
+			v.FormToken = s.cfg.Status.Links.FormToken(token, in.ID, action)
+		case in.State == holdfast.StateNeedsAdmin:
+			v.Kind = "admin"
+		case in.State == holdfast.StateConnected:
+			v.Kind = "ok"
+		default:
+			v.Kind = "checking"
+		}
+		if inc != nil {
+			v.Incident = "It started on " + inc.OpenedAt.UTC().Format("2 January 2006 at 15:04") + " UTC."
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// handleStatus serves GET /status/{token}.
+func (s *server) handleStatus() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, email, ok := s.owner(w, r)
+		if !ok {
+			return
+		}
+		page := statusPage{Token: token, Email: email}
+		switch r.URL.Query().Get("done") {
+		case "imap":
+			page.Notice = "Thank you: holdfast is checking the new password now."
+		case "bad":
+			page.Error = "That form has expired; please try again."
+		}
+		s.renderOwner(w, r, http.StatusOK, page)
+	})
+}
+
+func (s *server) renderOwner(w http.ResponseWriter, r *http.Request, status int, page statusPage) {
+	inboxes, err := s.ownerInboxes(r.Context(), page.Token, page.Email)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "status page", "err", err)
+		http.Error(w, "Something went wrong; please try again in a minute.", http.StatusInternalServerError)
+		return
+	}
+	page.Inboxes = inboxes
+	renderStatus(w, status, page)
+}
+
+// ownerForm checks a status page form: the token, that the inbox is the
+// owner's, and the per-form token. It returns the inbox, or writes the
+// answer itself.
+func (s *server) ownerForm(w http.ResponseWriter, r *http.Request, action string) (string, *holdfast.Inbox, bool) {
+	token, email, ok := s.owner(w, r)
+	if !ok {
+		return "", nil, false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	id := r.PathValue("inbox_id")
+	in, err := s.cfg.Store.Inbox(r.Context(), id)
+	if err != nil || !strings.EqualFold(in.Email, email) || r.ParseForm() != nil ||
+		!s.cfg.Status.Links.CheckFormToken(r.PostForm.Get("form_token"), token, id, action) {
+		http.Redirect(w, r, "/status/"+token+"?done=bad", http.StatusSeeOther)
+		return "", nil, false
+	}
+	return token, in, true
+}
+
+// handleStatusReconnect serves POST /status/{token}/reconnect/{inbox_id}:
+// it sends the owner of a Microsoft or Google inbox on to ReconnectURL.
+func (s *server) handleStatusReconnect() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, in, ok := s.ownerForm(w, r, "reconnect")
+		if !ok {
+			return
+		}
+		if in.Provider == holdfast.ProviderIMAP || s.cfg.Status.ReconnectURL == "" {
+			http.Redirect(w, r, "/status/"+token+"?done=bad", http.StatusSeeOther)
+			return
+		}
+		u := strings.NewReplacer(
+			"{provider}", url.QueryEscape(string(in.Provider)),
+			"{email}", url.QueryEscape(in.Email),
+			"{inbox_id}", url.QueryEscape(in.ID),
+		).Replace(s.cfg.Status.ReconnectURL)
+		http.Redirect(w, r, u, http.StatusSeeOther)
+	})
+}
+
+// handleStatusIMAP serves POST /status/{token}/imap/{inbox_id}: a new
+// password for an IMAP inbox, sealed and stored; the inbox goes back
+// through the health engine and is synced at once.
+func (s *server) handleStatusIMAP() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, in, ok := s.ownerForm(w, r, "imap")
+		if !ok {
+			return
+		}
+		pw := r.PostForm.Get("password")
+		if in.Provider != holdfast.ProviderIMAP || pw == "" || len(pw) > 1024 {
+			http.Redirect(w, r, "/status/"+token+"?done=bad", http.StatusSeeOther)
+			return
+		}
+		if err := s.statusSetPassword(r.Context(), in, pw); err != nil {
+			s.log.ErrorContext(r.Context(), "status page: new IMAP password", "inbox_id", in.ID, "err", err)
+			http.Error(w, "Something went wrong; please try again in a minute.", http.StatusInternalServerError)
+			return
+		}
+		s.log.InfoContext(r.Context(), "owner entered a new IMAP password", "inbox_id", in.ID)
+		http.Redirect(w, r, "/status/"+token+"?done=imap", http.StatusSeeOther)
+	})
+}
+
+func (s *server) statusSetPassword(ctx context.Context, in *holdfast.Inbox, pw string) error {
+	sealed, err := s.cfg.SealCredentials(in.ID, Credentials{Password: pw})
+	if err != nil {
+		return fmt.Errorf("seal credentials for inbox %s: %w", in.ID, err)
+	}
+	if err := s.cfg.Store.SetCredentials(ctx, in.ID, sealed); err != nil {
+		return err
+	}
+	if f := s.cfg.Status.Reconnected; f != nil {
+		if err := f(ctx, in.ID); err != nil {
+			return err
+		}
+	} else if _, err := s.cfg.Store.ChangeState(ctx, in.ID, holdfast.StateChange{
+		From: in.State, To: holdfast.StateConnecting, Reason: "credentials_updated",
+		Message: holdfast.DefaultMessage(holdfast.StateConnecting), Cause: holdfast.CauseAPI, At: s.cfg.Clock.Now(),
+	}); err != nil && !errors.Is(err, holdfast.ErrConflict) {
+		return err
+	}
+	if s.cfg.Syncer != nil {
+		_ = s.cfg.Syncer.Now(in.ID) // an inbox without a connector is not synced
+	}
+	return nil
+}
+
+// renderStatus writes the page with headers that keep the token private:
+// no referrer, no caching, no framing.
+func renderStatus(w http.ResponseWriter, status int, page statusPage) {
+	var buf bytes.Buffer
+	if err := statusTemplate.Execute(&buf, page); err != nil {
+		http.Error(w, "Something went wrong; please try again in a minute.", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https:; frame-ancestors 'none'; base-uri 'none'")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}

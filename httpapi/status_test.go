@@ -1,0 +1,260 @@
+package httpapi_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/httpapi"
+	"github.com/holdfast/holdfast/monitor"
+	"github.com/holdfast/holdfast/notify"
+	"github.com/holdfast/holdfast/store/sqlite"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+
+type fixedClock time.Time
+
+func (c fixedClock) Now() time.Time { return time.Time(c) }
+
+// fakeHealth is the health engine's operator surface, doing nothing.
+type fakeHealth struct{}
+
+func (fakeHealth) Declare(context.Context, monitor.Declaration) (*holdfast.Incident, error) {
+	return nil, errors.New("not here")
+}
+func (fakeHealth) Resolve(context.Context, int64) (*holdfast.Incident, error) {
+	return nil, errors.New("not here")
+}
+func (fakeHealth) Release(context.Context, int64) error { return errors.New("not here") }
+func (fakeHealth) AddInbox(*holdfast.Inbox) error       { return nil }
+func (fakeHealth) RemoveInbox(string)                   {}
+
+type statusBundle struct {
+	store       *sqlite.Store
+	links       *notify.Links
+	srv         *httptest.Server
+	mu          sync.Mutex
+	reconnected []string
+	sealed      map[string]string
+}
+
+func setupStatus(t *testing.T, reconnectURL string) *statusBundle {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "holdfast.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	links, err := notify.NewLinks([]byte(strings.Repeat("k", 32)), "http://holdfast.test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &statusBundle{store: st, links: links, sealed: map[string]string{}}
+	h, err := httpapi.NewServer(httpapi.Config{
+		Store: st, Health: fakeHealth{}, Logger: slog.New(slog.DiscardHandler), Clock: fixedClock(t0),
+		SealCredentials: func(id string, c httpapi.Credentials) ([]byte, error) {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.sealed[id] = c.Password
+			return []byte("sealed:" + id), nil
+		},
+		Status: &httpapi.StatusConfig{
+			Links: links, ReconnectURL: reconnectURL,
+			Reconnected: func(_ context.Context, id string) error {
+				b.mu.Lock()
+				defer b.mu.Unlock()
+				b.reconnected = append(b.reconnected, id)
+				return nil
+			},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.srv = httptest.NewServer(h)
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func (b *statusBundle) inbox(t *testing.T, id, email string, p holdfast.Provider, st holdfast.State) {
+	t.Helper()
+	in := &holdfast.Inbox{ID: id, Email: email, Provider: p, Tenant: "example.test", State: st, Reason: "created",
+		Message: holdfast.DefaultMessage(st), Credentials: []byte("x"), Since: t0, CreatedAt: t0, UpdatedAt: t0}
+	if err := b.store.CreateInbox(t.Context(), in, holdfast.Event{InboxID: id, At: t0, NewState: st, Cause: holdfast.CauseAPI}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// client does not follow redirects.
+var client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func get(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := client.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "status", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
+	}
+}
+
+// TestStatusPage renders the page of one owner in each state, and the
+// expired page, against golden files.
+func TestStatusPage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		reconnectURL string
+		setup        func(t *testing.T, b *statusBundle)
+	}{
+		{"connected", "", func(t *testing.T, b *statusBundle) {
+			b.inbox(t, "inb_ms", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateConnected)
+		}},
+		{"paused", "", func(t *testing.T, b *statusBundle) {
+			b.inbox(t, "inb_ms", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StatePaused)
+			if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{ID: 1, Kind: "provider_outage", Provider: holdfast.ProviderMicrosoft, OpenedAt: t0.Add(-time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"needs_reconnect", "https://app.example.test/reconnect?provider={provider}&email={email}", func(t *testing.T, b *statusBundle) {
+			b.inbox(t, "inb_ms", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+			b.inbox(t, "inb_imap", "Owner@example.test", holdfast.ProviderIMAP, holdfast.StateNeedsReconnect)
+			b.inbox(t, "inb_g", "owner@example.test", holdfast.ProviderGoogle, holdfast.StateNeedsAdmin)
+		}},
+		{"needs_reconnect_no_link", "", func(t *testing.T, b *statusBundle) {
+			b.inbox(t, "inb_g", "owner@example.test", holdfast.ProviderGoogle, holdfast.StateNeedsReconnect)
+		}},
+		{"no_inboxes", "", func(*testing.T, *statusBundle) {}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupStatus(t, tt.reconnectURL)
+			tt.setup(t, b)
+			u, _ := b.links.StatusURL("owner@example.test", t0)
+			code, body := get(t, b.srv.URL+strings.TrimPrefix(u, "http://holdfast.test"))
+			if code != http.StatusOK {
+				t.Fatalf("GET status page = %d", code)
+			}
+			golden(t, tt.name, body)
+		})
+	}
+}
+
+func TestStatusPageExpiredOrTampered(t *testing.T) {
+	t.Parallel()
+	b := setupStatus(t, "")
+	b.inbox(t, "inb_ms", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+	expired := b.links.Sign("owner@example.test", t0.Add(-time.Second))
+	unknown := b.links.Sign("nobody@example.test", t0.Add(-time.Second))
+	valid := b.links.Sign("owner@example.test", t0.Add(time.Hour))
+	tampered := strings.Replace(valid, ".", "x.", 1)
+	var bodies []string
+	for _, tok := range []string{expired, unknown, tampered, "nonsense"} {
+		code, body := get(t, b.srv.URL+"/status/"+tok)
+		if code != http.StatusNotFound {
+			t.Errorf("GET /status/%s = %d; want 404", tok, code)
+		}
+		bodies = append(bodies, body)
+	}
+	for _, body := range bodies[1:] {
+		if body != bodies[0] {
+			t.Error("expired pages differ: they must not tell whether the email exists")
+		}
+	}
+	golden(t, "expired", bodies[0])
+}
+
+func TestStatusForms(t *testing.T) {
+	t.Parallel()
+	b := setupStatus(t, "https://app.example.test/reconnect?provider={provider}&email={email}")
+	b.inbox(t, "inb_ms", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+	b.inbox(t, "inb_imap", "owner@example.test", holdfast.ProviderIMAP, holdfast.StateNeedsReconnect)
+	b.inbox(t, "inb_other", "other@example.test", holdfast.ProviderIMAP, holdfast.StateNeedsReconnect)
+	tok := b.links.Sign("owner@example.test", t0.Add(time.Hour))
+	post := func(path string, form url.Values) (int, string) {
+		t.Helper()
+		resp, err := client.PostForm(b.srv.URL+path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Location")
+	}
+	bad := "/status/" + tok + "?done=bad"
+	tests := []struct {
+		name, path   string
+		form         url.Values
+		wantCode     int
+		wantLocation string
+	}{
+		{"ReconnectRedirects", "/status/" + tok + "/reconnect/inb_ms",
+			url.Values{"form_token": {b.links.FormToken(tok, "inb_ms", "reconnect")}},
+			http.StatusSeeOther, "https://app.example.test/reconnect?provider=microsoft&email=owner%40example.test"},
+		{"ReconnectWithoutFormToken", "/status/" + tok + "/reconnect/inb_ms", nil, http.StatusSeeOther, bad},
+		{"FormTokenOfAnotherInbox", "/status/" + tok + "/imap/inb_imap",
+			url.Values{"form_token": {b.links.FormToken(tok, "inb_ms", "imap")}, "password": {"p"}}, http.StatusSeeOther, bad},
+		{"AnotherOwnersInbox", "/status/" + tok + "/imap/inb_other",
+			url.Values{"form_token": {b.links.FormToken(tok, "inb_other", "imap")}, "password": {"p"}}, http.StatusSeeOther, bad},
+		{"ExpiredToken", "/status/" + b.links.Sign("owner@example.test", t0) + "/imap/inb_imap",
+			url.Values{"form_token": {b.links.FormToken(tok, "inb_imap", "imap")}, "password": {"p"}}, http.StatusNotFound, ""},
+		{"NewPassword", "/status/" + tok + "/imap/inb_imap",
+			url.Values{"form_token": {b.links.FormToken(tok, "inb_imap", "imap")}, "password": {"n3w pass"}},
+			http.StatusSeeOther, "/status/" + tok + "?done=imap"},
+	}
+	for _, tt := range tests {
+		code, loc := post(tt.path, tt.form)
+		if code != tt.wantCode || loc != tt.wantLocation {
+			t.Errorf("%s: POST = %d %q; want %d %q", tt.name, code, loc, tt.wantCode, tt.wantLocation)
+		}
+	}
+	if diff := cmp.Diff(map[string]string{"inb_imap": "n3w pass"}, b.sealed); diff != "" {
+		t.Errorf("sealed passwords (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"inb_imap"}, b.reconnected); diff != "" {
+		t.Errorf("reconnected (-want +got):\n%s", diff)
+	}
+	in, err := b.store.Inbox(t.Context(), "inb_imap")
+	if err != nil || string(in.Credentials) != "sealed:inb_imap" {
+		t.Errorf("inbox credentials = %q, %v; want the sealed new password", in.Credentials, err)
+	}
+}
