@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 
+	"golang.org/x/oauth2"
+
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/notify"
 )
@@ -26,8 +28,9 @@ type StatusConfig struct {
 	// Links verifies the tokens and makes the per-form tokens. Required.
 	Links *notify.Links
 	// ReconnectURL, if set, is where the reconnect button of a Microsoft
-	// or Google inbox sends the owner: the host application's page that
-	// starts the consent flow. "{provider}", "{email}" and "{inbox_id}"
+	// or Google inbox sends the owner when the consent flow is not served
+	// here (Config.Connect without that provider): the host application's
+	// page that starts it. "{provider}", "{email}" and "{inbox_id}"
 	// in it are replaced, query-escaped. Without it the page tells the
 	// owner to reconnect from the application they connected the inbox
 	// with.
@@ -119,7 +122,7 @@ func (s *server) ownerInboxes(ctx context.Context, token, email string) ([]statu
 			if v.OAuth {
 				action = "reconnect"
 			}
-			v.CanReconnect = !v.OAuth || s.cfg.Status.ReconnectURL != ""
+			v.CanReconnect = !v.OAuth || s.cfg.Status.ReconnectURL != "" || s.consentProvider(in.Provider) != nil
 			v.FormToken = s.cfg.Status.Links.FormToken(token, in.ID, action)
 		case in.State == holdfast.StateNeedsAdmin:
 			v.Kind = "admin"
@@ -192,6 +195,16 @@ func (s *server) handleStatusReconnect() http.Handler {
 		if !ok {
 			return
 		}
+		if op := s.consentProvider(in.Provider); op != nil {
+			u, err := s.startConsent(r.Context(), in, op, s.cfg.Status.Links.PublicURL+"/status/"+token)
+			if err != nil {
+				s.log.ErrorContext(r.Context(), "status page: start consent flow", "inbox_id", in.ID, "err", err)
+				http.Error(w, "Something went wrong; please try again in a minute.", http.StatusInternalServerError)
+				return
+			}
+			http.Redirect(w, r, u, http.StatusSeeOther)
+			return
+		}
 		if in.Provider == holdfast.ProviderIMAP || s.cfg.Status.ReconnectURL == "" {
 			http.Redirect(w, r, "/status/"+token+"?done=bad", http.StatusSeeOther)
 			return
@@ -203,6 +216,35 @@ func (s *server) handleStatusReconnect() http.Handler {
 		).Replace(s.cfg.Status.ReconnectURL)
 		http.Redirect(w, r, u, http.StatusSeeOther)
 	})
+}
+
+// consentProvider returns the consent flow's side of provider p, or nil
+// when the flow is not served for it.
+func (s *server) consentProvider(p holdfast.Provider) OAuthProvider {
+	if s.cfg.Connect == nil {
+		return nil
+	}
+	return s.cfg.Connect.Providers[p]
+}
+
+// startConsent starts the consent flow (as GET /v1/connect/{provider}
+// does) for the owner of inbox in, coming back to redirect, and returns
+// the provider's authorization URL.
+func (s *server) startConsent(ctx context.Context, in *holdfast.Inbox, op OAuthProvider, redirect string) (string, error) {
+	state, verifier := randomToken(), oauth2.GenerateVerifier()
+	now := s.cfg.Clock.Now().UTC().Truncate(holdfast.StoreTimePrecision)
+	life := s.cfg.Connect.StateLifetime
+	if life <= 0 {
+		life = DefaultStateLifetime
+	}
+	st := &holdfast.OAuthState{
+		Hash: stateHash(state), Provider: in.Provider, Email: in.Email, Verifier: verifier,
+		RedirectURI: redirect, CreatedAt: now, ExpiresAt: now.Add(life),
+	}
+	if err := s.cfg.Store.SaveOAuthState(ctx, st); err != nil {
+		return "", fmt.Errorf("start %s consent flow: %w", in.Provider, err)
+	}
+	return withQuery(op.AuthCodeURL(state, verifier), url.Values{"login_hint": {in.Email}})
 }
 
 // handleStatusIMAP serves POST /status/{token}/imap/{inbox_id}: a new

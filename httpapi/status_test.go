@@ -258,3 +258,63 @@ func TestStatusForms(t *testing.T) {
 		t.Errorf("inbox credentials = %q, %v; want the sealed new password", in.Credentials, err)
 	}
 }
+
+// fakeOAuth is a provider's side of the consent flow.
+type fakeOAuth struct{}
+
+func (fakeOAuth) AuthCodeURL(state, _ string) string {
+	return "https://login.example.test/authorize?state=" + url.QueryEscape(state)
+}
+
+func (fakeOAuth) Exchange(context.Context, string, string, string) (string, error) {
+	return "", errors.New("not here")
+}
+
+type fakeReconnector struct{}
+
+func (fakeReconnector) Reconnected(context.Context, string) error { return nil }
+
+// TestStatusReconnectStartsConsent: with the consent flow served, the
+// reconnect button goes straight to the provider's authorization URL.
+func TestStatusReconnectStartsConsent(t *testing.T) {
+	t.Parallel()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "holdfast.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	links, _ := notify.NewLinks([]byte(strings.Repeat("k", 32)), "http://holdfast.test", 0)
+	h, err := httpapi.NewServer(httpapi.Config{
+		Store: st, Health: fakeHealth{}, Logger: slog.New(slog.DiscardHandler), Clock: fixedClock(t0),
+		SealCredentials: func(string, httpapi.Credentials) ([]byte, error) { return nil, nil },
+		Connect: &httpapi.ConnectConfig{
+			Providers: map[holdfast.Provider]httpapi.OAuthProvider{holdfast.ProviderMicrosoft: fakeOAuth{}},
+			Health:    fakeReconnector{},
+		},
+		Status: &httpapi.StatusConfig{Links: links},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	b := &statusBundle{store: st}
+	b.inbox(t, "inb_ms", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+	tok := links.Sign("owner@example.test", t0.Add(time.Hour))
+	code, page := get(t, srv.URL+"/status/"+tok)
+	if code != http.StatusOK || !strings.Contains(page, "Reconnect with Microsoft</button>") {
+		t.Fatalf("GET status page = %d without the reconnect button:\n%s", code, page)
+	}
+	resp, err := client.PostForm(srv.URL+"/status/"+tok+"/reconnect/inb_ms", url.Values{"form_token": {links.FormToken(tok, "inb_ms", "reconnect")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "https://login.example.test/authorize?") || !strings.Contains(loc, "login_hint=owner%40example.test") {
+		t.Errorf("POST reconnect = %d %q; want a redirect to the authorization URL with the login hint", resp.StatusCode, loc)
+	}
+}
