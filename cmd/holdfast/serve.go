@@ -76,14 +76,34 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	var (
 		syn *syncer.Syncer
 		pub *webhook.Publisher
+		// outbox enqueues the notify jobs; set once the job runner exists.
+		outbox jobRunner
 	)
+	ntf, links, err := notifier(&cfg, store, log)
+	if err != nil {
+		return err
+	}
 	mon, err := monitor.New(ctx, monitor.Config{
 		Store: store, Logger: log.With("component", "health"),
 		OnGrant: func(inboxID string, _ bool) { _ = syn.Now(inboxID) },
 		OnStateChange: func(ctx context.Context, in *holdfast.Inbox, from holdfast.State) {
 			pub.InboxStateChanged(ctx, in, from)
+			if ntf != nil && ntf.Resolved() && in.State == holdfast.StateConnected && from.ActionRequired() != holdfast.RequireNone {
+				if err := outbox.EnqueueFollowUp(ctx, in.ID, in.Since); err != nil {
+					log.Warn("enqueue resolved follow-up", "inbox_id", in.ID, "err", err)
+				}
+			}
 		},
 		OnIncident: func(ctx context.Context, in *holdfast.Incident, opened bool) { pub.IncidentChanged(ctx, in, opened) },
+		OnNotice: func(ctx context.Context, n *holdfast.Notice) {
+			if ntf == nil {
+				return
+			}
+			// On an error the notify sweep enqueues it within a minute.
+			if err := outbox.EnqueueNotice(ctx, n); err != nil {
+				log.Warn("enqueue notice", "notice_id", n.ID, "err", err)
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -123,7 +143,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	guard := &webhook.Guard{AllowPrivate: cfg.AllowPrivateWebhooks}
 	sender := webhook.NewSender(guard, webhook.DefaultTimeout)
 	defer sender.Close()
-	jobs, err := b.newJobs(store, log,
+	jobOpts := []jobs.Option{
 		jobs.WithSends(jobs.SendConfig{
 			Store: store, Monitor: mon, Connectors: conns, Session: session, Timeout: cfg.SendTimeout,
 			OnOutcome: func(ctx context.Context, s *holdfast.Send) { pub.SendChanged(ctx, s) },
@@ -133,10 +153,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			OpenSecret: func(id string, sealed []byte) ([]byte, error) { return ring.Open(sealed, webhookSecretAAD(id)) },
 			OnDisabled: func(string) { pub.Invalidate() },
 		}),
-	)
+	}
+	if ntf != nil {
+		jobOpts = append(jobOpts, jobs.WithNotify(jobs.NotifyConfig{Store: store, Notifier: ntf}))
+	}
+	jobs, err := b.newJobs(store, log, jobOpts...)
 	if err != nil {
 		return err
 	}
+	outbox = jobs
 	pub, err = webhook.NewPublisher(webhook.PublisherConfig{Store: store, Queue: jobs, Logger: log.With("component", "webhook")})
 	if err != nil {
 		return err
@@ -149,6 +174,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Logger:  log,
 		Metrics: m,
 		Connect: consent,
+		Status:  &httpapi.StatusConfig{Links: links, Reconnected: mon.Reconnected},
 		Webhooks: &httpapi.WebhookConfig{
 			Guard: guard, Queue: jobs, Changed: pub.Invalidate,
 			SealSecret: func(id, secret string) ([]byte, error) {
@@ -245,6 +271,8 @@ type jobRunner interface {
 	Stop(ctx context.Context) error
 	Enqueue(ctx context.Context, s *holdfast.Send) error
 	EnqueueDeliveries(ctx context.Context, ds []webhook.Delivery) error
+	EnqueueNotice(ctx context.Context, n *holdfast.Notice) error
+	EnqueueFollowUp(ctx context.Context, inboxID string, since time.Time) error
 }
 
 // webhookSecretAAD binds a webhook's sealed signing secret to its ID.

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/config"
+	"github.com/holdfast/holdfast/notify"
+)
+
+// notifier makes the status links and, with --notify-smtp-url, the notify
+// pipeline (nil without). The status-link key is derived from
+// HOLDFAST_SECRET_KEY when it is set (every node signs alike), else kept
+// in the data directory.
+func notifier(cfg *config.Config, store notify.Store, log *slog.Logger) (*notify.Notifier, *notify.Links, error) {
+	var key []byte
+	if cfg.SecretKey != "" {
+		key = notify.DeriveKey(cfg.SecretKey)
+	} else {
+		if err := cfg.EnsureDataDir(); err != nil {
+			return nil, nil, err
+		}
+		k, err := notify.LoadOrCreateKey(cfg.DataDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		key = k
+	}
+	links, err := notify.NewLinks(key, cfg.PublicURL, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.NotifySMTPURL == "" {
+		log.Info("notices are recorded and published through the state-change webhooks, but no email is sent: --notify-smtp-url is not set")
+		return nil, links, nil
+	}
+	relay, err := notify.ParseSMTPURL(cfg.NotifySMTPURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--notify-smtp-url: %w", err)
+	}
+	tmpl, err := notify.LoadTemplates(cfg.TemplatesDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--templates-dir: %w", err)
+	}
+	tlsConfig, err := mailTLSConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	nlog := log.With("component", "notify")
+	n, err := notify.New(notify.Config{
+		Store: store, Mailer: notify.NewSMTPMailer(relay, tlsConfig, nlog), Templates: tmpl, Links: links,
+		From: cfg.NotifyFrom, Resolved: cfg.NotifyResolved, Logger: nlog, Clock: holdfast.SystemClock{},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	nlog.Info("notices are mailed", "relay", relay.String(), "from", cfg.NotifyFrom, "resolved_follow_up", cfg.NotifyResolved)
+	return n, links, nil
+}
+
+// mailTLSConfig trusts --mail-ca-file's certificates besides the system's,
+// or returns nil (the system roots) without it.
+func mailTLSConfig(cfg *config.Config) (*tls.Config, error) {
+	if cfg.MailCAFile == "" {
+		return nil, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	pem, err := os.ReadFile(cfg.MailCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("--mail-ca-file: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--mail-ca-file: no PEM certificate in %s", cfg.MailCAFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}

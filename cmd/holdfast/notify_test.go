@@ -1,0 +1,141 @@
+package main
+
+import (
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/provider/mailtest"
+	"github.com/holdfast/holdfast/store/sqlite"
+)
+
+// statusPath finds the status page path in the messages delivered to
+// email's INBOX on srv (quoted-printable soft breaks removed).
+func statusPath(t *testing.T, srv *mailtest.Server, email string) string {
+	t.Helper()
+	re := regexp.MustCompile(`/status/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+`)
+	local := email[:strings.IndexByte(email, '@')]
+	var found string
+	_ = filepath.WalkDir(srv.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.Contains(p, local) || !strings.Contains(p, string(filepath.Separator)+"Maildir"+string(filepath.Separator)) {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		body := strings.NewReplacer("=\r\n", "", "=\n", "").Replace(string(b))
+		if m := re.FindString(body); m != "" {
+			found = m
+		}
+		return nil
+	})
+	if found == "" {
+		t.Fatalf("no status link in %s's mailbox", email)
+	}
+	return found
+}
+
+// TestServeNoticeEmail runs serve with a real Postfix and Dovecot as the
+// notification relay: an inbox whose owner must reconnect gets exactly
+// one email, whose link opens a status page that says "Needs reconnect";
+// a restart sends nothing more.
+//
+// The engine takes 30 minutes of evidence and a 15-minute grace before it
+// decides a notice, too long for this test: the test records the
+// engine's decision itself (the inbox moved to needs_reconnect and its
+// notice appended, as the monitor's writer does) while serve is stopped,
+// and the notify sweep that runs at start delivers it.
+func TestServeNoticeEmail(t *testing.T) {
+	t.Parallel()
+	srv := mailtest.Start(t)
+	const owner, relay, pw, relayPW = "owner@example.test", "holdfast@example.test", "the pw", "relay pw 7q"
+	srv.AddUser(t, owner, pw)
+	srv.AddUser(t, relay, relayPW)
+	e := mailEnv(t, srv)
+	e.env["HOLDFAST_NOTIFY_SMTP_URL"] = "smtp://" + url.UserPassword(relay, relayPW).String() + "@" + srv.SMTPAddr
+	e.env["HOLDFAST_NOTIFY_FROM"] = "holdfast <" + relay + ">"
+	key := e.createAPIKey("notify-test")
+
+	s := e.serve()
+	code, in := call(t, "POST", s.base+"/v1/inboxes", key, mailInbox(t, srv, owner, "not the pw"))
+	if code != http.StatusCreated {
+		t.Fatalf("POST /v1/inboxes = %d %v", code, in)
+	}
+	id := in["id"].(string)
+	waitFor(t, 10*time.Second, "the wrong password noticed", func() bool {
+		return inboxState(t, s.base, key, id)["state"] != "connecting"
+	})
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(s.logs.String(), relayPW) || strings.Contains(s.logs.String(), url.QueryEscape(relayPW)) {
+		t.Error("the logs show the relay's password")
+	}
+
+	st, err := sqlite.Open(t.Context(), filepath.Join(e.env["HOLDFAST_DATA_DIR"], "holdfast.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if _, err := st.ChangeState(t.Context(), id, holdfast.StateChange{
+		To: holdfast.StateNeedsReconnect, Reason: "password_changed", Message: holdfast.DefaultMessage(holdfast.StateNeedsReconnect),
+		Cause: holdfast.CauseHealth, At: now,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AppendNotice(t.Context(), &holdfast.Notice{InboxID: id, Episode: 1, Reason: "password_changed", At: now.Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	s = e.serve()
+	waitFor(t, 30*time.Second, "the notice mailed", func() bool {
+		return len(srv.MessageIDs(t, owner, "INBOX")) == 1
+	})
+	path := statusPath(t, srv, owner)
+	resp, err := http.Get(s.base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Needs reconnect") || !strings.Contains(string(page), owner) {
+		t.Errorf("GET %s = %d:\n%s", path, resp.StatusCode, page)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restarted, serve sends nothing more for the episode.
+	s = e.serve()
+	time.Sleep(3 * time.Second)
+	if got := len(srv.MessageIDs(t, owner, "INBOX")); got != 1 {
+		t.Errorf("%d messages in the owner's INBOX after a restart; want exactly 1", got)
+	}
+	if strings.Contains(s.logs.String(), relayPW) {
+		t.Error("the logs show the relay's password")
+	}
+}
+
+// TestServeWithoutRelaySaysSo: without --notify-smtp-url, serve says once
+// at start that notices are not mailed.
+func TestServeWithoutRelaySaysSo(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, sqliteEngine)
+	s := e.serve()
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(s.logs.String(), "no email is sent: --notify-smtp-url is not set"); n != 1 {
+		t.Errorf("the no-relay message is logged %d times; want once:\n%s", n, s.logs.String())
+	}
+}
