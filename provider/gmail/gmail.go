@@ -178,3 +178,18 @@ func (k *Connector) badAnswer(s *holdfast.Session, op string, err error) error {
 	v := classify.Classify(classify.Input{Provider: string(holdfast.ProviderGoogle), Surface: classify.SurfaceGmail, Err: err, Operation: op})
 	return providerError(v, fmt.Errorf("inbox %s: %w", s.Inbox.ID, err))
 }
+
+// Account returns the address of the mailbox the session's grant signs in
+// to: the profile's emailAddress (users.getProfile). The consent flow
+// checks it against the address the user asked to connect. Errors are
+// classified like Verify's.
+func (k *Connector) Account(ctx context.Context, s *holdfast.Session) (string, error) {
+	p, err := k.profile(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	if p.EmailAddress == "" {
+		return "", k.badAnswer(s, opProfile, fmt.Errorf("gmail profile without an emailAddress"))
+	}
+	return p.EmailAddress, nil
+}

@@ -160,3 +160,25 @@ func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID
 		}
 	}
 }
+
+// Account returns the address of the mailbox the session's grant signs in
+// to: GET /me's mail, or its userPrincipalName when mail is empty. The
+// consent flow checks it against the address the user asked to connect.
+// Errors are classified like Verify's.
+func (k *Connector) Account(ctx context.Context, s *holdfast.Session) (string, error) {
+	resp, err := k.do(ctx, s, request{op: opMe, method: http.MethodGet, url: k.api + "/me?$select=mail,userPrincipalName"})
+	if err != nil {
+		return "", err
+	}
+	var me struct {
+		Mail              string `json:"mail"`
+		UserPrincipalName string `json:"userPrincipalName"`
+	}
+	if err := json.Unmarshal(resp.body, &me); err != nil || me.Mail+me.UserPrincipalName == "" {
+		return "", k.badPage(s, fmt.Errorf("graph /me without mail or userPrincipalName: %v", err))
+	}
+	if me.Mail != "" {
+		return me.Mail, nil
+	}
+	return me.UserPrincipalName, nil
+}

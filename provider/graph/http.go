@@ -22,6 +22,7 @@ const (
 	opDelta      = "messages.delta"
 	opSendMail   = "sendMail"
 	opListSearch = "messages.list"
+	opMe         = "me"
 )
 
 // request is one Graph call.
