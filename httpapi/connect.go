@@ -32,6 +32,15 @@ type OAuthProvider interface {
 
 var _ OAuthProvider = (*oauth.Source)(nil)
 
+// AccountReader tells which mailbox a grant signs in to.
+// *graph.Connector and *gmail.Connector implement it.
+type AccountReader interface {
+	// Account returns the address of the mailbox the session's refresh
+	// token signs in to. A rotated refresh token is set in
+	// s.RefreshToken. Errors are *holdfast.ProviderError values.
+	Account(ctx context.Context, s *holdfast.Session) (email string, err error)
+}
+
 // Reconnector is told when an existing inbox is connected again with new
 // credentials. *monitor.Monitor implements it.
 type Reconnector interface {
@@ -48,6 +57,10 @@ type ConnectConfig struct {
 	// Providers serve the flow, by provider (microsoft, google). A
 	// provider without one is answered as not configured.
 	Providers map[holdfast.Provider]OAuthProvider
+	// Accounts check, by provider, that the account the user signed in
+	// with is the address asked for; a provider without one is not
+	// checked.
+	Accounts map[holdfast.Provider]AccountReader
 	// Health moves reconnected inboxes back to connected. Required.
 	Health Reconnector
 	// StateLifetime is how long a user has to consent, from the
@@ -226,6 +239,8 @@ const (
 	errProviderNotConfigured = "provider_not_configured"
 	errMissingCode           = "missing_code"
 	errExchangeFailed        = "exchange_failed"
+	errAccountMismatch       = "account_mismatch"
+	errAccountUnverified     = "account_unverified"
 	errInternal              = "internal_error"
 )
 
@@ -264,6 +279,9 @@ func (s *server) finishConnect(ctx context.Context, st *holdfast.OAuthState, q u
 		log.WarnContext(ctx, "oauth code exchange failed", "inbox_id", id, "err", err)
 		return "", errExchangeFailed
 	}
+	if refresh, errCode = s.checkAccount(ctx, id, st, refresh); errCode != "" {
+		return "", errCode
+	}
 	if existing == nil {
 		in, err := s.createOAuthInbox(ctx, id, st, refresh, now)
 		if err == nil {
@@ -286,6 +304,31 @@ func (s *server) finishConnect(ctx context.Context, st *holdfast.OAuthState, q u
 	}
 	log.InfoContext(ctx, "inbox reconnected through the consent flow", "inbox_id", existing.ID)
 	return existing.ID, ""
+}
+
+// checkAccount verifies that the grant signs in to the address the flow was
+// started for, so that signing in with another account (one already
+// connected, or a colleague's) never stores a grant under the wrong inbox.
+// It returns the refresh token to store (Microsoft rotates it on the way),
+// or an error code.
+func (s *server) checkAccount(ctx context.Context, id string, st *holdfast.OAuthState, refresh string) (string, string) {
+	ar := s.cfg.Connect.Accounts[st.Provider]
+	if ar == nil {
+		return refresh, ""
+	}
+	sess := &holdfast.Session{Inbox: &holdfast.Inbox{ID: id, Email: st.Email, Provider: st.Provider}, RefreshToken: refresh}
+	got, err := ar.Account(ctx, sess)
+	if err != nil {
+		s.log.WarnContext(ctx, "consent flow: could not read the signed-in account", "provider", st.Provider, "inbox_id", id, "err", err)
+		return "", errAccountUnverified
+	}
+	if !strings.EqualFold(strings.TrimSpace(got), st.Email) {
+		// The addresses are the user's own; the log keeps only the fact.
+		s.log.WarnContext(ctx, "consent flow: signed in with another account than the one asked for; nothing stored",
+			"provider", st.Provider, "inbox_id", id)
+		return "", errAccountMismatch
+	}
+	return sess.RefreshToken, ""
 }
 
 // createOAuthInbox stores a new inbox with the refresh token, as POST

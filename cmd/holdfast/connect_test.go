@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/holdfast/holdfast/emulator"
 	"github.com/holdfast/holdfast/emulator/emulatortest"
@@ -165,6 +166,15 @@ func TestServeConsentFlow(t *testing.T) {
 				}
 			}
 
+			// Both are synced at once: wait for their first sync, so that
+			// the event logs below are settled.
+			for provider, id := range ids {
+				waitFor(t, 20*time.Second, provider+" inbox connected", func() bool {
+					_, in := call(t, "GET", c.srv.base+"/v1/inboxes/"+id, c.key, nil)
+					return in["state"] == "connected"
+				})
+			}
+
 			// Reconnect: same inbox, history kept, and reconnected on top.
 			before := c.events(ids["microsoft"])
 			authURL := c.start("microsoft", "ann@contoso.test")
@@ -184,6 +194,43 @@ func TestServeConsentFlow(t *testing.T) {
 			code, list := call(t, "GET", c.srv.base+"/v1/inboxes?provider=microsoft", c.key, nil)
 			if data, _ := list["data"].([]any); code != http.StatusOK || len(data) != 1 {
 				t.Errorf("microsoft inboxes after reconnect = %d %v, want one", code, list)
+			}
+
+			// Signing in with another account than the one asked for is
+			// refused and stores nothing: not over an existing inbox, not
+			// as a new one.
+			for _, a := range []emulator.Account{
+				{Provider: emulator.Microsoft, Email: "cy@contoso.test"},
+				{Provider: emulator.Google, Email: "dee@fabrikam.test"},
+			} {
+				if _, err := c.emu.CreateAccount(a); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before = c.events(ids["microsoft"])
+			for _, tc := range []struct{ provider, asked, signedIn string }{
+				{"microsoft", "ann@contoso.test", "cy@contoso.test"},
+				{"microsoft", "new@contoso.test", "cy@contoso.test"},
+				{"google", "bob@fabrikam.test", "dee@fabrikam.test"},
+			} {
+				u := c.start(tc.provider, tc.asked)
+				uq := u.Query()
+				uq.Set("login_hint", tc.signedIn)
+				u.RawQuery = uq.Encode()
+				q := c.callback(c.authorize(u))
+				if q.Get("status") != "error" || q.Get("error") != "account_mismatch" || q.Get("inbox_id") != "" {
+					t.Errorf("%s flow for %s signed in as %s redirected with %v, want status=error&error=account_mismatch",
+						tc.provider, tc.asked, tc.signedIn, q)
+				}
+			}
+			if after := c.events(ids["microsoft"]); len(after) != len(before) {
+				t.Errorf("events after a mismatched sign-in = %v, want the %d before, unchanged", after, len(before))
+			}
+			for provider := range ids {
+				code, list := call(t, "GET", c.srv.base+"/v1/inboxes?provider="+provider, c.key, nil)
+				if data, _ := list["data"].([]any); code != http.StatusOK || len(data) != 1 {
+					t.Errorf("%s inboxes after mismatched sign-ins = %d %v, want one", provider, code, list)
+				}
 			}
 
 			// A replayed callback fails, and so does a tampered state.

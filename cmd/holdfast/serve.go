@@ -21,6 +21,8 @@ import (
 	"github.com/holdfast/holdfast/jobs"
 	"github.com/holdfast/holdfast/metrics"
 	"github.com/holdfast/holdfast/monitor"
+	"github.com/holdfast/holdfast/provider/gmail"
+	"github.com/holdfast/holdfast/provider/graph"
 	"github.com/holdfast/holdfast/provider/imap"
 	"github.com/holdfast/holdfast/provider/oauth"
 	"github.com/holdfast/holdfast/secrets"
@@ -110,24 +112,34 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	m.Registry.MustRegister(mon.Collector())
 
-	conns, err := connectors(&cfg, log)
-	if err != nil {
-		return err
-	}
 	sources, err := oauthSources(&cfg, log)
 	if err != nil {
 		return err
 	}
-	consent := &httpapi.ConnectConfig{Providers: map[holdfast.Provider]httpapi.OAuthProvider{}, Health: mon}
+	conns, err := connectors(&cfg, sources, log)
+	if err != nil {
+		return err
+	}
+	consent := &httpapi.ConnectConfig{Providers: map[holdfast.Provider]httpapi.OAuthProvider{},
+		Accounts: map[holdfast.Provider]httpapi.AccountReader{}, Health: mon}
 	for p, src := range sources {
 		consent.Providers[p] = src
+		if ar, ok := conns[p].(httpapi.AccountReader); ok {
+			consent.Accounts[p] = ar
+		}
 	}
 	session := func(_ context.Context, in *holdfast.Inbox) (*holdfast.Session, error) {
 		c, err := secrets.OpenCredentials(ring, in.ID, in.Credentials)
 		if err != nil {
 			return nil, fmt.Errorf("open credentials of inbox %s: %w", in.ID, err)
 		}
-		return &holdfast.Session{Inbox: in, Password: c.Password, RefreshToken: c.RefreshToken}, nil
+		sess := &holdfast.Session{Inbox: in, Password: c.Password, RefreshToken: c.RefreshToken}
+		if c.RefreshToken != "" {
+			sess.OnTokenRotated = func(ctx context.Context, refreshToken string) error {
+				return saveRotatedToken(ctx, store, ring, in.ID, refreshToken)
+			}
+		}
+		return sess, nil
 	}
 	syn, err = syncer.New(syncer.Config{
 		Store: store, Monitor: mon, Connectors: conns, Session: session,
@@ -169,7 +181,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Store:   store,
 		Health:  mon,
-		Syncer:  syn,
+		Syncer:  forgetting{Syncer: syn, sources: sources},
 		Sends:   jobs,
 		Logger:  log,
 		Metrics: m,
@@ -278,10 +290,42 @@ type jobRunner interface {
 // webhookSecretAAD binds a webhook's sealed signing secret to its ID.
 func webhookSecretAAD(webhookID string) []byte { return []byte("webhook secret " + webhookID) }
 
-// connectors returns the connector of each provider that has one: IMAP
-// today. Microsoft and Google inboxes are stored and monitored, but not
-// synced nor sent from, until their connectors exist.
-func connectors(cfg *config.Config, log *slog.Logger) (map[holdfast.Provider]holdfast.Connector, error) {
+// saveRotatedToken stores an inbox's rotated refresh token at once, sealed
+// to the inbox: Microsoft rotates it on every refresh.
+func saveRotatedToken(ctx context.Context, store holdfast.Store, ring *secrets.Keyring, inboxID, refreshToken string) error {
+	sealed, err := secrets.SealCredentials(ring, inboxID, secrets.Credentials{RefreshToken: refreshToken})
+	if err != nil {
+		return fmt.Errorf("seal rotated refresh token of inbox %s: %w", inboxID, err)
+	}
+	// Saved even if the request that rotated it is cancelled.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := store.SetCredentials(sctx, inboxID, sealed); err != nil {
+		return fmt.Errorf("save rotated refresh token of inbox %s: %w", inboxID, err)
+	}
+	return nil
+}
+
+// forgetting is the syncer as the API sees it: deleting an inbox also drops
+// its cached access token.
+type forgetting struct {
+	httpapi.Syncer
+	sources map[holdfast.Provider]*oauth.Source
+}
+
+// Remove forgets the inbox in the syncer and in every token cache.
+func (f forgetting) Remove(id string) {
+	f.Syncer.Remove(id)
+	for _, src := range f.sources {
+		src.Forget(id)
+	}
+}
+
+// connectors returns the connector of each provider that can be served:
+// IMAP always, Microsoft (Graph) and Google (Gmail API) when their OAuth
+// client is configured (sources). Inboxes of a provider without a connector
+// are stored and monitored, but not synced nor sent from.
+func connectors(cfg *config.Config, sources map[holdfast.Provider]*oauth.Source, log *slog.Logger) (map[holdfast.Provider]holdfast.Connector, error) {
 	var tlsConfig *tls.Config
 	if cfg.MailCAFile != "" {
 		pool, err := x509.SystemCertPool()
@@ -297,10 +341,35 @@ func connectors(cfg *config.Config, log *slog.Logger) (map[holdfast.Provider]hol
 		}
 		tlsConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	return map[holdfast.Provider]holdfast.Connector{
+	conns := map[holdfast.Provider]holdfast.Connector{
 		holdfast.ProviderIMAP: imap.New(imap.Config{TLSConfig: tlsConfig, Logger: log.With("component", "imap")}),
-	}, nil
+	}
+	if src := sources[holdfast.ProviderMicrosoft]; src != nil {
+		c, err := graph.New(graph.Config{BaseURL: cfg.GraphURL, Tokens: src, Logger: log.With("component", "graph")})
+		if err != nil {
+			return nil, err
+		}
+		conns[holdfast.ProviderMicrosoft] = c
+	} else {
+		log.Warn("Microsoft inboxes are not synced nor sent from: HOLDFAST_MICROSOFT_CLIENT_ID is not set")
+	}
+	if src := sources[holdfast.ProviderGoogle]; src != nil {
+		c, err := gmail.New(gmail.Config{BaseURL: cfg.GmailURL, Tokens: src, Logger: log.With("component", "gmail")})
+		if err != nil {
+			return nil, err
+		}
+		conns[holdfast.ProviderGoogle] = c
+	} else {
+		log.Warn("Google inboxes are not synced nor sent from: HOLDFAST_GOOGLE_CLIENT_ID is not set")
+	}
+	return conns, nil
 }
+
+// The OAuth connectors tell the consent flow which account signed in.
+var (
+	_ httpapi.AccountReader = (*graph.Connector)(nil)
+	_ httpapi.AccountReader = (*gmail.Connector)(nil)
+)
 
 // oauthSources returns the token source of each OAuth provider whose
 // client ID is set, for the consent flow. With a Google OAuth URL other
