@@ -15,6 +15,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/holdfast/holdfast/health"
 )
 
 // Config holds the settings shared by holdfast's subcommands.
@@ -86,6 +88,15 @@ type Config struct {
 	MicrosoftClientSecret string
 	GoogleClientID        string
 	GoogleClientSecret    string
+
+	// HealthConfirmSpan, HealthNoticeGrace, HealthKeepAlive and
+	// HealthBucket are the health engine parameters an operator may tune
+	// (serve only); see Engine and docs/operations.md. The defaults are
+	// health.DefaultConfig's.
+	HealthConfirmSpan time.Duration
+	HealthNoticeGrace time.Duration
+	HealthKeepAlive   time.Duration
+	HealthBucket      time.Duration
 }
 
 // The providers' real endpoints, the defaults of the provider URL flags.
@@ -138,6 +149,10 @@ var env = map[string]string{
 	"notify-from":            "HOLDFAST_NOTIFY_FROM",
 	"templates-dir":          "HOLDFAST_TEMPLATES_DIR",
 	"notify-resolved":        "HOLDFAST_NOTIFY_RESOLVED",
+	"health-confirm-span":    "HOLDFAST_HEALTH_CONFIRM_SPAN",
+	"health-notice-grace":    "HOLDFAST_HEALTH_NOTICE_GRACE",
+	"health-keepalive":       "HOLDFAST_HEALTH_KEEPALIVE",
+	"health-bucket":          "HOLDFAST_HEALTH_BUCKET",
 }
 
 // NewFlagSet returns a flag set for subcommand name with the given flag
@@ -169,6 +184,11 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 		fs.StringVar(&c.GraphURL, "graph-url", DefaultGraphURL, "Microsoft Graph base URL (env HOLDFAST_GRAPH_URL)")
 		fs.StringVar(&c.GoogleOAuthURL, "google-oauth-url", DefaultGoogleOAuthURL, "Google OAuth base URL (env HOLDFAST_GOOGLE_OAUTH_URL)")
 		fs.StringVar(&c.GmailURL, "gmail-url", DefaultGmailURL, "Gmail API base URL (env HOLDFAST_GMAIL_URL)")
+		def := health.DefaultConfig()
+		fs.DurationVar(&c.HealthConfirmSpan, "health-confirm-span", def.ConfirmSpan, "least time permanent-looking failures must span before an inbox needs its owner; checks come every 2/5 of it (env HOLDFAST_HEALTH_CONFIRM_SPAN)")
+		fs.DurationVar(&c.HealthNoticeGrace, "health-notice-grace", def.NoticeGrace, "how long a reconnect notice waits before its re-check and delivery (env HOLDFAST_HEALTH_NOTICE_GRACE)")
+		fs.DurationVar(&c.HealthKeepAlive, "health-keepalive", def.KeepAlive, "longest an inbox goes without a request before a cheap authenticated probe (env HOLDFAST_HEALTH_KEEPALIVE)")
+		fs.DurationVar(&c.HealthBucket, "health-bucket", def.Bucket, "outage detector resolution; its windows are 6 and 30 buckets (env HOLDFAST_HEALTH_BUCKET)")
 	}
 	finish := func() error {
 		given := map[string]bool{}
@@ -244,8 +264,49 @@ func (c *Config) Validate(groups Flags) error {
 		if err := c.validateNotify(); err != nil {
 			return err
 		}
+		if err := c.validateHealth(); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// validateHealth checks the health engine parameters.
+func (c *Config) validateHealth() error {
+	for _, f := range []struct {
+		flag     string
+		v        time.Duration
+		min, max time.Duration
+	}{
+		{"--health-confirm-span", c.HealthConfirmSpan, 10 * time.Second, 24 * time.Hour},
+		{"--health-notice-grace", c.HealthNoticeGrace, 10 * time.Second, 12 * time.Hour},
+		{"--health-keepalive", c.HealthKeepAlive, 10 * time.Second, 24 * time.Hour},
+		{"--health-bucket", c.HealthBucket, time.Second, time.Minute},
+	} {
+		if f.v < f.min || f.v > f.max {
+			return fmt.Errorf("%s: %v is not between %v and %v", f.flag, f.v, f.min, f.max)
+		}
+	}
+	// Confirmation must outlast the detector's reaction (its short window)
+	// several times over, or an outage could confirm inboxes before it is
+	// seen.
+	if short := time.Duration(health.DefaultConfig().ShortWindow) * c.HealthBucket; c.HealthConfirmSpan < 2*short {
+		return fmt.Errorf("--health-confirm-span: %v is shorter than twice the detector's short window (%v = 6 × --health-bucket)", c.HealthConfirmSpan, 2*short)
+	}
+	return nil
+}
+
+// Engine returns the health engine's parameters: health.DefaultConfig with
+// the tunable settings applied. ConfirmStep follows ConfirmSpan (2/5 of
+// it, 4 min of the default 10). Call it after validation.
+func (c *Config) Engine() health.Config {
+	e := health.DefaultConfig()
+	e.ConfirmSpan = c.HealthConfirmSpan
+	e.ConfirmStep = c.HealthConfirmSpan * 2 / 5
+	e.NoticeGrace = c.HealthNoticeGrace
+	e.KeepAlive = c.HealthKeepAlive
+	e.Bucket = c.HealthBucket
+	return e
 }
 
 // validateProviders checks --public-url (setting its default), the

@@ -7,7 +7,36 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/config"
+	"github.com/holdfast/holdfast/health"
 )
+
+// TestEngine: the defaults give health.DefaultConfig unchanged, and the
+// settings land in their fields, ConfirmStep following ConfirmSpan.
+func TestEngine(t *testing.T) {
+	t.Parallel()
+	parse := func(args ...string) config.Config {
+		t.Helper()
+		var c config.Config
+		fs, finish := config.NewFlagSet("serve", config.FlagsStore|config.FlagsServe, &c, func(string) string { return "" }, io.Discard)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		if err := finish(); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	def := parse()
+	if got, want := def.Engine(), health.DefaultConfig(); got != want {
+		t.Errorf("Engine() with defaults = %+v, want health.DefaultConfig() %+v", got, want)
+	}
+	tuned := parse("--health-confirm-span", "50s", "--health-notice-grace", "30s", "--health-keepalive", "2m", "--health-bucket", "2s")
+	want := health.DefaultConfig()
+	want.ConfirmSpan, want.ConfirmStep, want.NoticeGrace, want.KeepAlive, want.Bucket = 50*time.Second, 20*time.Second, 30*time.Second, 2*time.Minute, 2*time.Second
+	if got := tuned.Engine(); got != want {
+		t.Errorf("Engine() = %+v, want %+v", got, want)
+	}
+}
 
 func TestFlagsAndEnvironment(t *testing.T) {
 	t.Parallel()
@@ -85,6 +114,21 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{name: "notify without from", env: map[string]string{"HOLDFAST_NOTIFY_SMTP_URL": "smtp://u:hunter2@relay"}, wantErr: "--notify-from"},
 		{name: "notify bad from", args: []string{"--notify-smtp-url", "smtp://relay", "--notify-from", "not an address"}, wantErr: "--notify-from"},
 		{name: "templates dir missing", args: []string{"--templates-dir", "/nonexistent/holdfast"}, wantErr: "--templates-dir"},
+		{
+			name: "health engine settings",
+			args: []string{"--health-confirm-span", "40s", "--health-bucket", "2s"},
+			env:  map[string]string{"HOLDFAST_HEALTH_NOTICE_GRACE": "20s", "HOLDFAST_HEALTH_KEEPALIVE": "1m", "HOLDFAST_HEALTH_BUCKET": "5s"},
+			want: config.Config{
+				Listen: "127.0.0.1:8080", DataDir: "./holdfast-data", LogFormat: "text", LogLevel: "info", ShutdownTimeout: 10 * time.Second, SyncInterval: time.Minute, SyncConcurrency: 32, SendTimeout: 6 * time.Minute,
+				HealthConfirmSpan: 40 * time.Second, HealthNoticeGrace: 20 * time.Second, HealthKeepAlive: time.Minute, HealthBucket: 2 * time.Second,
+			},
+		},
+		{name: "confirm span too short", args: []string{"--health-confirm-span", "5s"}, wantErr: "--health-confirm-span"},
+		{name: "confirm span within the detector's reaction", args: []string{"--health-confirm-span", "90s"}, wantErr: "--health-confirm-span"},
+		{name: "notice grace too long", env: map[string]string{"HOLDFAST_HEALTH_NOTICE_GRACE": "13h"}, wantErr: "--health-notice-grace"},
+		{name: "keep-alive too short", args: []string{"--health-keepalive", "1s"}, wantErr: "--health-keepalive"},
+		{name: "bucket too long", args: []string{"--health-bucket", "2m"}, wantErr: "--health-bucket"},
+		{name: "bad bucket in environment", env: map[string]string{"HOLDFAST_HEALTH_BUCKET": "often"}, wantErr: "HOLDFAST_HEALTH_BUCKET"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,6 +159,10 @@ func TestFlagsAndEnvironment(t *testing.T) {
 				}
 				want.MicrosoftLoginURL, want.GraphURL = config.DefaultMicrosoftLoginURL, config.DefaultGraphURL
 				want.GoogleOAuthURL, want.GmailURL = config.DefaultGoogleOAuthURL, config.DefaultGmailURL
+			}
+			if want.HealthConfirmSpan == 0 {
+				d := health.DefaultConfig()
+				want.HealthConfirmSpan, want.HealthNoticeGrace, want.HealthKeepAlive, want.HealthBucket = d.ConfirmSpan, d.NoticeGrace, d.KeepAlive, d.Bucket
 			}
 			if c != want {
 				t.Errorf("config = %+v, want %+v", c, want)

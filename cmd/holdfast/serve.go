@@ -85,8 +85,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	engine := cfg.Engine()
 	mon, err := monitor.New(ctx, monitor.Config{
-		Store: store, Logger: log.With("component", "health"),
+		Store: store, Logger: log.With("component", "health"), Engine: &engine,
 		OnGrant: func(inboxID string, _ bool) { _ = syn.Now(inboxID) },
 		OnStateChange: func(ctx context.Context, in *holdfast.Inbox, from holdfast.State) {
 			pub.InboxStateChanged(ctx, in, from)
