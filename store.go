@@ -138,6 +138,9 @@ type Store interface {
 	// DeleteWebhook removes a webhook and its deliveries. It returns
 	// ErrNotFound if the webhook does not exist.
 	DeleteWebhook(ctx context.Context, id string) error
+	// SetWebhookSecret replaces a webhook's sealed signing secret (key
+	// rotation). ErrNotFound for an unknown webhook.
+	SetWebhookSecret(ctx context.Context, id string, sealed []byte) error
 	// DisableWebhook stops deliveries to a webhook for good: it sets
 	// DisabledAt (a zero at means now) and DisabledReason, unless it is
 	// disabled already. It returns ErrNotFound for an unknown webhook.

@@ -104,7 +104,44 @@ func runKeysRotate(ctx context.Context, args []string, getenv func(string) strin
 	}
 	fmt.Fprintf(stdout, "active key %s: %d inboxes scanned, %d re-encrypted, %d already current\n",
 		ring.ActiveID(), stats.Scanned, stats.Reencrypted, stats.Current)
+	n, err := reencryptWebhookSecrets(ctx, b.store, ring)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "active key %s: %d webhook secrets re-encrypted\n", ring.ActiveID(), n)
 	return nil
+}
+
+// reencryptWebhookSecrets seals every webhook's signing secret again under
+// the active key, skipping those already under it. Like secrets.Reencrypt
+// it is safe to run again after an interruption.
+func reencryptWebhookSecrets(ctx context.Context, store holdfast.Store, ring *secrets.Keyring) (int, error) {
+	hooks, err := store.Webhooks(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list webhooks: %w", err)
+	}
+	n := 0
+	for _, w := range hooks {
+		if id, err := secrets.KeyID(w.Secret); err == nil && id == ring.ActiveID() {
+			continue
+		}
+		plain, err := ring.Open(w.Secret, webhookSecretAAD(w.ID))
+		if err != nil {
+			return n, fmt.Errorf("open secret of webhook %s: %w", w.ID, err)
+		}
+		sealed, err := ring.Seal(plain, webhookSecretAAD(w.ID))
+		clear(plain)
+		if err != nil {
+			return n, fmt.Errorf("seal secret of webhook %s: %w", w.ID, err)
+		}
+		if err := store.SetWebhookSecret(ctx, w.ID, sealed); errors.Is(err, holdfast.ErrNotFound) {
+			continue // deleted meanwhile
+		} else if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // keyFile is where the generated key file lives.

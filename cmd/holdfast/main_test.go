@@ -447,8 +447,14 @@ func TestServePaging(t *testing.T) {
 func TestKeysRotate(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, sqliteEngine)
+	e.env["HOLDFAST_ALLOW_PRIVATE_WEBHOOKS"] = "true"
 	key := e.createAPIKey("rotate-test")
 	s := e.serve()
+	if code, body := call(t, "POST", s.base+"/v1/webhooks", key, map[string]any{
+		"url": "http://127.0.0.1:9/hook", "events": []string{"*"},
+	}); code != http.StatusCreated {
+		t.Fatalf("POST webhook = %d %v", code, body)
+	}
 	for i := range 3 {
 		if code, body := call(t, "POST", s.base+"/v1/inboxes", key, imapInbox(fmt.Sprintf("r%d@example.org", i), "pw")); code != http.StatusCreated {
 			t.Fatalf("POST = %d %v", code, body)
@@ -458,7 +464,7 @@ func TestKeysRotate(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, errOut, err := e.run("keys", "rotate")
-	if err != nil || !strings.Contains(out, "3 inboxes scanned, 3 re-encrypted") {
+	if err != nil || !strings.Contains(out, "3 inboxes scanned, 3 re-encrypted") || !strings.Contains(out, "1 webhook secrets re-encrypted") {
 		t.Fatalf("first keys rotate = %q, %v; stderr:\n%s", out, err, errOut)
 	}
 	out, errOut, err = e.run("keys", "rotate")

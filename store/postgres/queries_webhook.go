@@ -15,6 +15,8 @@ const (
 
 	queryDeleteWebhook = `DELETE FROM webhooks WHERE id = $1`
 
+	// querySetWebhookSecret replaces the sealed signing secret.
+	querySetWebhookSecret = `UPDATE webhooks SET secret = $1 WHERE id = $2`
 	// queryDisableWebhook keeps the first disabling; queryWebhookExists
 	// then tells an unknown webhook from one disabled already.
 	queryDisableWebhook = `UPDATE webhooks SET disabled_at = $1, disabled_reason = $2

@@ -72,6 +72,19 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 
 // DisableWebhook sets the webhook's DisabledAt (a zero at means now) and
 // DisabledReason, unless it is disabled already. ErrNotFound for an
+// SetWebhookSecret replaces the webhook's sealed signing secret.
+// ErrNotFound for an unknown webhook.
+func (s *Store) SetWebhookSecret(ctx context.Context, id string, sealed []byte) error {
+	tag, err := s.pool.Exec(ctx, querySetWebhookSecret, sealed, id)
+	if err != nil {
+		return fmt.Errorf("set secret of webhook %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("set secret of webhook %s: %w", id, holdfast.ErrNotFound)
+	}
+	return nil
+}
+
 // unknown webhook.
 func (s *Store) DisableWebhook(ctx context.Context, id string, at time.Time, reason string) error {
 	tag, err := s.pool.Exec(ctx, queryDisableWebhook, s.orNow(at), reason, id)

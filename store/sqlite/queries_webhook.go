@@ -15,6 +15,8 @@ const (
 
 	queryDeleteWebhook = `DELETE FROM webhooks WHERE id = ?`
 
+	// querySetWebhookSecret replaces the sealed signing secret.
+	querySetWebhookSecret = `UPDATE webhooks SET secret = ? WHERE id = ?`
 	// queryDisableWebhook keeps the first disabling; queryWebhookExists
 	// then tells an unknown webhook from one disabled already.
 	queryDisableWebhook = `UPDATE webhooks SET disabled_at = ?, disabled_reason = ?

@@ -79,6 +79,21 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 	return nil
 }
 
+// SetWebhookSecret replaces the webhook's sealed signing secret.
+// ErrNotFound for an unknown webhook.
+func (s *Store) SetWebhookSecret(ctx context.Context, id string, sealed []byte) error {
+	res, err := s.db.ExecContext(ctx, querySetWebhookSecret, sealed, id)
+	if err != nil {
+		return fmt.Errorf("set secret of webhook %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("set secret of webhook %s: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("set secret of webhook %s: %w", id, holdfast.ErrNotFound)
+	}
+	return nil
+}
+
 // DisableWebhook sets the webhook's DisabledAt (a zero at means now) and
 // DisabledReason, unless it is disabled already. ErrNotFound for an
 // unknown webhook.

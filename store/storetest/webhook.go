@@ -18,6 +18,7 @@ var webhookTests = []struct {
 }{
 	{"Webhooks", testWebhooks},
 	{"DisableWebhook", testDisableWebhook},
+	{"SetWebhookSecret", testSetWebhookSecret},
 	{"RecordWebhookAttempt", testRecordWebhookAttempt},
 	{"WebhookDeliveriesPaging", testWebhookDeliveriesPaging},
 	{"ChangeWebhookDelivery", testChangeWebhookDelivery},
@@ -97,6 +98,24 @@ func testWebhooks(t *testing.T, s holdfast.Store) {
 	}
 	if all, err := s.Webhooks(ctx); err != nil || len(all) != 1 || all[0].ID != b.ID {
 		t.Errorf("Webhooks after a delete = %v, %v; want only %s", all, err, b.ID)
+	}
+}
+
+func testSetWebhookSecret(t *testing.T, s holdfast.Store) {
+	ctx := t.Context()
+	w := mustCreateWebhook(t, s, newWebhook())
+	if err := s.SetWebhookSecret(ctx, w.ID, []byte("resealed")); err != nil {
+		t.Fatalf("SetWebhookSecret = %v", err)
+	}
+	got, err := s.Webhook(ctx, w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Secret) != "resealed" || got.URL != w.URL {
+		t.Errorf("after SetWebhookSecret: secret %q, url %q; want the new secret and the same url", got.Secret, got.URL)
+	}
+	if err := s.SetWebhookSecret(ctx, "whk_unknown", []byte("x")); !errors.Is(err, holdfast.ErrNotFound) {
+		t.Errorf("SetWebhookSecret(unknown) = %v, want ErrNotFound", err)
 	}
 }
 
