@@ -17,10 +17,12 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/classify"
 	"github.com/holdfast/holdfast/config"
+	"github.com/holdfast/holdfast/dashboard"
 	"github.com/holdfast/holdfast/httpapi"
 	"github.com/holdfast/holdfast/jobs"
 	"github.com/holdfast/holdfast/metrics"
 	"github.com/holdfast/holdfast/monitor"
+	"github.com/holdfast/holdfast/notify"
 	"github.com/holdfast/holdfast/provider/gmail"
 	"github.com/holdfast/holdfast/provider/graph"
 	"github.com/holdfast/holdfast/provider/imap"
@@ -201,6 +203,20 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	dashKey, err := dashboardKey(&cfg)
+	if err != nil {
+		return err
+	}
+	dash, err := dashboard.New(dashboard.Config{
+		Store: store, Health: mon, Logger: log.With("component", "dashboard"), SessionKey: dashKey,
+		StatusURL: func(email string, now time.Time) string {
+			return "/status/" + links.Sign(email, now.Add(links.Lifetime).Truncate(time.Second))
+		},
+	})
+	if err != nil {
+		return err
+	}
+	handler = withDashboard(handler, dash)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -415,4 +431,31 @@ type backend struct {
 	migrate func(ctx context.Context) error
 	newJobs func(s holdfast.Store, log *slog.Logger, opts ...jobs.Option) (jobRunner, error)
 	close   func()
+}
+
+// withDashboard serves the operators' dashboard under /ui/ and the API
+// everywhere else.
+func withDashboard(api, dash http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/ui/", dash)
+	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+	mux.Handle("/", api)
+	return mux
+}
+
+// dashboardKey returns the dashboard's session key, derived from
+// HOLDFAST_SECRET_KEY when it is set (every node accepts the sessions of
+// the others), else from the status-link key file in the data directory.
+func dashboardKey(cfg *config.Config) ([]byte, error) {
+	if cfg.SecretKey != "" {
+		return dashboard.DeriveKey([]byte(cfg.SecretKey)), nil
+	}
+	if err := cfg.EnsureDataDir(); err != nil {
+		return nil, err
+	}
+	k, err := notify.LoadOrCreateKey(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	return dashboard.DeriveKey(k), nil
 }
