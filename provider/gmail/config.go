@@ -1,15 +1,13 @@
 package gmail
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/classify"
+	"github.com/holdfast/holdfast/provider/bearer"
 	"github.com/holdfast/holdfast/provider/oauth"
 )
 
@@ -50,39 +48,34 @@ type Config struct {
 // The defaults for Config's zero fields.
 const (
 	DefaultBaseURL       = "https://gmail.googleapis.com"
-	DefaultTimeout       = time.Minute
+	DefaultTimeout       = bearer.DefaultTimeout
 	DefaultPageSize      = 100
 	DefaultMaxPages      = 5
 	DefaultBackfillLimit = 500
 	DefaultFindSentWait  = 5 * time.Second
 )
 
-// maxBody bounds the Gmail response bodies read.
-const maxBody = 16 << 20
+// client returns the settings of cfg's calls.
+func (cfg Config) client() bearer.Config {
+	return bearer.Config{
+		Name: "gmail", Provider: holdfast.ProviderGoogle, Surface: classify.SurfaceGmail,
+		Tokens: cfg.Tokens, HTTPClient: cfg.HTTPClient, Timeout: cfg.Timeout, Logger: cfg.Logger,
+		APIError: apiError,
+	}
+}
 
 // withDefaults returns cfg with its zero fields set, or an error naming the
 // bad field.
 func (cfg Config) withDefaults() (Config, error) {
-	if cfg.Tokens == nil {
-		return cfg, errors.New("gmail config: Tokens is nil")
+	c, err := cfg.client().WithDefaults()
+	if err != nil {
+		return cfg, err
 	}
-	if p := cfg.Tokens.Provider(); p != holdfast.ProviderGoogle {
-		return cfg, fmt.Errorf("gmail config: Tokens serves %s, not google", p)
+	cfg.BaseURL, err = bearer.BaseURL("gmail", cfg.BaseURL, DefaultBaseURL, "/gmail/v1")
+	if err != nil {
+		return cfg, err
 	}
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultBaseURL
-	}
-	cfg.BaseURL = strings.TrimSuffix(strings.TrimRight(cfg.BaseURL, "/"), "/gmail/v1")
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return cfg, fmt.Errorf("gmail config: BaseURL %q is not an http(s) URL", cfg.BaseURL)
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: cfg.Timeout}
-	}
+	cfg.Timeout, cfg.HTTPClient, cfg.Logger = c.Timeout, c.HTTPClient, c.Logger
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = DefaultPageSize
 	}
@@ -95,9 +88,6 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.FindSentWait == 0 {
 		cfg.FindSentWait = DefaultFindSentWait
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return cfg, nil
 }

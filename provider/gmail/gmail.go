@@ -36,15 +36,16 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast"
-	"github.com/holdfast/holdfast/classify"
+	"github.com/holdfast/holdfast/provider/bearer"
 	"github.com/holdfast/holdfast/provider/smtp"
 )
 
 // Connector implements holdfast.Connector with the Gmail API. It keeps no
 // connection between calls and is safe for concurrent use.
 type Connector struct {
-	cfg Config
-	api string // BaseURL + "/gmail/v1/users/me"
+	cfg    Config
+	client *bearer.Client
+	api    string // BaseURL + "/gmail/v1/users/me"
 }
 
 var _ holdfast.Connector = (*Connector)(nil)
@@ -56,7 +57,11 @@ func New(cfg Config) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Connector{cfg: cfg, api: cfg.BaseURL + "/gmail/v1/users/me"}, nil
+	client, err := bearer.New(cfg.client())
+	if err != nil {
+		return nil, err
+	}
+	return &Connector{cfg: cfg, client: client, api: cfg.BaseURL + "/gmail/v1/users/me"}, nil
 }
 
 // profile is users.getProfile's answer.
@@ -67,13 +72,13 @@ type profile struct {
 
 // profile reads the mailbox's profile.
 func (k *Connector) profile(ctx context.Context, s *holdfast.Session) (*profile, error) {
-	resp, err := k.do(ctx, s, request{op: opProfile, method: http.MethodGet, url: k.api + "/profile"})
+	resp, err := k.client.Do(ctx, s, bearer.Request{Op: opProfile, Method: http.MethodGet, URL: k.api + "/profile"})
 	if err != nil {
 		return nil, err
 	}
 	var p profile
-	if err := json.Unmarshal(resp.body, &p); err != nil || p.HistoryID == "" {
-		return nil, k.badAnswer(s, opProfile, fmt.Errorf("gmail profile without a historyId: %v", err))
+	if err := json.Unmarshal(resp.Body, &p); err != nil || p.HistoryID == "" {
+		return nil, k.client.BadAnswer(s, opProfile, fmt.Errorf("gmail profile without a historyId: %v", err))
 	}
 	return &p, nil
 }
@@ -106,11 +111,11 @@ func (k *Connector) Send(ctx context.Context, s *holdfast.Session, m *holdfast.O
 	if err != nil {
 		return fmt.Errorf("gmail send: %w", err)
 	}
-	_, err = k.do(ctx, s, request{
-		op: opSend, method: http.MethodPost, url: k.api + "/messages/send",
-		header: http.Header{"Content-Type": {"application/json"}},
-		body:   body,
-		send:   true,
+	_, err = k.client.Do(ctx, s, bearer.Request{
+		Op: opSend, Method: http.MethodPost, URL: k.api + "/messages/send",
+		Header: http.Header{"Content-Type": {"application/json"}},
+		Body:   body,
+		Send:   true,
 	})
 	return err
 }
@@ -150,13 +155,13 @@ func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID
 	q.Set("includeSpamTrash", "true")
 	u := k.api + "/messages?" + q.Encode()
 	for look := 0; ; look++ {
-		resp, err := k.do(ctx, s, request{op: opList, method: http.MethodGet, url: u})
+		resp, err := k.client.Do(ctx, s, bearer.Request{Op: opList, Method: http.MethodGet, URL: u})
 		if err != nil {
 			return false, err
 		}
 		var list listAnswer
-		if err := json.Unmarshal(resp.body, &list); err != nil {
-			return false, k.badAnswer(s, opList, fmt.Errorf("gmail messages.list: %w", err))
+		if err := json.Unmarshal(resp.Body, &list); err != nil {
+			return false, k.client.BadAnswer(s, opList, fmt.Errorf("gmail messages.list: %w", err))
 		}
 		if len(list.Messages) > 0 {
 			return true, nil
@@ -166,17 +171,10 @@ func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID
 		}
 		select {
 		case <-ctx.Done():
-			return false, k.transportError(s, request{op: opList}, ctx.Err())
+			return false, k.client.TransportError(s, bearer.Request{Op: opList}, ctx.Err())
 		case <-time.After(k.cfg.FindSentWait):
 		}
 	}
-}
-
-// badAnswer classifies a 2xx answer holdfast cannot read: recoverable,
-// reason unknown.
-func (k *Connector) badAnswer(s *holdfast.Session, op string, err error) error {
-	v := classify.Classify(classify.Input{Provider: string(holdfast.ProviderGoogle), Surface: classify.SurfaceGmail, Err: err, Operation: op})
-	return providerError(v, fmt.Errorf("inbox %s: %w", s.Inbox.ID, err))
 }
 
 // Account returns the address of the mailbox the session's grant signs in
@@ -189,7 +187,7 @@ func (k *Connector) Account(ctx context.Context, s *holdfast.Session) (string, e
 		return "", err
 	}
 	if p.EmailAddress == "" {
-		return "", k.badAnswer(s, opProfile, fmt.Errorf("gmail profile without an emailAddress"))
+		return "", k.client.BadAnswer(s, opProfile, fmt.Errorf("gmail profile without an emailAddress"))
 	}
 	return p.EmailAddress, nil
 }

@@ -1,7 +1,6 @@
 package gmail_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/emulator"
 	"github.com/holdfast/holdfast/emulator/emulatortest"
+	"github.com/holdfast/holdfast/provider/bearer/bearertest"
 	"github.com/holdfast/holdfast/provider/gmail"
 	"github.com/holdfast/holdfast/provider/oauth"
 	"github.com/holdfast/holdfast/provider/oauth/oauthtest"
@@ -33,46 +32,9 @@ type bundle struct {
 	emu     *emulator.Emulator
 	conn    *gmail.Connector
 	sess    *holdfast.Session
-	logs    *syncBuffer
-	clock   *clock
+	logs    *bearertest.Logs
+	clock   *bearertest.Clock
 	rotated *[]string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// clock is a settable time source for the emulator; the token cache keeps
-// real time, so that the emulator can expire a token the cache still
-// holds.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 type setupOpts struct {
@@ -82,13 +44,13 @@ type setupOpts struct {
 
 func setup(t *testing.T, o setupOpts) *bundle {
 	t.Helper()
-	clk := &clock{now: time.Now()}
+	clk := bearertest.NewClock(time.Now())
 	emu, urls := emulatortest.StartConfig(t, emulator.Config{Now: clk.Now})
 	rt, err := emu.CreateAccount(emulator.Account{Provider: emulator.Google, Email: user})
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &bearertest.Logs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	secret := o.clientSecret
 	if secret == "" {
@@ -156,37 +118,6 @@ func ids(ms []holdfast.Message) []string {
 	return out
 }
 
-// assertNoSecret fails if a secret appears in err's text or in the logs.
-func assertNoSecret(t *testing.T, err error, logs string, secrets ...string) {
-	t.Helper()
-	for _, secret := range secrets {
-		if secret == "" {
-			continue
-		}
-		if err != nil && strings.Contains(err.Error(), secret) {
-			t.Errorf("error text holds a secret: %v", err)
-		}
-		if pe, ok := errors.AsType[*holdfast.ProviderError](err); ok && strings.Contains(pe.UserMessage, secret) {
-			t.Errorf("user message holds a secret: %q", pe.UserMessage)
-		}
-		if strings.Contains(logs, secret) {
-			t.Errorf("logs hold a secret:\n%s", logs)
-		}
-	}
-}
-
-func providerError(t *testing.T, err error) *holdfast.ProviderError {
-	t.Helper()
-	pe, ok := errors.AsType[*holdfast.ProviderError](err)
-	if !ok {
-		t.Fatalf("error %v (%T) is not a *holdfast.ProviderError", err, err)
-	}
-	if pe.UserMessage == "" {
-		t.Errorf("ProviderError has no UserMessage: %v", err)
-	}
-	return pe
-}
-
 func TestVerify(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
@@ -196,7 +127,7 @@ func TestVerify(t *testing.T) {
 	if len(*b.rotated) != 0 {
 		t.Error("OnTokenRotated called, but Google does not rotate refresh tokens")
 	}
-	assertNoSecret(t, nil, b.logs.String(), b.sess.RefreshToken)
+	bearertest.AssertNoSecret(t, nil, b.logs.String(), b.sess.RefreshToken)
 }
 
 func TestSync(t *testing.T) {
@@ -443,14 +374,14 @@ func TestFaults(t *testing.T) {
 				case "FindSent":
 					_, err = b.conn.FindSent(t.Context(), b.sess, "<snd_02@gmail.test>")
 				}
-				pe := providerError(t, err)
+				pe := bearertest.ProviderError(t, err)
 				w := tc.want
 				w.unknown = w.unknown && op == "Send"
 				got := want{pe.Class, pe.Reason, pe.Scope, pe.Action, pe.RetryAfter, errors.Is(err, smtp.ErrOutcomeUnknown)}
 				if got != w {
 					t.Errorf("%s error = %+v, want %+v (%v)", op, got, w, err)
 				}
-				assertNoSecret(t, err, b.logs.String(), b.sess.RefreshToken, emulator.DefaultClientSecret)
+				bearertest.AssertNoSecret(t, err, b.logs.String(), b.sess.RefreshToken, emulator.DefaultClientSecret)
 			}
 			if sent, _ := b.emu.Sent(user); len(sent) != 0 {
 				t.Errorf("the emulator accepted %d sends through a fault", len(sent))
@@ -495,10 +426,10 @@ func fakeGmail(t *testing.T, tokens *oauthtest.Server) string {
 	return srv.URL
 }
 
-func fakeSetup(t *testing.T) (*gmail.Connector, *holdfast.Session, *syncBuffer) {
+func fakeSetup(t *testing.T) (*gmail.Connector, *holdfast.Session, *bearertest.Logs) {
 	t.Helper()
 	tokens := oauthtest.Start(t, oauthtest.Options{Provider: holdfast.ProviderGoogle})
-	logs := &syncBuffer{}
+	logs := &bearertest.Logs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	src, err := oauth.New(oauth.Config{Provider: holdfast.ProviderGoogle, BaseURL: tokens.URL, ClientID: tokens.ClientID(), ClientSecret: tokens.ClientSecret(), Logger: log})
 	if err != nil {
@@ -539,12 +470,12 @@ func TestNoSecretInErrors(t *testing.T) {
 	t.Parallel()
 	conn, sess, logs := fakeSetup(t)
 	err := conn.Send(t.Context(), sess, outgoing("<snd_03@gmail.test>"))
-	pe := providerError(t, err)
+	pe := bearertest.ProviderError(t, err)
 	if pe.Class != holdfast.ClassRecoverable && pe.Class != holdfast.ClassPermanent {
 		t.Errorf("class %q", pe.Class)
 	}
 	if !strings.Contains(err.Error(), "[redacted]") || strings.Contains(err.Error(), "at-") {
 		t.Errorf("error %q: want the access token redacted", err)
 	}
-	assertNoSecret(t, err, logs.String(), sess.RefreshToken)
+	bearertest.AssertNoSecret(t, err, logs.String(), sess.RefreshToken)
 }

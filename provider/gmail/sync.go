@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-message/charset"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/provider/bearer"
 )
 
 // cursorVersion is the current cursor format.
@@ -143,7 +144,7 @@ func (k *Connector) backfill(ctx context.Context, s *holdfast.Session, cur curso
 		if cur.PageToken != "" {
 			q.Set("pageToken", cur.PageToken)
 		}
-		resp, err := k.do(ctx, s, request{op: opList, method: http.MethodGet, url: k.api + "/messages?" + q.Encode()})
+		resp, err := k.client.Do(ctx, s, bearer.Request{Op: opList, Method: http.MethodGet, URL: k.api + "/messages?" + q.Encode()})
 		if ae, ok := errors.AsType[*APIError](err); ok && cur.PageToken != "" && ae.Status == http.StatusBadRequest {
 			// The page token of an earlier Sync is no longer good: the
 			// backfill ends here, the history goes on from HistoryID.
@@ -155,8 +156,8 @@ func (k *Connector) backfill(ctx context.Context, s *holdfast.Session, cur curso
 			return nil, err
 		}
 		var list listAnswer
-		if err := json.Unmarshal(resp.body, &list); err != nil {
-			return nil, k.badAnswer(s, opList, fmt.Errorf("gmail messages.list: %w", err))
+		if err := json.Unmarshal(resp.Body, &list); err != nil {
+			return nil, k.client.BadAnswer(s, opList, fmt.Errorf("gmail messages.list: %w", err))
 		}
 		for _, m := range list.Messages {
 			ids = append(ids, m.ID)
@@ -196,13 +197,13 @@ func (k *Connector) history(ctx context.Context, s *holdfast.Session, cur cursor
 		if pageToken != "" {
 			q.Set("pageToken", pageToken)
 		}
-		resp, err := k.do(ctx, s, request{op: opHistory, method: http.MethodGet, url: k.api + "/history?" + q.Encode()})
+		resp, err := k.client.Do(ctx, s, bearer.Request{Op: opHistory, Method: http.MethodGet, URL: k.api + "/history?" + q.Encode()})
 		if err != nil {
 			return nil, err
 		}
 		var h historyAnswer
-		if err := json.Unmarshal(resp.body, &h); err != nil {
-			return nil, k.badAnswer(s, opHistory, fmt.Errorf("gmail history.list: %w", err))
+		if err := json.Unmarshal(resp.Body, &h); err != nil {
+			return nil, k.client.BadAnswer(s, opHistory, fmt.Errorf("gmail history.list: %w", err))
 		}
 		for _, rec := range h.History {
 			for _, a := range rec.MessagesAdded {
@@ -264,7 +265,7 @@ func (k *Connector) fetch(ctx context.Context, s *holdfast.Session, ids []string
 	query := q.Encode()
 	msgs := make([]holdfast.Message, 0, len(ids))
 	for _, id := range ids {
-		resp, err := k.do(ctx, s, request{op: opGet, method: http.MethodGet, url: k.api + "/messages/" + url.PathEscape(id) + "?" + query})
+		resp, err := k.client.Do(ctx, s, bearer.Request{Op: opGet, Method: http.MethodGet, URL: k.api + "/messages/" + url.PathEscape(id) + "?" + query})
 		if pe, ok := errors.AsType[*holdfast.ProviderError](err); ok && pe.Reason == holdfast.ReasonItemNotFound {
 			k.cfg.Logger.DebugContext(ctx, "gmail message gone before it was fetched", "inbox_id", s.Inbox.ID, "message", id)
 			continue
@@ -273,8 +274,8 @@ func (k *Connector) fetch(ctx context.Context, s *holdfast.Session, ids []string
 			return nil, err
 		}
 		var gm gmailMessage
-		if err := json.Unmarshal(resp.body, &gm); err != nil || gm.ID == "" {
-			return nil, k.badAnswer(s, opGet, fmt.Errorf("gmail messages.get %s: unreadable answer (%v)", id, err))
+		if err := json.Unmarshal(resp.Body, &gm); err != nil || gm.ID == "" {
+			return nil, k.client.BadAnswer(s, opGet, fmt.Errorf("gmail messages.get %s: unreadable answer (%v)", id, err))
 		}
 		msgs = append(msgs, gm.message(s.Inbox.ID))
 	}

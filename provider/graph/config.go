@@ -1,15 +1,13 @@
 package graph
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/classify"
+	"github.com/holdfast/holdfast/provider/bearer"
 	"github.com/holdfast/holdfast/provider/oauth"
 )
 
@@ -54,32 +52,27 @@ const (
 	DefaultFindSentWait = 5 * time.Second
 )
 
-// maxBody bounds the Graph response bodies read.
-const maxBody = 16 << 20
+// client returns the settings of cfg's calls.
+func (cfg Config) client() bearer.Config {
+	return bearer.Config{
+		Name: "graph", Provider: holdfast.ProviderMicrosoft, Surface: classify.SurfaceGraph,
+		Tokens: cfg.Tokens, HTTPClient: cfg.HTTPClient, Timeout: cfg.Timeout, Logger: cfg.Logger,
+		APIError: apiError,
+	}
+}
 
 // withDefaults returns cfg with its zero fields set, or an error naming the
 // bad field.
 func (cfg Config) withDefaults() (Config, error) {
-	if cfg.Tokens == nil {
-		return cfg, errors.New("graph config: Tokens is nil")
+	c, err := cfg.client().WithDefaults()
+	if err != nil {
+		return cfg, err
 	}
-	if p := cfg.Tokens.Provider(); p != holdfast.ProviderMicrosoft {
-		return cfg, fmt.Errorf("graph config: Tokens serves %s, not microsoft", p)
+	cfg.BaseURL, err = bearer.BaseURL("graph", cfg.BaseURL, DefaultBaseURL, "/v1.0")
+	if err != nil {
+		return cfg, err
 	}
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultBaseURL
-	}
-	cfg.BaseURL = strings.TrimSuffix(strings.TrimRight(cfg.BaseURL, "/"), "/v1.0")
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return cfg, fmt.Errorf("graph config: BaseURL %q is not an http(s) URL", cfg.BaseURL)
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: cfg.Timeout}
-	}
+	cfg.Timeout, cfg.HTTPClient, cfg.Logger = c.Timeout, c.HTTPClient, c.Logger
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = DefaultPageSize
 	}
@@ -88,9 +81,6 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.FindSentWait == 0 {
 		cfg.FindSentWait = DefaultFindSentWait
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return cfg, nil
 }

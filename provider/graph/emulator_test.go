@@ -15,6 +15,7 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/emulator"
 	"github.com/holdfast/holdfast/emulator/emulatortest"
+	"github.com/holdfast/holdfast/provider/bearer/bearertest"
 	"github.com/holdfast/holdfast/provider/graph"
 	"github.com/holdfast/holdfast/provider/oauth"
 )
@@ -25,30 +26,10 @@ type emuBundle struct {
 	urls  emulator.URLs
 	conn  *graph.Connector
 	sess  *holdfast.Session
-	logs  *syncBuffer
-	clock *clock
+	logs  *bearertest.Logs
+	clock *bearertest.Clock
 	// rotated are the refresh tokens handed to OnTokenRotated.
 	rotated func() []string
-}
-
-// clock is a settable time source for the emulator; the token cache keeps
-// real time, so that the emulator can expire a token the cache still
-// holds.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 type emuOpts struct {
@@ -58,13 +39,13 @@ type emuOpts struct {
 
 func setupEmulator(t *testing.T, o emuOpts) *emuBundle {
 	t.Helper()
-	clk := &clock{now: time.Now()}
+	clk := bearertest.NewClock(time.Now())
 	emu, urls := emulatortest.StartConfig(t, emulator.Config{Now: clk.Now})
 	rt, err := emu.CreateAccount(emulator.Account{Provider: emulator.Microsoft, Email: user})
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &bearertest.Logs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	secret := o.clientSecret
 	if secret == "" {
@@ -181,7 +162,7 @@ func TestEmulatorSync(t *testing.T) {
 	if diff := cmp.Diff(append(all, more...), again); diff != "" {
 		t.Errorf("resync ids (-want +got):\n%s", diff)
 	}
-	assertNoSecret(t, nil, b.logs.String(), b.rotated()...)
+	bearertest.AssertNoSecret(t, nil, b.logs.String(), b.rotated()...)
 }
 
 // An expired access token gets Graph's 401; the connector refreshes once,
@@ -210,7 +191,7 @@ func TestEmulatorExpiredAccessToken(t *testing.T) {
 	if len(rts) != 3 || b.sess.RefreshToken != rts[2] {
 		t.Errorf("rotations = %d, want 2, the session holding the last", len(rts)-1)
 	}
-	assertNoSecret(t, nil, b.logs.String(), rts...)
+	bearertest.AssertNoSecret(t, nil, b.logs.String(), rts...)
 }
 
 func TestEmulatorSendAndFindSent(t *testing.T) {
@@ -313,14 +294,14 @@ func TestEmulatorFaults(t *testing.T) {
 				case "FindSent":
 					_, err = b.conn.FindSent(t.Context(), b.sess, "<snd_02@example.test>")
 				}
-				pe := providerError(t, err)
+				pe := bearertest.ProviderError(t, err)
 				w := tc.want
 				w.unknown = w.unknown && op == "Send"
 				got := want{pe.Class, pe.Reason, pe.Scope, pe.Action, pe.OutageSensitive, pe.RetryAfter, errors.Is(err, errOutcomeUnknown)}
 				if got != w {
 					t.Errorf("%s error = %+v, want %+v (%v)", op, got, w, err)
 				}
-				assertNoSecret(t, err, b.logs.String(), append(b.rotated(), emulator.DefaultClientSecret)...)
+				bearertest.AssertNoSecret(t, err, b.logs.String(), append(b.rotated(), emulator.DefaultClientSecret)...)
 			}
 			if sent, _ := b.emu.Sent(user); len(sent) != 0 {
 				t.Errorf("the emulator accepted %d sends through a fault", len(sent))
@@ -356,7 +337,7 @@ func TestEmulatorSendErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			err := b.conn.Send(t.Context(), b.sess, outgoing("<snd_03@example.test>"))
-			pe := providerError(t, err)
+			pe := bearertest.ProviderError(t, err)
 			if got := errors.Is(err, errOutcomeUnknown); got != tc.unknown {
 				t.Errorf("Send error %v: ErrOutcomeUnknown %v, want %v", err, got, tc.unknown)
 			}

@@ -34,15 +34,17 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/provider/bearer"
 	"github.com/holdfast/holdfast/provider/smtp"
 )
 
 // Connector implements holdfast.Connector with Microsoft Graph. It keeps
 // no connection between calls and is safe for concurrent use.
 type Connector struct {
-	cfg  Config
-	base *url.URL // Graph's root
-	api  string   // base + "/v1.0"
+	cfg    Config
+	client *bearer.Client
+	base   *url.URL // Graph's root
+	api    string   // base + "/v1.0"
 }
 
 var _ holdfast.Connector = (*Connector)(nil)
@@ -54,18 +56,22 @@ func New(cfg Config) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
+	client, err := bearer.New(cfg.client())
+	if err != nil {
+		return nil, err
+	}
 	base, err := url.Parse(cfg.BaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("graph config: BaseURL: %w", err)
 	}
-	return &Connector{cfg: cfg, base: base, api: cfg.BaseURL + "/v1.0"}, nil
+	return &Connector{cfg: cfg, client: client, base: base, api: cfg.BaseURL + "/v1.0"}, nil
 }
 
 // Verify gets an access token (refreshing it if needed) and lists the
 // newest inbox message's id, a cheap call that needs the mail permission
 // (GET /me would need User.Read).
 func (k *Connector) Verify(ctx context.Context, s *holdfast.Session) error {
-	_, err := k.do(ctx, s, request{op: opListSearch, method: http.MethodGet, url: k.api + "/me/mailFolders/inbox/messages?$top=1&$select=id"})
+	_, err := k.client.Do(ctx, s, bearer.Request{Op: opListSearch, Method: http.MethodGet, URL: k.api + "/me/mailFolders/inbox/messages?$top=1&$select=id"})
 	return err
 }
 
@@ -86,11 +92,11 @@ func (k *Connector) Send(ctx context.Context, s *holdfast.Session, m *holdfast.O
 	}
 	body := make([]byte, base64.StdEncoding.EncodedLen(len(raw)))
 	base64.StdEncoding.Encode(body, raw)
-	_, err = k.do(ctx, s, request{
-		op: opSendMail, method: http.MethodPost, url: k.api + "/me/sendMail",
-		header: http.Header{"Content-Type": {"text/plain"}},
-		body:   body,
-		send:   true,
+	_, err = k.client.Do(ctx, s, bearer.Request{
+		Op: opSendMail, Method: http.MethodPost, URL: k.api + "/me/sendMail",
+		Header: http.Header{"Content-Type": {"text/plain"}},
+		Body:   body,
+		Send:   true,
 	})
 	return err
 }
@@ -137,14 +143,14 @@ func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID
 	q.Set("$top", "1")
 	u := k.api + "/me/mailFolders/sentitems/messages?" + strings.ReplaceAll(q.Encode(), "+", "%20")
 	for look := 0; ; look++ {
-		resp, err := k.do(ctx, s, request{op: opListSearch, method: http.MethodGet, url: u})
+		resp, err := k.client.Do(ctx, s, bearer.Request{Op: opListSearch, Method: http.MethodGet, URL: u})
 		if err != nil {
 			return false, err
 		}
 		var list struct {
 			Value []json.RawMessage `json:"value"`
 		}
-		if err := json.Unmarshal(resp.body, &list); err != nil {
+		if err := json.Unmarshal(resp.Body, &list); err != nil {
 			return false, k.badPage(s, fmt.Errorf("graph messages list: %w", err))
 		}
 		if len(list.Value) > 0 {
@@ -155,7 +161,7 @@ func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID
 		}
 		select {
 		case <-ctx.Done():
-			return false, k.transportError(s, request{op: opListSearch}, ctx.Err())
+			return false, k.client.TransportError(s, bearer.Request{Op: opListSearch}, ctx.Err())
 		case <-time.After(k.cfg.FindSentWait):
 		}
 	}
@@ -166,7 +172,7 @@ func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID
 // consent flow checks it against the address the user asked to connect.
 // Errors are classified like Verify's.
 func (k *Connector) Account(ctx context.Context, s *holdfast.Session) (string, error) {
-	resp, err := k.do(ctx, s, request{op: opMe, method: http.MethodGet, url: k.api + "/me?$select=mail,userPrincipalName"})
+	resp, err := k.client.Do(ctx, s, bearer.Request{Op: opMe, Method: http.MethodGet, URL: k.api + "/me?$select=mail,userPrincipalName"})
 	if err != nil {
 		return "", err
 	}
@@ -174,7 +180,7 @@ func (k *Connector) Account(ctx context.Context, s *holdfast.Session) (string, e
 		Mail              string `json:"mail"`
 		UserPrincipalName string `json:"userPrincipalName"`
 	}
-	if err := json.Unmarshal(resp.body, &me); err != nil || me.Mail+me.UserPrincipalName == "" {
+	if err := json.Unmarshal(resp.Body, &me); err != nil || me.Mail+me.UserPrincipalName == "" {
 		return "", k.badPage(s, fmt.Errorf("graph /me without mail or userPrincipalName: %v", err))
 	}
 	if me.Mail != "" {

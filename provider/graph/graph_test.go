@@ -1,7 +1,6 @@
 package graph_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/provider/bearer/bearertest"
 	"github.com/holdfast/holdfast/provider/graph"
 	"github.com/holdfast/holdfast/provider/oauth"
 	"github.com/holdfast/holdfast/provider/oauth/oauthtest"
@@ -32,26 +32,9 @@ type bundle struct {
 	graph  *fakeGraph
 	conn   *graph.Connector
 	sess   *holdfast.Session
-	logs   *syncBuffer
+	logs   *bearertest.Logs
 	// secrets are every refresh and access token seen, for the leak check.
 	secrets func() []string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type setupOpts struct {
@@ -63,7 +46,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	t.Helper()
 	tokens := oauthtest.Start(t, oauthtest.Options{Provider: holdfast.ProviderMicrosoft, ClientSecret: "client-s3cret-never-logged"})
 	g := startGraph(t, tokens)
-	logs := &syncBuffer{}
+	logs := &bearertest.Logs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	secret := o.clientSecret
 	if secret == "" {
@@ -108,37 +91,6 @@ func setup(t *testing.T, o setupOpts) *bundle {
 		return append([]string{first, tokens.ClientSecret()}, rts...)
 	}
 	return b
-}
-
-// assertNoSecret fails if a secret appears in err's text or in the logs.
-func assertNoSecret(t *testing.T, err error, logs string, secrets ...string) {
-	t.Helper()
-	for _, secret := range secrets {
-		if secret == "" {
-			continue
-		}
-		if err != nil && strings.Contains(err.Error(), secret) {
-			t.Errorf("error text holds a secret: %v", err)
-		}
-		if pe, ok := errors.AsType[*holdfast.ProviderError](err); ok && strings.Contains(pe.UserMessage, secret) {
-			t.Errorf("user message holds a secret: %q", pe.UserMessage)
-		}
-		if strings.Contains(logs, secret) {
-			t.Errorf("logs hold a secret:\n%s", logs)
-		}
-	}
-}
-
-func providerError(t *testing.T, err error) *holdfast.ProviderError {
-	t.Helper()
-	pe, ok := errors.AsType[*holdfast.ProviderError](err)
-	if !ok {
-		t.Fatalf("error %v (%T) is not a *holdfast.ProviderError", err, err)
-	}
-	if pe.UserMessage == "" {
-		t.Errorf("ProviderError has no UserMessage: %v", err)
-	}
-	return pe
 }
 
 func ids(ms []holdfast.Message) []string {
@@ -205,7 +157,7 @@ func TestSync(t *testing.T) {
 	if err != nil || len(res.Messages) != 0 || res.More {
 		t.Fatalf("Sync 4 = %d messages, More %v, %v; want none", len(res.Messages), res.More, err)
 	}
-	assertNoSecret(t, nil, b.logs.String(), b.secrets()...)
+	bearertest.AssertNoSecret(t, nil, b.logs.String(), b.secrets()...)
 }
 
 // An expired delta token (410 SyncStateNotFound and its variants) starts
@@ -291,7 +243,7 @@ func TestNoSecretInErrors(t *testing.T) {
 	b := setup(t, setupOpts{})
 	b.graph.fail("delta", fault{status: 403, body: `{"error":{"code":"ErrorAccessDenied","message":"Access is denied for token {{token}}."}}`})
 	_, err := b.conn.Sync(t.Context(), b.sess, "")
-	pe := providerError(t, err)
+	pe := bearertest.ProviderError(t, err)
 	if pe.Reason != holdfast.ReasonInsufficientScope {
 		t.Errorf("reason = %s, want insufficient_scope", pe.Reason)
 	}
@@ -301,7 +253,7 @@ func TestNoSecretInErrors(t *testing.T) {
 	if strings.Contains(err.Error(), "at-") {
 		t.Errorf("error holds an access token: %v", err)
 	}
-	assertNoSecret(t, err, b.logs.String(), b.secrets()...)
+	bearertest.AssertNoSecret(t, err, b.logs.String(), b.secrets()...)
 }
 
 func outgoing(id string) *holdfast.OutgoingMessage {
@@ -353,7 +305,7 @@ func TestSendTransport(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = conn.Send(t.Context(), b.sess, outgoing("<snd_04@example.test>"))
-		pe := providerError(t, err)
+		pe := bearertest.ProviderError(t, err)
 		if errors.Is(err, smtp.ErrOutcomeUnknown) != tc.unknown || pe.Reason != tc.reason || pe.Class != holdfast.ClassRecoverable {
 			t.Errorf("%s: Send error %v (reason %s), want unknown outcome %v, reason %s", tc.name, err, pe.Reason, tc.unknown, tc.reason)
 		}

@@ -13,7 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/holdfast/holdfast"
-	"github.com/holdfast/holdfast/classify"
+	"github.com/holdfast/holdfast/provider/bearer"
 )
 
 // cursorVersion is the current cursor format.
@@ -120,9 +120,9 @@ func (k *Connector) Sync(ctx context.Context, s *holdfast.Session, cursorText st
 		if u == "" {
 			u = k.deltaURL()
 		}
-		resp, err := k.do(ctx, s, request{
-			op: opDelta, method: http.MethodGet, url: u,
-			header: http.Header{"Prefer": {"odata.maxpagesize=" + strconv.Itoa(k.cfg.PageSize)}},
+		resp, err := k.client.Do(ctx, s, bearer.Request{
+			Op: opDelta, Method: http.MethodGet, URL: u,
+			Header: http.Header{"Prefer": {"odata.maxpagesize=" + strconv.Itoa(k.cfg.PageSize)}},
 		})
 		if err != nil {
 			if pe, ok := errors.AsType[*holdfast.ProviderError](err); ok && pe.Action == holdfast.ActionResync && link != "" && !res.Reset {
@@ -133,7 +133,7 @@ func (k *Connector) Sync(ctx context.Context, s *holdfast.Session, cursorText st
 			return nil, err
 		}
 		var p deltaPage
-		if err := json.Unmarshal(resp.body, &p); err != nil {
+		if err := json.Unmarshal(resp.Body, &p); err != nil {
 			return nil, k.badPage(s, fmt.Errorf("graph delta page: %w", err))
 		}
 		for _, gm := range p.Value {
@@ -195,8 +195,7 @@ func (k *Connector) Sync(ctx context.Context, s *holdfast.Session, cursorText st
 // badPage classifies a 2xx answer holdfast cannot read: recoverable,
 // reason unknown.
 func (k *Connector) badPage(s *holdfast.Session, err error) error {
-	v := classify.Classify(classify.Input{Provider: string(holdfast.ProviderMicrosoft), Surface: classify.SurfaceGraph, Err: err, Operation: opDelta})
-	return providerError(v, fmt.Errorf("inbox %s: %w", s.Inbox.ID, err))
+	return k.client.BadAnswer(s, opDelta, err)
 }
 
 // graphMessage is a message as delta returns it.
