@@ -83,7 +83,7 @@ type marker struct {
 // more than three minutes between snapshots (holdfast was down) is left
 // blank rather than bridged.
 func timeChart(title string, snaps []holdfast.FleetSnapshot, provider holdfast.Provider, from, to time.Time, markers []marker) template.HTML {
-	const w, h, left, right, top, bottom = 720.0, 240.0, 52.0, 12.0, 18.0, 30.0
+	const w, h, left, right, top, bottom = 720.0, 252.0, 52.0, 12.0, 30.0, 30.0
 	pw, ph := w-left-right, h-top-bottom
 	type point struct {
 		at     time.Time
@@ -212,17 +212,26 @@ func timeChart(title string, snaps []holdfast.FleetSnapshot, provider holdfast.P
 	if len(pts) == 0 {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" class="empty">No fleet snapshots in this window</text>`, left+pw/2, top+ph/2)
 	}
+	// Labels go on two rows, the second when the first one's last label
+	// is too close.
+	lastX := [2]float64{math.Inf(-1), math.Inf(-1)}
 	for _, m := range markers {
 		if m.At.Before(from) || m.At.After(to) {
 			continue
 		}
 		x := xOf(m.At)
-		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" class="marker"/>`, x, x, top-4, top+ph)
-		anchor := "start"
-		if x > left+pw*0.8 {
-			anchor = "end"
+		row := 0
+		if x-lastX[0] < 110 {
+			row = 1
 		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="marker-label" text-anchor="%s">%s</text>`, x+3, top-6, anchor, esc(m.Label))
+		lastX[row] = x
+		y := top - 18 + 13*float64(row)
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" class="marker"/>`, x, x, y+3, top+ph)
+		anchor, lx := "start", x+3
+		if x > left+pw*0.8 {
+			anchor, lx = "end", x-3
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="marker-label" text-anchor="%s">%s</text>`, lx, y, anchor, esc(m.Label))
 	}
 	fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" class="axis"/>`, left, w-right, top+ph, top+ph)
 	b.WriteString(`</svg>`)
