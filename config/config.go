@@ -89,14 +89,15 @@ type Config struct {
 	GoogleClientID        string
 	GoogleClientSecret    string
 
-	// HealthConfirmSpan, HealthNoticeGrace, HealthKeepAlive and
-	// HealthBucket are the health engine parameters an operator may tune
+	// HealthConfirmSpan, HealthNoticeGrace, HealthKeepAlive, HealthBucket
+	// and HealthCloseWindow are the health engine parameters an operator may tune
 	// (serve only); see Engine and docs/operations.md. The defaults are
 	// health.DefaultConfig's.
 	HealthConfirmSpan time.Duration
 	HealthNoticeGrace time.Duration
 	HealthKeepAlive   time.Duration
 	HealthBucket      time.Duration
+	HealthCloseWindow time.Duration
 }
 
 // The providers' real endpoints, the defaults of the provider URL flags.
@@ -153,6 +154,7 @@ var env = map[string]string{
 	"health-notice-grace":    "HOLDFAST_HEALTH_NOTICE_GRACE",
 	"health-keepalive":       "HOLDFAST_HEALTH_KEEPALIVE",
 	"health-bucket":          "HOLDFAST_HEALTH_BUCKET",
+	"health-close-window":    "HOLDFAST_HEALTH_CLOSE_WINDOW",
 }
 
 // NewFlagSet returns a flag set for subcommand name with the given flag
@@ -189,6 +191,7 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 		fs.DurationVar(&c.HealthNoticeGrace, "health-notice-grace", def.NoticeGrace, "how long a reconnect notice waits before its re-check and delivery (env HOLDFAST_HEALTH_NOTICE_GRACE)")
 		fs.DurationVar(&c.HealthKeepAlive, "health-keepalive", def.KeepAlive, "longest an inbox goes without a request before a cheap authenticated probe (env HOLDFAST_HEALTH_KEEPALIVE)")
 		fs.DurationVar(&c.HealthBucket, "health-bucket", def.Bucket, "outage detector resolution; its windows are 6 and 30 buckets (env HOLDFAST_HEALTH_BUCKET)")
+		fs.DurationVar(&c.HealthCloseWindow, "health-close-window", def.CloseWindow, "how long probes must succeed before an incident closes and recovery starts (env HOLDFAST_HEALTH_CLOSE_WINDOW)")
 	}
 	finish := func() error {
 		given := map[string]bool{}
@@ -282,6 +285,7 @@ func (c *Config) validateHealth() error {
 		{"--health-notice-grace", c.HealthNoticeGrace, 10 * time.Second, 12 * time.Hour},
 		{"--health-keepalive", c.HealthKeepAlive, 10 * time.Second, 24 * time.Hour},
 		{"--health-bucket", c.HealthBucket, time.Second, time.Minute},
+		{"--health-close-window", c.HealthCloseWindow, 10 * time.Second, 10 * time.Minute},
 	} {
 		if f.v < f.min || f.v > f.max {
 			return fmt.Errorf("%s: %v is not between %v and %v", f.flag, f.v, f.min, f.max)
@@ -306,6 +310,8 @@ func (c *Config) Engine() health.Config {
 	e.NoticeGrace = c.HealthNoticeGrace
 	e.KeepAlive = c.HealthKeepAlive
 	e.Bucket = c.HealthBucket
+	e.CloseWindow = c.HealthCloseWindow
+	e.MaxCloseWindow = max(e.MaxCloseWindow, c.HealthCloseWindow)
 	return e
 }
 

@@ -128,6 +128,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{name: "notice grace too long", env: map[string]string{"HOLDFAST_HEALTH_NOTICE_GRACE": "13h"}, wantErr: "--health-notice-grace"},
 		{name: "keep-alive too short", args: []string{"--health-keepalive", "1s"}, wantErr: "--health-keepalive"},
 		{name: "bucket too long", args: []string{"--health-bucket", "2m"}, wantErr: "--health-bucket"},
+		{name: "close window too short", env: map[string]string{"HOLDFAST_HEALTH_CLOSE_WINDOW": "1s"}, wantErr: "--health-close-window"},
 		{name: "bad bucket in environment", env: map[string]string{"HOLDFAST_HEALTH_BUCKET": "often"}, wantErr: "HOLDFAST_HEALTH_BUCKET"},
 	}
 	for _, tt := range tests {
@@ -163,6 +164,9 @@ func TestFlagsAndEnvironment(t *testing.T) {
 			if want.HealthConfirmSpan == 0 {
 				d := health.DefaultConfig()
 				want.HealthConfirmSpan, want.HealthNoticeGrace, want.HealthKeepAlive, want.HealthBucket = d.ConfirmSpan, d.NoticeGrace, d.KeepAlive, d.Bucket
+			}
+			if want.HealthCloseWindow == 0 {
+				want.HealthCloseWindow = health.DefaultConfig().CloseWindow
 			}
 			if c != want {
 				t.Errorf("config = %+v, want %+v", c, want)

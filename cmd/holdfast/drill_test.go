@@ -198,6 +198,7 @@ func runDrill(t *testing.T, spec drillSpec) {
 		"HOLDFAST_GOOGLE_CLIENT_ID": emulator.DefaultClientID, "HOLDFAST_GOOGLE_CLIENT_SECRET": emulator.DefaultClientSecret,
 		"HOLDFAST_MAIL_CA_FILE": srv.CAFile, "HOLDFAST_SYNC_INTERVAL": spec.syncInterval,
 		"HOLDFAST_HEALTH_CONFIRM_SPAN": spec.confirmSpan, "HOLDFAST_HEALTH_BUCKET": spec.bucket,
+		"HOLDFAST_HEALTH_CLOSE_WINDOW": "15s",
 		"HOLDFAST_HEALTH_NOTICE_GRACE": "20s", "HOLDFAST_HEALTH_KEEPALIVE": "1m",
 		"HOLDFAST_NOTIFY_SMTP_URL": "smtp://" + url.UserPassword(relay, relayPW).String() + "@" + srv.SMTPAddr,
 		"HOLDFAST_NOTIFY_FROM":     "holdfast <" + relay + ">",
