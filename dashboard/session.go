@@ -36,7 +36,7 @@ type session struct {
 	raw   string
 }
 
-// encode serialises and signs s.
+// encodeSession serialises and signs s.
 func (d *dash) encodeSession(s *session) string {
 	var b []byte
 	b = binary.BigEndian.AppendUint64(b, uint64(s.Expires.Unix()))
