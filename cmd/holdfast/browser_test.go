@@ -170,6 +170,16 @@ func TestBrowserDashboard(t *testing.T) {
 	if got := text("main table"); !strings.Contains(got, "microsoft") || !strings.Contains(got, "google") {
 		t.Errorf("the fleet table = %q", got)
 	}
+	// The page refreshes itself (refresh.js, every 15 s) under the
+	// dashboard's Content-Security-Policy.
+	before := text("#updated")
+	deadline := time.Now().Add(25 * time.Second)
+	for text("#updated") == before && time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+	}
+	if after := text("#updated"); after == before {
+		t.Errorf("the fleet page did not refresh itself within 25 s: still %q", after)
+	}
 
 	run("incidents", chromedp.Navigate(s.base+"/ui/incidents"), chromedp.WaitVisible(`//h1[text()="Providers and incidents"]`), shot("incidents"))
 	run("incident", chromedp.Click(fmt.Sprintf(`//main//a[text()="Incident %d"]`, incID)),
