@@ -702,7 +702,11 @@ func (e *Engine) Declare(d Declaration) (Incident, error) {
 			return Incident{}, fmt.Errorf("declare incident: %w: an incident already covers this scope", holdfast.ErrConflict)
 		}
 		in := e.openIncident(p, d.Tenant, KindDeclared, now, start, ev)
-		in.OpenedAt = e.tm(start)
+		if start != now {
+			// openIncident reported it opened now; it opened at start.
+			in.OpenedAt = e.tm(start)
+			e.sink.IncidentChanged(in)
+		}
 		return *in, nil
 	}
 	// Retroactive: record it resolved and re-verify what was acted on.

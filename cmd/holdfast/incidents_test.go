@@ -58,6 +58,17 @@ func TestServeIncidentsAndHeldActions(t *testing.T) {
 				t.Errorf("retroactive declaration = %d %v, want 201 resolved", code, retro)
 			}
 
+			// An open incident declared from a past start keeps that start.
+			past := time.Now().Add(-30 * time.Minute).UTC().Truncate(time.Second)
+			code, open := call(t, "POST", s.base+"/v1/incidents", key, map[string]any{"provider": "google", "start": past.Format(time.RFC3339)})
+			if code != http.StatusCreated || open["state"] != "open" {
+				t.Fatalf("declaration from a past start = %d %v, want 201 open", code, open)
+			}
+			code, got = call(t, "GET", fmt.Sprintf("%s/v1/incidents/%d", s.base, int64(open["id"].(float64))), key, nil)
+			if at, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(got["opened_at"])); code != http.StatusOK || !at.Equal(past) {
+				t.Errorf("stored incident opened_at = %v, want the declared start %v", got["opened_at"], past)
+			}
+
 			// Bad declarations name the field.
 			for _, tt := range []struct {
 				body  map[string]any
@@ -90,8 +101,8 @@ func TestServeIncidentsAndHeldActions(t *testing.T) {
 			}
 			s = e.serve()
 			code, list = call(t, "GET", s.base+"/v1/incidents", key, nil)
-			if data, _ := list["data"].([]any); code != http.StatusOK || len(data) != 2 {
-				t.Errorf("incidents after restart = %d %v, want both", code, list)
+			if data, _ := list["data"].([]any); code != http.StatusOK || len(data) != 3 {
+				t.Errorf("incidents after restart = %d %v, want all three", code, list)
 			}
 		})
 	}
