@@ -192,6 +192,7 @@ func newRunner[TTx any](driver riverdriver.Driver[TTx], schema string, store Sto
 		Schema: schema,
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: maxWorkers},
+			NotifyQueue:        {MaxWorkers: 1},
 		},
 		Workers:              workers,
 		PeriodicJobs:         periodic,

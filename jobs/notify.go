@@ -54,9 +54,16 @@ type NotifyArgs struct {
 // Kind implements river.JobArgs.
 func (NotifyArgs) Kind() string { return "notify" }
 
+// NotifyQueue is the River queue of the notify jobs; it runs one job at a
+// time.
+const NotifyQueue = "notify"
+
 // InsertOpts implements river.JobArgsWithInsertOpts.
+// Notify jobs run in their own queue, one at a time: a job sends every
+// pending notice of its recipient in one message, and two jobs of one
+// recipient running at once would each claim some and send two messages.
 func (NotifyArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: notifyMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{Queue: NotifyQueue, MaxAttempts: notifyMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // NotifyWorker works notify jobs; a job snoozes through the group wait.
@@ -93,7 +100,7 @@ func (NotifyResolvedArgs) Kind() string { return "notify_resolved" }
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (NotifyResolvedArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: notifyMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{Queue: NotifyQueue, MaxAttempts: notifyMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // NotifyResolvedWorker works notify_resolved jobs.
