@@ -508,9 +508,19 @@ func (e *Engine) resolve(in *Incident, now int64, recover bool) {
 			// Start the detector afresh: the windows hold the incident's
 			// own failures.
 			ps.Att, ps.Fail, ps.Perm, ps.OK, ps.Thr, ps.FailTen = [64]int32{}, [64]int32{}, [64]int32{}, [64]int32{}, [64]int32{}, [64]int32{}
+			ps.TenCur, ps.TenPrev = ps.TenCur[:0], ps.TenPrev[:0]
+			ps.TAtt, ps.TAttEp = [2]int32{}, [2]int32{-1, -1}
+			for t := range c.TProv {
+				if c.TProv[t] == in.prov {
+					e.forgetTenant(int32(t))
+				}
+			}
 		}
 	} else if k := c.TInc[in.Tenant]; k != 0 && c.Incidents[k-1] == in {
 		c.TInc[in.Tenant] = 0
+		if in.Kind != KindTenantEvent {
+			e.forgetTenant(in.Tenant)
+		}
 	}
 	switch {
 	case in.Tenant < 0:
@@ -524,6 +534,26 @@ func (e *Engine) resolve(in *Incident, now int64, recover bool) {
 		e.queueRecovery(in, now)
 	}
 	e.sink.IncidentChanged(in)
+}
+
+// forgetTenant clears tenant t's window and its inboxes' marks in it, as
+// when an incident over it closes: the failures counted there are the
+// incident's own. Left in place, the failures of an outage's first
+// minutes would meet the tenant rule again right after the outage, open
+// tenant incidents over a healthy tenant and hold the confirmation of its
+// really revoked inboxes.
+func (e *Engine) forgetTenant(t int32) {
+	c := &e.c
+	w := c.TWin[t*8 : t*8+8]
+	for k := range w {
+		w[k] = 0
+	}
+	w[0], w[4] = -1, -1
+	c.TListed[t] = -1
+	for i := c.THead[t]; i >= 0; i = c.NextInTenant[i] {
+		c.H[i].AttB, c.H[i].AttE = -1, -1
+		c.FailB[i], c.FailE[i] = -1, -1
+	}
 }
 
 func (e *Engine) timeline(in *Incident, now int64, what string) {

@@ -889,3 +889,53 @@ func TestGuardFailsClosed(t *testing.T) {
 		})
 	}
 }
+
+// TestRevokedDuringShortOutageConfirmsAfter replays the outage drill's
+// timeline on the engine alone: a three-minute provider outage with the
+// drill's short settings, during which one inbox in each of six tenants
+// loses its grant for real. Failures counted at the outage's onset belong
+// to the provider incident; once it closes they must not make the tenant
+// rule open tenant incidents that hold the revoked inboxes' confirmation
+// (the drill once saw them stay suspect for minutes this way).
+func TestRevokedDuringShortOutageConfirmsAfter(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.ConfirmSpan, cfg.ConfirmStep = 40*time.Second, 16*time.Second
+	cfg.Bucket, cfg.CloseWindow = 2*time.Second, 15*time.Second
+	w := newWorld(t, cfg, 400, 40)
+	w.period = 20
+	for i := range w.next {
+		w.next[i] = 1 + w.rng.Int64N(w.period)
+	}
+	lost := map[int32]bool{}
+	for k := 10; len(lost) < 6; k++ {
+		if len(w.tenants[k]) >= 3 {
+			lost[w.tenants[k][0]] = true
+		}
+	}
+	const outage, end = 10 * time.Minute, 13 * time.Minute
+	w.outcome = func(i int32, sec int64) *classify.Verdict {
+		if between(sec, outage, end) || lost[i] && sec >= int64((outage+30*time.Second)/time.Second) {
+			return revoked
+		}
+		return nil
+	}
+	w.runTo(end + 3*time.Minute)
+	for i := range lost {
+		if w.e.State(i) != holdfast.StateNeedsReconnect {
+			t.Errorf("At(16m): revoked inbox %d (tenant %d) is %s, want needs_reconnect", i, w.e.Tenant(i), w.e.State(i))
+		}
+	}
+	for _, in := range w.e.Incidents() {
+		if in.Tenant >= 0 {
+			t.Errorf("tenant incident %d over tenant %d (%s): %v", in.ID, in.Tenant, in.Kind, in.Timeline)
+		}
+	}
+	if n := w.acted(0, end+3*time.Minute); n != len(lost) {
+		t.Errorf("Between(0, 16m): %d inboxes asked for action, want the %d revoked", n, len(lost))
+	}
+	if got := w.count(holdfast.StateConnected); got != 400-int64(len(lost)) {
+		t.Errorf("At(16m): connected = %d, want %d (%v)", got, 400-len(lost), w.e.Counts(holdfast.ProviderMicrosoft))
+	}
+}
+
