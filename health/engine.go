@@ -80,6 +80,10 @@ type core struct {
 	NextID    int64
 	Notices   []queuedNotice
 	NoticeHd  int
+	// Rechecks are the in-grace re-verifications of inboxes just moved to
+	// a state that asks someone to act, oldest first.
+	Rechecks  []queuedRecheck
+	RecheckHd int
 	Reasons   []holdfast.Reason
 	CurBucket int64
 	CurEpoch  int64
@@ -96,6 +100,14 @@ type queuedNotice struct {
 	Admin   bool
 	// Held: held at least once by the notice meta-guard.
 	Held bool
+}
+
+// queuedRecheck is one in-grace re-verification: at Due, inbox Inbox is
+// probed once more if it is still in the episode it was acted on in.
+type queuedRecheck struct {
+	Inbox   int32
+	Due     int64
+	Episode uint32
 }
 
 // Hot is the per-inbox state the hot path reads and writes. Exported for
@@ -776,6 +788,10 @@ func (e *Engine) act(i int32, to uint8, cause holdfast.Cause) {
 	}
 	due := now + int64(e.cfg.NoticeGrace/time.Second)
 	c.Notices = append(c.Notices, queuedNotice{Inbox: i, Due: due, First: due, Episode: c.Episode[i], Admin: admin})
+	// Half-way through the grace period the credential is tried once
+	// more, so that an inbox whose provider stopped refusing it comes back
+	// before anyone is told (the notice is then cancelled at delivery).
+	c.Rechecks = append(c.Rechecks, queuedRecheck{Inbox: i, Due: now + int64(e.cfg.NoticeGrace/time.Second)/2, Episode: c.Episode[i]})
 	if !e.tenantVerified(c.H[i].Ten, now) {
 		// A verified tenant event's notices are not counted by the
 		// meta-guard: the tenant rule already judged them (§6).

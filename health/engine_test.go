@@ -939,3 +939,56 @@ func TestRevokedDuringShortOutageConfirmsAfter(t *testing.T) {
 	}
 }
 
+// TestRecoveredWithinGraceGetsNoNotice: two inboxes fail permanent-class
+// on their own until confirmed. One starts working again a minute after
+// its move to needs_reconnect: the re-verification half-way through the
+// grace period brings it back and its notice is cancelled. The other is
+// notified once, at the end of the grace period.
+func TestRecoveredWithinGraceGetsNoNotice(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultConfig(), 3000, 150)
+	const flap, lost = int32(100), int32(200)
+	var actedAt int64 = -1
+	w.outcome = func(i int32, sec int64) *classify.Verdict {
+		switch {
+		case i == lost && sec >= 3600:
+			return revoked
+		case i == flap && sec >= 3600 && (actedAt < 0 || sec < actedAt+60):
+			if actedAt < 0 && w.e.State(flap) == holdfast.StateNeedsReconnect {
+				actedAt = sec
+			}
+			return revoked
+		}
+		return nil
+	}
+	for w.sec < 3*3600 && actedAt < 0 {
+		w.runTo(time.Duration(w.sec+1) * time.Second)
+		if w.e.State(flap) == holdfast.StateNeedsReconnect {
+			actedAt = w.sec
+		}
+	}
+	if actedAt < 0 {
+		t.Fatal("the flapping inbox was never confirmed")
+	}
+	grace := int64(DefaultConfig().NoticeGrace / time.Second)
+	w.runTo(time.Duration(actedAt+grace/2+5) * time.Second)
+	if got := w.e.State(flap); got != holdfast.StateConnected {
+		t.Errorf("At(act + grace/2 + 5s): flapping inbox is %s, want connected", got)
+	}
+	w.runTo(5 * time.Hour)
+	var flapN, lostN int
+	for _, n := range w.rec.notices {
+		switch n.Inbox {
+		case flap:
+			flapN++
+		case lost:
+			lostN++
+			if w.e.State(lost) != holdfast.StateNeedsReconnect {
+				t.Errorf("lost inbox is %s, want needs_reconnect", w.e.State(lost))
+			}
+		}
+	}
+	if flapN != 0 || lostN != 1 {
+		t.Errorf("notices: %d to the inbox that recovered within the grace period (want 0), %d to the lost one (want 1)", flapN, lostN)
+	}
+}

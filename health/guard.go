@@ -204,6 +204,19 @@ func (e *Engine) noticeTick(now int64) {
 	for p := range c.Provs {
 		e.metaGuard(uint8(p), now)
 	}
+	for c.RecheckHd < len(c.Rechecks) && c.Rechecks[c.RecheckHd].Due <= now {
+		r := c.Rechecks[c.RecheckHd]
+		c.RecheckHd++
+		i := r.Inbox
+		if st := c.H[i].St; (st == sNeedsReconnect || st == sNeedsAdmin) && c.Episode[i] == r.Episode {
+			c.NextTry[i] = min(c.NextTry[i], now)
+			e.sink.Grant(Grant{Inbox: i, Probe: true, At: e.tm(now)})
+		}
+	}
+	if c.RecheckHd > 4096 && c.RecheckHd*2 > len(c.Rechecks) {
+		c.Rechecks = append(c.Rechecks[:0], c.Rechecks[c.RecheckHd:]...)
+		c.RecheckHd = 0
+	}
 	for c.NoticeHd < len(c.Notices) && c.Notices[c.NoticeHd].Due <= now {
 		n := c.Notices[c.NoticeHd]
 		c.NoticeHd++
