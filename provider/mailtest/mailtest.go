@@ -254,6 +254,32 @@ func (s *Server) MessageIDs(t testing.TB, email, mailbox string) []string {
 	return ids
 }
 
+// Messages returns the messages in mailbox of the account email, in UID
+// order, each as its full RFC 5322 text with LF line endings, as Dovecot
+// stored it (for mail that arrived through Postfix, with the headers it
+// added).
+func (s *Server) Messages(t testing.TB, email, mailbox string) [][]byte {
+	t.Helper()
+	out, err := s.doveadm(nil, "-f", "pager", "fetch", "-u", email, "uid text", "mailbox", mailbox, "all")
+	if err != nil {
+		t.Fatalf("mailtest: messages in %s of %s: %v", mailbox, email, err)
+	}
+	var msgs [][]byte
+	if out == "" {
+		return msgs
+	}
+	// The pager formatter writes each message as "uid: N\ntext:\n<message>\n",
+	// with a form feed line between messages.
+	for _, rec := range strings.Split(out, "\n\f\n") {
+		_, body, ok := strings.Cut(rec, "\ntext:\n")
+		if !ok || !strings.HasPrefix(rec, "uid: ") {
+			t.Fatalf("mailtest: messages in %s of %s: unexpected doveadm output %q", mailbox, email, rec)
+		}
+		msgs = append(msgs, []byte(strings.TrimSuffix(body, "\n")))
+	}
+	return msgs
+}
+
 // Count returns how many messages in mailbox of the account email have the
 // Message-ID messageID (with its angle brackets).
 func (s *Server) Count(t testing.TB, email, mailbox, messageID string) int {

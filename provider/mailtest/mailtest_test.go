@@ -1,9 +1,12 @@
 package mailtest_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/mail"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -249,6 +252,34 @@ func TestDeliver(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{bare(id)}, fetchMessageIDs(t, c)); diff != "" {
 		t.Errorf("Message-IDs over IMAP (-want +got):\n%s", diff)
+	}
+}
+
+func TestMessages(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	if got := b.server.Messages(t, b.email, "INBOX"); len(got) != 0 {
+		t.Errorf("Messages(INBOX) of a new account = %q, want none", got)
+	}
+	raw1, id1 := newMessage("bob@example.test", b.email)
+	raw2, id2 := newMessage("carol@example.test", b.email)
+	b.server.Deliver(t, b.email, raw1)
+	b.server.Deliver(t, b.email, raw2)
+	got := b.server.Messages(t, b.email, "INBOX")
+	if len(got) != 2 {
+		t.Fatalf("Messages(INBOX) = %d messages, want 2: %q", len(got), got)
+	}
+	for k, want := range []struct{ from, id string }{{"bob@example.test", id1}, {"carol@example.test", id2}} {
+		m, err := mail.ReadMessage(bytes.NewReader(got[k]))
+		if err != nil {
+			t.Fatalf("message %d: %v in %q", k, err, got[k])
+		}
+		if m.Header.Get("From") != want.from || m.Header.Get("Message-ID") != want.id {
+			t.Errorf("message %d: From %q Message-ID %q, want %q %q", k, m.Header.Get("From"), m.Header.Get("Message-ID"), want.from, want.id)
+		}
+		if body, _ := io.ReadAll(m.Body); string(body) != "Hello from the mailtest harness." {
+			t.Errorf("message %d body = %q", k, body)
+		}
 	}
 }
 
