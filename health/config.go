@@ -164,6 +164,10 @@ type Config struct {
 	// NoticeGrace is how long a reconnect notice waits before its
 	// delivery-time re-check; NoticeTTL drops it if it could not go out.
 	NoticeGrace, NoticeTTL time.Duration
+	// RecheckPerSec caps the re-verifications granted half-way through
+	// the grace period, per second over all providers, so that a tenant's
+	// verified mass revocation is not re-tried in one burst.
+	RecheckPerSec int
 }
 
 // DefaultConfig returns the parameters holdfast runs with.
@@ -234,5 +238,7 @@ func DefaultConfig() Config {
 
 		NoticeGrace: 15 * time.Minute,
 		NoticeTTL:   24 * time.Hour,
+
+		RecheckPerSec: 20,
 	}
 }

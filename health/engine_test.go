@@ -32,13 +32,20 @@ type recorder struct {
 	grants    []Grant
 	incidents map[int64]Incident
 	held      []HeldAction
+	// probesAt counts probe grants per second.
+	probesAt map[time.Time]int
 }
 
 func (r *recorder) Transition(t Transition)      { r.trans = append(r.trans, t) }
 func (r *recorder) IncidentChanged(in *Incident) { r.incidents[in.ID] = *in }
 func (r *recorder) HeldChanged(h HeldAction)     { r.held = append(r.held, h) }
 func (r *recorder) Notice(n Notice)              { r.notices = append(r.notices, n) }
-func (r *recorder) Grant(g Grant)                { r.grants = append(r.grants, g) }
+func (r *recorder) Grant(g Grant) {
+	r.grants = append(r.grants, g)
+	if g.Probe {
+		r.probesAt[g.At]++
+	}
+}
 
 // world drives an engine with a synthetic fleet of one provider: every
 // inbox makes a request about every period, retries when told, and the
@@ -64,7 +71,7 @@ type world struct {
 func newWorld(t *testing.T, cfg Config, inboxes, tenants int) *world {
 	t.Helper()
 	start := time.Date(2025, 3, 1, 18, 0, 0, 0, time.UTC)
-	w := &world{t: t, clk: &fakeClock{t: start}, rec: &recorder{incidents: map[int64]Incident{}}, start: start,
+	w := &world{t: t, clk: &fakeClock{t: start}, rec: &recorder{incidents: map[int64]Incident{}, probesAt: map[time.Time]int{}}, start: start,
 		rng: rand.New(rand.NewPCG(1, 2)), period: 600}
 	w.e = New(cfg, w.clk, nil, w.rec)
 	// Zipf(1.1) tenant sizes, largest first.
@@ -325,7 +332,9 @@ func TestBackgroundRevocationsAreNotified(t *testing.T) {
 
 func TestTenantRevokesConsent(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, DefaultConfig(), 3000, 150)
+	cfg := DefaultConfig()
+	cfg.RecheckPerSec = 5
+	w := newWorld(t, cfg, 3000, 150)
 	big := map[int32]bool{}
 	for _, i := range w.tenants[0] {
 		big[i] = true
@@ -357,6 +366,12 @@ func TestTenantRevokesConsent(t *testing.T) {
 	}
 	if n := w.acted(0, 3*time.Hour); n != len(big) {
 		t.Errorf("disconnects = %d, want %d (the tenant only)", n, len(big))
+	}
+	// The whole tenant acted on at once is re-verified at a bounded pace.
+	for at, n := range w.rec.probesAt {
+		if n > cfg.RecheckPerSec {
+			t.Errorf("%d probes granted at %v, want at most RecheckPerSec = %d", n, at, cfg.RecheckPerSec)
+		}
 	}
 }
 

@@ -204,13 +204,14 @@ func (e *Engine) noticeTick(now int64) {
 	for p := range c.Provs {
 		e.metaGuard(uint8(p), now)
 	}
-	for c.RecheckHd < len(c.Rechecks) && c.Rechecks[c.RecheckHd].Due <= now {
+	for granted := 0; granted < e.cfg.RecheckPerSec && c.RecheckHd < len(c.Rechecks) && c.Rechecks[c.RecheckHd].Due <= now; {
 		r := c.Rechecks[c.RecheckHd]
 		c.RecheckHd++
 		i := r.Inbox
 		if st := c.H[i].St; (st == sNeedsReconnect || st == sNeedsAdmin) && c.Episode[i] == r.Episode {
 			c.NextTry[i] = min(c.NextTry[i], now)
 			e.sink.Grant(Grant{Inbox: i, Probe: true, At: e.tm(now)})
+			granted++
 		}
 	}
 	if c.RecheckHd > 4096 && c.RecheckHd*2 > len(c.Rechecks) {
