@@ -2,10 +2,8 @@ package main
 
 import (
 	"io"
-	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -17,27 +15,26 @@ import (
 	"github.com/holdfast/holdfast/store/sqlite"
 )
 
+// statusLinkRE matches the path of an owner's status link.
+var statusLinkRE = regexp.MustCompile(`/status/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+`)
+
+// statusLink returns the status page path a notice links to ("" if none),
+// with quoted-printable soft line breaks removed.
+func statusLink(msg []byte) string {
+	body := strings.NewReplacer("=\r\n", "", "=\n", "").Replace(string(msg))
+	return statusLinkRE.FindString(body)
+}
+
 // statusPath finds the status page path in the messages delivered to
-// email's INBOX on srv (quoted-printable soft breaks removed).
+// email's INBOX on srv.
 func statusPath(t *testing.T, srv *mailtest.Server, email string) string {
 	t.Helper()
-	re := regexp.MustCompile(`/status/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+`)
-	local := email[:strings.IndexByte(email, '@')]
 	var found string
-	_ = filepath.WalkDir(srv.Dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.Contains(p, local) || !strings.Contains(p, string(filepath.Separator)+"Maildir"+string(filepath.Separator)) {
-			return nil
+	for _, m := range srv.Messages(t, email, "INBOX") {
+		if l := statusLink(m); l != "" {
+			found = l
 		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil
-		}
-		body := strings.NewReplacer("=\r\n", "", "=\n", "").Replace(string(b))
-		if m := re.FindString(body); m != "" {
-			found = m
-		}
-		return nil
-	})
+	}
 	if found == "" {
 		t.Fatalf("no status link in %s's mailbox", email)
 	}
