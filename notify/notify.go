@@ -132,8 +132,12 @@ type Config struct {
 	TTL       time.Duration
 	// Resolved sends the "resolved, nothing to do" follow-up.
 	Resolved bool
-	Logger   *slog.Logger
-	Clock    holdfast.Clock
+	// OnSent, if set, is called after a message went out and its notices
+	// were recorded sent (the service publishes the notice.sent webhook
+	// event from it).
+	OnSent func(context.Context, Sent)
+	Logger *slog.Logger
+	Clock  holdfast.Clock
 }
 
 // Notifier runs the pipeline. It is safe for concurrent use.
@@ -173,9 +177,27 @@ func New(cfg Config) (*Notifier, error) {
 		&Recheck{Base: b, Store: cfg.Store, TTL: cfg.TTL},
 		&Inhibit{Base: b, Store: cfg.Store},
 		&Dedup{Base: b, Store: cfg.Store},
-		&Send{Base: b, Store: cfg.Store, Mailer: cfg.Mailer, Templates: cfg.Templates, Links: cfg.Links, From: cfg.From},
+		&Send{Base: b, Store: cfg.Store, Mailer: cfg.Mailer, Templates: cfg.Templates, Links: cfg.Links, From: cfg.From, OnSent: cfg.OnSent},
 	}
 	return n, nil
+}
+
+// Sent describes one message that went out to an inbox owner.
+type Sent struct {
+	// Recipient is the owner's email address.
+	Recipient string
+	// Template is "reconnect" or "admin".
+	Template string
+	// StatusURL is the owner's status page, valid until Expires.
+	StatusURL string
+	Expires   time.Time
+	// Inboxes are the inboxes the message is about, with the notice of
+	// each in NoticeIDs (same order).
+	Inboxes   []InboxData
+	NoticeIDs []int64
+	// Admin[i] is set when Inboxes[i] needs the owner's administrator.
+	Admin  []bool
+	SentAt time.Time
 }
 
 // Resolved reports whether the "resolved, nothing to do" follow-up is on.

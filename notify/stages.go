@@ -145,6 +145,8 @@ type Send struct {
 	Templates *Templates
 	Links     *Links
 	From      string
+	// OnSent, if set, is told of each message that went out.
+	OnSent func(context.Context, Sent)
 }
 
 // Exec implements Stage.
@@ -186,6 +188,14 @@ func (s *Send) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 		}
 	}
 	s.Logger.InfoContext(ctx, "notice sent", "template", name, "inboxes", len(items), "notice_id", items[0].Notice.ID)
+	if s.OnSent != nil {
+		sent := Sent{Recipient: to, Template: name, StatusURL: data.StatusURL, Expires: data.Expires, Inboxes: data.Inboxes, SentAt: now}
+		for _, it := range items {
+			sent.NoticeIDs = append(sent.NoticeIDs, it.Notice.ID)
+			sent.Admin = append(sent.Admin, it.Notice.Admin)
+		}
+		s.OnSent(context.WithoutCancel(ctx), sent)
+	}
 	return items, nil
 }
 

@@ -151,6 +151,36 @@ func (p *Publisher) IncidentChanged(ctx context.Context, in *holdfast.Incident, 
 	}
 }
 
+// NoticeData is the data of notice.sent: one email to an inbox owner,
+// about one or more of their inboxes.
+type NoticeData struct {
+	Recipient string            `json:"recipient"`
+	Template  string            `json:"template"`
+	StatusURL string            `json:"status_url"`
+	ExpiresAt time.Time         `json:"expires_at"`
+	Inboxes   []NoticeInboxData `json:"inboxes"`
+	SentAt    time.Time         `json:"sent_at"`
+}
+
+// NoticeInboxData is one inbox of a notice.sent event.
+type NoticeInboxData struct {
+	NoticeID       int64                   `json:"notice_id"`
+	InboxID        string                  `json:"inbox_id"`
+	Email          string                  `json:"email"`
+	Provider       holdfast.Provider       `json:"provider"`
+	ActionRequired holdfast.ActionRequired `json:"action_required"`
+	Reason         string                  `json:"reason"`
+	Message        string                  `json:"message"`
+}
+
+// NoticeSent publishes notice.sent.
+func (p *Publisher) NoticeSent(ctx context.Context, d NoticeData) {
+	if d.Inboxes == nil {
+		d.Inboxes = []NoticeInboxData{}
+	}
+	p.Publish(ctx, NewEvent(NoticeSent, d, p.cfg.Clock.Now()))
+}
+
 // orEmpty returns l, or an empty list for nil, so that it encodes as [].
 func orEmpty(l []string) []string {
 	if l == nil {

@@ -47,6 +47,9 @@ const (
 	IncidentOpened = "incident.opened"
 	// IncidentResolved: an incident is over.
 	IncidentResolved = "incident.resolved"
+	// NoticeSent: an inbox owner was emailed that an inbox needs them,
+	// after the grace period and the delivery-time re-check.
+	NoticeSent = "notice.sent"
 	// AllEvents subscribes a webhook to every type, present and future.
 	AllEvents = "*"
 )
@@ -54,7 +57,7 @@ const (
 // EventTypes lists every event type in a stable order.
 var EventTypes = []string{
 	InboxStateChanged, InboxNeedsReconnect, InboxRecovered, MessageReceived,
-	SendSent, SendFailed, IncidentOpened, IncidentResolved,
+	SendSent, SendFailed, IncidentOpened, IncidentResolved, NoticeSent,
 }
 
 // ValidEventType reports whether t is an event type, or AllEvents.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -10,13 +11,14 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/config"
 	"github.com/holdfast/holdfast/notify"
+	"github.com/holdfast/holdfast/webhook"
 )
 
 // notifier makes the status links and, with --notify-smtp-url, the notify
 // pipeline (nil without). The status-link key is derived from
 // HOLDFAST_SECRET_KEY when it is set (every node signs alike), else kept
 // in the data directory.
-func notifier(cfg *config.Config, store notify.Store, log *slog.Logger) (*notify.Notifier, *notify.Links, error) {
+func notifier(cfg *config.Config, store notify.Store, onSent func(context.Context, notify.Sent), log *slog.Logger) (*notify.Notifier, *notify.Links, error) {
 	var key []byte
 	if cfg.SecretKey != "" {
 		key = notify.DeriveKey(cfg.SecretKey)
@@ -53,7 +55,7 @@ func notifier(cfg *config.Config, store notify.Store, log *slog.Logger) (*notify
 	nlog := log.With("component", "notify")
 	n, err := notify.New(notify.Config{
 		Store: store, Mailer: notify.NewSMTPMailer(relay, tlsConfig, nlog), Templates: tmpl, Links: links,
-		From: cfg.NotifyFrom, Resolved: cfg.NotifyResolved, Logger: nlog, Clock: holdfast.SystemClock{},
+		From: cfg.NotifyFrom, Resolved: cfg.NotifyResolved, OnSent: onSent, Logger: nlog, Clock: holdfast.SystemClock{},
 	})
 	if err != nil {
 		return nil, nil, err
@@ -80,4 +82,19 @@ func mailTLSConfig(cfg *config.Config) (*tls.Config, error) {
 		return nil, fmt.Errorf("--mail-ca-file: no PEM certificate in %s", cfg.MailCAFile)
 	}
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// noticeEvent is the notice.sent webhook event of a notice email.
+func noticeEvent(s notify.Sent) webhook.NoticeData {
+	d := webhook.NoticeData{Recipient: s.Recipient, Template: s.Template, StatusURL: s.StatusURL,
+		ExpiresAt: s.Expires, SentAt: s.SentAt}
+	for k, in := range s.Inboxes {
+		act := holdfast.RequireReconnect
+		if s.Admin[k] {
+			act = holdfast.RequireAdmin
+		}
+		d.Inboxes = append(d.Inboxes, webhook.NoticeInboxData{NoticeID: s.NoticeIDs[k], InboxID: in.ID, Email: in.Email,
+			Provider: holdfast.Provider(in.Provider), ActionRequired: act, Reason: in.Reason, Message: in.Message})
+	}
+	return d
 }

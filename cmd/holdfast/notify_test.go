@@ -1,18 +1,22 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/provider/mailtest"
 	"github.com/holdfast/holdfast/store/sqlite"
+	"github.com/holdfast/holdfast/webhook"
 )
 
 // statusLinkRE matches the path of an owner's status link.
@@ -60,9 +64,41 @@ func TestServeNoticeEmail(t *testing.T) {
 	e := mailEnv(t, srv)
 	e.env["HOLDFAST_NOTIFY_SMTP_URL"] = "smtp://" + url.UserPassword(relay, relayPW).String() + "@" + srv.SMTPAddr
 	e.env["HOLDFAST_NOTIFY_FROM"] = "holdfast <" + relay + ">"
+	e.env["HOLDFAST_ALLOW_PRIVATE_WEBHOOKS"] = "true"
 	key := e.createAPIKey("notify-test")
+	var (
+		mu     sync.Mutex
+		secret []byte
+		events []struct {
+			Type string          `json:"type"`
+			Data json.RawMessage `json:"data"`
+		}
+	)
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		var ev struct {
+			Type string          `json:"type"`
+			Data json.RawMessage `json:"data"`
+		}
+		if err := webhook.Verify(secret, r.Header.Get(webhook.SignatureHeader), body, 0, time.Now()); err != nil || json.Unmarshal(body, &ev) != nil {
+			t.Errorf("receiver: %v in %s", err, body)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		events = append(events, ev)
+	}))
+	t.Cleanup(rc.Close)
 
 	s := e.serve()
+	code, hook := call(t, "POST", s.base+"/v1/webhooks", key, map[string]any{"url": rc.URL, "events": []string{"notice.sent"}})
+	if code != http.StatusCreated {
+		t.Fatalf("POST webhook = %d %v", code, hook)
+	}
+	mu.Lock()
+	secret = []byte(hook["secret"].(string))
+	mu.Unlock()
 	code, in := call(t, "POST", s.base+"/v1/inboxes", key, mailInbox(t, srv, owner, "not the pw"))
 	if code != http.StatusCreated {
 		t.Fatalf("POST /v1/inboxes = %d %v", code, in)
@@ -107,6 +143,22 @@ func TestServeNoticeEmail(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Needs reconnect") || !strings.Contains(string(page), owner) {
 		t.Errorf("GET %s = %d:\n%s", path, resp.StatusCode, page)
+	}
+	// The host application hears of it through notice.sent.
+	waitFor(t, 30*time.Second, "notice.sent at the webhook receiver", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(events) > 0
+	})
+	mu.Lock()
+	var nd webhook.NoticeData
+	if len(events) != 1 || events[0].Type != webhook.NoticeSent || json.Unmarshal(events[0].Data, &nd) != nil {
+		t.Fatalf("receiver got %+v; want one notice.sent", events)
+	}
+	mu.Unlock()
+	if nd.Recipient != owner || nd.Template != "reconnect" || !strings.HasSuffix(nd.StatusURL, path) || len(nd.Inboxes) != 1 ||
+		nd.Inboxes[0].InboxID != id || nd.Inboxes[0].ActionRequired != holdfast.RequireReconnect || nd.Inboxes[0].Reason != "password_changed" {
+		t.Errorf("notice.sent data = %+v; want the owner's notice about %s linking to %s", nd, id, path)
 	}
 	if err := s.stop(); err != nil {
 		t.Fatal(err)

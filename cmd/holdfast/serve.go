@@ -83,7 +83,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		// outbox enqueues the notify jobs; set once the job runner exists.
 		outbox jobRunner
 	)
-	ntf, links, err := notifier(&cfg, store, log)
+	ntf, links, err := notifier(&cfg, store, func(ctx context.Context, s notify.Sent) { pub.NoticeSent(ctx, noticeEvent(s)) }, log)
 	if err != nil {
 		return err
 	}
