@@ -30,6 +30,12 @@ type Store interface {
 	// SetCredentials replaces an inbox's sealed credentials. It returns
 	// ErrNotFound for an unknown inbox.
 	SetCredentials(ctx context.Context, id string, sealed []byte) error
+	// SwapCredentials replaces an inbox's sealed credentials with sealed
+	// only if they are still byte-equal to old (no credentials and empty
+	// credentials are equal). It returns ErrNotFound for an unknown inbox
+	// and ErrConflict, with nothing changed, when the credentials are no
+	// longer old.
+	SwapCredentials(ctx context.Context, id string, old, sealed []byte) error
 	// Events returns one page of an inbox's event log, newest first.
 	Events(ctx context.Context, inboxID string, f EventFilter) ([]Event, error)
 	// CountInboxes counts inboxes per provider and state, ordered by

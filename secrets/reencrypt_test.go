@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,9 +19,11 @@ import (
 // inboxes long whatever the caller asks for, like a store that caps Limit.
 type fakeStore struct {
 	maxPage int
-	// SetCredentialsFunc, if set, runs before each SetCredentials; an
-	// error it returns is returned without storing anything.
-	SetCredentialsFunc func(id string) error
+	// SwapCredentialsFunc, if set, runs before each SwapCredentials
+	// compares the credentials, so it may change them as a concurrent
+	// writer would; an error it returns is returned without storing
+	// anything.
+	SwapCredentialsFunc func(id string) error
 
 	mu      sync.Mutex
 	inboxes map[string][]byte
@@ -55,21 +58,52 @@ func (s *fakeStore) Inboxes(_ context.Context, f holdfast.InboxFilter) ([]*holdf
 	return page, nil
 }
 
-// SetCredentials replaces an inbox's sealed credentials.
-func (s *fakeStore) SetCredentials(_ context.Context, id string, sealed []byte) error {
-	if s.SetCredentialsFunc != nil {
-		if err := s.SetCredentialsFunc(id); err != nil {
+// Inbox returns one inbox, or holdfast.ErrNotFound.
+func (s *fakeStore) Inbox(_ context.Context, id string) (*holdfast.Inbox, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sealed, ok := s.inboxes[id]
+	if !ok {
+		return nil, holdfast.ErrNotFound
+	}
+	return &holdfast.Inbox{ID: id, Credentials: slices.Clone(sealed)}, nil
+}
+
+// SwapCredentials replaces an inbox's sealed credentials if they are still
+// old.
+func (s *fakeStore) SwapCredentials(_ context.Context, id string, old, sealed []byte) error {
+	if s.SwapCredentialsFunc != nil {
+		if err := s.SwapCredentialsFunc(id); err != nil {
 			return err
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.inboxes[id]; !ok {
+	current, ok := s.inboxes[id]
+	if !ok {
 		return holdfast.ErrNotFound
+	}
+	if !bytes.Equal(current, old) {
+		return fmt.Errorf("swap credentials of inbox %s: %w", id, holdfast.ErrConflict)
 	}
 	s.inboxes[id] = slices.Clone(sealed)
 	s.sets++
 	return nil
+}
+
+// setCredentials stores sealed as an inbox's credentials, as another
+// process writing them would.
+func (s *fakeStore) setCredentials(id string, sealed []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inboxes[id] = slices.Clone(sealed)
+}
+
+// deleteInbox removes an inbox, as another process deleting it would.
+func (s *fakeStore) deleteInbox(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.inboxes, id)
 }
 
 // credentials returns a copy of an inbox's sealed credentials.
@@ -184,7 +218,7 @@ func TestReencryptResumesAfterCrash(t *testing.T) {
 	b := setupReencrypt(t, 25)
 	crash := errors.New("disk on fire")
 	calls := 0
-	b.store.SetCredentialsFunc = func(string) error {
+	b.store.SwapCredentialsFunc = func(string) error {
 		calls++
 		if calls == 10 {
 			return crash
@@ -202,7 +236,7 @@ func TestReencryptResumesAfterCrash(t *testing.T) {
 		t.Errorf("interrupted Reencrypt stats mismatch (-want +got):\n%s", diff)
 	}
 
-	b.store.SetCredentialsFunc = nil
+	b.store.SwapCredentialsFunc = nil
 	stats, err = Reencrypt(t.Context(), b.store, b.newRing)
 	if err != nil {
 		t.Fatalf("resumed Reencrypt: %v", err)
@@ -266,7 +300,7 @@ func TestReencryptDeletedInbox(t *testing.T) {
 	t.Parallel()
 
 	b := setupReencrypt(t, 5)
-	b.store.SetCredentialsFunc = func(id string) error {
+	b.store.SwapCredentialsFunc = func(id string) error {
 		if id == "inb_002" {
 			return fmt.Errorf("set credentials: %w", holdfast.ErrNotFound)
 		}
@@ -281,12 +315,141 @@ func TestReencryptDeletedInbox(t *testing.T) {
 	}
 }
 
+func TestReencryptConcurrentWrite(t *testing.T) {
+	t.Parallel()
+
+	const raced = "inb_002"
+	rotated := func(n int) Credentials {
+		return Credentials{Password: "password-2", RefreshToken: fmt.Sprintf("rotated-%d", n)}
+	}
+	tests := []struct {
+		name string
+		// write runs before the nth attempt to swap the raced inbox's
+		// credentials, as holdfast serve persisting a rotated token, or
+		// deleting the inbox, would.
+		write func(t *testing.T, b *reencryptBundle, n int)
+		want  ReencryptStats
+		// wantCreds, unless zero, is what the raced inbox must hold
+		// afterwards, sealed under wantKey.
+		wantCreds Credentials
+		wantKey   string
+		wantErr   error
+	}{
+		{
+			name: "sealed under the active key",
+			write: func(t *testing.T, b *reencryptBundle, n int) {
+				if n == 1 {
+					b.store.setCredentials(raced, mustSeal(t, b.newRing, raced, rotated(1)))
+				}
+			},
+			want:      ReencryptStats{Scanned: 7, Reencrypted: 4, Current: 1, Empty: 2},
+			wantCreds: rotated(1),
+			wantKey:   "k2",
+		},
+		{
+			name: "sealed under the old key",
+			write: func(t *testing.T, b *reencryptBundle, n int) {
+				if n == 1 {
+					b.store.setCredentials(raced, mustSeal(t, b.oldRing, raced, rotated(1)))
+				}
+			},
+			want:      ReencryptStats{Scanned: 7, Reencrypted: 5, Empty: 2},
+			wantCreds: rotated(1),
+			wantKey:   "k2",
+		},
+		{
+			name: "emptied",
+			write: func(t *testing.T, b *reencryptBundle, n int) {
+				if n == 1 {
+					b.store.setCredentials(raced, nil)
+				}
+			},
+			want: ReencryptStats{Scanned: 7, Reencrypted: 4, Empty: 3},
+		},
+		{
+			name: "deleted",
+			write: func(t *testing.T, b *reencryptBundle, n int) {
+				if n == 1 {
+					b.store.deleteInbox(raced)
+				}
+			},
+			want: ReencryptStats{Scanned: 7, Reencrypted: 4, Empty: 2, Deleted: 1},
+		},
+		{
+			name: "changed before every attempt",
+			write: func(t *testing.T, b *reencryptBundle, n int) {
+				b.store.setCredentials(raced, mustSeal(t, b.oldRing, raced, rotated(n)))
+			},
+			want:      ReencryptStats{Scanned: 7, Reencrypted: 4, Empty: 2, Failed: 1},
+			wantCreds: rotated(maxSwapAttempts),
+			wantKey:   "k1",
+			wantErr:   holdfast.ErrConflict,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+
+			b := setupReencrypt(t, 5)
+			attempts := 0
+			b.store.SwapCredentialsFunc = func(id string) error {
+				if id == raced {
+					attempts++
+					tt.write(t, b, attempts)
+				}
+				return nil
+			}
+			stats, err := Reencrypt(t.Context(), b.store, b.newRing)
+			if tt.wantErr == nil && err != nil {
+				t.Errorf("Reencrypt: %v", err)
+			}
+			if tt.wantErr != nil && (!errors.Is(err, tt.wantErr) || !strings.Contains(fmt.Sprint(err), raced)) {
+				t.Errorf("Reencrypt error = %v; want %v naming inbox %s", err, tt.wantErr, raced)
+			}
+			if diff := cmp.Diff(tt.want, stats); diff != "" {
+				t.Errorf("Reencrypt stats mismatch (-want +got):\n%s", diff)
+			}
+
+			// The concurrent write survives.
+			sealed := b.store.credentials(raced)
+			if tt.wantCreds == (Credentials{}) {
+				if len(sealed) != 0 {
+					t.Errorf("inbox %s holds %d bytes of credentials; want none", raced, len(sealed))
+				}
+			} else {
+				if got, err := KeyID(sealed); err != nil || got != tt.wantKey {
+					t.Errorf("inbox %s: KeyID = %q, %v; want %q", raced, got, err, tt.wantKey)
+				}
+				got, err := OpenCredentials(b.newRing, raced, sealed)
+				if err != nil {
+					t.Fatalf("inbox %s: OpenCredentials: %v", raced, err)
+				}
+				if diff := cmp.Diff(tt.wantCreds, got); diff != "" {
+					t.Errorf("inbox %s: credentials mismatch, the concurrent write was lost (-want +got):\n%s", raced, diff)
+				}
+			}
+			delete(b.creds, raced)
+			b.checkAllUnder(t, "k2")
+		})
+	}
+}
+
+// mustSeal seals c for the inbox id under ring's active key.
+func mustSeal(t *testing.T, ring *Keyring, id string, c Credentials) []byte {
+	t.Helper()
+	sealed, err := SealCredentials(ring, id, c)
+	if err != nil {
+		t.Fatalf("SealCredentials: %v", err)
+	}
+	return sealed
+}
+
 func TestReencryptCanceled(t *testing.T) {
 	t.Parallel()
 
 	b := setupReencrypt(t, 10)
 	ctx, cancel := context.WithCancel(t.Context())
-	b.store.SetCredentialsFunc = func(id string) error {
+	b.store.SwapCredentialsFunc = func(id string) error {
 		if id == "inb_004" {
 			cancel()
 		}

@@ -46,6 +46,13 @@ const (
 
 	queryUpdateCredentials = `UPDATE inboxes SET credentials = $1, updated_at = $2 WHERE id = $3`
 
+	// querySwapCredentials is a compare-and-set on the credentials; NULL
+	// and an empty bytea compare equal, and the old value is never NULL.
+	querySwapCredentials = `UPDATE inboxes SET credentials = $1, updated_at = $2
+	WHERE id = $3 AND coalesce(credentials, ''::bytea) = $4`
+
+	queryInboxExists = `SELECT true FROM inboxes WHERE id = $1`
+
 	queryCountInboxes = `SELECT provider, state, count(*) FROM inboxes
 	GROUP BY provider, state ORDER BY provider COLLATE "C", state COLLATE "C"`
 

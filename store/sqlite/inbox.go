@@ -192,6 +192,37 @@ func (s *Store) SetCredentials(ctx context.Context, id string, sealed []byte) er
 	return nil
 }
 
+// SwapCredentials replaces the inbox's sealed credentials with sealed if
+// they are still byte-equal to old (no credentials and empty credentials
+// are equal). It returns ErrNotFound for an unknown inbox and ErrConflict,
+// with nothing changed, when the credentials are no longer old.
+func (s *Store) SwapCredentials(ctx context.Context, id string, old, sealed []byte) error {
+	if old == nil {
+		old = []byte{} // compared with coalesce(credentials, X''), never NULL
+	}
+	res, err := s.db.ExecContext(ctx, querySwapCredentials, sealed, micros(s.now()), id, old)
+	if err != nil {
+		return fmt.Errorf("swap credentials of inbox %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("swap credentials of inbox %s: %w", id, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	// Either no such inbox, or its credentials changed.
+	var one int
+	err = s.db.QueryRowContext(ctx, queryInboxExists, id).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("swap credentials of inbox %s: %w", id, holdfast.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("swap credentials of inbox %s: %w", id, err)
+	}
+	return fmt.Errorf("swap credentials of inbox %s: %w: credentials changed", id, holdfast.ErrConflict)
+}
+
 // Events returns one page of the inbox's event log, newest first. The log
 // outlives the inbox: an unknown or deleted inbox's events are still
 // returned, and an inbox that never existed has none.

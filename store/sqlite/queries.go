@@ -37,6 +37,13 @@ const (
 
 	queryUpdateCredentials = `UPDATE inboxes SET credentials = ?, updated_at = ? WHERE id = ?`
 
+	// querySwapCredentials is a compare-and-set on the credentials; NULL
+	// and an empty blob compare equal, and the old value is never NULL.
+	querySwapCredentials = `UPDATE inboxes SET credentials = ?, updated_at = ?
+	WHERE id = ? AND coalesce(credentials, X'') = ?`
+
+	queryInboxExists = `SELECT 1 FROM inboxes WHERE id = ?`
+
 	queryCountInboxes = `SELECT provider, state, count(*) FROM inboxes
 	GROUP BY provider, state ORDER BY provider, state`
 

@@ -7,13 +7,13 @@
 //
 // The suite checks behaviour callers rely on: round trips at the store's
 // time precision, the sentinel errors, keyset paging, the event log, the
-// atomicity of writes that touch two tables, compare-and-set state changes,
-// the pruning of fleet snapshots, the health engine's incidents, held
-// actions, notices and saved state, synced messages (deduplication, sync
-// cursors, paging), sends (idempotency, compare-and-set, the due sweep),
-// webhooks and their deliveries (attempts appended, cascades), and
-// concurrent use. Options add tests of capabilities some stores have
-// (WithReopen, WithPruneBatchSize).
+// atomicity of writes that touch two tables, compare-and-set state changes
+// and credentials, the pruning of fleet snapshots, the health engine's
+// incidents, held actions, notices and saved state, synced messages
+// (deduplication, sync cursors, paging), sends (idempotency,
+// compare-and-set, the due sweep), webhooks and their deliveries (attempts
+// appended, cascades), and concurrent use. Options add tests of
+// capabilities some stores have (WithReopen, WithPruneBatchSize).
 //
 // The Go API is not stable.
 package storetest
@@ -88,6 +88,7 @@ func Run(t *testing.T, newStore func(t *testing.T) holdfast.Store, opts ...Optio
 		{"ChangeState", testChangeState},
 		{"ChangeStateConcurrentCompareAndSet", testChangeStateConcurrentCAS},
 		{"SetCredentials", testSetCredentials},
+		{"SwapCredentials", testSwapCredentials},
 		{"CountInboxes", testCountInboxes},
 		{"APIKeys", testAPIKeys},
 		{"Incidents", testIncidents},
@@ -799,6 +800,81 @@ func testSetCredentials(t *testing.T, s holdfast.Store) {
 	id := newID("inb")
 	if err := s.SetCredentials(ctx, id, sealed); !errors.Is(err, holdfast.ErrNotFound) {
 		t.Errorf("SetCredentials(%s) = %v; want ErrNotFound", id, err)
+	}
+}
+
+func testSwapCredentials(t *testing.T, s holdfast.Store) {
+	ctx := t.Context()
+	in := mustCreate(t, s, newInbox())
+	sealed := []byte("swapped sealed credentials \x00\xff")
+	before := stored(time.Now())
+	if err := s.SwapCredentials(ctx, in.ID, in.Credentials, sealed); err != nil {
+		t.Fatalf("SwapCredentials from the stored credentials = %v", err)
+	}
+	got, err := s.Inbox(ctx, in.ID)
+	if err != nil {
+		t.Fatalf("Inbox = %v", err)
+	}
+	if got.UpdatedAt.Before(before) {
+		t.Errorf("UpdatedAt = %v; want at least %v", got.UpdatedAt, before)
+	}
+	want := *in
+	want.Credentials, want.UpdatedAt = sealed, got.UpdatedAt
+	if diff := cmp.Diff(&want, got); diff != "" {
+		t.Errorf("SwapCredentials stored (-want +got):\n%s", diff)
+	}
+
+	// A compare-and-set from anything but the stored value changes nothing.
+	for _, tt := range []struct {
+		name string
+		old  []byte
+	}{
+		{"previous", in.Credentials},
+		{"prefix", sealed[:len(sealed)-1]},
+		{"longer", append(slices.Clone(sealed), 0)},
+		{"nil", nil},
+		{"empty", []byte{}},
+	} {
+		err := s.SwapCredentials(ctx, in.ID, tt.old, []byte("lost update"))
+		if !errors.Is(err, holdfast.ErrConflict) {
+			t.Errorf("SwapCredentials from the %s credentials = %v; want ErrConflict", tt.name, err)
+		}
+	}
+	after, err := s.Inbox(ctx, in.ID)
+	if err != nil {
+		t.Fatalf("Inbox = %v", err)
+	}
+	if diff := cmp.Diff(got, after); diff != "" {
+		t.Errorf("conflicting SwapCredentials changed the inbox (-want +got):\n%s", diff)
+	}
+
+	// No credentials compare equal to empty ones, whichever the store keeps.
+	bare := newInbox()
+	bare.Credentials = nil
+	bare = mustCreate(t, s, bare)
+	for i, old := range [][]byte{nil, []byte{}} {
+		next := fmt.Appendf(nil, "sealed %d", i)
+		if err := s.SwapCredentials(ctx, bare.ID, old, next); err != nil {
+			t.Errorf("SwapCredentials from %#v on an inbox without credentials = %v", old, err)
+		}
+		if err := s.SwapCredentials(ctx, bare.ID, next, old); err != nil {
+			t.Errorf("SwapCredentials back to %#v = %v", old, err)
+		}
+	}
+	got, err = s.Inbox(ctx, bare.ID)
+	if err != nil || len(got.Credentials) != 0 {
+		t.Errorf("Inbox without credentials = %q, %v; want none", got.Credentials, err)
+	}
+
+	id := newID("inb")
+	if err := s.SwapCredentials(ctx, id, nil, sealed); !errors.Is(err, holdfast.ErrNotFound) {
+		t.Errorf("SwapCredentials(%s) = %v; want ErrNotFound", id, err)
+	}
+	if err := s.DeleteInbox(ctx, in.ID, holdfast.Event{Reason: "deleted", Cause: holdfast.CauseAPI}); err != nil {
+		t.Fatalf("DeleteInbox = %v", err)
+	}
+	if err := s.SwapCredentials(ctx, in.ID, sealed, []byte("after delete")); !errors.Is(err, holdfast.ErrNotFound) {
+		t.Errorf("SwapCredentials of a deleted inbox = %v; want ErrNotFound", err)
 	}
 }
 
