@@ -214,10 +214,7 @@ func (e *Engine) noticeTick(now int64) {
 			granted++
 		}
 	}
-	if c.RecheckHd > 4096 && c.RecheckHd*2 > len(c.Rechecks) {
-		c.Rechecks = append(c.Rechecks[:0], c.Rechecks[c.RecheckHd:]...)
-		c.RecheckHd = 0
-	}
+	c.Rechecks, c.RecheckHd = compactQueue(c.Rechecks, c.RecheckHd)
 	for c.NoticeHd < len(c.Notices) && c.Notices[c.NoticeHd].Due <= now {
 		n := c.Notices[c.NoticeHd]
 		c.NoticeHd++
@@ -269,10 +266,16 @@ func (e *Engine) noticeTick(now int64) {
 		}
 		e.sink.Notice(Notice{Inbox: i, Tenant: t, Admin: n.Admin, Episode: n.Episode, At: e.tm(now), Reason: c.Reasons[c.Reason[i]]})
 	}
-	if c.NoticeHd > 4096 && c.NoticeHd*2 > len(c.Notices) {
-		c.Notices = append(c.Notices[:0], c.Notices[c.NoticeHd:]...)
-		c.NoticeHd = 0
+	c.Notices, c.NoticeHd = compactQueue(c.Notices, c.NoticeHd)
+}
+
+// compactQueue drops the consumed head (q[:hd]) of a FIFO queue once it
+// is large and most of the queue, and returns the queue and its new head.
+func compactQueue[T any](q []T, hd int) ([]T, int) {
+	if hd > 4096 && hd*2 > len(q) {
+		return append(q[:0], q[hd:]...), 0
 	}
+	return q, hd
 }
 
 // noticeQueued counts one notice queued for delivery for the meta-guard.

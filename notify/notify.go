@@ -191,13 +191,17 @@ type Sent struct {
 	// StatusURL is the owner's status page, valid until Expires.
 	StatusURL string
 	Expires   time.Time
-	// Inboxes are the inboxes the message is about, with the notice of
-	// each in NoticeIDs (same order).
-	Inboxes   []InboxData
-	NoticeIDs []int64
-	// Admin[i] is set when Inboxes[i] needs the owner's administrator.
-	Admin  []bool
-	SentAt time.Time
+	// Inboxes are the inboxes the message is about.
+	Inboxes []SentInbox
+	SentAt  time.Time
+}
+
+// SentInbox is one inbox of a Sent message, with its notice.
+type SentInbox struct {
+	InboxData
+	NoticeID int64
+	// Admin is set when the inbox needs the owner's administrator.
+	Admin bool
 }
 
 // Resolved reports whether the "resolved, nothing to do" follow-up is on.

@@ -316,10 +316,15 @@ func TestOnSentTellsOfEachMessage(t *testing.T) {
 	if s.Recipient != "owner@example.test" || s.Template != "reconnect" || !strings.HasPrefix(s.StatusURL, "https://holdfast.example.test/status/") || !s.Expires.After(b.clock.Now()) || !s.SentAt.Equal(b.clock.Now()) {
 		t.Errorf("OnSent(%+v)", s)
 	}
-	if diff := cmp.Diff([]int64{na.ID, nb.ID}, s.NoticeIDs); diff != "" {
+	var ids []int64
+	var admin []bool
+	for _, in := range s.Inboxes {
+		ids, admin = append(ids, in.NoticeID), append(admin, in.Admin)
+	}
+	if diff := cmp.Diff([]int64{na.ID, nb.ID}, ids); diff != "" {
 		t.Errorf("notice IDs (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]bool{false, true}, s.Admin); diff != "" {
+	if diff := cmp.Diff([]bool{false, true}, admin); diff != "" {
 		t.Errorf("admin (-want +got):\n%s", diff)
 	}
 	if len(s.Inboxes) != 2 || s.Inboxes[0].ID != "inb_a" || s.Inboxes[1].ID != "inb_b" || s.Inboxes[0].Reason != "invalid_grant" {

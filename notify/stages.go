@@ -189,10 +189,9 @@ func (s *Send) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 	}
 	s.Logger.InfoContext(ctx, "notice sent", "template", name, "inboxes", len(items), "notice_id", items[0].Notice.ID)
 	if s.OnSent != nil {
-		sent := Sent{Recipient: to, Template: name, StatusURL: data.StatusURL, Expires: data.Expires, Inboxes: data.Inboxes, SentAt: now}
-		for _, it := range items {
-			sent.NoticeIDs = append(sent.NoticeIDs, it.Notice.ID)
-			sent.Admin = append(sent.Admin, it.Notice.Admin)
+		sent := Sent{Recipient: to, Template: name, StatusURL: data.StatusURL, Expires: data.Expires, SentAt: now}
+		for k, it := range items {
+			sent.Inboxes = append(sent.Inboxes, SentInbox{InboxData: data.Inboxes[k], NoticeID: it.Notice.ID, Admin: it.Notice.Admin})
 		}
 		s.OnSent(context.WithoutCancel(ctx), sent)
 	}

@@ -88,12 +88,12 @@ func mailTLSConfig(cfg *config.Config) (*tls.Config, error) {
 func noticeEvent(s notify.Sent) webhook.NoticeData {
 	d := webhook.NoticeData{Recipient: s.Recipient, Template: s.Template, StatusURL: s.StatusURL,
 		ExpiresAt: s.Expires, SentAt: s.SentAt}
-	for k, in := range s.Inboxes {
+	for _, in := range s.Inboxes {
 		act := holdfast.RequireReconnect
-		if s.Admin[k] {
+		if in.Admin {
 			act = holdfast.RequireAdmin
 		}
-		d.Inboxes = append(d.Inboxes, webhook.NoticeInboxData{NoticeID: s.NoticeIDs[k], InboxID: in.ID, Email: in.Email,
+		d.Inboxes = append(d.Inboxes, webhook.NoticeInboxData{NoticeID: in.NoticeID, InboxID: in.ID, Email: in.Email,
 			Provider: holdfast.Provider(in.Provider), ActionRequired: act, Reason: in.Reason, Message: in.Message})
 	}
 	return d
