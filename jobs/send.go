@@ -78,10 +78,26 @@ const (
 	// sends (the inbox needs its owner): Sent cannot be searched until the
 	// inbox works again, so whether it went out is unknown until then.
 	reasonOwnerWait = "outcome_unknown_until_reconnect"
-	// ownerWait is how long such a send waits for its inbox to work again
-	// before it fails as "outcome_unknown".
+	// ownerWait is how long a send whose inbox needs its owner waits for
+	// the inbox to work again: one not yet attempted fails as
+	// "inbox_needs_reconnect" (or "inbox_needs_admin") this long after it
+	// was due, one whose outcome is unknown fails as "outcome_unknown" this
+	// long after it began to wait.
 	ownerWait = 24 * time.Hour
+	// maxOwnerRetry bounds how long a send waiting for its owner sleeps
+	// between two looks at its inbox, and so how long after a
+	// reconnection it goes out.
+	maxOwnerRetry = 5 * time.Minute
 )
+
+// ownerRetry returns how long a send that has waited late for its owner
+// sleeps before it asks the engine again: heldRetry at first, then a tenth
+// of the time waited, at most maxOwnerRetry. An inbox that comes back by
+// itself soon after needing its owner has its sends out within 30 s, and a
+// day of waiting costs a few hundred looks, not thousands.
+func ownerRetry(late time.Duration) time.Duration {
+	return min(max(late/10, heldRetry), maxOwnerRetry)
+}
 
 // SendArgs are the arguments of the send job, which submits one send at its
 // SendAt. There is at most one job per send.
@@ -180,8 +196,16 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		if snd.State == holdfast.SendSending {
 			return w.awaitOwner(ctx, snd)
 		}
+		// The inbox needs its owner. The engine may still be wrong (an
+		// inbox can come back by itself inside the notice grace period),
+		// and the owner may reconnect: the send waits, visibly, until
+		// ownerWait after it was due, and only then fails.
 		st, _ := w.stateOf(in.ID)
-		return w.fail(ctx, snd, "inbox_"+string(st))
+		late := w.Clock.Now().Sub(snd.SendAt)
+		if late >= ownerWait {
+			return w.fail(ctx, snd, "inbox_"+string(st))
+		}
+		return w.hold(ctx, snd, "inbox_"+string(st), ownerRetry(late), false)
 	case health.Hold, health.Defer:
 		st, _ := w.stateOf(in.ID)
 		return w.hold(ctx, snd, "inbox_"+string(st), heldRetry, false)
@@ -313,7 +337,7 @@ func (w *SendWorker) fail(ctx context.Context, snd *holdfast.Send, reason string
 // gone out, when the engine fails its inbox's sends: it does not claim a
 // failure it cannot know. The send stays "sending", so that it cannot be
 // cancelled and the next attempt looks in Sent first, with the reason
-// reasonOwnerWait, and the job asks the engine again every heldRetry. Once
+// reasonOwnerWait, and the job asks the engine again after ownerRetry. Once
 // the inbox works again an attempt searches Sent and sends only if the
 // message is not there; if the inbox still fails ownerWait after the send
 // began to wait, it fails as "outcome_unknown".
@@ -329,10 +353,11 @@ func (w *SendWorker) awaitOwner(ctx context.Context, snd *holdfast.Send) error {
 		w.Logger.InfoContext(ctx, "send outcome unknown and its inbox needs its owner; waiting to look in Sent", "send_id", snd.ID, "inbox_id", snd.InboxID)
 		return river.JobSnooze(heldRetry)
 	}
-	if w.Clock.Now().Sub(snd.UpdatedAt) >= ownerWait {
+	waited := w.Clock.Now().Sub(snd.UpdatedAt)
+	if waited >= ownerWait {
 		return w.fail(ctx, snd, "outcome_unknown")
 	}
-	return river.JobSnooze(heldRetry)
+	return river.JobSnooze(ownerRetry(waited))
 }
 
 // hold keeps snd waiting for wait. A send still "sending" after an unclear

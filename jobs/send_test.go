@@ -201,7 +201,7 @@ func TestSendWorker(t *testing.T) {
 	}{
 		{name: "sent", wantState: holdfast.SendSent, wantSent: 1},
 		{name: "held by the engine", admit: health.Hold, engine: holdfast.StatePaused, wantState: holdfast.SendHeld, wantWhy: "inbox_paused", wantSnz: true},
-		{name: "failed by the engine", admit: health.Fail, engine: holdfast.StateNeedsReconnect, wantState: holdfast.SendFailed, wantWhy: "inbox_needs_reconnect"},
+		{name: "waits for the owner", admit: health.Fail, engine: holdfast.StateNeedsReconnect, wantState: holdfast.SendHeld, wantWhy: "inbox_needs_reconnect", wantSnz: true},
 		{name: "message too large", sendErr: tooLarge, wantState: holdfast.SendFailed, wantWhy: "message_too_large"},
 		{name: "account trouble holds", sendErr: badPassword, wantState: holdfast.SendHeld, wantWhy: "password_changed", wantSnz: true},
 		{name: "recoverable holds", sendErr: down, wantState: holdfast.SendHeld, wantWhy: "network", wantSnz: true},
@@ -280,6 +280,81 @@ func TestSendWorkerLeavesFinishedAndEarlySends(t *testing.T) {
 		if n, _ := b.conn.count(id); n != 0 {
 			t.Errorf("%s submitted %d times, want 0", id, n)
 		}
+	}
+}
+
+// TestSendWorkerWaitsForOwner covers a due send whose inbox needs its
+// owner before any attempt: it is held, not failed, while the inbox may
+// still come back (by itself, or reconnected), goes out once it does, and
+// fails only ownerWait after it was due.
+func TestSendWorkerWaitsForOwner(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		back      bool          // the inbox works again at the end
+		waitFor   time.Duration // how long after its due time the last attempt runs
+		admin     bool
+		wantState holdfast.SendState
+		wantWhy   string
+		wantSent  int
+	}{
+		{name: "back within the grace period", back: true, waitFor: 40 * time.Second, wantState: holdfast.SendSent, wantSent: 1},
+		{name: "reconnected the next morning", back: true, waitFor: 20 * time.Hour, wantState: holdfast.SendSent, wantSent: 1},
+		{name: "never reconnected", waitFor: 24 * time.Hour, wantState: holdfast.SendFailed, wantWhy: "inbox_needs_reconnect"},
+		{name: "admin never consented", admin: true, waitFor: 25 * time.Hour, wantState: holdfast.SendFailed, wantWhy: "inbox_needs_admin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupSend(t)
+			t0 := time.Now().UTC().Truncate(time.Microsecond)
+			s := b.newSend(t, t0)
+			needs := holdfast.StateNeedsReconnect
+			if tt.admin {
+				needs = holdfast.StateNeedsAdmin
+			}
+			b.mon.mu.Lock()
+			b.mon.admit, b.mon.state = health.Fail, needs
+			b.mon.mu.Unlock()
+
+			// While it waits, each look snoozes the job, at first for
+			// 30 s and never for more than 5 minutes.
+			last := min(tt.waitFor, 24*time.Hour) - time.Second
+			for i, late := range []time.Duration{0, 20 * time.Second, time.Hour, last} {
+				b.worker.Clock = fixedClock(t0.Add(late))
+				err := b.work(t, s, 1+i)
+				var sn *river.JobSnoozeError
+				if !errors.As(err, &sn) {
+					t.Fatalf("%v late: Work = %v, want a snooze", late, err)
+				}
+				if want := min(max(late/10, 30*time.Second), 5*time.Minute); sn.Duration != want {
+					t.Errorf("%v late: snoozed %v, want %v", late, sn.Duration, want)
+				}
+				if got := b.get(t, s.ID); got.State != holdfast.SendHeld || got.Reason != "inbox_"+string(needs) {
+					t.Errorf("%v late: send is %s (%q), want held (inbox_%s)", late, got.State, got.Reason, needs)
+				}
+				if late >= last {
+					break
+				}
+			}
+
+			b.worker.Clock = fixedClock(t0.Add(tt.waitFor))
+			if tt.back {
+				b.mon.mu.Lock()
+				b.mon.admit, b.mon.state = health.Allow, holdfast.StateConnected
+				b.mon.mu.Unlock()
+			}
+			if err := b.work(t, s, 9); err != nil {
+				t.Fatalf("last attempt: Work = %v", err)
+			}
+			got := b.get(t, s.ID)
+			if got.State != tt.wantState || got.Reason != tt.wantWhy {
+				t.Errorf("send is %s (%q), want %s (%q)", got.State, got.Reason, tt.wantState, tt.wantWhy)
+			}
+			if n, _ := b.conn.count(s.MessageID); n != tt.wantSent {
+				t.Errorf("submitted %d times, want %d", n, tt.wantSent)
+			}
+		})
 	}
 }
 
