@@ -346,7 +346,8 @@ func runDrill(t *testing.T, spec drillSpec) {
 		tick           int
 		nextCheck      time.Time
 		nextIncidentsQ time.Time
-		flapStart      time.Time // the flapping inbox's own fault starts
+		flapStart      time.Time    // the flapping inbox's own fault starts
+		waiting        []*drillSend // sends from revoked grants
 	)
 	for _, in := range inboxes {
 		if !in.revoked {
@@ -422,6 +423,16 @@ func runDrill(t *testing.T, spec drillSpec) {
 			revokedDone = true
 			for _, in := range revoked {
 				control(t, "POST", ctl+"/accounts/"+url.PathEscape(in.email)+"/revoke", nil, nil)
+				// Each revoked owner has a send falling due: it must wait
+				// for a reconnection, neither sent nor failed.
+				code, body := call(t, "POST", api+"/v1/inboxes/"+in.id+"/send", key, map[string]any{
+					"to": []string{"someone@elsewhere.test"}, "subject": "drill send of a revoked grant", "text": "Waits for its owner.",
+					"send_at": now.Add(15 * time.Second).UTC().Format(time.RFC3339Nano),
+				})
+				if code != http.StatusAccepted {
+					t.Fatalf("POST send = %d %v", code, body)
+				}
+				waiting = append(waiting, &drillSend{id: body["id"].(string), messageID: body["message_id"].(string), from: in})
 			}
 			t.Logf("%s %d grants revoked for real", at(now), len(revoked))
 		case faulted && faultIDs != nil && !now.Before(faultEnd):
@@ -658,6 +669,23 @@ func runDrill(t *testing.T, spec drillSpec) {
 		}
 		if n != 1 {
 			t.Errorf("send %s from %s (%s) went out %d times, want once", s.id, s.from.email, s.from.provider, n)
+		}
+	}
+
+	// The revoked owners' sends wait for them: held, not failed, not sent.
+	for _, s := range waiting {
+		_, got := call(t, "GET", api+"/v1/sends/"+s.id, key, nil)
+		if got["state"] != "held" || got["reason"] != "inbox_needs_reconnect" {
+			t.Errorf("send %s from revoked %s is %v (%v), want held (inbox_needs_reconnect)", s.id, s.from.email, got["state"], got["reason"])
+		}
+		var out struct {
+			Data []emulator.SentMessage `json:"data"`
+		}
+		control(t, "GET", ctl+"/sent?from="+url.QueryEscape(s.from.email), nil, &out)
+		for _, m := range out.Data {
+			if m.MessageID == s.messageID {
+				t.Errorf("send %s from revoked %s went out", s.id, s.from.email)
+			}
 		}
 	}
 
