@@ -182,7 +182,7 @@ func newRunner[TTx any](driver riverdriver.Driver[TTx], schema string, store Sto
 	}
 	if nc := o.notify; nc != nil {
 		var err error
-		if periodic, err = r.addNotify(nc, workers, periodic, logger); err != nil {
+		if periodic, err = r.addNotify(nc, workers, periodic, o.clock, logger); err != nil {
 			return nil, err
 		}
 	}

@@ -107,11 +107,32 @@ func (NotifyResolvedArgs) InsertOpts() river.InsertOpts {
 type NotifyResolvedWorker struct {
 	river.WorkerDefaults[NotifyResolvedArgs]
 	Notifier *notify.Notifier
+	Clock    holdfast.Clock
 }
 
-// Work implements river.Worker.
+// The follow-up's wait for an inbox on its way back.
+const (
+	// followUpRetry is how often a follow-up asks again while its inbox
+	// is not connected yet.
+	followUpRetry = time.Minute
+	// followUpWait is how long after its inbox left the state that needed
+	// its owner a follow-up waits for it to be connected; then there is
+	// nothing to follow up.
+	followUpWait = 24 * time.Hour
+)
+
+// Work implements river.Worker. While the inbox is not connected yet (a
+// retroactive incident paused it) the job snoozes, up to followUpWait after
+// Since.
 func (w *NotifyResolvedWorker) Work(ctx context.Context, job *river.Job[NotifyResolvedArgs]) error {
-	return w.Notifier.FollowUp(ctx, job.Args.InboxID)
+	err := w.Notifier.FollowUp(ctx, job.Args.InboxID)
+	if errors.Is(err, notify.ErrNotYet) {
+		if w.Clock.Now().Sub(job.Args.Since) >= followUpWait {
+			return nil
+		}
+		return river.JobSnooze(followUpRetry)
+	}
+	return err
 }
 
 // NotifySweepArgs are the arguments of the periodic notify_sweep job.
@@ -157,12 +178,12 @@ func (w *NotifySweepWorker) Work(ctx context.Context, _ *river.Job[NotifySweepAr
 }
 
 // addNotify registers the notification workers and the sweep.
-func (r *Runner) addNotify(c *NotifyConfig, workers *river.Workers, periodic []*river.PeriodicJob, logger *slog.Logger) ([]*river.PeriodicJob, error) {
+func (r *Runner) addNotify(c *NotifyConfig, workers *river.Workers, periodic []*river.PeriodicJob, clock holdfast.Clock, logger *slog.Logger) ([]*river.PeriodicJob, error) {
 	if c.Store == nil || c.Notifier == nil {
 		return nil, errors.New("jobs: WithNotify needs Store and Notifier")
 	}
 	river.AddWorker(workers, &NotifyWorker{Notifier: c.Notifier})
-	river.AddWorker(workers, &NotifyResolvedWorker{Notifier: c.Notifier})
+	river.AddWorker(workers, &NotifyResolvedWorker{Notifier: c.Notifier, Clock: clock})
 	river.AddWorker(workers, &NotifySweepWorker{Store: c.Store, Insert: r.insertNotice, Logger: logger})
 	return append(periodic, river.NewPeriodicJob(
 		river.PeriodicInterval(time.Minute),

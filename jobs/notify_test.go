@@ -2,6 +2,8 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +12,9 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/jobs"
 	"github.com/holdfast/holdfast/notify"
+	"github.com/holdfast/holdfast/store/sqlite"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // countingMailer counts the messages per recipient.
@@ -130,4 +135,85 @@ func (s *lazyNotifyStore) NoticeRecords(ctx context.Context, f holdfast.NoticeFi
 
 func (s *lazyNotifyStore) ChangeNotice(ctx context.Context, id int64, c holdfast.NoticeChange) (*holdfast.NoticeRecord, error) {
 	return (*s.p).ChangeNotice(ctx, id, c)
+}
+
+// TestNotifyResolvedWaitsForConnected covers the follow-up of an inbox a
+// retroactive incident paused after its notice went out: the job snoozes
+// while the inbox is paused, sends once it is connected, and gives up a
+// day after the inbox left needs_reconnect.
+func TestNotifyResolvedWaitsForConnected(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		after    time.Duration // when the job runs again, after Since
+		back     bool          // connected by then
+		wantSnz  bool
+		wantSent int
+	}{
+		{name: "still paused", after: time.Hour, wantSnz: true, wantSent: 1},
+		{name: "connected", after: time.Hour, back: true, wantSent: 2},
+		{name: "paused for a day", after: 24 * time.Hour, wantSent: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "holdfast.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			if err := st.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			mailer := &countingMailer{sent: map[string]int{}}
+			links, err := notify.NewLinks([]byte(strings.Repeat("k", 32)), "https://h.example.test", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Now().UTC().Truncate(time.Second)
+			n, err := notify.New(notify.Config{
+				Store: st, Mailer: mailer, Links: links, From: "no-reply@h.example.test",
+				Resolved: true, Logger: testLogger(t), Clock: fixedClock(t0.Add(-30 * time.Minute)),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const id, owner = "inb_follow", "owner@example.test"
+			at := t0.Add(-time.Hour)
+			in := &holdfast.Inbox{ID: id, Email: owner, Provider: holdfast.ProviderMicrosoft, State: holdfast.StateNeedsReconnect,
+				Reason: "token_revoked", Credentials: []byte("x"), Since: at, CreatedAt: at, UpdatedAt: at}
+			if err := st.CreateInbox(ctx, in, holdfast.Event{InboxID: id, At: at, NewState: in.State, Cause: holdfast.CauseHealth}); err != nil {
+				t.Fatal(err)
+			}
+			no := &holdfast.Notice{InboxID: id, Episode: 1, Reason: "token_revoked", At: at}
+			if err := st.AppendNotice(ctx, no); err != nil {
+				t.Fatal(err)
+			}
+			// Its notice went out half an hour later.
+			if wait, err := n.Deliver(ctx, no.ID); err != nil || wait > 0 || mailer.count(owner) != 1 {
+				t.Fatalf("Deliver = %v, %v; %d messages", wait, err, mailer.count(owner))
+			}
+			// A retroactive incident pauses it (Since is t0).
+			move := func(to holdfast.State, at time.Time) {
+				t.Helper()
+				if _, err := st.ChangeState(ctx, id, holdfast.StateChange{To: to, Reason: "incident", Cause: holdfast.CauseHealth, At: at}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			move(holdfast.StatePaused, t0)
+			if tt.back {
+				move(holdfast.StateConnected, t0.Add(tt.after-time.Minute))
+			}
+			w := &jobs.NotifyResolvedWorker{Notifier: n, Clock: fixedClock(t0.Add(tt.after))}
+			err = w.Work(ctx, &river.Job[jobs.NotifyResolvedArgs]{JobRow: &rivertype.JobRow{Attempt: 1},
+				Args: jobs.NotifyResolvedArgs{InboxID: id, Since: t0}})
+			var sn *river.JobSnoozeError
+			if errors.As(err, &sn) != tt.wantSnz || (err != nil && sn == nil) {
+				t.Errorf("Work = %v, want snooze %v", err, tt.wantSnz)
+			}
+			if got := mailer.count(owner); got != tt.wantSent {
+				t.Errorf("%d messages to the owner, want %d", got, tt.wantSent)
+			}
+		})
+	}
 }

@@ -25,6 +25,11 @@ const KeyFileName = "status-link.key"
 // tampered with or expired; callers must not say which.
 var ErrInvalidToken = errors.New("notify: invalid or expired status link")
 
+// ErrNotYet is returned by FollowUp while the inbox is on its way back but
+// not connected yet (paused under an incident that undid its notice, say):
+// the caller asks again later.
+var ErrNotYet = errors.New("notify: inbox not connected yet")
+
 // Links signs and verifies the owners' status links:
 // <PublicURL>/status/{token}, where the token carries the owner's email
 // and an expiry and is authenticated with HMAC-SHA256.

@@ -399,11 +399,13 @@ func TestFollowUp(t *testing.T) {
 		name      string
 		resolved  bool
 		reconnect bool
+		paused    bool // a retroactive incident pauses it first
 		want      int
 	}{
-		{"ResolvedByItself", true, false, 2},
-		{"OwnerReconnected", true, true, 1},
-		{"Off", false, false, 1},
+		{"ResolvedByItself", true, false, false, 2},
+		{"OwnerReconnected", true, true, false, 1},
+		{"Off", false, false, false, 1},
+		{"RetroactiveIncident", true, false, true, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -418,6 +420,12 @@ func TestFollowUp(t *testing.T) {
 			b.clock.Add(time.Hour)
 			if tt.reconnect {
 				b.move(t, "inb_a", holdfast.StateConnecting, holdfast.CauseAPI)
+			}
+			if tt.paused {
+				b.move(t, "inb_a", holdfast.StatePaused, holdfast.CauseHealth)
+				if err := n.FollowUp(t.Context(), "inb_a"); !errors.Is(err, notify.ErrNotYet) {
+					t.Fatalf("FollowUp while paused = %v, want ErrNotYet", err)
+				}
 			}
 			b.move(t, "inb_a", holdfast.StateConnected, holdfast.CauseHealth)
 			for range 2 {

@@ -210,7 +210,10 @@ func ownerMessage(in *holdfast.Inbox) string {
 // owner was told of trouble (its last notice was sent), it is connected
 // again, and no reconnect (a move to connecting by the API or the owner)
 // happened since the notice went out. It claims the notice (sent →
-// followed_up) first, so the follow-up too goes out at most once.
+// followed_up) first, so the follow-up too goes out at most once. While
+// the inbox is neither connected nor in need of its owner again (paused by
+// a retroactive incident that undid its notice, degraded, suspect) it
+// returns ErrNotYet.
 func (n *Notifier) FollowUp(ctx context.Context, inboxID string) error {
 	if !n.cfg.Resolved {
 		return nil
@@ -232,7 +235,10 @@ func (n *Notifier) FollowUp(ctx context.Context, inboxID string) error {
 		return fmt.Errorf("follow up inbox %s: %w", inboxID, err)
 	}
 	if in.State != holdfast.StateConnected {
-		return nil
+		if in.State.ActionRequired() != holdfast.RequireNone {
+			return nil // in trouble again: its owner has the notice
+		}
+		return ErrNotYet
 	}
 	evs, err := st.Events(ctx, inboxID, holdfast.EventFilter{Limit: 100})
 	if err != nil {

@@ -93,7 +93,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		OnGrant: func(inboxID string, _ bool) { _ = syn.Now(inboxID) },
 		OnStateChange: func(ctx context.Context, in *holdfast.Inbox, from holdfast.State) {
 			pub.InboxStateChanged(ctx, in, from)
-			if ntf != nil && ntf.Resolved() && in.State == holdfast.StateConnected && from.ActionRequired() != holdfast.RequireNone {
+			// An inbox that needed its owner and no longer does may get the
+			// "resolved" follow-up: at once when it is connected, or once
+			// it is, when an incident paused it (a retroactive incident).
+			if ntf != nil && ntf.Resolved() && from.ActionRequired() != holdfast.RequireNone && in.State.ActionRequired() == holdfast.RequireNone {
 				if err := outbox.EnqueueFollowUp(ctx, in.ID, in.Since); err != nil {
 					log.Warn("enqueue resolved follow-up", "inbox_id", in.ID, "err", err)
 				}
