@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/holdfast/holdfast"
@@ -141,8 +142,20 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		sess := &holdfast.Session{Inbox: in, Password: c.Password, RefreshToken: c.RefreshToken}
 		if c.RefreshToken != "" {
+			var mu sync.Mutex
+			prev := in.Credentials
 			sess.OnTokenRotated = func(ctx context.Context, refreshToken string) error {
-				return saveRotatedToken(ctx, store, ring, in.ID, refreshToken)
+				mu.Lock()
+				defer mu.Unlock()
+				sealed, err := saveRotatedToken(ctx, store, ring, in.ID, prev, refreshToken)
+				if errors.Is(err, secrets.ErrSuperseded) {
+					log.InfoContext(ctx, "rotated refresh token not saved: the inbox was reconnected meanwhile", "inbox_id", in.ID)
+					return nil
+				}
+				if err == nil {
+					prev = sealed
+				}
+				return err
 			}
 		}
 		return sess, nil
@@ -311,19 +324,13 @@ type jobRunner interface {
 func webhookSecretAAD(webhookID string) []byte { return []byte("webhook secret " + webhookID) }
 
 // saveRotatedToken stores an inbox's rotated refresh token at once, sealed
-// to the inbox: Microsoft rotates it on every refresh.
-func saveRotatedToken(ctx context.Context, store holdfast.Store, ring *secrets.Keyring, inboxID, refreshToken string) error {
-	sealed, err := secrets.SealCredentials(ring, inboxID, secrets.Credentials{RefreshToken: refreshToken})
-	if err != nil {
-		return fmt.Errorf("seal rotated refresh token of inbox %s: %w", inboxID, err)
-	}
+// to the inbox (Microsoft rotates it on every refresh), unless the owner
+// reconnected since prev was read: then the new grant is kept.
+func saveRotatedToken(ctx context.Context, store holdfast.Store, ring *secrets.Keyring, inboxID string, prev []byte, refreshToken string) ([]byte, error) {
 	// Saved even if the request that rotated it is cancelled.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := store.SetCredentials(sctx, inboxID, sealed); err != nil {
-		return fmt.Errorf("save rotated refresh token of inbox %s: %w", inboxID, err)
-	}
-	return nil
+	return secrets.RotateRefreshToken(sctx, store, ring, inboxID, prev, refreshToken)
 }
 
 // forgetting is the syncer as the API sees it: deleting an inbox also drops
