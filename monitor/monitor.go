@@ -51,8 +51,9 @@ type Config struct {
 	// state it left. It must not block: webhook.Publisher queues.
 	OnStateChange func(ctx context.Context, in *holdfast.Inbox, from holdfast.State)
 	// OnIncident, if set, is called (from the writer goroutine) after an
-	// incident is stored, when it opened (opened set) or was resolved. It
-	// must not block.
+	// incident is stored, when it opened (opened set) or was resolved; for
+	// a retroactive incident, from Declare, once opened and once resolved.
+	// It must not block.
 	OnIncident func(ctx context.Context, in *holdfast.Incident, opened bool)
 	// OnNotice, if set, is called (from the writer goroutine) right after
 	// a notice is stored, with its ID set: the notify outbox enqueues its

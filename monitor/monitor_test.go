@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -321,5 +322,49 @@ func TestCanariesAcrossRestart(t *testing.T) {
 	}
 	if len(open) != 1 || open[0].Tenant != "" || !strings.HasPrefix(open[0].Evidence, "canaries") {
 		t.Fatalf("At(90s): open incidents = %+v, want one for all of microsoft, opened by the canaries", open)
+	}
+}
+
+// TestRetroactiveIncidentAnnounced covers an incident declared for a past
+// window: it is stored resolved, and OnIncident hears of it opened and
+// resolved, as for one seen live, so that its webhooks go out.
+func TestRetroactiveIncidentAnnounced(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 4, 2)
+	type call struct {
+		id     int64
+		opened bool
+	}
+	var mu sync.Mutex
+	var calls []call
+	m, err := monitor.New(context.Background(), monitor.Config{
+		Store: b.store, Clock: b.clock, Logger: slog.New(slog.DiscardHandler),
+		TickEvery: time.Hour, SaveEvery: time.Hour,
+		OnIncident: func(_ context.Context, in *holdfast.Incident, opened bool) {
+			mu.Lock()
+			calls = append(calls, call{in.ID, opened})
+			mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+	now := b.clock.Now()
+	in, err := m.Declare(t.Context(), monitor.Declaration{Provider: holdfast.ProviderMicrosoft,
+		Start: now.Add(-2 * time.Hour), End: now.Add(-time.Hour), Note: "missed outage"})
+	if err != nil {
+		t.Fatalf("Declare = %v", err)
+	}
+	if in.Open() {
+		t.Fatalf("retroactive incident is open: %+v", in)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []call{{in.ID, true}, {in.ID, false}}; !slices.Equal(calls, want) {
+		t.Errorf("OnIncident calls %v, want %v", calls, want)
 	}
 }

@@ -111,7 +111,8 @@ type Declaration struct {
 }
 
 // Declare opens (or, with End, records) an incident and returns it once it
-// is stored.
+// is stored. A retroactive incident, stored resolved, is announced to
+// OnIncident as opened and then resolved, as if it had been seen live.
 func (m *Monitor) Declare(ctx context.Context, d Declaration) (*holdfast.Incident, error) {
 	if !d.Provider.Valid() {
 		return nil, holdfast.Invalidf("provider", "unknown provider %q (want microsoft, google or imap)", d.Provider)
@@ -136,7 +137,14 @@ func (m *Monitor) Declare(ctx context.Context, d Declaration) (*holdfast.Inciden
 	if err != nil {
 		return nil, err
 	}
-	return out, m.Sync(ctx)
+	if err := m.Sync(ctx); err != nil {
+		return out, err
+	}
+	if !out.Open() && m.cfg.OnIncident != nil {
+		m.cfg.OnIncident(ctx, out, true)
+		m.cfg.OnIncident(ctx, out, false)
+	}
+	return out, nil
 }
 
 // Resolve closes an open incident: the recovery ramp then resumes its
