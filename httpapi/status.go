@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"golang.org/x/oauth2"
@@ -98,6 +99,9 @@ func (s *server) ownerInboxes(ctx context.Context, token, email string) ([]statu
 	if err != nil {
 		return nil, err
 	}
+	// Only an outage lets the page say "nothing is needed, it resumes by
+	// itself": not a tenant event under verification, nor a notice storm.
+	open = slices.DeleteFunc(open, func(in *holdfast.Incident) bool { return !notify.Outage(in.Kind) })
 	var out []statusInbox
 	for _, p := range holdfast.Providers {
 		in, err := s.cfg.Store.InboxByEmail(ctx, p, email)

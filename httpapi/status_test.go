@@ -163,6 +163,16 @@ func TestStatusPage(t *testing.T) {
 		{"needs_reconnect_no_link", "", func(t *testing.T, b *statusBundle) {
 			b.inbox(t, "inb_g", "owner@example.test", holdfast.ProviderGoogle, holdfast.StateNeedsReconnect)
 		}},
+		{"needs_reconnect_storm", "", func(t *testing.T, b *statusBundle) {
+			// Neither a notice storm nor a tenant event under verification
+			// is an outage: the page must not say that nothing is needed.
+			b.inbox(t, "inb_ms", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+			for i, kind := range []string{"notice_storm", "tenant_event"} {
+				if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{ID: int64(i + 1), Kind: kind, Provider: holdfast.ProviderMicrosoft, OpenedAt: t0.Add(-time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
 		{"no_inboxes", "", func(*testing.T, *statusBundle) {}},
 	}
 	for _, tt := range tests {

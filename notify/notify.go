@@ -18,7 +18,9 @@
 //	  - Outage inhibit: a notice whose inbox is covered by an open incident
 //	    (its provider, or its provider and tenant) is cancelled: nobody is
 //	    told to act during an outage. A tenant_event incident does not mute
-//	    admin notices, which are what it asks for.
+//	    admin notices, which are what it asks for. A notice_storm incident
+//	    holds notices instead: they stay pending and are tried again every
+//	    HoldRetry until it is resolved (then re-checked) or they expire.
 //	  - Dedup: each notice is claimed (pending → sending) by compare-and-set
 //	    in the store, so that no notice goes out twice, whatever retries or
 //	    restarts happen; a notice left sending by a crash is never mailed
@@ -54,6 +56,9 @@ const (
 	// DefaultTTL drops notices older than this (docs/health-engine.md,
 	// NoticeTTL).
 	DefaultTTL = 24 * time.Hour
+	// DefaultHoldRetry is how often a notice held by a notice storm is
+	// tried again.
+	DefaultHoldRetry = time.Minute
 )
 
 // The reasons a notice is cancelled, recorded as its StatusReason.
@@ -130,6 +135,9 @@ type Config struct {
 	From      string
 	GroupWait time.Duration
 	TTL       time.Duration
+	// HoldRetry is how long a notice held by a notice storm waits before
+	// it is tried again; zero means DefaultHoldRetry.
+	HoldRetry time.Duration
 	// Resolved sends the "resolved, nothing to do" follow-up.
 	Resolved bool
 	// OnSent, if set, is called after a message went out and its notices
@@ -161,6 +169,9 @@ func New(cfg Config) (*Notifier, error) {
 	}
 	if cfg.GroupWait <= 0 {
 		cfg.GroupWait = DefaultGroupWait
+	}
+	if cfg.HoldRetry <= 0 {
+		cfg.HoldRetry = DefaultHoldRetry
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
@@ -208,8 +219,9 @@ type SentInbox struct {
 func (n *Notifier) Resolved() bool { return n.cfg.Resolved }
 
 // Deliver runs the pipeline for the group (the recipient) of notice id.
-// It returns a positive wait when the group wait has not passed yet: the
-// caller runs it again then. A notice no longer pending is done. An error
+// It returns a positive wait when the group wait has not passed yet, or
+// when the notice was held by a notice storm: the caller runs it again
+// then. A notice no longer pending is done. An error
 // (the store, or the mailer) leaves the group's notices pending, to be
 // tried again.
 func (n *Notifier) Deliver(ctx context.Context, id int64) (wait time.Duration, err error) {
@@ -238,6 +250,14 @@ func (n *Notifier) Deliver(ctx context.Context, id int64) (wait time.Duration, e
 	}
 	if _, err := n.pipeline.Exec(ctx, items); err != nil {
 		return 0, fmt.Errorf("deliver notice %d: %w", id, err)
+	}
+	// A notice still pending was held (a notice storm): try again later.
+	recs, err = n.cfg.Store.NoticeRecords(ctx, holdfast.NoticeFilter{ID: id, Limit: 1})
+	if err != nil {
+		return 0, fmt.Errorf("deliver notice %d: %w", id, err)
+	}
+	if len(recs) == 1 && recs[0].Status == holdfast.NoticePending {
+		return n.cfg.HoldRetry, nil
 	}
 	return 0, nil
 }

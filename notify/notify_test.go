@@ -235,6 +235,42 @@ func (b *testBundle) incident(t *testing.T, kind, tenant string) {
 	}
 }
 
+// TestNoticeStormHolds covers a notice stored before a notice storm
+// opened: it is held, neither sent nor cancelled, while the storm is open,
+// and goes out, re-checked, once it is resolved.
+func TestNoticeStormHolds(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.inbox(t, "inb_a", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+	n := b.notice(t, "inb_a", 1, false)
+	b.incident(t, "notice_storm", "")
+	b.clock.Add(notify.DefaultGroupWait)
+	for range 2 {
+		wait, err := b.n.Deliver(t.Context(), n.ID)
+		if err != nil || wait != notify.DefaultHoldRetry {
+			t.Fatalf("Deliver during the storm = %v, %v; want a %v wait", wait, err, notify.DefaultHoldRetry)
+		}
+		if st, reason := b.status(t, n.ID); st != holdfast.NoticePending {
+			t.Fatalf("during the storm the notice is %s (%q); want pending", st, reason)
+		}
+		b.clock.Add(wait)
+	}
+	if got := len(b.mailer.Sent()); got != 0 {
+		t.Fatalf("%d messages sent during the storm; want 0", got)
+	}
+	if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{
+		ID: 1, Kind: "notice_storm", Provider: holdfast.ProviderMicrosoft, OpenedAt: t0, ResolvedAt: b.clock.Now(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if wait, err := b.n.Deliver(t.Context(), n.ID); err != nil || wait != 0 {
+		t.Fatalf("Deliver after the storm = %v, %v", wait, err)
+	}
+	if st, _ := b.status(t, n.ID); st != holdfast.NoticeSent || len(b.mailer.Sent()) != 1 {
+		t.Errorf("after the storm the notice is %s with %d messages; want sent, 1", st, len(b.mailer.Sent()))
+	}
+}
+
 func TestGroupWait(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -51,7 +51,9 @@ func (s *Recheck) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 // Inhibit drops the notices whose inbox an open incident covers: one of its
 // provider with no tenant, or of its provider and tenant [Alertmanager
 // inhibition, equal: provider, tenant]. A tenant_event incident does not
-// mute admin notices.
+// mute admin notices. Under a notice_storm incident a notice is held: it
+// stays pending, and Deliver tries it again after HoldRetry; under any
+// other it is cancelled.
 type Inhibit struct {
 	Base
 	Store Store
@@ -65,7 +67,12 @@ func (s *Inhibit) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 	}
 	var out []*Item
 	for _, it := range items {
-		if Covering(open, it.Inbox, it.Notice.Admin) != nil {
+		if inc := Covering(open, it.Inbox, it.Notice.Admin); inc != nil {
+			if inc.Kind == KindNoticeStorm {
+				s.Logger.InfoContext(ctx, "notice held by a notice storm", "notice_id", it.Notice.ID,
+					"inbox_id", it.Notice.InboxID, "incident_id", inc.ID)
+				continue
+			}
 			if err := cancel(ctx, s.Base, s.Store, it, ReasonIncident); err != nil {
 				return nil, fmt.Errorf("cancel notice %d: %w", it.Notice.ID, err)
 			}
@@ -74,6 +81,22 @@ func (s *Inhibit) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 		out = append(out, it)
 	}
 	return out, nil
+}
+
+// KindNoticeStorm is the kind of the incident the engine opens when
+// notices spike: it holds notices rather than cancelling them.
+const KindNoticeStorm = "notice_storm"
+
+// Outage reports whether an incident of kind pauses inboxes: a provider or
+// tenant outage, or one declared by an operator. A tenant_event (held for
+// verification) and a notice_storm do not: nothing tells their owners that
+// all is well.
+func Outage(kind string) bool {
+	switch kind {
+	case "provider_outage", "tenant_outage", "declared":
+		return true
+	}
+	return false
 }
 
 // Covering returns the first open incident of incidents that covers inbox
