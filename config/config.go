@@ -177,7 +177,7 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 		fs.DurationVar(&c.SendTimeout, "send-timeout", 6*time.Minute, "bound on one attempt at a send (env HOLDFAST_SEND_TIMEOUT)")
 		fs.StringVar(&c.MailCAFile, "mail-ca-file", "", "PEM file of extra CA certificates to trust for mail servers (env HOLDFAST_MAIL_CA_FILE)")
 		fs.BoolVar(&c.AllowPrivateWebhooks, "allow-private-webhooks", false, "let webhooks reach loopback, private and link-local addresses (env HOLDFAST_ALLOW_PRIVATE_WEBHOOKS)")
-		fs.StringVar(&c.NotifySMTPURL, "notify-smtp-url", "", "relay that mails notices, smtp://user:pass@host:port or smtps://; empty: notices are recorded, not mailed (env HOLDFAST_NOTIFY_SMTP_URL)")
+		fs.StringVar(&c.NotifySMTPURL, "notify-smtp-url", "", "relay that mails notices, smtp://user:pass@host:port or smtps://; empty: notices are not mailed, only sent as notice.sent webhook events (env HOLDFAST_NOTIFY_SMTP_URL)")
 		fs.StringVar(&c.NotifyFrom, "notify-from", "", "From address of the notices (env HOLDFAST_NOTIFY_FROM)")
 		fs.StringVar(&c.TemplatesDir, "templates-dir", "", "directory of message templates replacing the embedded ones of the same name (env HOLDFAST_TEMPLATES_DIR)")
 		fs.BoolVar(&c.NotifyResolved, "notify-resolved", false, "mail a short follow-up when trouble an owner was told of resolves by itself (env HOLDFAST_NOTIFY_RESOLVED)")
@@ -378,6 +378,9 @@ func (c *Config) validateNotify() error {
 		}
 	}
 	if c.NotifySMTPURL == "" {
+		if c.NotifyResolved {
+			return errors.New("--notify-resolved: the follow-up is mailed; it needs --notify-smtp-url")
+		}
 		return nil
 	}
 	u, err := url.Parse(c.NotifySMTPURL)

@@ -74,6 +74,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 			want: config.Config{Listen: "127.0.0.1:8080", DataDir: "./holdfast-data", LogFormat: "text", LogLevel: "info", ShutdownTimeout: 10 * time.Second, SyncInterval: 5 * time.Minute, SyncConcurrency: 256, SendTimeout: 30 * time.Second},
 		},
 		{name: "sync interval too short", args: []string{"--sync-interval", "10ms"}, wantErr: "--sync-interval"},
+		{name: "resolved follow-up without a relay", args: []string{"--notify-resolved"}, wantErr: "--notify-resolved"},
 		{name: "no sync concurrency", env: map[string]string{"HOLDFAST_SYNC_CONCURRENCY": "0"}, wantErr: "--sync-concurrency"},
 		{name: "bad sync concurrency", env: map[string]string{"HOLDFAST_SYNC_CONCURRENCY": "many"}, wantErr: "HOLDFAST_SYNC_CONCURRENCY"},
 		{name: "send timeout too long", args: []string{"--send-timeout", "2h"}, wantErr: "--send-timeout"},

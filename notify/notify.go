@@ -123,10 +123,13 @@ func (m Multi) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 	return items, nil
 }
 
-// Config configures a Notifier. Store, Mailer, Links and From are
-// required.
+// Config configures a Notifier. Store and Links are required, and Mailer
+// and From, or OnSent: without a Mailer the notices go through the whole
+// pipeline and are delivered to OnSent alone (the host application's
+// webhook), for it to tell its users.
 type Config struct {
-	Store  Store
+	Store Store
+	// Mailer mails the notices; nil hands them to OnSent only.
 	Mailer Mailer
 	// Templates renders the messages; nil means the embedded ones.
 	Templates *Templates
@@ -138,7 +141,8 @@ type Config struct {
 	// HoldRetry is how long a notice held by a notice storm waits before
 	// it is tried again; zero means DefaultHoldRetry.
 	HoldRetry time.Duration
-	// Resolved sends the "resolved, nothing to do" follow-up.
+	// Resolved sends the "resolved, nothing to do" follow-up (by email:
+	// it needs a Mailer).
 	Resolved bool
 	// OnSent, if set, is called after a message went out and its notices
 	// were recorded sent (the service publishes the notice.sent webhook
@@ -157,8 +161,27 @@ type Notifier struct {
 
 // New returns a Notifier, with cfg's zero fields set to their defaults.
 func New(cfg Config) (*Notifier, error) {
-	if cfg.Store == nil || cfg.Mailer == nil || cfg.Links == nil || cfg.From == "" {
-		return nil, errors.New("notify: Store, Mailer, Links and From are required")
+	switch {
+	case cfg.Store == nil || cfg.Links == nil:
+		return nil, errors.New("notify: Store and Links are required")
+	case cfg.Mailer != nil && cfg.From == "":
+		return nil, errors.New("notify: From is required with a Mailer")
+	case cfg.Mailer == nil && cfg.OnSent == nil:
+		return nil, errors.New("notify: a Mailer or OnSent is required")
+	case cfg.Mailer == nil && cfg.Resolved:
+		return nil, errors.New("notify: the resolved follow-up is mailed: it needs a Mailer")
+	}
+	channel := ChannelEmail
+	if cfg.Mailer == nil {
+		// The message is still rendered, so that a broken template fails
+		// the same way, and handed to OnSent alone.
+		channel, cfg.Mailer = ChannelWebhook, discard{}
+	}
+	if onSent := cfg.OnSent; onSent != nil {
+		cfg.OnSent = func(ctx context.Context, s Sent) {
+			s.Channel = channel
+			onSent(ctx, s)
+		}
 	}
 	if cfg.Templates == nil {
 		t, err := LoadTemplates("")
@@ -199,6 +222,10 @@ type Sent struct {
 	Recipient string
 	// Template is "reconnect" or "admin".
 	Template string
+	// Channel is ChannelEmail when the message was mailed, ChannelWebhook
+	// when there is no mailer and the host application is to tell the
+	// owner.
+	Channel string
 	// StatusURL is the owner's status page, valid until Expires.
 	StatusURL string
 	Expires   time.Time
@@ -206,6 +233,18 @@ type Sent struct {
 	Inboxes []SentInbox
 	SentAt  time.Time
 }
+
+// The channels a notice goes out through.
+const (
+	ChannelEmail   = "email"
+	ChannelWebhook = "webhook"
+)
+
+// discard is the Mailer of a Notifier without one: notices go to OnSent
+// only.
+type discard struct{}
+
+func (discard) Send(context.Context, string, []string, []byte) error { return nil }
 
 // SentInbox is one inbox of a Sent message, with its notice.
 type SentInbox struct {

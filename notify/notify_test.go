@@ -323,51 +323,74 @@ func TestOneMessagePerOwner(t *testing.T) {
 // TestOnSentTellsOfEachMessage: OnSent hears of each message that went
 // out, with its recipient, status link and every inbox with its notice; a
 // cancelled notice is not heard of.
+// TestOnSentTellsOfEachMessage covers OnSent with a mailer (the message is
+// mailed and OnSent told, channel email) and without one (OnSent alone,
+// channel webhook, after the same checks).
 func TestOnSentTellsOfEachMessage(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	var got []notify.Sent
-	n, err := notify.New(notify.Config{
-		Store: b.store, Mailer: b.mailer, Links: b.links, From: "holdfast <no-reply@holdfast.test>",
-		Clock: b.clock, Logger: testLogger(t), OnSent: func(_ context.Context, s notify.Sent) { got = append(got, s) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.inbox(t, "inb_a", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
-	b.inbox(t, "inb_b", "owner@example.test", holdfast.ProviderGoogle, holdfast.StateNeedsAdmin)
-	b.inbox(t, "inb_c", "back@example.test", holdfast.ProviderGoogle, holdfast.StateNeedsReconnect)
-	na, nb := b.notice(t, "inb_a", 1, false), b.notice(t, "inb_b", 1, true)
-	nc := b.notice(t, "inb_c", 1, false)
-	b.move(t, "inb_c", holdfast.StateConnected, holdfast.CauseHealth)
-	for _, id := range []int64{na.ID, nc.ID} {
-		if err := b.deliver(t, n, id); err != nil {
-			t.Fatalf("Deliver(%d) = %v", id, err)
-		}
-	}
-	if len(got) != 1 {
-		t.Fatalf("OnSent called %d times; want once (one message, the other notice cancelled): %+v", len(got), got)
-	}
-	s := got[0]
-	if s.Recipient != "owner@example.test" || s.Template != "reconnect" || !strings.HasPrefix(s.StatusURL, "https://holdfast.example.test/status/") || !s.Expires.After(b.clock.Now()) || !s.SentAt.Equal(b.clock.Now()) {
-		t.Errorf("OnSent(%+v)", s)
-	}
-	var ids []int64
-	var admin []bool
-	for _, in := range s.Inboxes {
-		ids, admin = append(ids, in.NoticeID), append(admin, in.Admin)
-	}
-	if diff := cmp.Diff([]int64{na.ID, nb.ID}, ids); diff != "" {
-		t.Errorf("notice IDs (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff([]bool{false, true}, admin); diff != "" {
-		t.Errorf("admin (-want +got):\n%s", diff)
-	}
-	if len(s.Inboxes) != 2 || s.Inboxes[0].ID != "inb_a" || s.Inboxes[1].ID != "inb_b" || s.Inboxes[0].Reason != "invalid_grant" {
-		t.Errorf("inboxes = %+v", s.Inboxes)
-	}
-	if raw := strings.ReplaceAll(b.mailer.Sent()[0].Raw, "=\r\n", ""); !strings.Contains(raw, s.StatusURL) {
-		t.Errorf("the message does not link to %s", s.StatusURL)
+	for _, channel := range []string{notify.ChannelEmail, notify.ChannelWebhook} {
+		t.Run(channel, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			var got []notify.Sent
+			cfg := notify.Config{
+				Store: b.store, Mailer: b.mailer, Links: b.links, From: "holdfast <no-reply@holdfast.test>",
+				Clock: b.clock, Logger: testLogger(t), OnSent: func(_ context.Context, s notify.Sent) { got = append(got, s) },
+			}
+			if channel == notify.ChannelWebhook {
+				cfg.Mailer, cfg.From = nil, ""
+			}
+			n, err := notify.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.inbox(t, "inb_a", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+			b.inbox(t, "inb_b", "owner@example.test", holdfast.ProviderGoogle, holdfast.StateNeedsAdmin)
+			b.inbox(t, "inb_c", "back@example.test", holdfast.ProviderGoogle, holdfast.StateNeedsReconnect)
+			na, nb := b.notice(t, "inb_a", 1, false), b.notice(t, "inb_b", 1, true)
+			nc := b.notice(t, "inb_c", 1, false)
+			b.move(t, "inb_c", holdfast.StateConnected, holdfast.CauseHealth)
+			for _, id := range []int64{na.ID, nc.ID} {
+				if err := b.deliver(t, n, id); err != nil {
+					t.Fatalf("Deliver(%d) = %v", id, err)
+				}
+			}
+			if len(got) != 1 {
+				t.Fatalf("OnSent called %d times; want once (one message, the other notice cancelled): %+v", len(got), got)
+			}
+			s := got[0]
+			if s.Recipient != "owner@example.test" || s.Template != "reconnect" || s.Channel != channel || !strings.HasPrefix(s.StatusURL, "https://holdfast.example.test/status/") || !s.Expires.After(b.clock.Now()) || !s.SentAt.Equal(b.clock.Now()) {
+				t.Errorf("OnSent(%+v)", s)
+			}
+			var ids []int64
+			var admin []bool
+			for _, in := range s.Inboxes {
+				ids, admin = append(ids, in.NoticeID), append(admin, in.Admin)
+			}
+			if diff := cmp.Diff([]int64{na.ID, nb.ID}, ids); diff != "" {
+				t.Errorf("notice IDs (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]bool{false, true}, admin); diff != "" {
+				t.Errorf("admin (-want +got):\n%s", diff)
+			}
+			if len(s.Inboxes) != 2 || s.Inboxes[0].ID != "inb_a" || s.Inboxes[1].ID != "inb_b" || s.Inboxes[0].Reason != "invalid_grant" {
+				t.Errorf("inboxes = %+v", s.Inboxes)
+			}
+			for _, id := range []int64{na.ID, nb.ID} {
+				if st, _ := b.status(t, id); st != holdfast.NoticeSent {
+					t.Errorf("notice %d is %s, want sent", id, st)
+				}
+			}
+			if channel == notify.ChannelWebhook {
+				if n := len(b.mailer.Sent()); n != 0 {
+					t.Errorf("%d messages mailed without a mailer", n)
+				}
+				return
+			}
+			if raw := strings.ReplaceAll(b.mailer.Sent()[0].Raw, "=\r\n", ""); !strings.Contains(raw, s.StatusURL) {
+				t.Errorf("the message does not link to %s", s.StatusURL)
+			}
+		})
 	}
 }
 

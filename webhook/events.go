@@ -156,6 +156,7 @@ func (p *Publisher) IncidentChanged(ctx context.Context, in *holdfast.Incident, 
 type NoticeData struct {
 	Recipient string            `json:"recipient"`
 	Template  string            `json:"template"`
+	Channel   string            `json:"channel"`
 	StatusURL string            `json:"status_url"`
 	ExpiresAt time.Time         `json:"expires_at"`
 	Inboxes   []NoticeInboxData `json:"inboxes"`

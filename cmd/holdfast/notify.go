@@ -14,10 +14,11 @@ import (
 	"github.com/holdfast/holdfast/webhook"
 )
 
-// notifier makes the status links and, with --notify-smtp-url, the notify
-// pipeline (nil without). The status-link key is derived from
-// HOLDFAST_SECRET_KEY when it is set (every node signs alike), else kept
-// in the data directory.
+// notifier makes the status links and the notify pipeline, which mails
+// notices through --notify-smtp-url or, without it, hands them to onSent
+// alone (the notice.sent webhook event, channel "webhook"). The
+// status-link key is derived from HOLDFAST_SECRET_KEY when it is set
+// (every node signs alike), else kept in the data directory.
 func notifier(cfg *config.Config, store notify.Store, onSent func(context.Context, notify.Sent), log *slog.Logger) (*notify.Notifier, *notify.Links, error) {
 	var key []byte
 	if cfg.SecretKey != "" {
@@ -36,23 +37,29 @@ func notifier(cfg *config.Config, store notify.Store, onSent func(context.Contex
 	if err != nil {
 		return nil, nil, err
 	}
+	tmpl, err := notify.LoadTemplates(cfg.TemplatesDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--templates-dir: %w", err)
+	}
+	nlog := log.With("component", "notify")
 	if cfg.NotifySMTPURL == "" {
-		log.Info("notices are recorded and published through the state-change webhooks, but no email is sent: --notify-smtp-url is not set")
-		return nil, links, nil
+		n, err := notify.New(notify.Config{
+			Store: store, Templates: tmpl, Links: links, OnSent: onSent, Logger: nlog, Clock: holdfast.SystemClock{},
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		nlog.Info("notices are not mailed (no --notify-smtp-url): each one that passes its checks is sent as a notice.sent webhook event, channel webhook, for your application to tell the owner")
+		return n, links, nil
 	}
 	relay, err := notify.ParseSMTPURL(cfg.NotifySMTPURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--notify-smtp-url: %w", err)
 	}
-	tmpl, err := notify.LoadTemplates(cfg.TemplatesDir)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--templates-dir: %w", err)
-	}
 	tlsConfig, err := mailTLSConfig(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	nlog := log.With("component", "notify")
 	n, err := notify.New(notify.Config{
 		Store: store, Mailer: notify.NewSMTPMailer(relay, tlsConfig, nlog), Templates: tmpl, Links: links,
 		From: cfg.NotifyFrom, Resolved: cfg.NotifyResolved, OnSent: onSent, Logger: nlog, Clock: holdfast.SystemClock{},
@@ -86,7 +93,7 @@ func mailTLSConfig(cfg *config.Config) (*tls.Config, error) {
 
 // noticeEvent is the notice.sent webhook event of a notice email.
 func noticeEvent(s notify.Sent) webhook.NoticeData {
-	d := webhook.NoticeData{Recipient: s.Recipient, Template: s.Template, StatusURL: s.StatusURL,
+	d := webhook.NoticeData{Recipient: s.Recipient, Template: s.Template, Channel: s.Channel, StatusURL: s.StatusURL,
 		ExpiresAt: s.Expires, SentAt: s.SentAt}
 	for _, in := range s.Inboxes {
 		act := holdfast.RequireReconnect

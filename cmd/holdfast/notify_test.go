@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/notify"
 	"github.com/holdfast/holdfast/provider/mailtest"
 	"github.com/holdfast/holdfast/store/sqlite"
 	"github.com/holdfast/holdfast/webhook"
@@ -47,8 +48,10 @@ func statusPath(t *testing.T, srv *mailtest.Server, email string) string {
 
 // TestServeNoticeEmail runs serve with a real Postfix and Dovecot as the
 // notification relay: an inbox whose owner must reconnect gets exactly
-// one email, whose link opens a status page that says "Needs reconnect";
-// a restart sends nothing more.
+// one email, whose link opens a status page that says "Needs reconnect",
+// and the host application one notice.sent event (channel email); a
+// restart sends nothing more. Without a relay, the notice is not mailed
+// but delivered as the notice.sent event alone (channel webhook).
 //
 // The engine takes 30 minutes of evidence and a 15-minute grace before it
 // decides a notice, too long for this test: the test records the
@@ -57,13 +60,24 @@ func statusPath(t *testing.T, srv *mailtest.Server, email string) string {
 // and the notify sweep that runs at start delivers it.
 func TestServeNoticeEmail(t *testing.T) {
 	t.Parallel()
+	for _, channel := range []string{notify.ChannelEmail, notify.ChannelWebhook} {
+		t.Run(channel, func(t *testing.T) {
+			t.Parallel()
+			serveNotice(t, channel == notify.ChannelEmail)
+		})
+	}
+}
+
+func serveNotice(t *testing.T, relayed bool) {
 	srv := mailtest.Start(t)
 	const owner, relay, pw, relayPW = "owner@example.test", "holdfast@example.test", "the pw", "relay pw 7q"
 	srv.AddUser(t, owner, pw)
 	srv.AddUser(t, relay, relayPW)
 	e := mailEnv(t, srv)
-	e.env["HOLDFAST_NOTIFY_SMTP_URL"] = "smtp://" + url.UserPassword(relay, relayPW).String() + "@" + srv.SMTPAddr
-	e.env["HOLDFAST_NOTIFY_FROM"] = "holdfast <" + relay + ">"
+	if relayed {
+		e.env["HOLDFAST_NOTIFY_SMTP_URL"] = "smtp://" + url.UserPassword(relay, relayPW).String() + "@" + srv.SMTPAddr
+		e.env["HOLDFAST_NOTIFY_FROM"] = "holdfast <" + relay + ">"
+	}
 	e.env["HOLDFAST_ALLOW_PRIVATE_WEBHOOKS"] = "true"
 	key := e.createAPIKey("notify-test")
 	var (
@@ -90,6 +104,11 @@ func TestServeNoticeEmail(t *testing.T) {
 		events = append(events, ev)
 	}))
 	t.Cleanup(rc.Close)
+	eventCount := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(events)
+	}
 
 	s := e.serve()
 	code, hook := call(t, "POST", s.base+"/v1/webhooks", key, map[string]any{"url": rc.URL, "events": []string{"notice.sent"}})
@@ -131,10 +150,34 @@ func TestServeNoticeEmail(t *testing.T) {
 	st.Close()
 
 	s = e.serve()
-	waitFor(t, 30*time.Second, "the notice mailed", func() bool {
-		return len(srv.MessageIDs(t, owner, "INBOX")) == 1
-	})
-	path := statusPath(t, srv, owner)
+	// The host application hears of it through notice.sent.
+	waitFor(t, 30*time.Second, "notice.sent at the webhook receiver", func() bool { return eventCount() > 0 })
+	mu.Lock()
+	var nd webhook.NoticeData
+	if len(events) != 1 || events[0].Type != webhook.NoticeSent || json.Unmarshal(events[0].Data, &nd) != nil {
+		t.Fatalf("receiver got %+v; want one notice.sent", events)
+	}
+	mu.Unlock()
+	wantChannel := map[bool]string{true: notify.ChannelEmail, false: notify.ChannelWebhook}[relayed]
+	if nd.Recipient != owner || nd.Template != "reconnect" || nd.Channel != wantChannel || len(nd.Inboxes) != 1 ||
+		nd.Inboxes[0].InboxID != id || nd.Inboxes[0].ActionRequired != holdfast.RequireReconnect || nd.Inboxes[0].Reason != "password_changed" {
+		t.Errorf("notice.sent data = %+v; want the owner's notice about %s, channel %s", nd, id, wantChannel)
+	}
+	u, err := url.Parse(nd.StatusURL)
+	if err != nil {
+		t.Fatalf("status_url %q: %v", nd.StatusURL, err)
+	}
+	path := u.Path
+	wantMail := 0
+	if relayed {
+		wantMail = 1
+		waitFor(t, 30*time.Second, "the notice mailed", func() bool {
+			return len(srv.MessageIDs(t, owner, "INBOX")) == 1
+		})
+		if mailed := statusPath(t, srv, owner); mailed != path {
+			t.Errorf("the email links to %s, the event to %s", mailed, path)
+		}
+	}
 	resp, err := http.Get(s.base + path)
 	if err != nil {
 		t.Fatal(err)
@@ -144,22 +187,6 @@ func TestServeNoticeEmail(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Needs reconnect") || !strings.Contains(string(page), owner) {
 		t.Errorf("GET %s = %d:\n%s", path, resp.StatusCode, page)
 	}
-	// The host application hears of it through notice.sent.
-	waitFor(t, 30*time.Second, "notice.sent at the webhook receiver", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(events) > 0
-	})
-	mu.Lock()
-	var nd webhook.NoticeData
-	if len(events) != 1 || events[0].Type != webhook.NoticeSent || json.Unmarshal(events[0].Data, &nd) != nil {
-		t.Fatalf("receiver got %+v; want one notice.sent", events)
-	}
-	mu.Unlock()
-	if nd.Recipient != owner || nd.Template != "reconnect" || !strings.HasSuffix(nd.StatusURL, path) || len(nd.Inboxes) != 1 ||
-		nd.Inboxes[0].InboxID != id || nd.Inboxes[0].ActionRequired != holdfast.RequireReconnect || nd.Inboxes[0].Reason != "password_changed" {
-		t.Errorf("notice.sent data = %+v; want the owner's notice about %s linking to %s", nd, id, path)
-	}
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -167,8 +194,11 @@ func TestServeNoticeEmail(t *testing.T) {
 	// Restarted, serve sends nothing more for the episode.
 	s = e.serve()
 	time.Sleep(3 * time.Second)
-	if got := len(srv.MessageIDs(t, owner, "INBOX")); got != 1 {
-		t.Errorf("%d messages in the owner's INBOX after a restart; want exactly 1", got)
+	if got := len(srv.MessageIDs(t, owner, "INBOX")); got != wantMail {
+		t.Errorf("%d messages in the owner's INBOX after a restart; want exactly %d", got, wantMail)
+	}
+	if n := eventCount(); n != 1 {
+		t.Errorf("%d notice.sent events after a restart; want 1", n)
 	}
 	if strings.Contains(s.logs.String(), relayPW) {
 		t.Error("the logs show the relay's password")
@@ -184,7 +214,7 @@ func TestServeWithoutRelaySaysSo(t *testing.T) {
 	if err := s.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(s.logs.String(), "no email is sent: --notify-smtp-url is not set"); n != 1 {
+	if n := strings.Count(s.logs.String(), "notices are not mailed (no --notify-smtp-url)"); n != 1 {
 		t.Errorf("the no-relay message is logged %d times; want once:\n%s", n, s.logs.String())
 	}
 }

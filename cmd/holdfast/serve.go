@@ -97,7 +97,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			// An inbox that needed its owner and no longer does may get the
 			// "resolved" follow-up: at once when it is connected, or once
 			// it is, when an incident paused it (a retroactive incident).
-			if ntf != nil && ntf.Resolved() && from.ActionRequired() != holdfast.RequireNone && in.State.ActionRequired() == holdfast.RequireNone {
+			if ntf.Resolved() && from.ActionRequired() != holdfast.RequireNone && in.State.ActionRequired() == holdfast.RequireNone {
 				if err := outbox.EnqueueFollowUp(ctx, in.ID, in.Since); err != nil {
 					log.Warn("enqueue resolved follow-up", "inbox_id", in.ID, "err", err)
 				}
@@ -105,9 +105,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		},
 		OnIncident: func(ctx context.Context, in *holdfast.Incident, opened bool) { pub.IncidentChanged(ctx, in, opened) },
 		OnNotice: func(ctx context.Context, n *holdfast.Notice) {
-			if ntf == nil {
-				return
-			}
 			// On an error the notify sweep enqueues it within a minute.
 			if err := outbox.EnqueueNotice(ctx, n); err != nil {
 				log.Warn("enqueue notice", "notice_id", n.ID, "err", err)
@@ -184,9 +181,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			OpenSecret: func(id string, sealed []byte) ([]byte, error) { return ring.Open(sealed, webhookSecretAAD(id)) },
 			OnDisabled: func(string) { pub.Invalidate() },
 		}),
-	}
-	if ntf != nil {
-		jobOpts = append(jobOpts, jobs.WithNotify(jobs.NotifyConfig{Store: store, Notifier: ntf}))
+		jobs.WithNotify(jobs.NotifyConfig{Store: store, Notifier: ntf}),
 	}
 	jobs, err := b.newJobs(store, log, jobOpts...)
 	if err != nil {
