@@ -63,12 +63,24 @@
 // Tokens are HMAC-signed by a key made at start, so an emulator accepts only
 // its own tokens and keeps no per-token state:
 //
-//   - Microsoft access tokens are JWTs (HS256) for audience
-//     https://graph.microsoft.com; token responses carry token_type,
-//     scope, expires_in, ext_expires_in, access_token, refresh_token (when
-//     the grant has offline_access) and id_token (when it has openid).
-//     Every refresh returns a new refresh token of the same grant, and the
-//     old ones keep working until the grant is revoked, as Microsoft does.
+//   - Microsoft access tokens are JWTs (HS256) for the resource of the
+//     first permission asked for (https://graph.microsoft.com for bare
+//     names such as Mail.Send); token responses carry token_type, scope,
+//     expires_in, ext_expires_in, access_token, refresh_token (when the
+//     grant has offline_access) and id_token (when it has openid). Every
+//     refresh returns a new refresh token of the same grant, and the old
+//     ones keep working until the grant is revoked, as Microsoft does.
+//   - A grant has the scopes of its consent: the authorize request's scope,
+//     or for CreateAccount every permission holdfast may use (Graph
+//     Mail.ReadWrite, Mail.Send and User.Read, Outlook's IMAP and SMTP,
+//     openid, profile, email, offline_access). A Microsoft access token's
+//     scp claim lists the grant's permissions on its resource, or the subset
+//     a refresh asked for, and Graph checks it: GET /me needs User.Read (or
+//     a broader User or Directory permission), else 403
+//     Authorization_RequestDenied "Insufficient privileges to complete the
+//     operation."; delta, list and get need Mail.Read or Mail.ReadWrite and
+//     sendMail Mail.Send, else 403 ErrorAccessDenied. Gmail does not check
+//     scopes.
 //   - Google refresh responses omit refresh_token: the same one is reused.
 //   - Access tokens expire after Config.TokenLifetime (--token-lifetime);
 //     expires_in is that lifetime in seconds. Graph then answers 401

@@ -254,16 +254,16 @@ func (e *Emulator) routes() http.Handler {
 	mux.Handle("POST "+ms+"/token", small(e.handleMicrosoftToken))
 
 	g := prefixGraph + "/v1.0/me"
-	mux.Handle("GET "+g, small(e.graphAPI(e.handleGraphMe)))
+	mux.Handle("GET "+g, small(e.graphAPI(permMe, e.handleGraphMe)))
 	// Graph paths are case-insensitive; the camelCase and the lower-case
 	// spellings are served.
 	for _, folders := range []string{"/mailFolders", "/mailfolders"} {
-		mux.Handle("GET "+g+folders+"/{folder}/messages/delta", small(e.graphAPI(e.handleGraphDelta)))
-		mux.Handle("GET "+g+folders+"/{folder}/messages", small(e.graphAPI(e.handleGraphList)))
+		mux.Handle("GET "+g+folders+"/{folder}/messages/delta", small(e.graphAPI(permMailRead, e.handleGraphDelta)))
+		mux.Handle("GET "+g+folders+"/{folder}/messages", small(e.graphAPI(permMailRead, e.handleGraphList)))
 	}
-	mux.Handle("GET "+g+"/messages/{id}", small(e.graphAPI(e.handleGraphMessage)))
-	mux.Handle("POST "+g+"/sendMail", large(e.graphAPI(e.handleGraphSendMail)))
-	mux.Handle("POST "+g+"/sendmail", large(e.graphAPI(e.handleGraphSendMail)))
+	mux.Handle("GET "+g+"/messages/{id}", small(e.graphAPI(permMailRead, e.handleGraphMessage)))
+	mux.Handle("POST "+g+"/sendMail", large(e.graphAPI(permMailSend, e.handleGraphSendMail)))
+	mux.Handle("POST "+g+"/sendmail", large(e.graphAPI(permMailSend, e.handleGraphSendMail)))
 
 	mux.Handle("POST "+prefixGoogleOAuth+"/token", small(e.handleGoogleToken))
 	for _, p := range []string{prefixGoogleAccounts, prefixGoogleOAuth} {

@@ -17,7 +17,7 @@ func (e *Emulator) gmailAPI(h apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, tooLarge := readBody(r)
 		tok, hasAuth := bearer(r)
-		c, ok := e.parseAccess(Google, tok)
+		c, _, ok := e.parseAccess(Google, tok)
 		e.locked(w, func(w http.ResponseWriter) {
 			var tenant string
 			if acc := e.accounts[c.Email]; ok && acc != nil {

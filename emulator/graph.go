@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,13 +37,45 @@ func readBody(r *http.Request) (body []byte, tooLarge bool) {
 	return body, errors.As(err, &mbe)
 }
 
+// graphPerm is what a Graph call needs: any one of the delegated
+// permissions in anyOf, and the 403 error code and message Graph answers a
+// token without them.
+type graphPerm struct {
+	anyOf         []string
+	code, message string
+}
+
+// The permissions of the Graph calls the emulator serves (the Graph
+// reference's permission tables; Mail.ReadBasic, which omits the body, is
+// not emulated).
+var (
+	// permMe: GET /me, the signed-in user's profile. A token without one
+	// of these gets the directory's error, not Exchange's.
+	permMe = graphPerm{
+		anyOf: []string{"User.Read", "User.ReadWrite", "User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All",
+			"Directory.Read.All", "Directory.ReadWrite.All"},
+		code: "Authorization_RequestDenied", message: "Insufficient privileges to complete the operation.",
+	}
+	// permMailRead: reading messages (delta, list, get).
+	permMailRead = graphPerm{
+		anyOf: []string{"Mail.Read", "Mail.ReadWrite"},
+		code:  "ErrorAccessDenied", message: "Access is denied. Check credentials and try again.",
+	}
+	// permMailSend: sendMail.
+	permMailSend = graphPerm{
+		anyOf: []string{"Mail.Send"},
+		code:  "ErrorAccessDenied", message: "Access is denied. Check credentials and try again.",
+	}
+)
+
 // graphAPI wraps a Graph handler: faults, then authentication, then
-// throttling, as the real service would meet them.
-func (e *Emulator) graphAPI(h apiHandler) http.HandlerFunc {
+// throttling, then the token's permissions (perm), as the real service
+// would meet them.
+func (e *Emulator) graphAPI(perm graphPerm, h apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, tooLarge := readBody(r)
 		tok, hasAuth := bearer(r)
-		c, ok := e.parseAccess(Microsoft, tok)
+		c, scp, ok := e.parseAccess(Microsoft, tok)
 		e.locked(w, func(w http.ResponseWriter) {
 			var tenant string
 			if acc := e.accounts[c.Email]; ok && acc != nil {
@@ -71,6 +104,10 @@ func (e *Emulator) graphAPI(h apiHandler) http.HandlerFunc {
 			}
 			if wait, ok := e.throttleLocked(acc); !ok {
 				e.graphThrottled(w, wait)
+				return
+			}
+			if !slices.ContainsFunc(perm.anyOf, func(p string) bool { return hasScope(scp, p) }) {
+				e.graphErr(w, r, http.StatusForbidden, perm.code, perm.message)
 				return
 			}
 			if tooLarge {

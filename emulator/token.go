@@ -20,11 +20,10 @@ const (
 	kindCursor  = "cur"
 )
 
-// Microsoft resources (audiences).
-const (
-	graphAudience   = "https://graph.microsoft.com"
-	outlookAudience = "https://outlook.office.com"
-)
+// graphAudience is the Graph resource: the audience of the access tokens
+// the emulator's Graph accepts. Tokens for other resources (Outlook's IMAP
+// and SMTP) are issued but refused there.
+const graphAudience = "https://graph.microsoft.com"
 
 // Token prefixes that make the emulator's tokens look like the real ones.
 const (
@@ -152,7 +151,10 @@ func (e *Emulator) parseRefresh(p Provider, s string) (claims, bool) {
 	return c, ok
 }
 
-// accessToken returns a new access token of grant g and its lifetime.
+// accessToken returns a new access token of grant g for scope and its
+// lifetime. A Microsoft token is for the resource of scope's first
+// permission and carries, in its scp claim, the permissions of scope on that
+// resource: what was granted at consent, or the subset a refresh asked for.
 func (e *Emulator) accessToken(acc *account, g *grant, scope []string) (string, time.Duration) {
 	now := e.now()
 	life := e.cfg.TokenLifetime
@@ -162,17 +164,16 @@ func (e *Emulator) accessToken(acc *account, g *grant, scope []string) (string, 
 	}
 	aud := graphAudience
 	for _, s := range scope {
-		if !slices.Contains(oidcScopes, strings.ToLower(s)) {
-			if strings.HasPrefix(s, outlookAudience+"/") {
-				aud = outlookAudience // a token is for the first scope's resource
-			}
+		if res, _ := scopeResource(s); res != "" {
+			aud = res // a token is for the first scope's resource
 			break
 		}
 	}
 	var scp []string
 	for _, s := range scope {
-		if short, ok := strings.CutPrefix(s, "https://graph.microsoft.com/"); ok {
-			scp = append(scp, short)
+		res, name := scopeResource(s)
+		if (res == aud || res == "") && !strings.EqualFold(name, "offline_access") {
+			scp = append(scp, name)
 		}
 	}
 	return e.jwt(msAccessClaims{
@@ -182,17 +183,37 @@ func (e *Emulator) accessToken(acc *account, g *grant, scope []string) (string, 
 	}), life
 }
 
+// scopeResource splits a Microsoft scope into the resource it is a
+// permission on and the permission's name: a bare name ("Mail.Send") is a
+// Graph permission, as at Microsoft; a URI scope
+// ("https://outlook.office.com/IMAP.AccessAsUser.All") names its resource.
+// The OpenID Connect scopes (openid, profile, email, offline_access) have
+// no resource ("").
+func scopeResource(s string) (resource, name string) {
+	if slices.Contains(oidcScopes, strings.ToLower(s)) {
+		return "", s
+	}
+	if i := strings.Index(s, "://"); i >= 0 {
+		if j := strings.IndexByte(s[i+3:], '/'); j >= 0 {
+			return strings.ToLower(s[:i+3+j]), s[i+3+j+1:]
+		}
+		return strings.ToLower(s), ""
+	}
+	return graphAudience, s
+}
+
 // parseAccess decodes an access token of provider p; it does not check
-// expiry or the grant.
-func (e *Emulator) parseAccess(p Provider, s string) (claims, bool) {
+// expiry or the grant. For Microsoft it also returns the token's
+// permissions (its scp claim); Google tokens carry none.
+func (e *Emulator) parseAccess(p Provider, s string) (claims, []string, bool) {
 	if p == Microsoft {
 		var c msAccessClaims
 		ok := e.openJWT(s, &c) && c.Kind == kindAccess && c.Aud == graphAudience
-		return c.claims, ok
+		return c.claims, strings.Fields(c.Scp), ok
 	}
 	var c claims
 	ok := e.open(prefixGoogleAccess, s, &c) && c.Kind == kindAccess
-	return c, ok
+	return c, nil, ok
 }
 
 // idToken returns an ID token for acc issued to clientID.

@@ -78,11 +78,15 @@ const (
 )
 
 // MicrosoftScopes are the delegated permissions holdfast asks Microsoft
-// for: a refresh token, and reading, changing and sending mail with Graph.
-var MicrosoftScopes = []string{"offline_access", "Mail.ReadWrite", "Mail.Send"}
+// for: a refresh token, reading, changing and sending mail with Graph, and
+// reading the signed-in user's profile (User.Read), which the consent flow
+// needs to check which account signed in (GET /me).
+var MicrosoftScopes = []string{"offline_access", "Mail.ReadWrite", "Mail.Send", "User.Read"}
 
 // GoogleScopes are the scopes holdfast asks Google for: reading mail (with
-// search, which gmail.metadata does not allow) and sending it.
+// search, which gmail.metadata does not allow) and sending it. gmail.readonly
+// also allows users.getProfile, which the consent flow reads to check which
+// account signed in, so no profile scope is needed.
 var GoogleScopes = []string{
 	"https://www.googleapis.com/auth/gmail.readonly",
 	"https://www.googleapis.com/auth/gmail.send",

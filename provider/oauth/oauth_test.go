@@ -411,7 +411,7 @@ func TestAuthCodeURL(t *testing.T) {
 		has      []string
 	}{
 		{holdfast.ProviderMicrosoft, "https://login.microsoftonline.com/organizations/oauth2/v2.0/authorize?",
-			[]string{"scope=offline_access+Mail.ReadWrite+Mail.Send", "code_challenge_method=S256", "redirect_uri=https%3A%2F%2Fholdfast.example%2Foauth%2Fcallback"}},
+			[]string{"scope=offline_access+Mail.ReadWrite+Mail.Send+User.Read", "code_challenge_method=S256", "redirect_uri=https%3A%2F%2Fholdfast.example%2Foauth%2Fcallback"}},
 		{holdfast.ProviderGoogle, "https://accounts.google.com/o/oauth2/v2/auth?",
 			[]string{"access_type=offline", "prompt=consent", "code_challenge_method=S256", "gmail.send"}},
 	} {
