@@ -5,12 +5,19 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/emulator"
 	"github.com/holdfast/holdfast/emulator/emulatortest"
+	"github.com/holdfast/holdfast/provider/graph"
+	"github.com/holdfast/holdfast/provider/oauth"
+	"github.com/holdfast/holdfast/store/postgres"
+	"github.com/holdfast/holdfast/store/sqlite"
 )
 
 // noRedirects is a client that does not follow redirects, as a test stands
@@ -35,11 +42,16 @@ func hop(t *testing.T, u string) (int, *url.URL, string) {
 type consentEnv struct {
 	t    *testing.T
 	emu  *emulator.Emulator
+	urls emulator.URLs
+	env  *testEnv
 	srv  *server
 	key  string
 	host string // the host application's page
 }
 
+// newConsentEnv starts the emulator and serve. Serve syncs an inbox when it
+// is connected and when it is reconnected, and otherwise only once an
+// hour, so that the test knows which syncs ran.
 func newConsentEnv(t *testing.T, eng engine) *consentEnv {
 	t.Helper()
 	emu, urls := emulatortest.Start(t)
@@ -48,9 +60,70 @@ func newConsentEnv(t *testing.T, eng engine) *consentEnv {
 	maps.Copy(e.env, map[string]string{
 		"HOLDFAST_MICROSOFT_CLIENT_ID": emulator.DefaultClientID, "HOLDFAST_MICROSOFT_CLIENT_SECRET": emulator.DefaultClientSecret,
 		"HOLDFAST_GOOGLE_CLIENT_ID": emulator.DefaultClientID, "HOLDFAST_GOOGLE_CLIENT_SECRET": emulator.DefaultClientSecret,
+		"HOLDFAST_SYNC_INTERVAL": "1h",
 	})
 	key := e.createAPIKey("consent-test")
-	return &consentEnv{t: t, emu: emu, srv: e.serve(), key: key, host: "https://app.example.test/inboxes/done?tab=mail"}
+	return &consentEnv{t: t, emu: emu, urls: urls, env: e, srv: e.serve(), key: key, host: "https://app.example.test/inboxes/done?tab=mail"}
+}
+
+// testStore is serve's store, opened by the test next to serve.
+type testStore interface {
+	holdfast.Store
+	Close() error
+}
+
+// openStore opens the store serve runs on, closed at the end of the test.
+func (c *consentEnv) openStore() testStore {
+	c.t.Helper()
+	var st testStore
+	var err error
+	if u := c.env.env["HOLDFAST_DATABASE_URL"]; u != "" {
+		st, err = postgres.Open(c.t.Context(), u)
+	} else {
+		st, err = sqlite.Open(c.t.Context(), filepath.Join(c.env.env["HOLDFAST_DATA_DIR"], "holdfast.db"))
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// messages lists an inbox's messages through the API, by Internet
+// Message-ID.
+func (c *consentEnv) messages(id string) map[string]string {
+	c.t.Helper()
+	code, body := call(c.t, "GET", c.srv.base+"/v1/inboxes/"+id+"/messages?limit=100", c.key, nil)
+	if code != http.StatusOK {
+		c.t.Fatalf("GET messages = %d %v", code, body)
+	}
+	out := map[string]string{}
+	for _, m := range body["data"].([]any) {
+		m := m.(map[string]any)
+		out[m["internet_message_id"].(string)] = m["id"].(string)
+	}
+	return out
+}
+
+// graphSync syncs a Microsoft mailbox from the start with holdfast's Graph
+// connector, as serve would, with a refresh token of the emulator's.
+func (c *consentEnv) graphSync(email, refreshToken string) *holdfast.SyncResult {
+	c.t.Helper()
+	src, err := oauth.New(oauth.Config{Provider: holdfast.ProviderMicrosoft, BaseURL: c.urls.MicrosoftLogin,
+		ClientID: emulator.DefaultClientID, ClientSecret: emulator.DefaultClientSecret, Timeout: 10 * time.Second})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	conn, err := graph.New(graph.Config{BaseURL: c.urls.Graph, Tokens: src, Timeout: 10 * time.Second})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	sess := &holdfast.Session{Inbox: &holdfast.Inbox{ID: "inb_test", Email: email, Provider: holdfast.ProviderMicrosoft}, RefreshToken: refreshToken}
+	res, err := conn.Sync(c.t.Context(), sess, "")
+	if err != nil {
+		c.t.Fatalf("graph sync of %s: %v", email, err)
+	}
+	return res
 }
 
 // start asks for the authorization URL and checks its OAuth parameters.
@@ -82,8 +155,14 @@ func (c *consentEnv) start(provider, email string) *url.URL {
 	if len(aq.Get("state")) < 32 || len(aq.Get("code_challenge")) != 43 {
 		c.t.Errorf("authorization_url state %q, code_challenge %q: want random values", aq.Get("state"), aq.Get("code_challenge"))
 	}
-	if provider == "microsoft" && !strings.Contains(" "+aq.Get("scope")+" ", " offline_access ") {
-		c.t.Errorf("authorization_url scope %q lacks offline_access", aq.Get("scope"))
+	if provider == "microsoft" {
+		// offline_access for a refresh token, User.Read for the account
+		// check (GET /me), the mail permissions for sync and send.
+		for _, want := range []string{"offline_access", "User.Read", "Mail.ReadWrite", "Mail.Send"} {
+			if !slices.Contains(strings.Fields(aq.Get("scope")), want) {
+				c.t.Errorf("authorization_url scope %q lacks %s", aq.Get("scope"), want)
+			}
+		}
 	}
 	return u
 }
@@ -147,13 +226,12 @@ func TestServeConsentFlow(t *testing.T) {
 		t.Run(eng.name, func(t *testing.T) {
 			t.Parallel()
 			c := newConsentEnv(t, eng)
-			for _, a := range []emulator.Account{
-				{Provider: emulator.Microsoft, Email: "ann@contoso.test"},
-				{Provider: emulator.Google, Email: "bob@fabrikam.test"},
-			} {
-				if _, err := c.emu.CreateAccount(a); err != nil {
-					t.Fatal(err)
-				}
+			annRT, err := c.emu.CreateAccount(emulator.Account{Provider: emulator.Microsoft, Email: "ann@contoso.test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.emu.CreateAccount(emulator.Account{Provider: emulator.Google, Email: "bob@fabrikam.test"}); err != nil {
+				t.Fatal(err)
 			}
 
 			ids := map[string]string{}
@@ -175,6 +253,40 @@ func TestServeConsentFlow(t *testing.T) {
 				})
 			}
 
+			// Reconnect keeps the inbox's messages and its sync cursor. The
+			// test syncs the mailbox itself and stores two of its three
+			// messages with the cursor after all three; a fourth arrives
+			// after that. The sync that follows the reconnection must go on
+			// from the stored cursor: it brings the fourth, and not the
+			// third, which only a sync from the start would find.
+			db := c.openStore()
+			waitFor(t, 20*time.Second, "the first sync's cursor stored", func() bool {
+				in, err := db.Inbox(t.Context(), ids["microsoft"])
+				return err == nil && in.SyncCursor != ""
+			})
+			deliver := func(subject string) string {
+				t.Helper()
+				d, err := c.emu.Deliver(emulator.Mail{To: "ann@contoso.test", From: "zed@fabrikam.test", Subject: subject, Text: "Hello."})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d.MessageID
+			}
+			kept1, kept2, leftOut := deliver("kept 1"), deliver("kept 2"), deliver("left out")
+			res := c.graphSync("ann@contoso.test", annRT)
+			if len(res.Messages) != 3 || res.More || res.Cursor == "" {
+				t.Fatalf("graph sync = %d messages, more %v, cursor %q; want 3 and a cursor", len(res.Messages), res.More, res.Cursor)
+			}
+			kept := slices.DeleteFunc(res.Messages, func(m holdfast.Message) bool { return m.InternetMessageID == leftOut })
+			if _, err := db.SaveSync(t.Context(), ids["microsoft"], kept, res.Cursor, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			afterCursor := deliver("after the cursor")
+			keptIDs := c.messages(ids["microsoft"])
+			if len(keptIDs) != 2 || keptIDs[kept1] == "" || keptIDs[kept2] == "" {
+				t.Fatalf("messages before reconnecting = %v, want the two stored", keptIDs)
+			}
+
 			// Reconnect: same inbox, history kept, and reconnected on top.
 			before := c.events(ids["microsoft"])
 			authURL := c.start("microsoft", "ann@contoso.test")
@@ -182,6 +294,21 @@ func TestServeConsentFlow(t *testing.T) {
 			q := c.callback(cb)
 			if q.Get("status") != "connected" || q.Get("inbox_id") != ids["microsoft"] {
 				t.Errorf("reconnect redirected with %v, want status=connected and inbox_id=%s", q, ids["microsoft"])
+			}
+			waitFor(t, 20*time.Second, "the message after the cursor synced", func() bool {
+				return c.messages(ids["microsoft"])[afterCursor] != ""
+			})
+			got := c.messages(ids["microsoft"])
+			if got[kept1] != keptIDs[kept1] || got[kept2] != keptIDs[kept2] || len(got) != 3 {
+				t.Errorf("messages after reconnecting = %v, want the two kept (%v) and the one after the cursor", got, keptIDs)
+			}
+			if got[leftOut] != "" {
+				t.Errorf("a message before the stored cursor was synced after reconnecting: the sync started over instead of going on from the inbox's cursor")
+			}
+			if in, err := db.Inbox(t.Context(), ids["microsoft"]); err != nil {
+				t.Error(err)
+			} else if in.SyncCursor == "" || in.SyncCursor == res.Cursor {
+				t.Errorf("inbox cursor after reconnecting = %q, want the stored one (%q) advanced past the new message", in.SyncCursor, res.Cursor)
 			}
 			after := c.events(ids["microsoft"])
 			if len(after) != len(before)+1 || after[0]["reason"] != "reconnected" || after[0]["cause"] != "api" || after[0]["new_state"] != "connected" {
