@@ -79,6 +79,13 @@ type Config struct {
 	GraphURL          string
 	GoogleOAuthURL    string
 	GmailURL          string
+	// MicrosoftTenant is the Microsoft Entra tenant in the login and token
+	// URLs (MicrosoftLoginURL/{tenant}/oauth2/v2.0/...): "common" (work,
+	// school and personal accounts; the default), "organizations" (work and
+	// school only), "consumers" (personal only), or a tenant ID (GUID) or
+	// one of its domains, for an app registered for a single tenant. It is
+	// kept lower-case (serve only).
+	MicrosoftTenant string
 	// MicrosoftClientID, MicrosoftClientSecret, GoogleClientID and
 	// GoogleClientSecret are holdfast's app registrations, from the
 	// environment only (HOLDFAST_MICROSOFT_CLIENT_ID, ...). A provider
@@ -108,6 +115,10 @@ const (
 	DefaultGmailURL          = "https://gmail.googleapis.com"
 )
 
+// DefaultMicrosoftTenant is the default of --microsoft-tenant: any work,
+// school or personal Microsoft account can sign in.
+const DefaultMicrosoftTenant = "common"
+
 // CallbackPath is the path of the OAuth callback under PublicURL.
 const CallbackPath = "/oauth/callback"
 
@@ -120,10 +131,10 @@ const (
 	FlagsStore Flags = 1 << iota
 	// FlagsServe: --listen, --shutdown-timeout, --sync-interval,
 	// --sync-concurrency, --send-timeout, --mail-ca-file,
-	// --allow-private-webhooks, --public-url and the provider URLs, and
-	// the client credentials from the environment, and the notification
-	// flags (--notify-smtp-url, --notify-from, --templates-dir,
-	// --notify-resolved).
+	// --allow-private-webhooks, --public-url, the provider URLs and
+	// --microsoft-tenant, and the client credentials from the environment,
+	// and the notification flags (--notify-smtp-url, --notify-from,
+	// --templates-dir, --notify-resolved).
 	FlagsServe
 )
 
@@ -146,6 +157,7 @@ var env = map[string]string{
 	"graph-url":              "HOLDFAST_GRAPH_URL",
 	"google-oauth-url":       "HOLDFAST_GOOGLE_OAUTH_URL",
 	"gmail-url":              "HOLDFAST_GMAIL_URL",
+	"microsoft-tenant":       "HOLDFAST_MICROSOFT_TENANT",
 	"notify-smtp-url":        "HOLDFAST_NOTIFY_SMTP_URL",
 	"notify-from":            "HOLDFAST_NOTIFY_FROM",
 	"templates-dir":          "HOLDFAST_TEMPLATES_DIR",
@@ -186,6 +198,7 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 		fs.StringVar(&c.GraphURL, "graph-url", DefaultGraphURL, "Microsoft Graph base URL (env HOLDFAST_GRAPH_URL)")
 		fs.StringVar(&c.GoogleOAuthURL, "google-oauth-url", DefaultGoogleOAuthURL, "Google OAuth base URL (env HOLDFAST_GOOGLE_OAUTH_URL)")
 		fs.StringVar(&c.GmailURL, "gmail-url", DefaultGmailURL, "Gmail API base URL (env HOLDFAST_GMAIL_URL)")
+		fs.StringVar(&c.MicrosoftTenant, "microsoft-tenant", DefaultMicrosoftTenant, "Microsoft Entra tenant users sign in through: common, organizations, consumers, or a tenant ID or domain (env HOLDFAST_MICROSOFT_TENANT)")
 		def := health.DefaultConfig()
 		fs.DurationVar(&c.HealthConfirmSpan, "health-confirm-span", def.ConfirmSpan, "least time permanent-looking failures must span before an inbox needs its owner; checks come every 2/5 of it (env HOLDFAST_HEALTH_CONFIRM_SPAN)")
 		fs.DurationVar(&c.HealthNoticeGrace, "health-notice-grace", def.NoticeGrace, "how long a reconnect notice waits before its re-check and delivery (env HOLDFAST_HEALTH_NOTICE_GRACE)")
@@ -316,7 +329,7 @@ func (c *Config) Engine() health.Config {
 }
 
 // validateProviders checks --public-url (setting its default), the
-// provider URLs and the client credentials.
+// provider URLs, --microsoft-tenant and the client credentials.
 func (c *Config) validateProviders() error {
 	if c.PublicURL == "" {
 		host, port, _ := net.SplitHostPort(c.Listen) // validated
@@ -347,6 +360,11 @@ func (c *Config) validateProviders() error {
 		}
 		*f.v = strings.TrimRight(*f.v, "/")
 	}
+	tenant := strings.ToLower(strings.TrimSpace(c.MicrosoftTenant))
+	if !validTenant(tenant) {
+		return fmt.Errorf("--microsoft-tenant: %q is not common, organizations, consumers, a tenant ID (GUID) or a domain name", c.MicrosoftTenant)
+	}
+	c.MicrosoftTenant = tenant
 	if c.MicrosoftClientSecret != "" && c.MicrosoftClientID == "" {
 		return errors.New("HOLDFAST_MICROSOFT_CLIENT_SECRET: is set without HOLDFAST_MICROSOFT_CLIENT_ID")
 	}
@@ -354,6 +372,58 @@ func (c *Config) validateProviders() error {
 		return errors.New("HOLDFAST_GOOGLE_CLIENT_SECRET: is set without HOLDFAST_GOOGLE_CLIENT_ID")
 	}
 	return nil
+}
+
+// validTenant reports whether s (lower-case) names a Microsoft tenant the
+// way the identity platform's URLs take it: one of the three audiences, a
+// tenant ID or a domain name.
+func validTenant(s string) bool {
+	switch s {
+	case "common", "organizations", "consumers":
+		return true
+	}
+	return isGUID(s) || isDomain(s)
+}
+
+// isGUID reports whether s has the form of a GUID,
+// 8-4-4-4-12 hexadecimal digits.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isDomain reports whether s is a DNS name of at least two labels of
+// letters, digits and inner hyphens, such as contoso.onmicrosoft.com.
+func isDomain(s string) bool {
+	labels := strings.Split(s, ".")
+	if len(s) > 253 || len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '-' {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // httpURL parses an absolute http or https URL with a host.

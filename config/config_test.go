@@ -102,6 +102,31 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{name: "bad gmail url", args: []string{"--gmail-url", "https://user:pw@gmail"}, wantErr: "--gmail-url"},
 		{name: "client secret without id", env: map[string]string{"HOLDFAST_GOOGLE_CLIENT_SECRET": "s"}, wantErr: "HOLDFAST_GOOGLE_CLIENT_ID"},
 		{
+			name: "microsoft tenant ID from the environment, lower-cased",
+			env:  map[string]string{"HOLDFAST_MICROSOFT_TENANT": "8EAEF023-2B34-4DA1-9BAA-8BC8C9D6A490"},
+			want: config.Config{Listen: "127.0.0.1:8080", DataDir: "./holdfast-data", LogFormat: "text", LogLevel: "info", ShutdownTimeout: 10 * time.Second, SyncInterval: time.Minute, SyncConcurrency: 32, SendTimeout: 6 * time.Minute,
+				MicrosoftTenant: "8eaef023-2b34-4da1-9baa-8bc8c9d6a490"},
+		},
+		{
+			name: "microsoft tenant flag wins over the environment",
+			args: []string{"--microsoft-tenant", "organizations"},
+			env:  map[string]string{"HOLDFAST_MICROSOFT_TENANT": "consumers"},
+			want: config.Config{Listen: "127.0.0.1:8080", DataDir: "./holdfast-data", LogFormat: "text", LogLevel: "info", ShutdownTimeout: 10 * time.Second, SyncInterval: time.Minute, SyncConcurrency: 32, SendTimeout: 6 * time.Minute,
+				MicrosoftTenant: "organizations"},
+		},
+		{
+			name: "microsoft tenant domain",
+			args: []string{"--microsoft-tenant", " Contoso.onmicrosoft.com "},
+			want: config.Config{Listen: "127.0.0.1:8080", DataDir: "./holdfast-data", LogFormat: "text", LogLevel: "info", ShutdownTimeout: 10 * time.Second, SyncInterval: time.Minute, SyncConcurrency: 32, SendTimeout: 6 * time.Minute,
+				MicrosoftTenant: "contoso.onmicrosoft.com"},
+		},
+		{name: "empty microsoft tenant", args: []string{"--microsoft-tenant", ""}, wantErr: "--microsoft-tenant"},
+		{name: "microsoft tenant of one label", env: map[string]string{"HOLDFAST_MICROSOFT_TENANT": "contoso"}, wantErr: "--microsoft-tenant"},
+		{name: "microsoft tenant with a path", args: []string{"--microsoft-tenant", "common/oauth2"}, wantErr: "--microsoft-tenant"},
+		{name: "microsoft tenant as a URL", args: []string{"--microsoft-tenant", "https://login.microsoftonline.com/common"}, wantErr: "--microsoft-tenant"},
+		{name: "microsoft tenant, bad GUID", args: []string{"--microsoft-tenant", "8eaef023-2b34-4da1-9baa-8bc8c9d6a49g"}, wantErr: "--microsoft-tenant"},
+		{name: "microsoft tenant, bad domain", args: []string{"--microsoft-tenant", "-contoso.com"}, wantErr: "--microsoft-tenant"},
+		{
 			name: "notifications",
 			args: []string{"--notify-from", "holdfast <no-reply@example.com>", "--notify-resolved"},
 			env:  map[string]string{"HOLDFAST_NOTIFY_SMTP_URL": "smtps://u:pw@relay.example.com", "HOLDFAST_TEMPLATES_DIR": "."},
@@ -161,6 +186,9 @@ func TestFlagsAndEnvironment(t *testing.T) {
 				}
 				want.MicrosoftLoginURL, want.GraphURL = config.DefaultMicrosoftLoginURL, config.DefaultGraphURL
 				want.GoogleOAuthURL, want.GmailURL = config.DefaultGoogleOAuthURL, config.DefaultGmailURL
+			}
+			if want.MicrosoftTenant == "" {
+				want.MicrosoftTenant = config.DefaultMicrosoftTenant
 			}
 			if want.HealthConfirmSpan == 0 {
 				d := health.DefaultConfig()

@@ -449,4 +449,14 @@ func TestServeConnectValidation(t *testing.T) {
 	if code, body := call(t, "GET", s.base+"/v1/connect/microsoft?"+good.Encode(), key, nil); code != http.StatusOK || !strings.HasPrefix(body["authorization_url"].(string), "https://login.microsoftonline.com/common/oauth2/v2.0/authorize?") {
 		t.Errorf("GET /v1/connect/microsoft with the real endpoints = %d %v", code, body)
 	}
+
+	// HOLDFAST_MICROSOFT_TENANT chooses the tenant of the login URL.
+	e = newTestEnv(t, sqliteEngine)
+	e.env["HOLDFAST_MICROSOFT_CLIENT_ID"], e.env["HOLDFAST_MICROSOFT_CLIENT_SECRET"] = "id", "secret"
+	e.env["HOLDFAST_MICROSOFT_TENANT"] = "Contoso.onmicrosoft.com"
+	key = e.createAPIKey("connect-tenant")
+	s = e.serve()
+	if code, body := call(t, "GET", s.base+"/v1/connect/microsoft?"+good.Encode(), key, nil); code != http.StatusOK || !strings.HasPrefix(body["authorization_url"].(string), "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize?") {
+		t.Errorf("GET /v1/connect/microsoft with HOLDFAST_MICROSOFT_TENANT = %d %v, want the tenant's login URL", code, body)
+	}
 }

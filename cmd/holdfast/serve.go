@@ -409,7 +409,7 @@ func oauthSources(cfg *config.Config, log *slog.Logger) (map[holdfast.Provider]*
 		return nil
 	}
 	if cfg.MicrosoftClientID != "" {
-		if err := add(oauth.Config{Provider: holdfast.ProviderMicrosoft, BaseURL: cfg.MicrosoftLoginURL,
+		if err := add(oauth.Config{Provider: holdfast.ProviderMicrosoft, BaseURL: cfg.MicrosoftLoginURL, Tenant: cfg.MicrosoftTenant,
 			ClientID: cfg.MicrosoftClientID, ClientSecret: cfg.MicrosoftClientSecret}); err != nil {
 			return nil, err
 		}
