@@ -70,8 +70,13 @@ type Store interface {
 	SaveHeldAction(ctx context.Context, h *HeldAction) error
 	// HeldActions returns at most limit held actions (zero or less means
 	// 100, at most 1000), oldest first by ID, only the pending ones (not
-	// Done) if pendingOnly.
+	// Done) if pendingOnly. It is FindHeldActions with only PendingOnly and
+	// Limit set.
 	HeldActions(ctx context.Context, pendingOnly bool, limit int) ([]*HeldAction, error)
+	// FindHeldActions returns the held actions f selects, oldest first by
+	// ID or, with f.Newest, newest first, at most f.Limit (zero or less
+	// means 100, at most 1000).
+	FindHeldActions(ctx context.Context, f HeldActionFilter) ([]*HeldAction, error)
 	// AppendNotice records a notice decision and sets n.ID; a zero n.At is
 	// set to now, and n.At is set back as stored. It returns ErrConflict if
 	// a notice for the same inbox and episode exists (notices are never
@@ -80,8 +85,9 @@ type Store interface {
 	// Notices returns the notices recorded for an inbox, oldest first.
 	Notices(ctx context.Context, inboxID string) ([]*Notice, error)
 	// NoticeRecords returns the notices f selects with their place in the
-	// notification outbox, oldest first by ID, at most f.Limit (zero or
-	// less means 100, at most 1000). A new notice is NoticePending.
+	// notification outbox, oldest first by ID or, with f.Newest, newest
+	// first, at most f.Limit (zero or less means 100, at most 1000). A new
+	// notice is NoticePending.
 	NoticeRecords(ctx context.Context, f NoticeFilter) ([]*NoticeRecord, error)
 	// ChangeNotice moves a notice from c.From to c.To (a compare-and-set),
 	// replaces its StatusReason with c.Reason, sets UpdatedAt to c.At (a
@@ -282,10 +288,41 @@ type NoticeRecord struct {
 
 // NoticeFilter selects notices; zero fields select everything.
 type NoticeFilter struct {
-	ID        int64
-	InboxID   string
-	Recipient string
-	Status    NoticeStatus
+	ID      int64
+	InboxID string
+	// Recipient is compared ignoring the case of ASCII letters.
+	Recipient    string
+	Status       NoticeStatus
+	StatusReason string
+	// UpdatedSince and UpdatedUntil, when set, select only the notices
+	// whose UpdatedAt is at or after UpdatedSince and at or before
+	// UpdatedUntil.
+	UpdatedSince, UpdatedUntil time.Time
+	// Newest returns the newest notices first (by ID), so that with Limit
+	// they are the last ones recorded; otherwise the oldest come first.
+	Newest bool
+	// Limit caps the page size; zero or less means 100, at most 1000.
+	Limit int
+}
+
+// HeldActionFilter selects held actions; zero fields select everything.
+type HeldActionFilter struct {
+	ID      int64
+	InboxID string
+	// PendingOnly selects only the pending held actions (not Done), and
+	// DoneOnly only the done ones; both select none.
+	PendingOnly, DoneOnly bool
+	Provider              Provider
+	// Tenant is compared ignoring the case of ASCII letters.
+	Tenant string
+	// Since and Until, when set, select only the held actions held or
+	// closed within [Since, Until] (HeldAt or ClosedAt there), such as
+	// the ones of an incident's window.
+	Since, Until time.Time
+	// Newest returns the newest held actions first (by ID), so that with
+	// Limit they are the last ones recorded; otherwise the oldest come
+	// first.
+	Newest bool
 	// Limit caps the page size; zero or less means 100, at most 1000.
 	Limit int
 }

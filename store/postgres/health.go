@@ -79,11 +79,27 @@ func (s *Store) SaveHeldAction(ctx context.Context, h *holdfast.HeldAction) erro
 // most 1000), oldest first by ID, only the pending ones (not Done) if
 // pendingOnly.
 func (s *Store) HeldActions(ctx context.Context, pendingOnly bool, n int) ([]*holdfast.HeldAction, error) {
-	q := queryHeldActions
-	if pendingOnly {
-		q = queryPendingHeldActions
+	return s.FindHeldActions(ctx, holdfast.HeldActionFilter{PendingOnly: pendingOnly, Limit: n})
+}
+
+// FindHeldActions returns the held actions f selects, oldest first by ID
+// or, with f.Newest, newest first.
+func (s *Store) FindHeldActions(ctx context.Context, f holdfast.HeldActionFilter) ([]*holdfast.HeldAction, error) {
+	var (
+		rows pgx.Rows
+		err  error
+	)
+	switch {
+	case f == (holdfast.HeldActionFilter{PendingOnly: true, Newest: f.Newest, Limit: f.Limit}):
+		rows, err = s.pool.Query(ctx, order(f.Newest, queryPendingHeldActions, queryNewestPendingHeldActions), limit(f.Limit))
+	default:
+		q := order(f.Newest, queryHeldActions, queryNewestHeldActions)
+		if f.InboxID != "" {
+			q = order(f.Newest, queryInboxHeldActions, queryNewestInboxHeldActions)
+		}
+		rows, err = s.pool.Query(ctx, q, f.ID, f.InboxID, f.PendingOnly, f.DoneOnly, string(f.Provider), f.Tenant,
+			sinceTime(f.Since), nullTime(f.Until), limit(f.Limit))
 	}
-	rows, err := s.pool.Query(ctx, q, limit(n))
 	if err != nil {
 		return nil, fmt.Errorf("list held actions: %w", err)
 	}
@@ -223,6 +239,17 @@ func nullTime(t time.Time) *time.Time {
 		return nil
 	}
 	t = orTime(t, time.Time{})
+	return &t
+}
+
+// sinceTime returns the lower bound t of a range in UTC, rounded up to the
+// store's precision so that "at or after t" keeps its meaning, or nil
+// (NULL, open) when t is zero.
+func sinceTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = ceilMicro(t).UTC()
 	return &t
 }
 

@@ -11,16 +11,22 @@ import (
 )
 
 // NoticeRecords returns the notices f selects with their outbox status,
-// oldest first by ID.
+// oldest first by ID or, with f.Newest, newest first.
 func (s *Store) NoticeRecords(ctx context.Context, f holdfast.NoticeFilter) ([]*holdfast.NoticeRecord, error) {
 	var (
 		rows pgx.Rows
 		err  error
 	)
-	if f == (holdfast.NoticeFilter{Status: holdfast.NoticePending, Limit: f.Limit}) {
-		rows, err = s.pool.Query(ctx, queryPendingNoticeRecords, limit(f.Limit))
-	} else {
-		rows, err = s.pool.Query(ctx, queryNoticeRecords, f.ID, f.InboxID, f.Recipient, string(f.Status), limit(f.Limit))
+	switch {
+	case f == (holdfast.NoticeFilter{Status: holdfast.NoticePending, Newest: f.Newest, Limit: f.Limit}):
+		rows, err = s.pool.Query(ctx, order(f.Newest, queryPendingNoticeRecords, queryNewestPendingNoticeRecords), limit(f.Limit))
+	default:
+		q := order(f.Newest, queryNoticeRecords, queryNewestNoticeRecords)
+		if f.InboxID != "" {
+			q = order(f.Newest, queryInboxNoticeRecords, queryNewestInboxNoticeRecords)
+		}
+		rows, err = s.pool.Query(ctx, q, f.ID, f.InboxID, f.Recipient, string(f.Status), f.StatusReason,
+			sinceTime(f.UpdatedSince), nullTime(f.UpdatedUntil), limit(f.Limit))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list notices: %w", err)

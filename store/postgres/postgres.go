@@ -215,6 +215,15 @@ func isUnique(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
+// order returns the query oldest, or newestFirst (the same query ordered
+// newest first) if newest.
+func order(newest bool, oldest, newestFirst string) string {
+	if newest {
+		return newestFirst
+	}
+	return oldest
+}
+
 // limit applies the page size rules: zero or less means 100, at most 1000.
 func limit(n int) int {
 	switch {

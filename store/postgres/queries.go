@@ -114,11 +114,41 @@ const (
 		held_at = EXCLUDED.held_at, done = EXCLUDED.done, outcome = EXCLUDED.outcome,
 		closed_at = EXCLUDED.closed_at`
 
-	queryHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions ORDER BY id LIMIT $1`
+	// heldActionsWhere selects by any of ID, pending only, done only,
+	// provider, tenant (case-insensitive) and a range that held_at or
+	// closed_at is in (NULL bounds are open); zero values select all. The
+	// queries put the inbox ($2) in front of it.
+	heldActionsWhere = `
+	  AND ($1::bigint = 0 OR id = $1)
+	  AND (NOT $3::boolean OR NOT done)
+	  AND (NOT $4::boolean OR done)
+	  AND ($5::text = '' OR provider = $5)
+	  AND ($6::text = '' OR lower(tenant) = lower($6))
+	  AND (held_at BETWEEN coalesce($7::timestamptz, held_at) AND coalesce($8::timestamptz, held_at)
+	    OR closed_at BETWEEN coalesce($7, closed_at) AND coalesce($8, closed_at))`
+
+	// queryHeldActions selects by inbox too, '' selecting all.
+	queryHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
+	WHERE ($2::text = '' OR inbox_id = $2)` + heldActionsWhere + `
+	ORDER BY id LIMIT $9`
+	queryNewestHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
+	WHERE ($2::text = '' OR inbox_id = $2)` + heldActionsWhere + `
+	ORDER BY id DESC LIMIT $9`
+
+	// queryInboxHeldActions is queryHeldActions for one inbox; it uses the
+	// index held_actions_inbox (migration 00008).
+	queryInboxHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
+	WHERE inbox_id = $2::text` + heldActionsWhere + `
+	ORDER BY id LIMIT $9`
+	queryNewestInboxHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
+	WHERE inbox_id = $2::text` + heldActionsWhere + `
+	ORDER BY id DESC LIMIT $9`
 
 	// queryPendingHeldActions uses the partial index held_actions_pending.
 	queryPendingHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
 	WHERE NOT done ORDER BY id LIMIT $1`
+	queryNewestPendingHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
+	WHERE NOT done ORDER BY id DESC LIMIT $1`
 
 	queryInsertNotice = `INSERT INTO notices (inbox_id, episode, admin, reason, at, updated_at)
 	VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`

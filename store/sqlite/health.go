@@ -83,11 +83,27 @@ func (s *Store) SaveHeldAction(ctx context.Context, h *holdfast.HeldAction) erro
 // at most 1000), oldest first by ID, only the pending ones (not Done) if
 // pendingOnly.
 func (s *Store) HeldActions(ctx context.Context, pendingOnly bool, n int) ([]*holdfast.HeldAction, error) {
-	q := queryHeldActions
-	if pendingOnly {
-		q = queryPendingHeldActions
+	return s.FindHeldActions(ctx, holdfast.HeldActionFilter{PendingOnly: pendingOnly, Limit: n})
+}
+
+// FindHeldActions returns the held actions f selects, oldest first by ID
+// or, with f.Newest, newest first.
+func (s *Store) FindHeldActions(ctx context.Context, f holdfast.HeldActionFilter) ([]*holdfast.HeldAction, error) {
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	switch {
+	case f == (holdfast.HeldActionFilter{PendingOnly: true, Newest: f.Newest, Limit: f.Limit}):
+		rows, err = s.db.QueryContext(ctx, order(f.Newest, queryPendingHeldActions, queryNewestPendingHeldActions), limit(f.Limit))
+	default:
+		q := order(f.Newest, queryHeldActions, queryNewestHeldActions)
+		if f.InboxID != "" {
+			q = order(f.Newest, queryInboxHeldActions, queryNewestInboxHeldActions)
+		}
+		rows, err = s.db.QueryContext(ctx, q, f.ID, f.InboxID, f.PendingOnly, f.DoneOnly, string(f.Provider), f.Tenant,
+			sinceMicros(f.Since), nullMicros(f.Until), limit(f.Limit))
 	}
-	rows, err := s.db.QueryContext(ctx, q, limit(n))
 	if err != nil {
 		return nil, fmt.Errorf("list held actions: %w", err)
 	}
@@ -234,6 +250,16 @@ func nullMicros(t time.Time) sql.NullInt64 {
 		return sql.NullInt64{}
 	}
 	return sql.NullInt64{Int64: micros(t), Valid: true}
+}
+
+// sinceMicros converts the lower bound t of a range to the stored form,
+// rounded up so that "at or after t" keeps its meaning, or NULL (open)
+// when t is zero.
+func sinceMicros(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return nullMicros(ceilMicro(t))
 }
 
 // fromNullMicros reverses nullMicros.

@@ -104,12 +104,42 @@ const (
 		held_at = excluded.held_at, done = excluded.done, outcome = excluded.outcome,
 		closed_at = excluded.closed_at`
 
-	queryHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions ORDER BY id LIMIT ?`
+	// heldActionsWhere selects by any of ID, pending only, done only,
+	// provider, tenant (case-insensitive) and a range that held_at or
+	// closed_at is in (NULL bounds are open); zero values select all. The
+	// queries put the inbox (?2) in front of it.
+	heldActionsWhere = `
+	  AND (?1 = 0 OR id = ?1)
+	  AND (?3 = 0 OR done = 0)
+	  AND (?4 = 0 OR done = 1)
+	  AND (?5 = '' OR provider = ?5)
+	  AND (?6 = '' OR lower(tenant) = lower(?6))
+	  AND (held_at BETWEEN coalesce(?7, held_at) AND coalesce(?8, held_at)
+	    OR closed_at BETWEEN coalesce(?7, closed_at) AND coalesce(?8, closed_at))`
+
+	// queryHeldActions selects by inbox too, '' selecting all.
+	queryHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
+	WHERE (?2 = '' OR inbox_id = ?2)` + heldActionsWhere + `
+	ORDER BY id LIMIT ?9`
+	queryNewestHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
+	WHERE (?2 = '' OR inbox_id = ?2)` + heldActionsWhere + `
+	ORDER BY id DESC LIMIT ?9`
+
+	// queryInboxHeldActions is queryHeldActions for one inbox; it uses the
+	// index held_actions_inbox (migration 00008).
+	queryInboxHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
+	WHERE inbox_id = ?2` + heldActionsWhere + `
+	ORDER BY id LIMIT ?9`
+	queryNewestInboxHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
+	WHERE inbox_id = ?2` + heldActionsWhere + `
+	ORDER BY id DESC LIMIT ?9`
 
 	// queryPendingHeldActions uses the partial index held_actions_pending,
 	// whose WHERE it repeats word for word.
 	queryPendingHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
 	WHERE done = 0 ORDER BY id LIMIT ?`
+	queryNewestPendingHeldActions = `SELECT ` + heldActionColumns + ` FROM held_actions
+	WHERE done = 0 ORDER BY id DESC LIMIT ?`
 
 	queryInsertNotice = `INSERT INTO notices (inbox_id, episode, admin, reason, at, updated_at)
 	VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id`

@@ -1,25 +1,43 @@
 package sqlite
 
-// The notification outbox's queries (migration 00006).
+// The notification outbox's queries (migrations 00006 and 00008).
 const (
 	noticeRecordColumns = `n.id, n.inbox_id, n.episode, n.admin, n.reason, n.at,
 	coalesce(i.email, ''), n.status, n.status_reason, n.sent_at, n.updated_at`
 
-	// queryNoticeRecords selects by any of ID, inbox, recipient (the
-	// inbox's email, case-insensitive) and status; zero values select all.
-	queryNoticeRecords = `SELECT ` + noticeRecordColumns + `
-	FROM notices n LEFT JOIN inboxes i ON i.id = n.inbox_id
-	WHERE (?1 = 0 OR n.id = ?1)
-	  AND (?2 = '' OR n.inbox_id = ?2)
+	noticeRecordsFrom = `SELECT ` + noticeRecordColumns + `
+	FROM notices n LEFT JOIN inboxes i ON i.id = n.inbox_id `
+
+	// noticeRecordsWhere selects by any of ID, recipient (the inbox's
+	// email, case-insensitive), status, status reason and a range of
+	// updated_at (NULL bounds are open); zero values select all. The
+	// queries put the inbox (?2) in front of it.
+	noticeRecordsWhere = `
+	  AND (?1 = 0 OR n.id = ?1)
 	  AND (?3 = '' OR lower(i.email) = lower(?3))
 	  AND (?4 = '' OR n.status = ?4)
-	ORDER BY n.id LIMIT ?5`
+	  AND (?5 = '' OR n.status_reason = ?5)
+	  AND n.updated_at BETWEEN coalesce(?6, n.updated_at) AND coalesce(?7, n.updated_at)`
+
+	// queryNoticeRecords selects by inbox too, '' selecting all.
+	queryNoticeRecords = noticeRecordsFrom + `WHERE (?2 = '' OR n.inbox_id = ?2)` + noticeRecordsWhere + `
+	ORDER BY n.id LIMIT ?8`
+	queryNewestNoticeRecords = noticeRecordsFrom + `WHERE (?2 = '' OR n.inbox_id = ?2)` + noticeRecordsWhere + `
+	ORDER BY n.id DESC LIMIT ?8`
+
+	// queryInboxNoticeRecords is queryNoticeRecords for one inbox; it uses
+	// the index notices_inbox (migration 00008).
+	queryInboxNoticeRecords = noticeRecordsFrom + `WHERE n.inbox_id = ?2` + noticeRecordsWhere + `
+	ORDER BY n.id LIMIT ?8`
+	queryNewestInboxNoticeRecords = noticeRecordsFrom + `WHERE n.inbox_id = ?2` + noticeRecordsWhere + `
+	ORDER BY n.id DESC LIMIT ?8`
 
 	// queryPendingNoticeRecords uses the partial index notices_pending,
 	// whose WHERE it repeats word for word.
-	queryPendingNoticeRecords = `SELECT ` + noticeRecordColumns + `
-	FROM notices n LEFT JOIN inboxes i ON i.id = n.inbox_id
+	queryPendingNoticeRecords = noticeRecordsFrom + `
 	WHERE n.status = 'pending' ORDER BY n.id LIMIT ?`
+	queryNewestPendingNoticeRecords = noticeRecordsFrom + `
+	WHERE n.status = 'pending' ORDER BY n.id DESC LIMIT ?`
 
 	queryChangeNotice = `UPDATE notices SET status = ?3, status_reason = ?4, updated_at = ?5,
 	sent_at = CASE WHEN ?3 = 'sent' THEN ?5 ELSE sent_at END

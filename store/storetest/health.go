@@ -303,13 +303,86 @@ func testHeldActions(t *testing.T, s holdfast.Store) {
 	}
 }
 
+// testFindHeldActions checks each field of HeldActionFilter, alone and
+// together, in both orders.
+func testFindHeldActions(t *testing.T, s holdfast.Store) {
+	ctx := t.Context()
+	inbox := newID("inb")
+	h1 := newHeldAction(1) // pending, held at t0+1s
+	h1.InboxID = inbox
+	h2 := newHeldAction(2) // done, held at t0+2s, closed at t0+1h
+	h2.InboxID = inbox
+	h2.Done, h2.Outcome, h2.ClosedAt = true, "released", t0.Add(time.Hour)
+	h3 := newHeldAction(3) // pending, IMAP without a tenant
+	h3.Provider, h3.Tenant = holdfast.ProviderIMAP, ""
+	h4 := newHeldAction(4) // done, held at t0-1h, closed at t0+30m
+	h4.Provider, h4.Tenant = holdfast.ProviderMicrosoft, "contoso.example"
+	h4.HeldAt = t0.Add(-time.Hour)
+	h4.Done, h4.Outcome, h4.ClosedAt = true, "taken", t0.Add(30*time.Minute)
+	h5 := newHeldAction(5) // pending, held at t0+2h
+	h5.HeldAt = t0.Add(2 * time.Hour)
+	h6 := newHeldAction(6) // pending, held at t0, stored a little before it
+	h6.HeldAt = t0
+	all := []*holdfast.HeldAction{h1, h2, h3, h4, h5, h6}
+	for _, h := range all {
+		if err := s.SaveHeldAction(ctx, h); err != nil {
+			t.Fatalf("SaveHeldAction(%d) = %v", h.ID, err)
+		}
+	}
+	tests := []struct {
+		name string
+		f    holdfast.HeldActionFilter
+		want []*holdfast.HeldAction
+	}{
+		{"All", holdfast.HeldActionFilter{}, all},
+		{"AllNewest", holdfast.HeldActionFilter{Newest: true}, []*holdfast.HeldAction{h6, h5, h4, h3, h2, h1}},
+		{"NewestLimit", holdfast.HeldActionFilter{Newest: true, Limit: 2}, []*holdfast.HeldAction{h6, h5}},
+		{"ByID", holdfast.HeldActionFilter{ID: 2}, []*holdfast.HeldAction{h2}},
+		{"UnknownID", holdfast.HeldActionFilter{ID: 77}, nil},
+		{"ByInbox", holdfast.HeldActionFilter{InboxID: inbox}, []*holdfast.HeldAction{h1, h2}},
+		{"ByInboxNewest", holdfast.HeldActionFilter{InboxID: inbox, Newest: true}, []*holdfast.HeldAction{h2, h1}},
+		{"ByInboxPending", holdfast.HeldActionFilter{InboxID: inbox, PendingOnly: true}, []*holdfast.HeldAction{h1}},
+		{"UnknownInbox", holdfast.HeldActionFilter{InboxID: newID("inb")}, nil},
+		{"PendingOnly", holdfast.HeldActionFilter{PendingOnly: true}, []*holdfast.HeldAction{h1, h3, h5, h6}},
+		{"PendingOnlyNewestLimit", holdfast.HeldActionFilter{PendingOnly: true, Newest: true, Limit: 3}, []*holdfast.HeldAction{h6, h5, h3}},
+		{"DoneOnly", holdfast.HeldActionFilter{DoneOnly: true}, []*holdfast.HeldAction{h2, h4}},
+		{"DoneOnlyNewest", holdfast.HeldActionFilter{DoneOnly: true, Newest: true}, []*holdfast.HeldAction{h4, h2}},
+		{"PendingAndDoneOnly", holdfast.HeldActionFilter{PendingOnly: true, DoneOnly: true}, nil},
+		{"Provider", holdfast.HeldActionFilter{Provider: holdfast.ProviderGoogle}, []*holdfast.HeldAction{h1, h2, h5, h6}},
+		{"ProviderTenantAnyCase", holdfast.HeldActionFilter{Provider: holdfast.ProviderGoogle, Tenant: "EXAMPLE.com"}, []*holdfast.HeldAction{h1, h2, h5, h6}},
+		{"TenantOnly", holdfast.HeldActionFilter{Tenant: "Contoso.Example"}, []*holdfast.HeldAction{h4}},
+		{"OtherTenant", holdfast.HeldActionFilter{Provider: holdfast.ProviderGoogle, Tenant: "contoso.example"}, nil},
+		// Held or closed within the window: h6 is stored before t0, h4
+		// was held before it but closed in it.
+		{"Window", holdfast.HeldActionFilter{Since: t0, Until: t0.Add(30 * time.Minute)}, []*holdfast.HeldAction{h1, h2, h3, h4}},
+		{"Since", holdfast.HeldActionFilter{Since: t0.Add(59 * time.Minute)}, []*holdfast.HeldAction{h2, h5}},
+		{"Until", holdfast.HeldActionFilter{Until: t0.Add(2 * time.Second)}, []*holdfast.HeldAction{h1, h2, h4, h6}},
+		{"Incident", holdfast.HeldActionFilter{Provider: holdfast.ProviderGoogle, Tenant: "example.com",
+			Since: t0, Until: t0.Add(30 * time.Minute), Newest: true, Limit: 1}, []*holdfast.HeldAction{h2}},
+	}
+	for _, tt := range tests {
+		got, err := s.FindHeldActions(ctx, tt.f)
+		if err != nil {
+			t.Errorf("%s: FindHeldActions(%+v) = %v", tt.name, tt.f, err)
+			continue
+		}
+		for _, h := range got {
+			checkUTC(t, fmt.Sprintf("held action %d", h.ID), h.HeldAt, h.ClosedAt)
+		}
+		if diff := cmp.Diff(storedHeldActions(tt.want...), got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: FindHeldActions(%+v) mismatch (-want +got):\n%s", tt.name, tt.f, diff)
+		}
+	}
+}
+
 func done2Reopened(h *holdfast.HeldAction) *holdfast.HeldAction {
 	out := *h
 	out.Done, out.Outcome, out.ClosedAt = false, "", time.Time{}
 	return &out
 }
 
-// testHealthLimits checks the page size rules of Incidents and HeldActions.
+// testHealthLimits checks the page size rules of Incidents, HeldActions
+// and FindHeldActions, which returns the newest ones past the limit.
 func testHealthLimits(t *testing.T, s holdfast.Store) {
 	const n = 1001
 	// Save concurrently: n commits one after the other are slow on a store
@@ -361,6 +434,15 @@ func testHealthLimits(t *testing.T, s holdfast.Store) {
 				t.Errorf("HeldActions(%v, %d) = %d actions, %v; want %d", only, tt.limit, len(hs), err, tt.want)
 			} else if hs[0].ID != 1 || hs[len(hs)-1].ID != int64(tt.want) {
 				t.Errorf("HeldActions(%v, %d) = IDs %d to %d; want 1 to %d", only, tt.limit, hs[0].ID, hs[len(hs)-1].ID, tt.want)
+			}
+			// Newest first, the page holds the last ones saved, also
+			// when the store holds more than the most a page can.
+			f := holdfast.HeldActionFilter{PendingOnly: only, Newest: true, Limit: tt.limit}
+			hs, err = s.FindHeldActions(t.Context(), f)
+			if err != nil || len(hs) != tt.want {
+				t.Errorf("FindHeldActions(%+v) = %d actions, %v; want %d", f, len(hs), err, tt.want)
+			} else if hs[0].ID != n || hs[len(hs)-1].ID != int64(n-tt.want+1) {
+				t.Errorf("FindHeldActions(%+v) = IDs %d to %d; want %d to %d", f, hs[0].ID, hs[len(hs)-1].ID, n, n-tt.want+1)
 			}
 		}
 	}
