@@ -503,6 +503,40 @@ func TestFollowUp(t *testing.T) {
 	}
 }
 
+// TestFollowUpNewestNotice checks that the follow-up is about the inbox's
+// newest notice, also past the most notices one page of the store holds.
+func TestFollowUpNewestNotice(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.inbox(t, "inb_a", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+	// 1000 older notices, never sent, then the one that went out.
+	for episode := range int64(1000) {
+		b.notice(t, "inb_a", episode+1, false)
+	}
+	last := b.notice(t, "inb_a", 1001, false)
+	b.clock.Add(time.Minute)
+	for _, c := range []holdfast.NoticeChange{
+		{From: holdfast.NoticePending, To: holdfast.NoticeSending, At: b.clock.Now()},
+		{From: holdfast.NoticeSending, To: holdfast.NoticeSent, At: b.clock.Now()},
+	} {
+		if _, err := b.store.ChangeNotice(t.Context(), last.ID, c); err != nil {
+			t.Fatalf("ChangeNotice(%d, %s → %s) = %v", last.ID, c.From, c.To, err)
+		}
+	}
+	b.clock.Add(time.Hour)
+	b.move(t, "inb_a", holdfast.StateConnected, holdfast.CauseHealth)
+	if err := b.n.FollowUp(t.Context(), "inb_a"); err != nil {
+		t.Fatalf("FollowUp = %v", err)
+	}
+	sent := b.mailer.Sent()
+	if len(sent) != 1 || !strings.Contains(sent[0].Raw, "Subject: Resolved: owner@example.test works again, nothing to do") {
+		t.Fatalf("sent %d messages; want the follow-up:\n%v", len(sent), sent)
+	}
+	if st, reason := b.status(t, last.ID); st != holdfast.NoticeFollowedUp || reason != notify.ReasonRecovered {
+		t.Errorf("newest notice is %s (%s); want %s (%s)", st, reason, holdfast.NoticeFollowedUp, notify.ReasonRecovered)
+	}
+}
+
 func TestTemplateOverride(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

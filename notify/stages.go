@@ -242,11 +242,14 @@ func (n *Notifier) FollowUp(ctx context.Context, inboxID string) error {
 		return nil
 	}
 	st := n.cfg.Store
-	recs, err := st.NoticeRecords(ctx, holdfast.NoticeFilter{InboxID: inboxID, Limit: 1000})
-	if err != nil || len(recs) == 0 {
-		return err
+	recs, err := st.NoticeRecords(ctx, holdfast.NoticeFilter{InboxID: inboxID, Newest: true, Limit: 1})
+	if err != nil {
+		return fmt.Errorf("follow up inbox %s: %w", inboxID, err)
 	}
-	last := recs[len(recs)-1]
+	if len(recs) == 0 {
+		return nil
+	}
+	last := recs[0]
 	if last.Status != holdfast.NoticeSent || last.Recipient == "" {
 		return nil
 	}
