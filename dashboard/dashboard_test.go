@@ -120,22 +120,20 @@ func (f *fakeHealth) Resolve(ctx context.Context, id int64) (*holdfast.Incident,
 func (f *fakeHealth) Release(ctx context.Context, id int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	hs, err := f.st.HeldActions(ctx, false, 1000)
+	hs, err := f.st.FindHeldActions(ctx, holdfast.HeldActionFilter{ID: id, Limit: 1})
 	if err != nil {
 		return err
 	}
-	for _, h := range hs {
-		if h.ID != id {
-			continue
-		}
-		if h.Done {
-			return fmt.Errorf("release %d: %w", id, holdfast.ErrConflict)
-		}
-		h.Done, h.Outcome, h.ClosedAt = true, "released by operator", f.clock.Now()
-		f.released = append(f.released, id)
-		return f.st.SaveHeldAction(ctx, h)
+	if len(hs) == 0 {
+		return holdfast.ErrNotFound
 	}
-	return holdfast.ErrNotFound
+	h := hs[0]
+	if h.Done {
+		return fmt.Errorf("release %d: %w", id, holdfast.ErrConflict)
+	}
+	h.Done, h.Outcome, h.ClosedAt = true, "released by operator", f.clock.Now()
+	f.released = append(f.released, id)
+	return f.st.SaveHeldAction(ctx, h)
 }
 
 // testBundle is what a test works with.
@@ -669,6 +667,68 @@ func TestPages(t *testing.T) {
 	must(t, err)
 	if diff := cmp.Diff(string(want), got); diff != "" {
 		t.Errorf("GET /ui/login differs from %s (-want +got):\n%s", golden, diff)
+	}
+}
+
+// TestNewestPastTheLimit checks that held actions and notices recorded
+// after a thousand others are listed: on the held actions page (with their
+// Release button), the incident page, the outbox and the inbox page.
+func TestNewestPastTheLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	opened := now.Add(-42 * time.Minute) // incident 2, over inboxes A and B
+	// 1000 held actions and 1000 notices of another inbox, closed and
+	// cancelled long ago (IDs 3 to 1002 and 5 to 1004).
+	for i := range int64(1000) {
+		must(t, b.st.SaveHeldAction(ctx, &holdfast.HeldAction{ID: 3 + i, InboxID: inboxD, Provider: holdfast.ProviderGoogle, Tenant: "gmail.com",
+			To: holdfast.StateNeedsReconnect, Reason: "invalid_grant", Why: "budget", HeldAt: now.Add(-20 * time.Hour),
+			Done: true, Outcome: "cancelled: recovered", ClosedAt: now.Add(-19 * time.Hour)}))
+		n := &holdfast.Notice{InboxID: inboxD, Episode: 2 + i, Reason: "invalid_grant", At: now.Add(-20 * time.Hour)}
+		must(t, b.st.AppendNotice(ctx, n))
+		_, err := b.st.ChangeNotice(ctx, n.ID, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeCancelled, Reason: "expired", At: now.Add(-19 * time.Hour)})
+		must(t, err)
+	}
+	// Then the incident holds a disconnect of B and suppresses its notice.
+	must(t, b.st.SaveHeldAction(ctx, &holdfast.HeldAction{ID: 1003, InboxID: inboxB, Provider: holdfast.ProviderMicrosoft, Tenant: "contoso.com",
+		To: holdfast.StateNeedsReconnect, Reason: "token_revoked", Why: "incident", HeldAt: opened.Add(10 * time.Minute)}))
+	n := &holdfast.Notice{InboxID: inboxB, Episode: 2, Reason: "token_revoked", At: opened.Add(20 * time.Minute)}
+	must(t, b.st.AppendNotice(ctx, n))
+	_, err := b.st.ChangeNotice(ctx, n.ID, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeCancelled, Reason: "incident", At: opened.Add(35 * time.Minute)})
+	must(t, err)
+
+	br := b.browser(t)
+	csrf := br.login(b.key)
+	for _, tt := range []struct {
+		path string
+		want []string
+	}{
+		{"/ui/held", []string{`action="/ui/held/1003/release"`, `action="/ui/held/1/release"`, `<td>1002</td>`}},
+		{"/ui/incidents/2", []string{"held #1003: b@contoso.com to needs reconnect (token_revoked), held by incident",
+			fmt.Sprintf("notice #%d to b@contoso.com suppressed (token_revoked)", n.ID), "2 destructive actions held, 2 notices suppressed"}},
+		{"/ui/outbox?status=cancelled", []string{fmt.Sprintf("<tr><td>%d</td>", n.ID), "Only the newest 1,000 cancelled notices are shown."}},
+		{"/ui/inboxes/" + inboxB, []string{"<tr><td>1003</td>", fmt.Sprintf("<tr><td>%d</td>", n.ID)}},
+	} {
+		w := br.do("GET", tt.path, nil)
+		if w.Code != http.StatusOK {
+			t.Errorf("GET %s = %d, want 200", tt.path, w.Code)
+			continue
+		}
+		for _, want := range tt.want {
+			if !strings.Contains(w.Body.String(), want) {
+				t.Errorf("GET %s does not show %q", tt.path, want)
+			}
+		}
+	}
+	w := br.do("POST", "/ui/held/1003/release", url.Values{"csrf": {csrf}})
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/ui/held?done=released" {
+		t.Errorf("POST release of held action 1003 = %d to %q", w.Code, w.Header().Get("Location"))
+	}
+	if got, want := b.health.released, []int64{1003}; !cmp.Equal(got, want) {
+		t.Errorf("released %v, want %v", got, want)
+	}
+	if w := br.do("GET", "/ui/held", nil); strings.Contains(w.Body.String(), `action="/ui/held/1003/release"`) {
+		t.Error("the held actions page still offers to release held action 1003 once released")
 	}
 }
 

@@ -224,6 +224,10 @@ type incidentData struct {
 // event log of.
 const maxIncidentInboxes = 1000
 
+// maxIncidentRows bounds how many held actions, and how many suppressed
+// notices, an incident page reads: the newest of the incident's.
+const maxIncidentRows = 1000
+
 // incidentPage serves GET /ui/incidents/{id}: a post-incident review.
 func (d *dash) incidentPage(r *http.Request, _ *session) (*view, error) {
 	ctx := r.Context()
@@ -311,14 +315,18 @@ func (d *dash) incidentPage(r *http.Request, _ *session) (*view, error) {
 		data.Timeline = append(data.Timeline, timelineEntry{At: first[k], Kind: k.kind, What: fmt.Sprintf("%d %s %s: %s", len(emails), plural(len(emails), "inbox", "inboxes"), verb, listSome(emails, 3))})
 	}
 
-	held, err := d.cfg.Store.HeldActions(ctx, false, 1000)
+	// The store selects the incident's held actions and suppressed
+	// notices, the newest first, so that a store holding many from other
+	// incidents still shows all of this one's up to the limit. They are
+	// added oldest first, so that entries at the same time keep the order
+	// they were recorded in.
+	held, err := d.cfg.Store.FindHeldActions(ctx, holdfast.HeldActionFilter{
+		Provider: in.Provider, Tenant: in.Tenant, Since: winFrom, Until: winTo, Newest: true, Limit: maxIncidentRows,
+	})
 	if err != nil {
 		return nil, err
 	}
-	for _, h := range held {
-		if h.Provider != in.Provider || (in.Tenant != "" && !strings.EqualFold(h.Tenant, in.Tenant)) {
-			continue
-		}
+	for _, h := range slices.Backward(held) {
 		who := h.InboxID
 		if ib := scope[h.InboxID]; ib != nil {
 			who = ib.Email
@@ -334,13 +342,15 @@ func (d *dash) incidentPage(r *http.Request, _ *session) (*view, error) {
 		}
 	}
 
-	cancelled, err := d.cfg.Store.NoticeRecords(ctx, holdfast.NoticeFilter{Status: holdfast.NoticeCancelled, Limit: 1000})
+	cancelled, err := d.cfg.Store.NoticeRecords(ctx, holdfast.NoticeFilter{
+		Status: holdfast.NoticeCancelled, StatusReason: "incident", UpdatedSince: winFrom, UpdatedUntil: winTo, Newest: true, Limit: maxIncidentRows,
+	})
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range cancelled {
+	for _, n := range slices.Backward(cancelled) {
 		ib := scope[n.InboxID]
-		if ib == nil || n.StatusReason != "incident" || n.UpdatedAt.Before(winFrom) || n.UpdatedAt.After(winTo) {
+		if ib == nil {
 			continue
 		}
 		data.Suppressed++
@@ -413,17 +423,28 @@ type heldRow struct {
 	Email string
 }
 
+// The held actions page's bounds.
+const (
+	heldPendingLimit = 1000
+	heldClosedLimit  = 50
+)
+
 // heldData feeds held.html.
 type heldData struct {
 	Pending []heldRow
 	Closed  []heldRow
 }
 
-// heldPage serves GET /ui/held: pending held actions, with a release
-// button, and the last ones closed.
+// heldPage serves GET /ui/held: the newest pending held actions (up to
+// heldPendingLimit, listed oldest first), with a release button, and the
+// last ones closed.
 func (d *dash) heldPage(r *http.Request, _ *session) (*view, error) {
 	ctx := r.Context()
-	all, err := d.cfg.Store.HeldActions(ctx, false, 1000)
+	pending, err := d.cfg.Store.FindHeldActions(ctx, holdfast.HeldActionFilter{PendingOnly: true, Newest: true, Limit: heldPendingLimit})
+	if err != nil {
+		return nil, err
+	}
+	closed, err := d.cfg.Store.FindHeldActions(ctx, holdfast.HeldActionFilter{DoneOnly: true, Newest: true, Limit: heldClosedLimit})
 	if err != nil {
 		return nil, err
 	}
@@ -440,15 +461,11 @@ func (d *dash) heldPage(r *http.Request, _ *session) (*view, error) {
 		emails[id] = e
 		return e
 	}
-	for _, h := range all {
-		if !h.Done {
-			data.Pending = append(data.Pending, heldRow{h, email(h.InboxID)})
-		}
+	for _, h := range slices.Backward(pending) {
+		data.Pending = append(data.Pending, heldRow{h, email(h.InboxID)})
 	}
-	for i := len(all) - 1; i >= 0 && len(data.Closed) < 50; i-- {
-		if h := all[i]; h.Done {
-			data.Closed = append(data.Closed, heldRow{h, email(h.InboxID)})
-		}
+	for _, h := range closed {
+		data.Closed = append(data.Closed, heldRow{h, email(h.InboxID)})
 	}
 	return &view{Template: "held", Title: "Held actions", Nav: "held", Refresh: true, Data: data}, nil
 }
@@ -476,7 +493,8 @@ type outboxData struct {
 // outboxLimit is the most notices the store returns for one status.
 const outboxLimit = 1000
 
-// outboxPage serves GET /ui/outbox?status=: the notification outbox.
+// outboxPage serves GET /ui/outbox?status=: the notification outbox, the
+// newest notices of one status first.
 func (d *dash) outboxPage(r *http.Request, _ *session) (*view, error) {
 	ctx := r.Context()
 	status := holdfast.NoticeStatus(r.URL.Query().Get("status"))
@@ -488,13 +506,12 @@ func (d *dash) outboxPage(r *http.Request, _ *session) (*view, error) {
 	}
 	data := &outboxData{Status: status}
 	for _, st := range outboxStatuses {
-		ns, err := d.cfg.Store.NoticeRecords(ctx, holdfast.NoticeFilter{Status: st, Limit: outboxLimit})
+		ns, err := d.cfg.Store.NoticeRecords(ctx, holdfast.NoticeFilter{Status: st, Newest: true, Limit: outboxLimit})
 		if err != nil {
 			return nil, err
 		}
 		data.Tabs = append(data.Tabs, outboxTab{Status: st, Count: countText(len(ns), outboxLimit), Selected: st == status})
 		if st == status {
-			slices.Reverse(ns)
 			data.Notices, data.Capped = ns, len(ns) >= outboxLimit
 		}
 	}
@@ -637,18 +654,15 @@ func (d *dash) inboxPage(r *http.Request, _ *session) (*view, error) {
 	if len(evs) == pageSize {
 		data.Older = evs[len(evs)-1].ID
 	}
-	if data.Notices, err = d.cfg.Store.NoticeRecords(ctx, holdfast.NoticeFilter{InboxID: ib.ID, Limit: 100}); err != nil {
+	// The inbox's newest notices and held actions, listed oldest first.
+	if data.Notices, err = d.cfg.Store.NoticeRecords(ctx, holdfast.NoticeFilter{InboxID: ib.ID, Newest: true, Limit: pageSize}); err != nil {
 		return nil, err
 	}
-	held, err := d.cfg.Store.HeldActions(ctx, false, 1000)
-	if err != nil {
+	slices.Reverse(data.Notices)
+	if data.Held, err = d.cfg.Store.FindHeldActions(ctx, holdfast.HeldActionFilter{InboxID: ib.ID, Newest: true, Limit: pageSize}); err != nil {
 		return nil, err
 	}
-	for _, h := range held {
-		if h.InboxID == ib.ID {
-			data.Held = append(data.Held, h)
-		}
-	}
+	slices.Reverse(data.Held)
 	if d.cfg.StatusURL != nil {
 		data.StatusURL = d.cfg.StatusURL(ib.Email, d.cfg.Clock.Now())
 	}
