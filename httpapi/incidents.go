@@ -232,7 +232,7 @@ func toHeldJSON(h *holdfast.HeldAction) heldJSON {
 	return out
 }
 
-// handleListHeld: GET /v1/held-actions?state=pending|all&limit=.
+// handleListHeld: GET /v1/held-actions?state=pending|all&order=oldest|newest&limit=.
 func (s *server) handleListHeld() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		pendingOnly := true
@@ -244,12 +244,21 @@ func (s *server) handleListHeld() http.Handler {
 			s.respondErr(w, r, holdfast.Invalidf("state", "%q is not pending or all", v))
 			return
 		}
+		newest := false
+		switch v := r.URL.Query().Get("order"); v {
+		case "", "oldest":
+		case "newest":
+			newest = true
+		default:
+			s.respondErr(w, r, holdfast.Invalidf("order", "%q is not oldest or newest", v))
+			return
+		}
 		limit, err := pageLimit(r)
 		if err != nil {
 			s.respondErr(w, r, err)
 			return
 		}
-		hs, err := s.cfg.Store.HeldActions(r.Context(), pendingOnly, limit)
+		hs, err := s.cfg.Store.FindHeldActions(r.Context(), holdfast.HeldActionFilter{PendingOnly: pendingOnly, Newest: newest, Limit: limit})
 		if err != nil {
 			s.respondErr(w, r, err)
 			return
@@ -279,16 +288,14 @@ func (s *server) handleReleaseHeld() http.Handler {
 			return
 		}
 		s.log.InfoContext(r.Context(), "held action released by operator", "held_action_id", id)
-		hs, err := s.cfg.Store.HeldActions(r.Context(), false, 1000)
+		hs, err := s.cfg.Store.FindHeldActions(r.Context(), holdfast.HeldActionFilter{ID: id, Limit: 1})
 		if err != nil {
 			s.respondErr(w, r, err)
 			return
 		}
-		for _, h := range hs {
-			if h.ID == id {
-				encode(w, http.StatusOK, toHeldJSON(h))
-				return
-			}
+		if len(hs) == 1 {
+			encode(w, http.StatusOK, toHeldJSON(hs[0]))
+			return
 		}
 		encode(w, http.StatusOK, map[string]any{"id": id, "state": "done", "outcome": "released by operator"})
 	})
