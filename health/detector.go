@@ -73,6 +73,12 @@ func (e *Engine) Tick() {
 	}
 	for p := range c.Provs {
 		e.rampTick(uint8(p), now)
+		// Recoveries counted after the incident closed reach the store
+		// at most once a second.
+		if in := e.rampIncident(uint8(p)); in != nil && in.dirty {
+			in.dirty = false
+			e.sink.IncidentChanged(in)
+		}
 	}
 	e.noticeTick(now)
 }
@@ -666,6 +672,21 @@ func (e *Engine) rampTick(p uint8, now int64) {
 			}
 		}
 	}
+}
+
+// rampIncident returns the incident whose recovery provider p's ramp ran
+// last (its grants may still be succeeding after the ramp is done), or nil.
+func (e *Engine) rampIncident(p uint8) *Incident {
+	r := &e.c.Provs[p].Ramp
+	if r.Inc <= 0 {
+		return nil
+	}
+	for k := len(e.c.Incidents) - 1; k >= 0; k-- {
+		if in := e.c.Incidents[k]; in.ID == int64(r.Inc) {
+			return in
+		}
+	}
+	return nil
 }
 
 func (e *Engine) grant(i int32, now int64) {

@@ -527,8 +527,13 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 		if st != sConnected {
 			c.H[i].Flags &^= fGranted | fProbe
 			if st == sPaused {
+				// Back while its incident is open (a probe), or after it
+				// closed, through the recovery ramp it queued.
 				if ii := e.coveringIncident(i); ii != nil {
 					ii.Recovered++
+				} else if ii := e.rampIncident(c.H[i].Prov); ii != nil {
+					ii.Recovered++
+					ii.dirty = true
 				}
 			}
 			e.cancelHeld(i, "recovered")

@@ -240,6 +240,12 @@ func TestProviderOutageFreezes(t *testing.T) {
 	if in := w.providerIncidents(); in[0].Open() || in[0].ResolvedAt.After(w.at(2*time.Hour+10*time.Minute)) {
 		t.Errorf("incident resolved at %v, want by 2h10m", in[0].ResolvedAt)
 	}
+	// The review counts every paused inbox back, by a probe or through the
+	// recovery after the close, and the sink (the store) was told.
+	in := w.providerIncidents()[0]
+	if stored := w.rec.incidents[in.ID]; in.Affected == 0 || in.Recovered != in.Affected || stored.Recovered != in.Recovered {
+		t.Errorf("incident affected %d, recovered %d (stored %d), want every affected inbox recovered", in.Affected, in.Recovered, stored.Recovered)
+	}
 }
 
 func TestRegionalPartialOutage(t *testing.T) {

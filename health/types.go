@@ -189,7 +189,9 @@ type Incident struct {
 	// Affected counts inboxes paused (or held) under it; for a
 	// notice_storm, the notices it held.
 	Affected int
-	// Recovered counts inboxes resumed by the recovery after it closed.
+	// Recovered counts inboxes back to connected from paused under it:
+	// by a probe while it is open, or through its recovery ramp after it
+	// closed.
 	Recovered int
 
 	prov    uint8
@@ -200,6 +202,8 @@ type Incident struct {
 	okSeen, recSeen int
 	closeWin        int64
 	healthySince    int64
+	// dirty: Recovered grew after it closed; Tick reports it once.
+	dirty bool
 }
 
 // Open reports whether the incident is still open.
