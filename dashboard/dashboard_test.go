@@ -22,7 +22,7 @@ import (
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/monitor"
-	"github.com/holdfast/holdfast/store/sqlite"
+	"github.com/holdfast/holdfast/store/sqlite/sqlitetest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -162,14 +162,7 @@ func setup(t *testing.T) *testBundle { return setupWith(t, false) }
 func setupWith(t *testing.T, snapshots bool) *testBundle {
 	t.Helper()
 	ctx := t.Context()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "holdfast.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := sqlitetest.Open(t)
 	clock := &fixedClock{t: now}
 	key, rec := holdfast.NewAPIKey("ops", now.Add(-48*time.Hour))
 	must(t, st.CreateAPIKey(ctx, rec))

@@ -7,14 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/httpapi"
-	"github.com/holdfast/holdfast/store/sqlite"
+	"github.com/holdfast/holdfast/store/sqlite/sqlitetest"
 )
 
 // releasingHealth lets every release go ahead.
@@ -28,14 +27,7 @@ func (releasingHealth) Release(context.Context, int64) error { return nil }
 func TestHeldActionsPastTheLimit(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "holdfast.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := sqlitetest.Open(t)
 	key, k := holdfast.NewAPIKey("test", t0)
 	if err := st.CreateAPIKey(ctx, k); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package jobs_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +11,7 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/jobs"
 	"github.com/holdfast/holdfast/notify"
-	"github.com/holdfast/holdfast/store/sqlite"
+	"github.com/holdfast/holdfast/store/sqlite/sqlitetest"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 )
@@ -157,14 +156,7 @@ func TestNotifyResolvedWaitsForConnected(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "holdfast.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			if err := st.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			st := sqlitetest.Open(t)
 			mailer := &countingMailer{sent: map[string]int{}}
 			links, err := notify.NewLinks([]byte(strings.Repeat("k", 32)), "https://h.example.test", 0)
 			if err != nil {
