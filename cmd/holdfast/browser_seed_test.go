@@ -68,11 +68,11 @@ func connectGrants(t *testing.T, api, key, ctl string, p emulator.Provider, emai
 	return ids
 }
 
-// fleetStates counts the inboxes per provider and state, as the API
-// lists them: "microsoft/paused" → 12.
-func fleetStates(t *testing.T, api, key string) map[string]int {
+// allInboxes returns every inbox as GET /v1/inboxes lists them, page
+// after page.
+func allInboxes(t *testing.T, api, key string) []map[string]any {
 	t.Helper()
-	out := map[string]int{}
+	var out []map[string]any
 	cursor := ""
 	for {
 		code, page := call(t, "GET", api+"/v1/inboxes?limit=1000&cursor="+cursor, key, nil)
@@ -80,13 +80,23 @@ func fleetStates(t *testing.T, api, key string) map[string]int {
 			t.Fatalf("GET /v1/inboxes = %d %v", code, page)
 		}
 		for _, d := range page["data"].([]any) {
-			m := d.(map[string]any)
-			out[fmt.Sprintf("%s/%s", m["provider"], m["state"])]++
+			out = append(out, d.(map[string]any))
 		}
 		if cursor, _ = page["next_cursor"].(string); cursor == "" {
 			return out
 		}
 	}
+}
+
+// fleetStates counts the inboxes per provider and state, as the API
+// lists them: "microsoft/paused" → 12.
+func fleetStates(t *testing.T, api, key string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, m := range allInboxes(t, api, key) {
+		out[fmt.Sprintf("%s/%s", m["provider"], m["state"])]++
+	}
+	return out
 }
 
 // openIncidentOf returns the open incident of provider p and kind, or nil.

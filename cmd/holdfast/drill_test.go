@@ -291,20 +291,10 @@ func runDrill(t *testing.T, spec drillSpec) {
 	list := func() map[string]string {
 		t.Helper()
 		states := map[string]string{}
-		cursor := ""
-		for {
-			code, page := call(t, "GET", api+"/v1/inboxes?limit=1000&cursor="+cursor, key, nil)
-			if code != http.StatusOK {
-				t.Fatalf("GET /v1/inboxes = %d %v", code, page)
-			}
-			for _, d := range page["data"].([]any) {
-				m := d.(map[string]any)
-				states[m["id"].(string)] = m["state"].(string)
-			}
-			if cursor, _ = page["next_cursor"].(string); cursor == "" {
-				return states
-			}
+		for _, m := range allInboxes(t, api, key) {
+			states[m["id"].(string)] = m["state"].(string)
 		}
+		return states
 	}
 	count := func(states map[string]string, want string) int {
 		n := 0
