@@ -310,7 +310,7 @@ func (d *dash) incidentPage(r *http.Request, _ *session) (*view, error) {
 		sort.Strings(emails)
 		verb := "paused (nothing destructive while the incident lasts)"
 		if k.kind == "resumed" {
-			verb = "left paused"
+			verb = "resumed (out of paused)"
 		}
 		data.Timeline = append(data.Timeline, timelineEntry{At: first[k], Kind: k.kind, What: fmt.Sprintf("%d %s %s: %s", len(emails), plural(len(emails), "inbox", "inboxes"), verb, listSome(emails, 3))})
 	}

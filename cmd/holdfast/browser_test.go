@@ -390,7 +390,7 @@ func TestBrowserDashboard(t *testing.T) {
 	if n := count("inboxes resumed by the recovery"); n == 0 {
 		t.Errorf("the incident page says %d inboxes were resumed by the recovery, want some", n)
 	}
-	if n := count("left paused"); n != len(microsoft) {
+	if n := count("resumed,"); n != len(microsoft) {
 		t.Errorf("the incident page counts %d inboxes that left the paused state, want %d", n, len(microsoft))
 	}
 	if got := text("main tbody"); !strings.Contains(got, "resolved by operator") || !strings.Contains(got, "recovery") {
