@@ -22,7 +22,10 @@ func (s *Store) NoticeRecords(ctx context.Context, f holdfast.NoticeFilter) ([]*
 		rows, err = s.pool.Query(ctx, order(f.Newest, queryPendingNoticeRecords, queryNewestPendingNoticeRecords), limit(f.Limit))
 	default:
 		q := order(f.Newest, queryNoticeRecords, queryNewestNoticeRecords)
-		if f.InboxID != "" {
+		switch {
+		case f.ID != 0:
+			q = queryNoticeRecordByID
+		case f.InboxID != "":
 			q = order(f.Newest, queryInboxNoticeRecords, queryNewestInboxNoticeRecords)
 		}
 		rows, err = s.pool.Query(ctx, q, f.ID, f.InboxID, f.Recipient, string(f.Status), f.StatusReason,

@@ -32,6 +32,12 @@ const (
 	queryNewestInboxNoticeRecords = noticeRecordsFrom + `WHERE n.inbox_id = $2::text` + noticeRecordsWhere + `
 	ORDER BY n.id DESC LIMIT $8`
 
+	// queryNoticeRecordByID is queryNoticeRecords for one notice: with the
+	// ID outside the optional filters its plan reads the primary key,
+	// where a generic plan of queryNoticeRecords scans the table.
+	queryNoticeRecordByID = noticeRecordsFrom + `WHERE n.id = $1::bigint AND ($2::text = '' OR n.inbox_id = $2)` + noticeRecordsWhere + `
+	LIMIT $8`
+
 	// queryPendingNoticeRecords uses the partial index notices_pending,
 	// whose WHERE it repeats word for word.
 	queryPendingNoticeRecords = noticeRecordsFrom + `

@@ -6,3 +6,7 @@ const QueryCountInboxes = queryCountInboxes
 // SetPruneBatchSize sets the most rows one statement of
 // PruneFleetSnapshots deletes, for tests of deleting in batches.
 func SetPruneBatchSize(s *Store, n int) { s.pruneBatchSize = n }
+
+// QueryNoticeRecordByID is NoticeRecords' query for one notice, for tests
+// of its plan.
+const QueryNoticeRecordByID = queryNoticeRecordByID

@@ -32,6 +32,12 @@ const (
 	queryNewestInboxNoticeRecords = noticeRecordsFrom + `WHERE n.inbox_id = ?2` + noticeRecordsWhere + `
 	ORDER BY n.id DESC LIMIT ?8`
 
+	// queryNoticeRecordByID is queryNoticeRecords for one notice: with the
+	// ID outside the optional filters it reads the primary key instead of
+	// the whole table.
+	queryNoticeRecordByID = noticeRecordsFrom + `WHERE n.id = ?1 AND (?2 = '' OR n.inbox_id = ?2)` + noticeRecordsWhere + `
+	LIMIT ?8`
+
 	// queryPendingNoticeRecords uses the partial index notices_pending,
 	// whose WHERE it repeats word for word.
 	queryPendingNoticeRecords = noticeRecordsFrom + `

@@ -98,7 +98,41 @@ func TestSingleConnection(t *testing.T) {
 func TestCountInboxesPlan(t *testing.T) {
 	t.Parallel()
 	s := open(t, filepath.Join(t.TempDir(), "holdfast.db"))
-	rows, err := s.DB().QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+sqlite.QueryCountInboxes)
+	want := []string{"SCAN inboxes USING COVERING INDEX inboxes_provider_state"}
+	if diff := cmp.Diff(want, queryPlan(t, s, sqlite.QueryCountInboxes)); diff != "" {
+		t.Errorf("plan of CountInboxes (-want +got):\n%s", diff)
+	}
+}
+
+// TestLookupPlans checks that the lookups run for every notice read their
+// indexes rather than whole tables.
+func TestLookupPlans(t *testing.T) {
+	t.Parallel()
+	s := open(t, filepath.Join(t.TempDir(), "holdfast.db"))
+	tests := []struct {
+		name  string
+		query string
+		args  []any
+		want  []string
+	}{
+		{"NoticeRecords by ID", sqlite.QueryNoticeRecordByID, []any{7, "", "", "", "", nil, nil, 1}, []string{
+			"SEARCH n USING INTEGER PRIMARY KEY (rowid=?)",
+			"SEARCH i USING INDEX sqlite_autoindex_inboxes_1 (id=?) LEFT-JOIN",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, queryPlan(t, s, tt.query, tt.args...)); diff != "" {
+				t.Errorf("plan of %s (-want +got):\n%s", tt.name, diff)
+			}
+		})
+	}
+}
+
+// queryPlan returns the details of EXPLAIN QUERY PLAN for query with args.
+func queryPlan(t *testing.T, s *sqlite.Store, query string, args ...any) []string {
+	t.Helper()
+	rows, err := s.DB().QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
 	if err != nil {
 		t.Fatalf("EXPLAIN QUERY PLAN: %v", err)
 	}
@@ -117,10 +151,7 @@ func TestCountInboxesPlan(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatalf("EXPLAIN QUERY PLAN: %v", err)
 	}
-	want := []string{"SCAN inboxes USING COVERING INDEX inboxes_provider_state"}
-	if diff := cmp.Diff(want, plan); diff != "" {
-		t.Errorf("plan of CountInboxes (-want +got):\n%s", diff)
-	}
+	return plan
 }
 
 func TestMigrateTwice(t *testing.T) {
