@@ -136,9 +136,14 @@ type ServerConfig struct {
 type Inbox struct {
 	// ID is the inbox's identifier ("inb_" and 26 base32 characters, ordered
 	// by creation time).
-	ID       string
-	Email    string
-	Provider Provider
+	ID    string
+	Email string
+	// OwnerEmail, if set, is the address of the person the inbox belongs
+	// to: its notices go there, and that address's status page lists it,
+	// so that one owner with several inboxes gets one message. Empty means
+	// the owner is Email itself.
+	OwnerEmail string
+	Provider   Provider
 	// Tenant groups inboxes that share fate: a Microsoft or Google
 	// organisation, or for IMAP the mail server host. The health engine
 	// correlates failures per tenant.
@@ -167,6 +172,15 @@ type Inbox struct {
 	Since     time.Time
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// Owner returns the address of the inbox's owner: OwnerEmail, or Email
+// when it is empty.
+func (i *Inbox) Owner() string {
+	if i.OwnerEmail != "" {
+		return i.OwnerEmail
+	}
+	return i.Email
 }
 
 // ActionRequired returns what the inbox's state asks of people.

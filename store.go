@@ -181,6 +181,15 @@ type Store interface {
 	// compared ignoring the case of ASCII letters (as CreateInbox's
 	// conflict is), or ErrNotFound.
 	InboxByEmail(ctx context.Context, p Provider, email string) (*Inbox, error)
+	// InboxesByOwner returns, ordered by ID, every inbox whose owner is
+	// email: the inboxes whose OwnerEmail is email and those without an
+	// OwnerEmail whose Email is, compared ignoring the case of ASCII
+	// letters. None is an empty list, not an error.
+	InboxesByOwner(ctx context.Context, email string) ([]*Inbox, error)
+	// SetOwnerEmail sets an inbox's OwnerEmail (empty clears it, making
+	// the inbox's own email its owner) and returns the inbox as stored.
+	// It returns ErrNotFound for an unknown inbox.
+	SetOwnerEmail(ctx context.Context, id, owner string) (*Inbox, error)
 
 	// SaveOAuthState stores a pending consent flow; a zero st.CreatedAt is
 	// set to now, and the times are set back as stored. It also deletes
@@ -275,8 +284,9 @@ const (
 // NoticeRecord is a notice with its place in the notification outbox.
 type NoticeRecord struct {
 	Notice
-	// Recipient is the email address of the notice's inbox, which is its
-	// owner's; empty once the inbox is deleted.
+	// Recipient is the address of the notice's inbox's owner: its
+	// OwnerEmail, or its email when it has none; empty once the inbox is
+	// deleted.
 	Recipient string
 	Status    NoticeStatus
 	// StatusReason says why a notice was cancelled ("recovered",
@@ -290,7 +300,8 @@ type NoticeRecord struct {
 type NoticeFilter struct {
 	ID      int64
 	InboxID string
-	// Recipient is compared ignoring the case of ASCII letters.
+	// Recipient selects the notices whose Recipient it is, compared
+	// ignoring the case of ASCII letters.
 	Recipient    string
 	Status       NoticeStatus
 	StatusReason string
@@ -352,6 +363,10 @@ type OAuthState struct {
 	// RedirectURI is the host application's page the user's browser is
 	// sent to after the callback.
 	RedirectURI string
-	CreatedAt   time.Time
-	ExpiresAt   time.Time
+	// OwnerEmail, if set, becomes the inbox's OwnerEmail when the
+	// callback connects or reconnects it; empty keeps a reconnected
+	// inbox's owner.
+	OwnerEmail string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
 }

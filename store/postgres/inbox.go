@@ -35,7 +35,7 @@ func (s *Store) CreateInbox(ctx context.Context, in *holdfast.Inbox, ev holdfast
 		if _, err := tx.Exec(ctx, queryInsertInbox,
 			in.ID, in.Email, string(in.Provider), in.Tenant, in.Username, in.IMAP, in.SMTP, in.Credentials,
 			string(in.State), in.Reason, in.Message, in.Since, in.CreatedAt, in.UpdatedAt,
-			in.SyncCursor, nullTime(in.LastSyncAt),
+			in.SyncCursor, nullTime(in.LastSyncAt), nullText(in.OwnerEmail),
 		); err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("%w: %w", holdfast.ErrConflict, err)
@@ -156,6 +156,27 @@ func (s *Store) ChangeState(ctx context.Context, id string, c holdfast.StateChan
 		return nil, fmt.Errorf("change state of inbox %s: %w", id, err)
 	}
 	return in, nil
+}
+
+// SetOwnerEmail sets the inbox's owner address, NULL when owner is empty,
+// and returns the inbox. It returns ErrNotFound for an unknown inbox.
+func (s *Store) SetOwnerEmail(ctx context.Context, id, owner string) (*holdfast.Inbox, error) {
+	in, err := scanInbox(s.pool.QueryRow(ctx, querySetOwnerEmail, nullText(owner), s.now(), id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("set owner of inbox %s: %w", id, holdfast.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("set owner of inbox %s: %w", id, err)
+	}
+	return in, nil
+}
+
+// nullText returns &s, or nil (NULL) when s is empty.
+func nullText(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // SetCredentials replaces the inbox's sealed credentials. It returns
@@ -286,11 +307,15 @@ func scanInbox(r pgx.Row) (*holdfast.Inbox, error) {
 		in              holdfast.Inbox
 		provider, state string
 		lastSyncAt      *time.Time
+		owner           *string
 	)
 	err := r.Scan(&in.ID, &in.Email, &provider, &in.Tenant, &in.Username, &in.IMAP, &in.SMTP, &in.Credentials,
-		&state, &in.Reason, &in.Message, &in.Since, &in.CreatedAt, &in.UpdatedAt, &in.SyncCursor, &lastSyncAt)
+		&state, &in.Reason, &in.Message, &in.Since, &in.CreatedAt, &in.UpdatedAt, &in.SyncCursor, &lastSyncAt, &owner)
 	if err != nil {
 		return nil, err
+	}
+	if owner != nil {
+		in.OwnerEmail = *owner
 	}
 	in.Provider, in.State = holdfast.Provider(provider), holdfast.State(state)
 	in.Since, in.CreatedAt, in.UpdatedAt = in.Since.UTC(), in.CreatedAt.UTC(), in.UpdatedAt.UTC()

@@ -24,6 +24,28 @@ func (s *Store) InboxByEmail(ctx context.Context, p holdfast.Provider, email str
 	return in, nil
 }
 
+// InboxesByOwner returns, ordered by ID, the inboxes whose owner address
+// is email, or that have none and whose email is, ignoring case.
+func (s *Store) InboxesByOwner(ctx context.Context, email string) ([]*holdfast.Inbox, error) {
+	rows, err := s.pool.Query(ctx, queryInboxesByOwner, email)
+	if err != nil {
+		return nil, fmt.Errorf("inboxes of owner %s: %w", email, err)
+	}
+	defer rows.Close()
+	out := []*holdfast.Inbox{}
+	for rows.Next() {
+		in, err := scanInbox(rows)
+		if err != nil {
+			return nil, fmt.Errorf("inboxes of owner %s: %w", email, err)
+		}
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("inboxes of owner %s: %w", email, err)
+	}
+	return out, nil
+}
+
 // SaveOAuthState stores a pending consent flow, after deleting the flows
 // that expired before st.CreatedAt (a zero one is set to now), in one
 // transaction. The times are rounded down to the store's precision and set
@@ -39,7 +61,7 @@ func (s *Store) SaveOAuthState(ctx context.Context, st *holdfast.OAuthState) err
 			return err
 		}
 		_, err := tx.Exec(ctx, queryInsertOAuthState, st.Hash, string(st.Provider), st.Email,
-			st.Verifier, st.RedirectURI, st.CreatedAt, st.ExpiresAt)
+			st.Verifier, st.RedirectURI, st.CreatedAt, st.ExpiresAt, st.OwnerEmail)
 		return err
 	})
 	if isUnique(err) {
@@ -60,7 +82,7 @@ func (s *Store) TakeOAuthState(ctx context.Context, hash []byte, at time.Time) (
 		provider string
 	)
 	err := s.pool.QueryRow(ctx, queryTakeOAuthState, hash).Scan(&st.Hash, &provider, &st.Email,
-		&st.Verifier, &st.RedirectURI, &st.CreatedAt, &st.ExpiresAt)
+		&st.Verifier, &st.RedirectURI, &st.CreatedAt, &st.ExpiresAt, &st.OwnerEmail)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("take oauth state: %w", holdfast.ErrNotFound)
 	}

@@ -5,7 +5,7 @@ package postgres
 // connection's search_path, which WithSchema or the URL sets.
 
 const inboxColumns = `id, email, provider, tenant, username, imap, smtp, credentials,
-	state, reason, message, since, created_at, updated_at, sync_cursor, last_sync_at`
+	state, reason, message, since, created_at, updated_at, sync_cursor, last_sync_at, owner_email`
 
 const (
 	// queryCreateSchema takes the schema as a quoted identifier (%s).
@@ -14,7 +14,7 @@ const (
 	queryCurrentSchema = `SELECT current_schema()`
 
 	queryInsertInbox = `INSERT INTO inboxes (` + inboxColumns + `)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
 
 	queryInbox = `SELECT ` + inboxColumns + ` FROM inboxes WHERE id = $1`
 
@@ -42,6 +42,10 @@ const (
 		since = CASE WHEN state = $1 THEN since ELSE $2 END,
 		state = $1, reason = $3, message = $4, updated_at = $2
 	WHERE id = $5
+	RETURNING ` + inboxColumns
+
+	// querySetOwnerEmail takes NULL to clear the owner (migration 00009).
+	querySetOwnerEmail = `UPDATE inboxes SET owner_email = $1, updated_at = $2 WHERE id = $3
 	RETURNING ` + inboxColumns
 
 	queryUpdateCredentials = `UPDATE inboxes SET credentials = $1, updated_at = $2 WHERE id = $3`

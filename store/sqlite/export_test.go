@@ -7,6 +7,9 @@ const QueryCountInboxes = queryCountInboxes
 // PruneFleetSnapshots deletes, for tests of deleting in batches.
 func SetPruneBatchSize(s *Store, n int) { s.pruneBatchSize = n }
 
-// QueryNoticeRecordByID is NoticeRecords' query for one notice, for tests
-// of its plan.
-const QueryNoticeRecordByID = queryNoticeRecordByID
+// QueryNoticeRecordByID is NoticeRecords' query for one notice, and
+// QueryInboxesByOwner InboxesByOwner's, for tests of their plans.
+const (
+	QueryNoticeRecordByID = queryNoticeRecordByID
+	QueryInboxesByOwner   = queryInboxesByOwner
+)

@@ -43,7 +43,7 @@ func (s *Store) CreateInbox(ctx context.Context, in *holdfast.Inbox, ev holdfast
 		if _, err := tx.ExecContext(ctx, queryInsertInbox,
 			in.ID, in.Email, string(in.Provider), in.Tenant, in.Username, imap, smtp, in.Credentials,
 			string(in.State), in.Reason, in.Message, micros(in.Since), micros(in.CreatedAt), micros(in.UpdatedAt),
-			in.SyncCursor, nullMicros(in.LastSyncAt),
+			in.SyncCursor, nullMicros(in.LastSyncAt), nullString(in.OwnerEmail),
 		); err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("%w: %w", holdfast.ErrConflict, err)
@@ -171,6 +171,19 @@ func (s *Store) ChangeState(ctx context.Context, id string, c holdfast.StateChan
 	})
 	if err != nil {
 		return nil, fmt.Errorf("change state of inbox %s: %w", id, err)
+	}
+	return in, nil
+}
+
+// SetOwnerEmail sets the inbox's owner address, NULL when owner is empty,
+// and returns the inbox. It returns ErrNotFound for an unknown inbox.
+func (s *Store) SetOwnerEmail(ctx context.Context, id, owner string) (*holdfast.Inbox, error) {
+	in, err := scanInbox(s.db.QueryRowContext(ctx, querySetOwnerEmail, nullString(owner), micros(s.now()), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("set owner of inbox %s: %w", id, holdfast.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("set owner of inbox %s: %w", id, err)
 	}
 	return in, nil
 }
@@ -322,12 +335,14 @@ func scanInbox(r rowScanner) (*holdfast.Inbox, error) {
 		imap, smtp                  sql.NullString
 		since, createdAt, updatedAt int64
 		lastSyncAt                  sql.NullInt64
+		owner                       sql.NullString
 	)
 	err := r.Scan(&in.ID, &in.Email, &provider, &in.Tenant, &in.Username, &imap, &smtp, &in.Credentials,
-		&state, &in.Reason, &in.Message, &since, &createdAt, &updatedAt, &in.SyncCursor, &lastSyncAt)
+		&state, &in.Reason, &in.Message, &since, &createdAt, &updatedAt, &in.SyncCursor, &lastSyncAt, &owner)
 	if err != nil {
 		return nil, err
 	}
+	in.OwnerEmail = owner.String
 	in.Provider = holdfast.Provider(provider)
 	in.State = holdfast.State(state)
 	in.Since = fromMicros(since)
@@ -341,6 +356,11 @@ func scanInbox(r rowScanner) (*holdfast.Inbox, error) {
 		return nil, fmt.Errorf("smtp of inbox %s: %w", in.ID, err)
 	}
 	return &in, nil
+}
+
+// nullString returns s, or NULL when s is empty.
+func nullString(s string) sql.NullString {
+	return sql.NullString{String: s, Valid: s != ""}
 }
 
 // encodeServer returns c as JSON text, or NULL when c is nil.

@@ -5,11 +5,11 @@ package sqlite
 // Unix epoch, UTC.
 
 const inboxColumns = `id, email, provider, tenant, username, imap, smtp, credentials,
-	state, reason, message, since, created_at, updated_at, sync_cursor, last_sync_at`
+	state, reason, message, since, created_at, updated_at, sync_cursor, last_sync_at, owner_email`
 
 const (
 	queryInsertInbox = `INSERT INTO inboxes (` + inboxColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 	queryInbox = `SELECT ` + inboxColumns + ` FROM inboxes WHERE id = ?`
 
@@ -33,6 +33,10 @@ const (
 		since = CASE WHEN state = ?1 THEN since ELSE ?2 END,
 		state = ?1, reason = ?3, message = ?4, updated_at = ?2
 	WHERE id = ?5
+	RETURNING ` + inboxColumns
+
+	// querySetOwnerEmail takes NULL to clear the owner (migration 00009).
+	querySetOwnerEmail = `UPDATE inboxes SET owner_email = ?, updated_at = ? WHERE id = ?
 	RETURNING ` + inboxColumns
 
 	queryUpdateCredentials = `UPDATE inboxes SET credentials = ?, updated_at = ? WHERE id = ?`

@@ -1,20 +1,20 @@
 package sqlite
 
-// The notification outbox's queries (migrations 00006 and 00008).
+// The notification outbox's queries (migrations 00006, 00008 and 00009).
 const (
 	noticeRecordColumns = `n.id, n.inbox_id, n.episode, n.admin, n.reason, n.at,
-	coalesce(i.email, ''), n.status, n.status_reason, n.sent_at, n.updated_at`
+	coalesce(i.owner_email, i.email, ''), n.status, n.status_reason, n.sent_at, n.updated_at`
 
 	noticeRecordsFrom = `SELECT ` + noticeRecordColumns + `
 	FROM notices n LEFT JOIN inboxes i ON i.id = n.inbox_id `
 
 	// noticeRecordsWhere selects by any of ID, recipient (the inbox's
-	// email, case-insensitive), status, status reason and a range of
+	// owner address, else its email; case-insensitive), status, status reason and a range of
 	// updated_at (NULL bounds are open); zero values select all. The
 	// queries put the inbox (?2) in front of it.
 	noticeRecordsWhere = `
 	  AND (?1 = 0 OR n.id = ?1)
-	  AND (?3 = '' OR lower(i.email) = lower(?3))
+	  AND (?3 = '' OR lower(coalesce(i.owner_email, i.email)) = lower(?3))
 	  AND (?4 = '' OR n.status = ?4)
 	  AND (?5 = '' OR n.status_reason = ?5)
 	  AND n.updated_at BETWEEN coalesce(?6, n.updated_at) AND coalesce(?7, n.updated_at)`

@@ -104,8 +104,8 @@ func TestCountInboxesPlan(t *testing.T) {
 	}
 }
 
-// TestLookupPlans checks that the lookups run for every notice read their
-// indexes rather than whole tables.
+// TestLookupPlans checks that the lookups run for every notice and every
+// status page read their indexes rather than whole tables.
 func TestLookupPlans(t *testing.T) {
 	t.Parallel()
 	s := open(t, filepath.Join(t.TempDir(), "holdfast.db"))
@@ -118,6 +118,15 @@ func TestLookupPlans(t *testing.T) {
 		{"NoticeRecords by ID", sqlite.QueryNoticeRecordByID, []any{7, "", "", "", "", nil, nil, 1}, []string{
 			"SEARCH n USING INTEGER PRIMARY KEY (rowid=?)",
 			"SEARCH i USING INDEX sqlite_autoindex_inboxes_1 (id=?) LEFT-JOIN",
+		}},
+		{"InboxesByOwner", sqlite.QueryInboxesByOwner, []any{"owner@example.test"}, []string{
+			"MERGE (UNION ALL)",
+			"LEFT",
+			"SEARCH inboxes USING INDEX inboxes_owner_email (<expr>=?)",
+			"USE TEMP B-TREE FOR ORDER BY",
+			"RIGHT",
+			"SEARCH inboxes USING INDEX inboxes_unowned_email (<expr>=?)",
+			"USE TEMP B-TREE FOR ORDER BY",
 		}},
 	}
 	for _, tt := range tests {

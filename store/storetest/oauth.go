@@ -34,6 +34,7 @@ func newOAuthState() *holdfast.OAuthState {
 		Hash: h[:], Provider: holdfast.ProviderMicrosoft, Email: "ann@example.test",
 		Verifier:    strings.Repeat("v", 43),
 		RedirectURI: "https://app.example.test/connected?x=1",
+		OwnerEmail:  "Owner.Ann@example.test",
 		CreatedAt:   t0, ExpiresAt: t0.Add(10 * time.Minute),
 	}
 }

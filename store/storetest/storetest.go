@@ -107,6 +107,7 @@ func Run(t *testing.T, newStore func(t *testing.T) holdfast.Store, opts ...Optio
 	tests = append(tests, mailTests...)
 	tests = append(tests, webhookTests...)
 	tests = append(tests, oauthTests...)
+	tests = append(tests, ownerTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -208,6 +209,11 @@ func testCreateInboxRoundTrip(t *testing.T, s holdfast.Store) {
 			in.Reason, in.Message = "", ""
 			in.Since = t0.Add(time.Second)
 			in.UpdatedAt = t0.Add(2 * time.Second)
+			return in
+		}},
+		{"WithOwner", func() *holdfast.Inbox {
+			in := newInbox()
+			in.OwnerEmail = "Owner.Ann@example.test"
 			return in
 		}},
 		{"DistinctTimes", func() *holdfast.Inbox {
