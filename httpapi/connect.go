@@ -85,8 +85,10 @@ type connectJSON struct {
 }
 
 // handleConnect starts the consent flow for an inbox:
-// GET /v1/connect/{provider}?email=&redirect_uri=. It answers the URL of the
-// provider's consent page, to send the user's browser to.
+// GET /v1/connect/{provider}?email=&redirect_uri=&owner_email=. It answers
+// the URL of the provider's consent page, to send the user's browser to.
+// owner_email, optional, becomes the inbox's owner address at the
+// callback; without it a reconnected inbox keeps its owner.
 func (s *server) handleConnect() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, op, err := s.oauthProvider(r.PathValue("provider"))
@@ -105,6 +107,11 @@ func (s *server) handleConnect() http.Handler {
 			s.respondErr(w, r, err)
 			return
 		}
+		owner, err := validOwnerEmail(q.Get("owner_email"))
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
 		state, verifier := randomToken(), oauth2.GenerateVerifier()
 		now := s.cfg.Clock.Now().UTC().Truncate(holdfast.StoreTimePrecision)
 		life := s.cfg.Connect.StateLifetime
@@ -112,7 +119,7 @@ func (s *server) handleConnect() http.Handler {
 			life = DefaultStateLifetime
 		}
 		st := &holdfast.OAuthState{
-			Hash: stateHash(state), Provider: p, Email: email, Verifier: verifier,
+			Hash: stateHash(state), Provider: p, Email: email, OwnerEmail: owner, Verifier: verifier,
 			RedirectURI: redirect, CreatedAt: now, ExpiresAt: now.Add(life),
 		}
 		if err := s.cfg.Store.SaveOAuthState(r.Context(), st); err != nil {
@@ -298,6 +305,12 @@ func (s *server) finishConnect(ctx context.Context, st *holdfast.OAuthState, q u
 			return "", errInternal
 		}
 	}
+	if st.OwnerEmail != "" && st.OwnerEmail != existing.OwnerEmail {
+		if _, err := s.cfg.Store.SetOwnerEmail(ctx, existing.ID, st.OwnerEmail); err != nil {
+			log.ErrorContext(ctx, "oauth callback: set inbox owner", "inbox_id", existing.ID, "err", err)
+			return "", errInternal
+		}
+	}
 	if err := s.reconnect(ctx, existing.ID, refresh); err != nil {
 		log.ErrorContext(ctx, "oauth callback: reconnect inbox", "inbox_id", existing.ID, "err", err)
 		return "", errInternal
@@ -340,7 +353,8 @@ func (s *server) createOAuthInbox(ctx context.Context, id string, st *holdfast.O
 		return nil, fmt.Errorf("seal credentials for inbox %s: %w", id, err)
 	}
 	in := &holdfast.Inbox{
-		ID: id, Email: st.Email, Provider: st.Provider, Tenant: st.Email[strings.LastIndexByte(st.Email, '@')+1:],
+		ID: id, Email: st.Email, OwnerEmail: st.OwnerEmail, Provider: st.Provider,
+		Tenant:      st.Email[strings.LastIndexByte(st.Email, '@')+1:],
 		Credentials: sealed, State: holdfast.StateConnecting, Reason: "created",
 		Message: holdfast.DefaultMessage(holdfast.StateConnecting), Since: now, CreatedAt: now, UpdatedAt: now,
 	}

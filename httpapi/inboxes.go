@@ -16,6 +16,7 @@ import (
 type inboxJSON struct {
 	ID             string                  `json:"id"`
 	Email          string                  `json:"email"`
+	OwnerEmail     string                  `json:"owner_email"`
 	Provider       holdfast.Provider       `json:"provider"`
 	Tenant         string                  `json:"tenant"`
 	State          holdfast.State          `json:"state"`
@@ -32,7 +33,7 @@ type inboxJSON struct {
 
 func toInboxJSON(in *holdfast.Inbox) inboxJSON {
 	return inboxJSON{
-		ID: in.ID, Email: in.Email, Provider: in.Provider, Tenant: in.Tenant,
+		ID: in.ID, Email: in.Email, OwnerEmail: in.OwnerEmail, Provider: in.Provider, Tenant: in.Tenant,
 		State: in.State, ActionRequired: in.ActionRequired(), Reason: in.Reason, Message: in.Message,
 		Since: in.Since, Username: in.Username, IMAP: in.IMAP, SMTP: in.SMTP,
 		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt,
@@ -50,6 +51,7 @@ type listJSON[T any] struct {
 type createInboxRequest struct {
 	Provider     string                 `json:"provider"`
 	Email        string                 `json:"email"`
+	OwnerEmail   string                 `json:"owner_email"`
 	Tenant       string                 `json:"tenant"`
 	IMAP         *holdfast.ServerConfig `json:"imap"`
 	SMTP         *holdfast.ServerConfig `json:"smtp"`
@@ -72,10 +74,14 @@ func (req *createInboxRequest) valid() (*holdfast.Inbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	owner, err := validOwnerEmail(req.OwnerEmail)
+	if err != nil {
+		return nil, err
+	}
 	if len(req.Tenant) > 200 {
 		return nil, holdfast.Invalidf("tenant", "is longer than 200 characters")
 	}
-	in := &holdfast.Inbox{Email: email, Provider: p, Tenant: strings.TrimSpace(req.Tenant)}
+	in := &holdfast.Inbox{Email: email, OwnerEmail: owner, Provider: p, Tenant: strings.TrimSpace(req.Tenant)}
 	switch p {
 	case holdfast.ProviderIMAP:
 		if err := validServer("imap", req.IMAP); err != nil {
@@ -131,16 +137,31 @@ func (req *createInboxRequest) valid() (*holdfast.Inbox, error) {
 // validEmail checks a bare address such as a@example.org and returns it
 // trimmed, with its domain in lower case.
 func validEmail(s string) (string, error) {
+	return validAddress("email", s)
+}
+
+// validOwnerEmail checks an optional owner address as validEmail does
+// an inbox's; empty (or blank) means none and returns "".
+func validOwnerEmail(s string) (string, error) {
+	if strings.TrimSpace(s) == "" {
+		return "", nil
+	}
+	return validAddress("owner_email", s)
+}
+
+// validAddress checks the bare address s of field and returns it trimmed,
+// with its domain in lower case.
+func validAddress(field, s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return "", holdfast.Invalidf("email", "is required")
+		return "", holdfast.Invalidf(field, "is required")
 	}
 	if len(s) > 254 {
-		return "", holdfast.Invalidf("email", "is longer than 254 characters")
+		return "", holdfast.Invalidf(field, "is longer than 254 characters")
 	}
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Address != s || a.Name != "" {
-		return "", holdfast.Invalidf("email", "%q is not a plain address like name@example.org", s)
+		return "", holdfast.Invalidf(field, "%q is not a plain address like name@example.org", s)
 	}
 	at := strings.LastIndexByte(s, '@')
 	return s[:at] + "@" + strings.ToLower(s[at+1:]), nil
@@ -238,6 +259,46 @@ func (s *server) handleGetInbox() http.Handler {
 			s.respondErr(w, r, err)
 			return
 		}
+		encode(w, http.StatusOK, toInboxJSON(in))
+	})
+}
+
+// updateInboxRequest changes an inbox: PATCH /v1/inboxes/{id}. Only
+// owner_email can change; it is required, and "" clears it.
+type updateInboxRequest struct {
+	OwnerEmail *string `json:"owner_email"`
+}
+
+// handleUpdateInbox changes an inbox's owner address: PATCH
+// /v1/inboxes/{id} {"owner_email": "..."}; an empty string clears it, so
+// that the inbox's own email is its owner again.
+func (s *server) handleUpdateInbox() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := inboxID(r)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		req, err := decode[updateInboxRequest](r, w, s.cfg.MaxBodyBytes)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		if req.OwnerEmail == nil {
+			s.respondErr(w, r, holdfast.Invalidf("owner_email", "is required (\"\" clears it)"))
+			return
+		}
+		owner, err := validOwnerEmail(*req.OwnerEmail)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		in, err := s.cfg.Store.SetOwnerEmail(r.Context(), id, owner)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		s.log.InfoContext(r.Context(), "inbox owner changed", "inbox_id", id, "has_owner", owner != "")
 		encode(w, http.StatusOK, toInboxJSON(in))
 	})
 }

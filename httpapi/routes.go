@@ -14,6 +14,7 @@ func (s *server) addRoutes(mux *http.ServeMux) {
 	v1("POST /v1/inboxes", s.handleCreateInbox())
 	v1("GET /v1/inboxes", s.handleListInboxes())
 	v1("GET /v1/inboxes/{id}", s.handleGetInbox())
+	v1("PATCH /v1/inboxes/{id}", s.handleUpdateInbox())
 	v1("DELETE /v1/inboxes/{id}", s.handleDeleteInbox())
 	v1("GET /v1/inboxes/{id}/events", s.handleListEvents())
 	v1("GET /v1/inboxes/{id}/messages", s.handleListMessages())

@@ -92,8 +92,9 @@ func (s *server) owner(w http.ResponseWriter, r *http.Request) (token, email str
 	return token, email, true
 }
 
-// ownerInboxes returns the live state of every inbox whose email is the
-// owner's.
+// ownerInboxes returns the live state of every inbox of the owner email:
+// those whose owner address it is, and those without one whose own email
+// it is (see Store.InboxesByOwner), by provider.
 func (s *server) ownerInboxes(ctx context.Context, token, email string) ([]statusInbox, error) {
 	open, err := s.cfg.Store.Incidents(ctx, true, 1000)
 	if err != nil {
@@ -102,15 +103,16 @@ func (s *server) ownerInboxes(ctx context.Context, token, email string) ([]statu
 	// Only an outage lets the page say "nothing is needed, it resumes by
 	// itself": not a tenant event under verification, nor a notice storm.
 	open = slices.DeleteFunc(open, func(in *holdfast.Incident) bool { return !notify.Outage(in.Kind) })
+	ins, err := s.cfg.Store.InboxesByOwner(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	// The owner knows their inboxes by provider first.
+	slices.SortStableFunc(ins, func(a, b *holdfast.Inbox) int {
+		return slices.Index(holdfast.Providers, a.Provider) - slices.Index(holdfast.Providers, b.Provider)
+	})
 	var out []statusInbox
-	for _, p := range holdfast.Providers {
-		in, err := s.cfg.Store.InboxByEmail(ctx, p, email)
-		if errors.Is(err, holdfast.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
+	for _, in := range ins {
 		v := statusInbox{ID: in.ID, Email: in.Email, Provider: providerName(in.Provider), Message: in.Message,
 			OAuth: in.Provider != holdfast.ProviderIMAP}
 		if v.Message == "" {
@@ -183,7 +185,7 @@ func (s *server) ownerForm(w http.ResponseWriter, r *http.Request, action string
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	id := r.PathValue("inbox_id")
 	in, err := s.cfg.Store.Inbox(r.Context(), id)
-	if err != nil || !strings.EqualFold(in.Email, email) || r.ParseForm() != nil ||
+	if err != nil || !strings.EqualFold(in.Owner(), email) || r.ParseForm() != nil ||
 		!s.cfg.Status.Links.CheckFormToken(r.PostForm.Get("form_token"), token, id, action) {
 		http.Redirect(w, r, "/status/"+token+"?done=bad", http.StatusSeeOther)
 		return "", nil, false

@@ -173,6 +173,18 @@ func TestStatusPage(t *testing.T) {
 				}
 			}
 		}},
+		{"owner_of_two", "", func(t *testing.T, b *statusBundle) {
+			// One owner, two inboxes of other addresses; the owner's own
+			// address is someone else's inbox, owned by them.
+			b.inbox(t, "inb_work", "ann@corp.example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+			b.inbox(t, "inb_home", "ann.home@gmail.example.test", holdfast.ProviderGoogle, holdfast.StateConnected)
+			b.inbox(t, "inb_given", "owner@example.test", holdfast.ProviderIMAP, holdfast.StateNeedsReconnect)
+			for id, owner := range map[string]string{"inb_work": "owner@example.test", "inb_home": "Owner@Example.test", "inb_given": "other@example.test"} {
+				if _, err := b.store.SetOwnerEmail(t.Context(), id, owner); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
 		{"no_inboxes", "", func(*testing.T, *statusBundle) {}},
 	}
 	for _, tt := range tests {

@@ -320,6 +320,45 @@ func TestOneMessagePerOwner(t *testing.T) {
 	}
 }
 
+// TestOneMessagePerOwnerAddress: two inboxes of different addresses with
+// one owner address get one message, to the owner, listing both.
+func TestOneMessagePerOwnerAddress(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.inbox(t, "inb_work", "ann@corp.example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+	b.inbox(t, "inb_home", "ann.home@gmail.example.test", holdfast.ProviderGoogle, holdfast.StateNeedsReconnect)
+	for _, id := range []string{"inb_work", "inb_home"} {
+		if _, err := b.store.SetOwnerEmail(t.Context(), id, "ann@example.test"); err != nil {
+			t.Fatalf("SetOwnerEmail(%s) = %v", id, err)
+		}
+	}
+	nw := b.notice(t, "inb_work", 1, false)
+	b.clock.Add(5 * time.Second)
+	nh := b.notice(t, "inb_home", 1, false)
+	for _, id := range []int64{nw.ID, nh.ID} {
+		if err := b.deliver(t, b.n, id); err != nil {
+			t.Fatalf("Deliver(%d) = %v", id, err)
+		}
+	}
+	sent := b.mailer.Sent()
+	if len(sent) != 1 {
+		t.Fatalf("%d messages sent; want 1 (one per owner)", len(sent))
+	}
+	if diff := cmp.Diff([]string{"ann@example.test"}, sent[0].To); diff != "" {
+		t.Errorf("message's recipients (-want +got):\n%s", diff)
+	}
+	for _, want := range []string{"ann@corp.example.test", "ann.home@gmail.example.test", "Subject: Please reconnect 2 of your inboxes"} {
+		if !strings.Contains(sent[0].Raw, want) {
+			t.Errorf("the owner's message lacks %q:\n%s", want, sent[0].Raw)
+		}
+	}
+	for _, id := range []int64{nw.ID, nh.ID} {
+		if st, _ := b.status(t, id); st != holdfast.NoticeSent {
+			t.Errorf("notice %d is %s; want sent", id, st)
+		}
+	}
+}
+
 // TestOnSentTellsOfEachMessage: OnSent hears of each message that went
 // out, with its recipient, status link and every inbox with its notice; a
 // cancelled notice is not heard of.

@@ -437,6 +437,7 @@ func TestServeConnectValidation(t *testing.T) {
 		{"relative redirect_uri", "/v1/connect/microsoft?" + with("redirect_uri", "/done"), "redirect_uri"},
 		{"ftp redirect_uri", "/v1/connect/microsoft?" + with("redirect_uri", "ftp://app.example.org/"), "redirect_uri"},
 		{"redirect_uri with a fragment", "/v1/connect/microsoft?" + with("redirect_uri", "https://app.example.org/#x"), "redirect_uri"},
+		{"bad owner_email", "/v1/connect/microsoft?" + with("owner_email", "not an address"), "owner_email"},
 	} {
 		code, body := call(t, "GET", s.base+tc.path, key, nil)
 		if code != http.StatusBadRequest || errField(body) != tc.field {

@@ -376,6 +376,8 @@ func TestServeRejectsBadInput(t *testing.T) {
 		{"bad security", bad(func(m map[string]any) { m["smtp"].(map[string]any)["security"] = "ssl" }), 400, "smtp.security"},
 		{"no password", bad(func(m map[string]any) { delete(m, "password") }), 400, "password"},
 		{"bad email", bad(func(m map[string]any) { m["email"] = "Alice <a@example.org>" }), 400, "email"},
+		{"bad owner email", bad(func(m map[string]any) { m["owner_email"] = "Alice <a@example.org>" }), 400, "owner_email"},
+		{"owner email not an address", bad(func(m map[string]any) { m["owner_email"] = "alice" }), 400, "owner_email"},
 		{"unknown provider", bad(func(m map[string]any) { m["provider"] = "aol" }), 400, "provider"},
 		{"password for microsoft", map[string]any{"provider": "microsoft", "email": "b@contoso.com", "refresh_token": "rt", "password": "x"}, 400, "password"},
 		{"no refresh token", map[string]any{"provider": "google", "email": "b@gmail.com"}, 400, "refresh_token"},
@@ -403,6 +405,55 @@ func TestServeRejectsBadInput(t *testing.T) {
 	// Nothing was stored by the bad requests.
 	if _, list := call(t, "GET", s.base+"/v1/inboxes", key, nil); len(list["data"].([]any)) != 0 {
 		t.Errorf("bad requests stored inboxes: %v", list)
+	}
+}
+
+// TestServeInboxOwner: an inbox's owner_email is set on POST /v1/inboxes,
+// shown with the inbox, changed and cleared with PATCH /v1/inboxes/{id},
+// and bad input to PATCH names the field.
+func TestServeInboxOwner(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, sqliteEngine)
+	key := e.createAPIKey("owner-test")
+	s := e.serve()
+
+	body := imapInbox("work@example.org", "pw")
+	body["owner_email"] = " ann@Example.ORG "
+	code, in := call(t, "POST", s.base+"/v1/inboxes", key, body)
+	if code != http.StatusCreated || in["owner_email"] != "ann@example.org" {
+		t.Fatalf("POST /v1/inboxes with owner_email = %d %v, want 201 owned by ann@example.org", code, in)
+	}
+	id, _ := in["id"].(string)
+	if code, in := call(t, "POST", s.base+"/v1/inboxes", key, imapInbox("other@example.org", "pw")); code != http.StatusCreated || in["owner_email"] != "" {
+		t.Errorf("POST /v1/inboxes without owner_email = %d %v, want 201 with owner_email \"\"", code, in)
+	}
+	tests := []struct {
+		name      string
+		id        string
+		body      any
+		wantCode  int
+		wantOwner string // the owner_email answered and then read
+		wantField string
+	}{
+		{"change", id, map[string]any{"owner_email": "bob@example.org"}, 200, "bob@example.org", ""},
+		{"clear", id, map[string]any{"owner_email": ""}, 200, "", ""},
+		{"set again", id, map[string]any{"owner_email": "ann@example.org"}, 200, "ann@example.org", ""},
+		{"bad address", id, map[string]any{"owner_email": "Ann <ann@example.org>"}, 400, "ann@example.org", "owner_email"},
+		{"missing", id, map[string]any{}, 400, "ann@example.org", "owner_email"},
+		{"other field", id, map[string]any{"email": "x@example.org"}, 400, "ann@example.org", "email"},
+		{"unknown inbox", "inb_00000000000000000000000000", map[string]any{"owner_email": "ann@example.org"}, 404, "ann@example.org", ""},
+	}
+	for _, tt := range tests {
+		code, got := call(t, "PATCH", s.base+"/v1/inboxes/"+tt.id, key, tt.body)
+		if code != tt.wantCode || errField(got) != tt.wantField {
+			t.Errorf("PATCH %s = %d %v, want %d naming field %q", tt.name, code, got, tt.wantCode, tt.wantField)
+		}
+		if code == http.StatusOK && got["owner_email"] != tt.wantOwner {
+			t.Errorf("PATCH %s answered owner_email %v, want %q", tt.name, got["owner_email"], tt.wantOwner)
+		}
+		if _, read := call(t, "GET", s.base+"/v1/inboxes/"+id, key, nil); read["owner_email"] != tt.wantOwner {
+			t.Errorf("after PATCH %s, owner_email = %v, want %q", tt.name, read["owner_email"], tt.wantOwner)
+		}
 	}
 }
 
