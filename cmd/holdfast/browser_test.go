@@ -379,6 +379,16 @@ func TestBrowserDashboard(t *testing.T) {
 	})
 	takeSnapshot(t, st)
 	step("every Microsoft inbox connected again")
+	// Each came back by a probe or through the recovery ramp, and the
+	// incident counts them all (it is stored again within a second).
+	waitFor(t, 15*time.Second, "the incident counting every inbox recovered", func() bool {
+		_, got := call(t, "GET", fmt.Sprintf("%s/v1/incidents/%d", s.base, incID), key, nil)
+		if got["recovered"] == float64(len(microsoft)) {
+			return true
+		}
+		time.Sleep(250 * time.Millisecond)
+		return false
+	})
 
 	// The review now tells the whole story: detection, pauses, the
 	// resolution, the recovery.
