@@ -127,9 +127,14 @@ func (c *consentEnv) graphSync(email, refreshToken string) *holdfast.SyncResult 
 }
 
 // start asks for the authorization URL and checks its OAuth parameters.
-func (c *consentEnv) start(provider, email string) *url.URL {
+// start asks serve for the consent URL of email's inbox, with the other
+// query parameters extra (name, value, ...).
+func (c *consentEnv) start(provider, email string, extra ...string) *url.URL {
 	c.t.Helper()
 	q := url.Values{"email": {email}, "redirect_uri": {c.host}}
+	for k := 0; k+1 < len(extra); k += 2 {
+		q.Set(extra[k], extra[k+1])
+	}
 	code, body := call(c.t, "GET", c.srv.base+"/v1/connect/"+provider+"?"+q.Encode(), c.key, nil)
 	if code != http.StatusOK {
 		c.t.Fatalf("GET /v1/connect/%s = %d %v, want 200", provider, code, body)
@@ -194,9 +199,9 @@ func (c *consentEnv) callback(cb string) url.Values {
 }
 
 // connect runs the whole flow and returns the inbox ID.
-func (c *consentEnv) connect(provider, email string) string {
+func (c *consentEnv) connect(provider, email string, extra ...string) string {
 	c.t.Helper()
-	q := c.callback(c.authorize(c.start(provider, email)))
+	q := c.callback(c.authorize(c.start(provider, email, extra...)))
 	id := q.Get("inbox_id")
 	if q.Get("status") != "connected" || id == "" {
 		c.t.Fatalf("connect %s %s: redirected with %v, want status=connected and inbox_id", provider, email, q)
@@ -234,13 +239,24 @@ func TestServeConsentFlow(t *testing.T) {
 				t.Fatal(err)
 			}
 
+			// Ann's inbox is connected for its owner in the host
+			// application, whose notices go to ann@crm.test.
+			const annOwner = "ann@crm.test"
+			owners := map[string]string{"microsoft": annOwner}
 			ids := map[string]string{}
 			for provider, email := range map[string]string{"microsoft": "ann@contoso.test", "google": "bob@fabrikam.test"} {
-				id := c.connect(provider, email)
+				var extra []string
+				if owners[provider] != "" {
+					extra = []string{"owner_email", owners[provider]}
+				}
+				id := c.connect(provider, email, extra...)
 				ids[provider] = id
 				code, in := call(t, "GET", c.srv.base+"/v1/inboxes/"+id, c.key, nil)
 				if code != http.StatusOK || in["provider"] != provider || in["email"] != email || in["tenant"] != email[strings.IndexByte(email, '@')+1:] {
 					t.Errorf("GET /v1/inboxes/%s = %d %v, want the %s inbox of %s", id, code, in, provider, email)
+				}
+				if got, _ := in["owner_email"].(string); got != owners[provider] {
+					t.Errorf("%s inbox owner_email = %q, want %q", provider, got, owners[provider])
 				}
 			}
 
@@ -315,8 +331,8 @@ func TestServeConsentFlow(t *testing.T) {
 				t.Errorf("events after reconnect = %v, want the %d before and one reconnected (cause api) on top", after, len(before))
 			}
 			code, in := call(t, "GET", c.srv.base+"/v1/inboxes/"+ids["microsoft"], c.key, nil)
-			if code != http.StatusOK || in["state"] != "connected" {
-				t.Errorf("reconnected inbox = %d %v, want connected", code, in)
+			if code != http.StatusOK || in["state"] != "connected" || in["owner_email"] != annOwner {
+				t.Errorf("reconnected inbox = %d %v, want connected and still owned by %s", code, in, annOwner)
 			}
 			code, list := call(t, "GET", c.srv.base+"/v1/inboxes?provider=microsoft", c.key, nil)
 			if data, _ := list["data"].([]any); code != http.StatusOK || len(data) != 1 {
