@@ -153,6 +153,12 @@ type Store interface {
 	// SetWebhookSecret replaces a webhook's sealed signing secret (key
 	// rotation). ErrNotFound for an unknown webhook.
 	SetWebhookSecret(ctx context.Context, id string, sealed []byte) error
+	// SwapWebhookSecret replaces a webhook's sealed signing secret with
+	// sealed only if it is still byte-equal to old (key rotation while
+	// other processes may write it). It returns ErrNotFound for an unknown
+	// webhook and ErrConflict, with nothing changed, when the secret is no
+	// longer old.
+	SwapWebhookSecret(ctx context.Context, id string, old, sealed []byte) error
 	// DisableWebhook stops deliveries to a webhook for good: it sets
 	// DisabledAt (a zero at means now) and DisabledReason, unless it is
 	// disabled already. It returns ErrNotFound for an unknown webhook.

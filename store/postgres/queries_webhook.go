@@ -17,6 +17,10 @@ const (
 
 	// querySetWebhookSecret replaces the sealed signing secret.
 	querySetWebhookSecret = `UPDATE webhooks SET secret = $1 WHERE id = $2`
+	// querySwapWebhookSecret is a compare-and-set on the sealed secret,
+	// which is never NULL; queryWebhookExists then tells an unknown webhook
+	// from a changed secret.
+	querySwapWebhookSecret = `UPDATE webhooks SET secret = $1 WHERE id = $2 AND secret = $3`
 	// queryDisableWebhook keeps the first disabling; queryWebhookExists
 	// then tells an unknown webhook from one disabled already.
 	queryDisableWebhook = `UPDATE webhooks SET disabled_at = $1, disabled_reason = $2

@@ -70,8 +70,6 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 	return nil
 }
 
-// DisableWebhook sets the webhook's DisabledAt (a zero at means now) and
-// DisabledReason, unless it is disabled already. ErrNotFound for an
 // SetWebhookSecret replaces the webhook's sealed signing secret.
 // ErrNotFound for an unknown webhook.
 func (s *Store) SetWebhookSecret(ctx context.Context, id string, sealed []byte) error {
@@ -85,6 +83,36 @@ func (s *Store) SetWebhookSecret(ctx context.Context, id string, sealed []byte) 
 	return nil
 }
 
+// SwapWebhookSecret replaces the webhook's sealed signing secret with
+// sealed if it is still byte-equal to old. It returns ErrNotFound for an
+// unknown webhook and ErrConflict, with nothing changed, when the secret
+// is no longer old. The compare-and-set is one UPDATE, which rechecks the
+// secret once a concurrent change has committed.
+func (s *Store) SwapWebhookSecret(ctx context.Context, id string, old, sealed []byte) error {
+	if old == nil {
+		old = []byte{} // the secret is never NULL
+	}
+	tag, err := s.pool.Exec(ctx, querySwapWebhookSecret, sealed, id, old)
+	if err != nil {
+		return fmt.Errorf("swap secret of webhook %s: %w", id, err)
+	}
+	if tag.RowsAffected() > 0 {
+		return nil
+	}
+	// Either no such webhook, or its secret changed.
+	var ok bool
+	err = s.pool.QueryRow(ctx, queryWebhookExists, id).Scan(&ok)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("swap secret of webhook %s: %w", id, holdfast.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("swap secret of webhook %s: %w", id, err)
+	}
+	return fmt.Errorf("swap secret of webhook %s: %w: secret changed", id, holdfast.ErrConflict)
+}
+
+// DisableWebhook sets the webhook's DisabledAt (a zero at means now) and
+// DisabledReason, unless it is disabled already. ErrNotFound for an
 // unknown webhook.
 func (s *Store) DisableWebhook(ctx context.Context, id string, at time.Time, reason string) error {
 	tag, err := s.pool.Exec(ctx, queryDisableWebhook, s.orNow(at), reason, id)

@@ -17,6 +17,10 @@ const (
 
 	// querySetWebhookSecret replaces the sealed signing secret.
 	querySetWebhookSecret = `UPDATE webhooks SET secret = ? WHERE id = ?`
+	// querySwapWebhookSecret is a compare-and-set on the sealed secret,
+	// which is never NULL; queryWebhookExists then tells an unknown webhook
+	// from a changed secret.
+	querySwapWebhookSecret = `UPDATE webhooks SET secret = ? WHERE id = ? AND secret = ?`
 	// queryDisableWebhook keeps the first disabling; queryWebhookExists
 	// then tells an unknown webhook from one disabled already.
 	queryDisableWebhook = `UPDATE webhooks SET disabled_at = ?, disabled_reason = ?

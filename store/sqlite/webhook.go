@@ -94,6 +94,37 @@ func (s *Store) SetWebhookSecret(ctx context.Context, id string, sealed []byte) 
 	return nil
 }
 
+// SwapWebhookSecret replaces the webhook's sealed signing secret with
+// sealed if it is still byte-equal to old. It returns ErrNotFound for an
+// unknown webhook and ErrConflict, with nothing changed, when the secret
+// is no longer old.
+func (s *Store) SwapWebhookSecret(ctx context.Context, id string, old, sealed []byte) error {
+	if old == nil {
+		old = []byte{} // the secret is never NULL
+	}
+	res, err := s.db.ExecContext(ctx, querySwapWebhookSecret, sealed, id, old)
+	if err != nil {
+		return fmt.Errorf("swap secret of webhook %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("swap secret of webhook %s: %w", id, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	// Either no such webhook, or its secret changed.
+	var one int
+	err = s.db.QueryRowContext(ctx, queryWebhookExists, id).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("swap secret of webhook %s: %w", id, holdfast.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("swap secret of webhook %s: %w", id, err)
+	}
+	return fmt.Errorf("swap secret of webhook %s: %w: secret changed", id, holdfast.ErrConflict)
+}
+
 // DisableWebhook sets the webhook's DisabledAt (a zero at means now) and
 // DisabledReason, unless it is disabled already. ErrNotFound for an
 // unknown webhook.

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ var webhookTests = []struct {
 	{"Webhooks", testWebhooks},
 	{"DisableWebhook", testDisableWebhook},
 	{"SetWebhookSecret", testSetWebhookSecret},
+	{"SwapWebhookSecret", testSwapWebhookSecret},
 	{"RecordWebhookAttempt", testRecordWebhookAttempt},
 	{"WebhookDeliveriesPaging", testWebhookDeliveriesPaging},
 	{"ChangeWebhookDelivery", testChangeWebhookDelivery},
@@ -116,6 +118,64 @@ func testSetWebhookSecret(t *testing.T, s holdfast.Store) {
 	}
 	if err := s.SetWebhookSecret(ctx, "whk_unknown", []byte("x")); !errors.Is(err, holdfast.ErrNotFound) {
 		t.Errorf("SetWebhookSecret(unknown) = %v, want ErrNotFound", err)
+	}
+}
+
+func testSwapWebhookSecret(t *testing.T, s holdfast.Store) {
+	ctx := t.Context()
+	w := mustCreateWebhook(t, s, newWebhook())
+	other := mustCreateWebhook(t, s, newWebhook())
+	sealed := []byte("swapped sealed secret \x00\xff")
+	if err := s.SwapWebhookSecret(ctx, w.ID, w.Secret, sealed); err != nil {
+		t.Fatalf("SwapWebhookSecret from the stored secret = %v", err)
+	}
+	got, err := s.Webhook(ctx, w.ID)
+	if err != nil {
+		t.Fatalf("Webhook = %v", err)
+	}
+	want := *w
+	want.Secret = sealed
+	if diff := cmp.Diff(&want, got); diff != "" {
+		t.Errorf("SwapWebhookSecret stored (-want +got):\n%s", diff)
+	}
+
+	// A compare-and-set from anything but the stored value changes nothing.
+	for _, tt := range []struct {
+		name string
+		old  []byte
+	}{
+		{"previous", w.Secret},
+		{"prefix", sealed[:len(sealed)-1]},
+		{"longer", append(slices.Clone(sealed), 0)},
+		{"nil", nil},
+		{"empty", []byte{}},
+	} {
+		err := s.SwapWebhookSecret(ctx, w.ID, tt.old, []byte("lost update"))
+		if !errors.Is(err, holdfast.ErrConflict) {
+			t.Errorf("SwapWebhookSecret from the %s secret = %v; want ErrConflict", tt.name, err)
+		}
+	}
+	after, err := s.Webhook(ctx, w.ID)
+	if err != nil {
+		t.Fatalf("Webhook = %v", err)
+	}
+	if diff := cmp.Diff(got, after); diff != "" {
+		t.Errorf("conflicting SwapWebhookSecret changed the webhook (-want +got):\n%s", diff)
+	}
+	// Another webhook's secret is left alone.
+	if got, err := s.Webhook(ctx, other.ID); err != nil || string(got.Secret) != string(other.Secret) {
+		t.Errorf("other webhook after SwapWebhookSecret = %v, %v; want its secret %q unchanged", got, err, other.Secret)
+	}
+
+	id := newID("whk")
+	if err := s.SwapWebhookSecret(ctx, id, nil, sealed); !errors.Is(err, holdfast.ErrNotFound) {
+		t.Errorf("SwapWebhookSecret(%s) = %v; want ErrNotFound", id, err)
+	}
+	if err := s.DeleteWebhook(ctx, w.ID); err != nil {
+		t.Fatalf("DeleteWebhook = %v", err)
+	}
+	if err := s.SwapWebhookSecret(ctx, w.ID, sealed, []byte("after delete")); !errors.Is(err, holdfast.ErrNotFound) {
+		t.Errorf("SwapWebhookSecret of a deleted webhook = %v; want ErrNotFound", err)
 	}
 }
 
