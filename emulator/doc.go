@@ -73,14 +73,27 @@
 //   - A grant has the scopes of its consent: the authorize request's scope,
 //     or for CreateAccount every permission holdfast may use (Graph
 //     Mail.ReadWrite, Mail.Send and User.Read, Outlook's IMAP and SMTP,
-//     openid, profile, email, offline_access). A Microsoft access token's
-//     scp claim lists the grant's permissions on its resource, or the subset
-//     a refresh asked for, and Graph checks it: GET /me needs User.Read (or
-//     a broader User or Directory permission), else 403
-//     Authorization_RequestDenied "Insufficient privileges to complete the
-//     operation."; delta, list and get need Mail.Read or Mail.ReadWrite and
-//     sendMail Mail.Send, else 403 ErrorAccessDenied. Gmail does not check
-//     scopes.
+//     openid, profile, email, offline_access; Google's mail.google.com,
+//     gmail.modify, gmail.readonly, gmail.send, openid, email). A Microsoft
+//     access token's scp claim lists the grant's permissions on its
+//     resource, or the subset a refresh asked for, and Graph checks it:
+//     GET /me needs User.Read (or a broader User or Directory permission), else
+//     403 Authorization_RequestDenied "Insufficient privileges to complete
+//     the operation."; delta, list and get need Mail.Read or Mail.ReadWrite
+//     and sendMail Mail.Send, else 403 ErrorAccessDenied.
+//   - A Google access token carries its grant's scopes, through refreshes,
+//     and Gmail checks them as the API reference lists: getProfile needs
+//     gmail.readonly, gmail.modify, gmail.compose, gmail.metadata or
+//     mail.google.com; history.list, messages.list and messages.get
+//     gmail.readonly, gmail.modify, gmail.metadata or mail.google.com;
+//     messages.send gmail.send, gmail.compose, gmail.modify or
+//     mail.google.com. Without one Gmail answers 403 PERMISSION_DENIED
+//     "Request had insufficient authentication scopes." (reason
+//     insufficientPermissions, with an ErrorInfo
+//     ACCESS_TOKEN_SCOPE_INSUFFICIENT naming the method). When
+//     gmail.metadata is the only scope that allows the call, messages.list
+//     refuses q and messages.get format=full (the default) and raw: 403
+//     forbidden "Metadata scope ...".
 //   - Google refresh responses omit refresh_token: the same one is reused.
 //   - Access tokens expire after Config.TokenLifetime (--token-lifetime);
 //     expires_in is that lifetime in seconds. Graph then answers 401

@@ -272,11 +272,11 @@ func (e *Emulator) routes() http.Handler {
 	}
 
 	gm := prefixGmail + "/gmail/v1/users/{user}"
-	mux.Handle("GET "+gm+"/profile", small(e.gmailAPI(e.handleGmailProfile)))
-	mux.Handle("GET "+gm+"/history", small(e.gmailAPI(e.handleGmailHistory)))
-	mux.Handle("GET "+gm+"/messages", small(e.gmailAPI(e.handleGmailList)))
-	mux.Handle("GET "+gm+"/messages/{id}", small(e.gmailAPI(e.handleGmailMessage)))
-	mux.Handle("POST "+gm+"/messages/send", large(e.gmailAPI(e.handleGmailSend)))
+	mux.Handle("GET "+gm+"/profile", small(e.gmailAPI(permGmailProfile, e.handleGmailProfile)))
+	mux.Handle("GET "+gm+"/history", small(e.gmailAPI(permGmailHistory, e.handleGmailHistory)))
+	mux.Handle("GET "+gm+"/messages", small(e.gmailAPI(permGmailList, e.handleGmailList)))
+	mux.Handle("GET "+gm+"/messages/{id}", small(e.gmailAPI(permGmailGet, e.handleGmailMessage)))
+	mux.Handle("POST "+gm+"/messages/send", large(e.gmailAPI(permGmailSend, e.handleGmailSend)))
 
 	c := prefixControl
 	mux.Handle("GET "+c+"/health", small(e.handleHealth))

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"html"
@@ -11,13 +12,88 @@ import (
 	"strings"
 )
 
+// Gmail API scopes.
+const (
+	scopeMailGoogle    = "https://mail.google.com/"
+	scopeGmailModify   = "https://www.googleapis.com/auth/gmail.modify"
+	scopeGmailReadonly = "https://www.googleapis.com/auth/gmail.readonly"
+	scopeGmailMetadata = "https://www.googleapis.com/auth/gmail.metadata"
+	scopeGmailCompose  = "https://www.googleapis.com/auth/gmail.compose"
+	scopeGmailSend     = "https://www.googleapis.com/auth/gmail.send"
+)
+
+// gmailPerm is what a Gmail call needs: any one of the scopes in anyOf.
+// method is the backend's name for the call, which Google's 403 names.
+// metadata, when set, limits a token whose only scope of anyOf is
+// gmail.metadata: it returns the message of the 403 for a request that
+// scope does not allow, or "".
+type gmailPerm struct {
+	method   string
+	anyOf    []string
+	metadata func(q url.Values) string
+}
+
+// The scopes of the Gmail calls the emulator serves (the API reference's
+// authorization scopes; the add-on scopes, which only an add-on's
+// per-message token carries, are not emulated).
+var (
+	permGmailProfile = gmailPerm{method: "caribou.api.proto.MailboxService.GetProfile",
+		anyOf: []string{scopeMailGoogle, scopeGmailModify, scopeGmailCompose, scopeGmailReadonly, scopeGmailMetadata}}
+	permGmailHistory = gmailPerm{method: "caribou.api.proto.MailboxService.ListHistory",
+		anyOf: []string{scopeMailGoogle, scopeGmailModify, scopeGmailReadonly, scopeGmailMetadata}}
+	// permGmailList: gmail.metadata does not allow a search.
+	permGmailList = gmailPerm{method: "caribou.api.proto.MailboxService.ListMessages",
+		anyOf: []string{scopeMailGoogle, scopeGmailModify, scopeGmailReadonly, scopeGmailMetadata},
+		metadata: func(q url.Values) string {
+			if q.Get("q") != "" {
+				return "Metadata scope does not support 'q' parameter"
+			}
+			return ""
+		}}
+	// permGmailGet: gmail.metadata allows only format=minimal and
+	// format=metadata; the default is full.
+	permGmailGet = gmailPerm{method: "caribou.api.proto.MailboxService.GetMessage",
+		anyOf: []string{scopeMailGoogle, scopeGmailModify, scopeGmailReadonly, scopeGmailMetadata},
+		metadata: func(q url.Values) string {
+			switch f := strings.ToLower(q.Get("format")); f {
+			case "", "full", "raw":
+				return "Metadata scope doesn't allow format " + strings.ToUpper(cmp.Or(f, "full"))
+			}
+			return ""
+		}}
+	permGmailSend = gmailPerm{method: "caribou.api.proto.MailboxService.SendMessage",
+		anyOf: []string{scopeMailGoogle, scopeGmailModify, scopeGmailCompose, scopeGmailSend}}
+)
+
+// check returns false, having answered Google's 403, when a token with
+// scope may not make the request r.
+func (p gmailPerm) check(w http.ResponseWriter, r *http.Request, scope []string) bool {
+	var allowing []string
+	for _, s := range p.anyOf {
+		if hasScope(scope, s) {
+			allowing = append(allowing, s)
+		}
+	}
+	if len(allowing) == 0 {
+		gmailInsufficientScope(w, p.method)
+		return false
+	}
+	if p.metadata != nil && len(allowing) == 1 && allowing[0] == scopeGmailMetadata {
+		if msg := p.metadata(r.URL.Query()); msg != "" {
+			gmailErr(w, http.StatusForbidden, msg, "global", "forbidden", "PERMISSION_DENIED")
+			return false
+		}
+	}
+	return true
+}
+
 // gmailAPI wraps a Gmail handler: faults, then authentication, then
-// throttling, then the userId check.
-func (e *Emulator) gmailAPI(h apiHandler) http.HandlerFunc {
+// throttling, then the token's scopes (perm), then the userId check.
+func (e *Emulator) gmailAPI(perm gmailPerm, h apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, tooLarge := readBody(r)
 		tok, hasAuth := bearer(r)
-		c, _, ok := e.parseAccess(Google, tok)
+		c, scope, ok := e.parseAccess(Google, tok)
 		e.locked(w, func(w http.ResponseWriter) {
 			var tenant string
 			if acc := e.accounts[c.Email]; ok && acc != nil {
@@ -42,6 +118,9 @@ func (e *Emulator) gmailAPI(h apiHandler) http.HandlerFunc {
 			}
 			if wait, ok := e.throttleLocked(acc); !ok {
 				gmailThrottled(w, wait)
+				return
+			}
+			if !perm.check(w, r, scope) {
 				return
 			}
 			if user := r.PathValue("user"); user != "me" && !strings.EqualFold(user, acc.email) {

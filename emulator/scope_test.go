@@ -1,6 +1,7 @@
 package emulator_test
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -157,6 +158,153 @@ func TestGraphPermissions(t *testing.T) {
 			}
 			if sent, err := b.e.Sent(email); err != nil || (len(sent) == 1) != (tt.want.send == ok) {
 				t.Errorf("Sent(%s) = %d records, %v; want one only if sendMail was allowed", email, len(sent), err)
+			}
+		})
+	}
+}
+
+// googleConsent runs Google's authorization-code flow, offline, for email
+// with scope and returns the new grant's refresh and access tokens.
+func (b *testBundle) googleConsent(t *testing.T, email, scope string) (rt, at string) {
+	t.Helper()
+	const redirect = "https://app.test/oauth/callback"
+	q := url.Values{"client_id": {emulator.DefaultClientID}, "response_type": {"code"}, "redirect_uri": {redirect},
+		"scope": {scope}, "login_hint": {email}, "access_type": {"offline"}, "prompt": {"consent"}}
+	r := b.get(t, b.u.GoogleOAuth+"/o/oauth2/v2/auth?"+q.Encode(), "")
+	loc, err := url.Parse(r.header.Get("Location"))
+	if r.status != http.StatusFound || err != nil || loc.Query().Get("code") == "" {
+		t.Fatalf("authorize with scope %q = %d, Location %q; want a redirect with a code", scope, r.status, r.header.Get("Location"))
+	}
+	r = b.token(t, emulator.Google, url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
+		"redirect_uri": {redirect}}, false)
+	if r.status != http.StatusOK {
+		t.Fatalf("exchange = %d %s", r.status, r.body)
+	}
+	v := r.json(t)
+	if v["scope"] != scope {
+		t.Errorf("exchange scope = %q; want %q", v["scope"], scope)
+	}
+	return v["refresh_token"].(string), v["access_token"].(string)
+}
+
+// TestGmailScopes: a Google access token carries the scopes granted at
+// consent, a refresh keeps them, and the Gmail API answers Google's 403
+// insufficientPermissions to a call none of the token's scopes allows:
+// getProfile without gmail.readonly, gmail.modify, gmail.compose,
+// gmail.metadata or mail.google.com; history.list, messages.list and
+// messages.get without gmail.readonly, gmail.modify, gmail.metadata or
+// mail.google.com; messages.send without gmail.send, gmail.compose,
+// gmail.modify or mail.google.com. gmail.metadata alone allows neither a
+// search (q) nor format=full or raw. Grants made with CreateAccount have
+// every scope.
+func TestGmailScopes(t *testing.T) {
+	t.Parallel()
+	const (
+		ok    = ""
+		scope = "insufficientPermissions"
+		meta  = "forbidden"
+		gm    = "https://www.googleapis.com/auth/gmail."
+	)
+	type want struct{ profile, read, search, send string }
+	all := want{ok, ok, ok, ok}
+	readOnly := want{ok, ok, ok, scope}
+	tests := []struct {
+		name  string
+		scope string // consent scope; empty: CreateAccount's grant
+		// refresh, when set, uses a token from a refresh of the grant.
+		refresh bool
+		want    want
+	}{
+		{name: "imported grant", want: all},
+		{name: "holdfast's scopes", scope: gm + "readonly " + gm + "send", want: all},
+		{name: "readonly", scope: gm + "readonly", want: readOnly},
+		{name: "readonly, refreshed", scope: gm + "readonly openid email", refresh: true, want: readOnly},
+		{name: "modify", scope: gm + "modify", want: all},
+		{name: "full mail", scope: "https://mail.google.com/", want: all},
+		{name: "send only", scope: gm + "send", want: want{scope, scope, scope, ok}},
+		{name: "send only, refreshed", scope: gm + "send", refresh: true, want: want{scope, scope, scope, ok}},
+		{name: "compose", scope: gm + "compose", want: want{ok, scope, scope, ok}},
+		{name: "metadata", scope: gm + "metadata", want: want{ok, ok, meta, scope}},
+		{name: "metadata and send", scope: gm + "metadata " + gm + "send", want: want{ok, ok, meta, ok}},
+		{name: "sign-in only", scope: "openid email profile", want: want{scope, scope, scope, scope}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, emulator.Config{})
+			const email = "amy@gmail.com"
+			rt, at := b.account(t, emulator.Google, email, "")
+			if tt.scope != "" {
+				rt, at = b.googleConsent(t, email, tt.scope)
+			}
+			if tt.refresh {
+				r := b.refresh(t, emulator.Google, rt)
+				if r.status != http.StatusOK {
+					t.Fatalf("refresh = %d %s", r.status, r.body)
+				}
+				at = r.json(t)["access_token"].(string)
+			}
+			msg := b.deliver(t, email, 1)[0]
+			send, _ := json.Marshal(map[string]string{"raw": base64.RawURLEncoding.EncodeToString(
+				[]byte("To: bo@example.net\r\nSubject: hi\r\n\r\nhello\r\n"))})
+			g := b.u.Gmail + "/gmail/v1/users/me"
+			get := g + "/messages/" + url.PathEscape(msg.ID)
+			const svc = "caribou.api.proto.MailboxService."
+			for _, c := range []struct {
+				call, method, want string
+				do                 func() response
+			}{
+				{"getProfile", "GetProfile", tt.want.profile, func() response { return b.get(t, g+"/profile", at) }},
+				{"history.list", "ListHistory", tt.want.read, func() response { return b.get(t, g+"/history?startHistoryId=1000", at) }},
+				{"messages.list", "ListMessages", tt.want.read, func() response { return b.get(t, g+"/messages?labelIds=INBOX", at) }},
+				{"messages.get metadata", "GetMessage", tt.want.read, func() response { return b.get(t, get+"?format=metadata", at) }},
+				{"messages.get minimal", "GetMessage", tt.want.read, func() response { return b.get(t, get+"?format=minimal", at) }},
+				{"messages.list q", "ListMessages", tt.want.search, func() response {
+					return b.get(t, g+"/messages?q="+url.QueryEscape("in:sent rfc822msgid:<a@b>"), at)
+				}},
+				{"messages.get", "GetMessage", tt.want.search, func() response { return b.get(t, get, at) }},
+				{"messages.get raw", "GetMessage", tt.want.search, func() response { return b.get(t, get+"?format=raw", at) }},
+				{"messages.send", "SendMessage", tt.want.send, func() response {
+					return b.post(t, g+"/messages/send", at, "application/json", send)
+				}},
+			} {
+				r := c.do()
+				switch c.want {
+				case ok:
+					if r.status != http.StatusOK {
+						t.Errorf("%s = %d %s; want success", c.call, r.status, r.body)
+					}
+				case scope:
+					want := `{"error":{"code":403,"message":"Request had insufficient authentication scopes.",` +
+						`"errors":[{"message":"Insufficient Permission","domain":"global","reason":"insufficientPermissions"}],` +
+						`"status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo",` +
+						`"reason":"ACCESS_TOKEN_SCOPE_INSUFFICIENT","domain":"googleapis.com",` +
+						`"metadata":{"method":"` + svc + c.method + `","service":"gmail.googleapis.com"}}]}}`
+					var got bytes.Buffer
+					if err := json.Compact(&got, r.body); err != nil || r.status != http.StatusForbidden || got.String() != want {
+						t.Errorf("%s = %d %s; want 403 %s", c.call, r.status, r.body, want)
+					}
+				case meta:
+					var body struct {
+						Error struct {
+							Code    int
+							Message string
+							Errors  []struct{ Reason string }
+							Status  string
+						}
+					}
+					if err := json.Unmarshal(r.body, &body); err != nil {
+						t.Fatal(err)
+					}
+					e := body.Error
+					if r.status != http.StatusForbidden || e.Code != 403 || !strings.HasPrefix(e.Message, "Metadata scope ") ||
+						len(e.Errors) != 1 || e.Errors[0].Reason != meta || e.Status != "PERMISSION_DENIED" {
+						t.Errorf("%s = %d %s; want 403 forbidden, the metadata scope's limit", c.call, r.status, r.body)
+					}
+				}
+			}
+			if sent, err := b.e.Sent(email); err != nil || (len(sent) == 1) != (tt.want.send == ok) {
+				t.Errorf("Sent(%s) = %d records, %v; want one only if messages.send was allowed", email, len(sent), err)
 			}
 		})
 	}

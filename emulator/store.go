@@ -118,15 +118,16 @@ func domainOf(email string) string {
 	return d
 }
 
-// defaultScope is the scope of a grant made by CreateAccount.
+// defaultScope is the scope of a grant made by CreateAccount: every scope
+// holdfast asks for (provider/oauth's MicrosoftScopes and GoogleScopes) and
+// more, so that such a grant can make every call the emulator serves.
 func defaultScope(p Provider) []string {
 	if p == Microsoft {
 		return []string{"https://graph.microsoft.com/Mail.ReadWrite", "https://graph.microsoft.com/Mail.Send",
 			"https://graph.microsoft.com/User.Read", "https://outlook.office.com/IMAP.AccessAsUser.All",
 			"https://outlook.office.com/SMTP.Send", "openid", "profile", "email", "offline_access"}
 	}
-	return []string{"https://mail.google.com/", "https://www.googleapis.com/auth/gmail.modify",
-		"https://www.googleapis.com/auth/gmail.send", "openid", "email"}
+	return []string{scopeMailGoogle, scopeGmailModify, scopeGmailReadonly, scopeGmailSend, "openid", "email"}
 }
 
 // CreateAccount creates the mailbox a, or finds it if it exists for the

@@ -56,6 +56,13 @@ type msAccessClaims struct {
 	claims
 }
 
+// googleAccessClaims is the payload of a Google access token: the common
+// claims and the scopes of its grant.
+type googleAccessClaims struct {
+	claims
+	Scope string `json:"hf_scope,omitempty"`
+}
+
 // idClaims is the payload of an ID token.
 type idClaims struct {
 	Aud               string `json:"aud"`
@@ -155,12 +162,13 @@ func (e *Emulator) parseRefresh(p Provider, s string) (claims, bool) {
 // lifetime. A Microsoft token is for the resource of scope's first
 // permission and carries, in its scp claim, the permissions of scope on that
 // resource: what was granted at consent, or the subset a refresh asked for.
+// A Google token carries scope, the scopes granted at consent.
 func (e *Emulator) accessToken(acc *account, g *grant, scope []string) (string, time.Duration) {
 	now := e.now()
 	life := e.cfg.TokenLifetime
 	c := claims{Kind: kindAccess, Email: acc.email, Grant: g.id, Exp: now.Add(life).UnixMilli(), Nonce: nonce()}
 	if acc.provider == Google {
-		return e.seal(prefixGoogleAccess, c), life
+		return e.seal(prefixGoogleAccess, googleAccessClaims{claims: c, Scope: strings.Join(scope, " ")}), life
 	}
 	aud := graphAudience
 	for _, s := range scope {
@@ -203,17 +211,17 @@ func scopeResource(s string) (resource, name string) {
 }
 
 // parseAccess decodes an access token of provider p; it does not check
-// expiry or the grant. For Microsoft it also returns the token's
-// permissions (its scp claim); Google tokens carry none.
+// expiry or the grant. It also returns the token's permissions: for
+// Microsoft its scp claim, for Google the scopes of its grant.
 func (e *Emulator) parseAccess(p Provider, s string) (claims, []string, bool) {
 	if p == Microsoft {
 		var c msAccessClaims
 		ok := e.openJWT(s, &c) && c.Kind == kindAccess && c.Aud == graphAudience
 		return c.claims, strings.Fields(c.Scp), ok
 	}
-	var c claims
+	var c googleAccessClaims
 	ok := e.open(prefixGoogleAccess, s, &c) && c.Kind == kindAccess
-	return c, nil, ok
+	return c.claims, strings.Fields(c.Scope), ok
 }
 
 // idToken returns an ID token for acc issued to clientID.

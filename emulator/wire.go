@@ -165,10 +165,19 @@ type gmailErrorBody struct {
 }
 
 type gmailError struct {
-	Code    int             `json:"code"`
-	Message string          `json:"message"`
-	Errors  []gmailErrorRow `json:"errors"`
-	Status  string          `json:"status,omitempty"`
+	Code    int              `json:"code"`
+	Message string           `json:"message"`
+	Errors  []gmailErrorRow  `json:"errors"`
+	Status  string           `json:"status,omitempty"`
+	Details []gmailErrorInfo `json:"details,omitempty"`
+}
+
+// gmailErrorInfo is a google.rpc.ErrorInfo in an error's details.
+type gmailErrorInfo struct {
+	Type     string            `json:"@type"`
+	Reason   string            `json:"reason"`
+	Domain   string            `json:"domain"`
+	Metadata map[string]string `json:"metadata"`
 }
 
 type gmailErrorRow struct {
@@ -183,6 +192,19 @@ type gmailErrorRow struct {
 func gmailErr(w http.ResponseWriter, status int, message, domain, reason, statusName string) {
 	writeGoogleJSON(w, status, gmailErrorBody{gmailError{Code: status, Message: message,
 		Errors: []gmailErrorRow{{Message: message, Domain: domain, Reason: reason}}, Status: statusName}})
+}
+
+// gmailInsufficientScope writes the 403 Google answers a token without any
+// of the scopes method (the backend's name for the call, as in
+// "caribou.api.proto.MailboxService.GetProfile") needs.
+func gmailInsufficientScope(w http.ResponseWriter, method string) {
+	writeGoogleJSON(w, http.StatusForbidden, gmailErrorBody{gmailError{
+		Code: http.StatusForbidden, Message: "Request had insufficient authentication scopes.",
+		Errors: []gmailErrorRow{{Message: "Insufficient Permission", Domain: "global", Reason: "insufficientPermissions"}},
+		Status: "PERMISSION_DENIED",
+		Details: []gmailErrorInfo{{Type: "type.googleapis.com/google.rpc.ErrorInfo", Reason: "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+			Domain: "googleapis.com", Metadata: map[string]string{"service": "gmail.googleapis.com", "method": method}}},
+	}})
 }
 
 // gmailNotFound writes Gmail's 404, the same for a missing message and a
