@@ -5,7 +5,9 @@
 // them active. [Keyring.Seal] always uses the active key; [Keyring.Open]
 // uses whichever key the ciphertext names, so credentials sealed under an
 // older key still open after a rotation. [Reencrypt] moves every stored
-// credential to the active key, after which old keys may be dropped.
+// credential, and [ReencryptWebhooks] every webhook signing secret, to the
+// active key, after which old keys may be dropped. Both write with a
+// compare-and-set, so they may run while other processes write.
 //
 // # Ciphertext format
 //

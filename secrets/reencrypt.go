@@ -34,10 +34,12 @@ const maxReportedFailures = 10
 // changing under it.
 const maxSwapAttempts = 5
 
-// ReencryptStats counts what Reencrypt did. Besides Scanned, each inbox is
-// counted in exactly one field, the outcome it had last (an inbox re-read
-// after a lost race is not counted twice), so when Reencrypt stops for
-// neither a store error nor a done ctx, Scanned is the sum of the others.
+// ReencryptStats counts what Reencrypt did to inboxes, or
+// ReencryptWebhooks to webhooks. Besides Scanned, each inbox (webhook) is
+// counted in exactly one field, the outcome it had last (one re-read after
+// a lost race is not counted twice), so when a run stops for neither a
+// store error nor a done ctx, Scanned is the sum of the others. For
+// webhooks, read "secret" for "credentials" below.
 type ReencryptStats struct {
 	// Scanned counts every inbox looked at.
 	Scanned int
@@ -127,20 +129,97 @@ func Reencrypt(ctx context.Context, store ReencryptStore, k *Keyring) (Reencrypt
 	return stats, nil
 }
 
-// errSkipped marks the per-inbox failures that Reencrypt counts in Failed
-// and skips.
+// WebhookStore is the part of holdfast.Store that ReencryptWebhooks needs.
+type WebhookStore interface {
+	// Webhook returns one webhook, or holdfast.ErrNotFound.
+	Webhook(ctx context.Context, id string) (*holdfast.Webhook, error)
+	// Webhooks returns every webhook, ordered by ID.
+	Webhooks(ctx context.Context) ([]*holdfast.Webhook, error)
+	// SwapWebhookSecret replaces a webhook's sealed signing secret with
+	// sealed only if it is still byte-equal to old. It returns
+	// holdfast.ErrNotFound for an unknown webhook and holdfast.ErrConflict,
+	// with nothing changed, when the secret is no longer old.
+	SwapWebhookSecret(ctx context.Context, id string, old, sealed []byte) error
+}
+
+var _ WebhookStore = holdfast.Store(nil)
+
+// ReencryptWebhooks seals again, under k's active key, the signing secret
+// of every webhook in store that names another key; aad returns the
+// additional data a webhook's secret is sealed with. It is Reencrypt for
+// webhooks, with the same guarantees: it is idempotent, and each write is
+// a compare-and-set (SwapWebhookSecret) from the ciphertext it read, so a
+// secret that another process replaces meanwhile is never overwritten;
+// the webhook is read again and the new secret re-encrypted, or counted
+// in Current if already under the active key. A webhook deleted meanwhile
+// counts as Deleted. A secret that cannot be opened or keeps changing is
+// counted in Failed and skipped, and the run then returns an error joining
+// the first few such errors. A store error or a done ctx stops the run at
+// once.
+func ReencryptWebhooks(ctx context.Context, store WebhookStore, k *Keyring, aad func(webhookID string) []byte) (ReencryptStats, error) {
+	var stats ReencryptStats
+	active := k.ActiveID()
+	if active == "" {
+		return stats, errors.New("re-encrypt webhook secrets: keyring has no keys")
+	}
+	hooks, err := store.Webhooks(ctx)
+	if err != nil {
+		return stats, fmt.Errorf("re-encrypt webhook secrets: list webhooks: %w", err)
+	}
+	var failures []error
+	for _, w := range hooks {
+		if err := ctx.Err(); err != nil {
+			return stats, fmt.Errorf("re-encrypt webhook secrets: %w", context.Cause(ctx))
+		}
+		stats.Scanned++
+		id := w.ID
+		err := reseal(ctx, k, active, resealItem{
+			name:  "webhook " + id,
+			field: "secret",
+			aad:   aad(id),
+			swap: func(ctx context.Context, old, sealed []byte) error {
+				return store.SwapWebhookSecret(ctx, id, old, sealed)
+			},
+			reread: func(ctx context.Context) ([]byte, error) {
+				w, err := store.Webhook(ctx, id)
+				if err != nil {
+					return nil, err
+				}
+				return w.Secret, nil
+			},
+		}, w.Secret, &stats)
+		switch {
+		case err == nil:
+		case errors.Is(err, errSkipped):
+			stats.Failed++
+			if len(failures) < maxReportedFailures {
+				failures = append(failures, err)
+			}
+		default:
+			return stats, fmt.Errorf("re-encrypt webhook secrets: %w", err)
+		}
+	}
+	if stats.Failed > 0 {
+		return stats, fmt.Errorf("re-encrypt webhook secrets: secrets of %d webhooks could not be re-encrypted (first %d below): %w",
+			stats.Failed, len(failures), errors.Join(failures...))
+	}
+	return stats, nil
+}
+
+// errSkipped marks the per-inbox (per-webhook) failures that Reencrypt
+// (ReencryptWebhooks) counts in Failed and skips.
 var errSkipped = errors.New("skipped")
 
-// skipError is a per-inbox failure that Reencrypt counts and skips: the
-// credentials could not be opened, or kept changing. It matches errSkipped
-// and the error it wraps.
+// skipError is a per-inbox or per-webhook failure that is counted and
+// skipped: the sealed value could not be opened, or kept changing. It
+// matches errSkipped and the error it wraps.
 type skipError struct {
-	inboxID string
-	err     error
+	name string // "inbox inb_…" or "webhook whk_…"
+	err  error
 }
 
 // Error implements error.
-func (e *skipError) Error() string { return fmt.Sprintf("inbox %s: %v", e.inboxID, e.err) }
+func (e *skipError) Error() string { return fmt.Sprintf("%s: %v", e.name, e.err) }
 
 // Unwrap returns the error that made Reencrypt skip the inbox.
 func (e *skipError) Unwrap() error { return e.err }
@@ -154,30 +233,64 @@ func (e *skipError) Is(target error) bool { return target == errSkipped }
 // and starts over, at most maxSwapAttempts times in all.
 func reencryptInbox(ctx context.Context, store ReencryptStore, k *Keyring, active string, in *holdfast.Inbox, stats *ReencryptStats) error {
 	id := in.ID
+	return reseal(ctx, k, active, resealItem{
+		name:  "inbox " + id,
+		field: "credentials",
+		aad:   credentialsAAD(id),
+		swap: func(ctx context.Context, old, sealed []byte) error {
+			return store.SwapCredentials(ctx, id, old, sealed)
+		},
+		reread: func(ctx context.Context) ([]byte, error) {
+			in, err := store.Inbox(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return in.Credentials, nil
+		},
+	}, in.Credentials, stats)
+}
+
+// resealItem is one stored sealed value that reseal brings to the active
+// key.
+type resealItem struct {
+	name  string // what errors call it: "inbox inb_…"
+	field string // what errors call the value: "credentials"
+	aad   []byte // the additional data it is sealed with
+	// swap stores sealed in place of old if the value is still old, or
+	// returns holdfast.ErrConflict; holdfast.ErrNotFound if it is gone.
+	swap func(ctx context.Context, old, sealed []byte) error
+	// reread reads the value again, or returns holdfast.ErrNotFound.
+	reread func(ctx context.Context) ([]byte, error)
+}
+
+// reseal brings it, currently sealed, to the active key and counts the
+// outcome in stats. It swaps from sealed; when another process changed the
+// value first, it reads it again and starts over, at most maxSwapAttempts
+// times in all. It returns a *skipError for a value it counted in Failed.
+func reseal(ctx context.Context, k *Keyring, active string, it resealItem, sealed []byte, stats *ReencryptStats) error {
 	for attempt := 1; ; attempt++ {
-		if len(in.Credentials) == 0 {
+		if len(sealed) == 0 {
 			stats.Empty++
 			return nil
 		}
-		keyID, err := KeyID(in.Credentials)
+		keyID, err := KeyID(sealed)
 		if err != nil {
-			return &skipError{inboxID: id, err: err}
+			return &skipError{name: it.name, err: err}
 		}
 		if keyID == active {
 			stats.Current++
 			return nil
 		}
-		aad := credentialsAAD(id)
-		plaintext, err := k.Open(in.Credentials, aad)
+		plaintext, err := k.Open(sealed, it.aad)
 		if err != nil {
-			return &skipError{inboxID: id, err: err}
+			return &skipError{name: it.name, err: err}
 		}
-		sealed, err := k.Seal(plaintext, aad)
+		resealed, err := k.Seal(plaintext, it.aad)
 		clear(plaintext)
 		if err != nil {
-			return fmt.Errorf("inbox %s: %w", id, err)
+			return fmt.Errorf("%s: %w", it.name, err)
 		}
-		err = store.SwapCredentials(ctx, id, in.Credentials, sealed)
+		err = it.swap(ctx, sealed, resealed)
 		switch {
 		case err == nil:
 			stats.Reencrypted++
@@ -186,18 +299,18 @@ func reencryptInbox(ctx context.Context, store ReencryptStore, k *Keyring, activ
 			stats.Deleted++
 			return nil
 		case !errors.Is(err, holdfast.ErrConflict):
-			return fmt.Errorf("swap credentials of inbox %s: %w", id, err)
+			return fmt.Errorf("swap %s of %s: %w", it.field, it.name, err)
 		case attempt == maxSwapAttempts:
-			return &skipError{inboxID: id, err: fmt.Errorf("credentials changed during each of %d attempts: %w", attempt, err)}
+			return &skipError{name: it.name, err: fmt.Errorf("%s changed during each of %d attempts: %w", it.field, attempt, err)}
 		}
-		// Another process wrote new credentials since they were read.
-		in, err = store.Inbox(ctx, id)
+		// Another process wrote a new value since it was read.
+		sealed, err = it.reread(ctx)
 		if errors.Is(err, holdfast.ErrNotFound) {
 			stats.Deleted++
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("read inbox %s again: %w", id, err)
+			return fmt.Errorf("read %s again: %w", it.name, err)
 		}
 	}
 }
