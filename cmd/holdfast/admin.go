@@ -66,9 +66,11 @@ func runAPIKeyCreate(ctx context.Context, args []string, getenv func(string) str
 }
 
 // runKeysRotate makes a new secret key active and re-encrypts every stored
-// credential under it. With a key file, the new key is generated and added
-// to the file; with HOLDFAST_SECRET_KEY, the operator puts the new key first
-// in the list before running it.
+// credential and webhook signing secret under it. With a key file, the new
+// key is generated and added to the file; with HOLDFAST_SECRET_KEY, the
+// operator puts the new key first in the list before running it. Every
+// write is a compare-and-set, so it may run while holdfast serve writes
+// credentials or webhook secrets.
 func runKeysRotate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var cfg config.Config
 	fs, finish := config.NewFlagSet("keys rotate", config.FlagsStore, &cfg, getenv, stderr)
@@ -104,44 +106,13 @@ func runKeysRotate(ctx context.Context, args []string, getenv func(string) strin
 	}
 	fmt.Fprintf(stdout, "active key %s: %d inboxes scanned, %d re-encrypted, %d already current\n",
 		ring.ActiveID(), stats.Scanned, stats.Reencrypted, stats.Current)
-	n, err := reencryptWebhookSecrets(ctx, b.store, ring)
+	wstats, err := secrets.ReencryptWebhooks(ctx, b.store, ring, webhookSecretAAD)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "active key %s: %d webhook secrets re-encrypted\n", ring.ActiveID(), n)
+	fmt.Fprintf(stdout, "active key %s: %d webhooks scanned, %d re-encrypted, %d already current\n",
+		ring.ActiveID(), wstats.Scanned, wstats.Reencrypted, wstats.Current)
 	return nil
-}
-
-// reencryptWebhookSecrets seals every webhook's signing secret again under
-// the active key, skipping those already under it. Like secrets.Reencrypt
-// it is safe to run again after an interruption.
-func reencryptWebhookSecrets(ctx context.Context, store holdfast.Store, ring *secrets.Keyring) (int, error) {
-	hooks, err := store.Webhooks(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("list webhooks: %w", err)
-	}
-	n := 0
-	for _, w := range hooks {
-		if id, err := secrets.KeyID(w.Secret); err == nil && id == ring.ActiveID() {
-			continue
-		}
-		plain, err := ring.Open(w.Secret, webhookSecretAAD(w.ID))
-		if err != nil {
-			return n, fmt.Errorf("open secret of webhook %s: %w", w.ID, err)
-		}
-		sealed, err := ring.Seal(plain, webhookSecretAAD(w.ID))
-		clear(plain)
-		if err != nil {
-			return n, fmt.Errorf("seal secret of webhook %s: %w", w.ID, err)
-		}
-		if err := store.SetWebhookSecret(ctx, w.ID, sealed); errors.Is(err, holdfast.ErrNotFound) {
-			continue // deleted meanwhile
-		} else if err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
 }
 
 // keyFile is where the generated key file lives.

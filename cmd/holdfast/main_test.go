@@ -515,11 +515,11 @@ func TestKeysRotate(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, errOut, err := e.run("keys", "rotate")
-	if err != nil || !strings.Contains(out, "3 inboxes scanned, 3 re-encrypted") || !strings.Contains(out, "1 webhook secrets re-encrypted") {
+	if err != nil || !strings.Contains(out, "3 inboxes scanned, 3 re-encrypted") || !strings.Contains(out, "1 webhooks scanned, 1 re-encrypted") {
 		t.Fatalf("first keys rotate = %q, %v; stderr:\n%s", out, err, errOut)
 	}
 	out, errOut, err = e.run("keys", "rotate")
-	if err != nil || !strings.Contains(out, "3 inboxes scanned, 3 re-encrypted") {
+	if err != nil || !strings.Contains(out, "3 inboxes scanned, 3 re-encrypted") || !strings.Contains(out, "1 webhooks scanned, 1 re-encrypted") {
 		t.Fatalf("second keys rotate (a new key again) = %q, %v; stderr:\n%s", out, err, errOut)
 	}
 	keys, err := os.ReadFile(filepath.Join(e.env["HOLDFAST_DATA_DIR"], "secret.keys"))
