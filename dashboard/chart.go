@@ -5,6 +5,7 @@ import (
 	"html"
 	"html/template"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -238,6 +239,83 @@ func timeChart(title string, snaps []holdfast.FleetSnapshot, provider holdfast.P
 	return template.HTML(b.String())
 }
 
+// snapshotGap is the longest time between two fleet snapshots that a
+// chart bridges; a longer one means holdfast was down.
+const snapshotGap = 3 * time.Minute
+
+// withChanges returns provider p's snapshots over [from, to] with a point
+// added at each of changes (state changes of p's inboxes), so that a chart
+// shows what happened between the snapshots, a minute apart. A change
+// moves one inbox from the counts of the point before it, provided the
+// last snapshot is at most snapshotGap older; each snapshot then sets the
+// counts again, making up for the changes not given (inboxes not read,
+// events past a read limit). The last snapshot before from, if at most
+// snapshotGap older, starts the series at from.
+func withChanges(snaps []holdfast.FleetSnapshot, p holdfast.Provider, changes []holdfast.Event, from, to time.Time) []holdfast.FleetSnapshot {
+	changes = slices.Clone(changes)
+	slices.SortStableFunc(changes, func(a, b holdfast.Event) int { return a.At.Compare(b.At) })
+	var (
+		out     []holdfast.FleetSnapshot
+		counts  map[holdfast.State]int64 // nil before the first snapshot
+		snapped time.Time                // when counts were last set by a snapshot
+	)
+	emit := func(at time.Time) {
+		if at.Before(from) {
+			at = from
+		}
+		s := holdfast.FleetSnapshot{At: at}
+		for _, st := range holdfast.States {
+			if n := counts[st]; n > 0 {
+				s.Counts = append(s.Counts, holdfast.InboxCount{Provider: p, State: st, Count: n})
+			}
+		}
+		if n := len(out); n > 0 && out[n-1].At.Equal(at) {
+			out[n-1] = s
+		} else {
+			out = append(out, s)
+		}
+	}
+	ci := 0
+	// apply applies the changes up to until.
+	apply := func(until time.Time) {
+		for ; ci < len(changes) && !changes[ci].At.After(until); ci++ {
+			ev := changes[ci]
+			if counts == nil || ev.At.Sub(snapped) > snapshotGap || ev.At.After(to) || ev.OldState == ev.NewState {
+				continue
+			}
+			if ev.OldState != "" {
+				if counts[ev.OldState] == 0 {
+					continue // the snapshot disagrees; the next one sets it right
+				}
+				counts[ev.OldState]--
+			}
+			if ev.NewState != "" {
+				counts[ev.NewState]++
+			}
+			emit(ev.At)
+		}
+	}
+	for _, s := range snaps {
+		if s.At.After(to) {
+			break
+		}
+		if s.At.Before(from.Add(-snapshotGap)) {
+			continue
+		}
+		// Changes at the time of a snapshot are in it.
+		apply(s.At)
+		counts, snapped = map[holdfast.State]int64{}, s.At
+		for _, c := range s.Counts {
+			if c.Provider == p {
+				counts[c.State] += c.Count
+			}
+		}
+		emit(s.At)
+	}
+	apply(to)
+	return out
+}
+
 func max64(a, b int64) int64 {
 	if a > b {
 		return a
@@ -260,7 +338,7 @@ func niceCeil(v int64) int64 {
 
 // tickStep picks a time step giving at most about eight ticks over span.
 func tickStep(span time.Duration) time.Duration {
-	for _, s := range []time.Duration{time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute,
+	for _, s := range []time.Duration{time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute,
 		30 * time.Minute, time.Hour, 2 * time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour} {
 		if span/s <= 8 {
 			return s

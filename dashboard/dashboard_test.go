@@ -634,32 +634,103 @@ func TestPages(t *testing.T) {
 				t.Errorf("GET %s: %s = %q, want %q", p.path, h, got, want)
 			}
 		}
-		got := csrfRe.ReplaceAllString(w.Body.String(), `name="csrf" value="CSRF"`)
-		golden := filepath.Join("testdata", p.name+".golden")
-		if *update {
-			must(t, os.WriteFile(golden, []byte(got), 0o644))
-			continue
-		}
-		want, err := os.ReadFile(golden)
-		if err != nil {
-			t.Fatalf("%v (run go test ./dashboard -update)", err)
-		}
-		if diff := cmp.Diff(string(want), got); diff != "" {
-			t.Errorf("GET %s differs from %s (-want +got):\n%s", p.path, golden, diff)
-		}
+		checkGolden(t, p.name, p.path, w.Body.String())
 	}
 	// The login page, without a session.
 	w := b.browser(t).do("GET", "/ui/login", nil)
-	got := csrfRe.ReplaceAllString(w.Body.String(), `name="csrf" value="CSRF"`)
-	golden := filepath.Join("testdata", "login.golden")
+	checkGolden(t, "login", "/ui/login", w.Body.String())
+}
+
+// checkGolden compares the page got from path, its CSRF tokens blanked,
+// with testdata/name.golden, or rewrites the file with -update.
+func checkGolden(t *testing.T, name, path, got string) {
+	t.Helper()
+	got = csrfRe.ReplaceAllString(got, `name="csrf" value="CSRF"`)
+	golden := filepath.Join("testdata", name+".golden")
 	if *update {
 		must(t, os.WriteFile(golden, []byte(got), 0o644))
 		return
 	}
 	want, err := os.ReadFile(golden)
-	must(t, err)
+	if err != nil {
+		t.Fatalf("%v (run go test ./dashboard -update)", err)
+	}
 	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("GET /ui/login differs from %s (-want +got):\n%s", golden, diff)
+		t.Errorf("GET %s differs from %s (-want +got):\n%s", path, golden, diff)
+	}
+}
+
+// TestIncidentChart checks that an incident's chart fits the incident: a
+// 20-second one between two snapshots shows its paused inbox from the
+// event log, and a 3-hour one keeps 3 hours of context either side.
+func TestIncidentChart(t *testing.T) {
+	t.Parallel()
+	b := setup(t) // no snapshots: this test writes its own
+	ctx := t.Context()
+	const inboxE = "inb_06h2409mwp2sg3rvkk7pw75mdg"
+	longOpened, longResolved := now.Add(-9*time.Hour), now.Add(-6*time.Hour)
+	shortOpened, shortResolved := now.Add(-2*time.Hour+10*time.Second), now.Add(-2*time.Hour+30*time.Second)
+	created := now.Add(-30 * time.Hour)
+	e := &holdfast.Inbox{ID: inboxE, Email: "erin@gmail.com", Provider: holdfast.ProviderGoogle, Tenant: "gmail.com", State: holdfast.StateConnected,
+		Reason: "verified", Message: holdfast.DefaultMessage(holdfast.StateConnected), Since: created, CreatedAt: created, UpdatedAt: created}
+	must(t, b.st.CreateInbox(ctx, e, holdfast.Event{InboxID: inboxE, At: created, NewState: holdfast.StateConnected, Reason: "verified", Cause: holdfast.CauseAPI}))
+	// paused is when erin@gmail.com was paused.
+	paused := [][2]time.Time{
+		{longOpened.Add(30 * time.Second), longResolved.Add(20 * time.Second)},
+		{shortOpened.Add(2 * time.Second), shortResolved},
+	}
+	for _, p := range paused {
+		for _, c := range []holdfast.StateChange{
+			{To: holdfast.StatePaused, Reason: "provider_outage", Cause: holdfast.CauseHealth, At: p[0]},
+			{To: holdfast.StateConnected, Reason: "recovered", Cause: holdfast.CauseHealth, At: p[1]},
+		} {
+			c.Message = holdfast.DefaultMessage(c.To)
+			_, err := b.st.ChangeState(ctx, inboxE, c)
+			must(t, err)
+		}
+	}
+	for id, in := range map[int64][2]time.Time{3: {longOpened, longResolved}, 4: {shortOpened, shortResolved}} {
+		must(t, b.st.SaveIncident(ctx, &holdfast.Incident{ID: id, Kind: "provider_outage", Provider: holdfast.ProviderGoogle,
+			OpenedAt: in[0], ResolvedAt: in[1], Evidence: "2 of 2 inboxes failing", Affected: 1, Recovered: 1,
+			Timeline: []holdfast.IncidentEntry{{At: in[0], What: "opened: 2 of 2 inboxes failing"}, {At: in[1], What: "resolved"}}}))
+	}
+	// A snapshot a minute for 13 hours: dave@gmail.com connected, and
+	// erin@gmail.com as it was.
+	for at := now.Add(-13 * time.Hour); !at.After(now); at = at.Add(time.Minute) {
+		st := holdfast.StateConnected
+		for _, p := range paused {
+			if !at.Before(p[0]) && at.Before(p[1]) {
+				st = holdfast.StatePaused
+			}
+		}
+		counts := []holdfast.InboxCount{{Provider: holdfast.ProviderGoogle, State: holdfast.StateConnected, Count: 1}}
+		if st == holdfast.StatePaused {
+			counts = append(counts, holdfast.InboxCount{Provider: holdfast.ProviderGoogle, State: holdfast.StatePaused, Count: 1})
+		} else {
+			counts[0].Count++
+		}
+		must(t, b.st.AppendFleetSnapshot(ctx, at, counts))
+	}
+
+	br := b.browser(t)
+	br.login(b.key)
+	for _, tt := range []struct {
+		name, path string
+		want       []string
+	}{
+		{"incident_long", "/ui/incidents/3", []string{"from 3 hours before the opening to 3 hours after the resolution", `<path d="M52.0 `, `fill="#8250df"`}},
+		{"incident_short", "/ui/incidents/4", []string{"from 5 minutes before the opening to 5 minutes after the resolution", `<path d="M52.0 `, `fill="#8250df"`}},
+	} {
+		w := br.do("GET", tt.path, nil)
+		if w.Code != http.StatusOK {
+			t.Fatalf("GET %s = %d, want 200", tt.path, w.Code)
+		}
+		for _, want := range tt.want {
+			if !strings.Contains(w.Body.String(), want) {
+				t.Errorf("GET %s does not show %q", tt.path, want)
+			}
+		}
+		checkGolden(t, tt.name, tt.path, w.Body.String())
 	}
 }
 

@@ -209,6 +209,9 @@ type incidentData struct {
 	Duration time.Duration
 	Timeline []timelineEntry
 	Chart    template.HTML
+	// ChartWindow says what the chart spans, as "from 5 minutes before
+	// the opening to 5 minutes after the resolution".
+	ChartWindow string
 	// Paused and Resumed count the scope's inboxes the event log shows
 	// paused and resumed in the window.
 	Paused, Resumed int
@@ -251,6 +254,16 @@ func (d *dash) incidentPage(r *http.Request, _ *session) (*view, error) {
 	if winTo.After(now) {
 		winTo = now
 	}
+	// The chart fits the incident: as long again before the opening and
+	// after the resolution, at least 5 minutes and at most 6 hours, so that
+	// a 20-second incident is not a sliver and a long one keeps its context.
+	pad := chartPad(data.Duration)
+	chartFrom, chartTo := in.OpenedAt.Add(-pad), end.Add(pad)
+	data.ChartWindow = fmt.Sprintf("from %s before the opening to %[1]s after the resolution", padText(pad))
+	if in.Open() || !chartTo.Before(now) {
+		chartTo = now
+		data.ChartWindow = fmt.Sprintf("from %s before the opening until now", padText(pad))
+	}
 	for _, e := range in.Timeline {
 		data.Timeline = append(data.Timeline, timelineEntry{At: e.At, Kind: timelineKind(e.What), What: e.What})
 	}
@@ -287,12 +300,18 @@ func (d *dash) incidentPage(r *http.Request, _ *session) (*view, error) {
 			first[k] = at
 		}
 	}
+	// The scope's state changes around the chart's window, which the chart
+	// draws between the fleet snapshots.
+	var changes []holdfast.Event
 	for id, ib := range scope {
 		evs, err := d.cfg.Store.Events(ctx, id, holdfast.EventFilter{Limit: 200})
 		if err != nil {
 			return nil, err
 		}
 		for _, ev := range evs {
+			if !ev.At.Before(chartFrom.Add(-snapshotGap)) && !ev.At.After(chartTo) {
+				changes = append(changes, ev)
+			}
 			if ev.At.Before(winFrom) || ev.At.After(winTo) {
 				continue
 			}
@@ -359,20 +378,41 @@ func (d *dash) incidentPage(r *http.Request, _ *session) (*view, error) {
 	}
 	sort.SliceStable(data.Timeline, func(i, j int) bool { return data.Timeline[i].At.Before(data.Timeline[j].At) })
 
-	snaps, err := d.cfg.Store.FleetSnapshots(ctx, winFrom)
+	snaps, err := d.cfg.Store.FleetSnapshots(ctx, chartFrom.Add(-snapshotGap))
 	if err != nil {
 		return nil, err
-	}
-	chartTo := end.Add(30 * time.Minute)
-	if chartTo.After(now) {
-		chartTo = now
 	}
 	marks := []marker{{At: in.OpenedAt, Label: "opened"}}
 	if !in.Open() {
 		marks = append(marks, marker{At: in.ResolvedAt, Label: "resolved"})
 	}
-	data.Chart = timeChart(fmt.Sprintf("%s inboxes by state over incident %d", in.Provider, in.ID), snaps, in.Provider, winFrom, chartTo, marks)
+	data.Chart = timeChart(fmt.Sprintf("%s inboxes by state over incident %d", in.Provider, in.ID),
+		withChanges(snaps, in.Provider, changes, chartFrom, chartTo), in.Provider, chartFrom, chartTo, marks)
 	return &view{Template: "incident", Title: fmt.Sprintf("Incident %d", in.ID), Nav: "incidents", Refresh: true, Data: data}, nil
+}
+
+// chartPad is how far an incident's chart reaches before its opening and
+// after its resolution: its duration, rounded up to a minute, at least 5
+// minutes and at most 6 hours.
+func chartPad(d time.Duration) time.Duration {
+	if r := d.Truncate(time.Minute); r < d {
+		d = r + time.Minute
+	}
+	return min(max(d, 5*time.Minute), 6*time.Hour)
+}
+
+// padText says a whole number of minutes as people read it: "5 minutes",
+// "1 hour", "2 hours 13 minutes".
+func padText(d time.Duration) string {
+	h, m := int(d/time.Hour), int(d%time.Hour/time.Minute)
+	var parts []string
+	if h > 0 {
+		parts = append(parts, fmt.Sprintf("%d %s", h, plural(h, "hour", "hours")))
+	}
+	if m > 0 || h == 0 {
+		parts = append(parts, fmt.Sprintf("%d %s", m, plural(m, "minute", "minutes")))
+	}
+	return strings.Join(parts, " ")
 }
 
 // timelineKind sorts the engine's timeline sentences into the phases of
