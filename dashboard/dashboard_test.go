@@ -565,6 +565,11 @@ func TestDeclare(t *testing.T) {
 func TestInboxSearch(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	// Inboxes A and C belong to boss@contoso.com, B and D to themselves.
+	for _, id := range []string{inboxA, inboxC} {
+		_, err := b.st.SetOwnerEmail(t.Context(), id, "boss@contoso.com")
+		must(t, err)
+	}
 	br := b.browser(t)
 	br.login(b.key)
 	for _, tt := range []struct {
@@ -572,8 +577,13 @@ func TestInboxSearch(t *testing.T) {
 		want  []string
 	}{
 		{"q=a%40contoso.com", []string{"a@contoso.com"}},
+		{"q=boss%40contoso.com", []string{"a@contoso.com", "carol@example.org"}},
+		{"q=Boss%40Contoso.COM", []string{"a@contoso.com", "carol@example.org"}},
+		{"q=bo", []string{"a@contoso.com", "carol@example.org"}},
+		{"q=boss%40contoso.com&state=needs_reconnect", []string{"carol@example.org"}},
+		{"q=dave%40gmail.com", []string{"dave@gmail.com"}},
 		{"q=A%40Contoso.COM", []string{"a@contoso.com"}},
-		{"q=b", []string{"b@contoso.com"}},
+		{"q=b", []string{"a@contoso.com", "b@contoso.com", "carol@example.org"}}, // b@…, and boss@… owns A and C
 		{"q=" + inboxC, []string{"carol@example.org"}},
 		{"state=paused", []string{"a@contoso.com", "b@contoso.com"}},
 		{"provider=google", []string{"dave@gmail.com"}},
@@ -592,6 +602,17 @@ func TestInboxSearch(t *testing.T) {
 		if diff := cmp.Diff(tt.want, got); diff != "" {
 			t.Errorf("search %s (-want +got):\n%s", tt.query, diff)
 		}
+	}
+	// The owner shows in the results and on the inbox page, linked to the
+	// owner's inboxes.
+	ownerLink := `<a href="/ui/inboxes?q=boss%40contoso.com">boss@contoso.com</a>`
+	for _, path := range []string{"/ui/inboxes?q=boss%40contoso.com", "/ui/inboxes/" + inboxA} {
+		if w := br.do("GET", path, nil); !strings.Contains(w.Body.String(), ownerLink) {
+			t.Errorf("GET %s does not show %s:\n%s", path, ownerLink, w.Body)
+		}
+	}
+	if w := br.do("GET", "/ui/inboxes/"+inboxD, nil); !strings.Contains(w.Body.String(), "<dt>Owner</dt><dd>dave@gmail.com <span") {
+		t.Errorf("GET the page of an inbox without an owner address does not show it as its own owner:\n%s", w.Body)
 	}
 	if w := br.do("GET", "/ui/inboxes?state=bogus", nil); w.Code != http.StatusBadRequest {
 		t.Errorf("GET /ui/inboxes?state=bogus = %d, want 400", w.Code)

@@ -577,7 +577,8 @@ const (
 )
 
 // inboxesPage serves GET /ui/inboxes?q=&state=&provider=&after=: inbox
-// search by ID, exact email or email prefix, state and provider.
+// search by ID, exact email or owner address (all the owner's inboxes),
+// prefix of either, state and provider.
 func (d *dash) inboxesPage(r *http.Request, _ *session) (*view, error) {
 	ctx := r.Context()
 	q := r.URL.Query()
@@ -632,6 +633,13 @@ func (d *dash) inboxesPage(r *http.Request, _ *session) (*view, error) {
 					return nil, err
 				}
 			}
+			owned, err := d.cfg.Store.InboxesByOwner(ctx, data.Query)
+			if err != nil {
+				return nil, err
+			}
+			for _, ib := range owned {
+				add(ib)
+			}
 		}
 	}
 	prefix := strings.ToLower(data.Query)
@@ -643,7 +651,7 @@ func (d *dash) inboxesPage(r *http.Request, _ *session) (*view, error) {
 		}
 		for i, ib := range page {
 			data.Scanned++
-			if strings.HasPrefix(strings.ToLower(ib.Email), prefix) {
+			if strings.HasPrefix(strings.ToLower(ib.Email), prefix) || (ib.OwnerEmail != "" && strings.HasPrefix(strings.ToLower(ib.OwnerEmail), prefix)) {
 				add(ib)
 			}
 			if len(data.Results) >= searchPage || data.Scanned >= searchScanMax {
