@@ -162,19 +162,19 @@ func openTestStore(t *testing.T, e *testEnv) *sqlite.Store {
 }
 
 // seedHistory gives the fleet charts a day of history, as the snapshot
-// job would have recorded it, ending now: microsoft and google inboxes
+// job would have recorded it, ending before until: microsoft and google inboxes
 // connected (a short Microsoft blip in the afternoon, a Google one in the
 // night) and the seeded owner's Google inbox going suspect, then needing
 // reconnect. It first drops the snapshots the service took while the test
 // was still connecting its inboxes.
-func seedHistory(t *testing.T, st *sqlite.Store, microsoft, google int64) {
+func seedHistory(t *testing.T, st *sqlite.Store, microsoft, google int64, until time.Time) {
 	t.Helper()
 	ctx := t.Context()
 	now := time.Now().UTC()
 	if _, err := st.PruneFleetSnapshots(ctx, now); err != nil {
 		t.Fatal(err)
 	}
-	for at := now.Add(-24 * time.Hour).Truncate(time.Minute); at.Before(now); at = at.Add(time.Minute) {
+	for at := now.Add(-24 * time.Hour).Truncate(time.Minute); at.Before(until); at = at.Add(time.Minute) {
 		ago := now.Sub(at)
 		var msTrouble int64
 		if ago > 6*time.Hour && ago <= 6*time.Hour+18*time.Minute {
