@@ -109,15 +109,7 @@ func Reencrypt(ctx context.Context, store ReencryptStore, k *Keyring) (Reencrypt
 			}
 			after = in.ID
 			stats.Scanned++
-			err := reencryptInbox(ctx, store, k, active, in, &stats)
-			switch {
-			case err == nil:
-			case errors.Is(err, errSkipped):
-				stats.Failed++
-				if len(failures) < maxReportedFailures {
-					failures = append(failures, err)
-				}
-			default:
+			if err := stats.tally(reencryptInbox(ctx, store, k, active, in, &stats), &failures); err != nil {
 				return stats, fmt.Errorf("re-encrypt: %w", err)
 			}
 		}
@@ -188,14 +180,7 @@ func ReencryptWebhooks(ctx context.Context, store WebhookStore, k *Keyring, aad 
 				return w.Secret, nil
 			},
 		}, w.Secret, &stats)
-		switch {
-		case err == nil:
-		case errors.Is(err, errSkipped):
-			stats.Failed++
-			if len(failures) < maxReportedFailures {
-				failures = append(failures, err)
-			}
-		default:
+		if err := stats.tally(err, &failures); err != nil {
 			return stats, fmt.Errorf("re-encrypt webhook secrets: %w", err)
 		}
 	}
@@ -204,6 +189,23 @@ func ReencryptWebhooks(ctx context.Context, store WebhookStore, k *Keyring, aad 
 			stats.Failed, len(failures), errors.Join(failures...))
 	}
 	return stats, nil
+}
+
+// tally counts one item's outcome: nil passes, a skipped failure is
+// counted in Failed and kept for the report (the first
+// maxReportedFailures), and any other error is returned: it stops the run.
+func (s *ReencryptStats) tally(err error, failures *[]error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errSkipped):
+		s.Failed++
+		if len(*failures) < maxReportedFailures {
+			*failures = append(*failures, err)
+		}
+		return nil
+	}
+	return err
 }
 
 // errSkipped marks the per-inbox (per-webhook) failures that Reencrypt
