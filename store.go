@@ -68,11 +68,6 @@ type Store interface {
 	// SaveHeldAction inserts or replaces the held action with h.ID (the
 	// caller's). h is not modified.
 	SaveHeldAction(ctx context.Context, h *HeldAction) error
-	// HeldActions returns at most limit held actions (zero or less means
-	// 100, at most 1000), oldest first by ID, only the pending ones (not
-	// Done) if pendingOnly. It is FindHeldActions with only PendingOnly and
-	// Limit set.
-	HeldActions(ctx context.Context, pendingOnly bool, limit int) ([]*HeldAction, error)
 	// FindHeldActions returns the held actions f selects, oldest first by
 	// ID or, with f.Newest, newest first, at most f.Limit (zero or less
 	// means 100, at most 1000).

@@ -79,7 +79,7 @@ func (d *dash) fleetPage(r *http.Request, _ *session) (*view, error) {
 		p := holdfast.Provider(row.Label)
 		fd.Charts = append(fd.Charts, namedChart{row.Label, timeChart("Inboxes by state over the last 24 hours, "+row.Label, snaps, p, from, now, incidentMarkers(opened, p))})
 	}
-	held, err := d.cfg.Store.HeldActions(ctx, true, 1000)
+	held, err := d.cfg.Store.FindHeldActions(ctx, holdfast.HeldActionFilter{PendingOnly: true, Limit: 1000})
 	if err != nil {
 		return nil, err
 	}

@@ -43,6 +43,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/holdfast/holdfast"
@@ -91,6 +92,9 @@ type Base struct {
 type Item struct {
 	Notice *holdfast.NoticeRecord
 	Inbox  *holdfast.Inbox
+	// Held is set by a stage that drops the item without deciding it: the
+	// notice stays pending, to be tried again (a notice storm).
+	Held bool
 }
 
 // A Stage processes the items of one group and returns those that go on.
@@ -290,13 +294,8 @@ func (n *Notifier) Deliver(ctx context.Context, id int64) (wait time.Duration, e
 	if _, err := n.pipeline.Exec(ctx, items); err != nil {
 		return 0, fmt.Errorf("deliver notice %d: %w", id, err)
 	}
-	// A notice still pending was held (a notice storm): try again later.
-	recs, err = n.cfg.Store.NoticeRecords(ctx, holdfast.NoticeFilter{ID: id, Limit: 1})
-	if err != nil {
-		return 0, fmt.Errorf("deliver notice %d: %w", id, err)
-	}
-	if len(recs) == 1 && recs[0].Status == holdfast.NoticePending {
-		return n.cfg.HoldRetry, nil
+	if slices.ContainsFunc(items, func(it *Item) bool { return it.Held && it.Notice.ID == id }) {
+		return n.cfg.HoldRetry, nil // a notice storm: try again later
 	}
 	return 0, nil
 }

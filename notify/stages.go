@@ -71,6 +71,7 @@ func (s *Inhibit) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 			if inc.Kind == KindNoticeStorm {
 				s.Logger.InfoContext(ctx, "notice held by a notice storm", "notice_id", it.Notice.ID,
 					"inbox_id", it.Notice.InboxID, "incident_id", inc.ID)
+				it.Held = true
 				continue
 			}
 			if err := cancel(ctx, s.Base, s.Store, it, ReasonIncident); err != nil {

@@ -15,25 +15,74 @@ import (
 	"github.com/holdfast/holdfast"
 )
 
+// sealedRows is an in-memory table of sealed values by ID, which the
+// fake stores keep their credentials and secrets in: a plain write, a
+// delete, a copy, and the compare-and-set the stores answer with.
+type sealedRows struct {
+	// SwapFunc, if set, runs before each swap compares the value, so it
+	// may change it as a concurrent writer would; an error it returns is
+	// returned without storing anything.
+	SwapFunc func(id string) error
+
+	mu   sync.Mutex
+	rows map[string][]byte
+	sets int
+}
+
+// swap replaces the value of id with sealed if it is still old; what
+// names the value in its errors ("credentials of inbox").
+func (r *sealedRows) swap(what, id string, old, sealed []byte) error {
+	if r.SwapFunc != nil {
+		if err := r.SwapFunc(id); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	current, ok := r.rows[id]
+	if !ok {
+		return holdfast.ErrNotFound
+	}
+	if !bytes.Equal(current, old) {
+		return fmt.Errorf("swap %s %s: %w", what, id, holdfast.ErrConflict)
+	}
+	r.rows[id] = slices.Clone(sealed)
+	r.sets++
+	return nil
+}
+
+// set stores sealed as id's value, as another process writing it would.
+func (r *sealedRows) set(id string, sealed []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rows[id] = slices.Clone(sealed)
+}
+
+// delete removes id, as another process deleting it would.
+func (r *sealedRows) delete(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.rows, id)
+}
+
+// value returns a copy of id's sealed value.
+func (r *sealedRows) value(id string) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.rows[id])
+}
+
 // fakeStore is an in-memory ReencryptStore. Its pages are at most maxPage
 // inboxes long whatever the caller asks for, like a store that caps Limit.
 type fakeStore struct {
 	maxPage int
-	// SwapCredentialsFunc, if set, runs before each SwapCredentials
-	// compares the credentials, so it may change them as a concurrent
-	// writer would; an error it returns is returned without storing
-	// anything.
-	SwapCredentialsFunc func(id string) error
-
-	mu      sync.Mutex
-	inboxes map[string][]byte
-	sets    int
+	sealedRows
 }
 
 var _ ReencryptStore = (*fakeStore)(nil)
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{maxPage: 3, inboxes: make(map[string][]byte)}
+	return &fakeStore{maxPage: 3, sealedRows: sealedRows{rows: make(map[string][]byte)}}
 }
 
 // Inboxes returns inboxes ordered by ID after f.After.
@@ -45,7 +94,7 @@ func (s *fakeStore) Inboxes(_ context.Context, f holdfast.InboxFilter) ([]*holdf
 		limit = s.maxPage
 	}
 	ids := slices.Sorted(func(yield func(string) bool) {
-		for id := range s.inboxes {
+		for id := range s.rows {
 			if id > f.After && !yield(id) {
 				return
 			}
@@ -53,7 +102,7 @@ func (s *fakeStore) Inboxes(_ context.Context, f holdfast.InboxFilter) ([]*holdf
 	})
 	var page []*holdfast.Inbox
 	for _, id := range ids[:min(limit, len(ids))] {
-		page = append(page, &holdfast.Inbox{ID: id, Credentials: slices.Clone(s.inboxes[id])})
+		page = append(page, &holdfast.Inbox{ID: id, Credentials: slices.Clone(s.rows[id])})
 	}
 	return page, nil
 }
@@ -62,7 +111,7 @@ func (s *fakeStore) Inboxes(_ context.Context, f holdfast.InboxFilter) ([]*holdf
 func (s *fakeStore) Inbox(_ context.Context, id string) (*holdfast.Inbox, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sealed, ok := s.inboxes[id]
+	sealed, ok := s.rows[id]
 	if !ok {
 		return nil, holdfast.ErrNotFound
 	}
@@ -72,45 +121,7 @@ func (s *fakeStore) Inbox(_ context.Context, id string) (*holdfast.Inbox, error)
 // SwapCredentials replaces an inbox's sealed credentials if they are still
 // old.
 func (s *fakeStore) SwapCredentials(_ context.Context, id string, old, sealed []byte) error {
-	if s.SwapCredentialsFunc != nil {
-		if err := s.SwapCredentialsFunc(id); err != nil {
-			return err
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	current, ok := s.inboxes[id]
-	if !ok {
-		return holdfast.ErrNotFound
-	}
-	if !bytes.Equal(current, old) {
-		return fmt.Errorf("swap credentials of inbox %s: %w", id, holdfast.ErrConflict)
-	}
-	s.inboxes[id] = slices.Clone(sealed)
-	s.sets++
-	return nil
-}
-
-// setCredentials stores sealed as an inbox's credentials, as another
-// process writing them would.
-func (s *fakeStore) setCredentials(id string, sealed []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.inboxes[id] = slices.Clone(sealed)
-}
-
-// deleteInbox removes an inbox, as another process deleting it would.
-func (s *fakeStore) deleteInbox(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.inboxes, id)
-}
-
-// credentials returns a copy of an inbox's sealed credentials.
-func (s *fakeStore) credentials(id string) []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.inboxes[id])
+	return s.swap("credentials of inbox", id, old, sealed)
 }
 
 type reencryptBundle struct {
@@ -138,11 +149,11 @@ func setupReencrypt(t *testing.T, n int) *reencryptBundle {
 		if err != nil {
 			t.Fatalf("SealCredentials: %v", err)
 		}
-		b.store.inboxes[id] = sealed
+		b.store.rows[id] = sealed
 		b.creds[id] = c
 	}
-	b.store.inboxes["inb_empty_1"] = nil
-	b.store.inboxes["inb_empty_2"] = []byte{}
+	b.store.rows["inb_empty_1"] = nil
+	b.store.rows["inb_empty_2"] = []byte{}
 	return b
 }
 
@@ -152,7 +163,7 @@ func (b *reencryptBundle) checkAllUnder(t *testing.T, keyID string) {
 	t.Helper()
 	onlyNew := newTestKeyring(t, testKey("k2", 2))
 	for id, want := range b.creds {
-		sealed := b.store.credentials(id)
+		sealed := b.store.value(id)
 		if got, err := KeyID(sealed); err != nil || got != keyID {
 			t.Errorf("inbox %s: KeyID = %q, %v; want %q", id, got, err, keyID)
 		}
@@ -195,7 +206,7 @@ func TestReencrypt(t *testing.T) {
 		t.Errorf("Reencrypt stats mismatch (-want +got):\n%s", diff)
 	}
 	b.checkAllUnder(t, "k2")
-	if got := b.store.credentials("inb_empty_1"); got != nil {
+	if got := b.store.value("inb_empty_1"); got != nil {
 		t.Errorf("inbox without credentials now holds %d bytes, want none", len(got))
 	}
 
@@ -218,7 +229,7 @@ func TestReencryptResumesAfterCrash(t *testing.T) {
 	b := setupReencrypt(t, 25)
 	crash := errors.New("disk on fire")
 	calls := 0
-	b.store.SwapCredentialsFunc = func(string) error {
+	b.store.SwapFunc = func(string) error {
 		calls++
 		if calls == 10 {
 			return crash
@@ -236,7 +247,7 @@ func TestReencryptResumesAfterCrash(t *testing.T) {
 		t.Errorf("interrupted Reencrypt stats mismatch (-want +got):\n%s", diff)
 	}
 
-	b.store.SwapCredentialsFunc = nil
+	b.store.SwapFunc = nil
 	stats, err = Reencrypt(t.Context(), b.store, b.newRing)
 	if err != nil {
 		t.Fatalf("resumed Reencrypt: %v", err)
@@ -262,10 +273,10 @@ func TestReencryptSkipsUnopenable(t *testing.T) {
 	bad := map[string][]byte{
 		"inb_bad_1": unknown,
 		"inb_bad_2": []byte("plaintext password"),
-		"inb_bad_3": b.store.credentials("inb_000"), // copied from another inbox
+		"inb_bad_3": b.store.value("inb_000"), // copied from another inbox
 	}
 	for id, sealed := range bad {
-		b.store.inboxes[id] = sealed
+		b.store.rows[id] = sealed
 	}
 
 	stats, err := Reencrypt(t.Context(), b.store, b.newRing)
@@ -289,7 +300,7 @@ func TestReencryptSkipsUnopenable(t *testing.T) {
 		t.Errorf("Reencrypt error %q quotes stored bytes", err)
 	}
 	for id, want := range bad {
-		if diff := cmp.Diff(want, b.store.credentials(id)); diff != "" {
+		if diff := cmp.Diff(want, b.store.value(id)); diff != "" {
 			t.Errorf("inbox %s credentials changed (-want +got):\n%s", id, diff)
 		}
 	}
@@ -300,7 +311,7 @@ func TestReencryptDeletedInbox(t *testing.T) {
 	t.Parallel()
 
 	b := setupReencrypt(t, 5)
-	b.store.SwapCredentialsFunc = func(id string) error {
+	b.store.SwapFunc = func(id string) error {
 		if id == "inb_002" {
 			return fmt.Errorf("set credentials: %w", holdfast.ErrNotFound)
 		}
@@ -339,7 +350,7 @@ func TestReencryptConcurrentWrite(t *testing.T) {
 			name: "sealed under the active key",
 			write: func(t *testing.T, b *reencryptBundle, n int) {
 				if n == 1 {
-					b.store.setCredentials(raced, mustSeal(t, b.newRing, raced, rotated(1)))
+					b.store.set(raced, mustSeal(t, b.newRing, raced, rotated(1)))
 				}
 			},
 			want:      ReencryptStats{Scanned: 7, Reencrypted: 4, Current: 1, Empty: 2},
@@ -350,7 +361,7 @@ func TestReencryptConcurrentWrite(t *testing.T) {
 			name: "sealed under the old key",
 			write: func(t *testing.T, b *reencryptBundle, n int) {
 				if n == 1 {
-					b.store.setCredentials(raced, mustSeal(t, b.oldRing, raced, rotated(1)))
+					b.store.set(raced, mustSeal(t, b.oldRing, raced, rotated(1)))
 				}
 			},
 			want:      ReencryptStats{Scanned: 7, Reencrypted: 5, Empty: 2},
@@ -361,7 +372,7 @@ func TestReencryptConcurrentWrite(t *testing.T) {
 			name: "emptied",
 			write: func(t *testing.T, b *reencryptBundle, n int) {
 				if n == 1 {
-					b.store.setCredentials(raced, nil)
+					b.store.set(raced, nil)
 				}
 			},
 			want: ReencryptStats{Scanned: 7, Reencrypted: 4, Empty: 3},
@@ -370,7 +381,7 @@ func TestReencryptConcurrentWrite(t *testing.T) {
 			name: "deleted",
 			write: func(t *testing.T, b *reencryptBundle, n int) {
 				if n == 1 {
-					b.store.deleteInbox(raced)
+					b.store.delete(raced)
 				}
 			},
 			want: ReencryptStats{Scanned: 7, Reencrypted: 4, Empty: 2, Deleted: 1},
@@ -378,7 +389,7 @@ func TestReencryptConcurrentWrite(t *testing.T) {
 		{
 			name: "changed before every attempt",
 			write: func(t *testing.T, b *reencryptBundle, n int) {
-				b.store.setCredentials(raced, mustSeal(t, b.oldRing, raced, rotated(n)))
+				b.store.set(raced, mustSeal(t, b.oldRing, raced, rotated(n)))
 			},
 			want:      ReencryptStats{Scanned: 7, Reencrypted: 4, Empty: 2, Failed: 1},
 			wantCreds: rotated(maxSwapAttempts),
@@ -392,7 +403,7 @@ func TestReencryptConcurrentWrite(t *testing.T) {
 
 			b := setupReencrypt(t, 5)
 			attempts := 0
-			b.store.SwapCredentialsFunc = func(id string) error {
+			b.store.SwapFunc = func(id string) error {
 				if id == raced {
 					attempts++
 					tt.write(t, b, attempts)
@@ -411,7 +422,7 @@ func TestReencryptConcurrentWrite(t *testing.T) {
 			}
 
 			// The concurrent write survives.
-			sealed := b.store.credentials(raced)
+			sealed := b.store.value(raced)
 			if tt.wantCreds == (Credentials{}) {
 				if len(sealed) != 0 {
 					t.Errorf("inbox %s holds %d bytes of credentials; want none", raced, len(sealed))
@@ -449,7 +460,7 @@ func TestReencryptCanceled(t *testing.T) {
 
 	b := setupReencrypt(t, 10)
 	ctx, cancel := context.WithCancel(t.Context())
-	b.store.SwapCredentialsFunc = func(id string) error {
+	b.store.SwapFunc = func(id string) error {
 		if id == "inb_004" {
 			cancel()
 		}

@@ -1,14 +1,12 @@
 package secrets
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -17,16 +15,7 @@ import (
 )
 
 // fakeWebhookStore is an in-memory WebhookStore.
-type fakeWebhookStore struct {
-	// SwapWebhookSecretFunc, if set, runs before each SwapWebhookSecret
-	// compares the secret, so it may change it as a concurrent writer
-	// would; an error it returns is returned without storing anything.
-	SwapWebhookSecretFunc func(id string) error
-
-	mu      sync.Mutex
-	secrets map[string][]byte
-	sets    int
-}
+type fakeWebhookStore struct{ sealedRows }
 
 var _ WebhookStore = (*fakeWebhookStore)(nil)
 
@@ -34,7 +23,7 @@ var _ WebhookStore = (*fakeWebhookStore)(nil)
 func (s *fakeWebhookStore) Webhook(_ context.Context, id string) (*holdfast.Webhook, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sealed, ok := s.secrets[id]
+	sealed, ok := s.rows[id]
 	if !ok {
 		return nil, holdfast.ErrNotFound
 	}
@@ -46,52 +35,15 @@ func (s *fakeWebhookStore) Webhooks(context.Context) ([]*holdfast.Webhook, error
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*holdfast.Webhook
-	for _, id := range slices.Sorted(maps.Keys(s.secrets)) {
-		out = append(out, &holdfast.Webhook{ID: id, Secret: slices.Clone(s.secrets[id])})
+	for _, id := range slices.Sorted(maps.Keys(s.rows)) {
+		out = append(out, &holdfast.Webhook{ID: id, Secret: slices.Clone(s.rows[id])})
 	}
 	return out, nil
 }
 
 // SwapWebhookSecret replaces a webhook's sealed secret if it is still old.
 func (s *fakeWebhookStore) SwapWebhookSecret(_ context.Context, id string, old, sealed []byte) error {
-	if s.SwapWebhookSecretFunc != nil {
-		if err := s.SwapWebhookSecretFunc(id); err != nil {
-			return err
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	current, ok := s.secrets[id]
-	if !ok {
-		return holdfast.ErrNotFound
-	}
-	if !bytes.Equal(current, old) {
-		return fmt.Errorf("swap secret of webhook %s: %w", id, holdfast.ErrConflict)
-	}
-	s.secrets[id] = slices.Clone(sealed)
-	s.sets++
-	return nil
-}
-
-// set stores sealed as a webhook's secret, as another process would.
-func (s *fakeWebhookStore) set(id string, sealed []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.secrets[id] = slices.Clone(sealed)
-}
-
-// delete removes a webhook, as another process deleting it would.
-func (s *fakeWebhookStore) delete(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.secrets, id)
-}
-
-// secret returns a copy of a webhook's sealed secret.
-func (s *fakeWebhookStore) secret(id string) []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.secrets[id])
+	return s.swap("secret of webhook", id, old, sealed)
 }
 
 // testWebhookAAD stands for the additional data holdfast serve seals
@@ -113,13 +65,13 @@ func setupReencryptWebhooks(t *testing.T, n int) *webhookBundle {
 	b := &webhookBundle{
 		oldRing: newTestKeyring(t, k1),
 		newRing: newTestKeyring(t, k2, k1),
-		store:   &fakeWebhookStore{secrets: make(map[string][]byte)},
+		store:   &fakeWebhookStore{sealedRows{rows: make(map[string][]byte)}},
 		plain:   make(map[string]string),
 	}
 	for i := range n {
 		id := fmt.Sprintf("whk_%03d", i)
 		b.plain[id] = fmt.Sprintf("whsec-%d", i)
-		b.store.secrets[id] = b.seal(t, b.oldRing, id, b.plain[id])
+		b.store.rows[id] = b.seal(t, b.oldRing, id, b.plain[id])
 	}
 	return b
 }
@@ -138,7 +90,7 @@ func (b *webhookBundle) seal(t *testing.T, ring *Keyring, id, secret string) []b
 // keyID and opens to want.
 func (b *webhookBundle) check(t *testing.T, id, keyID, want string) {
 	t.Helper()
-	sealed := b.store.secret(id)
+	sealed := b.store.value(id)
 	if got, err := KeyID(sealed); err != nil || got != keyID {
 		t.Errorf("webhook %s: KeyID = %q, %v; want %q", id, got, err, keyID)
 	}
@@ -246,7 +198,7 @@ func TestReencryptWebhooksConcurrentWrite(t *testing.T) {
 
 			b := setupReencryptWebhooks(t, 4)
 			attempts := 0
-			b.store.SwapWebhookSecretFunc = func(id string) error {
+			b.store.SwapFunc = func(id string) error {
 				if id == raced {
 					attempts++
 					tt.write(t, b, attempts)
@@ -286,10 +238,10 @@ func TestReencryptWebhooksSkipsUnopenable(t *testing.T) {
 	b := setupReencryptWebhooks(t, 3)
 	bad := map[string][]byte{
 		"whk_bad_1": []byte("plaintext secret"),
-		"whk_bad_2": b.store.secret("whk_000"), // copied from another webhook
+		"whk_bad_2": b.store.value("whk_000"), // copied from another webhook
 	}
 	for id, sealed := range bad {
-		b.store.secrets[id] = sealed
+		b.store.rows[id] = sealed
 	}
 	stats, err := ReencryptWebhooks(t.Context(), b.store, b.newRing, testWebhookAAD)
 	if diff := cmp.Diff(ReencryptStats{Scanned: 5, Reencrypted: 3, Failed: 2}, stats); diff != "" {
@@ -304,7 +256,7 @@ func TestReencryptWebhooksSkipsUnopenable(t *testing.T) {
 		t.Errorf("ReencryptWebhooks error %q quotes stored bytes", err)
 	}
 	for id, want := range bad {
-		if diff := cmp.Diff(want, b.store.secret(id)); diff != "" {
+		if diff := cmp.Diff(want, b.store.value(id)); diff != "" {
 			t.Errorf("webhook %s secret changed (-want +got):\n%s", id, diff)
 		}
 	}

@@ -26,22 +26,22 @@ func TestRotateRefreshToken(t *testing.T) {
 	}{
 		{name: "nothing else happens", want: "rt-2"},
 		{name: "re-encrypted under a new key meanwhile", meanwhile: func(s *fakeStore) {
-			s.setCredentials(id, mustSeal(t, ring, id, orig))
+			s.set(id, mustSeal(t, ring, id, orig))
 		}, want: "rt-2"},
 		{name: "owner reconnected meanwhile", meanwhile: func(s *fakeStore) {
-			s.setCredentials(id, mustSeal(t, ring, id, Credentials{RefreshToken: "rt-new-grant"}))
+			s.set(id, mustSeal(t, ring, id, Credentials{RefreshToken: "rt-new-grant"}))
 		}, wantErr: ErrSuperseded, want: "rt-new-grant"},
-		{name: "deleted meanwhile", meanwhile: func(s *fakeStore) { s.deleteInbox(id) }, wantErr: holdfast.ErrNotFound},
+		{name: "deleted meanwhile", meanwhile: func(s *fakeStore) { s.delete(id) }, wantErr: holdfast.ErrNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s := newFakeStore()
 			prev := mustSeal(t, oldRing, id, orig)
-			s.setCredentials(id, prev)
+			s.set(id, prev)
 			if tt.meanwhile != nil {
 				once := false
-				s.SwapCredentialsFunc = func(string) error {
+				s.SwapFunc = func(string) error {
 					if !once {
 						once = true
 						tt.meanwhile(s)
@@ -56,7 +56,7 @@ func TestRotateRefreshToken(t *testing.T) {
 			if tt.want == "" {
 				return
 			}
-			got, err := OpenCredentials(ring, id, s.credentials(id))
+			got, err := OpenCredentials(ring, id, s.value(id))
 			if err != nil {
 				t.Fatal(err)
 			}

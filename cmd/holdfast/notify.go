@@ -42,32 +42,25 @@ func notifier(cfg *config.Config, store notify.Store, onSent func(context.Contex
 		return nil, nil, fmt.Errorf("--templates-dir: %w", err)
 	}
 	nlog := log.With("component", "notify")
-	if cfg.NotifySMTPURL == "" {
-		n, err := notify.New(notify.Config{
-			Store: store, Templates: tmpl, Links: links, OnSent: onSent, Logger: nlog, Clock: holdfast.SystemClock{},
-		})
+	nc := notify.Config{Store: store, Templates: tmpl, Links: links, OnSent: onSent, Logger: nlog, Clock: holdfast.SystemClock{}}
+	if cfg.NotifySMTPURL != "" {
+		relay, err := notify.ParseSMTPURL(cfg.NotifySMTPURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--notify-smtp-url: %w", err)
+		}
+		tlsConfig, err := mailTLSConfig(cfg)
 		if err != nil {
 			return nil, nil, err
 		}
+		nc.Mailer, nc.From, nc.Resolved = notify.NewSMTPMailer(relay, tlsConfig, nlog), cfg.NotifyFrom, cfg.NotifyResolved
+		nlog.Info("notices are mailed", "relay", relay.String(), "from", cfg.NotifyFrom, "resolved_follow_up", cfg.NotifyResolved)
+	} else {
 		nlog.Info("notices are not mailed (no --notify-smtp-url): each one that passes its checks is sent as a notice.sent webhook event, channel webhook, for your application to tell the owner")
-		return n, links, nil
 	}
-	relay, err := notify.ParseSMTPURL(cfg.NotifySMTPURL)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--notify-smtp-url: %w", err)
-	}
-	tlsConfig, err := mailTLSConfig(cfg)
+	n, err := notify.New(nc)
 	if err != nil {
 		return nil, nil, err
 	}
-	n, err := notify.New(notify.Config{
-		Store: store, Mailer: notify.NewSMTPMailer(relay, tlsConfig, nlog), Templates: tmpl, Links: links,
-		From: cfg.NotifyFrom, Resolved: cfg.NotifyResolved, OnSent: onSent, Logger: nlog, Clock: holdfast.SystemClock{},
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	nlog.Info("notices are mailed", "relay", relay.String(), "from", cfg.NotifyFrom, "resolved_follow_up", cfg.NotifyResolved)
 	return n, links, nil
 }
 

@@ -75,13 +75,6 @@ func (s *Store) SaveHeldAction(ctx context.Context, h *holdfast.HeldAction) erro
 	return nil
 }
 
-// HeldActions returns at most n held actions (zero or less means 100, at
-// most 1000), oldest first by ID, only the pending ones (not Done) if
-// pendingOnly.
-func (s *Store) HeldActions(ctx context.Context, pendingOnly bool, n int) ([]*holdfast.HeldAction, error) {
-	return s.FindHeldActions(ctx, holdfast.HeldActionFilter{PendingOnly: pendingOnly, Limit: n})
-}
-
 // FindHeldActions returns the held actions f selects, oldest first by ID
 // or, with f.Newest, newest first.
 func (s *Store) FindHeldActions(ctx context.Context, f holdfast.HeldActionFilter) ([]*holdfast.HeldAction, error) {

@@ -90,19 +90,25 @@ func (s *Store) Inboxes(ctx context.Context, f holdfast.InboxFilter) ([]*holdfas
 	if err != nil {
 		return nil, fmt.Errorf("list inboxes: %w", err)
 	}
+	out, err := scanInboxes(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list inboxes: %w", err)
+	}
+	return out, nil
+}
+
+// scanInboxes reads every inbox of rows and closes them.
+func scanInboxes(rows *sql.Rows) ([]*holdfast.Inbox, error) {
 	defer rows.Close()
 	var out []*holdfast.Inbox
 	for rows.Next() {
 		in, err := scanInbox(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list inboxes: %w", err)
+			return nil, err
 		}
 		out = append(out, in)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list inboxes: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // DeleteInbox removes the inbox and appends ev, its deletion event, in one

@@ -31,16 +31,8 @@ func (s *Store) InboxesByOwner(ctx context.Context, email string) ([]*holdfast.I
 	if err != nil {
 		return nil, fmt.Errorf("inboxes of owner %s: %w", email, err)
 	}
-	defer rows.Close()
-	out := []*holdfast.Inbox{}
-	for rows.Next() {
-		in, err := scanInbox(rows)
-		if err != nil {
-			return nil, fmt.Errorf("inboxes of owner %s: %w", email, err)
-		}
-		out = append(out, in)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanInboxes(rows)
+	if err != nil {
 		return nil, fmt.Errorf("inboxes of owner %s: %w", email, err)
 	}
 	return out, nil

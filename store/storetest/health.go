@@ -228,8 +228,8 @@ func storedHeldActions(hs ...*holdfast.HeldAction) []*holdfast.HeldAction {
 
 func testHeldActions(t *testing.T, s holdfast.Store) {
 	ctx := t.Context()
-	if got, err := s.HeldActions(ctx, false, 0); err != nil || len(got) != 0 {
-		t.Fatalf("HeldActions of an empty store = %v, %v; want none", got, err)
+	if got, err := s.FindHeldActions(ctx, holdfast.HeldActionFilter{}); err != nil || len(got) != 0 {
+		t.Fatalf("FindHeldActions of an empty store = %v, %v; want none", got, err)
 	}
 	pending1 := newHeldAction(1)
 	done2 := newHeldAction(2)
@@ -249,9 +249,9 @@ func testHeldActions(t *testing.T, s holdfast.Store) {
 
 	list := func(t *testing.T, pendingOnly bool, limit int) []*holdfast.HeldAction {
 		t.Helper()
-		got, err := s.HeldActions(ctx, pendingOnly, limit)
+		got, err := s.FindHeldActions(ctx, holdfast.HeldActionFilter{PendingOnly: pendingOnly, Limit: limit})
 		if err != nil {
-			t.Fatalf("HeldActions(%v, %d) = %v", pendingOnly, limit, err)
+			t.Fatalf("FindHeldActions(pending only %v, limit %d) = %v", pendingOnly, limit, err)
 		}
 		for _, h := range got {
 			checkUTC(t, fmt.Sprintf("held action %d", h.ID), h.HeldAt, h.ClosedAt)
@@ -429,11 +429,11 @@ func testHealthLimits(t *testing.T, s holdfast.Store) {
 			} else if ins[0].ID != n || ins[len(ins)-1].ID != int64(n-tt.want+1) {
 				t.Errorf("Incidents(%v, %d) = IDs %d to %d; want %d to %d", only, tt.limit, ins[0].ID, ins[len(ins)-1].ID, n, n-tt.want+1)
 			}
-			hs, err := s.HeldActions(t.Context(), only, tt.limit)
+			hs, err := s.FindHeldActions(t.Context(), holdfast.HeldActionFilter{PendingOnly: only, Limit: tt.limit})
 			if err != nil || len(hs) != tt.want {
-				t.Errorf("HeldActions(%v, %d) = %d actions, %v; want %d", only, tt.limit, len(hs), err, tt.want)
+				t.Errorf("FindHeldActions(pending only %v, limit %d) = %d actions, %v; want %d", only, tt.limit, len(hs), err, tt.want)
 			} else if hs[0].ID != 1 || hs[len(hs)-1].ID != int64(tt.want) {
-				t.Errorf("HeldActions(%v, %d) = IDs %d to %d; want 1 to %d", only, tt.limit, hs[0].ID, hs[len(hs)-1].ID, tt.want)
+				t.Errorf("FindHeldActions(pending only %v, limit %d) = IDs %d to %d; want 1 to %d", only, tt.limit, hs[0].ID, hs[len(hs)-1].ID, tt.want)
 			}
 			// Newest first, the page holds the last ones saved, also
 			// when the store holds more than the most a page can.
