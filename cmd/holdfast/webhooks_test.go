@@ -92,8 +92,19 @@ func TestServeWebhooks(t *testing.T) {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			code, ds := call(t, "GET", s.base+"/v1/webhooks/"+hookID+"/deliveries", key, nil)
-			data, _ := ds["data"].([]any)
+			// A delivery's attempt is recorded once the receiver has
+			// answered, a moment after it got the event.
+			var (
+				ds   map[string]any
+				data []any
+			)
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				code, ds = call(t, "GET", s.base+"/v1/webhooks/"+hookID+"/deliveries", key, nil)
+				data, _ = ds["data"].([]any)
+				if code == http.StatusOK && len(data) == 2 || time.Now().After(deadline) {
+					break
+				}
+			}
 			if code != http.StatusOK || len(data) != 2 {
 				t.Fatalf("GET deliveries = %d %v; want two", code, ds)
 			}
