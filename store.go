@@ -5,12 +5,31 @@ import (
 	"time"
 )
 
-// Store keeps inboxes, their event log, webhooks and API keys.
-// store/sqlite and store/postgres implement it, and both pass
-// store/storetest.
+// Store keeps everything holdfast stores, one aggregate per embedded
+// interface. store/sqlstore implements it once, over the dialects of
+// store/sqlite and store/postgres, and both engines pass store/storetest.
+// Consumers ask for the aggregates they use, not for Store.
 //
 // Times are stored in UTC with microsecond precision.
 type Store interface {
+	InboxStore
+	MailStore
+	SendStore
+	HealthStore
+	NoticeStore
+	WebhookStore
+	APIKeyStore
+	OAuthStore
+
+	// Ping checks that the store can be reached.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
+
+// InboxStore keeps inboxes, their credentials, owners and event log. Every
+// state change appends its event in the same transaction.
+type InboxStore interface {
 	// CreateInbox stores a new inbox and appends its creation event, in one
 	// transaction. It returns ErrConflict if an inbox with the same ID, or
 	// the same provider and email, exists.
@@ -19,6 +38,15 @@ type Store interface {
 	Inbox(ctx context.Context, id string) (*Inbox, error)
 	// Inboxes returns one page of inboxes ordered by ID.
 	Inboxes(ctx context.Context, f InboxFilter) ([]*Inbox, error)
+	// InboxByEmail returns the inbox of provider p whose email is email,
+	// compared ignoring the case of ASCII letters (as CreateInbox's
+	// conflict is), or ErrNotFound.
+	InboxByEmail(ctx context.Context, p Provider, email string) (*Inbox, error)
+	// InboxesByOwner returns, ordered by ID, every inbox whose owner is
+	// email: the inboxes whose OwnerEmail is email and those without an
+	// OwnerEmail whose Email is, compared ignoring the case of ASCII
+	// letters. None is an empty list, not an error.
+	InboxesByOwner(ctx context.Context, email string) ([]*Inbox, error)
 	// DeleteInbox removes the inbox and its credentials and appends a
 	// deletion event (the event log is kept). It returns ErrNotFound if the
 	// inbox does not exist.
@@ -27,6 +55,10 @@ type Store interface {
 	// one transaction. It returns ErrNotFound for an unknown inbox and
 	// ErrConflict when c.From is set and the inbox is no longer in it.
 	ChangeState(ctx context.Context, id string, c StateChange) (*Inbox, error)
+	// SetOwnerEmail sets an inbox's OwnerEmail (empty clears it, making
+	// the inbox's own email its owner) and returns the inbox as stored.
+	// It returns ErrNotFound for an unknown inbox.
+	SetOwnerEmail(ctx context.Context, id, owner string) (*Inbox, error)
 	// SetCredentials replaces an inbox's sealed credentials. It returns
 	// ErrNotFound for an unknown inbox.
 	SetCredentials(ctx context.Context, id string, sealed []byte) error
@@ -41,62 +73,10 @@ type Store interface {
 	// CountInboxes counts inboxes per provider and state, ordered by
 	// provider and state. Pairs with no inbox are left out.
 	CountInboxes(ctx context.Context) ([]InboxCount, error)
+}
 
-	// AppendFleetSnapshot records the inbox counts taken at one moment. It
-	// returns ErrConflict if a count for the same moment, provider and
-	// state exists. Empty counts store nothing.
-	AppendFleetSnapshot(ctx context.Context, at time.Time, counts []InboxCount) error
-	// FleetSnapshots returns the snapshots taken at or after since, oldest
-	// first, each with its counts ordered by provider and state.
-	FleetSnapshots(ctx context.Context, since time.Time) ([]FleetSnapshot, error)
-	// PruneFleetSnapshots deletes the snapshots taken before before and
-	// returns how many counts (rows, one per provider and state of each
-	// snapshot) it deleted. It deletes in bounded batches, each committed
-	// on its own, so that it never holds the database for long; on an
-	// error, such as ctx ending, the batches already deleted stay deleted
-	// and the count returned includes them.
-	PruneFleetSnapshots(ctx context.Context, before time.Time) (int64, error)
-
-	// SaveIncident inserts or replaces the incident with in.ID (the
-	// caller's). A zero ResolvedAt is kept as open. in is not modified.
-	SaveIncident(ctx context.Context, in *Incident) error
-	// Incidents returns at most limit incidents (zero or less means 100, at
-	// most 1000), newest first by ID, only the open ones if openOnly.
-	Incidents(ctx context.Context, openOnly bool, limit int) ([]*Incident, error)
-	// IncidentByID returns one incident, or ErrNotFound.
-	IncidentByID(ctx context.Context, id int64) (*Incident, error)
-	// SaveHeldAction inserts or replaces the held action with h.ID (the
-	// caller's). h is not modified.
-	SaveHeldAction(ctx context.Context, h *HeldAction) error
-	// FindHeldActions returns the held actions f selects, oldest first by
-	// ID or, with f.Newest, newest first, at most f.Limit (zero or less
-	// means 100, at most 1000).
-	FindHeldActions(ctx context.Context, f HeldActionFilter) ([]*HeldAction, error)
-	// AppendNotice records a notice decision and sets n.ID; a zero n.At is
-	// set to now, and n.At is set back as stored. It returns ErrConflict if
-	// a notice for the same inbox and episode exists (notices are never
-	// repeated for one episode).
-	AppendNotice(ctx context.Context, n *Notice) error
-	// Notices returns the notices recorded for an inbox, oldest first.
-	Notices(ctx context.Context, inboxID string) ([]*Notice, error)
-	// NoticeRecords returns the notices f selects with their place in the
-	// notification outbox, oldest first by ID or, with f.Newest, newest
-	// first, at most f.Limit (zero or less means 100, at most 1000). A new
-	// notice is NoticePending.
-	NoticeRecords(ctx context.Context, f NoticeFilter) ([]*NoticeRecord, error)
-	// ChangeNotice moves a notice from c.From to c.To (a compare-and-set),
-	// replaces its StatusReason with c.Reason, sets UpdatedAt to c.At (a
-	// zero c.At means now) and, when c.To is NoticeSent, SentAt too; it
-	// returns the notice as stored. ErrNotFound for an unknown notice,
-	// ErrConflict when it is no longer in c.From.
-	ChangeNotice(ctx context.Context, id int64, c NoticeChange) (*NoticeRecord, error)
-	// SaveEngineState replaces the health engine's saved state, an opaque
-	// blob kept in one row; a zero at means now.
-	SaveEngineState(ctx context.Context, at time.Time, state []byte) error
-	// EngineState returns the health engine's saved state and when it was
-	// saved, or ErrNotFound if none was.
-	EngineState(ctx context.Context) (time.Time, []byte, error)
-
+// MailStore keeps the messages each inbox synced and its sync cursor.
+type MailStore interface {
 	// SaveSync stores the messages of one sync and the inbox's new cursor,
 	// in one transaction, so a crash never advances the cursor past
 	// messages it did not store. A message is stored once per inbox: one
@@ -113,7 +93,10 @@ type Store interface {
 	Messages(ctx context.Context, inboxID string, f MessageFilter) ([]*Message, error)
 	// Message returns one message of an inbox, or ErrNotFound.
 	Message(ctx context.Context, inboxID, id string) (*Message, error)
+}
 
+// SendStore keeps the sends (1:1 and scheduled mail) and their states.
+type SendStore interface {
 	// CreateSend stores a new send and returns it as stored (s is not
 	// modified): an empty ID gets a new one, an empty State is
 	// SendScheduled, a zero CreatedAt is now, and a zero UpdatedAt or SendAt
@@ -133,7 +116,73 @@ type Store interface {
 	// before dueBy, oldest SendAt first, then by ID, at most limit (zero or
 	// less means 100, at most 1000), for the scheduler's sweep.
 	DueSends(ctx context.Context, states []SendState, dueBy time.Time, limit int) ([]*Send, error)
+}
 
+// HealthStore keeps what the health engine decided and saw: incidents, held
+// actions, its saved state and the fleet's periodic snapshots.
+type HealthStore interface {
+	// SaveIncident inserts or replaces the incident with in.ID (the
+	// caller's). A zero ResolvedAt is kept as open. in is not modified.
+	SaveIncident(ctx context.Context, in *Incident) error
+	// Incidents returns at most limit incidents (zero or less means 100, at
+	// most 1000), newest first by ID, only the open ones if openOnly.
+	Incidents(ctx context.Context, openOnly bool, limit int) ([]*Incident, error)
+	// IncidentByID returns one incident, or ErrNotFound.
+	IncidentByID(ctx context.Context, id int64) (*Incident, error)
+	// SaveHeldAction inserts or replaces the held action with h.ID (the
+	// caller's). h is not modified.
+	SaveHeldAction(ctx context.Context, h *HeldAction) error
+	// FindHeldActions returns the held actions f selects, oldest first by
+	// ID or, with f.Newest, newest first, at most f.Limit (zero or less
+	// means 100, at most 1000).
+	FindHeldActions(ctx context.Context, f HeldActionFilter) ([]*HeldAction, error)
+	// SaveEngineState replaces the health engine's saved state, an opaque
+	// blob kept in one row; a zero at means now.
+	SaveEngineState(ctx context.Context, at time.Time, state []byte) error
+	// EngineState returns the health engine's saved state and when it was
+	// saved, or ErrNotFound if none was.
+	EngineState(ctx context.Context) (time.Time, []byte, error)
+	// AppendFleetSnapshot records the inbox counts taken at one moment. It
+	// returns ErrConflict if a count for the same moment, provider and
+	// state exists. Empty counts store nothing.
+	AppendFleetSnapshot(ctx context.Context, at time.Time, counts []InboxCount) error
+	// FleetSnapshots returns the snapshots taken at or after since, oldest
+	// first, each with its counts ordered by provider and state.
+	FleetSnapshots(ctx context.Context, since time.Time) ([]FleetSnapshot, error)
+	// PruneFleetSnapshots deletes the snapshots taken before before and
+	// returns how many counts (rows, one per provider and state of each
+	// snapshot) it deleted. It deletes in bounded batches, each committed
+	// on its own, so that it never holds the database for long; on an
+	// error, such as ctx ending, the batches already deleted stay deleted
+	// and the count returned includes them.
+	PruneFleetSnapshots(ctx context.Context, before time.Time) (int64, error)
+}
+
+// NoticeStore keeps the notices decided for inboxes' owners and their place
+// in the notification outbox.
+type NoticeStore interface {
+	// AppendNotice records a notice decision and sets n.ID; a zero n.At is
+	// set to now, and n.At is set back as stored. It returns ErrConflict if
+	// a notice for the same inbox and episode exists (notices are never
+	// repeated for one episode).
+	AppendNotice(ctx context.Context, n *Notice) error
+	// Notices returns the notices recorded for an inbox, oldest first.
+	Notices(ctx context.Context, inboxID string) ([]*Notice, error)
+	// NoticeRecords returns the notices f selects with their place in the
+	// notification outbox, oldest first by ID or, with f.Newest, newest
+	// first, at most f.Limit (zero or less means 100, at most 1000). A new
+	// notice is NoticePending.
+	NoticeRecords(ctx context.Context, f NoticeFilter) ([]*NoticeRecord, error)
+	// ChangeNotice moves a notice from c.From to c.To (a compare-and-set),
+	// replaces its StatusReason with c.Reason, sets UpdatedAt to c.At (a
+	// zero c.At means now) and, when c.To is NoticeSent, SentAt too; it
+	// returns the notice as stored. ErrNotFound for an unknown notice,
+	// ErrConflict when it is no longer in c.From.
+	ChangeNotice(ctx context.Context, id int64, c NoticeChange) (*NoticeRecord, error)
+}
+
+// WebhookStore keeps webhooks and the record of their deliveries.
+type WebhookStore interface {
 	// CreateWebhook stores a new webhook; a zero CreatedAt is set to now,
 	// and w.CreatedAt is set back as stored. It returns ErrConflict if the
 	// ID exists.
@@ -177,21 +226,19 @@ type Store interface {
 	// ErrNotFound for an unknown delivery, ErrConflict when it is no longer
 	// in from.
 	ChangeWebhookDelivery(ctx context.Context, webhookID, id string, from, to DeliveryState) (*WebhookDelivery, error)
+}
 
-	// InboxByEmail returns the inbox of provider p whose email is email,
-	// compared ignoring the case of ASCII letters (as CreateInbox's
-	// conflict is), or ErrNotFound.
-	InboxByEmail(ctx context.Context, p Provider, email string) (*Inbox, error)
-	// InboxesByOwner returns, ordered by ID, every inbox whose owner is
-	// email: the inboxes whose OwnerEmail is email and those without an
-	// OwnerEmail whose Email is, compared ignoring the case of ASCII
-	// letters. None is an empty list, not an error.
-	InboxesByOwner(ctx context.Context, email string) ([]*Inbox, error)
-	// SetOwnerEmail sets an inbox's OwnerEmail (empty clears it, making
-	// the inbox's own email its owner) and returns the inbox as stored.
-	// It returns ErrNotFound for an unknown inbox.
-	SetOwnerEmail(ctx context.Context, id, owner string) (*Inbox, error)
+// APIKeyStore keeps the API keys, by the hash of their secret.
+type APIKeyStore interface {
+	// CreateAPIKey stores a new API key. It returns ErrConflict if the ID
+	// or hash exists.
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	// APIKeyByHash returns the key with the given hash, or ErrNotFound.
+	APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error)
+}
 
+// OAuthStore keeps pending OAuth consent flows.
+type OAuthStore interface {
 	// SaveOAuthState stores a pending consent flow; a zero st.CreatedAt is
 	// set to now, and the times are set back as stored. It also deletes
 	// the flows that expired before st.CreatedAt. It returns ErrConflict if
@@ -203,17 +250,6 @@ type Store interface {
 	// already taken, or one expired at at (a zero at means now), which it
 	// deletes all the same.
 	TakeOAuthState(ctx context.Context, hash []byte, at time.Time) (*OAuthState, error)
-
-	// CreateAPIKey stores a new API key. It returns ErrConflict if the ID
-	// or hash exists.
-	CreateAPIKey(ctx context.Context, k *APIKey) error
-	// APIKeyByHash returns the key with the given hash, or ErrNotFound.
-	APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error)
-
-	// Ping checks that the store can be reached.
-	Ping(ctx context.Context) error
-	// Close releases the store's resources.
-	Close() error
 }
 
 // InboxFilter selects a page of inboxes. Zero fields select everything.
