@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/holdfast/holdfast/health"
+	"github.com/holdfast/holdfast"
 )
 
 // Config holds the settings shared by holdfast's subcommands.
@@ -98,8 +98,8 @@ type Config struct {
 
 	// HealthConfirmSpan, HealthNoticeGrace, HealthKeepAlive, HealthBucket
 	// and HealthCloseWindow are the health engine parameters an operator may tune
-	// (serve only); see Engine and docs/operations.md. The defaults are
-	// health.DefaultConfig's.
+	// (serve only); see HealthTuning and docs/operations.md. The defaults
+	// are holdfast.DefaultHealthTuning's.
 	HealthConfirmSpan time.Duration
 	HealthNoticeGrace time.Duration
 	HealthKeepAlive   time.Duration
@@ -199,7 +199,7 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 		fs.StringVar(&c.GoogleOAuthURL, "google-oauth-url", DefaultGoogleOAuthURL, "Google OAuth base URL (env HOLDFAST_GOOGLE_OAUTH_URL)")
 		fs.StringVar(&c.GmailURL, "gmail-url", DefaultGmailURL, "Gmail API base URL (env HOLDFAST_GMAIL_URL)")
 		fs.StringVar(&c.MicrosoftTenant, "microsoft-tenant", DefaultMicrosoftTenant, "Microsoft Entra tenant users sign in through: common, organizations, consumers, or a tenant ID or domain (env HOLDFAST_MICROSOFT_TENANT)")
-		def := health.DefaultConfig()
+		def := holdfast.DefaultHealthTuning()
 		fs.DurationVar(&c.HealthConfirmSpan, "health-confirm-span", def.ConfirmSpan, "least time permanent-looking failures must span before an inbox needs its owner; checks come every 2/5 of it (env HOLDFAST_HEALTH_CONFIRM_SPAN)")
 		fs.DurationVar(&c.HealthNoticeGrace, "health-notice-grace", def.NoticeGrace, "how long a reconnect notice waits before its re-check and delivery (env HOLDFAST_HEALTH_NOTICE_GRACE)")
 		fs.DurationVar(&c.HealthKeepAlive, "health-keepalive", def.KeepAlive, "longest an inbox goes without a request before a cheap authenticated probe (env HOLDFAST_HEALTH_KEEPALIVE)")
@@ -307,25 +307,22 @@ func (c *Config) validateHealth() error {
 	// Confirmation must outlast the detector's reaction (its short window)
 	// several times over, or an outage could confirm inboxes before it is
 	// seen.
-	if short := time.Duration(health.DefaultConfig().ShortWindow) * c.HealthBucket; c.HealthConfirmSpan < 2*short {
+	if short := holdfast.HealthShortWindow * c.HealthBucket; c.HealthConfirmSpan < 2*short {
 		return fmt.Errorf("--health-confirm-span: %v is shorter than twice the detector's short window (%v = 6 × --health-bucket)", c.HealthConfirmSpan, 2*short)
 	}
 	return nil
 }
 
-// Engine returns the health engine's parameters: health.DefaultConfig with
-// the tunable settings applied. ConfirmStep follows ConfirmSpan (2/5 of
-// it, 4 min of the default 10). Call it after validation.
-func (c *Config) Engine() health.Config {
-	e := health.DefaultConfig()
-	e.ConfirmSpan = c.HealthConfirmSpan
-	e.ConfirmStep = c.HealthConfirmSpan * 2 / 5
-	e.NoticeGrace = c.HealthNoticeGrace
-	e.KeepAlive = c.HealthKeepAlive
-	e.Bucket = c.HealthBucket
-	e.CloseWindow = c.HealthCloseWindow
-	e.MaxCloseWindow = max(e.MaxCloseWindow, c.HealthCloseWindow)
-	return e
+// HealthTuning returns the health engine parameters set by the
+// --health-* flags, for health.Config.Tune. Call it after validation.
+func (c *Config) HealthTuning() holdfast.HealthTuning {
+	return holdfast.HealthTuning{
+		ConfirmSpan: c.HealthConfirmSpan,
+		NoticeGrace: c.HealthNoticeGrace,
+		KeepAlive:   c.HealthKeepAlive,
+		Bucket:      c.HealthBucket,
+		CloseWindow: c.HealthCloseWindow,
+	}
 }
 
 // validateProviders checks --public-url (setting its default), the

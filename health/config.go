@@ -1,6 +1,10 @@
 package health
 
-import "time"
+import (
+	"time"
+
+	"github.com/holdfast/holdfast"
+)
 
 // Policy selects how the engine treats permanent-class verdicts.
 type Policy uint8
@@ -172,20 +176,21 @@ type Config struct {
 
 // DefaultConfig returns the parameters holdfast runs with.
 func DefaultConfig() Config {
+	t := holdfast.DefaultHealthTuning()
 	return Config{
 		Policy:       PolicyHoldfast,
 		Seed:         1,
-		KeepAlive:    20 * time.Minute,
+		KeepAlive:    t.KeepAlive,
 		BackoffBase:  15 * time.Second,
 		BackoffCap:   15 * time.Minute,
 		ConfirmCount: 3,
-		ConfirmSpan:  10 * time.Minute,
+		ConfirmSpan:  t.ConfirmSpan,
 		ConfirmStep:  4 * time.Minute,
 		SoftRetry:    24 * time.Hour,
 
-		Bucket:            10 * time.Second,
+		Bucket:            t.Bucket,
 		LongWindow:        30,
-		ShortWindow:       6,
+		ShortWindow:       holdfast.HealthShortWindow,
 		MinShare:          0.03,
 		BaselineMult:      10,
 		BaselineFloor:     0.002,
@@ -204,7 +209,7 @@ func DefaultConfig() Config {
 
 		ProbeEvery:     5 * time.Second,
 		ProbeCount:     10,
-		CloseWindow:    30 * time.Second,
+		CloseWindow:    t.CloseWindow,
 		MaxCloseWindow: 10 * time.Minute,
 		CloseMinProbes: 20,
 		CloseOKShare:   0.9,
@@ -236,9 +241,23 @@ func DefaultConfig() Config {
 		RampThrottleShare: 0.02,
 		RampMaxFactor:     2,
 
-		NoticeGrace: 15 * time.Minute,
+		NoticeGrace: t.NoticeGrace,
 		NoticeTTL:   24 * time.Hour,
 
 		RecheckPerSec: 20,
 	}
+}
+
+// Tune returns c with an operator's tuning applied. ConfirmStep follows
+// ConfirmSpan (2/5 of it, 4 min of the default 10), and MaxCloseWindow is
+// at least CloseWindow. Validate t first (config does).
+func (c Config) Tune(t holdfast.HealthTuning) Config {
+	c.ConfirmSpan = t.ConfirmSpan
+	c.ConfirmStep = t.ConfirmSpan * 2 / 5
+	c.NoticeGrace = t.NoticeGrace
+	c.KeepAlive = t.KeepAlive
+	c.Bucket = t.Bucket
+	c.CloseWindow = t.CloseWindow
+	c.MaxCloseWindow = max(c.MaxCloseWindow, t.CloseWindow)
+	return c
 }

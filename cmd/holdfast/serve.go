@@ -19,6 +19,7 @@ import (
 	"github.com/holdfast/holdfast/classify"
 	"github.com/holdfast/holdfast/config"
 	"github.com/holdfast/holdfast/dashboard"
+	"github.com/holdfast/holdfast/health"
 	"github.com/holdfast/holdfast/httpapi"
 	"github.com/holdfast/holdfast/jobs"
 	"github.com/holdfast/holdfast/metrics"
@@ -88,7 +89,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	engine := cfg.Engine()
+	engine := health.DefaultConfig().Tune(cfg.HealthTuning())
 	mon, err := monitor.New(ctx, monitor.Config{
 		Store: store, Logger: log.With("component", "health"), Engine: &engine,
 		OnGrant: func(inboxID string, _ bool) { _ = syn.Now(inboxID) },
