@@ -42,8 +42,6 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/holdfast/holdfast"
-	"github.com/holdfast/holdfast/store/postgres"
-	"github.com/holdfast/holdfast/store/sqlite"
 )
 
 const (
@@ -254,19 +252,17 @@ func Migrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], schem
 	return nil
 }
 
-// MigrateSQLite brings the store's tables and River's up to date.
-func MigrateSQLite(ctx context.Context, st *sqlite.Store, logger *slog.Logger) error {
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
-	return Migrate(ctx, riversqlite.New(st.DB()), "", logger)
+// MigrateSQLite brings River's tables in the SQLite database db (the
+// store's, sqlite.Store.DB) up to date. The store's own tables are its
+// own to migrate (sqlite.Store.Migrate): cmd runs both.
+func MigrateSQLite(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
+	return Migrate(ctx, riversqlite.New(db), "", logger)
 }
 
-// MigratePostgres brings the store's tables and River's, both in the
-// store's schema, up to date.
-func MigratePostgres(ctx context.Context, st *postgres.Store, logger *slog.Logger) error {
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
-	return Migrate(ctx, riverpgxv5.New(st.Pool()), st.Schema(), logger)
+// MigratePostgres brings River's tables in schema of the PostgreSQL pool
+// (the store's, postgres.Store.Pool and Schema) up to date. The store's
+// own tables are its own to migrate (postgres.Store.Migrate): cmd runs
+// both.
+func MigratePostgres(ctx context.Context, pool *pgxpool.Pool, schema string, logger *slog.Logger) error {
+	return Migrate(ctx, riverpgxv5.New(pool), schema, logger)
 }

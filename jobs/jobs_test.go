@@ -43,7 +43,10 @@ var engines = []engine{
 			t.Fatalf("sqlite.Open = %v", err)
 		}
 		t.Cleanup(func() { st.Close() })
-		if err := jobs.MigrateSQLite(t.Context(), st, testLogger(t)); err != nil {
+		if err := st.Migrate(t.Context()); err != nil {
+			t.Fatalf("Migrate = %v", err)
+		}
+		if err := jobs.MigrateSQLite(t.Context(), st.DB(), testLogger(t)); err != nil {
 			t.Fatalf("MigrateSQLite = %v", err)
 		}
 		r, err := jobs.NewSQLite(st.DB(), st, testLogger(t), opts...)
@@ -54,7 +57,7 @@ var engines = []engine{
 	}},
 	{"Postgres", func(t *testing.T, opts ...jobs.Option) (holdfast.Store, *jobs.Runner) {
 		st := pgtest.NewStore(t)
-		if err := jobs.MigratePostgres(t.Context(), st, testLogger(t)); err != nil {
+		if err := jobs.MigratePostgres(t.Context(), st.Pool(), st.Schema(), testLogger(t)); err != nil {
 			t.Fatalf("MigratePostgres = %v", err)
 		}
 		r, err := jobs.NewPostgres(st.Pool(), st.Schema(), st, testLogger(t), opts...)
@@ -195,11 +198,21 @@ func TestMigrateTwice(t *testing.T) {
 				t.Fatalf("sqlite.Open = %v", err)
 			}
 			t.Cleanup(func() { st.Close() })
-			return func() error { return jobs.MigrateSQLite(t.Context(), st, nil) }
+			return func() error {
+				if err := st.Migrate(t.Context()); err != nil {
+					return err
+				}
+				return jobs.MigrateSQLite(t.Context(), st.DB(), nil)
+			}
 		}},
 		{"Postgres", func(t *testing.T) func() error {
 			st := pgtest.NewStore(t)
-			return func() error { return jobs.MigratePostgres(t.Context(), st, nil) }
+			return func() error {
+				if err := st.Migrate(t.Context()); err != nil {
+					return err
+				}
+				return jobs.MigratePostgres(t.Context(), st.Pool(), st.Schema(), nil)
+			}
 		}},
 	}
 	for _, tt := range tests {

@@ -22,9 +22,14 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ba
 			return nil, fmt.Errorf("open PostgreSQL store: %w", err)
 		}
 		return &backend{
-			name:    "postgres",
-			store:   st,
-			migrate: func(ctx context.Context) error { return jobs.MigratePostgres(ctx, st, log) },
+			name:  "postgres",
+			store: st,
+			migrate: func(ctx context.Context) error {
+				if err := st.Migrate(ctx); err != nil {
+					return err
+				}
+				return jobs.MigratePostgres(ctx, st.Pool(), st.Schema(), log)
+			},
 			newJobs: func(s holdfast.Store, log *slog.Logger, opts ...jobs.Option) (jobRunner, error) {
 				return jobs.NewPostgres(st.Pool(), st.Schema(), s, log, opts...)
 			},
@@ -40,9 +45,14 @@ func openBackend(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ba
 		return nil, fmt.Errorf("open SQLite store: %w", err)
 	}
 	return &backend{
-		name:    "sqlite",
-		store:   st,
-		migrate: func(ctx context.Context) error { return jobs.MigrateSQLite(ctx, st, log) },
+		name:  "sqlite",
+		store: st,
+		migrate: func(ctx context.Context) error {
+			if err := st.Migrate(ctx); err != nil {
+				return err
+			}
+			return jobs.MigrateSQLite(ctx, st.DB(), log)
+		},
 		newJobs: func(s holdfast.Store, log *slog.Logger, opts ...jobs.Option) (jobRunner, error) {
 			return jobs.NewSQLite(st.DB(), s, log, opts...)
 		},
