@@ -67,31 +67,34 @@ func TestEveryPackageHasADoc(t *testing.T) {
 	}
 }
 
-// TestDependencyRules keeps the centre of the architecture free of I/O
-// adapters: the domain package imports nothing from this module, and the
-// health engine and the classifier import no store, provider, HTTP or
-// database package.
+// TestDependencyRules keeps the architecture's seams: the domain package
+// imports nothing from this module; the health engine and the classifier
+// import no store, provider, HTTP or database package; the store adapters
+// import only the vocabulary (and each other's test helpers); jobs runs no
+// store adapter (cmd runs the migrations); config does not reach into the
+// health engine; and the provider connectors import no runtime package.
+// A dir ending in "/..." covers its subdirectories too. only, when set,
+// lists the module's packages (prefixes ending in "/", or exact paths)
+// that the dir may import: every other package of the module is banned.
 func TestDependencyRules(t *testing.T) {
 	t.Parallel()
 	const module = "github.com/holdfast/holdfast"
+	runtime := []string{module + "/monitor", module + "/syncer", module + "/jobs", module + "/httpapi", module + "/dashboard", module + "/notify", module + "/webhook"}
 	rules := []struct {
 		dir    string
 		banned []string
+		only   []string
 	}{
-		{".", []string{module + "/"}},
-		{"health", []string{module + "/store", module + "/provider", module + "/httpapi", module + "/jobs", "net/http", "database/sql", "github.com/jackc/", "modernc.org/", "github.com/riverqueue/"}},
-		{"classify", []string{module + "/store", module + "/provider", module + "/health", "database/sql", "github.com/jackc/", "modernc.org/", "github.com/riverqueue/"}},
+		{".", []string{module + "/"}, nil},
+		{"health", []string{module + "/store", module + "/provider", module + "/httpapi", module + "/jobs", "net/http", "database/sql", "github.com/jackc/", "modernc.org/", "github.com/riverqueue/"}, nil},
+		{"classify", []string{module + "/store", module + "/provider", module + "/health", "database/sql", "github.com/jackc/", "modernc.org/", "github.com/riverqueue/"}, nil},
+		{"store/...", nil, []string{module, module + "/store/"}},
+		{"jobs", []string{module + "/store/"}, nil},
+		{"config", []string{module + "/health"}, nil},
+		{"provider/...", runtime, nil},
 	}
 	for _, r := range rules {
-		entries, err := os.ReadDir(r.dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			if e.IsDir() || !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
-				continue
-			}
-			path := filepath.Join(r.dir, e.Name())
+		for _, path := range goFiles(t, r.dir) {
 			f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
 			if err != nil {
 				t.Fatal(err)
@@ -99,11 +102,56 @@ func TestDependencyRules(t *testing.T) {
 			for _, imp := range f.Imports {
 				p, _ := strconv.Unquote(imp.Path.Value)
 				for _, b := range r.banned {
-					if p == strings.TrimSuffix(b, "/") || strings.HasPrefix(p, b) {
+					if matches(p, b) {
 						t.Errorf("%s imports %s; %s must not depend on %s", path, p, r.dir, b)
 					}
+				}
+				if r.only == nil || (p != module && !strings.HasPrefix(p, module+"/")) {
+					continue
+				}
+				allowed := false
+				for _, a := range r.only {
+					allowed = allowed || p == a || strings.HasSuffix(a, "/") && strings.HasPrefix(p, a)
+				}
+				if !allowed {
+					t.Errorf("%s imports %s; of this module, %s may import only %v", path, p, r.dir, r.only)
 				}
 			}
 		}
 	}
+}
+
+// matches reports whether import path p is rule or starts with it.
+func matches(p, rule string) bool {
+	return p == strings.TrimSuffix(rule, "/") || strings.HasPrefix(p, rule)
+}
+
+// goFiles returns the non-test Go files of dir, and of its subdirectories
+// (but testdata) when dir ends in "/...".
+func goFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	root, recursive := strings.CutSuffix(dir, "/...")
+	var files []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != root && (!recursive || d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no Go files in %s", dir)
+	}
+	return files
 }
