@@ -278,7 +278,7 @@ func (d *dash) incidentPage(r *http.Request, _ *session) (*view, error) {
 		}
 		for _, ib := range page {
 			data.Scanned++
-			if in.Tenant == "" || strings.EqualFold(ib.Tenant, in.Tenant) {
+			if in.InScope(ib) {
 				scope[ib.ID] = ib
 			}
 		}

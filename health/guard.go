@@ -332,7 +332,7 @@ func (e *Engine) metaGuard(p uint8, now int64) {
 	}
 	switch {
 	case ps.Storm == 0 && sum > thr:
-		in := &Incident{ID: c.NextID, Kind: KindNoticeStorm, Provider: holdfast.Providers[p], Tenant: -1, OpenedAt: e.tm(now),
+		in := &Incident{ID: c.NextID, Kind: holdfast.IncidentNoticeStorm, Provider: holdfast.Providers[p], Tenant: -1, OpenedAt: e.tm(now),
 			Evidence: fmt.Sprintf("notice storm: %d notices queued in the last hour vs threshold %.0f (max(%d, %g × baseline %.1f/h)); every notice of the provider is held",
 				ps.NoticeSum, thr, e.cfg.MetaGuardMin, e.cfg.MetaGuardFactor, ps.NoticeBase),
 			prov: p, closeWin: 1, probeOK: make([]int32, 1), probeN: make([]int32, 1)}

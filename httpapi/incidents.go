@@ -26,7 +26,7 @@ var _ Health = (*monitor.Monitor)(nil)
 // incidentJSON is an incident as the API shows it.
 type incidentJSON struct {
 	ID         int64                    `json:"id"`
-	Kind       string                   `json:"kind"`
+	Kind       holdfast.IncidentKind    `json:"kind"`
 	Provider   holdfast.Provider        `json:"provider"`
 	Tenant     string                   `json:"tenant"`
 	State      string                   `json:"state"`

@@ -226,7 +226,7 @@ func TestPipeline(t *testing.T) {
 	}
 }
 
-func (b *testBundle) incident(t *testing.T, kind, tenant string) {
+func (b *testBundle) incident(t *testing.T, kind holdfast.IncidentKind, tenant string) {
 	t.Helper()
 	if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{
 		ID: 1, Kind: kind, Provider: holdfast.ProviderMicrosoft, Tenant: tenant, OpenedAt: b.clock.Now(),

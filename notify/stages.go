@@ -48,12 +48,13 @@ func (s *Recheck) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 	return out, nil
 }
 
-// Inhibit drops the notices whose inbox an open incident covers: one of its
-// provider with no tenant, or of its provider and tenant [Alertmanager
-// inhibition, equal: provider, tenant]. A tenant_event incident does not
-// mute admin notices. Under a notice_storm incident a notice is held: it
-// stays pending, and Deliver tries it again after HoldRetry; under any
-// other it is cancelled.
+// Inhibit drops the notices whose inbox an open incident covers
+// (holdfast.Incident.Covers): one of its provider with no tenant, or of its
+// provider and tenant [Alertmanager inhibition, equal: provider, tenant]. A
+// tenant_event incident does not mute admin notices. Under an incident
+// that holds notices (a notice_storm) a notice is held: it stays pending,
+// and Deliver tries it again after HoldRetry; under any other it is
+// cancelled.
 type Inhibit struct {
 	Base
 	Store Store
@@ -67,8 +68,8 @@ func (s *Inhibit) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 	}
 	var out []*Item
 	for _, it := range items {
-		if inc := Covering(open, it.Inbox, it.Notice.Admin); inc != nil {
-			if inc.Kind == KindNoticeStorm {
+		if inc := holdfast.Covering(open, it.Inbox, it.Notice.Admin); inc != nil {
+			if inc.Kind.Effects().HoldsNotices {
 				s.Logger.InfoContext(ctx, "notice held by a notice storm", "notice_id", it.Notice.ID,
 					"inbox_id", it.Notice.InboxID, "incident_id", inc.ID)
 				it.Held = true
@@ -82,40 +83,6 @@ func (s *Inhibit) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 		out = append(out, it)
 	}
 	return out, nil
-}
-
-// KindNoticeStorm is the kind of the incident the engine opens when
-// notices spike: it holds notices rather than cancelling them.
-const KindNoticeStorm = "notice_storm"
-
-// Outage reports whether an incident of kind pauses inboxes: a provider or
-// tenant outage, or one declared by an operator. A tenant_event (held for
-// verification) and a notice_storm do not: nothing tells their owners that
-// all is well.
-func Outage(kind string) bool {
-	switch kind {
-	case "provider_outage", "tenant_outage", "declared":
-		return true
-	}
-	return false
-}
-
-// Covering returns the first open incident of incidents that covers inbox
-// in, or nil. For an admin notice, tenant_event incidents do not count.
-func Covering(incidents []*holdfast.Incident, in *holdfast.Inbox, admin bool) *holdfast.Incident {
-	for _, inc := range incidents {
-		if !inc.Open() || inc.Provider != in.Provider {
-			continue
-		}
-		if inc.Tenant != "" && inc.Tenant != in.Tenant {
-			continue
-		}
-		if admin && inc.Kind == "tenant_event" {
-			continue
-		}
-		return inc
-	}
-	return nil
 }
 
 // Dedup claims each notice (pending → sending) by compare-and-set: one

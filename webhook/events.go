@@ -120,15 +120,15 @@ func (p *Publisher) SendChanged(ctx context.Context, s *holdfast.Send) {
 
 // IncidentData is the data of the incident.* events.
 type IncidentData struct {
-	ID         int64             `json:"id"`
-	Kind       string            `json:"kind"`
-	Provider   holdfast.Provider `json:"provider"`
-	Tenant     string            `json:"tenant"`
-	OpenedAt   time.Time         `json:"opened_at"`
-	ResolvedAt *time.Time        `json:"resolved_at"`
-	Evidence   string            `json:"evidence"`
-	Affected   int               `json:"affected"`
-	Recovered  int               `json:"recovered"`
+	ID         int64                 `json:"id"`
+	Kind       holdfast.IncidentKind `json:"kind"`
+	Provider   holdfast.Provider     `json:"provider"`
+	Tenant     string                `json:"tenant"`
+	OpenedAt   time.Time             `json:"opened_at"`
+	ResolvedAt *time.Time            `json:"resolved_at"`
+	Evidence   string                `json:"evidence"`
+	Affected   int                   `json:"affected"`
+	Recovered  int                   `json:"recovered"`
 }
 
 // IncidentChanged publishes incident.opened when opened is set, and
