@@ -25,16 +25,16 @@ func (s *Recheck) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 	var out []*Item
 	for _, it := range items {
 		in, err := s.Store.Inbox(ctx, it.Notice.InboxID)
-		reason := ""
+		var reason holdfast.NoticeStatusReason
 		switch {
 		case errors.Is(err, holdfast.ErrNotFound):
-			reason = ReasonInboxDeleted
+			reason = holdfast.NoticeReasonInboxDeleted
 		case err != nil:
 			return nil, fmt.Errorf("re-check inbox %s: %w", it.Notice.InboxID, err)
 		case now.Sub(it.Notice.At) > s.TTL:
-			reason = ReasonExpired
+			reason = holdfast.NoticeReasonExpired
 		case in.ActionRequired() == holdfast.RequireNone:
-			reason = ReasonRecovered
+			reason = holdfast.NoticeReasonRecovered
 		}
 		if reason != "" {
 			if err := cancel(ctx, s.Base, s.Store, it, reason); err != nil {
@@ -75,7 +75,7 @@ func (s *Inhibit) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 				it.Held = true
 				continue
 			}
-			if err := cancel(ctx, s.Base, s.Store, it, ReasonIncident); err != nil {
+			if err := cancel(ctx, s.Base, s.Store, it, holdfast.NoticeReasonIncident); err != nil {
 				return nil, fmt.Errorf("cancel notice %d: %w", it.Notice.ID, err)
 			}
 			continue
@@ -119,7 +119,7 @@ func (s *Dedup) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 func release(ctx context.Context, b Base, st Store, items []*Item) {
 	for _, it := range items {
 		if _, err := st.ChangeNotice(context.WithoutCancel(ctx), it.Notice.ID, holdfast.NoticeChange{
-			From: holdfast.NoticeSending, To: holdfast.NoticePending, Reason: "retry", At: b.Clock.Now(),
+			From: holdfast.NoticeSending, To: holdfast.NoticePending, Reason: holdfast.NoticeReasonRetry, At: b.Clock.Now(),
 		}); err != nil {
 			b.Logger.WarnContext(ctx, "release notice; it will not be retried", "notice_id", it.Notice.ID, "err", err)
 		}
@@ -248,7 +248,7 @@ func (n *Notifier) FollowUp(ctx context.Context, inboxID string) error {
 	}
 	now := n.base.Clock.Now()
 	if _, err := st.ChangeNotice(ctx, last.ID, holdfast.NoticeChange{
-		From: holdfast.NoticeSent, To: holdfast.NoticeFollowedUp, Reason: ReasonRecovered, At: now,
+		From: holdfast.NoticeSent, To: holdfast.NoticeFollowedUp, Reason: holdfast.NoticeReasonRecovered, At: now,
 	}); errors.Is(err, holdfast.ErrConflict) {
 		return nil
 	} else if err != nil {
