@@ -103,21 +103,21 @@ func (req *sendRequest) valid(now time.Time) (*holdfast.Send, error) {
 
 // sendJSON is a send as the API shows it. The body is not shown again.
 type sendJSON struct {
-	ID             string             `json:"id"`
-	InboxID        string             `json:"inbox_id"`
-	State          holdfast.SendState `json:"state"`
-	Reason         string             `json:"reason"`
-	MessageID      string             `json:"message_id"`
-	To             []string           `json:"to"`
-	Cc             []string           `json:"cc"`
-	Bcc            []string           `json:"bcc"`
-	Subject        string             `json:"subject"`
-	SendAt         time.Time          `json:"send_at"`
-	IdempotencyKey string             `json:"idempotency_key"`
-	Attempts       int                `json:"attempts"`
-	CreatedAt      time.Time          `json:"created_at"`
-	UpdatedAt      time.Time          `json:"updated_at"`
-	SentAt         *time.Time         `json:"sent_at"`
+	ID             string              `json:"id"`
+	InboxID        string              `json:"inbox_id"`
+	State          holdfast.SendState  `json:"state"`
+	Reason         holdfast.SendReason `json:"reason"`
+	MessageID      string              `json:"message_id"`
+	To             []string            `json:"to"`
+	Cc             []string            `json:"cc"`
+	Bcc            []string            `json:"bcc"`
+	Subject        string              `json:"subject"`
+	SendAt         time.Time           `json:"send_at"`
+	IdempotencyKey string              `json:"idempotency_key"`
+	Attempts       int                 `json:"attempts"`
+	CreatedAt      time.Time           `json:"created_at"`
+	UpdatedAt      time.Time           `json:"updated_at"`
+	SentAt         *time.Time          `json:"sent_at"`
 }
 
 func toSendJSON(s *holdfast.Send) sendJSON {
@@ -239,7 +239,7 @@ func (s *server) handleCancelSend() http.Handler {
 			}
 			now := s.cfg.Clock.Now().UTC().Truncate(holdfast.StoreTimePrecision)
 			out, err := s.cfg.Store.ChangeSend(r.Context(), id, holdfast.SendChange{
-				From: snd.State, To: holdfast.SendCancelled, Reason: "cancelled", At: now,
+				From: snd.State, To: holdfast.SendCancelled, Reason: holdfast.SendReasonCancelled, At: now,
 			})
 			if errors.Is(err, holdfast.ErrConflict) {
 				continue

@@ -82,17 +82,17 @@ func (p *Publisher) MessagesReceived(ctx context.Context, inboxID string, msgs [
 
 // SendData is the data of the send.* events.
 type SendData struct {
-	ID        string             `json:"id"`
-	InboxID   string             `json:"inbox_id"`
-	State     holdfast.SendState `json:"state"`
-	Reason    string             `json:"reason"`
-	MessageID string             `json:"message_id"`
-	To        []string           `json:"to"`
-	Cc        []string           `json:"cc"`
-	Bcc       []string           `json:"bcc"`
-	Subject   string             `json:"subject"`
-	Attempts  int                `json:"attempts"`
-	SentAt    *time.Time         `json:"sent_at"`
+	ID        string              `json:"id"`
+	InboxID   string              `json:"inbox_id"`
+	State     holdfast.SendState  `json:"state"`
+	Reason    holdfast.SendReason `json:"reason"`
+	MessageID string              `json:"message_id"`
+	To        []string            `json:"to"`
+	Cc        []string            `json:"cc"`
+	Bcc       []string            `json:"bcc"`
+	Subject   string              `json:"subject"`
+	Attempts  int                 `json:"attempts"`
+	SentAt    *time.Time          `json:"sent_at"`
 }
 
 // SendChanged publishes send.sent or send.failed for a send that reached
