@@ -160,15 +160,56 @@ type HeldAction struct {
 	Tenant   string
 	To       State
 	Reason   string
-	// Why is "budget" or "incident".
-	Why    string
+	// Why says what held it.
+	Why    HeldReason
 	HeldAt time.Time
 	// Done is set once the action was taken, released or cancelled;
 	// Outcome says which.
 	Done     bool
-	Outcome  string
+	Outcome  HeldOutcome
 	ClosedAt time.Time
 }
+
+// HeldReason says why the guard held a destructive action. The values are
+// stored and shown by the API as they are.
+type HeldReason string
+
+// The held-action reasons.
+const (
+	// HeldForBudget: the provider's or the tenant's budget of destructive
+	// actions is spent.
+	HeldForBudget HeldReason = "budget"
+	// HeldForIncident: an incident covers the inbox.
+	HeldForIncident HeldReason = "incident"
+)
+
+// HeldOutcome says how a held action ended. The values are stored and
+// shown by the API as they are.
+type HeldOutcome string
+
+// The held-action outcomes.
+const (
+	// HeldTaken: the budget allowed it and no incident covered the inbox
+	// any more: the engine took it.
+	HeldTaken HeldOutcome = "taken"
+	// HeldReleased: an operator released it; the engine took it.
+	HeldReleased HeldOutcome = "released by operator"
+	// HeldCancelledLeftSuspect: the inbox was no longer suspect.
+	HeldCancelledLeftSuspect HeldOutcome = "cancelled: inbox left suspect"
+	// HeldCancelledEvidenceOverlaps: the evidence overlaps a time the
+	// provider or tenant was not normal; confirmation starts again.
+	HeldCancelledEvidenceOverlaps HeldOutcome = "cancelled: evidence overlaps an incident"
+	// HeldCancelledRecovered: the inbox recovered.
+	HeldCancelledRecovered HeldOutcome = "cancelled: recovered"
+	// HeldCancelledIncident: an incident paused the inbox.
+	HeldCancelledIncident HeldOutcome = "cancelled: incident"
+	// HeldCancelledTenantEvent: a tenant event opened over the inbox's
+	// tenant; it holds the tenant's actions itself.
+	HeldCancelledTenantEvent HeldOutcome = "cancelled: tenant event"
+	// HeldCancelledRetroactive: a retroactive incident covers the time
+	// the evidence was gathered.
+	HeldCancelledRetroactive HeldOutcome = "cancelled: retroactive incident"
+)
 
 // Notice is a decision of the health engine that an inbox's owner (or,
 // with Admin, its administrator) must be told to act. (InboxID, Episode) is

@@ -139,3 +139,44 @@ func TestCovering(t *testing.T) {
 		})
 	}
 }
+
+// TestStoredReasons pins the strings the reason vocabularies are stored
+// and shown by the API as: a rename of a constant must not change them.
+func TestStoredReasons(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		got, want string
+	}{
+		{string(holdfast.NoticeReasonRecovered), "recovered"},
+		{string(holdfast.NoticeReasonIncident), "incident"},
+		{string(holdfast.NoticeReasonExpired), "expired"},
+		{string(holdfast.NoticeReasonInboxDeleted), "inbox_deleted"},
+		{string(holdfast.NoticeReasonRetry), "retry"},
+		{string(holdfast.SendReasonCancelled), "cancelled"},
+		{string(holdfast.SendReasonInboxDeleted), "inbox_deleted"},
+		{string(holdfast.SendReasonProviderNotSupported), "provider_not_supported"},
+		{string(holdfast.SendReasonOutcomeUnknown), "outcome_unknown"},
+		{string(holdfast.SendReasonOutcomeUnknownUntilReconnect), "outcome_unknown_until_reconnect"},
+		{string(holdfast.SendReasonInboxNeedsReconnect), "inbox_needs_reconnect"},
+		{string(holdfast.SendReasonInboxNeedsAdmin), "inbox_needs_admin"},
+		{string(holdfast.InboxSendReason(holdfast.StateNeedsReconnect)), "inbox_needs_reconnect"},
+		{string(holdfast.InboxSendReason(holdfast.StateNeedsAdmin)), "inbox_needs_admin"},
+		{string(holdfast.InboxSendReason(holdfast.StatePaused)), "inbox_paused"},
+		{string(holdfast.SendReasonOf(holdfast.ReasonMessageTooLarge)), "message_too_large"},
+		{string(holdfast.HeldForBudget), "budget"},
+		{string(holdfast.HeldForIncident), "incident"},
+		{string(holdfast.HeldTaken), "taken"},
+		{string(holdfast.HeldReleased), "released by operator"},
+		{string(holdfast.HeldCancelledLeftSuspect), "cancelled: inbox left suspect"},
+		{string(holdfast.HeldCancelledEvidenceOverlaps), "cancelled: evidence overlaps an incident"},
+		{string(holdfast.HeldCancelledRecovered), "cancelled: recovered"},
+		{string(holdfast.HeldCancelledIncident), "cancelled: incident"},
+		{string(holdfast.HeldCancelledTenantEvent), "cancelled: tenant event"},
+		{string(holdfast.HeldCancelledRetroactive), "cancelled: retroactive incident"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("stored as %q, want %q", tt.got, tt.want)
+		}
+	}
+}

@@ -351,7 +351,7 @@ func (e *Engine) openIncident(p uint8, t int32, kind holdfast.IncidentKind, now,
 				if c.H[i].St == sNeedsReconnect || c.H[i].St == sNeedsAdmin {
 					continue
 				}
-				e.cancelHeld(i, "tenant event")
+				e.cancelHeld(i, holdfast.HeldCancelledTenantEvent)
 				continue
 			}
 			e.undo(i, in, now, undoFrom)
@@ -778,7 +778,7 @@ func (e *Engine) Declare(d Declaration) (Incident, error) {
 			continue
 		}
 		if c.H[i].St == sSuspect && c.PermFirst[i] <= end {
-			e.cancelHeld(i, "retroactive incident")
+			e.cancelHeld(i, holdfast.HeldCancelledRetroactive)
 			c.H[i].PermN = 0
 		}
 		if s := c.H[i].St; (s == sNeedsReconnect || s == sNeedsAdmin) && c.ActedAt[i] >= start && c.ActedAt[i] <= end {

@@ -536,7 +536,7 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 					ii.dirty = true
 				}
 			}
-			e.cancelHeld(i, "recovered")
+			e.cancelHeld(i, holdfast.HeldCancelledRecovered)
 			e.move(i, sConnected, holdfast.ReasonUnknown, holdfast.CauseHealth, 0)
 		}
 		return Decision{State: holdfast.StateConnected}
@@ -765,7 +765,7 @@ func (e *Engine) pauseUnder(i int32, in *Incident) {
 	c := &e.c
 	c.H[i].PermN = 0
 	c.BackoffN[i] = 0
-	e.cancelHeld(i, "incident")
+	e.cancelHeld(i, holdfast.HeldCancelledIncident)
 	if c.H[i].Flags&fMember == 0 {
 		c.H[i].Flags |= fMember
 		in.members = append(in.members, i)

@@ -110,11 +110,12 @@ type HeldAction struct {
 	To       holdfast.State
 	Reason   holdfast.Reason
 	HeldAt   time.Time
-	// Why is "budget" or "incident".
-	Why string
-	// Done is set when the action was taken, released or cancelled.
+	// Why says what held it.
+	Why holdfast.HeldReason
+	// Done is set when the action was taken, released or cancelled;
+	// Outcome says which.
 	Done     bool
-	Outcome  string
+	Outcome  holdfast.HeldOutcome
 	ClosedAt time.Time
 }
 

@@ -206,17 +206,17 @@ func (s *server) handleGetIncident() http.Handler {
 
 // heldJSON is a held destructive action as the API shows it.
 type heldJSON struct {
-	ID       int64             `json:"id"`
-	InboxID  string            `json:"inbox_id"`
-	Provider holdfast.Provider `json:"provider"`
-	Tenant   string            `json:"tenant"`
-	To       holdfast.State    `json:"to"`
-	Reason   string            `json:"reason"`
-	Why      string            `json:"why"`
-	HeldAt   time.Time         `json:"held_at"`
-	State    string            `json:"state"`
-	Outcome  string            `json:"outcome"`
-	ClosedAt *time.Time        `json:"closed_at"`
+	ID       int64                `json:"id"`
+	InboxID  string               `json:"inbox_id"`
+	Provider holdfast.Provider    `json:"provider"`
+	Tenant   string               `json:"tenant"`
+	To       holdfast.State       `json:"to"`
+	Reason   string               `json:"reason"`
+	Why      holdfast.HeldReason  `json:"why"`
+	HeldAt   time.Time            `json:"held_at"`
+	State    string               `json:"state"`
+	Outcome  holdfast.HeldOutcome `json:"outcome"`
+	ClosedAt *time.Time           `json:"closed_at"`
 }
 
 func toHeldJSON(h *holdfast.HeldAction) heldJSON {
