@@ -26,7 +26,7 @@ var _ Health = (*monitor.Monitor)(nil)
 // incidentJSON is an incident as the API shows it.
 type incidentJSON struct {
 	ID         int64                    `json:"id"`
-	Kind       holdfast.IncidentKind    `json:"kind"`
+	Kind       string                   `json:"kind"`
 	Provider   holdfast.Provider        `json:"provider"`
 	Tenant     string                   `json:"tenant"`
 	State      string                   `json:"state"`
@@ -40,7 +40,7 @@ type incidentJSON struct {
 
 func toIncidentJSON(in *holdfast.Incident) incidentJSON {
 	out := incidentJSON{
-		ID: in.ID, Kind: in.Kind, Provider: in.Provider, Tenant: in.Tenant, State: "open",
+		ID: in.ID, Kind: string(in.Kind), Provider: in.Provider, Tenant: in.Tenant, State: "open",
 		OpenedAt: in.OpenedAt, Evidence: in.Evidence, Affected: in.Affected, Recovered: in.Recovered,
 		Timeline: in.Timeline,
 	}
@@ -206,23 +206,23 @@ func (s *server) handleGetIncident() http.Handler {
 
 // heldJSON is a held destructive action as the API shows it.
 type heldJSON struct {
-	ID       int64                `json:"id"`
-	InboxID  string               `json:"inbox_id"`
-	Provider holdfast.Provider    `json:"provider"`
-	Tenant   string               `json:"tenant"`
-	To       holdfast.State       `json:"to"`
-	Reason   string               `json:"reason"`
-	Why      holdfast.HeldReason  `json:"why"`
-	HeldAt   time.Time            `json:"held_at"`
-	State    string               `json:"state"`
-	Outcome  holdfast.HeldOutcome `json:"outcome"`
-	ClosedAt *time.Time           `json:"closed_at"`
+	ID       int64             `json:"id"`
+	InboxID  string            `json:"inbox_id"`
+	Provider holdfast.Provider `json:"provider"`
+	Tenant   string            `json:"tenant"`
+	To       holdfast.State    `json:"to"`
+	Reason   string            `json:"reason"`
+	Why      string            `json:"why"`
+	HeldAt   time.Time         `json:"held_at"`
+	State    string            `json:"state"`
+	Outcome  string            `json:"outcome"`
+	ClosedAt *time.Time        `json:"closed_at"`
 }
 
 func toHeldJSON(h *holdfast.HeldAction) heldJSON {
 	out := heldJSON{
 		ID: h.ID, InboxID: h.InboxID, Provider: h.Provider, Tenant: h.Tenant, To: h.To,
-		Reason: h.Reason, Why: h.Why, HeldAt: h.HeldAt, State: "pending", Outcome: h.Outcome,
+		Reason: h.Reason, Why: string(h.Why), HeldAt: h.HeldAt, State: "pending", Outcome: string(h.Outcome),
 	}
 	if h.Done {
 		out.State = "done"

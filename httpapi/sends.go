@@ -103,26 +103,26 @@ func (req *sendRequest) valid(now time.Time) (*holdfast.Send, error) {
 
 // sendJSON is a send as the API shows it. The body is not shown again.
 type sendJSON struct {
-	ID             string              `json:"id"`
-	InboxID        string              `json:"inbox_id"`
-	State          holdfast.SendState  `json:"state"`
-	Reason         holdfast.SendReason `json:"reason"`
-	MessageID      string              `json:"message_id"`
-	To             []string            `json:"to"`
-	Cc             []string            `json:"cc"`
-	Bcc            []string            `json:"bcc"`
-	Subject        string              `json:"subject"`
-	SendAt         time.Time           `json:"send_at"`
-	IdempotencyKey string              `json:"idempotency_key"`
-	Attempts       int                 `json:"attempts"`
-	CreatedAt      time.Time           `json:"created_at"`
-	UpdatedAt      time.Time           `json:"updated_at"`
-	SentAt         *time.Time          `json:"sent_at"`
+	ID             string             `json:"id"`
+	InboxID        string             `json:"inbox_id"`
+	State          holdfast.SendState `json:"state"`
+	Reason         string             `json:"reason"`
+	MessageID      string             `json:"message_id"`
+	To             []string           `json:"to"`
+	Cc             []string           `json:"cc"`
+	Bcc            []string           `json:"bcc"`
+	Subject        string             `json:"subject"`
+	SendAt         time.Time          `json:"send_at"`
+	IdempotencyKey string             `json:"idempotency_key"`
+	Attempts       int                `json:"attempts"`
+	CreatedAt      time.Time          `json:"created_at"`
+	UpdatedAt      time.Time          `json:"updated_at"`
+	SentAt         *time.Time         `json:"sent_at"`
 }
 
 func toSendJSON(s *holdfast.Send) sendJSON {
 	out := sendJSON{
-		ID: s.ID, InboxID: s.InboxID, State: s.State, Reason: s.Reason, MessageID: s.MessageID,
+		ID: s.ID, InboxID: s.InboxID, State: s.State, Reason: string(s.Reason), MessageID: s.MessageID,
 		To: orEmpty(s.To), Cc: orEmpty(s.Cc), Bcc: orEmpty(s.Bcc), Subject: s.Subject,
 		SendAt: s.SendAt, IdempotencyKey: s.IdempotencyKey, Attempts: s.Attempts,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,

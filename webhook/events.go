@@ -82,17 +82,17 @@ func (p *Publisher) MessagesReceived(ctx context.Context, inboxID string, msgs [
 
 // SendData is the data of the send.* events.
 type SendData struct {
-	ID        string              `json:"id"`
-	InboxID   string              `json:"inbox_id"`
-	State     holdfast.SendState  `json:"state"`
-	Reason    holdfast.SendReason `json:"reason"`
-	MessageID string              `json:"message_id"`
-	To        []string            `json:"to"`
-	Cc        []string            `json:"cc"`
-	Bcc       []string            `json:"bcc"`
-	Subject   string              `json:"subject"`
-	Attempts  int                 `json:"attempts"`
-	SentAt    *time.Time          `json:"sent_at"`
+	ID        string             `json:"id"`
+	InboxID   string             `json:"inbox_id"`
+	State     holdfast.SendState `json:"state"`
+	Reason    string             `json:"reason"`
+	MessageID string             `json:"message_id"`
+	To        []string           `json:"to"`
+	Cc        []string           `json:"cc"`
+	Bcc       []string           `json:"bcc"`
+	Subject   string             `json:"subject"`
+	Attempts  int                `json:"attempts"`
+	SentAt    *time.Time         `json:"sent_at"`
 }
 
 // SendChanged publishes send.sent or send.failed for a send that reached
@@ -108,7 +108,7 @@ func (p *Publisher) SendChanged(ctx context.Context, s *holdfast.Send) {
 		return
 	}
 	d := SendData{
-		ID: s.ID, InboxID: s.InboxID, State: s.State, Reason: s.Reason, MessageID: s.MessageID,
+		ID: s.ID, InboxID: s.InboxID, State: s.State, Reason: string(s.Reason), MessageID: s.MessageID,
 		To: orEmpty(s.To), Cc: orEmpty(s.Cc), Bcc: orEmpty(s.Bcc), Subject: s.Subject, Attempts: s.Attempts,
 	}
 	if !s.SentAt.IsZero() {
@@ -120,22 +120,22 @@ func (p *Publisher) SendChanged(ctx context.Context, s *holdfast.Send) {
 
 // IncidentData is the data of the incident.* events.
 type IncidentData struct {
-	ID         int64                 `json:"id"`
-	Kind       holdfast.IncidentKind `json:"kind"`
-	Provider   holdfast.Provider     `json:"provider"`
-	Tenant     string                `json:"tenant"`
-	OpenedAt   time.Time             `json:"opened_at"`
-	ResolvedAt *time.Time            `json:"resolved_at"`
-	Evidence   string                `json:"evidence"`
-	Affected   int                   `json:"affected"`
-	Recovered  int                   `json:"recovered"`
+	ID         int64             `json:"id"`
+	Kind       string            `json:"kind"`
+	Provider   holdfast.Provider `json:"provider"`
+	Tenant     string            `json:"tenant"`
+	OpenedAt   time.Time         `json:"opened_at"`
+	ResolvedAt *time.Time        `json:"resolved_at"`
+	Evidence   string            `json:"evidence"`
+	Affected   int               `json:"affected"`
+	Recovered  int               `json:"recovered"`
 }
 
 // IncidentChanged publishes incident.opened when opened is set, and
 // incident.resolved when the incident is resolved.
 func (p *Publisher) IncidentChanged(ctx context.Context, in *holdfast.Incident, opened bool) {
 	d := IncidentData{
-		ID: in.ID, Kind: in.Kind, Provider: in.Provider, Tenant: in.Tenant, OpenedAt: in.OpenedAt,
+		ID: in.ID, Kind: string(in.Kind), Provider: in.Provider, Tenant: in.Tenant, OpenedAt: in.OpenedAt,
 		Evidence: in.Evidence, Affected: in.Affected, Recovered: in.Recovered,
 	}
 	if !in.Open() {
