@@ -6,7 +6,9 @@ import "time"
 // declared by an operator, as stored and shown by the API. While an
 // incident covers an inbox, nothing destructive happens to it.
 type Incident struct {
-	ID       int64
+	ID int64
+	// Kind says what the incident is, and so what it does
+	// (IncidentKind.Effects).
 	Kind     IncidentKind
 	Provider Provider
 	// Tenant is the tenant (organisation or IMAP server) it covers, or
@@ -39,9 +41,11 @@ func (in *Incident) InScope(ib *Inbox) bool {
 // of ib's audience. admin asks for the inbox's administrator (an admin
 // notice, or an inbox that needs its administrator): a tenant event does
 // not cover those, they are what it asks for. It is the one rule by which
-// notify mutes or holds a notice, the owners' status page says "nothing to
-// do" and the dashboard reviews an incident; the health engine applies the
-// same kind table to its own indices.
+// notify mutes or holds a notice and the owners' status page says
+// "nothing to do" (with IncidentEffects.NothingToDo); the dashboard's
+// review of an incident takes InScope. The health engine, which works on
+// indices, applies the same scope and kind table: an open incident pauses
+// the inboxes of its scope when its kind's PausesInboxes is set.
 func (in *Incident) Covers(ib *Inbox, admin bool) bool {
 	if !in.Open() || !in.InScope(ib) {
 		return false
