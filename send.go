@@ -42,7 +42,7 @@ type Send struct {
 	SendAt    time.Time
 	State     SendState
 	// Reason says why a send failed or is held.
-	Reason    string
+	Reason    SendReason
 	Attempts  int
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -56,7 +56,7 @@ type Send struct {
 type SendChange struct {
 	From   SendState
 	To     SendState
-	Reason string
+	Reason SendReason
 	// Attempt adds one to Attempts.
 	Attempt bool
 	At      time.Time
@@ -70,3 +70,41 @@ func (s SendState) Valid() bool {
 	}
 	return false
 }
+
+// SendReason says why a send failed, is held or waits: a provider's
+// Reason for the last attempt (SendReasonOf), the state of an inbox that
+// cannot send now (InboxSendReason), or one of the constants below. The
+// values are stored and shown by the API as they are.
+type SendReason string
+
+// The send reasons that are not a provider's or an inbox state's.
+const (
+	// SendReasonCancelled: cancelled through the API.
+	SendReasonCancelled SendReason = "cancelled"
+	// SendReasonInboxDeleted: the send's inbox is gone.
+	SendReasonInboxDeleted SendReason = "inbox_deleted"
+	// SendReasonProviderNotSupported: no connector serves the inbox's
+	// provider.
+	SendReasonProviderNotSupported SendReason = "provider_not_supported"
+	// SendReasonOutcomeUnknown: an attempt may have gone out and whether
+	// it did could not be found out in time.
+	SendReasonOutcomeUnknown SendReason = "outcome_unknown"
+	// SendReasonOutcomeUnknownUntilReconnect: a send left sending by an
+	// attempt that may have gone out, while its inbox needs its owner: Sent
+	// cannot be searched until the inbox works again.
+	SendReasonOutcomeUnknownUntilReconnect SendReason = "outcome_unknown_until_reconnect"
+	// SendReasonInboxNeedsReconnect and SendReasonInboxNeedsAdmin: the
+	// inbox needs its owner or its administrator (InboxSendReason of
+	// those states).
+	SendReasonInboxNeedsReconnect SendReason = "inbox_needs_reconnect"
+	SendReasonInboxNeedsAdmin     SendReason = "inbox_needs_admin"
+)
+
+// SendReasonOf is the reason of a send that a provider refused for reason
+// r: the provider's word itself ("message_too_large", "network").
+func SendReasonOf(r Reason) SendReason { return SendReason(r) }
+
+// InboxSendReason is the reason of a send held or failed because its inbox
+// is in state s: "inbox_" and the state ("inbox_paused",
+// "inbox_needs_reconnect").
+func InboxSendReason(s State) SendReason { return SendReason("inbox_" + s) }

@@ -318,6 +318,27 @@ const (
 	NoticeFollowedUp NoticeStatus = "followed_up"
 )
 
+// NoticeStatusReason says why the notify pipeline moved a notice: why it
+// was cancelled, given back or followed up. The values are stored as they
+// are.
+type NoticeStatusReason string
+
+// The notice status reasons.
+const (
+	// NoticeReasonRecovered: the inbox no longer needs anyone to act (a
+	// cancelled notice), or recovered by itself (a followed-up one).
+	NoticeReasonRecovered NoticeStatusReason = "recovered"
+	// NoticeReasonIncident: an open incident covers the inbox.
+	NoticeReasonIncident NoticeStatusReason = "incident"
+	// NoticeReasonExpired: older than the notify TTL.
+	NoticeReasonExpired NoticeStatusReason = "expired"
+	// NoticeReasonInboxDeleted: the inbox is gone.
+	NoticeReasonInboxDeleted NoticeStatusReason = "inbox_deleted"
+	// NoticeReasonRetry: claimed, then given back to pending after a
+	// failure, to be sent again.
+	NoticeReasonRetry NoticeStatusReason = "retry"
+)
+
 // NoticeRecord is a notice with its place in the notification outbox.
 type NoticeRecord struct {
 	Notice
@@ -326,9 +347,9 @@ type NoticeRecord struct {
 	// deleted.
 	Recipient string
 	Status    NoticeStatus
-	// StatusReason says why a notice was cancelled ("recovered",
-	// "incident", "expired", ...).
-	StatusReason string
+	// StatusReason says why a notice was cancelled, given back or followed
+	// up.
+	StatusReason NoticeStatusReason
 	SentAt       time.Time // zero until sent
 	UpdatedAt    time.Time
 }
@@ -341,7 +362,7 @@ type NoticeFilter struct {
 	// ignoring the case of ASCII letters.
 	Recipient    string
 	Status       NoticeStatus
-	StatusReason string
+	StatusReason NoticeStatusReason
 	// UpdatedSince and UpdatedUntil, when set, select only the notices
 	// whose UpdatedAt is at or after UpdatedSince and at or before
 	// UpdatedUntil.
@@ -380,7 +401,7 @@ type HeldActionFilter struct {
 type NoticeChange struct {
 	From   NoticeStatus
 	To     NoticeStatus
-	Reason string
+	Reason NoticeStatusReason
 	At     time.Time
 }
 

@@ -213,7 +213,7 @@ func setupWith(t *testing.T, snapshots bool) *testBundle {
 		To: holdfast.StateNeedsReconnect, Reason: "password_changed", Why: "budget", HeldAt: now.Add(-4 * time.Hour),
 		Done: true, Outcome: "taken: budget allowed", ClosedAt: now.Add(-3 * time.Hour)}))
 
-	notice := func(inboxID string, episode int64, at time.Time, to holdfast.NoticeStatus, reason string) {
+	notice := func(inboxID string, episode int64, at time.Time, to holdfast.NoticeStatus, reason holdfast.NoticeStatusReason) {
 		n := &holdfast.Notice{InboxID: inboxID, Episode: episode, Reason: "token_revoked", At: at}
 		must(t, st.AppendNotice(ctx, n))
 		if to == holdfast.NoticePending {

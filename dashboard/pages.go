@@ -278,7 +278,7 @@ func (d *dash) incidentPage(r *http.Request, _ *session) (*view, error) {
 		}
 		for _, ib := range page {
 			data.Scanned++
-			if in.Tenant == "" || strings.EqualFold(ib.Tenant, in.Tenant) {
+			if in.InScope(ib) {
 				scope[ib.ID] = ib
 			}
 		}
@@ -362,7 +362,7 @@ func (d *dash) incidentPage(r *http.Request, _ *session) (*view, error) {
 	}
 
 	cancelled, err := d.cfg.Store.NoticeRecords(ctx, holdfast.NoticeFilter{
-		Status: holdfast.NoticeCancelled, StatusReason: "incident", UpdatedSince: winFrom, UpdatedUntil: winTo, Newest: true, Limit: maxIncidentRows,
+		Status: holdfast.NoticeCancelled, StatusReason: holdfast.NoticeReasonIncident, UpdatedSince: winFrom, UpdatedUntil: winTo, Newest: true, Limit: maxIncidentRows,
 	})
 	if err != nil {
 		return nil, err

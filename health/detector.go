@@ -63,7 +63,7 @@ func (e *Engine) Tick() {
 	pe := max(1, int64(e.cfg.ProbeEvery/time.Second))
 	if now%pe == 0 {
 		for _, in := range c.Incidents {
-			if in.Open() && in.Kind != KindTenantEvent && in.Kind != KindNoticeStorm {
+			if in.Open() && in.Kind.Effects().PausesInboxes {
 				e.probeTick(in, now)
 			}
 		}
@@ -162,7 +162,7 @@ func (e *Engine) evaluate(now int64) {
 				ev = fmt.Sprintf("canaries: %d of %d canaries failing permanent-class within %v (fleet failing share %.1f%%, threshold %.1f%%)",
 					canaries, len(ps.Canaries), e.cfg.CanaryWindow, 100*shareS, 100*thr)
 			}
-			e.openIncident(uint8(p), -1, KindProviderOutage, now, now-int64(e.cfg.Lookback/time.Second), ev)
+			e.openIncident(uint8(p), -1, holdfast.IncidentProviderOutage, now, now-int64(e.cfg.Lookback/time.Second), ev)
 		}
 		if ps.Inc == 0 && !ps.Elevated && attS > 0 {
 			slot := c.CurBucket % lw
@@ -236,9 +236,9 @@ func (e *Engine) checkTenantOpen(t int32, open bool) {
 		return
 	}
 	now := e.now()
-	kind := KindTenantEvent
+	kind := holdfast.IncidentTenantEvent
 	if float64(perm) < 0.9*float64(fail) {
-		kind = KindTenantOutage
+		kind = holdfast.IncidentTenantOutage
 	}
 	e.openIncident(c.TProv[t], t, kind, now, now-int64(e.cfg.Lookback/time.Second),
 		fmt.Sprintf("%d of %d attempting inboxes of the tenant failing (%d permanent-class)", fail, att, perm))
@@ -262,14 +262,14 @@ func (e *Engine) openCandidates() {
 func (e *Engine) tenantIncidents(now int64) {
 	c := &e.c
 	for _, in := range c.Incidents {
-		if !in.Open() || in.Kind != KindTenantEvent {
+		if !in.Open() || !in.Kind.Effects().AwaitsVerification {
 			continue
 		}
 		t := in.Tenant
 		ps := &c.Provs[in.prov]
 		switch {
 		case in.okSeen+in.recSeen >= max(3, int(e.tenantFailing(t))/20):
-			in.Kind = KindTenantOutage
+			in.Kind = holdfast.IncidentTenantOutage
 			e.timeline(in, now, fmt.Sprintf("successes (%d) or recoverable errors (%d) among failing inboxes: an outage, pausing the tenant", in.okSeen, in.recSeen))
 			c.TLastAbn[t] = now
 			for i := c.THead[t]; i >= 0; i = c.NextInTenant[i] {
@@ -295,7 +295,7 @@ func (e *Engine) tenantIncidents(now int64) {
 
 // openIncident opens an incident over provider p (t < 0) or tenant t, and
 // undoes what the health engine did in its scope since undoFrom.
-func (e *Engine) openIncident(p uint8, t int32, kind IncidentKind, now, undoFrom int64, evidence string) *Incident {
+func (e *Engine) openIncident(p uint8, t int32, kind holdfast.IncidentKind, now, undoFrom int64, evidence string) *Incident {
 	c := &e.c
 	ps := &c.Provs[p]
 	in := &Incident{ID: c.NextID, Kind: kind, Provider: holdfast.Providers[p], Tenant: t, OpenedAt: e.tm(now),
@@ -342,15 +342,16 @@ func (e *Engine) openIncident(p uint8, t int32, kind IncidentKind, now, undoFrom
 		}
 	} else {
 		c.TInc[t] = idx
-		if kind != KindTenantEvent {
+		pauses := kind.Effects().PausesInboxes
+		if pauses {
 			c.TLastAbn[t] = now
 		}
 		for i := c.THead[t]; i >= 0; i = c.NextInTenant[i] {
-			if kind == KindTenantEvent {
+			if !pauses {
 				if c.H[i].St == sNeedsReconnect || c.H[i].St == sNeedsAdmin {
 					continue
 				}
-				e.cancelHeld(i, "tenant event")
+				e.cancelHeld(i, holdfast.HeldCancelledTenantEvent)
 				continue
 			}
 			e.undo(i, in, now, undoFrom)
@@ -438,7 +439,7 @@ func (e *Engine) probeTick(in *Incident, now int64) {
 // incident is closed and those inboxes are confirmed one by one, under the
 // guard's budget, instead of being frozen for ever.
 func (e *Engine) stalled(in *Incident, now, open, ok, n int64) bool {
-	if in.Kind == KindDeclared {
+	if in.Kind.Effects().EndsByOperator {
 		return false // an operator's incident ends on the operator's word
 	}
 	if float64(len(in.members)) > e.cfg.StallMaxShare*float64(e.c.Provs[in.prov].Inboxes) {
@@ -501,7 +502,7 @@ func (e *Engine) resolve(in *Incident, now int64, recover bool) {
 	if !in.Open() {
 		return
 	}
-	if in.Kind == KindNoticeStorm {
+	if in.Kind.Effects().HoldsNotices {
 		e.resolveStorm(in, now, "resolved")
 		return
 	}
@@ -524,14 +525,14 @@ func (e *Engine) resolve(in *Incident, now int64, recover bool) {
 		}
 	} else if k := c.TInc[in.Tenant]; k != 0 && c.Incidents[k-1] == in {
 		c.TInc[in.Tenant] = 0
-		if in.Kind != KindTenantEvent {
+		if in.Kind.Effects().PausesInboxes {
 			e.forgetTenant(in.Tenant)
 		}
 	}
 	switch {
 	case in.Tenant < 0:
 		ps.LastAbn = max(ps.LastAbn, now)
-	case in.Kind != KindTenantEvent:
+	case in.Kind.Effects().PausesInboxes:
 		c.TLastAbn[in.Tenant] = max(c.TLastAbn[in.Tenant], now)
 	}
 	e.log.Info("incident resolved", "incident_id", in.ID, "provider", in.Provider, "tenant", in.Tenant)
@@ -752,7 +753,7 @@ func (e *Engine) Declare(d Declaration) (Incident, error) {
 		if d.Tenant < 0 && c.Provs[p].Inc != 0 || d.Tenant >= 0 && c.TInc[d.Tenant] != 0 {
 			return Incident{}, fmt.Errorf("declare incident: %w: an incident already covers this scope", holdfast.ErrConflict)
 		}
-		in := e.openIncident(p, d.Tenant, KindDeclared, now, start, ev)
+		in := e.openIncident(p, d.Tenant, holdfast.IncidentDeclared, now, start, ev)
 		if start != now {
 			// openIncident reported it opened now; it opened at start.
 			in.OpenedAt = e.tm(start)
@@ -761,7 +762,7 @@ func (e *Engine) Declare(d Declaration) (Incident, error) {
 		return *in, nil
 	}
 	// Retroactive: record it resolved and re-verify what was acted on.
-	in := &Incident{ID: c.NextID, Kind: KindDeclared, Provider: d.Provider, Tenant: d.Tenant,
+	in := &Incident{ID: c.NextID, Kind: holdfast.IncidentDeclared, Provider: d.Provider, Tenant: d.Tenant,
 		OpenedAt: e.tm(start), Evidence: ev, prov: p, closeWin: 1, probeOK: make([]int32, 1), probeN: make([]int32, 1)}
 	c.NextID++
 	c.Incidents = append(c.Incidents, in)
@@ -777,7 +778,7 @@ func (e *Engine) Declare(d Declaration) (Incident, error) {
 			continue
 		}
 		if c.H[i].St == sSuspect && c.PermFirst[i] <= end {
-			e.cancelHeld(i, "retroactive incident")
+			e.cancelHeld(i, holdfast.HeldCancelledRetroactive)
 			c.H[i].PermN = 0
 		}
 		if s := c.H[i].St; (s == sNeedsReconnect || s == sNeedsAdmin) && c.ActedAt[i] >= start && c.ActedAt[i] <= end {
@@ -805,7 +806,7 @@ func (e *Engine) Resolve(id int64) error {
 				return fmt.Errorf("resolve incident %d: %w", id, holdfast.ErrConflict)
 			}
 			now := e.now()
-			if in.Kind == KindNoticeStorm {
+			if in.Kind.Effects().HoldsNotices {
 				// The operator accepts the notices counted so far: the
 				// meta-guard starts counting afresh.
 				ps := &e.c.Provs[in.prov]

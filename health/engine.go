@@ -509,7 +509,7 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 	}
 	if ti := c.TInc[t]; ti != 0 {
 		in := c.Incidents[ti-1]
-		if in.Kind == KindTenantEvent && (c.H[i].PermN > 0 || c.H[i].St == sSuspect) {
+		if in.Kind.Effects().AwaitsVerification && (c.H[i].PermN > 0 || c.H[i].St == sSuspect) {
 			if kind == okOK {
 				in.okSeen++
 			} else if kind == okRecoverable {
@@ -536,7 +536,7 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 					ii.dirty = true
 				}
 			}
-			e.cancelHeld(i, "recovered")
+			e.cancelHeld(i, holdfast.HeldCancelledRecovered)
 			e.move(i, sConnected, holdfast.ReasonUnknown, holdfast.CauseHealth, 0)
 		}
 		return Decision{State: holdfast.StateConnected}
@@ -753,7 +753,7 @@ func (e *Engine) coveringIncident(i int32) *Incident {
 		return c.Incidents[k-1]
 	}
 	if k := c.TInc[c.H[i].Ten]; k != 0 {
-		if in := c.Incidents[k-1]; in.Kind != KindTenantEvent {
+		if in := c.Incidents[k-1]; in.Kind.Effects().PausesInboxes {
 			return in
 		}
 	}
@@ -765,7 +765,7 @@ func (e *Engine) pauseUnder(i int32, in *Incident) {
 	c := &e.c
 	c.H[i].PermN = 0
 	c.BackoffN[i] = 0
-	e.cancelHeld(i, "incident")
+	e.cancelHeld(i, holdfast.HeldCancelledIncident)
 	if c.H[i].Flags&fMember == 0 {
 		c.H[i].Flags |= fMember
 		in.members = append(in.members, i)

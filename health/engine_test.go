@@ -804,7 +804,7 @@ func TestMetaGuardWhenDetectorDisabled(t *testing.T) {
 	}
 	var storm *Incident
 	for _, in := range w.e.Incidents() {
-		if in.Kind == KindNoticeStorm {
+		if in.Kind == holdfast.IncidentNoticeStorm {
 			storm = &in
 		} else {
 			t.Errorf("incident %+v with the detectors disabled", in)
@@ -851,7 +851,7 @@ func TestMetaGuardOperatorResolve(t *testing.T) {
 	w.runTo(time.Hour + 40*time.Minute)
 	var storm Incident
 	for _, in := range w.e.Incidents() {
-		if in.Kind == KindNoticeStorm && in.Open() {
+		if in.Kind == holdfast.IncidentNoticeStorm && in.Open() {
 			storm = in
 		}
 	}

@@ -21,17 +21,17 @@ func (e *Engine) tryAct(i int32) {
 	p := c.H[i].Prov
 	ps := &c.Provs[p]
 	now := e.now()
-	why := ""
+	var why holdfast.HeldReason
 	switch {
 	case ps.Inc != 0:
-		why = "incident"
+		why = holdfast.HeldForIncident
 	case c.TInc[t] != 0:
-		why = "incident"
+		why = holdfast.HeldForIncident
 	case e.tenantVerified(t, now):
 		e.act(i, to, holdfast.CauseHealth)
 		return
 	case !e.takeBudget(p, t, now):
-		why = "budget"
+		why = holdfast.HeldForBudget
 	}
 	if why == "" {
 		e.act(i, to, holdfast.CauseHealth)
@@ -95,19 +95,20 @@ func (e *Engine) takeBudget(p uint8, t int32, now int64) bool {
 	return true
 }
 
-// cancelHeld cancels inbox i's pending held action, if any.
-func (e *Engine) cancelHeld(i int32, why string) {
+// cancelHeld cancels inbox i's pending held action, if any, with outcome
+// (one of the holdfast.HeldCancelled outcomes).
+func (e *Engine) cancelHeld(i int32, outcome holdfast.HeldOutcome) {
 	c := &e.c
 	if c.H[i].Flags&fHeld == 0 {
 		return
 	}
 	c.H[i].Flags &^= fHeld
 	if h := c.Held[e.heldOf[i]]; h != nil && !h.Done && h.Inbox == i {
-		e.closeHeld(h, "cancelled: "+why)
+		e.closeHeld(h, outcome)
 	}
 }
 
-func (e *Engine) closeHeld(h *HeldAction, outcome string) {
+func (e *Engine) closeHeld(h *HeldAction, outcome holdfast.HeldOutcome) {
 	h.Done = true
 	h.Outcome = outcome
 	h.ClosedAt = e.tm(e.now())
@@ -136,19 +137,19 @@ func (e *Engine) drainHeld(now int64) {
 			i := h.Inbox
 			switch {
 			case c.H[i].St != sSuspect:
-				e.closeHeld(h, "cancelled: inbox left suspect")
+				e.closeHeld(h, holdfast.HeldCancelledLeftSuspect)
 				c.H[i].Flags &^= fHeld
 				continue
 			case max(ps.LastAbn, c.TLastAbn[h.Tenant]) >= c.PermFirst[i]:
 				// The evidence overlaps a time the provider or tenant was
 				// not normal: confirmation starts again.
-				e.closeHeld(h, "cancelled: evidence overlaps an incident")
+				e.closeHeld(h, holdfast.HeldCancelledEvidenceOverlaps)
 				c.H[i].Flags &^= fHeld
 				c.H[i].PermN = 0
 				continue
 			case c.TInc[h.Tenant] != 0:
 			case e.tenantVerified(h.Tenant, now) || e.takeBudget(uint8(p), h.Tenant, now):
-				e.closeHeld(h, "taken")
+				e.closeHeld(h, holdfast.HeldTaken)
 				e.act(i, stateCode(h.To), holdfast.CauseHealth)
 				continue
 			}
@@ -188,10 +189,10 @@ func (e *Engine) ReleaseHeld(id int64) error {
 	}
 	if e.c.H[h.Inbox].St != sSuspect {
 		e.c.H[h.Inbox].Flags &^= fHeld
-		e.closeHeld(h, "cancelled: inbox left suspect")
+		e.closeHeld(h, holdfast.HeldCancelledLeftSuspect)
 		return fmt.Errorf("release held action %d: %w", id, holdfast.ErrConflict)
 	}
-	e.closeHeld(h, "released by operator")
+	e.closeHeld(h, holdfast.HeldReleased)
 	e.act(h.Inbox, stateCode(h.To), holdfast.CauseOperator)
 	return nil
 }
@@ -332,7 +333,7 @@ func (e *Engine) metaGuard(p uint8, now int64) {
 	}
 	switch {
 	case ps.Storm == 0 && sum > thr:
-		in := &Incident{ID: c.NextID, Kind: KindNoticeStorm, Provider: holdfast.Providers[p], Tenant: -1, OpenedAt: e.tm(now),
+		in := &Incident{ID: c.NextID, Kind: holdfast.IncidentNoticeStorm, Provider: holdfast.Providers[p], Tenant: -1, OpenedAt: e.tm(now),
 			Evidence: fmt.Sprintf("notice storm: %d notices queued in the last hour vs threshold %.0f (max(%d, %g × baseline %.1f/h)); every notice of the provider is held",
 				ps.NoticeSum, thr, e.cfg.MetaGuardMin, e.cfg.MetaGuardFactor, ps.NoticeBase),
 			prov: p, closeWin: 1, probeOK: make([]int32, 1), probeN: make([]int32, 1)}

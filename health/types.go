@@ -110,11 +110,12 @@ type HeldAction struct {
 	To       holdfast.State
 	Reason   holdfast.Reason
 	HeldAt   time.Time
-	// Why is "budget" or "incident".
-	Why string
-	// Done is set when the action was taken, released or cancelled.
+	// Why says what held it.
+	Why holdfast.HeldReason
+	// Done is set when the action was taken, released or cancelled;
+	// Outcome says which.
 	Done     bool
-	Outcome  string
+	Outcome  holdfast.HeldOutcome
 	ClosedAt time.Time
 }
 
@@ -149,35 +150,11 @@ func (NopSink) Notice(Notice) {}
 // Grant implements Sink.
 func (NopSink) Grant(Grant) {}
 
-// IncidentKind says what an incident is.
-type IncidentKind string
-
-// The incident kinds.
-const (
-	// KindProviderOutage: a provider-wide (or regional) failure.
-	KindProviderOutage IncidentKind = "provider_outage"
-	// KindTenantOutage: failures concentrated in one tenant (or IMAP
-	// server) that also show successes or recoverable errors.
-	KindTenantOutage IncidentKind = "tenant_outage"
-	// KindTenantEvent: one tenant failing with permanent-class errors only;
-	// held until verified as a real tenant-wide credential event.
-	KindTenantEvent IncidentKind = "tenant_event"
-	// KindDeclared: declared by an operator.
-	KindDeclared IncidentKind = "declared"
-	// KindNoticeStorm: the notice meta-guard tripped: more notices were
-	// queued in the last hour than the provider's baseline allows. Every
-	// notice of the provider is held (not delivered, re-checked later)
-	// until the rate falls back or an operator resolves it. It pauses no
-	// inbox and does not stop the budget. It reaches the service like
-	// every incident (stored, listed, published); page on-call on it.
-	KindNoticeStorm IncidentKind = "notice_storm"
-)
-
 // Incident is trouble on the provider's side that the engine (or an
 // operator) declared.
 type Incident struct {
 	ID       int64
-	Kind     IncidentKind
+	Kind     holdfast.IncidentKind
 	Provider holdfast.Provider
 	// Tenant is the tenant index, or -1 for the whole provider.
 	Tenant     int32

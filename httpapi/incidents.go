@@ -40,7 +40,7 @@ type incidentJSON struct {
 
 func toIncidentJSON(in *holdfast.Incident) incidentJSON {
 	out := incidentJSON{
-		ID: in.ID, Kind: in.Kind, Provider: in.Provider, Tenant: in.Tenant, State: "open",
+		ID: in.ID, Kind: string(in.Kind), Provider: in.Provider, Tenant: in.Tenant, State: "open",
 		OpenedAt: in.OpenedAt, Evidence: in.Evidence, Affected: in.Affected, Recovered: in.Recovered,
 		Timeline: in.Timeline,
 	}
@@ -222,7 +222,7 @@ type heldJSON struct {
 func toHeldJSON(h *holdfast.HeldAction) heldJSON {
 	out := heldJSON{
 		ID: h.ID, InboxID: h.InboxID, Provider: h.Provider, Tenant: h.Tenant, To: h.To,
-		Reason: h.Reason, Why: h.Why, HeldAt: h.HeldAt, State: "pending", Outcome: h.Outcome,
+		Reason: h.Reason, Why: string(h.Why), HeldAt: h.HeldAt, State: "pending", Outcome: string(h.Outcome),
 	}
 	if h.Done {
 		out.State = "done"

@@ -122,7 +122,7 @@ type sendJSON struct {
 
 func toSendJSON(s *holdfast.Send) sendJSON {
 	out := sendJSON{
-		ID: s.ID, InboxID: s.InboxID, State: s.State, Reason: s.Reason, MessageID: s.MessageID,
+		ID: s.ID, InboxID: s.InboxID, State: s.State, Reason: string(s.Reason), MessageID: s.MessageID,
 		To: orEmpty(s.To), Cc: orEmpty(s.Cc), Bcc: orEmpty(s.Bcc), Subject: s.Subject,
 		SendAt: s.SendAt, IdempotencyKey: s.IdempotencyKey, Attempts: s.Attempts,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
@@ -239,7 +239,7 @@ func (s *server) handleCancelSend() http.Handler {
 			}
 			now := s.cfg.Clock.Now().UTC().Truncate(holdfast.StoreTimePrecision)
 			out, err := s.cfg.Store.ChangeSend(r.Context(), id, holdfast.SendChange{
-				From: snd.State, To: holdfast.SendCancelled, Reason: "cancelled", At: now,
+				From: snd.State, To: holdfast.SendCancelled, Reason: holdfast.SendReasonCancelled, At: now,
 			})
 			if errors.Is(err, holdfast.ErrConflict) {
 				continue

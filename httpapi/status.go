@@ -102,7 +102,7 @@ func (s *server) ownerInboxes(ctx context.Context, token, email string) ([]statu
 	}
 	// Only an outage lets the page say "nothing is needed, it resumes by
 	// itself": not a tenant event under verification, nor a notice storm.
-	open = slices.DeleteFunc(open, func(in *holdfast.Incident) bool { return !notify.Outage(in.Kind) })
+	open = slices.DeleteFunc(open, func(in *holdfast.Incident) bool { return !in.Kind.Effects().NothingToDo })
 	ins, err := s.cfg.Store.InboxesByOwner(ctx, email)
 	if err != nil {
 		return nil, err
@@ -118,7 +118,7 @@ func (s *server) ownerInboxes(ctx context.Context, token, email string) ([]statu
 		if v.Message == "" {
 			v.Message = holdfast.DefaultMessage(in.State)
 		}
-		inc := notify.Covering(open, in, in.State == holdfast.StateNeedsAdmin)
+		inc := holdfast.Covering(open, in, in.State == holdfast.StateNeedsAdmin)
 		switch {
 		case in.State == holdfast.StatePaused || (inc != nil && in.ActionRequired() != holdfast.RequireNone):
 			v.Kind, v.Message = "paused", holdfast.DefaultMessage(holdfast.StatePaused)

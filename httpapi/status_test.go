@@ -167,7 +167,7 @@ func TestStatusPage(t *testing.T) {
 			// Neither a notice storm nor a tenant event under verification
 			// is an outage: the page must not say that nothing is needed.
 			b.inbox(t, "inb_ms", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
-			for i, kind := range []string{"notice_storm", "tenant_event"} {
+			for i, kind := range []holdfast.IncidentKind{"notice_storm", "tenant_event"} {
 				if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{ID: int64(i + 1), Kind: kind, Provider: holdfast.ProviderMicrosoft, OpenedAt: t0.Add(-time.Hour)}); err != nil {
 					t.Fatal(err)
 				}

@@ -73,11 +73,6 @@ const (
 	// sweepBatch bounds the sends one sweep enqueues; the next takes the
 	// rest.
 	sweepBatch = 1000
-	// reasonOwnerWait is the reason of a send left "sending" by an attempt
-	// that may have gone out, while the health engine fails its inbox's
-	// sends (the inbox needs its owner): Sent cannot be searched until the
-	// inbox works again, so whether it went out is unknown until then.
-	reasonOwnerWait = "outcome_unknown_until_reconnect"
 	// ownerWait is how long a send whose inbox needs its owner waits for
 	// the inbox to work again: one not yet attempted fails as
 	// "inbox_needs_reconnect" (or "inbox_needs_admin") this long after it
@@ -176,14 +171,14 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	}
 	in, err := w.Store.Inbox(ctx, snd.InboxID)
 	if errors.Is(err, holdfast.ErrNotFound) {
-		return w.fail(ctx, snd, "inbox_deleted")
+		return w.fail(ctx, snd, holdfast.SendReasonInboxDeleted)
 	}
 	if err != nil {
 		return fmt.Errorf("load inbox %s of send %s: %w", snd.InboxID, id, err)
 	}
 	conn := w.Connectors[in.Provider]
 	if conn == nil {
-		return w.fail(ctx, snd, "provider_not_supported")
+		return w.fail(ctx, snd, holdfast.SendReasonProviderNotSupported)
 	}
 
 	adm, err := w.Monitor.Admit(in.ID, health.OpSend)
@@ -203,12 +198,12 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		st, _ := w.stateOf(in.ID)
 		late := w.Clock.Now().Sub(snd.SendAt)
 		if late >= ownerWait {
-			return w.fail(ctx, snd, "inbox_"+string(st))
+			return w.fail(ctx, snd, holdfast.InboxSendReason(st))
 		}
-		return w.hold(ctx, snd, "inbox_"+string(st), ownerRetry(late), false)
+		return w.hold(ctx, snd, holdfast.InboxSendReason(st), ownerRetry(late), false)
 	case health.Hold, health.Defer:
 		st, _ := w.stateOf(in.ID)
-		return w.hold(ctx, snd, "inbox_"+string(st), heldRetry, false)
+		return w.hold(ctx, snd, holdfast.InboxSendReason(st), heldRetry, false)
 	}
 
 	prev := snd.State
@@ -247,7 +242,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		// Stay "sending": the next attempt looks in Sent first.
 		w.observe(ctx, in, health.OpSend, err)
 		if job.Attempt >= job.MaxAttempts {
-			return w.fail(ctx, snd, "outcome_unknown")
+			return w.fail(ctx, snd, holdfast.SendReasonOutcomeUnknown)
 		}
 		return fmt.Errorf("send %s: outcome unknown, will look in Sent before retrying: %w", id, err)
 	}
@@ -255,16 +250,16 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if !ok {
 		// Not the provider's answer: a message that cannot be built.
 		log.WarnContext(ctx, "send cannot be built", "err", err)
-		return w.fail(ctx, snd, string(holdfast.ReasonInvalidRequest))
+		return w.fail(ctx, snd, holdfast.SendReasonOf(holdfast.ReasonInvalidRequest))
 	}
 	d := w.observe(ctx, in, health.OpSend, err)
 	log.InfoContext(ctx, "send failed", "class", pe.Class, "reason", pe.Reason, "scope", pe.Scope, "err", err)
 	switch {
 	case pe.Class == holdfast.ClassPermanent && (pe.Scope == holdfast.ScopeOperation || pe.Scope == holdfast.ScopeItem):
 		// This message will never go out: too large, recipient refused.
-		return w.fail(ctx, snd, string(pe.Reason))
+		return w.fail(ctx, snd, holdfast.SendReasonOf(pe.Reason))
 	case job.Attempt >= job.MaxAttempts:
-		return w.fail(ctx, snd, string(pe.Reason))
+		return w.fail(ctx, snd, holdfast.SendReasonOf(pe.Reason))
 	}
 	// Recoverable, or the account's trouble: wait, and let the engine
 	// decide the inbox's fate (Admit answers Fail once it needs its owner).
@@ -272,7 +267,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if !d.RetryAt.IsZero() {
 		wait = max(d.RetryAt.Sub(w.Clock.Now()), time.Second)
 	}
-	return w.hold(ctx, snd, string(pe.Reason), wait, true)
+	return w.hold(ctx, snd, holdfast.SendReasonOf(pe.Reason), wait, true)
 }
 
 // stateOf returns the health engine's state of an inbox, if it knows it.
@@ -318,7 +313,7 @@ func (w *SendWorker) sent(ctx context.Context, snd *holdfast.Send) error {
 }
 
 // fail records that snd will not go out.
-func (w *SendWorker) fail(ctx context.Context, snd *holdfast.Send, reason string) error {
+func (w *SendWorker) fail(ctx context.Context, snd *holdfast.Send, reason holdfast.SendReason) error {
 	out, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: snd.State, To: holdfast.SendFailed, Reason: reason, At: w.now()})
 	if errors.Is(err, holdfast.ErrConflict) {
 		return fmt.Errorf("send %s changed state meanwhile; trying again", snd.ID)
@@ -337,13 +332,14 @@ func (w *SendWorker) fail(ctx context.Context, snd *holdfast.Send, reason string
 // gone out, when the engine fails its inbox's sends: it does not claim a
 // failure it cannot know. The send stays "sending", so that it cannot be
 // cancelled and the next attempt looks in Sent first, with the reason
-// reasonOwnerWait, and the job asks the engine again after ownerRetry. Once
+// holdfast.SendReasonOutcomeUnknownUntilReconnect, and the job asks the engine again after ownerRetry. Once
 // the inbox works again an attempt searches Sent and sends only if the
 // message is not there; if the inbox still fails ownerWait after the send
 // began to wait, it fails as "outcome_unknown".
 func (w *SendWorker) awaitOwner(ctx context.Context, snd *holdfast.Send) error {
-	if snd.Reason != reasonOwnerWait {
-		_, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: holdfast.SendSending, To: holdfast.SendSending, Reason: reasonOwnerWait, At: w.now()})
+	if snd.Reason != holdfast.SendReasonOutcomeUnknownUntilReconnect {
+		_, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: holdfast.SendSending, To: holdfast.SendSending,
+			Reason: holdfast.SendReasonOutcomeUnknownUntilReconnect, At: w.now()})
 		if errors.Is(err, holdfast.ErrConflict) {
 			return fmt.Errorf("send %s changed state meanwhile; trying again", snd.ID)
 		}
@@ -355,7 +351,7 @@ func (w *SendWorker) awaitOwner(ctx context.Context, snd *holdfast.Send) error {
 	}
 	waited := w.Clock.Now().Sub(snd.UpdatedAt)
 	if waited >= ownerWait {
-		return w.fail(ctx, snd, "outcome_unknown")
+		return w.fail(ctx, snd, holdfast.SendReasonOutcomeUnknown)
 	}
 	return river.JobSnooze(ownerRetry(waited))
 }
@@ -363,7 +359,7 @@ func (w *SendWorker) awaitOwner(ctx context.Context, snd *holdfast.Send) error {
 // hold keeps snd waiting for wait. A send still "sending" after an unclear
 // attempt stays so, to be looked for in Sent first, unless notSent says
 // the provider clearly refused this attempt.
-func (w *SendWorker) hold(ctx context.Context, snd *holdfast.Send, reason string, wait time.Duration, notSent bool) error {
+func (w *SendWorker) hold(ctx context.Context, snd *holdfast.Send, reason holdfast.SendReason, wait time.Duration, notSent bool) error {
 	keep := snd.State == holdfast.SendSending && !notSent
 	if !keep && (snd.State != holdfast.SendHeld || snd.Reason != reason) {
 		_, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: snd.State, To: holdfast.SendHeld, Reason: reason, At: w.now()})

@@ -194,7 +194,7 @@ func TestSendWorker(t *testing.T) {
 		sendErr   error
 		accepted  bool // the unclear submission did go out
 		wantState holdfast.SendState
-		wantWhy   string
+		wantWhy   holdfast.SendReason
 		wantSnz   bool // the job snoozes
 		wantErr   bool // the job returns an error for River to retry
 		wantSent  int
@@ -295,7 +295,7 @@ func TestSendWorkerWaitsForOwner(t *testing.T) {
 		waitFor   time.Duration // how long after its due time the last attempt runs
 		admin     bool
 		wantState holdfast.SendState
-		wantWhy   string
+		wantWhy   holdfast.SendReason
 		wantSent  int
 	}{
 		{name: "back within the grace period", back: true, waitFor: 40 * time.Second, wantState: holdfast.SendSent, wantSent: 1},
@@ -330,7 +330,7 @@ func TestSendWorkerWaitsForOwner(t *testing.T) {
 				if want := min(max(late/10, 30*time.Second), 5*time.Minute); sn.Duration != want {
 					t.Errorf("%v late: snoozed %v, want %v", late, sn.Duration, want)
 				}
-				if got := b.get(t, s.ID); got.State != holdfast.SendHeld || got.Reason != "inbox_"+string(needs) {
+				if got := b.get(t, s.ID); got.State != holdfast.SendHeld || string(got.Reason) != "inbox_"+string(needs) {
 					t.Errorf("%v late: send is %s (%q), want held (inbox_%s)", late, got.State, got.Reason, needs)
 				}
 				if late >= last {
@@ -370,7 +370,7 @@ func TestSendWorkerOutcomeUnknownWhileInboxNeedsOwner(t *testing.T) {
 		accepted  bool          // the unclear submission did go out
 		waitFor   time.Duration // how long the inbox needs its owner
 		wantState holdfast.SendState
-		wantWhy   string
+		wantWhy   holdfast.SendReason
 		wantSent  int
 	}{
 		{name: "reconnected, had gone out", accepted: true, waitFor: time.Hour, wantState: holdfast.SendSent, wantSent: 1},

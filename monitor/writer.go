@@ -114,7 +114,7 @@ func utc(t time.Time) time.Time {
 // toIncident translates an engine incident. m.mu must be held.
 func (m *Monitor) toIncident(in *health.Incident) *holdfast.Incident {
 	out := &holdfast.Incident{
-		ID: in.ID, Kind: string(in.Kind), Provider: in.Provider, Tenant: sink{m}.tenant(in.Tenant),
+		ID: in.ID, Kind: in.Kind, Provider: in.Provider, Tenant: sink{m}.tenant(in.Tenant),
 		OpenedAt: utc(in.OpenedAt), ResolvedAt: utc(in.ResolvedAt), Evidence: in.Evidence,
 		Affected: in.Affected, Recovered: in.Recovered,
 	}

@@ -62,14 +62,6 @@ const (
 	DefaultHoldRetry = time.Minute
 )
 
-// The reasons a notice is cancelled, recorded as its StatusReason.
-const (
-	ReasonRecovered    = "recovered"     // the inbox no longer needs anyone to act
-	ReasonIncident     = "incident"      // an open incident covers the inbox
-	ReasonExpired      = "expired"       // older than the TTL
-	ReasonInboxDeleted = "inbox_deleted" // the inbox is gone
-)
-
 // Store is the part of holdfast.Store the pipeline uses.
 type Store interface {
 	Inbox(ctx context.Context, id string) (*holdfast.Inbox, error)
@@ -302,7 +294,7 @@ func (n *Notifier) Deliver(ctx context.Context, id int64) (wait time.Duration, e
 
 // cancel records that a pending notice will not go out, and why. A notice
 // no longer pending (another worker took it) is left alone.
-func cancel(ctx context.Context, b Base, st Store, it *Item, reason string) error {
+func cancel(ctx context.Context, b Base, st Store, it *Item, reason holdfast.NoticeStatusReason) error {
 	_, err := st.ChangeNotice(ctx, it.Notice.ID, holdfast.NoticeChange{
 		From: holdfast.NoticePending, To: holdfast.NoticeCancelled, Reason: reason, At: b.Clock.Now(),
 	})

@@ -161,7 +161,7 @@ func (b *testBundle) deliver(t *testing.T, n *notify.Notifier, id int64) error {
 	return err
 }
 
-func (b *testBundle) status(t *testing.T, id int64) (holdfast.NoticeStatus, string) {
+func (b *testBundle) status(t *testing.T, id int64) (holdfast.NoticeStatus, holdfast.NoticeStatusReason) {
 	t.Helper()
 	recs, err := b.store.NoticeRecords(t.Context(), holdfast.NoticeFilter{ID: id})
 	if err != nil || len(recs) != 1 {
@@ -177,33 +177,33 @@ func TestPipeline(t *testing.T) {
 		// before runs after the notice is appended, before delivery.
 		before     func(t *testing.T, b *testBundle, id string)
 		wantStatus holdfast.NoticeStatus
-		wantReason string
+		wantReason holdfast.NoticeStatusReason
 		wantMails  int
 	}{
 		{"Sent", func(*testing.T, *testBundle, string) {}, holdfast.NoticeSent, "", 1},
 		{"RecoveredBeforeDelivery", func(t *testing.T, b *testBundle, id string) {
 			b.move(t, id, holdfast.StateConnected, holdfast.CauseHealth)
-		}, holdfast.NoticeCancelled, notify.ReasonRecovered, 0},
+		}, holdfast.NoticeCancelled, holdfast.NoticeReasonRecovered, 0},
 		{"PausedBeforeDelivery", func(t *testing.T, b *testBundle, id string) {
 			b.move(t, id, holdfast.StatePaused, holdfast.CauseHealth)
-		}, holdfast.NoticeCancelled, notify.ReasonRecovered, 0},
+		}, holdfast.NoticeCancelled, holdfast.NoticeReasonRecovered, 0},
 		{"CoveredByProviderIncident", func(t *testing.T, b *testBundle, _ string) {
 			b.incident(t, "provider_outage", "")
-		}, holdfast.NoticeCancelled, notify.ReasonIncident, 0},
+		}, holdfast.NoticeCancelled, holdfast.NoticeReasonIncident, 0},
 		{"CoveredByTenantIncident", func(t *testing.T, b *testBundle, _ string) {
 			b.incident(t, "tenant_outage", "example.test")
-		}, holdfast.NoticeCancelled, notify.ReasonIncident, 0},
+		}, holdfast.NoticeCancelled, holdfast.NoticeReasonIncident, 0},
 		{"OtherTenantsIncident", func(t *testing.T, b *testBundle, _ string) {
 			b.incident(t, "tenant_outage", "other.test")
 		}, holdfast.NoticeSent, "", 1},
 		{"Expired", func(t *testing.T, b *testBundle, _ string) {
 			b.clock.Add(notify.DefaultTTL + time.Minute)
-		}, holdfast.NoticeCancelled, notify.ReasonExpired, 0},
+		}, holdfast.NoticeCancelled, holdfast.NoticeReasonExpired, 0},
 		{"InboxDeleted", func(t *testing.T, b *testBundle, id string) {
 			if err := b.store.DeleteInbox(t.Context(), id, holdfast.Event{InboxID: id, At: t0, OldState: holdfast.StateNeedsReconnect, Cause: holdfast.CauseAPI}); err != nil {
 				t.Fatal(err)
 			}
-		}, holdfast.NoticeCancelled, notify.ReasonInboxDeleted, 0},
+		}, holdfast.NoticeCancelled, holdfast.NoticeReasonInboxDeleted, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,7 +226,7 @@ func TestPipeline(t *testing.T) {
 	}
 }
 
-func (b *testBundle) incident(t *testing.T, kind, tenant string) {
+func (b *testBundle) incident(t *testing.T, kind holdfast.IncidentKind, tenant string) {
 	t.Helper()
 	if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{
 		ID: 1, Kind: kind, Provider: holdfast.ProviderMicrosoft, Tenant: tenant, OpenedAt: b.clock.Now(),
@@ -571,8 +571,8 @@ func TestFollowUpNewestNotice(t *testing.T) {
 	if len(sent) != 1 || !strings.Contains(sent[0].Raw, "Subject: Resolved: owner@example.test works again, nothing to do") {
 		t.Fatalf("sent %d messages; want the follow-up:\n%v", len(sent), sent)
 	}
-	if st, reason := b.status(t, last.ID); st != holdfast.NoticeFollowedUp || reason != notify.ReasonRecovered {
-		t.Errorf("newest notice is %s (%s); want %s (%s)", st, reason, holdfast.NoticeFollowedUp, notify.ReasonRecovered)
+	if st, reason := b.status(t, last.ID); st != holdfast.NoticeFollowedUp || reason != holdfast.NoticeReasonRecovered {
+		t.Errorf("newest notice is %s (%s); want %s (%s)", st, reason, holdfast.NoticeFollowedUp, holdfast.NoticeReasonRecovered)
 	}
 }
 

@@ -25,16 +25,16 @@ func (s *Recheck) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 	var out []*Item
 	for _, it := range items {
 		in, err := s.Store.Inbox(ctx, it.Notice.InboxID)
-		reason := ""
+		var reason holdfast.NoticeStatusReason
 		switch {
 		case errors.Is(err, holdfast.ErrNotFound):
-			reason = ReasonInboxDeleted
+			reason = holdfast.NoticeReasonInboxDeleted
 		case err != nil:
 			return nil, fmt.Errorf("re-check inbox %s: %w", it.Notice.InboxID, err)
 		case now.Sub(it.Notice.At) > s.TTL:
-			reason = ReasonExpired
+			reason = holdfast.NoticeReasonExpired
 		case in.ActionRequired() == holdfast.RequireNone:
-			reason = ReasonRecovered
+			reason = holdfast.NoticeReasonRecovered
 		}
 		if reason != "" {
 			if err := cancel(ctx, s.Base, s.Store, it, reason); err != nil {
@@ -48,12 +48,13 @@ func (s *Recheck) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 	return out, nil
 }
 
-// Inhibit drops the notices whose inbox an open incident covers: one of its
-// provider with no tenant, or of its provider and tenant [Alertmanager
-// inhibition, equal: provider, tenant]. A tenant_event incident does not
-// mute admin notices. Under a notice_storm incident a notice is held: it
-// stays pending, and Deliver tries it again after HoldRetry; under any
-// other it is cancelled.
+// Inhibit drops the notices whose inbox an open incident covers
+// (holdfast.Incident.Covers): one of its provider with no tenant, or of its
+// provider and tenant [Alertmanager inhibition, equal: provider, tenant]. A
+// tenant_event incident does not mute admin notices. Under an incident
+// that holds notices (a notice_storm) a notice is held: it stays pending,
+// and Deliver tries it again after HoldRetry; under any other it is
+// cancelled.
 type Inhibit struct {
 	Base
 	Store Store
@@ -67,14 +68,14 @@ func (s *Inhibit) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 	}
 	var out []*Item
 	for _, it := range items {
-		if inc := Covering(open, it.Inbox, it.Notice.Admin); inc != nil {
-			if inc.Kind == KindNoticeStorm {
+		if inc := holdfast.Covering(open, it.Inbox, it.Notice.Admin); inc != nil {
+			if inc.Kind.Effects().HoldsNotices {
 				s.Logger.InfoContext(ctx, "notice held by a notice storm", "notice_id", it.Notice.ID,
 					"inbox_id", it.Notice.InboxID, "incident_id", inc.ID)
 				it.Held = true
 				continue
 			}
-			if err := cancel(ctx, s.Base, s.Store, it, ReasonIncident); err != nil {
+			if err := cancel(ctx, s.Base, s.Store, it, holdfast.NoticeReasonIncident); err != nil {
 				return nil, fmt.Errorf("cancel notice %d: %w", it.Notice.ID, err)
 			}
 			continue
@@ -82,40 +83,6 @@ func (s *Inhibit) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 		out = append(out, it)
 	}
 	return out, nil
-}
-
-// KindNoticeStorm is the kind of the incident the engine opens when
-// notices spike: it holds notices rather than cancelling them.
-const KindNoticeStorm = "notice_storm"
-
-// Outage reports whether an incident of kind pauses inboxes: a provider or
-// tenant outage, or one declared by an operator. A tenant_event (held for
-// verification) and a notice_storm do not: nothing tells their owners that
-// all is well.
-func Outage(kind string) bool {
-	switch kind {
-	case "provider_outage", "tenant_outage", "declared":
-		return true
-	}
-	return false
-}
-
-// Covering returns the first open incident of incidents that covers inbox
-// in, or nil. For an admin notice, tenant_event incidents do not count.
-func Covering(incidents []*holdfast.Incident, in *holdfast.Inbox, admin bool) *holdfast.Incident {
-	for _, inc := range incidents {
-		if !inc.Open() || inc.Provider != in.Provider {
-			continue
-		}
-		if inc.Tenant != "" && inc.Tenant != in.Tenant {
-			continue
-		}
-		if admin && inc.Kind == "tenant_event" {
-			continue
-		}
-		return inc
-	}
-	return nil
 }
 
 // Dedup claims each notice (pending → sending) by compare-and-set: one
@@ -152,7 +119,7 @@ func (s *Dedup) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 func release(ctx context.Context, b Base, st Store, items []*Item) {
 	for _, it := range items {
 		if _, err := st.ChangeNotice(context.WithoutCancel(ctx), it.Notice.ID, holdfast.NoticeChange{
-			From: holdfast.NoticeSending, To: holdfast.NoticePending, Reason: "retry", At: b.Clock.Now(),
+			From: holdfast.NoticeSending, To: holdfast.NoticePending, Reason: holdfast.NoticeReasonRetry, At: b.Clock.Now(),
 		}); err != nil {
 			b.Logger.WarnContext(ctx, "release notice; it will not be retried", "notice_id", it.Notice.ID, "err", err)
 		}
@@ -281,7 +248,7 @@ func (n *Notifier) FollowUp(ctx context.Context, inboxID string) error {
 	}
 	now := n.base.Clock.Now()
 	if _, err := st.ChangeNotice(ctx, last.ID, holdfast.NoticeChange{
-		From: holdfast.NoticeSent, To: holdfast.NoticeFollowedUp, Reason: ReasonRecovered, At: now,
+		From: holdfast.NoticeSent, To: holdfast.NoticeFollowedUp, Reason: holdfast.NoticeReasonRecovered, At: now,
 	}); errors.Is(err, holdfast.ErrConflict) {
 		return nil
 	} else if err != nil {

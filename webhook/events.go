@@ -108,7 +108,7 @@ func (p *Publisher) SendChanged(ctx context.Context, s *holdfast.Send) {
 		return
 	}
 	d := SendData{
-		ID: s.ID, InboxID: s.InboxID, State: s.State, Reason: s.Reason, MessageID: s.MessageID,
+		ID: s.ID, InboxID: s.InboxID, State: s.State, Reason: string(s.Reason), MessageID: s.MessageID,
 		To: orEmpty(s.To), Cc: orEmpty(s.Cc), Bcc: orEmpty(s.Bcc), Subject: s.Subject, Attempts: s.Attempts,
 	}
 	if !s.SentAt.IsZero() {
@@ -135,7 +135,7 @@ type IncidentData struct {
 // incident.resolved when the incident is resolved.
 func (p *Publisher) IncidentChanged(ctx context.Context, in *holdfast.Incident, opened bool) {
 	d := IncidentData{
-		ID: in.ID, Kind: in.Kind, Provider: in.Provider, Tenant: in.Tenant, OpenedAt: in.OpenedAt,
+		ID: in.ID, Kind: string(in.Kind), Provider: in.Provider, Tenant: in.Tenant, OpenedAt: in.OpenedAt,
 		Evidence: in.Evidence, Affected: in.Affected, Recovered: in.Recovered,
 	}
 	if !in.Open() {
