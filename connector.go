@@ -2,8 +2,16 @@ package holdfast
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrOutcomeUnknown is wrapped by a Connector's Send error when the
+// submission may have been accepted although Send failed: the connection
+// broke or timed out after the message was handed over (after SMTP's final
+// dot, or after an HTTP send request was written), or the provider answered
+// 5xx. The send is not retried blindly: FindSent looks for it first.
+var ErrOutcomeUnknown = errors.New("outcome of the submission is unknown")
 
 // Connector talks to one kind of mail provider for one inbox at a time.
 // provider/imap (with provider/smtp), provider/graph and provider/gmail

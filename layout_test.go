@@ -70,7 +70,7 @@ func TestEveryPackageHasADoc(t *testing.T) {
 // TestDependencyRules keeps the centre of the architecture free of I/O
 // adapters: the domain package imports nothing from this module, and the
 // health engine and the classifier import no store, provider, HTTP or
-// database package.
+// database package; no connector imports a runtime package.
 func TestDependencyRules(t *testing.T) {
 	t.Parallel()
 	const module = "github.com/holdfast/holdfast"
@@ -81,6 +81,15 @@ func TestDependencyRules(t *testing.T) {
 		{".", []string{module + "/"}},
 		{"health", []string{module + "/store", module + "/provider", module + "/httpapi", module + "/jobs", "net/http", "database/sql", "github.com/jackc/", "modernc.org/", "github.com/riverqueue/"}},
 		{"classify", []string{module + "/store", module + "/provider", module + "/health", "database/sql", "github.com/jackc/", "modernc.org/", "github.com/riverqueue/"}},
+	}
+	// The connectors are adapters the runtime calls, never the reverse.
+	for _, dir := range packages(t) {
+		if strings.HasPrefix(filepath.ToSlash(dir), "provider/") {
+			rules = append(rules, struct {
+				dir    string
+				banned []string
+			}{dir, []string{module + "/monitor", module + "/syncer", module + "/jobs", module + "/httpapi"}})
+		}
 	}
 	for _, r := range rules {
 		entries, err := os.ReadDir(r.dir)

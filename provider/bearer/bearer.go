@@ -31,7 +31,6 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/classify"
 	"github.com/holdfast/holdfast/provider/oauth"
-	"github.com/holdfast/holdfast/provider/smtp"
 )
 
 // DefaultTimeout is Config.Timeout's default.
@@ -129,7 +128,7 @@ type Request struct {
 	Header http.Header
 	Body   []byte
 	// Send marks a submission: a failure whose outcome is unclear wraps
-	// smtp.ErrOutcomeUnknown.
+	// holdfast.ErrOutcomeUnknown.
 	Send bool
 }
 
@@ -227,7 +226,7 @@ func (c *Client) apiError(s *holdfast.Session, r Request, resp *Response, tok st
 	err := c.cfg.APIError(Answer{Op: r.Op, Status: resp.Status, Body: resp.Body, secrets: []string{tok, s.RefreshToken}})
 	if r.Send && resp.Status >= 500 {
 		// The provider may have taken the message before failing.
-		err = fmt.Errorf("%w: %w", smtp.ErrOutcomeUnknown, err)
+		err = fmt.Errorf("%w: %w", holdfast.ErrOutcomeUnknown, err)
 	}
 	v := classify.Classify(classify.Input{
 		Provider:   string(c.cfg.Provider),
@@ -245,7 +244,7 @@ func (c *Client) apiError(s *holdfast.Session, r Request, resp *Response, tok st
 func (c *Client) TransportError(s *holdfast.Session, r Request, err error) error {
 	v := classify.Classify(classify.Input{Provider: string(c.cfg.Provider), Surface: c.cfg.Surface, Err: err, Operation: r.Op})
 	if r.Send && !dialFailed(err) {
-		err = fmt.Errorf("%w: %w", smtp.ErrOutcomeUnknown, err)
+		err = fmt.Errorf("%w: %w", holdfast.ErrOutcomeUnknown, err)
 	}
 	return providerError(v, fmt.Errorf("%s %s for inbox %s: %w", c.cfg.Name, r.Op, s.Inbox.ID, err))
 }

@@ -97,7 +97,7 @@ func (k *Connector) Verify(ctx context.Context, s *holdfast.Session) error {
 // in Sent (label SENT).
 //
 // A failure after the request may have reached Gmail (a timeout, a reset,
-// a 5xx) wraps smtp.ErrOutcomeUnknown: look with FindSent before sending
+// a 5xx) wraps holdfast.ErrOutcomeUnknown: look with FindSent before sending
 // again. A 4xx or 429 is a clear refusal.
 func (k *Connector) Send(ctx context.Context, s *holdfast.Session, m *holdfast.OutgoingMessage) error {
 	raw, err := smtp.BuildMessage(m)

@@ -22,7 +22,6 @@ import (
 	"github.com/holdfast/holdfast/provider/gmail"
 	"github.com/holdfast/holdfast/provider/oauth"
 	"github.com/holdfast/holdfast/provider/oauth/oauthtest"
-	"github.com/holdfast/holdfast/provider/smtp"
 )
 
 const user = "alice@gmail.test"
@@ -377,7 +376,7 @@ func TestFaults(t *testing.T) {
 				pe := bearertest.ProviderError(t, err)
 				w := tc.want
 				w.unknown = w.unknown && op == "Send"
-				got := want{pe.Class, pe.Reason, pe.Scope, pe.Action, pe.RetryAfter, errors.Is(err, smtp.ErrOutcomeUnknown)}
+				got := want{pe.Class, pe.Reason, pe.Scope, pe.Action, pe.RetryAfter, errors.Is(err, holdfast.ErrOutcomeUnknown)}
 				if got != w {
 					t.Errorf("%s error = %+v, want %+v (%v)", op, got, w, err)
 				}

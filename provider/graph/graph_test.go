@@ -19,12 +19,11 @@ import (
 	"github.com/holdfast/holdfast/provider/graph"
 	"github.com/holdfast/holdfast/provider/oauth"
 	"github.com/holdfast/holdfast/provider/oauth/oauthtest"
-	"github.com/holdfast/holdfast/provider/smtp"
 )
 
 const user = "alice@example.test"
 
-var errOutcomeUnknown = smtp.ErrOutcomeUnknown
+var errOutcomeUnknown = holdfast.ErrOutcomeUnknown
 
 // bundle is one test's fakes, connector and session.
 type bundle struct {
@@ -306,7 +305,7 @@ func TestSendTransport(t *testing.T) {
 		}
 		err = conn.Send(t.Context(), b.sess, outgoing("<snd_04@example.test>"))
 		pe := bearertest.ProviderError(t, err)
-		if errors.Is(err, smtp.ErrOutcomeUnknown) != tc.unknown || pe.Reason != tc.reason || pe.Class != holdfast.ClassRecoverable {
+		if errors.Is(err, holdfast.ErrOutcomeUnknown) != tc.unknown || pe.Reason != tc.reason || pe.Class != holdfast.ClassRecoverable {
 			t.Errorf("%s: Send error %v (reason %s), want unknown outcome %v, reason %s", tc.name, err, pe.Reason, tc.unknown, tc.reason)
 		}
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/provider/imap"
 	"github.com/holdfast/holdfast/provider/imap/imaptest"
-	"github.com/holdfast/holdfast/provider/smtp"
 	"github.com/holdfast/holdfast/provider/smtp/smtptest"
 )
 
@@ -449,7 +448,7 @@ func TestSendWrongPassword(t *testing.T) {
 	b.sess.Password = "wrong-" + password
 	err := b.conn.Send(t.Context(), b.sess, outgoing("<send-4@holdfast.test>"))
 	pe := providerError(t, err)
-	if pe.Class != holdfast.ClassPermanent || errors.Is(err, smtp.ErrOutcomeUnknown) {
+	if pe.Class != holdfast.ClassPermanent || errors.Is(err, holdfast.ErrOutcomeUnknown) {
 		t.Errorf("send with a wrong password: %s/%s %v, want permanent and a clear outcome", pe.Class, pe.Reason, err)
 	}
 	assertNoSecret(t, err, b.logs.String())

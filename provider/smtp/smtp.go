@@ -6,9 +6,9 @@
 // (surface smtp) from the server's reply code, enhanced status code and text,
 // or from the transport error. A failure after DATA's final dot was sent and
 // before the server's reply arrived is an unclear outcome: the message may or
-// may not have gone out. Such errors wrap ErrOutcomeUnknown, and the caller
-// must look for the message in the Sent folder (holdfast.Connector.FindSent)
-// before it submits again.
+// may not have gone out. Such errors wrap holdfast.ErrOutcomeUnknown, and
+// the caller must look for the message in the Sent folder
+// (holdfast.Connector.FindSent) before it submits again.
 //
 // Secrets (passwords, access tokens) never appear in errors or logs.
 //
@@ -31,11 +31,6 @@ import (
 	"github.com/holdfast/holdfast/classify"
 	"github.com/holdfast/holdfast/provider/xoauth2"
 )
-
-// ErrOutcomeUnknown is wrapped by Send's error when the connection failed or
-// timed out after the message's final dot was sent: the server may have
-// accepted the message. Check FindSent before retrying.
-var ErrOutcomeUnknown = errors.New("smtp: outcome of the submission is unknown")
 
 // Credentials sign in to the submission server.
 type Credentials struct {
@@ -87,7 +82,7 @@ func (c *Client) Send(ctx context.Context, server *holdfast.ServerConfig, cred C
 
 // SendRaw submits the message raw from the envelope sender from to rcpts.
 // A failure is a classified *holdfast.ProviderError; when the outcome is
-// unclear it also wraps ErrOutcomeUnknown.
+// unclear it also wraps holdfast.ErrOutcomeUnknown.
 func (c *Client) SendRaw(ctx context.Context, server *holdfast.ServerConfig, cred Credentials, from string, rcpts []string, raw []byte) error {
 	conn, err := c.open(ctx, server, cred)
 	if err != nil {
@@ -117,7 +112,7 @@ func (c *Client) SendRaw(ctx context.Context, server *holdfast.ServerConfig, cre
 			// A reply: the server decided, and said what.
 			return conn.fail(ctx, "end of DATA", err)
 		}
-		return conn.fail(ctx, "end of DATA", fmt.Errorf("%w: %w", ErrOutcomeUnknown, err))
+		return conn.fail(ctx, "end of DATA", fmt.Errorf("%w: %w", holdfast.ErrOutcomeUnknown, err))
 	}
 	if err := conn.c.Quit(); err != nil {
 		// The message was accepted; a failed QUIT changes nothing.

@@ -152,7 +152,7 @@ func TestWrongPassword(t *testing.T) {
 	if pe.Class != holdfast.ClassPermanent || pe.Reason != holdfast.ReasonPasswordChanged || !pe.OutageSensitive {
 		t.Errorf("wrong password: %s/%s outage_sensitive=%v, want permanent/password_changed/true", pe.Class, pe.Reason, pe.OutageSensitive)
 	}
-	if errors.Is(err, smtp.ErrOutcomeUnknown) {
+	if errors.Is(err, holdfast.ErrOutcomeUnknown) {
 		t.Errorf("a refused sign-in is no unclear outcome: %v", err)
 	}
 	if len(b.srv.Messages()) != 0 {
@@ -187,7 +187,7 @@ func TestOutcomeUnknown(t *testing.T) {
 		return nil
 	})
 	err := b.client.Send(t.Context(), b.server, smtp.Credentials{Username: user, Password: password}, testMessage())
-	if !errors.Is(err, smtp.ErrOutcomeUnknown) {
+	if !errors.Is(err, holdfast.ErrOutcomeUnknown) {
 		t.Fatalf("timeout after the final dot: %v, want ErrOutcomeUnknown", err)
 	}
 	pe := providerError(t, err)
@@ -207,7 +207,7 @@ func TestOutcomeUnknownOnCancel(t *testing.T) {
 		return nil
 	})
 	err := b.client.Send(ctx, b.server, smtp.Credentials{Username: user, Password: password}, testMessage())
-	if !errors.Is(err, smtp.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, holdfast.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("deadline after the final dot: %v, want ErrOutcomeUnknown and DeadlineExceeded", err)
 	}
 	if pe := providerError(t, err); pe.Reason != holdfast.ReasonProviderTimeout {
@@ -222,7 +222,7 @@ func TestRejectedAfterData(t *testing.T) {
 		return &gosmtp.SMTPError{Code: 552, EnhancedCode: gosmtp.EnhancedCode{5, 3, 4}, Message: "Message too big"}
 	})
 	err := b.client.Send(t.Context(), b.server, smtp.Credentials{Username: user, Password: password}, testMessage())
-	if errors.Is(err, smtp.ErrOutcomeUnknown) {
+	if errors.Is(err, holdfast.ErrOutcomeUnknown) {
 		t.Errorf("a reply after DATA is a clear outcome: %v", err)
 	}
 	pe := providerError(t, err)
