@@ -236,7 +236,7 @@ func (c *Client) apiError(s *holdfast.Session, r Request, resp *Response, tok st
 		Raw:        string(resp.Body),
 		Operation:  r.Op,
 	})
-	return providerError(v, fmt.Errorf("inbox %s: %w", s.Inbox.ID, err))
+	return v.ProviderError(fmt.Errorf("inbox %s: %w", s.Inbox.ID, err))
 }
 
 // TransportError classifies err, for a request r that got no answer. For
@@ -246,14 +246,14 @@ func (c *Client) TransportError(s *holdfast.Session, r Request, err error) error
 	if r.Send && !dialFailed(err) {
 		err = fmt.Errorf("%w: %w", holdfast.ErrOutcomeUnknown, err)
 	}
-	return providerError(v, fmt.Errorf("%s %s for inbox %s: %w", c.cfg.Name, r.Op, s.Inbox.ID, err))
+	return v.ProviderError(fmt.Errorf("%s %s for inbox %s: %w", c.cfg.Name, r.Op, s.Inbox.ID, err))
 }
 
 // BadAnswer classifies err, for a 2xx answer to operation op that holdfast
 // cannot read: recoverable, reason unknown.
 func (c *Client) BadAnswer(s *holdfast.Session, op string, err error) error {
 	v := classify.Classify(classify.Input{Provider: string(c.cfg.Provider), Surface: c.cfg.Surface, Err: err, Operation: op})
-	return providerError(v, fmt.Errorf("inbox %s: %w", s.Inbox.ID, err))
+	return v.ProviderError(fmt.Errorf("inbox %s: %w", s.Inbox.ID, err))
 }
 
 // dialFailed reports whether err happened before a connection existed, so
@@ -263,18 +263,4 @@ func dialFailed(err error) bool {
 		return oe.Op == "dial"
 	}
 	return false
-}
-
-// providerError wraps err with a verdict.
-func providerError(v classify.Verdict, err error) *holdfast.ProviderError {
-	return &holdfast.ProviderError{
-		Class:           v.Class,
-		Reason:          v.Reason,
-		Scope:           v.Scope,
-		Action:          v.Action,
-		RetryAfter:      v.RetryAfter,
-		OutageSensitive: v.OutageSensitive,
-		UserMessage:     v.UserMessage,
-		Err:             err,
-	}
 }

@@ -15,15 +15,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/holdfast/holdfast"
-	"github.com/holdfast/holdfast/provider/bearer/bearertest"
 	"github.com/holdfast/holdfast/provider/graph"
 	"github.com/holdfast/holdfast/provider/oauth"
 	"github.com/holdfast/holdfast/provider/oauth/oauthtest"
+	"github.com/holdfast/holdfast/provider/providertest"
 )
 
 const user = "alice@example.test"
-
-var errOutcomeUnknown = holdfast.ErrOutcomeUnknown
 
 // bundle is one test's fakes, connector and session.
 type bundle struct {
@@ -31,7 +29,7 @@ type bundle struct {
 	graph  *fakeGraph
 	conn   *graph.Connector
 	sess   *holdfast.Session
-	logs   *bearertest.Logs
+	logs   *providertest.Logs
 	// secrets are every refresh and access token seen, for the leak check.
 	secrets func() []string
 }
@@ -45,7 +43,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	t.Helper()
 	tokens := oauthtest.Start(t, oauthtest.Options{Provider: holdfast.ProviderMicrosoft, ClientSecret: "client-s3cret-never-logged"})
 	g := startGraph(t, tokens)
-	logs := &bearertest.Logs{}
+	logs := &providertest.Logs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	secret := o.clientSecret
 	if secret == "" {
@@ -92,14 +90,6 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	return b
 }
 
-func ids(ms []holdfast.Message) []string {
-	var out []string
-	for _, m := range ms {
-		out = append(out, m.ProviderID)
-	}
-	return out
-}
-
 func TestSync(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{cfg: graph.Config{PageSize: 2, MaxPages: 2}})
@@ -111,7 +101,7 @@ func TestSync(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Sync 1: %v", err)
 	}
-	if diff := cmp.Diff(all[:4], ids(res.Messages)); diff != "" || !res.More || res.Reset {
+	if diff := cmp.Diff(all[:4], providertest.ProviderIDs(res.Messages)); diff != "" || !res.More || res.Reset {
 		t.Fatalf("Sync 1: More %v Reset %v, ids (-want +got):\n%s", res.More, res.Reset, diff)
 	}
 	if !strings.Contains(res.Cursor, `"nextLink"`) {
@@ -131,7 +121,7 @@ func TestSync(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Sync 2: %v", err)
 	}
-	if diff := cmp.Diff(all[4:], ids(res.Messages)); diff != "" || res.More {
+	if diff := cmp.Diff(all[4:], providertest.ProviderIDs(res.Messages)); diff != "" || res.More {
 		t.Fatalf("Sync 2: More %v, ids (-want +got):\n%s", res.More, diff)
 	}
 	if !strings.Contains(res.Cursor, `"deltaLink"`) {
@@ -147,7 +137,7 @@ func TestSync(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Sync 3: %v", err)
 	}
-	if diff := cmp.Diff(more, ids(res.Messages)); diff != "" || res.More || res.Reset {
+	if diff := cmp.Diff(more, providertest.ProviderIDs(res.Messages)); diff != "" || res.More || res.Reset {
 		t.Fatalf("Sync 3: More %v Reset %v, ids (-want +got):\n%s", res.More, res.Reset, diff)
 	}
 
@@ -156,7 +146,7 @@ func TestSync(t *testing.T) {
 	if err != nil || len(res.Messages) != 0 || res.More {
 		t.Fatalf("Sync 4 = %d messages, More %v, %v; want none", len(res.Messages), res.More, err)
 	}
-	bearertest.AssertNoSecret(t, nil, b.logs.String(), b.secrets()...)
+	providertest.AssertNoSecret(t, nil, b.logs.String(), b.secrets()...)
 }
 
 // An expired delta token (410 SyncStateNotFound and its variants) starts
@@ -200,7 +190,7 @@ func TestSyncReset(t *testing.T) {
 			if !res.Reset {
 				t.Error("Sync after expiry: Reset = false, want true")
 			}
-			if diff := cmp.Diff(all, ids(res.Messages)); diff != "" {
+			if diff := cmp.Diff(all, providertest.ProviderIDs(res.Messages)); diff != "" {
 				t.Errorf("Sync after expiry ids (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(first.Messages, res.Messages[:3]); diff != "" {
@@ -230,8 +220,8 @@ func TestSyncBadCursor(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Sync(%q): %v", cur, err)
 		}
-		if !res.Reset || !slices.Equal(all, ids(res.Messages)) {
-			t.Errorf("Sync(%q) = Reset %v, %v; want a reset and every message", cur, res.Reset, ids(res.Messages))
+		if !res.Reset || !slices.Equal(all, providertest.ProviderIDs(res.Messages)) {
+			t.Errorf("Sync(%q) = Reset %v, %v; want a reset and every message", cur, res.Reset, providertest.ProviderIDs(res.Messages))
 		}
 	}
 }
@@ -242,7 +232,7 @@ func TestNoSecretInErrors(t *testing.T) {
 	b := setup(t, setupOpts{})
 	b.graph.fail("delta", fault{status: 403, body: `{"error":{"code":"ErrorAccessDenied","message":"Access is denied for token {{token}}."}}`})
 	_, err := b.conn.Sync(t.Context(), b.sess, "")
-	pe := bearertest.ProviderError(t, err)
+	pe := providertest.ProviderError(t, err)
 	if pe.Reason != holdfast.ReasonInsufficientScope {
 		t.Errorf("reason = %s, want insufficient_scope", pe.Reason)
 	}
@@ -252,7 +242,7 @@ func TestNoSecretInErrors(t *testing.T) {
 	if strings.Contains(err.Error(), "at-") {
 		t.Errorf("error holds an access token: %v", err)
 	}
-	bearertest.AssertNoSecret(t, err, b.logs.String(), b.secrets()...)
+	providertest.AssertNoSecret(t, err, b.logs.String(), b.secrets()...)
 }
 
 func outgoing(id string) *holdfast.OutgoingMessage {
@@ -304,7 +294,7 @@ func TestSendTransport(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = conn.Send(t.Context(), b.sess, outgoing("<snd_04@example.test>"))
-		pe := bearertest.ProviderError(t, err)
+		pe := providertest.ProviderError(t, err)
 		if errors.Is(err, holdfast.ErrOutcomeUnknown) != tc.unknown || pe.Reason != tc.reason || pe.Class != holdfast.ClassRecoverable {
 			t.Errorf("%s: Send error %v (reason %s), want unknown outcome %v, reason %s", tc.name, err, pe.Reason, tc.unknown, tc.reason)
 		}

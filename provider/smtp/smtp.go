@@ -257,16 +257,7 @@ func Classify(provider string, err error) error {
 		in.Err = err
 	}
 	v := classify.Classify(in)
-	return &holdfast.ProviderError{
-		Class:           v.Class,
-		Reason:          v.Reason,
-		Scope:           v.Scope,
-		Action:          v.Action,
-		RetryAfter:      v.RetryAfter,
-		OutageSensitive: v.OutageSensitive,
-		UserMessage:     v.UserMessage,
-		Err:             err,
-	}
+	return v.ProviderError(err)
 }
 
 // ReplyLine rebuilds the server's reply line from an *smtp.SMTPError, as

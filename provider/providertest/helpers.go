@@ -1,11 +1,4 @@
-// Package bearertest holds the test helpers that the connectors built on
-// package bearer (graph, gmail) share: a log buffer safe for concurrent
-// writes, a settable clock for the emulator, and the checks that an error
-// is a classified *holdfast.ProviderError and that no secret leaks into
-// errors or logs.
-//
-// The Go API of this package is not stable.
-package bearertest
+package providertest
 
 import (
 	"bytes"
