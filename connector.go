@@ -3,7 +3,9 @@ package holdfast
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ErrOutcomeUnknown is wrapped by a Connector's Send error when the
@@ -80,7 +82,8 @@ type Message struct {
 	Cc                []string
 	Subject           string
 	ReceivedAt        time.Time
-	// Snippet is the start of the text body, at most 200 characters.
+	// Snippet is the start of the text body, at most MaxSnippet
+	// characters (see Snippet).
 	Snippet string
 	Flags   []string
 	// Added is set by Store.SaveSync: true if that call stored the message
@@ -102,4 +105,25 @@ type OutgoingMessage struct {
 	Text      string
 	HTML      string
 	Date      time.Time
+}
+
+// MaxSnippet is the most characters a Message.Snippet holds.
+const MaxSnippet = 200
+
+// Snippet returns the snippet of a message whose text starts with text:
+// whitespace collapsed to single spaces, cut to at most MaxSnippet
+// characters.
+func Snippet(text string) string {
+	s := strings.Join(strings.Fields(text), " ")
+	if utf8.RuneCountInString(s) <= MaxSnippet {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == MaxSnippet {
+			return strings.TrimSpace(s[:i])
+		}
+		n++
+	}
+	return s
 }

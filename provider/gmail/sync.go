@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
 
@@ -291,7 +290,7 @@ func (gm gmailMessage) message(inboxID string) holdfast.Message {
 	m := holdfast.Message{
 		InboxID:    inboxID,
 		ProviderID: gm.ID,
-		Snippet:    Snippet(html.UnescapeString(gm.Snippet)),
+		Snippet:    holdfast.Snippet(html.UnescapeString(gm.Snippet)),
 	}
 	for _, h := range gm.Payload.Headers {
 		switch strings.ToLower(h.Name) {
@@ -344,24 +343,4 @@ func addresses(v string) []string {
 		out = append(out, a.Address)
 	}
 	return out
-}
-
-// maxSnippet is the longest snippet, in characters (holdfast.Message).
-const maxSnippet = 200
-
-// Snippet returns the start of a Gmail snippet (HTML entities already
-// decoded): whitespace collapsed, at most 200 characters.
-func Snippet(text string) string {
-	s := strings.Join(strings.Fields(text), " ")
-	if utf8.RuneCountInString(s) <= maxSnippet {
-		return s
-	}
-	n := 0
-	for i := range s {
-		if n == maxSnippet {
-			return strings.TrimSpace(s[:i])
-		}
-		n++
-	}
-	return s
 }
