@@ -144,7 +144,7 @@ func (k *Connector) backfill(ctx context.Context, s *holdfast.Session, cur curso
 			q.Set("pageToken", cur.PageToken)
 		}
 		resp, err := k.client.Do(ctx, s, bearer.Request{Op: opList, Method: http.MethodGet, URL: k.api + "/messages?" + q.Encode()})
-		if ae, ok := errors.AsType[*APIError](err); ok && cur.PageToken != "" && ae.Status == http.StatusBadRequest {
+		if ae, ok := errors.AsType[*bearer.APIError](err); ok && cur.PageToken != "" && ae.Status == http.StatusBadRequest {
 			// The page token of an earlier Sync is no longer good: the
 			// backfill ends here, the history goes on from HistoryID.
 			k.cfg.Logger.WarnContext(ctx, "gmail backfill page token refused; backfill ends", "inbox_id", s.Inbox.ID, "err", err)
