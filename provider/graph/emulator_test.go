@@ -1,10 +1,8 @@
 package graph_test
 
 import (
-	"context"
 	"log/slog"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -113,19 +111,9 @@ func setupEmulator(t *testing.T, cfg graph.Config) *emuBundle {
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := providertest.StartEmulator(t, providertest.EmulatorOptions{Provider: holdfast.ProviderMicrosoft, Email: user, Log: log})
 	b := &emuBundle{emu: e, conn: newConnector(t, e, log, cfg), sess: e.Session("inb_emu"), logs: logs}
-	var mu sync.Mutex
-	rotated := []string{e.RefreshToken}
-	b.sess.OnTokenRotated = func(_ context.Context, rt string) error {
-		mu.Lock()
-		defer mu.Unlock()
-		rotated = append(rotated, rt)
-		return nil
-	}
-	b.rotated = func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(rotated)
-	}
+	rotated := &providertest.Rotations{}
+	rotated.Track(b.sess)
+	b.rotated = func() []string { return append([]string{e.RefreshToken}, rotated.Tokens()...) }
 	return b
 }
 

@@ -1,14 +1,12 @@
 package graph_test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -68,24 +66,16 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	rts := []string{}
 	b := &bundle{tokens: tokens, graph: g, conn: conn, logs: logs}
 	b.sess = &holdfast.Session{
 		Inbox:        &holdfast.Inbox{ID: "inb_test", Email: user, Provider: holdfast.ProviderMicrosoft},
 		RefreshToken: tokens.Grant(user),
-		OnTokenRotated: func(_ context.Context, rt string) error {
-			mu.Lock()
-			defer mu.Unlock()
-			rts = append(rts, rt)
-			return nil
-		},
 	}
+	rotated := &providertest.Rotations{}
+	rotated.Track(b.sess)
 	first := b.sess.RefreshToken
 	b.secrets = func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string{first, tokens.ClientSecret()}, rts...)
+		return append([]string{first, tokens.ClientSecret()}, rotated.Tokens()...)
 	}
 	return b
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -104,21 +103,7 @@ func (b *bundle) deliver(t *testing.T, from, to int) {
 
 func TestCommandTimeout(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := providertest.SilentServer(t)
 	for _, sec := range []holdfast.Security{holdfast.SecurityNone, holdfast.SecurityStartTLS} {
 		k := imap.New(imap.Config{CommandTimeout: 200 * time.Millisecond})
 		s := &holdfast.Session{

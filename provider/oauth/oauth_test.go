@@ -1,7 +1,6 @@
 package oauth_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/provider/oauth"
 	"github.com/holdfast/holdfast/provider/oauth/oauthtest"
+	"github.com/holdfast/holdfast/provider/providertest"
 )
 
 // bundle is one test's token endpoint, source and session.
@@ -21,28 +21,10 @@ type bundle struct {
 	srv     *oauthtest.Server
 	src     *oauth.Source
 	sess    *holdfast.Session
-	logs    *syncBuffer
+	logs    *providertest.Logs
 	rotated *[]string
 	now     *time.Time
 	mu      *sync.Mutex
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func setup(t *testing.T, provider holdfast.Provider, secret string) *bundle {
@@ -51,7 +33,7 @@ func setup(t *testing.T, provider holdfast.Provider, secret string) *bundle {
 	if secret == "" {
 		secret = srv.ClientSecret()
 	}
-	logs := &syncBuffer{}
+	logs := &providertest.Logs{}
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	mu := &sync.Mutex{}
 	src, err := oauth.New(oauth.Config{

@@ -2,7 +2,11 @@ package providertest
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
+	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -91,4 +95,63 @@ func ProviderError(t testing.TB, err error) *holdfast.ProviderError {
 		t.Errorf("ProviderError has no UserMessage: %v", err)
 	}
 	return pe
+}
+
+// Listen listens on a free port of 127.0.0.1 for the rest of the test,
+// with TLS from the first byte when implicitTLS is set (and tlsConfig is
+// not nil).
+func Listen(t testing.TB, tlsConfig *tls.Config, implicitTLS bool) (ln net.Listener, port int) {
+	t.Helper()
+	var err error
+	if tlsConfig != nil && implicitTLS {
+		ln, err = tls.Listen("tcp", "127.0.0.1:0", tlsConfig)
+	} else {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln, ln.Addr().(*net.TCPAddr).Port
+}
+
+// SilentServer serves a port of 127.0.0.1 that accepts connections and
+// never says a word, for the rest of the test, and returns the port.
+func SilentServer(t testing.TB) int {
+	t.Helper()
+	ln, port := Listen(t, nil, false)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { _ = c.Close() })
+		}
+	}()
+	return port
+}
+
+// Rotations records the refresh tokens a session's OnTokenRotated is
+// handed. It is safe for concurrent use.
+type Rotations struct {
+	mu     sync.Mutex
+	tokens []string
+}
+
+// Track sets s.OnTokenRotated to record into r.
+func (r *Rotations) Track(s *holdfast.Session) {
+	s.OnTokenRotated = func(_ context.Context, rt string) error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.tokens = append(r.tokens, rt)
+		return nil
+	}
+}
+
+// Tokens returns the refresh tokens recorded so far, oldest first.
+func (r *Rotations) Tokens() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.tokens)
 }

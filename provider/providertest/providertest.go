@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -180,11 +179,9 @@ func Run(t *testing.T, h Harness) {
 // collects.
 type run struct {
 	*Account
-	logs  *Logs
-	first string // the session's refresh token at the start
-
-	mu      sync.Mutex
-	rotated []string
+	logs    *Logs
+	first   string // the session's refresh token at the start
+	rotated Rotations
 }
 
 // start makes an account with newAccount, collects its logs and rotated
@@ -195,12 +192,7 @@ func start(t *testing.T, newAccount func(*testing.T, *slog.Logger) *Account) *ru
 	logs := &Logs{}
 	a := newAccount(t, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	r := &run{Account: a, logs: logs, first: a.Session.RefreshToken}
-	a.Session.OnTokenRotated = func(_ context.Context, rt string) error {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		r.rotated = append(r.rotated, rt)
-		return nil
-	}
+	r.rotated.Track(a.Session)
 	t.Cleanup(func() {
 		AssertNoSecret(t, nil, logs.String(), r.secrets()...)
 		if strings.Contains(logs.String(), "Bearer") {
@@ -211,11 +203,7 @@ func start(t *testing.T, newAccount func(*testing.T, *slog.Logger) *Account) *ru
 }
 
 // rotations returns the refresh tokens handed to OnTokenRotated.
-func (r *run) rotations() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.rotated...)
-}
+func (r *run) rotations() []string { return r.rotated.Tokens() }
 
 // secrets returns every secret the account used so far.
 func (r *run) secrets() []string {

@@ -206,25 +206,11 @@ func TestRejectedAfterData(t *testing.T) {
 func TestCommandTimeout(t *testing.T) {
 	t.Parallel()
 	// A server that accepts connections and never greets.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := providertest.SilentServer(t)
 	for _, sec := range []holdfast.Security{holdfast.SecurityNone, holdfast.SecurityStartTLS} {
 		c := smtp.New(smtp.Config{CommandTimeout: 200 * time.Millisecond})
 		start := time.Now()
-		err = c.Verify(t.Context(), &holdfast.ServerConfig{Host: "127.0.0.1", Port: port, Security: sec},
+		err := c.Verify(t.Context(), &holdfast.ServerConfig{Host: "127.0.0.1", Port: port, Security: sec},
 			smtp.Credentials{Username: user, Password: password})
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("%s: Verify took %v despite a 200ms command timeout", sec, d)

@@ -23,6 +23,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
 
+	"github.com/holdfast/holdfast/provider/providertest"
 	"github.com/holdfast/holdfast/provider/xoauth2"
 )
 
@@ -76,21 +77,12 @@ func Start(t testing.TB, opts Options) *Server {
 		Logger:       discardLogger{},
 		InsecureAuth: opts.TLSConfig == nil,
 	}
-	var ln net.Listener
-	var err error
-	if opts.TLSConfig != nil && opts.ImplicitTLS {
-		ln, err = tls.Listen("tcp", "127.0.0.1:0", opts.TLSConfig)
-	} else {
+	if !opts.ImplicitTLS {
 		o.TLSConfig = opts.TLSConfig
-		ln, err = net.Listen("tcp", "127.0.0.1:0")
-	}
-	if err != nil {
-		t.Fatalf("imaptest: listen: %v", err)
 	}
 	s.srv = imapserver.New(o)
-	s.ln = ln
-	addr := ln.Addr().(*net.TCPAddr)
-	s.Host, s.Port = "127.0.0.1", addr.Port
+	ln, port := providertest.Listen(t, opts.TLSConfig, opts.ImplicitTLS)
+	s.ln, s.Host, s.Port = ln, "127.0.0.1", port
 	go func() { _ = s.srv.Serve(ln) }()
 	t.Cleanup(s.Stop)
 	return s

@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/holdfast/holdfast/provider/providertest"
 	"github.com/holdfast/holdfast/provider/xoauth2"
 )
 
@@ -68,19 +69,11 @@ func Start(t testing.TB, opts Options) *Server {
 	s.srv.ReadTimeout = 10 * time.Second
 	s.srv.WriteTimeout = 10 * time.Second
 	s.srv.ErrorLog = discardLogger{}
-	var ln net.Listener
-	var err error
-	if opts.TLSConfig != nil && opts.ImplicitTLS {
-		ln, err = tls.Listen("tcp", "127.0.0.1:0", opts.TLSConfig)
-	} else {
+	if !opts.ImplicitTLS {
 		s.srv.TLSConfig = opts.TLSConfig
-		ln, err = net.Listen("tcp", "127.0.0.1:0")
 	}
-	if err != nil {
-		t.Fatalf("smtptest: listen: %v", err)
-	}
-	s.ln = ln
-	s.Host, s.Port = "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
+	ln, port := providertest.Listen(t, opts.TLSConfig, opts.ImplicitTLS)
+	s.ln, s.Host, s.Port = ln, "127.0.0.1", port
 	go func() { _ = s.srv.Serve(ln) }()
 	t.Cleanup(s.Stop)
 	return s
