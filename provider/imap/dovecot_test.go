@@ -246,33 +246,15 @@ func TestDovecot(t *testing.T) {
 		s := realSession(t, srv, email, password, holdfast.SecurityTLS)
 		appendMessages(t, srv, email, 0, 7)
 		kb := newConn(imap.Config{BatchSize: 3})
-		cursor := ""
-		for range 3 {
-			res, err := kb.Sync(t.Context(), s, cursor)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cursor = res.Cursor
-		}
+		_, _, cursor := syncRounds(t, kb, s, "", 3)
 		// One STORE per message: seven mod-sequences.
 		for uid := range 7 {
 			storeFlags(t, srv, email, goimap.StoreFlagsAdd, goimap.FlagSeen, goimap.UID(uid+1))
 		}
-		var sizes []int
+		sizes, msgs, _ := syncRounds(t, kb, s, cursor, 5)
 		seen := map[string]bool{}
-		for range 5 {
-			res, err := kb.Sync(t.Context(), s, cursor)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sizes = append(sizes, len(res.Messages))
-			for _, m := range res.Messages {
-				seen[m.ProviderID] = true
-			}
-			cursor = res.Cursor
-			if !res.More {
-				break
-			}
+		for _, m := range msgs {
+			seen[m.ProviderID] = true
 		}
 		if fmt.Sprint(sizes) != "[3 3 1]" || len(seen) != 7 {
 			t.Errorf("changed batches = %v covering %d messages, want [3 3 1] covering 7", sizes, len(seen))
@@ -284,21 +266,7 @@ func TestDovecot(t *testing.T) {
 		s := realSession(t, srv, email, password, holdfast.SecurityTLS)
 		appendMessages(t, srv, email, 0, 23)
 		kb := newConn(imap.Config{BatchSize: 10})
-		var sizes []int
-		var all []string
-		cursor := ""
-		for range 5 {
-			res, err := kb.Sync(t.Context(), s, cursor)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sizes = append(sizes, len(res.Messages))
-			all = append(all, ids(res.Messages)...)
-			cursor = res.Cursor
-			if !res.More {
-				break
-			}
-		}
+		sizes, all, _ := syncRounds(t, kb, s, "", 5)
 		if fmt.Sprint(sizes) != "[10 10 3]" || len(all) != 23 {
 			t.Errorf("batch sizes = %v (%d messages), want [10 10 3]", sizes, len(all))
 		}
@@ -306,18 +274,26 @@ func TestDovecot(t *testing.T) {
 
 }
 
-// appendMessages appends messages from..to-1 to the account's INBOX over
-// IMAP, which is much faster than one doveadm call each.
-func appendMessages(t testing.TB, srv *mailtest.Server, email string, from, to int) {
+// login signs in to the account over IMAPS, as another mail client would.
+func login(t testing.TB, srv *mailtest.Server, email string) *imapclient.Client {
 	t.Helper()
 	c, err := imapclient.DialTLS(srv.IMAPTLSAddr, &imapclient.Options{TLSConfig: srv.TLSConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	if err := c.Login(email, password).Wait(); err != nil {
+		c.Close()
 		t.Fatal(err)
 	}
+	return c
+}
+
+// appendMessages appends messages from..to-1 to the account's INBOX over
+// IMAP, which is much faster than one doveadm call each.
+func appendMessages(t testing.TB, srv *mailtest.Server, email string, from, to int) {
+	t.Helper()
+	c := login(t, srv, email)
+	defer c.Close()
 	for i := from; i < to; i++ {
 		raw := rawMessage(i, fmt.Sprintf("Body of message %d, with some more words to make a snippet.", i))
 		cmd := c.Append("INBOX", int64(len(raw)), nil)
@@ -337,14 +313,8 @@ func appendMessages(t testing.TB, srv *mailtest.Server, email string, from, to i
 // account's INBOX over IMAP, as another mail client would.
 func storeFlags(t testing.TB, srv *mailtest.Server, email string, op goimap.StoreFlagsOp, flag goimap.Flag, uids ...goimap.UID) {
 	t.Helper()
-	c, err := imapclient.DialTLS(srv.IMAPTLSAddr, &imapclient.Options{TLSConfig: srv.TLSConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := login(t, srv, email)
 	defer c.Close()
-	if err := c.Login(email, password).Wait(); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}

@@ -184,25 +184,34 @@ func TestSyncCursor(t *testing.T) {
 	}
 }
 
-func TestSyncBatches(t *testing.T) {
-	t.Parallel()
-	b := setup(t, setupOpts{cfg: imap.Config{BatchSize: 10}})
-	b.deliver(t, 0, 25)
-	var all []string
-	cursor := ""
+// syncRounds syncs from cursor, at most rounds times while the server has
+// more, and returns each round's message count, the messages and the last
+// cursor.
+func syncRounds(t *testing.T, k *imap.Connector, s *holdfast.Session, cursor string, rounds int) ([]int, []holdfast.Message, string) {
+	t.Helper()
 	var sizes []int
-	for range 5 {
-		res, err := b.conn.Sync(t.Context(), b.sess, cursor)
+	var msgs []holdfast.Message
+	for range rounds {
+		res, err := k.Sync(t.Context(), s, cursor)
 		if err != nil {
 			t.Fatal(err)
 		}
 		sizes = append(sizes, len(res.Messages))
-		all = append(all, ids(res.Messages)...)
+		msgs = append(msgs, res.Messages...)
 		cursor = res.Cursor
 		if !res.More {
 			break
 		}
 	}
+	return sizes, msgs, cursor
+}
+
+func TestSyncBatches(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{cfg: imap.Config{BatchSize: 10}})
+	b.deliver(t, 0, 25)
+	sizes, msgs, _ := syncRounds(t, b.conn, b.sess, "", 5)
+	all := ids(msgs)
 	if fmt.Sprint(sizes) != "[10 10 5]" {
 		t.Errorf("batch sizes = %v, want [10 10 5]", sizes)
 	}

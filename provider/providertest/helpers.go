@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -154,4 +155,40 @@ func (r *Rotations) Tokens() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.tokens)
+}
+
+// Listener is a fake server serving a port of 127.0.0.1 for the rest of a
+// test; the fakes embed it.
+type Listener struct {
+	// Host and Port locate the server (127.0.0.1 and an ephemeral port).
+	Host string
+	Port int
+
+	ln  net.Listener
+	srv interface{ Close() error }
+}
+
+// Serve serves srv on a free port, with TLS from the first byte when
+// implicitTLS is set (and tlsConfig is not nil), and stops it when the
+// test ends.
+func Serve(t testing.TB, srv interface {
+	Serve(net.Listener) error
+	Close() error
+}, tlsConfig *tls.Config, implicitTLS bool) Listener {
+	t.Helper()
+	ln, port := Listen(t, tlsConfig, implicitTLS)
+	l := Listener{Host: "127.0.0.1", Port: port, ln: ln, srv: srv}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(l.Stop)
+	return l
+}
+
+// Addr returns host:port.
+func (l *Listener) Addr() string { return net.JoinHostPort(l.Host, strconv.Itoa(l.Port)) }
+
+// Stop closes the listener and every connection. It is idempotent.
+func (l *Listener) Stop() {
+	// Serve may not have registered the listener yet, so close it here too.
+	_ = l.ln.Close()
+	_ = l.srv.Close()
 }

@@ -12,8 +12,6 @@ package imaptest
 import (
 	"bytes"
 	"crypto/tls"
-	"net"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -29,13 +27,11 @@ import (
 
 // Server is one running in-memory IMAP server.
 type Server struct {
-	// Host and Port locate the server (127.0.0.1 and an ephemeral port).
-	Host string
-	Port int
+	// Listener locates the server (Host, Port, Addr) and stops it.
+	providertest.Listener
 
 	mem *imapmemserver.Server
 	srv *imapserver.Server
-	ln  net.Listener
 
 	mu    sync.Mutex
 	users map[string]*user
@@ -81,21 +77,8 @@ func Start(t testing.TB, opts Options) *Server {
 		o.TLSConfig = opts.TLSConfig
 	}
 	s.srv = imapserver.New(o)
-	ln, port := providertest.Listen(t, opts.TLSConfig, opts.ImplicitTLS)
-	s.ln, s.Host, s.Port = ln, "127.0.0.1", port
-	go func() { _ = s.srv.Serve(ln) }()
-	t.Cleanup(s.Stop)
+	s.Listener = providertest.Serve(t, s.srv, opts.TLSConfig, opts.ImplicitTLS)
 	return s
-}
-
-// Addr returns host:port.
-func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
-
-// Stop closes the listener and every connection. It is idempotent.
-func (s *Server) Stop() {
-	// Serve may not have registered the listener yet, so close it here too.
-	_ = s.ln.Close()
-	_ = s.srv.Close()
 }
 
 // AddUser adds a user with a password and an empty INBOX.

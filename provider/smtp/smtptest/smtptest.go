@@ -12,8 +12,6 @@ package smtptest
 import (
 	"crypto/tls"
 	"io"
-	"net"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -34,12 +32,10 @@ type Message struct {
 
 // Server is one running submission server.
 type Server struct {
-	// Host and Port locate the server (127.0.0.1 and an ephemeral port).
-	Host string
-	Port int
+	// Listener locates the server (Host, Port, Addr) and stops it.
+	providertest.Listener
 
 	srv *smtp.Server
-	ln  net.Listener
 
 	mu       sync.Mutex
 	users    map[string]string // username → password
@@ -72,21 +68,8 @@ func Start(t testing.TB, opts Options) *Server {
 	if !opts.ImplicitTLS {
 		s.srv.TLSConfig = opts.TLSConfig
 	}
-	ln, port := providertest.Listen(t, opts.TLSConfig, opts.ImplicitTLS)
-	s.ln, s.Host, s.Port = ln, "127.0.0.1", port
-	go func() { _ = s.srv.Serve(ln) }()
-	t.Cleanup(s.Stop)
+	s.Listener = providertest.Serve(t, s.srv, opts.TLSConfig, opts.ImplicitTLS)
 	return s
-}
-
-// Addr returns host:port.
-func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
-
-// Stop closes the listener and every connection. It is idempotent.
-func (s *Server) Stop() {
-	// Serve may not have registered the listener yet, so close it here too.
-	_ = s.ln.Close()
-	_ = s.srv.Close()
 }
 
 // AddUser adds a user who signs in with a password.
