@@ -114,11 +114,8 @@ func (b *bundle) deliver(t *testing.T, n int) []string {
 	return ids
 }
 
-func reversed(s []string) []string {
-	out := slices.Clone(s)
-	slices.Reverse(out)
-	return out
-}
+// reversed returns a reversed copy of s.
+var reversed = providertest.Reversed[string]
 
 func TestSync(t *testing.T) {
 	t.Parallel()

@@ -11,6 +11,7 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/emulator"
 	"github.com/holdfast/holdfast/provider/graph"
+	"github.com/holdfast/holdfast/provider/oauth"
 	"github.com/holdfast/holdfast/provider/providertest"
 )
 
@@ -18,7 +19,7 @@ import (
 var harness = providertest.EmulatorHarness{
 	Options: providertest.EmulatorOptions{Provider: holdfast.ProviderMicrosoft, Email: user},
 	AccountFunc: func(t *testing.T, e *providertest.Emulator, log *slog.Logger) *providertest.Account {
-		a := e.Account(newConnector(t, e, log, graph.Config{}), "inb_emu")
+		a := e.Account(newConnector(t, e.URLs.Graph, e.Tokens, log, graph.Config{}), "inb_emu")
 		a.ResetKeepsProviderIDs, a.RotatesRefreshTokens = true, true
 		return a
 	},
@@ -77,11 +78,11 @@ func TestConformance(t *testing.T) {
 	providertest.Run(t, harness)
 }
 
-// newConnector returns a connector on e configured by cfg, with short
-// timeouts and one FindSent look.
-func newConnector(t *testing.T, e *providertest.Emulator, log *slog.Logger, cfg graph.Config) *graph.Connector {
+// newConnector returns a connector on the Graph at baseURL configured by
+// cfg, with short timeouts and one FindSent look.
+func newConnector(t *testing.T, baseURL string, tokens *oauth.Source, log *slog.Logger, cfg graph.Config) *graph.Connector {
 	t.Helper()
-	cfg.BaseURL, cfg.Tokens, cfg.Logger = e.URLs.Graph, e.Tokens, log
+	cfg.BaseURL, cfg.Tokens, cfg.Logger = baseURL, tokens, log
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
@@ -110,7 +111,7 @@ func setupEmulator(t *testing.T, cfg graph.Config) *emuBundle {
 	logs := &providertest.Logs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := providertest.StartEmulator(t, providertest.EmulatorOptions{Provider: holdfast.ProviderMicrosoft, Email: user, Log: log})
-	b := &emuBundle{emu: e, conn: newConnector(t, e, log, cfg), sess: e.Session("inb_emu"), logs: logs}
+	b := &emuBundle{emu: e, conn: newConnector(t, e.URLs.Graph, e.Tokens, log, cfg), sess: e.Session("inb_emu"), logs: logs}
 	rotated := &providertest.Rotations{}
 	rotated.Track(b.sess)
 	b.rotated = func() []string { return append([]string{e.RefreshToken}, rotated.Tokens()...) }

@@ -54,18 +54,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := o.cfg
-	cfg.BaseURL, cfg.Tokens, cfg.Logger = g.URL, src, log
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 5 * time.Second
-	}
-	if cfg.FindSentWait == 0 {
-		cfg.FindSentWait = -1
-	}
-	conn, err := graph.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := newConnector(t, g.URL, src, log, o.cfg)
 	b := &bundle{tokens: tokens, graph: g, conn: conn, logs: logs}
 	b.sess = &holdfast.Session{
 		Inbox:        &holdfast.Inbox{ID: "inb_test", Email: user, Provider: holdfast.ProviderMicrosoft},

@@ -65,7 +65,7 @@ func (b *bundle) account() *providertest.Account {
 			}
 		},
 		SendsFunc: func(*testing.T) int { return len(b.smtpSrv.Messages()) },
-		Secrets:   []string{token},
+		Secrets:   []string{password, token},
 	}
 }
 

@@ -103,6 +103,7 @@ func (h *dovecotHarness) NewAccount(t *testing.T, log *slog.Logger) *providertes
 			}
 			h.srv.WaitCount(t, rcpt, "INBOX", m.MessageID, 1)
 		},
+		Secrets: []string{password},
 	}
 }
 

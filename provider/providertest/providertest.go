@@ -316,8 +316,9 @@ func ProviderIDs(msgs []holdfast.Message) []string {
 	return out
 }
 
-func reversed(ms []Mail) []Mail {
-	out := slices.Clone(ms)
+// Reversed returns a reversed copy of s.
+func Reversed[T any](s []T) []T {
+	out := slices.Clone(s)
 	slices.Reverse(out)
 	return out
 }
@@ -381,7 +382,7 @@ func testSyncReset(t *testing.T, h Harness) {
 	r := start(t, h.NewAccount)
 	ms := r.deliver(t, 0, 3)
 	if r.NewestFirst {
-		ms = reversed(ms)
+		ms = Reversed(ms)
 	}
 	first, _, cursor := r.sync(t, "", false)
 	r.ResetCursorFunc(t)
@@ -409,16 +410,20 @@ func testSyncBadCursor(t *testing.T, h Harness) {
 			r := start(t, h.NewAccount)
 			ms := r.deliver(t, 0, 2)
 			if r.NewestFirst {
-				ms = reversed(ms)
+				ms = Reversed(ms)
 			}
 			first, _, _ := r.sync(t, "", false)
-			msgs, res, _ := r.sync(t, cur, false)
+			msgs, res, cursor := r.sync(t, cur, false)
 			if !res.Reset {
 				t.Errorf("Sync(%q): Reset = false, want true", cur)
 			}
 			r.checkMessages(t, fmt.Sprintf("Sync(%q)", cur), msgs, ms)
 			if diff := cmp.Diff(first, msgs); diff != "" {
 				t.Errorf("Sync(%q) messages (-from the start +from the bad cursor):\n%s", cur, diff)
+			}
+			next, err := r.Connector.Sync(t.Context(), r.Session, cursor)
+			if err != nil || next.Reset || len(next.Messages) != 0 {
+				t.Errorf("Sync after the start over = %d messages, Reset %v, %v; want none", len(next.Messages), next.Reset, err)
 			}
 		})
 	}
@@ -466,6 +471,9 @@ func testExpiredAccessToken(t *testing.T, h Harness) {
 	ms := r.deliver(t, 0, 1)
 	if err := r.Connector.Verify(t.Context(), r.Session); err != nil {
 		t.Fatalf("Verify: %v", err)
+	}
+	if n := len(r.rotations()); n != 0 && !r.RotatesRefreshTokens || n != 1 && r.RotatesRefreshTokens {
+		t.Fatalf("rotations after Verify = %d; the provider rotates refresh tokens: %v", n, r.RotatesRefreshTokens)
 	}
 	r.ExpireAccessTokenFunc(t)
 	res, err := r.Connector.Sync(t.Context(), r.Session, "")
