@@ -32,15 +32,7 @@ var harness = providertest.EmulatorHarness{
 		a.BadCursors = []string{`{"v":1,"historyId":"not a number"}`}
 		return a
 	},
-	Faults: []providertest.EmulatorFailure{
-		{
-			Name: "revoked", PrepareFunc: providertest.Revoked,
-			Want: providertest.Verdict{Class: holdfast.ClassPermanent, Reason: holdfast.ReasonTokenRevoked, Scope: holdfast.ScopeAccount, Action: holdfast.ActionReconnect},
-		},
-		{
-			Name: "wrong client secret", ClientSecret: "not-the-secret",
-			Want: providertest.Verdict{Class: holdfast.ClassPermanent, Reason: holdfast.ReasonAppMisconfigured, Scope: holdfast.ScopeApp, Action: holdfast.ActionOperator},
-		},
+	Faults: append(providertest.GrantFailures(), []providertest.EmulatorFailure{
 		{
 			Name: "gmail 503", PrepareFunc: providertest.WithFault(503, "", 0, emulator.SurfaceGmail),
 			Want: providertest.Verdict{Class: holdfast.ClassRecoverable, Reason: holdfast.ReasonProviderUnavailable, Scope: holdfast.ScopeOperation, Action: holdfast.ActionRetry, OutcomeUnknown: true},
@@ -59,7 +51,7 @@ var harness = providertest.EmulatorHarness{
 			Name: "token endpoint 503", PrepareFunc: providertest.WithFault(503, "", 0, emulator.SurfaceGoogleToken),
 			Want: providertest.Verdict{Class: holdfast.ClassRecoverable, Reason: holdfast.ReasonProviderUnavailable, Scope: holdfast.ScopeAccount, Action: holdfast.ActionRetry},
 		},
-	},
+	}...),
 }
 
 func TestConformance(t *testing.T) {

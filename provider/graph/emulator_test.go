@@ -23,15 +23,7 @@ var harness = providertest.EmulatorHarness{
 		a.ResetKeepsProviderIDs, a.RotatesRefreshTokens = true, true
 		return a
 	},
-	Faults: []providertest.EmulatorFailure{
-		{
-			Name: "revoked AADSTS50173", PrepareFunc: providertest.Revoked,
-			Want: providertest.Verdict{Class: holdfast.ClassPermanent, Reason: holdfast.ReasonTokenRevoked, Scope: holdfast.ScopeAccount, Action: holdfast.ActionReconnect},
-		},
-		{
-			Name: "wrong client secret", ClientSecret: "not-the-secret",
-			Want: providertest.Verdict{Class: holdfast.ClassPermanent, Reason: holdfast.ReasonAppMisconfigured, Scope: holdfast.ScopeApp, Action: holdfast.ActionOperator},
-		},
+	Faults: append(providertest.GrantFailures(), []providertest.EmulatorFailure{
 		{
 			Name: "graph 503", PrepareFunc: providertest.WithFault(503, "", 0, emulator.SurfaceGraph),
 			Want: providertest.Verdict{Class: holdfast.ClassRecoverable, Reason: holdfast.ReasonProviderUnavailable, Scope: holdfast.ScopeOperation, Action: holdfast.ActionRetry, OutcomeUnknown: true},
@@ -70,7 +62,7 @@ var harness = providertest.EmulatorHarness{
 			Name: "send too large", PrepareFunc: providertest.WithFault(413, `{"error":{"code":"ErrorMessageSizeExceeded","message":"x"}}`, 0, emulator.SurfaceGraph), Ops: []providertest.Op{providertest.OpSend},
 			Want: providertest.Verdict{Class: holdfast.ClassPermanent, Reason: holdfast.ReasonMessageTooLarge, Scope: holdfast.ScopeOperation, Action: holdfast.ActionSkipItem},
 		},
-	},
+	}...),
 }
 
 func TestConformance(t *testing.T) {

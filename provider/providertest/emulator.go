@@ -191,6 +191,22 @@ func (h EmulatorHarness) Failures() []Failure {
 	return out
 }
 
+// GrantFailures are the failures of the token endpoint that both
+// providers answer alike: a revoked grant, and a client secret that is not
+// the app's.
+func GrantFailures() []EmulatorFailure {
+	return []EmulatorFailure{
+		{
+			Name: "revoked", PrepareFunc: Revoked,
+			Want: Verdict{Class: holdfast.ClassPermanent, Reason: holdfast.ReasonTokenRevoked, Scope: holdfast.ScopeAccount, Action: holdfast.ActionReconnect},
+		},
+		{
+			Name: "wrong client secret", ClientSecret: "not-the-secret",
+			Want: Verdict{Class: holdfast.ClassPermanent, Reason: holdfast.ReasonAppMisconfigured, Scope: holdfast.ScopeApp, Action: holdfast.ActionOperator},
+		},
+	}
+}
+
 // Revoked revokes the mailbox's grant.
 func Revoked(t testing.TB, e *Emulator) {
 	t.Helper()
