@@ -17,10 +17,8 @@ package smtp
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 
@@ -29,6 +27,7 @@ import (
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/classify"
+	"github.com/holdfast/holdfast/provider/mailconn"
 	"github.com/holdfast/holdfast/provider/xoauth2"
 )
 
@@ -123,10 +122,9 @@ func (c *Client) SendRaw(ctx context.Context, server *holdfast.ServerConfig, cre
 
 // conn is one SMTP session.
 type conn struct {
-	c        *gosmtp.Client
-	addr     string
-	provider string
-	stop     func() bool
+	c    *gosmtp.Client
+	mc   *mailconn.Conn
+	stop func() bool
 }
 
 func (c *conn) close() {
@@ -138,10 +136,7 @@ func (c *conn) close() {
 // connection was closed under the client, so the context's error is what
 // happened.
 func (c *conn) fail(ctx context.Context, step string, err error) error {
-	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (%w)", context.Cause(ctx), err)
-	}
-	return Classify(c.provider, fmt.Errorf("smtp %s at %s: %w", step, c.addr, err))
+	return c.mc.Fail(ctx, step, err)
 }
 
 // open dials server, upgrades to TLS as configured and signs in.
@@ -149,60 +144,36 @@ func (c *Client) open(ctx context.Context, server *holdfast.ServerConfig, cred C
 	if server == nil || server.Host == "" || server.Port == 0 {
 		return nil, Classify("generic", errors.New("smtp: no server configured"))
 	}
-	addr := net.JoinHostPort(server.Host, strconv.Itoa(server.Port))
-	provider := "generic"
-	if cred.AccessToken != "" {
-		provider = xoauth2.ProviderForHost(server.Host)
-	}
-	fail := func(step string, err error) error {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (%w)", context.Cause(ctx), err)
-		}
-		return Classify(provider, fmt.Errorf("smtp %s at %s: %w", step, addr, err))
-	}
-
-	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
-	defer cancel()
-	d := net.Dialer{Timeout: c.cfg.DialTimeout}
-	nc, err := d.DialContext(dctx, "tcp", addr)
+	mc, err := mailconn.Dial(ctx, server, mailconn.Options{
+		Protocol: "smtp", TLSConfig: c.cfg.TLSConfig, DialTimeout: c.cfg.DialTimeout,
+		Token: cred.AccessToken != "", Classify: Classify,
+	})
 	if err != nil {
-		return nil, fail("dial", err)
+		return nil, err
 	}
-	tlsCfg := c.tlsConfig(server.Host)
 	// The greeting and STARTTLS happen inside go-smtp before its command
 	// timeouts can be set, so a phase context closes the connection if they
 	// take longer than one command may.
 	hctx, hcancel := context.WithTimeout(ctx, c.cfg.CommandTimeout)
 	defer hcancel()
-	stopPhase := context.AfterFunc(hctx, func() { _ = nc.Close() })
+	stopPhase := context.AfterFunc(hctx, func() { _ = mc.Close() })
 	var sc *gosmtp.Client
-	switch server.Security {
-	case holdfast.SecurityTLS:
-		tc := tls.Client(nc, tlsCfg)
-		if err := tc.HandshakeContext(dctx); err != nil {
-			_ = nc.Close()
-			return nil, fail("TLS handshake", err)
-		}
-		sc = gosmtp.NewClient(tc)
-	case holdfast.SecurityStartTLS:
-		sc, err = gosmtp.NewClientStartTLS(nc, tlsCfg)
+	if server.Security == holdfast.SecurityStartTLS {
+		sc, err = gosmtp.NewClientStartTLS(mc.Conn, mc.TLSConfig)
 		if err != nil {
 			if hctx.Err() != nil && ctx.Err() == nil {
 				err = fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
 			}
-			return nil, fail("STARTTLS", err)
+			return nil, mc.Fail(ctx, "STARTTLS", err)
 		}
-	case holdfast.SecurityNone:
-		sc = gosmtp.NewClient(nc)
-	default:
-		_ = nc.Close()
-		return nil, fail("connect", fmt.Errorf("unknown security %q", server.Security))
+	} else {
+		sc = gosmtp.NewClient(mc.Conn)
 	}
 	stopPhase()
 	sc.CommandTimeout = c.cfg.CommandTimeout
 	sc.SubmissionTimeout = c.cfg.SubmissionTimeout
 	stop := context.AfterFunc(ctx, func() { _ = sc.Close() })
-	cn := &conn{c: sc, addr: addr, provider: provider, stop: stop}
+	cn := &conn{c: sc, mc: mc, stop: stop}
 	ok := false
 	defer func() {
 		if !ok {
@@ -211,21 +182,10 @@ func (c *Client) open(ctx context.Context, server *holdfast.ServerConfig, cred C
 	}()
 
 	if err := sc.Auth(c.saslClient(sc, cred)); err != nil {
-		return nil, fail("AUTH", err)
+		return nil, cn.fail(ctx, "AUTH", err)
 	}
 	ok = true
 	return cn, nil
-}
-
-func (c *Client) tlsConfig(host string) *tls.Config {
-	cfg := &tls.Config{}
-	if c.cfg.TLSConfig != nil {
-		cfg = c.cfg.TLSConfig.Clone()
-	}
-	if cfg.ServerName == "" {
-		cfg.ServerName = host
-	}
-	return cfg
 }
 
 // saslClient picks the mechanism: XOAUTH2 for a token, else PLAIN, else
