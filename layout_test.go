@@ -81,6 +81,9 @@ func TestDependencyRules(t *testing.T) {
 		{".", []string{module + "/"}},
 		{"health", []string{module + "/store", module + "/provider", module + "/httpapi", module + "/jobs", "net/http", "database/sql", "github.com/jackc/", "modernc.org/", "github.com/riverqueue/"}},
 		{"classify", []string{module + "/store", module + "/provider", module + "/health", "database/sql", "github.com/jackc/", "modernc.org/", "github.com/riverqueue/"}},
+		// The workers decide on root vocabulary (holdfast.ErrOutcomeUnknown),
+		// never on a connector's.
+		{"jobs", []string{module + "/provider/"}},
 	}
 	// The connectors are adapters the runtime calls, never the reverse.
 	for _, dir := range packages(t) {
