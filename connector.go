@@ -2,8 +2,18 @@ package holdfast
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
+
+// ErrOutcomeUnknown is wrapped by a Connector's Send error when the
+// submission may have been accepted although Send failed: the connection
+// broke or timed out after the message was handed over (after SMTP's final
+// dot, or after an HTTP send request was written), or the provider answered
+// 5xx. The send is not retried blindly: FindSent looks for it first.
+var ErrOutcomeUnknown = errors.New("outcome of the submission is unknown")
 
 // Connector talks to one kind of mail provider for one inbox at a time.
 // provider/imap (with provider/smtp), provider/graph and provider/gmail
@@ -72,7 +82,8 @@ type Message struct {
 	Cc                []string
 	Subject           string
 	ReceivedAt        time.Time
-	// Snippet is the start of the text body, at most 200 characters.
+	// Snippet is the start of the text body, at most MaxSnippet
+	// characters (see Snippet).
 	Snippet string
 	Flags   []string
 	// Added is set by Store.SaveSync: true if that call stored the message
@@ -94,4 +105,25 @@ type OutgoingMessage struct {
 	Text      string
 	HTML      string
 	Date      time.Time
+}
+
+// MaxSnippet is the most characters a Message.Snippet holds.
+const MaxSnippet = 200
+
+// Snippet returns the snippet of a message whose text starts with text:
+// whitespace collapsed to single spaces, cut to at most MaxSnippet
+// characters.
+func Snippet(text string) string {
+	s := strings.Join(strings.Fields(text), " ")
+	if utf8.RuneCountInString(s) <= MaxSnippet {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == MaxSnippet {
+			return strings.TrimSpace(s[:i])
+		}
+		n++
+	}
+	return s
 }

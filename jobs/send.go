@@ -12,7 +12,6 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/classify"
 	"github.com/holdfast/holdfast/health"
-	"github.com/holdfast/holdfast/provider/smtp"
 )
 
 // SendStore is the part of holdfast.Store the send workers use.
@@ -238,7 +237,7 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		log.InfoContext(ctx, "sent")
 		return w.sent(ctx, snd)
 	}
-	if ctx.Err() != nil || errors.Is(err, smtp.ErrOutcomeUnknown) {
+	if ctx.Err() != nil || errors.Is(err, holdfast.ErrOutcomeUnknown) {
 		// Stay "sending": the next attempt looks in Sent first.
 		w.observe(ctx, in, health.OpSend, err)
 		if job.Attempt >= job.MaxAttempts {

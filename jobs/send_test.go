@@ -15,7 +15,6 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/health"
 	"github.com/holdfast/holdfast/jobs"
-	"github.com/holdfast/holdfast/provider/smtp"
 	"github.com/holdfast/holdfast/store/sqlite"
 )
 
@@ -185,7 +184,7 @@ func TestSendWorker(t *testing.T) {
 	tooLarge := &holdfast.ProviderError{Class: holdfast.ClassPermanent, Reason: holdfast.ReasonMessageTooLarge, Scope: holdfast.ScopeOperation, Err: errors.New("552 5.3.4 too big")}
 	badPassword := &holdfast.ProviderError{Class: holdfast.ClassPermanent, Reason: holdfast.ReasonPasswordChanged, Scope: holdfast.ScopeAccount, Err: errors.New("535 5.7.8 no")}
 	down := &holdfast.ProviderError{Class: holdfast.ClassRecoverable, Reason: holdfast.ReasonNetwork, Scope: holdfast.ScopeAccount, Err: errors.New("connection refused")}
-	unclear := &holdfast.ProviderError{Class: holdfast.ClassRecoverable, Reason: holdfast.ReasonProviderTimeout, Scope: holdfast.ScopeOperation, Err: fmt.Errorf("%w: i/o timeout", smtp.ErrOutcomeUnknown)}
+	unclear := &holdfast.ProviderError{Class: holdfast.ClassRecoverable, Reason: holdfast.ReasonProviderTimeout, Scope: holdfast.ScopeOperation, Err: fmt.Errorf("%w: i/o timeout", holdfast.ErrOutcomeUnknown)}
 
 	tests := []struct {
 		name      string
@@ -364,7 +363,7 @@ func TestSendWorkerWaitsForOwner(t *testing.T) {
 // the inbox works again, and fails only after the wait.
 func TestSendWorkerOutcomeUnknownWhileInboxNeedsOwner(t *testing.T) {
 	t.Parallel()
-	unclear := &holdfast.ProviderError{Class: holdfast.ClassRecoverable, Reason: holdfast.ReasonProviderTimeout, Scope: holdfast.ScopeOperation, Err: fmt.Errorf("%w: i/o timeout", smtp.ErrOutcomeUnknown)}
+	unclear := &holdfast.ProviderError{Class: holdfast.ClassRecoverable, Reason: holdfast.ReasonProviderTimeout, Scope: holdfast.ScopeOperation, Err: fmt.Errorf("%w: i/o timeout", holdfast.ErrOutcomeUnknown)}
 	tests := []struct {
 		name      string
 		accepted  bool          // the unclear submission did go out

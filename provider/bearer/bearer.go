@@ -31,7 +31,6 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/classify"
 	"github.com/holdfast/holdfast/provider/oauth"
-	"github.com/holdfast/holdfast/provider/smtp"
 )
 
 // DefaultTimeout is Config.Timeout's default.
@@ -40,7 +39,7 @@ const DefaultTimeout = time.Minute
 // maxBody bounds the response bodies read.
 const maxBody = 16 << 20
 
-// maxMessage bounds an API error message kept by Answer.Message.
+// maxMessage bounds the API error message an APIError keeps.
 const maxMessage = 300
 
 // Config configures a Client.
@@ -62,9 +61,10 @@ type Config struct {
 	Timeout time.Duration
 	// Logger receives debug records; never a secret. Nil discards them.
 	Logger *slog.Logger
-	// APIError returns the API's own error for a non-2xx answer, without
-	// secrets (see Answer.Redact and Answer.Message). Required.
-	APIError func(Answer) error
+	// ErrorCode reads the API's error code and message from the body of a
+	// non-2xx answer, for the *APIError the answer becomes; both are
+	// empty when the body holds none. Required.
+	ErrorCode func(body []byte) (code, message string)
 }
 
 // WithDefaults returns cfg with its zero fields set, or an error naming
@@ -76,8 +76,8 @@ func (cfg Config) WithDefaults() (Config, error) {
 	if p := cfg.Tokens.Provider(); p != cfg.Provider {
 		return cfg, fmt.Errorf("%s config: Tokens serves %s, not %s", cfg.Name, p, cfg.Provider)
 	}
-	if cfg.APIError == nil {
-		return cfg, fmt.Errorf("%s config: APIError is nil", cfg.Name)
+	if cfg.ErrorCode == nil {
+		return cfg, fmt.Errorf("%s config: ErrorCode is nil", cfg.Name)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
@@ -129,7 +129,7 @@ type Request struct {
 	Header http.Header
 	Body   []byte
 	// Send marks a submission: a failure whose outcome is unclear wraps
-	// smtp.ErrOutcomeUnknown.
+	// holdfast.ErrOutcomeUnknown.
 	Send bool
 }
 
@@ -140,28 +140,28 @@ type Response struct {
 	Body   []byte
 }
 
-// Answer is a non-2xx answer, for Config.APIError.
-type Answer struct {
+// APIError is an API's error answer, without secrets: the status and
+// the body's error code and message, tokens redacted.
+type APIError struct {
+	API    string // Config.Name
 	Op     string // the classify operation
 	Status int
-	Body   []byte
-	// secrets are the session's tokens.
-	secrets []string
+	// Code is the API's error code (Graph's error.code; Gmail's first
+	// error reason, or error.status).
+	Code    string
+	Message string
 }
 
-// Redact returns text with the session's tokens replaced.
-func (a Answer) Redact(text string) string {
-	return oauth.Redact(text, a.secrets...)
-}
-
-// Message returns the error message text redacted and cut to a bounded
-// length.
-func (a Answer) Message(text string) string {
-	text = a.Redact(text)
-	if len(text) > maxMessage {
-		text = strings.ToValidUTF8(text[:maxMessage], "") + "..."
+// Error implements error.
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("%s %s: HTTP %d", e.API, e.Op, e.Status)
+	if e.Code != "" {
+		s += ": " + e.Code
 	}
-	return text
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
 }
 
 // Do sends r with the session's access token. A 401 invalidates the token
@@ -224,10 +224,15 @@ func (c *Client) send(ctx context.Context, r Request, tok string) (*Response, er
 
 // apiError classifies a non-2xx answer.
 func (c *Client) apiError(s *holdfast.Session, r Request, resp *Response, tok string) error {
-	err := c.cfg.APIError(Answer{Op: r.Op, Status: resp.Status, Body: resp.Body, secrets: []string{tok, s.RefreshToken}})
+	code, msg := c.cfg.ErrorCode(resp.Body)
+	msg = oauth.Redact(msg, tok, s.RefreshToken)
+	if len(msg) > maxMessage {
+		msg = strings.ToValidUTF8(msg[:maxMessage], "") + "..."
+	}
+	var err error = &APIError{API: c.cfg.Name, Op: r.Op, Status: resp.Status, Code: oauth.Redact(code, tok, s.RefreshToken), Message: msg}
 	if r.Send && resp.Status >= 500 {
 		// The provider may have taken the message before failing.
-		err = fmt.Errorf("%w: %w", smtp.ErrOutcomeUnknown, err)
+		err = fmt.Errorf("%w: %w", holdfast.ErrOutcomeUnknown, err)
 	}
 	v := classify.Classify(classify.Input{
 		Provider:   string(c.cfg.Provider),
@@ -237,7 +242,25 @@ func (c *Client) apiError(s *holdfast.Session, r Request, resp *Response, tok st
 		Raw:        string(resp.Body),
 		Operation:  r.Op,
 	})
-	return providerError(v, fmt.Errorf("inbox %s: %w", s.Inbox.ID, err))
+	return v.ProviderError(fmt.Errorf("inbox %s: %w", s.Inbox.ID, err))
+}
+
+// LookTwice calls look, and when it finds nothing, once more after wait:
+// a provider's search index, or its asynchronous send, takes a moment to
+// show a sent message. A negative wait looks once. A context that ends
+// during the wait is a transport error of operation op.
+func (c *Client) LookTwice(ctx context.Context, s *holdfast.Session, op string, wait time.Duration, look func() (bool, error)) (bool, error) {
+	for n := 0; ; n++ {
+		found, err := look()
+		if err != nil || found || n > 0 || wait < 0 {
+			return found, err
+		}
+		select {
+		case <-ctx.Done():
+			return false, c.TransportError(s, Request{Op: op}, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 }
 
 // TransportError classifies err, for a request r that got no answer. For
@@ -245,16 +268,16 @@ func (c *Client) apiError(s *holdfast.Session, r Request, resp *Response, tok st
 func (c *Client) TransportError(s *holdfast.Session, r Request, err error) error {
 	v := classify.Classify(classify.Input{Provider: string(c.cfg.Provider), Surface: c.cfg.Surface, Err: err, Operation: r.Op})
 	if r.Send && !dialFailed(err) {
-		err = fmt.Errorf("%w: %w", smtp.ErrOutcomeUnknown, err)
+		err = fmt.Errorf("%w: %w", holdfast.ErrOutcomeUnknown, err)
 	}
-	return providerError(v, fmt.Errorf("%s %s for inbox %s: %w", c.cfg.Name, r.Op, s.Inbox.ID, err))
+	return v.ProviderError(fmt.Errorf("%s %s for inbox %s: %w", c.cfg.Name, r.Op, s.Inbox.ID, err))
 }
 
 // BadAnswer classifies err, for a 2xx answer to operation op that holdfast
 // cannot read: recoverable, reason unknown.
 func (c *Client) BadAnswer(s *holdfast.Session, op string, err error) error {
 	v := classify.Classify(classify.Input{Provider: string(c.cfg.Provider), Surface: c.cfg.Surface, Err: err, Operation: op})
-	return providerError(v, fmt.Errorf("inbox %s: %w", s.Inbox.ID, err))
+	return v.ProviderError(fmt.Errorf("inbox %s: %w", s.Inbox.ID, err))
 }
 
 // dialFailed reports whether err happened before a connection existed, so
@@ -264,18 +287,4 @@ func dialFailed(err error) bool {
 		return oe.Op == "dial"
 	}
 	return false
-}
-
-// providerError wraps err with a verdict.
-func providerError(v classify.Verdict, err error) *holdfast.ProviderError {
-	return &holdfast.ProviderError{
-		Class:           v.Class,
-		Reason:          v.Reason,
-		Scope:           v.Scope,
-		Action:          v.Action,
-		RetryAfter:      v.RetryAfter,
-		OutageSensitive: v.OutageSensitive,
-		UserMessage:     v.UserMessage,
-		Err:             err,
-	}
 }

@@ -60,7 +60,7 @@ func (cfg Config) client() bearer.Config {
 	return bearer.Config{
 		Name: "gmail", Provider: holdfast.ProviderGoogle, Surface: classify.SurfaceGmail,
 		Tokens: cfg.Tokens, HTTPClient: cfg.HTTPClient, Timeout: cfg.Timeout, Logger: cfg.Logger,
-		APIError: apiError,
+		ErrorCode: errorCode,
 	}
 }
 

@@ -30,10 +30,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/mail"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/provider/bearer"
@@ -97,14 +95,11 @@ func (k *Connector) Verify(ctx context.Context, s *holdfast.Session) error {
 // in Sent (label SENT).
 //
 // A failure after the request may have reached Gmail (a timeout, a reset,
-// a 5xx) wraps smtp.ErrOutcomeUnknown: look with FindSent before sending
+// a 5xx) wraps holdfast.ErrOutcomeUnknown: look with FindSent before sending
 // again. A 4xx or 429 is a clear refusal.
 func (k *Connector) Send(ctx context.Context, s *holdfast.Session, m *holdfast.OutgoingMessage) error {
-	raw, err := smtp.BuildMessage(m)
+	raw, err := smtp.BuildMessageBcc(m)
 	if err != nil {
-		return err
-	}
-	if raw, err = withBcc(raw, m.Bcc); err != nil {
 		return err
 	}
 	body, err := json.Marshal(map[string]string{"raw": base64.URLEncoding.EncodeToString(raw)})
@@ -118,25 +113,6 @@ func (k *Connector) Send(ctx context.Context, s *holdfast.Session, m *holdfast.O
 		Send:   true,
 	})
 	return err
-}
-
-// withBcc returns raw with a Bcc header listing bcc prepended; raw itself
-// when bcc is empty.
-func withBcc(raw []byte, bcc []string) ([]byte, error) {
-	if len(bcc) == 0 {
-		return raw, nil
-	}
-	list := make([]string, 0, len(bcc))
-	for _, b := range bcc {
-		a, err := mail.ParseAddress(b)
-		if err != nil {
-			return nil, fmt.Errorf("build message: Bcc %q: %w", b, err)
-		}
-		list = append(list, a.String())
-	}
-	out := make([]byte, 0, len(raw)+64)
-	out = append(out, "Bcc: "+strings.Join(list, ", ")+"\r\n"...)
-	return append(out, raw...), nil
 }
 
 // FindSent reports whether the mailbox holds a sent message with this
@@ -154,7 +130,7 @@ func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID
 	q.Set("maxResults", "1")
 	q.Set("includeSpamTrash", "true")
 	u := k.api + "/messages?" + q.Encode()
-	for look := 0; ; look++ {
+	return k.client.LookTwice(ctx, s, opList, k.cfg.FindSentWait, func() (bool, error) {
 		resp, err := k.client.Do(ctx, s, bearer.Request{Op: opList, Method: http.MethodGet, URL: u})
 		if err != nil {
 			return false, err
@@ -163,18 +139,8 @@ func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID
 		if err := json.Unmarshal(resp.Body, &list); err != nil {
 			return false, k.client.BadAnswer(s, opList, fmt.Errorf("gmail messages.list: %w", err))
 		}
-		if len(list.Messages) > 0 {
-			return true, nil
-		}
-		if look > 0 || k.cfg.FindSentWait < 0 {
-			return false, nil
-		}
-		select {
-		case <-ctx.Done():
-			return false, k.client.TransportError(s, bearer.Request{Op: opList}, ctx.Err())
-		case <-time.After(k.cfg.FindSentWait):
-		}
-	}
+		return len(list.Messages) > 0, nil
+	})
 }
 
 // Account returns the address of the mailbox the session's grant signs in

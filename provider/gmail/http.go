@@ -2,9 +2,6 @@ package gmail
 
 import (
 	"encoding/json"
-	"fmt"
-
-	"github.com/holdfast/holdfast/provider/bearer"
 )
 
 // The classify operations of the Gmail calls (users.* methods).
@@ -16,31 +13,10 @@ const (
 	opSend    = "messages.send"
 )
 
-// APIError is a Gmail error answer, without secrets: the status and the
-// body's error status, first reason and message.
-type APIError struct {
-	Op      string
-	Status  int
-	Reason  string // error.errors[0].reason, or error.status
-	Message string
-}
-
-// Error implements error.
-func (e *APIError) Error() string {
-	s := fmt.Sprintf("gmail %s: HTTP %d", e.Op, e.Status)
-	if e.Reason != "" {
-		s += ": " + e.Reason
-	}
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	return s
-}
-
-// apiError reads Gmail's error body of a non-2xx answer (surface gmail).
-func apiError(a bearer.Answer) error {
-	ae := &APIError{Op: a.Op, Status: a.Status}
-	var body struct {
+// errorCode reads Gmail's error body: its first error reason (or its
+// status) and its message.
+func errorCode(body []byte) (code, message string) {
+	var e struct {
 		Error struct {
 			Status  string `json:"status"`
 			Message string `json:"message"`
@@ -49,13 +25,12 @@ func apiError(a bearer.Answer) error {
 			} `json:"errors"`
 		} `json:"error"`
 	}
-	if json.Unmarshal(a.Body, &body) == nil {
-		ae.Reason = body.Error.Status
-		if len(body.Error.Errors) > 0 && body.Error.Errors[0].Reason != "" {
-			ae.Reason = body.Error.Errors[0].Reason
-		}
-		ae.Reason = a.Redact(ae.Reason)
-		ae.Message = a.Message(body.Error.Message)
+	if json.Unmarshal(body, &e) != nil {
+		return "", ""
 	}
-	return ae
+	code = e.Error.Status
+	if len(e.Error.Errors) > 0 && e.Error.Errors[0].Reason != "" {
+		code = e.Error.Errors[0].Reason
+	}
+	return code, e.Error.Message
 }

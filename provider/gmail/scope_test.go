@@ -13,6 +13,7 @@ import (
 	"github.com/holdfast/holdfast/emulator/emulatortest"
 	"github.com/holdfast/holdfast/provider/gmail"
 	"github.com/holdfast/holdfast/provider/oauth"
+	"github.com/holdfast/holdfast/provider/providertest"
 )
 
 // consentSetup starts an emulator holding user's mailbox and connects it
@@ -74,12 +75,12 @@ func TestGoogleScopesSuffice(t *testing.T) {
 	first := b.deliver(t, 2)
 	res, err := b.conn.Sync(ctx, b.sess, "")
 	if err != nil || len(res.Messages) != 2 || res.Messages[0].InternetMessageID == "" {
-		t.Fatalf("Sync (backfill) = %v, %v; want %v with their metadata", ids(res.Messages), err, reversed(first))
+		t.Fatalf("Sync (backfill) = %v, %v; want %v with their metadata", providertest.ProviderIDs(res.Messages), err, reversed(first))
 	}
 	next := b.deliver(t, 1)
 	res, err = b.conn.Sync(ctx, b.sess, res.Cursor)
 	if err != nil || len(res.Messages) != 1 || res.Messages[0].ProviderID != next[0] {
-		t.Fatalf("Sync (history) = %v, %v; want %v", ids(res.Messages), err, next)
+		t.Fatalf("Sync (history) = %v, %v; want %v", providertest.ProviderIDs(res.Messages), err, next)
 	}
 	const id = "<scope_01@gmail.test>"
 	if err := b.conn.Send(ctx, b.sess, outgoing(id)); err != nil {

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
 
@@ -145,7 +144,7 @@ func (k *Connector) backfill(ctx context.Context, s *holdfast.Session, cur curso
 			q.Set("pageToken", cur.PageToken)
 		}
 		resp, err := k.client.Do(ctx, s, bearer.Request{Op: opList, Method: http.MethodGet, URL: k.api + "/messages?" + q.Encode()})
-		if ae, ok := errors.AsType[*APIError](err); ok && cur.PageToken != "" && ae.Status == http.StatusBadRequest {
+		if ae, ok := errors.AsType[*bearer.APIError](err); ok && cur.PageToken != "" && ae.Status == http.StatusBadRequest {
 			// The page token of an earlier Sync is no longer good: the
 			// backfill ends here, the history goes on from HistoryID.
 			k.cfg.Logger.WarnContext(ctx, "gmail backfill page token refused; backfill ends", "inbox_id", s.Inbox.ID, "err", err)
@@ -291,7 +290,7 @@ func (gm gmailMessage) message(inboxID string) holdfast.Message {
 	m := holdfast.Message{
 		InboxID:    inboxID,
 		ProviderID: gm.ID,
-		Snippet:    Snippet(html.UnescapeString(gm.Snippet)),
+		Snippet:    holdfast.Snippet(html.UnescapeString(gm.Snippet)),
 	}
 	for _, h := range gm.Payload.Headers {
 		switch strings.ToLower(h.Name) {
@@ -344,24 +343,4 @@ func addresses(v string) []string {
 		out = append(out, a.Address)
 	}
 	return out
-}
-
-// maxSnippet is the longest snippet, in characters (holdfast.Message).
-const maxSnippet = 200
-
-// Snippet returns the start of a Gmail snippet (HTML entities already
-// decoded): whitespace collapsed, at most 200 characters.
-func Snippet(text string) string {
-	s := strings.Join(strings.Fields(text), " ")
-	if utf8.RuneCountInString(s) <= maxSnippet {
-		return s
-	}
-	n := 0
-	for i := range s {
-		if n == maxSnippet {
-			return strings.TrimSpace(s[:i])
-		}
-		n++
-	}
-	return s
 }

@@ -57,7 +57,7 @@ func (cfg Config) client() bearer.Config {
 	return bearer.Config{
 		Name: "graph", Provider: holdfast.ProviderMicrosoft, Surface: classify.SurfaceGraph,
 		Tokens: cfg.Tokens, HTTPClient: cfg.HTTPClient, Timeout: cfg.Timeout, Logger: cfg.Logger,
-		APIError: apiError,
+		ErrorCode: errorCode,
 	}
 }
 

@@ -28,10 +28,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/mail"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/provider/bearer"
@@ -83,10 +81,10 @@ func (k *Connector) Verify(ctx context.Context, s *holdfast.Session) error {
 // (the default for MIME sends).
 //
 // A failure after the request may have reached Graph (a timeout, a reset,
-// a 5xx) wraps smtp.ErrOutcomeUnknown: look with FindSent before sending
+// a 5xx) wraps holdfast.ErrOutcomeUnknown: look with FindSent before sending
 // again. A 4xx or 429 is a clear refusal.
 func (k *Connector) Send(ctx context.Context, s *holdfast.Session, m *holdfast.OutgoingMessage) error {
-	raw, err := buildMIME(m)
+	raw, err := smtp.BuildMessageBcc(m)
 	if err != nil {
 		return err
 	}
@@ -99,34 +97,6 @@ func (k *Connector) Send(ctx context.Context, s *holdfast.Session, m *holdfast.O
 		Send:   true,
 	})
 	return err
-}
-
-// buildMIME renders m with smtp.BuildMessage and adds a Bcc header.
-func buildMIME(m *holdfast.OutgoingMessage) ([]byte, error) {
-	raw, err := smtp.BuildMessage(m)
-	if err != nil {
-		return nil, err
-	}
-	return withBcc(raw, m.Bcc)
-}
-
-// withBcc returns raw with a Bcc header listing bcc prepended; raw itself
-// when bcc is empty.
-func withBcc(raw []byte, bcc []string) ([]byte, error) {
-	if len(bcc) == 0 {
-		return raw, nil
-	}
-	list := make([]string, 0, len(bcc))
-	for _, b := range bcc {
-		a, err := mail.ParseAddress(b)
-		if err != nil {
-			return nil, fmt.Errorf("build message: Bcc %q: %w", b, err)
-		}
-		list = append(list, a.String())
-	}
-	out := make([]byte, 0, len(raw)+64)
-	out = append(out, "Bcc: "+strings.Join(list, ", ")+"\r\n"...)
-	return append(out, raw...), nil
 }
 
 // FindSent reports whether Sent Items holds a message with this
@@ -142,7 +112,7 @@ func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID
 	q.Set("$select", "id")
 	q.Set("$top", "1")
 	u := k.api + "/me/mailFolders/sentitems/messages?" + strings.ReplaceAll(q.Encode(), "+", "%20")
-	for look := 0; ; look++ {
+	return k.client.LookTwice(ctx, s, opListSearch, k.cfg.FindSentWait, func() (bool, error) {
 		resp, err := k.client.Do(ctx, s, bearer.Request{Op: opListSearch, Method: http.MethodGet, URL: u})
 		if err != nil {
 			return false, err
@@ -153,18 +123,8 @@ func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID
 		if err := json.Unmarshal(resp.Body, &list); err != nil {
 			return false, k.badPage(s, fmt.Errorf("graph messages list: %w", err))
 		}
-		if len(list.Value) > 0 {
-			return true, nil
-		}
-		if look > 0 || k.cfg.FindSentWait < 0 {
-			return false, nil
-		}
-		select {
-		case <-ctx.Done():
-			return false, k.client.TransportError(s, bearer.Request{Op: opListSearch}, ctx.Err())
-		case <-time.After(k.cfg.FindSentWait):
-		}
-	}
+		return len(list.Value) > 0, nil
+	})
 }
 
 // Account returns the address of the mailbox the session's grant signs in

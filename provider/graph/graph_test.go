@@ -1,30 +1,25 @@
 package graph_test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/holdfast/holdfast"
-	"github.com/holdfast/holdfast/provider/bearer/bearertest"
 	"github.com/holdfast/holdfast/provider/graph"
 	"github.com/holdfast/holdfast/provider/oauth"
 	"github.com/holdfast/holdfast/provider/oauth/oauthtest"
-	"github.com/holdfast/holdfast/provider/smtp"
+	"github.com/holdfast/holdfast/provider/providertest"
 )
 
 const user = "alice@example.test"
-
-var errOutcomeUnknown = smtp.ErrOutcomeUnknown
 
 // bundle is one test's fakes, connector and session.
 type bundle struct {
@@ -32,7 +27,7 @@ type bundle struct {
 	graph  *fakeGraph
 	conn   *graph.Connector
 	sess   *holdfast.Session
-	logs   *bearertest.Logs
+	logs   *providertest.Logs
 	// secrets are every refresh and access token seen, for the leak check.
 	secrets func() []string
 }
@@ -46,7 +41,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	t.Helper()
 	tokens := oauthtest.Start(t, oauthtest.Options{Provider: holdfast.ProviderMicrosoft, ClientSecret: "client-s3cret-never-logged"})
 	g := startGraph(t, tokens)
-	logs := &bearertest.Logs{}
+	logs := &providertest.Logs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	secret := o.clientSecret
 	if secret == "" {
@@ -59,46 +54,19 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := o.cfg
-	cfg.BaseURL, cfg.Tokens, cfg.Logger = g.URL, src, log
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 5 * time.Second
-	}
-	if cfg.FindSentWait == 0 {
-		cfg.FindSentWait = -1
-	}
-	conn, err := graph.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	rts := []string{}
+	conn := newConnector(t, g.URL, src, log, o.cfg)
 	b := &bundle{tokens: tokens, graph: g, conn: conn, logs: logs}
 	b.sess = &holdfast.Session{
 		Inbox:        &holdfast.Inbox{ID: "inb_test", Email: user, Provider: holdfast.ProviderMicrosoft},
 		RefreshToken: tokens.Grant(user),
-		OnTokenRotated: func(_ context.Context, rt string) error {
-			mu.Lock()
-			defer mu.Unlock()
-			rts = append(rts, rt)
-			return nil
-		},
 	}
+	rotated := &providertest.Rotations{}
+	rotated.Track(b.sess)
 	first := b.sess.RefreshToken
 	b.secrets = func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string{first, tokens.ClientSecret()}, rts...)
+		return append([]string{first, tokens.ClientSecret()}, rotated.Tokens()...)
 	}
 	return b
-}
-
-func ids(ms []holdfast.Message) []string {
-	var out []string
-	for _, m := range ms {
-		out = append(out, m.ProviderID)
-	}
-	return out
 }
 
 func TestSync(t *testing.T) {
@@ -112,7 +80,7 @@ func TestSync(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Sync 1: %v", err)
 	}
-	if diff := cmp.Diff(all[:4], ids(res.Messages)); diff != "" || !res.More || res.Reset {
+	if diff := cmp.Diff(all[:4], providertest.ProviderIDs(res.Messages)); diff != "" || !res.More || res.Reset {
 		t.Fatalf("Sync 1: More %v Reset %v, ids (-want +got):\n%s", res.More, res.Reset, diff)
 	}
 	if !strings.Contains(res.Cursor, `"nextLink"`) {
@@ -132,7 +100,7 @@ func TestSync(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Sync 2: %v", err)
 	}
-	if diff := cmp.Diff(all[4:], ids(res.Messages)); diff != "" || res.More {
+	if diff := cmp.Diff(all[4:], providertest.ProviderIDs(res.Messages)); diff != "" || res.More {
 		t.Fatalf("Sync 2: More %v, ids (-want +got):\n%s", res.More, diff)
 	}
 	if !strings.Contains(res.Cursor, `"deltaLink"`) {
@@ -148,7 +116,7 @@ func TestSync(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Sync 3: %v", err)
 	}
-	if diff := cmp.Diff(more, ids(res.Messages)); diff != "" || res.More || res.Reset {
+	if diff := cmp.Diff(more, providertest.ProviderIDs(res.Messages)); diff != "" || res.More || res.Reset {
 		t.Fatalf("Sync 3: More %v Reset %v, ids (-want +got):\n%s", res.More, res.Reset, diff)
 	}
 
@@ -157,7 +125,7 @@ func TestSync(t *testing.T) {
 	if err != nil || len(res.Messages) != 0 || res.More {
 		t.Fatalf("Sync 4 = %d messages, More %v, %v; want none", len(res.Messages), res.More, err)
 	}
-	bearertest.AssertNoSecret(t, nil, b.logs.String(), b.secrets()...)
+	providertest.AssertNoSecret(t, nil, b.logs.String(), b.secrets()...)
 }
 
 // An expired delta token (410 SyncStateNotFound and its variants) starts
@@ -201,7 +169,7 @@ func TestSyncReset(t *testing.T) {
 			if !res.Reset {
 				t.Error("Sync after expiry: Reset = false, want true")
 			}
-			if diff := cmp.Diff(all, ids(res.Messages)); diff != "" {
+			if diff := cmp.Diff(all, providertest.ProviderIDs(res.Messages)); diff != "" {
 				t.Errorf("Sync after expiry ids (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(first.Messages, res.Messages[:3]); diff != "" {
@@ -231,8 +199,8 @@ func TestSyncBadCursor(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Sync(%q): %v", cur, err)
 		}
-		if !res.Reset || !slices.Equal(all, ids(res.Messages)) {
-			t.Errorf("Sync(%q) = Reset %v, %v; want a reset and every message", cur, res.Reset, ids(res.Messages))
+		if !res.Reset || !slices.Equal(all, providertest.ProviderIDs(res.Messages)) {
+			t.Errorf("Sync(%q) = Reset %v, %v; want a reset and every message", cur, res.Reset, providertest.ProviderIDs(res.Messages))
 		}
 	}
 }
@@ -243,7 +211,7 @@ func TestNoSecretInErrors(t *testing.T) {
 	b := setup(t, setupOpts{})
 	b.graph.fail("delta", fault{status: 403, body: `{"error":{"code":"ErrorAccessDenied","message":"Access is denied for token {{token}}."}}`})
 	_, err := b.conn.Sync(t.Context(), b.sess, "")
-	pe := bearertest.ProviderError(t, err)
+	pe := providertest.ProviderError(t, err)
 	if pe.Reason != holdfast.ReasonInsufficientScope {
 		t.Errorf("reason = %s, want insufficient_scope", pe.Reason)
 	}
@@ -253,7 +221,7 @@ func TestNoSecretInErrors(t *testing.T) {
 	if strings.Contains(err.Error(), "at-") {
 		t.Errorf("error holds an access token: %v", err)
 	}
-	bearertest.AssertNoSecret(t, err, b.logs.String(), b.secrets()...)
+	providertest.AssertNoSecret(t, err, b.logs.String(), b.secrets()...)
 }
 
 func outgoing(id string) *holdfast.OutgoingMessage {
@@ -305,8 +273,8 @@ func TestSendTransport(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = conn.Send(t.Context(), b.sess, outgoing("<snd_04@example.test>"))
-		pe := bearertest.ProviderError(t, err)
-		if errors.Is(err, smtp.ErrOutcomeUnknown) != tc.unknown || pe.Reason != tc.reason || pe.Class != holdfast.ClassRecoverable {
+		pe := providertest.ProviderError(t, err)
+		if errors.Is(err, holdfast.ErrOutcomeUnknown) != tc.unknown || pe.Reason != tc.reason || pe.Class != holdfast.ClassRecoverable {
 			t.Errorf("%s: Send error %v (reason %s), want unknown outcome %v, reason %s", tc.name, err, pe.Reason, tc.unknown, tc.reason)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/provider/bearer"
@@ -231,7 +230,7 @@ func (gm graphMessage) message(inboxID string) holdfast.Message {
 		Subject:           gm.Subject,
 		To:                addresses(gm.To),
 		Cc:                addresses(gm.Cc),
-		Snippet:           Snippet(gm.BodyPreview),
+		Snippet:           holdfast.Snippet(gm.BodyPreview),
 	}
 	if gm.From != nil {
 		m.From = gm.From.EmailAddress.Address
@@ -256,24 +255,4 @@ func addresses(rs []recipient) []string {
 		}
 	}
 	return out
-}
-
-// maxSnippet is the longest snippet, in characters (holdfast.Message).
-const maxSnippet = 200
-
-// Snippet returns the start of a body preview: whitespace collapsed, at
-// most 200 characters.
-func Snippet(preview string) string {
-	s := strings.Join(strings.Fields(preview), " ")
-	if utf8.RuneCountInString(s) <= maxSnippet {
-		return s
-	}
-	n := 0
-	for i := range s {
-		if n == maxSnippet {
-			return strings.TrimSpace(s[:i])
-		}
-		n++
-	}
-	return s
 }

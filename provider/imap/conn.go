@@ -2,12 +2,10 @@ package imap
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/classify"
+	"github.com/holdfast/holdfast/provider/mailconn"
 	"github.com/holdfast/holdfast/provider/xoauth2"
 )
 
@@ -64,55 +63,31 @@ func (k *Connector) dial(ctx context.Context, s *holdfast.Session) (*conn, error
 	if err != nil {
 		return nil, err
 	}
-	addr := net.JoinHostPort(server.Host, strconv.Itoa(server.Port))
-	provider := "generic"
-	if cred.token != "" {
-		provider = xoauth2.ProviderForHost(server.Host)
-	}
-	fail := func(step string, err error) error {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (%w)", context.Cause(ctx), err)
-		}
-		return classifyErr(provider, fmt.Errorf("imap %s at %s: %w", step, addr, err))
-	}
-
-	dctx, cancel := context.WithTimeout(ctx, k.cfg.DialTimeout)
-	defer cancel()
-	d := net.Dialer{Timeout: k.cfg.DialTimeout}
-	nc, err := d.DialContext(dctx, "tcp", addr)
+	mc, err := mailconn.Dial(ctx, server, mailconn.Options{
+		Protocol: "imap", TLSConfig: k.cfg.TLSConfig, DialTimeout: k.cfg.DialTimeout,
+		Token: cred.token != "", Classify: classifyErr,
+	})
 	if err != nil {
-		return nil, fail("dial", err)
+		return nil, err
 	}
-	tlsCfg := k.tlsConfig(server.Host)
-	opts := &imapclient.Options{TLSConfig: tlsCfg}
-	cn := &conn{addr: addr, provider: provider, timeout: k.cfg.CommandTimeout}
-	switch server.Security {
-	case holdfast.SecurityTLS:
-		tc := tls.Client(nc, tlsCfg)
-		if err := tc.HandshakeContext(dctx); err != nil {
-			_ = nc.Close()
-			return nil, fail("TLS handshake", err)
-		}
-		cn.c = imapclient.New(tc, opts)
-	case holdfast.SecurityStartTLS:
+	opts := &imapclient.Options{TLSConfig: mc.TLSConfig}
+	cn := &conn{addr: mc.Addr, provider: mc.Provider, timeout: k.cfg.CommandTimeout}
+	if server.Security == holdfast.SecurityStartTLS {
 		// NewStartTLS waits for the greeting and the STARTTLS reply; close
 		// the connection under it if that outlasts a command.
 		hctx, hcancel := context.WithTimeout(ctx, k.cfg.CommandTimeout)
-		stop := context.AfterFunc(hctx, func() { _ = nc.Close() })
-		cn.c, err = imapclient.NewStartTLS(nc, opts)
+		stop := context.AfterFunc(hctx, func() { _ = mc.Close() })
+		cn.c, err = imapclient.NewStartTLS(mc.Conn, opts)
 		stopped := stop()
 		hcancel()
 		if err != nil {
 			if !stopped && ctx.Err() == nil {
 				err = fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
 			}
-			return nil, fail("STARTTLS", err)
+			return nil, mc.Fail(ctx, "STARTTLS", err)
 		}
-	case holdfast.SecurityNone:
-		cn.c = imapclient.New(nc, opts)
-	default:
-		_ = nc.Close()
-		return nil, fail("connect", fmt.Errorf("unknown security %q", server.Security))
+	} else {
+		cn.c = imapclient.New(mc.Conn, opts)
 	}
 	ok := false
 	defer func() {
@@ -157,17 +132,6 @@ func isTyped(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ie) || errors.As(err, &ne) || errors.Is(err, io.EOF) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
-}
-
-func (k *Connector) tlsConfig(host string) *tls.Config {
-	cfg := &tls.Config{}
-	if k.cfg.TLSConfig != nil {
-		cfg = k.cfg.TLSConfig.Clone()
-	}
-	if cfg.ServerName == "" {
-		cfg.ServerName = host
-	}
-	return cfg
 }
 
 // do runs one command (fn) under the command timeout and ctx: if either
@@ -218,16 +182,7 @@ func classifyErr(provider string, err error) error {
 		in.Err = err
 	}
 	v := classify.Classify(in)
-	return &holdfast.ProviderError{
-		Class:           v.Class,
-		Reason:          v.Reason,
-		Scope:           v.Scope,
-		Action:          v.Action,
-		RetryAfter:      v.RetryAfter,
-		OutageSensitive: v.OutageSensitive,
-		UserMessage:     v.UserMessage,
-		Err:             err,
-	}
+	return v.ProviderError(err)
 }
 
 func isContextErr(err error) bool {

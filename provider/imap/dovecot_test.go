@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/provider/imap"
 	"github.com/holdfast/holdfast/provider/mailtest"
+	"github.com/holdfast/holdfast/provider/providertest"
 )
 
 // These tests run the connector against private real Dovecot and Postfix
@@ -60,6 +62,80 @@ func realSession(t testing.TB, srv *mailtest.Server, email, pw string, sec holdf
 	}
 }
 
+// dovecotHarness runs the conformance suite on the real servers: each
+// account is a new user, with a second user to send to.
+type dovecotHarness struct {
+	srv     *mailtest.Server
+	newConn func(imap.Config) *imap.Connector
+	n       int
+}
+
+var _ providertest.Harness = (*dovecotHarness)(nil)
+
+// NewAccount implements providertest.Harness.
+func (h *dovecotHarness) NewAccount(t *testing.T, log *slog.Logger) *providertest.Account {
+	t.Helper()
+	h.n++
+	email, rcpt := fmt.Sprintf("suite%d@example.test", h.n), fmt.Sprintf("rcpt%d@example.test", h.n)
+	s := realSession(t, h.srv, email, password, holdfast.SecurityStartTLS)
+	h.srv.AddUser(t, rcpt, password)
+	return &providertest.Account{
+		Connector: h.newConn(imap.Config{Logger: log}),
+		Session:   s,
+		DeliverFunc: func(t *testing.T, m providertest.Mail) {
+			t.Helper()
+			h.srv.Deliver(t, email, m.Raw())
+		},
+		ResetCursorFunc: func(t *testing.T) {
+			t.Helper()
+			h.srv.ResetUIDValidity(t, email, "INBOX")
+		},
+		// Postfix delivers to the second user; it refuses unknown ones.
+		MessageFunc: func(id string) *holdfast.OutgoingMessage {
+			m := providertest.Outgoing(email, id)
+			m.From, m.To, m.Bcc = email, []string{rcpt}, nil
+			return m
+		},
+		CheckSentFunc: func(t *testing.T, m *holdfast.OutgoingMessage) {
+			t.Helper()
+			if n := h.srv.Count(t, email, "Sent", m.MessageID); n != 1 {
+				t.Errorf("Sent holds %d copies, want 1", n)
+			}
+			h.srv.WaitCount(t, rcpt, "INBOX", m.MessageID, 1)
+		},
+		Secrets: []string{password},
+	}
+}
+
+// Failures implements providertest.Harness.
+func (h *dovecotHarness) Failures() []providertest.Failure {
+	return []providertest.Failure{
+		{
+			Name: "wrong password",
+			NewAccountFunc: func(t *testing.T, log *slog.Logger) *providertest.Account {
+				a := h.NewAccount(t, log)
+				a.Session.Password = "old-" + password
+				return a
+			},
+			Ops: []providertest.Op{providertest.OpVerify, providertest.OpSync, providertest.OpFindSent},
+			Want: providertest.Verdict{Class: holdfast.ClassPermanent, Reason: holdfast.ReasonPasswordChanged, Scope: holdfast.ScopeAccount,
+				Action: holdfast.ActionReconnect, OutageSensitive: true},
+			ErrorContains: "AUTHENTICATIONFAILED",
+		},
+		{
+			Name: "servers down",
+			NewAccountFunc: func(t *testing.T, log *slog.Logger) *providertest.Account {
+				a := h.NewAccount(t, log)
+				h.srv.Stop()
+				t.Cleanup(func() { h.srv.Restart(t) })
+				return a
+			},
+			Ops:  []providertest.Op{providertest.OpVerify, providertest.OpSync, providertest.OpSend},
+			Want: providertest.Verdict{Class: holdfast.ClassRecoverable, Reason: holdfast.ReasonNetwork, Scope: holdfast.ScopeAccount, Action: holdfast.ActionRetry},
+		},
+	}
+}
+
 func TestDovecot(t *testing.T) {
 	t.Parallel()
 	srv := mailtest.Start(t)
@@ -82,71 +158,8 @@ func TestDovecot(t *testing.T) {
 		}
 	})
 
-	t.Run("wrong password", func(t *testing.T) {
-		s := realSession(t, srv, "wrongpw@example.test", password, holdfast.SecurityStartTLS)
-		s.Password = "old-" + password
-		err := k.Verify(t.Context(), s)
-		pe := providerError(t, err)
-		if pe.Class != holdfast.ClassPermanent || pe.Reason != holdfast.ReasonPasswordChanged || !pe.OutageSensitive {
-			t.Errorf("wrong password: %s/%s outage_sensitive=%v, want permanent/password_changed/true (%v)", pe.Class, pe.Reason, pe.OutageSensitive, err)
-		}
-		if !strings.Contains(err.Error(), "AUTHENTICATIONFAILED") {
-			t.Errorf("error %q lacks Dovecot's response code", err)
-		}
-		assertNoSecret(t, err, "")
-	})
-
-	t.Run("sync", func(t *testing.T) {
-		const email = "sync@example.test"
-		s := realSession(t, srv, email, password, holdfast.SecurityStartTLS)
-		res, err := k.Sync(t.Context(), s, "")
-		if err != nil {
-			t.Fatalf("Sync of an empty INBOX: %v", err)
-		}
-		if len(res.Messages) != 0 || res.Reset {
-			t.Errorf("empty INBOX: %+v", res)
-		}
-		for i := range 3 {
-			srv.Deliver(t, email, rawMessage(i, fmt.Sprintf("Body of message %d.", i)))
-		}
-		first, err := k.Sync(t.Context(), s, res.Cursor)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := strings.Join(ids(first.Messages), " "); got != "<m0@example.test> <m1@example.test> <m2@example.test>" {
-			t.Errorf("first sync = %s", got)
-		}
-		if m := first.Messages[0]; m.Snippet != "Body of message 0." || m.From != "bob@example.test" || m.Subject != "Message 0" {
-			t.Errorf("message = %+v", m)
-		}
-		srv.Deliver(t, email, rawMessage(3, "New."))
-		res, err = k.Sync(t.Context(), s, first.Cursor)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := strings.Join(ids(res.Messages), " "); got != "<m3@example.test>" {
-			t.Errorf("incremental sync = %s, want only <m3@example.test>", got)
-		}
-		// Nothing new: the highest message must not come back.
-		again, err := k.Sync(t.Context(), s, res.Cursor)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(again.Messages) != 0 {
-			t.Errorf("sync with nothing new returned %v", ids(again.Messages))
-		}
-
-		srv.ResetUIDValidity(t, email, "INBOX")
-		reset, err := k.Sync(t.Context(), s, again.Cursor)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reset.Reset {
-			t.Errorf("Reset = false after ResetUIDValidity")
-		}
-		if got := strings.Join(ids(reset.Messages), " "); got != "<m0@example.test> <m1@example.test> <m2@example.test> <m3@example.test>" {
-			t.Errorf("after the reset = %s, want all four with the same Message-IDs", got)
-		}
+	t.Run("conformance", func(t *testing.T) {
+		providertest.Run(t, &dovecotHarness{srv: srv, newConn: newConn})
 	})
 
 	t.Run("condstore", func(t *testing.T) {
@@ -234,33 +247,15 @@ func TestDovecot(t *testing.T) {
 		s := realSession(t, srv, email, password, holdfast.SecurityTLS)
 		appendMessages(t, srv, email, 0, 7)
 		kb := newConn(imap.Config{BatchSize: 3})
-		cursor := ""
-		for range 3 {
-			res, err := kb.Sync(t.Context(), s, cursor)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cursor = res.Cursor
-		}
+		_, _, cursor := syncRounds(t, kb, s, "", 3)
 		// One STORE per message: seven mod-sequences.
 		for uid := range 7 {
 			storeFlags(t, srv, email, goimap.StoreFlagsAdd, goimap.FlagSeen, goimap.UID(uid+1))
 		}
-		var sizes []int
+		sizes, msgs, _ := syncRounds(t, kb, s, cursor, 5)
 		seen := map[string]bool{}
-		for range 5 {
-			res, err := kb.Sync(t.Context(), s, cursor)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sizes = append(sizes, len(res.Messages))
-			for _, m := range res.Messages {
-				seen[m.ProviderID] = true
-			}
-			cursor = res.Cursor
-			if !res.More {
-				break
-			}
+		for _, m := range msgs {
+			seen[m.ProviderID] = true
 		}
 		if fmt.Sprint(sizes) != "[3 3 1]" || len(seen) != 7 {
 			t.Errorf("changed batches = %v covering %d messages, want [3 3 1] covering 7", sizes, len(seen))
@@ -272,78 +267,34 @@ func TestDovecot(t *testing.T) {
 		s := realSession(t, srv, email, password, holdfast.SecurityTLS)
 		appendMessages(t, srv, email, 0, 23)
 		kb := newConn(imap.Config{BatchSize: 10})
-		var sizes []int
-		var all []string
-		cursor := ""
-		for range 5 {
-			res, err := kb.Sync(t.Context(), s, cursor)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sizes = append(sizes, len(res.Messages))
-			all = append(all, ids(res.Messages)...)
-			cursor = res.Cursor
-			if !res.More {
-				break
-			}
-		}
+		sizes, all, _ := syncRounds(t, kb, s, "", 5)
 		if fmt.Sprint(sizes) != "[10 10 3]" || len(all) != 23 {
 			t.Errorf("batch sizes = %v (%d messages), want [10 10 3]", sizes, len(all))
 		}
 	})
 
-	t.Run("send", func(t *testing.T) {
-		const email, rcpt = "sender@example.test", "rcpt@example.test"
-		s := realSession(t, srv, email, password, holdfast.SecurityStartTLS)
-		srv.AddUser(t, rcpt, password)
-		const id = "<real-send-1@holdfast.test>"
-		m := outgoing(id)
-		m.From, m.To, m.Bcc = email, []string{rcpt}, nil
-		if found, err := k.FindSent(t.Context(), s, id); err != nil || found {
-			t.Fatalf("FindSent before sending = %v, %v", found, err)
-		}
-		if err := k.Send(t.Context(), s, m); err != nil {
-			t.Fatalf("Send: %v", err)
-		}
-		if n := srv.Count(t, email, "Sent", id); n != 1 {
-			t.Errorf("Sent holds %d copies, want 1", n)
-		}
-		if found, err := k.FindSent(t.Context(), s, id); err != nil || !found {
-			t.Errorf("FindSent after sending = %v, %v; want true", found, err)
-		}
-		srv.WaitCount(t, rcpt, "INBOX", id, 1)
-	})
+}
 
-	t.Run("server down", func(t *testing.T) {
-		s := realSession(t, srv, "down@example.test", password, holdfast.SecurityStartTLS)
-		srv.Stop()
-		defer srv.Restart(t)
-		for name, call := range map[string]func() error{
-			"Verify": func() error { return k.Verify(t.Context(), s) },
-			"Sync":   func() error { _, err := k.Sync(t.Context(), s, ""); return err },
-			"Send":   func() error { return k.Send(t.Context(), s, outgoing("<down@holdfast.test>")) },
-		} {
-			err := call()
-			pe := providerError(t, err)
-			if pe.Class != holdfast.ClassRecoverable || pe.Reason != holdfast.ReasonNetwork {
-				t.Errorf("%s with the servers down: %s/%s, want recoverable/network (%v)", name, pe.Class, pe.Reason, err)
-			}
-		}
-	})
+// login signs in to the account over IMAPS, as another mail client would.
+func login(t testing.TB, srv *mailtest.Server, email string) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialTLS(srv.IMAPTLSAddr, &imapclient.Options{TLSConfig: srv.TLSConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(email, password).Wait(); err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	return c
 }
 
 // appendMessages appends messages from..to-1 to the account's INBOX over
 // IMAP, which is much faster than one doveadm call each.
 func appendMessages(t testing.TB, srv *mailtest.Server, email string, from, to int) {
 	t.Helper()
-	c, err := imapclient.DialTLS(srv.IMAPTLSAddr, &imapclient.Options{TLSConfig: srv.TLSConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := login(t, srv, email)
 	defer c.Close()
-	if err := c.Login(email, password).Wait(); err != nil {
-		t.Fatal(err)
-	}
 	for i := from; i < to; i++ {
 		raw := rawMessage(i, fmt.Sprintf("Body of message %d, with some more words to make a snippet.", i))
 		cmd := c.Append("INBOX", int64(len(raw)), nil)
@@ -363,14 +314,8 @@ func appendMessages(t testing.TB, srv *mailtest.Server, email string, from, to i
 // account's INBOX over IMAP, as another mail client would.
 func storeFlags(t testing.TB, srv *mailtest.Server, email string, op goimap.StoreFlagsOp, flag goimap.Flag, uids ...goimap.UID) {
 	t.Helper()
-	c, err := imapclient.DialTLS(srv.IMAPTLSAddr, &imapclient.Options{TLSConfig: srv.TLSConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := login(t, srv, email)
 	defer c.Close()
-	if err := c.Login(email, password).Wait(); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}

@@ -336,7 +336,7 @@ func addrs(list []goimap.Address) []string {
 // the server is seen to file one (see serverFiled).
 //
 // An SMTP failure is returned classified; one whose outcome is unclear
-// wraps smtp.ErrOutcomeUnknown. Once the server accepted the message Send
+// wraps holdfast.ErrOutcomeUnknown. Once the server accepted the message Send
 // succeeds: a failed append is logged, not returned, because retrying the
 // send would deliver the message twice.
 func (k *Connector) Send(ctx context.Context, s *holdfast.Session, m *holdfast.OutgoingMessage) error {

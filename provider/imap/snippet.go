@@ -5,14 +5,12 @@ import (
 	"html"
 	"io"
 	"strings"
-	"unicode/utf8"
 
 	gomessage "github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // charsets beyond UTF-8 and ASCII for snippets
-)
 
-// snippetLen is the most characters a snippet holds.
-const snippetLen = 200
+	"github.com/holdfast/holdfast"
+)
 
 // snippetFetchBytes is how much of the body text Sync fetches per message
 // to make its snippet.
@@ -43,9 +41,9 @@ func snippet(header, text []byte) string {
 	walkText(e, 0, &plain, &htmlText)
 	switch {
 	case plain != "":
-		return collapse(plain)
+		return holdfast.Snippet(plain)
 	case htmlText != "":
-		return collapse(stripHTML(htmlText))
+		return holdfast.Snippet(stripHTML(htmlText))
 	}
 	return ""
 }
@@ -127,20 +125,4 @@ func stripHTML(s string) string {
 		i += end + 1
 	}
 	return html.UnescapeString(b.String())
-}
-
-// collapse collapses whitespace and cuts s to snippetLen characters.
-func collapse(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) <= snippetLen {
-		return s
-	}
-	n := 0
-	for i := range s {
-		if n == snippetLen {
-			return strings.TrimSpace(s[:i])
-		}
-		n++
-	}
-	return s
 }

@@ -84,16 +84,7 @@ func (s *Source) classify(inboxID string, err error, secrets ...string) error {
 		wrapped = fmt.Errorf("refresh token for inbox %s: %w", inboxID, err)
 	}
 	v := classify.Classify(in)
-	return &holdfast.ProviderError{
-		Class:           v.Class,
-		Reason:          v.Reason,
-		Scope:           v.Scope,
-		Action:          v.Action,
-		RetryAfter:      v.RetryAfter,
-		OutageSensitive: v.OutageSensitive,
-		UserMessage:     v.UserMessage,
-		Err:             wrapped,
-	}
+	return v.ProviderError(wrapped)
 }
 
 // firstLine returns the first line of a Microsoft error_description

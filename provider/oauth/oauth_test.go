@@ -1,7 +1,6 @@
 package oauth_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/provider/oauth"
 	"github.com/holdfast/holdfast/provider/oauth/oauthtest"
+	"github.com/holdfast/holdfast/provider/providertest"
 )
 
 // bundle is one test's token endpoint, source and session.
@@ -21,28 +21,10 @@ type bundle struct {
 	srv     *oauthtest.Server
 	src     *oauth.Source
 	sess    *holdfast.Session
-	logs    *syncBuffer
-	rotated *[]string
+	logs    *providertest.Logs
+	rotated *providertest.Rotations
 	now     *time.Time
 	mu      *sync.Mutex
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func setup(t *testing.T, provider holdfast.Provider, secret string) *bundle {
@@ -51,7 +33,7 @@ func setup(t *testing.T, provider holdfast.Provider, secret string) *bundle {
 	if secret == "" {
 		secret = srv.ClientSecret()
 	}
-	logs := &syncBuffer{}
+	logs := &providertest.Logs{}
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	mu := &sync.Mutex{}
 	src, err := oauth.New(oauth.Config{
@@ -70,18 +52,12 @@ func setup(t *testing.T, provider holdfast.Provider, secret string) *bundle {
 	if err != nil {
 		t.Fatalf("oauth.New: %v", err)
 	}
-	rotated := &[]string{}
-	b := &bundle{srv: srv, src: src, logs: logs, rotated: rotated, now: &now, mu: mu}
+	b := &bundle{srv: srv, src: src, logs: logs, rotated: &providertest.Rotations{}, now: &now, mu: mu}
 	b.sess = &holdfast.Session{
 		Inbox:        &holdfast.Inbox{ID: "inb_test", Email: "alice@example.test", Provider: provider},
 		RefreshToken: srv.Grant("alice@example.test"),
-		OnTokenRotated: func(_ context.Context, rt string) error {
-			mu.Lock()
-			defer mu.Unlock()
-			*rotated = append(*rotated, rt)
-			return nil
-		},
 	}
+	b.rotated.Track(b.sess)
 	return b
 }
 
@@ -91,31 +67,7 @@ func (b *bundle) advance(d time.Duration) {
 	*b.now = b.now.Add(d)
 }
 
-func (b *bundle) rotations() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), *b.rotated...)
-}
-
-// assertNoSecret fails if a secret appears in err's text, its user message
-// or the logs.
-func assertNoSecret(t *testing.T, err error, logs string, secrets ...string) {
-	t.Helper()
-	for _, secret := range secrets {
-		if secret == "" {
-			continue
-		}
-		if err != nil && strings.Contains(err.Error(), secret) {
-			t.Errorf("error text holds a secret: %v", err)
-		}
-		if pe, ok := errors.AsType[*holdfast.ProviderError](err); ok && strings.Contains(pe.UserMessage, secret) {
-			t.Errorf("user message holds a secret: %q", pe.UserMessage)
-		}
-		if strings.Contains(logs, secret) {
-			t.Errorf("logs hold a secret:\n%s", logs)
-		}
-	}
-}
+func (b *bundle) rotations() []string { return b.rotated.Tokens() }
 
 func TestAccessTokenRefreshAndCache(t *testing.T) {
 	t.Parallel()
@@ -179,7 +131,7 @@ func TestAccessTokenRefreshAndCache(t *testing.T) {
 			if n := b.srv.BasicAuthRequests(); n != 0 {
 				t.Errorf("%d requests sent the client secret in a header, want it in the body", n)
 			}
-			assertNoSecret(t, nil, b.logs.String(), first, b.sess.RefreshToken, tok, fourth, b.srv.ClientSecret())
+			providertest.AssertNoSecret(t, nil, b.logs.String(), first, b.sess.RefreshToken, tok, fourth, b.srv.ClientSecret())
 		})
 	}
 }
@@ -246,7 +198,7 @@ func TestRotationSaveFails(t *testing.T) {
 	if !strings.Contains(b.logs.String(), "could not save the rotated refresh token") {
 		t.Errorf("no warning logged:\n%s", b.logs.String())
 	}
-	assertNoSecret(t, nil, b.logs.String(), first, saved)
+	providertest.AssertNoSecret(t, nil, b.logs.String(), first, saved)
 }
 
 func TestRefreshErrors(t *testing.T) {
@@ -339,7 +291,7 @@ func TestRefreshErrors(t *testing.T) {
 			if len(b.rotations()) != 0 {
 				t.Error("OnTokenRotated called for a failed refresh")
 			}
-			assertNoSecret(t, err, b.logs.String(), rt, b.srv.ClientSecret(), tc.secret)
+			providertest.AssertNoSecret(t, err, b.logs.String(), rt, b.srv.ClientSecret(), tc.secret)
 		})
 	}
 }
@@ -362,7 +314,7 @@ func TestRefreshErrorEchoingSecrets(t *testing.T) {
 			if !strings.Contains(err.Error(), "[redacted]") {
 				t.Errorf("error %q: want the echoed secrets redacted", err)
 			}
-			assertNoSecret(t, err, b.logs.String(), rt, b.srv.ClientSecret())
+			providertest.AssertNoSecret(t, err, b.logs.String(), rt, b.srv.ClientSecret())
 		})
 	}
 }
@@ -382,7 +334,7 @@ func TestRefreshTransportError(t *testing.T) {
 	if !ok || pe.Class != holdfast.ClassRecoverable || pe.Reason != holdfast.ReasonNetwork {
 		t.Fatalf("AccessToken to a closed port = %v, want recoverable network", err)
 	}
-	assertNoSecret(t, err, "", "rt-never-logged", "s3cret")
+	providertest.AssertNoSecret(t, err, "", "rt-never-logged", "s3cret")
 }
 
 func TestNewValidates(t *testing.T) {

@@ -12,6 +12,28 @@ import (
 	"github.com/holdfast/holdfast"
 )
 
+// BuildMessageBcc is BuildMessage with a Bcc header listing m.Bcc (when
+// there are Bcc recipients), for the APIs that take the recipients from
+// the header and drop Bcc from what they deliver (Graph's MIME sendMail,
+// Gmail's messages.send).
+func BuildMessageBcc(m *holdfast.OutgoingMessage) ([]byte, error) {
+	raw, err := BuildMessage(m)
+	if err != nil || len(m.Bcc) == 0 {
+		return raw, err
+	}
+	list := make([]string, 0, len(m.Bcc))
+	for _, b := range m.Bcc {
+		a, err := mail.ParseAddress(b)
+		if err != nil {
+			return nil, fmt.Errorf("build message: Bcc %q: %w", b, err)
+		}
+		list = append(list, a.String())
+	}
+	out := make([]byte, 0, len(raw)+64)
+	out = append(out, "Bcc: "+strings.Join(list, ", ")+"\r\n"...)
+	return append(out, raw...), nil
+}
+
 // BuildMessage renders m as an RFC 5322 message: Date, Message-ID, From, To,
 // Cc and Subject (encoded words where needed) and a text/plain body, a
 // text/html body, or both as multipart/alternative. Bcc recipients appear

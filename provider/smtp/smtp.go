@@ -6,9 +6,9 @@
 // (surface smtp) from the server's reply code, enhanced status code and text,
 // or from the transport error. A failure after DATA's final dot was sent and
 // before the server's reply arrived is an unclear outcome: the message may or
-// may not have gone out. Such errors wrap ErrOutcomeUnknown, and the caller
-// must look for the message in the Sent folder (holdfast.Connector.FindSent)
-// before it submits again.
+// may not have gone out. Such errors wrap holdfast.ErrOutcomeUnknown, and
+// the caller must look for the message in the Sent folder
+// (holdfast.Connector.FindSent) before it submits again.
 //
 // Secrets (passwords, access tokens) never appear in errors or logs.
 //
@@ -17,10 +17,8 @@ package smtp
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 
@@ -29,13 +27,9 @@ import (
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/classify"
+	"github.com/holdfast/holdfast/provider/mailconn"
 	"github.com/holdfast/holdfast/provider/xoauth2"
 )
-
-// ErrOutcomeUnknown is wrapped by Send's error when the connection failed or
-// timed out after the message's final dot was sent: the server may have
-// accepted the message. Check FindSent before retrying.
-var ErrOutcomeUnknown = errors.New("smtp: outcome of the submission is unknown")
 
 // Credentials sign in to the submission server.
 type Credentials struct {
@@ -87,7 +81,7 @@ func (c *Client) Send(ctx context.Context, server *holdfast.ServerConfig, cred C
 
 // SendRaw submits the message raw from the envelope sender from to rcpts.
 // A failure is a classified *holdfast.ProviderError; when the outcome is
-// unclear it also wraps ErrOutcomeUnknown.
+// unclear it also wraps holdfast.ErrOutcomeUnknown.
 func (c *Client) SendRaw(ctx context.Context, server *holdfast.ServerConfig, cred Credentials, from string, rcpts []string, raw []byte) error {
 	conn, err := c.open(ctx, server, cred)
 	if err != nil {
@@ -117,7 +111,7 @@ func (c *Client) SendRaw(ctx context.Context, server *holdfast.ServerConfig, cre
 			// A reply: the server decided, and said what.
 			return conn.fail(ctx, "end of DATA", err)
 		}
-		return conn.fail(ctx, "end of DATA", fmt.Errorf("%w: %w", ErrOutcomeUnknown, err))
+		return conn.fail(ctx, "end of DATA", fmt.Errorf("%w: %w", holdfast.ErrOutcomeUnknown, err))
 	}
 	if err := conn.c.Quit(); err != nil {
 		// The message was accepted; a failed QUIT changes nothing.
@@ -128,10 +122,9 @@ func (c *Client) SendRaw(ctx context.Context, server *holdfast.ServerConfig, cre
 
 // conn is one SMTP session.
 type conn struct {
-	c        *gosmtp.Client
-	addr     string
-	provider string
-	stop     func() bool
+	c    *gosmtp.Client
+	mc   *mailconn.Conn
+	stop func() bool
 }
 
 func (c *conn) close() {
@@ -143,10 +136,7 @@ func (c *conn) close() {
 // connection was closed under the client, so the context's error is what
 // happened.
 func (c *conn) fail(ctx context.Context, step string, err error) error {
-	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (%w)", context.Cause(ctx), err)
-	}
-	return Classify(c.provider, fmt.Errorf("smtp %s at %s: %w", step, c.addr, err))
+	return c.mc.Fail(ctx, step, err)
 }
 
 // open dials server, upgrades to TLS as configured and signs in.
@@ -154,60 +144,36 @@ func (c *Client) open(ctx context.Context, server *holdfast.ServerConfig, cred C
 	if server == nil || server.Host == "" || server.Port == 0 {
 		return nil, Classify("generic", errors.New("smtp: no server configured"))
 	}
-	addr := net.JoinHostPort(server.Host, strconv.Itoa(server.Port))
-	provider := "generic"
-	if cred.AccessToken != "" {
-		provider = xoauth2.ProviderForHost(server.Host)
-	}
-	fail := func(step string, err error) error {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (%w)", context.Cause(ctx), err)
-		}
-		return Classify(provider, fmt.Errorf("smtp %s at %s: %w", step, addr, err))
-	}
-
-	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
-	defer cancel()
-	d := net.Dialer{Timeout: c.cfg.DialTimeout}
-	nc, err := d.DialContext(dctx, "tcp", addr)
+	mc, err := mailconn.Dial(ctx, server, mailconn.Options{
+		Protocol: "smtp", TLSConfig: c.cfg.TLSConfig, DialTimeout: c.cfg.DialTimeout,
+		Token: cred.AccessToken != "", Classify: Classify,
+	})
 	if err != nil {
-		return nil, fail("dial", err)
+		return nil, err
 	}
-	tlsCfg := c.tlsConfig(server.Host)
 	// The greeting and STARTTLS happen inside go-smtp before its command
 	// timeouts can be set, so a phase context closes the connection if they
 	// take longer than one command may.
 	hctx, hcancel := context.WithTimeout(ctx, c.cfg.CommandTimeout)
 	defer hcancel()
-	stopPhase := context.AfterFunc(hctx, func() { _ = nc.Close() })
+	stopPhase := context.AfterFunc(hctx, func() { _ = mc.Close() })
 	var sc *gosmtp.Client
-	switch server.Security {
-	case holdfast.SecurityTLS:
-		tc := tls.Client(nc, tlsCfg)
-		if err := tc.HandshakeContext(dctx); err != nil {
-			_ = nc.Close()
-			return nil, fail("TLS handshake", err)
-		}
-		sc = gosmtp.NewClient(tc)
-	case holdfast.SecurityStartTLS:
-		sc, err = gosmtp.NewClientStartTLS(nc, tlsCfg)
+	if server.Security == holdfast.SecurityStartTLS {
+		sc, err = gosmtp.NewClientStartTLS(mc.Conn, mc.TLSConfig)
 		if err != nil {
 			if hctx.Err() != nil && ctx.Err() == nil {
 				err = fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
 			}
-			return nil, fail("STARTTLS", err)
+			return nil, mc.Fail(ctx, "STARTTLS", err)
 		}
-	case holdfast.SecurityNone:
-		sc = gosmtp.NewClient(nc)
-	default:
-		_ = nc.Close()
-		return nil, fail("connect", fmt.Errorf("unknown security %q", server.Security))
+	} else {
+		sc = gosmtp.NewClient(mc.Conn)
 	}
 	stopPhase()
 	sc.CommandTimeout = c.cfg.CommandTimeout
 	sc.SubmissionTimeout = c.cfg.SubmissionTimeout
 	stop := context.AfterFunc(ctx, func() { _ = sc.Close() })
-	cn := &conn{c: sc, addr: addr, provider: provider, stop: stop}
+	cn := &conn{c: sc, mc: mc, stop: stop}
 	ok := false
 	defer func() {
 		if !ok {
@@ -216,21 +182,10 @@ func (c *Client) open(ctx context.Context, server *holdfast.ServerConfig, cred C
 	}()
 
 	if err := sc.Auth(c.saslClient(sc, cred)); err != nil {
-		return nil, fail("AUTH", err)
+		return nil, cn.fail(ctx, "AUTH", err)
 	}
 	ok = true
 	return cn, nil
-}
-
-func (c *Client) tlsConfig(host string) *tls.Config {
-	cfg := &tls.Config{}
-	if c.cfg.TLSConfig != nil {
-		cfg = c.cfg.TLSConfig.Clone()
-	}
-	if cfg.ServerName == "" {
-		cfg.ServerName = host
-	}
-	return cfg
 }
 
 // saslClient picks the mechanism: XOAUTH2 for a token, else PLAIN, else
@@ -262,16 +217,7 @@ func Classify(provider string, err error) error {
 		in.Err = err
 	}
 	v := classify.Classify(in)
-	return &holdfast.ProviderError{
-		Class:           v.Class,
-		Reason:          v.Reason,
-		Scope:           v.Scope,
-		Action:          v.Action,
-		RetryAfter:      v.RetryAfter,
-		OutageSensitive: v.OutageSensitive,
-		UserMessage:     v.UserMessage,
-		Err:             err,
-	}
+	return v.ProviderError(err)
 }
 
 // ReplyLine rebuilds the server's reply line from an *smtp.SMTPError, as

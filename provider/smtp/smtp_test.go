@@ -15,6 +15,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/provider/providertest"
 	"github.com/holdfast/holdfast/provider/smtp"
 	"github.com/holdfast/holdfast/provider/smtp/smtptest"
 )
@@ -68,23 +69,6 @@ func setup(t *testing.T, security holdfast.Security, cfg smtp.Config) *bundle {
 	}
 }
 
-// assertNoSecret fails if a secret appears in err's text or in the logs.
-func assertNoSecret(t *testing.T, err error, logs string) {
-	t.Helper()
-	for _, secret := range []string{password, token} {
-		if err != nil && strings.Contains(err.Error(), secret) {
-			t.Errorf("error text holds a secret: %v", err)
-		}
-		var pe *holdfast.ProviderError
-		if errors.As(err, &pe) && strings.Contains(pe.UserMessage, secret) {
-			t.Errorf("user message holds a secret: %q", pe.UserMessage)
-		}
-		if strings.Contains(logs, secret) {
-			t.Errorf("logs hold a secret:\n%s", logs)
-		}
-	}
-}
-
 func TestSendSecurityModes(t *testing.T) {
 	t.Parallel()
 	for _, sec := range []holdfast.Security{holdfast.SecurityNone, holdfast.SecurityStartTLS, holdfast.SecurityTLS} {
@@ -110,7 +94,7 @@ func TestSendSecurityModes(t *testing.T) {
 			if bytes.Contains(got.Data, []byte("dave@")) {
 				t.Errorf("Bcc recipient appears in the message:\n%s", got.Data)
 			}
-			assertNoSecret(t, nil, b.logs.String())
+			providertest.AssertNoSecret(t, nil, b.logs.String(), password, token)
 		})
 	}
 }
@@ -122,43 +106,31 @@ func TestSendXOAUTH2(t *testing.T) {
 		t.Fatalf("Send with XOAUTH2: %v", err)
 	}
 	err := b.client.Verify(t.Context(), b.server, smtp.Credentials{Username: user, AccessToken: "expired-token"})
-	pe := providerError(t, err)
+	pe := providertest.ProviderError(t, err)
 	if pe.Class != holdfast.ClassPermanent || pe.Reason != holdfast.ReasonPasswordChanged {
 		t.Errorf("refused token: %s/%s, want permanent/password_changed (535 5.7.8 on a generic server)", pe.Class, pe.Reason)
 	}
 	if !strings.Contains(err.Error(), "535") {
 		t.Errorf("error %q lacks the 535 reply: the empty response to the challenge was not sent", err)
 	}
-	assertNoSecret(t, err, b.logs.String())
-}
-
-func providerError(t *testing.T, err error) *holdfast.ProviderError {
-	t.Helper()
-	var pe *holdfast.ProviderError
-	if !errors.As(err, &pe) {
-		t.Fatalf("error %v (%T) is not a *holdfast.ProviderError", err, err)
-	}
-	if pe.UserMessage == "" {
-		t.Errorf("ProviderError has no UserMessage: %v", err)
-	}
-	return pe
+	providertest.AssertNoSecret(t, err, b.logs.String(), password, token)
 }
 
 func TestWrongPassword(t *testing.T) {
 	t.Parallel()
 	b := setup(t, holdfast.SecurityStartTLS, smtp.Config{})
 	err := b.client.Send(t.Context(), b.server, smtp.Credentials{Username: user, Password: password + "-wrong"}, testMessage())
-	pe := providerError(t, err)
+	pe := providertest.ProviderError(t, err)
 	if pe.Class != holdfast.ClassPermanent || pe.Reason != holdfast.ReasonPasswordChanged || !pe.OutageSensitive {
 		t.Errorf("wrong password: %s/%s outage_sensitive=%v, want permanent/password_changed/true", pe.Class, pe.Reason, pe.OutageSensitive)
 	}
-	if errors.Is(err, smtp.ErrOutcomeUnknown) {
+	if errors.Is(err, holdfast.ErrOutcomeUnknown) {
 		t.Errorf("a refused sign-in is no unclear outcome: %v", err)
 	}
 	if len(b.srv.Messages()) != 0 {
 		t.Errorf("message accepted despite the failed sign-in")
 	}
-	assertNoSecret(t, err, b.logs.String())
+	providertest.AssertNoSecret(t, err, b.logs.String(), password, token)
 }
 
 func TestServerDown(t *testing.T) {
@@ -172,11 +144,11 @@ func TestServerDown(t *testing.T) {
 	c := smtp.New(smtp.Config{})
 	err = c.Verify(t.Context(), &holdfast.ServerConfig{Host: "127.0.0.1", Port: port, Security: holdfast.SecurityNone},
 		smtp.Credentials{Username: user, Password: password})
-	pe := providerError(t, err)
+	pe := providertest.ProviderError(t, err)
 	if pe.Class != holdfast.ClassRecoverable {
 		t.Errorf("server down: class %s, want recoverable", pe.Class)
 	}
-	assertNoSecret(t, err, "")
+	providertest.AssertNoSecret(t, err, "", password, token)
 }
 
 func TestOutcomeUnknown(t *testing.T) {
@@ -187,14 +159,14 @@ func TestOutcomeUnknown(t *testing.T) {
 		return nil
 	})
 	err := b.client.Send(t.Context(), b.server, smtp.Credentials{Username: user, Password: password}, testMessage())
-	if !errors.Is(err, smtp.ErrOutcomeUnknown) {
+	if !errors.Is(err, holdfast.ErrOutcomeUnknown) {
 		t.Fatalf("timeout after the final dot: %v, want ErrOutcomeUnknown", err)
 	}
-	pe := providerError(t, err)
+	pe := providertest.ProviderError(t, err)
 	if pe.Class != holdfast.ClassRecoverable {
 		t.Errorf("unclear outcome: class %s, want recoverable", pe.Class)
 	}
-	assertNoSecret(t, err, b.logs.String())
+	providertest.AssertNoSecret(t, err, b.logs.String(), password, token)
 }
 
 func TestOutcomeUnknownOnCancel(t *testing.T) {
@@ -207,10 +179,10 @@ func TestOutcomeUnknownOnCancel(t *testing.T) {
 		return nil
 	})
 	err := b.client.Send(ctx, b.server, smtp.Credentials{Username: user, Password: password}, testMessage())
-	if !errors.Is(err, smtp.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, holdfast.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("deadline after the final dot: %v, want ErrOutcomeUnknown and DeadlineExceeded", err)
 	}
-	if pe := providerError(t, err); pe.Reason != holdfast.ReasonProviderTimeout {
+	if pe := providertest.ProviderError(t, err); pe.Reason != holdfast.ReasonProviderTimeout {
 		t.Errorf("reason %s, want provider_timeout", pe.Reason)
 	}
 }
@@ -222,10 +194,10 @@ func TestRejectedAfterData(t *testing.T) {
 		return &gosmtp.SMTPError{Code: 552, EnhancedCode: gosmtp.EnhancedCode{5, 3, 4}, Message: "Message too big"}
 	})
 	err := b.client.Send(t.Context(), b.server, smtp.Credentials{Username: user, Password: password}, testMessage())
-	if errors.Is(err, smtp.ErrOutcomeUnknown) {
+	if errors.Is(err, holdfast.ErrOutcomeUnknown) {
 		t.Errorf("a reply after DATA is a clear outcome: %v", err)
 	}
-	pe := providerError(t, err)
+	pe := providertest.ProviderError(t, err)
 	if pe.Reason != holdfast.ReasonMessageTooLarge || pe.Class != holdfast.ClassPermanent {
 		t.Errorf("552 5.3.4: %s/%s, want permanent/message_too_large", pe.Class, pe.Reason)
 	}
@@ -234,30 +206,16 @@ func TestRejectedAfterData(t *testing.T) {
 func TestCommandTimeout(t *testing.T) {
 	t.Parallel()
 	// A server that accepts connections and never greets.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := providertest.SilentServer(t)
 	for _, sec := range []holdfast.Security{holdfast.SecurityNone, holdfast.SecurityStartTLS} {
 		c := smtp.New(smtp.Config{CommandTimeout: 200 * time.Millisecond})
 		start := time.Now()
-		err = c.Verify(t.Context(), &holdfast.ServerConfig{Host: "127.0.0.1", Port: port, Security: sec},
+		err := c.Verify(t.Context(), &holdfast.ServerConfig{Host: "127.0.0.1", Port: port, Security: sec},
 			smtp.Credentials{Username: user, Password: password})
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("%s: Verify took %v despite a 200ms command timeout", sec, d)
 		}
-		pe := providerError(t, err)
+		pe := providertest.ProviderError(t, err)
 		if pe.Class != holdfast.ClassRecoverable || pe.Reason != holdfast.ReasonProviderTimeout {
 			t.Errorf("%s: silent server: %s/%s, want recoverable/provider_timeout (%v)", sec, pe.Class, pe.Reason, err)
 		}

@@ -12,8 +12,6 @@ package imaptest
 import (
 	"bytes"
 	"crypto/tls"
-	"net"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -23,18 +21,17 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
 
+	"github.com/holdfast/holdfast/provider/providertest"
 	"github.com/holdfast/holdfast/provider/xoauth2"
 )
 
 // Server is one running in-memory IMAP server.
 type Server struct {
-	// Host and Port locate the server (127.0.0.1 and an ephemeral port).
-	Host string
-	Port int
+	// Listener locates the server (Host, Port, Addr) and stops it.
+	providertest.Listener
 
 	mem *imapmemserver.Server
 	srv *imapserver.Server
-	ln  net.Listener
 
 	mu    sync.Mutex
 	users map[string]*user
@@ -76,34 +73,12 @@ func Start(t testing.TB, opts Options) *Server {
 		Logger:       discardLogger{},
 		InsecureAuth: opts.TLSConfig == nil,
 	}
-	var ln net.Listener
-	var err error
-	if opts.TLSConfig != nil && opts.ImplicitTLS {
-		ln, err = tls.Listen("tcp", "127.0.0.1:0", opts.TLSConfig)
-	} else {
+	if !opts.ImplicitTLS {
 		o.TLSConfig = opts.TLSConfig
-		ln, err = net.Listen("tcp", "127.0.0.1:0")
-	}
-	if err != nil {
-		t.Fatalf("imaptest: listen: %v", err)
 	}
 	s.srv = imapserver.New(o)
-	s.ln = ln
-	addr := ln.Addr().(*net.TCPAddr)
-	s.Host, s.Port = "127.0.0.1", addr.Port
-	go func() { _ = s.srv.Serve(ln) }()
-	t.Cleanup(s.Stop)
+	s.Listener = providertest.Serve(t, s.srv, opts.TLSConfig, opts.ImplicitTLS)
 	return s
-}
-
-// Addr returns host:port.
-func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
-
-// Stop closes the listener and every connection. It is idempotent.
-func (s *Server) Stop() {
-	// Serve may not have registered the listener yet, so close it here too.
-	_ = s.ln.Close()
-	_ = s.srv.Close()
 }
 
 // AddUser adds a user with a password and an empty INBOX.

@@ -12,8 +12,6 @@ package smtptest
 import (
 	"crypto/tls"
 	"io"
-	"net"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/holdfast/holdfast/provider/providertest"
 	"github.com/holdfast/holdfast/provider/xoauth2"
 )
 
@@ -33,12 +32,10 @@ type Message struct {
 
 // Server is one running submission server.
 type Server struct {
-	// Host and Port locate the server (127.0.0.1 and an ephemeral port).
-	Host string
-	Port int
+	// Listener locates the server (Host, Port, Addr) and stops it.
+	providertest.Listener
 
 	srv *smtp.Server
-	ln  net.Listener
 
 	mu       sync.Mutex
 	users    map[string]string // username → password
@@ -68,32 +65,11 @@ func Start(t testing.TB, opts Options) *Server {
 	s.srv.ReadTimeout = 10 * time.Second
 	s.srv.WriteTimeout = 10 * time.Second
 	s.srv.ErrorLog = discardLogger{}
-	var ln net.Listener
-	var err error
-	if opts.TLSConfig != nil && opts.ImplicitTLS {
-		ln, err = tls.Listen("tcp", "127.0.0.1:0", opts.TLSConfig)
-	} else {
+	if !opts.ImplicitTLS {
 		s.srv.TLSConfig = opts.TLSConfig
-		ln, err = net.Listen("tcp", "127.0.0.1:0")
 	}
-	if err != nil {
-		t.Fatalf("smtptest: listen: %v", err)
-	}
-	s.ln = ln
-	s.Host, s.Port = "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
-	go func() { _ = s.srv.Serve(ln) }()
-	t.Cleanup(s.Stop)
+	s.Listener = providertest.Serve(t, s.srv, opts.TLSConfig, opts.ImplicitTLS)
 	return s
-}
-
-// Addr returns host:port.
-func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
-
-// Stop closes the listener and every connection. It is idempotent.
-func (s *Server) Stop() {
-	// Serve may not have registered the listener yet, so close it here too.
-	_ = s.ln.Close()
-	_ = s.srv.Close()
 }
 
 // AddUser adds a user who signs in with a password.
