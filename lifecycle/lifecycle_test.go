@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -80,46 +81,60 @@ var (
 	errStop  = errors.New("cannot stop")
 )
 
+// step is one call on a Group, and what it must return: nil when is and
+// say are unset, else an error that errors.Is is (when set) and that says
+// say.
+type step struct {
+	do  string // "start" or "stop"
+	is  error
+	say string
+}
+
 func TestGroup(t *testing.T) {
 	t.Parallel()
+	var (
+		start, stop = step{do: "start"}, step{do: "stop"}
+		fullRun     = []string{"start a", "start b", "start c", "stop c", "end c", "stop b", "end b", "stop a", "end a"}
+	)
 	tests := []struct {
 		name string
 		// failStart and failStop name the services whose Start or Stop fail.
 		failStart, failStop string
-		// stops is how many times Stop is called after Start.
-		stops       int
-		wantStart   error
-		wantInStart string
-		wantStop    error
-		want        []string
+		steps               []step
+		want                []string
 	}{
+		{name: "starts in order, stops in reverse", steps: []step{start, stop}, want: fullRun},
 		{
-			name: "starts in order, stops in reverse", stops: 1,
-			want: []string{"start a", "start b", "start c", "stop c", "end c", "stop b", "end b", "stop a", "end a"},
+			name: "second stop is a no-op for the services", steps: []step{start, stop, stop},
+			want: slices.Concat(fullRun, []string{"stop c", "stop b", "stop a"}),
 		},
 		{
-			name: "second stop is a no-op for the services", stops: 2,
-			want: []string{"start a", "start b", "start c", "stop c", "end c", "stop b", "end b", "stop a", "end a", "stop c", "stop b", "stop a"},
+			name: "starts once", steps: []step{start, {do: "start", say: "already started"}, stop},
+			want: fullRun,
+		},
+		{
+			name: "stop before start", steps: []step{stop, {do: "start", say: "already started"}},
+			want: []string{"stop c", "stop b", "stop a"},
 		},
 		{
 			name: "failed start stops every service in reverse", failStart: "b",
-			wantStart: errStart, wantInStart: "start b: cannot start",
-			want: []string{"start a", "fail b", "stop c", "stop b", "stop a", "end a"},
+			steps: []step{{do: "start", is: errStart, say: "start b: cannot start"}, stop},
+			want:  []string{"start a", "fail b", "stop c", "stop b", "stop a", "end a", "stop c", "stop b", "stop a"},
 		},
 		{
 			name: "failed first start stops them all", failStart: "a",
-			wantStart: errStart, wantInStart: "start a: cannot start",
-			want: []string{"fail a", "stop c", "stop b", "stop a"},
+			steps: []step{{do: "start", is: errStart, say: "start a: cannot start"}},
+			want:  []string{"fail a", "stop c", "stop b", "stop a"},
 		},
 		{
-			name: "stop goes on past a failed stop", failStop: "b", stops: 1,
-			wantStop: errStop,
-			want:     []string{"start a", "start b", "start c", "stop c", "end c", "stop b", "end b", "stop a", "end a"},
+			name: "stop goes on past a failed stop", failStop: "b",
+			steps: []step{start, {do: "stop", is: errStop, say: "stop b: cannot stop"}},
+			want:  fullRun,
 		},
 		{
 			name: "failed start reports failed stops too", failStart: "c", failStop: "a",
-			wantStart: errStop, wantInStart: "stop a: cannot stop",
-			want: []string{"start a", "start b", "fail c", "stop c", "stop b", "end b", "stop a", "end a"},
+			steps: []step{{do: "start", is: errStop, say: "stop a: cannot stop"}},
+			want:  []string{"start a", "start b", "fail c", "stop c", "stop b", "end b", "stop a", "end a"},
 		},
 	}
 	for _, tt := range tests {
@@ -137,59 +152,22 @@ func TestGroup(t *testing.T) {
 				}
 				g.Add(name, f)
 			}
-			err := g.Start(t.Context())
-			if !errors.Is(err, tt.wantStart) || (err == nil) != (tt.wantStart == nil) {
-				t.Fatalf("Start = %v, want %v", err, tt.wantStart)
-			}
-			if err != nil && !strings.Contains(err.Error(), tt.wantInStart) {
-				t.Errorf("Start = %q, want it to say %q", err, tt.wantInStart)
-			}
-			for i := range tt.stops {
-				err := g.Stop(t.Context())
-				want := tt.wantStop // a fake's stop error repeats
-				if !errors.Is(err, want) || (err == nil) != (want == nil) {
-					t.Errorf("Stop #%d = %v, want %v", i+1, err, want)
+			for i, st := range tt.steps {
+				var err error
+				if st.do == "start" {
+					err = g.Start(t.Context())
+				} else {
+					err = g.Stop(t.Context())
+				}
+				wantErr := st.is != nil || st.say != ""
+				if (err != nil) != wantErr || st.is != nil && !errors.Is(err, st.is) || err != nil && !strings.Contains(err.Error(), st.say) {
+					t.Errorf("step %d: %s = %v, want an error %v saying %q", i+1, st.do, err, st.is, st.say)
 				}
 			}
 			if diff := cmp.Diff(tt.want, j.get()); diff != "" {
 				t.Errorf("journal (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestGroupStartsOnce(t *testing.T) {
-	t.Parallel()
-	j := &journal{}
-	var g lifecycle.Group
-	g.Add("a", newFake("a", j))
-	if err := g.Start(t.Context()); err != nil {
-		t.Fatalf("Start = %v", err)
-	}
-	if err := g.Start(t.Context()); err == nil {
-		t.Error("second Start = nil, want an error")
-	}
-	if err := g.Stop(t.Context()); err != nil {
-		t.Errorf("Stop = %v", err)
-	}
-	if diff := cmp.Diff([]string{"start a", "stop a", "end a"}, j.get()); diff != "" {
-		t.Errorf("journal (-want +got):\n%s", diff)
-	}
-}
-
-func TestGroupStopBeforeStart(t *testing.T) {
-	t.Parallel()
-	j := &journal{}
-	var g lifecycle.Group
-	g.Add("a", newFake("a", j))
-	if err := g.Stop(t.Context()); err != nil {
-		t.Errorf("Stop before Start = %v", err)
-	}
-	if err := g.Start(t.Context()); err == nil {
-		t.Error("Start after Stop = nil, want an error")
-	}
-	if diff := cmp.Diff([]string{"stop a"}, j.get()); diff != "" {
-		t.Errorf("journal (-want +got):\n%s", diff)
 	}
 }
 
