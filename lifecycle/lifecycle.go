@@ -89,20 +89,23 @@ func (g *Group) Start(ctx context.Context) error {
 	}
 	g.started = true
 	for _, s := range g.services {
-		err := s.svc.Start(ctx)
-		if err == nil {
-			continue
+		if err := s.svc.Start(ctx); err != nil {
+			return errors.Join(fmt.Errorf("start %s: %w", s.name, err), g.abortLocked(ctx))
 		}
-		err = fmt.Errorf("start %s: %w", s.name, err)
-		timeout := g.StopTimeout
-		if timeout <= 0 {
-			timeout = DefaultStopTimeout
-		}
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-		defer cancel()
-		return errors.Join(err, g.stopLocked(sctx))
 	}
 	return nil
+}
+
+// abortLocked stops every service after a failed start, within
+// StopTimeout even if ctx has ended.
+func (g *Group) abortLocked(ctx context.Context) error {
+	timeout := g.StopTimeout
+	if timeout <= 0 {
+		timeout = DefaultStopTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	return g.stopLocked(ctx)
 }
 
 // Stop stops every service in reverse order, all within ctx, and returns
@@ -116,6 +119,7 @@ func (g *Group) Stop(ctx context.Context) error {
 	return g.stopLocked(ctx)
 }
 
+// stopLocked stops every service in reverse order.
 func (g *Group) stopLocked(ctx context.Context) error {
 	var errs []error
 	for i := len(g.services) - 1; i >= 0; i-- {

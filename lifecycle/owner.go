@@ -38,7 +38,7 @@ const (
 )
 
 // Start runs start, once: later calls, and calls after Stop, return nil
-// without running it. start gets the run context, which carries ctx's
+// without running it. A Stop meanwhile waits for start to return. start gets the run context, which carries ctx's
 // values, is not cancelled by ctx, and is cancelled with cause ErrStopped
 // at Stop; it starts the service's goroutines with Go. When start returns
 // an error, Start cancels the run context, waits for the goroutines start
