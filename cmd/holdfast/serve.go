@@ -105,19 +105,19 @@ func newApp(ctx context.Context, args []string, getenv func(string) string, stde
 	if a.ring, err = openKeyring(a.cfg); err != nil {
 		return nil, err
 	}
-	if err := a.openStore(ctx); err != nil {
+	if err = a.openStore(ctx); err != nil {
 		return nil, err
 	}
-	if err := a.wireHealth(ctx); err != nil {
+	if err = a.wireHealth(ctx); err != nil {
 		return nil, err
 	}
-	if err := a.wireSync(); err != nil {
+	if err = a.wireSync(); err != nil {
 		return nil, err
 	}
-	if err := a.wireJobs(); err != nil {
+	if err = a.wireJobs(); err != nil {
 		return nil, err
 	}
-	if err := a.wireHTTP(); err != nil {
+	if err = a.wireHTTP(); err != nil {
 		return nil, err
 	}
 	// The publisher stops last, so that the events of the parts stopped
