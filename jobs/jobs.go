@@ -42,6 +42,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/lifecycle"
 )
 
 const (
@@ -114,7 +115,10 @@ type client interface {
 type Runner struct {
 	client client
 	logger *slog.Logger
+	owner  lifecycle.Owner
 }
+
+var _ lifecycle.Service = (*Runner)(nil)
 
 // NewSQLite returns a Runner on the SQLite database db, normally the
 // store's (sqlite.Store.DB), whose River tables MigrateSQLite has created.
@@ -205,13 +209,16 @@ func newRunner[TTx any](driver riverdriver.Driver[TTx], schema string, store Sto
 	return r, nil
 }
 
-// Start starts working jobs and returns. Cancelling ctx stops the runner
-// as Stop does, so pass a context that lives as long as the service.
+// Start starts working jobs and returns; the runner works them until Stop
+// (lifecycle.Service): River's client runs under the owner's run context,
+// which cancelling ctx does not end.
 func (r *Runner) Start(ctx context.Context) error {
-	if err := r.client.Start(ctx); err != nil {
-		return fmt.Errorf("start river: %w", err)
-	}
-	return nil
+	return r.owner.Start(ctx, func(run context.Context) error {
+		if err := r.client.Start(run); err != nil {
+			return fmt.Errorf("start river: %w", err)
+		}
+		return nil
+	})
 }
 
 // Stop stops fetching jobs and waits for running ones, for at most 15
@@ -219,7 +226,10 @@ func (r *Runner) Start(ctx context.Context) error {
 // their contexts are cancelled, and if the stop still does not end, the
 // runner cancels everything and waits 5 more seconds. Stop is safe to call
 // before Start and more than once.
-func (r *Runner) Stop(ctx context.Context) error {
+func (r *Runner) Stop(ctx context.Context) error { return r.owner.Stop(ctx, r.stop) }
+
+// stop stops River's client: softly, then by cancelling the running jobs.
+func (r *Runner) stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, stopTimeout)
 	defer cancel()
 	err := r.client.Stop(ctx)

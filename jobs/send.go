@@ -237,13 +237,21 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		log.InfoContext(ctx, "sent")
 		return w.sent(ctx, snd)
 	}
+	return w.sendFailed(ctx, job, log, in, snd, err)
+}
+
+// sendFailed decides what a failed submission of snd means: an unclear
+// outcome stays "sending" for the next attempt to look in Sent; a message
+// that will never go out, or a last attempt, fails the send; otherwise it
+// waits, and the health engine decides the inbox's fate.
+func (w *SendWorker) sendFailed(ctx context.Context, job *river.Job[SendArgs], log *slog.Logger, in *holdfast.Inbox, snd *holdfast.Send, err error) error {
 	if ctx.Err() != nil || errors.Is(err, holdfast.ErrOutcomeUnknown) {
 		// Stay "sending": the next attempt looks in Sent first.
 		w.observe(ctx, in, health.OpSend, err)
 		if job.Attempt >= job.MaxAttempts {
 			return w.fail(ctx, snd, holdfast.SendReasonOutcomeUnknown)
 		}
-		return fmt.Errorf("send %s: outcome unknown, will look in Sent before retrying: %w", id, err)
+		return fmt.Errorf("send %s: outcome unknown, will look in Sent before retrying: %w", job.Args.SendID, err)
 	}
 	pe, ok := errors.AsType[*holdfast.ProviderError](err)
 	if !ok {

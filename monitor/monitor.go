@@ -24,6 +24,7 @@ import (
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/health"
+	"github.com/holdfast/holdfast/lifecycle"
 )
 
 // Config holds a Monitor's dependencies and parameters.
@@ -61,7 +62,8 @@ type Config struct {
 	OnNotice func(ctx context.Context, n *holdfast.Notice)
 }
 
-// Monitor owns one health engine. Create it with New, then Start it.
+// Monitor owns one health engine. Create it with New, then Start it; it
+// is a lifecycle.Service.
 type Monitor struct {
 	cfg   Config
 	store holdfast.Store
@@ -86,10 +88,10 @@ type Monitor struct {
 
 	w *writer
 
-	startOnce, stopOnce sync.Once
-	cancel              context.CancelFunc
-	done                chan struct{}
+	owner lifecycle.Owner
 }
+
+var _ lifecycle.Service = (*Monitor)(nil)
 
 // New loads the engine's saved state, if any, and makes sure every stored
 // inbox is known to it. It reads every inbox once.
@@ -113,7 +115,6 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	m := &Monitor{
 		cfg: cfg, store: cfg.Store, clock: cfg.Clock, log: cfg.Logger,
 		idx: map[string]int32{}, tidx: map[string]int32{},
-		done: make(chan struct{}),
 	}
 	m.eng = health.New(ecfg, cfg.Clock, cfg.Logger, sink{m})
 	m.w = newWriter(m)

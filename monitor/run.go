@@ -14,66 +14,54 @@ import (
 
 // Start runs the engine: a goroutine, owned by the Monitor, ticks it every
 // TickEvery and saves its state every SaveEvery; another persists its
-// decisions. Both end at Stop.
+// decisions. Both run until Stop (lifecycle.Service).
 func (m *Monitor) Start(ctx context.Context) error {
-	m.startOnce.Do(func() {
-		ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
-		drainCtx, drainCancel := context.WithCancel(context.WithoutCancel(ctx))
-		writerDone := make(chan struct{})
-		go func() {
-			defer close(writerDone)
-			m.w.run(ctx, drainCtx)
-		}()
-		go func() {
-			defer close(m.done)
+	return m.owner.Start(ctx, func(run context.Context) error {
+		// The writer persists what is queued at Stop within drainCtx,
+		// which ends only once it is done.
+		drainCtx, drainCancel := context.WithCancel(context.WithoutCancel(run))
+		m.owner.Go(func() {
 			defer drainCancel()
-			tick := time.NewTicker(m.cfg.TickEvery)
-			save := time.NewTicker(m.cfg.SaveEvery)
-			defer tick.Stop()
-			defer save.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					<-writerDone
-					return
-				case <-tick.C:
-					m.Tick()
-				case <-save.C:
-					if err := m.save(); err != nil {
-						m.log.Error("save health engine state", "err", err)
-					}
-				}
-			}
-		}()
+			m.w.run(run, drainCtx)
+		})
+		m.owner.Go(func() { m.tick(run) })
 		m.mu.Lock()
 		m.w.enqueue(nil) // wake the writer for decisions made before Start
 		m.mu.Unlock()
+		return nil
 	})
-	return nil
+}
+
+// tick ticks the engine and saves its state until ctx ends.
+func (m *Monitor) tick(ctx context.Context) {
+	tick := time.NewTicker(m.cfg.TickEvery)
+	save := time.NewTicker(m.cfg.SaveEvery)
+	defer tick.Stop()
+	defer save.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			m.Tick()
+		case <-save.C:
+			if err := m.save(); err != nil {
+				m.log.Error("save health engine state", "err", err)
+			}
+		}
+	}
 }
 
 // Stop saves the engine's state, persists every queued decision and ends
 // the Monitor's goroutines, within ctx. It is safe to call before Start and
 // more than once.
 func (m *Monitor) Stop(ctx context.Context) error {
-	var err error
-	m.stopOnce.Do(func() {
-		if m.cancel == nil {
-			return // never started
+	return m.owner.Stop(ctx, func(ctx context.Context) error {
+		if err := m.save(); err != nil {
+			return err
 		}
-		if err = m.save(); err == nil {
-			err = m.Sync(ctx)
-		}
-		m.cancel()
-		select {
-		case <-m.done:
-		case <-ctx.Done():
-			if err == nil {
-				err = fmt.Errorf("stop health monitor: %w", ctx.Err())
-			}
-		}
+		return m.Sync(ctx)
 	})
-	return err
 }
 
 // save queues the engine's whole state for the writer, behind the

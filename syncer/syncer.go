@@ -37,6 +37,7 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/classify"
 	"github.com/holdfast/holdfast/health"
+	"github.com/holdfast/holdfast/lifecycle"
 )
 
 // The defaults for Config's zero fields.
@@ -113,7 +114,7 @@ type slot struct {
 }
 
 // Syncer schedules and runs the syncs of every inbox. Create it with New,
-// then Start it.
+// then Start it; it is a lifecycle.Service.
 type Syncer struct {
 	cfg   Config
 	log   *slog.Logger
@@ -128,10 +129,10 @@ type Syncer struct {
 	wake chan struct{} // a buffered nudge for the dispatcher
 	work chan int32    // dispatcher → workers
 
-	startOnce, stopOnce sync.Once
-	cancel              context.CancelCauseFunc
-	wg                  sync.WaitGroup
+	owner lifecycle.Owner
 }
+
+var _ lifecycle.Service = (*Syncer)(nil)
 
 // ErrNotScheduled is returned by Now for an inbox the syncer does not sync:
 // unknown, deleted, or of a provider without a connector.
@@ -167,51 +168,24 @@ func New(cfg Config) (*Syncer, error) {
 
 // Start loads every inbox of a provider with a connector from the store,
 // spreading their first syncs over one interval, and starts the dispatcher
-// and the workers. They run until Stop, or until ctx ends.
+// and the workers. They run until Stop (lifecycle.Service).
 func (s *Syncer) Start(ctx context.Context) error {
-	var err error
-	s.startOnce.Do(func() {
-		if err = s.load(ctx); err != nil {
-			return
+	return s.owner.Start(ctx, func(run context.Context) error {
+		if err := s.load(ctx); err != nil {
+			return err
 		}
-		var rctx context.Context
-		rctx, s.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
-		stop := context.AfterFunc(ctx, func() { s.cancel(context.Cause(ctx)) })
-		s.wg.Go(func() {
-			<-rctx.Done()
-			stop()
-		})
-		s.wg.Go(func() { s.dispatch(rctx) })
+		s.owner.Go(func() { s.dispatch(run) })
 		for range s.cfg.Concurrency {
-			s.wg.Go(func() { s.worker(rctx) })
+			s.owner.Go(func() { s.worker(run) })
 		}
+		return nil
 	})
-	return err
 }
 
 // Stop ends the dispatcher and the workers; running syncs are cancelled
 // and Stop waits for them within ctx. It is safe before Start and more than
 // once.
-func (s *Syncer) Stop(ctx context.Context) error {
-	var err error
-	s.stopOnce.Do(func() {
-		if s.cancel == nil {
-			return
-		}
-		s.cancel(errors.New("syncer stopped"))
-		done := make(chan struct{})
-		go func() {
-			s.wg.Wait()
-			close(done)
-		}()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			err = fmt.Errorf("stop syncer: %w", ctx.Err())
-		}
-	})
-	return err
-}
+func (s *Syncer) Stop(ctx context.Context) error { return s.owner.Stop(ctx, nil) }
 
 // load schedules every stored inbox that has a connector.
 func (s *Syncer) load(ctx context.Context) error {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/lifecycle"
 )
 
 // Queue enqueues durable delivery jobs: jobs.Runner on River. One job per
@@ -68,10 +69,10 @@ type Publisher struct {
 
 	dropped atomic.Int64
 
-	startOnce, stopOnce sync.Once
-	cancel              context.CancelFunc
-	done                chan struct{}
+	owner lifecycle.Owner
 }
+
+var _ lifecycle.Service = (*Publisher)(nil)
 
 // NewPublisher returns a Publisher; Start it to deliver.
 func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
@@ -87,7 +88,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.CacheTTL <= 0 {
 		cfg.CacheTTL = DefaultCacheTTL
 	}
-	return &Publisher{cfg: cfg, log: cfg.Logger, events: make(chan Event, cfg.QueueSize), done: make(chan struct{})}, nil
+	return &Publisher{cfg: cfg, log: cfg.Logger, events: make(chan Event, cfg.QueueSize)}, nil
 }
 
 // Publish queues ev for its subscribers and returns at once. When the
@@ -113,52 +114,47 @@ func (p *Publisher) Invalidate() {
 	p.mu.Unlock()
 }
 
-// Start starts the Publisher's goroutine, which runs until Stop.
+// Start starts the Publisher's goroutine, which runs until Stop
+// (lifecycle.Service).
 func (p *Publisher) Start(ctx context.Context) error {
-	p.startOnce.Do(func() {
-		ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
-		go func() {
-			defer close(p.done)
+	return p.owner.Start(ctx, func(run context.Context) error {
+		p.owner.Go(func() {
 			for {
 				select {
-				case <-ctx.Done():
+				case <-run.Done():
 					return
 				case ev := <-p.events:
-					p.fanOut(ctx, p.batch(ev))
+					p.fanOut(run, p.batch(ev))
 				}
 			}
-		}()
+		})
+		return nil
 	})
-	return nil
 }
 
 // Stop ends the goroutine, then enqueues the events still queued, within
-// ctx. It is safe to call before Start and more than once.
+// ctx. It is safe to call before Start (it then only enqueues) and more
+// than once.
 func (p *Publisher) Stop(ctx context.Context) error {
-	p.stopOnce.Do(func() {
-		started := true
-		p.startOnce.Do(func() { started = false; close(p.done) }) // never start
-		if started {
-			p.cancel()
-		}
-		select {
-		case <-p.done:
-		case <-ctx.Done():
-			return
-		}
-		for ctx.Err() == nil {
-			select {
-			case ev := <-p.events:
-				p.fanOut(ctx, p.batch(ev))
-			default:
-				return
-			}
-		}
-	})
+	err := p.owner.Stop(ctx, nil)
+	for err == nil && ctx.Err() == nil && p.enqueueOne(ctx) {
+	}
 	if n := len(p.events); n > 0 {
 		p.log.Warn("webhook events not enqueued at shutdown", "count", n)
 	}
-	return nil
+	return err
+}
+
+// enqueueOne enqueues the deliveries of one batch of queued events, and
+// reports whether there was one.
+func (p *Publisher) enqueueOne(ctx context.Context) bool {
+	select {
+	case ev := <-p.events:
+		p.fanOut(ctx, p.batch(ev))
+		return true
+	default:
+		return false
+	}
 }
 
 // batch returns first and the events queued behind it, at most batchSize.

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"github.com/holdfast/holdfast/health"
 	"github.com/holdfast/holdfast/httpapi"
 	"github.com/holdfast/holdfast/jobs"
+	"github.com/holdfast/holdfast/lifecycle"
 	"github.com/holdfast/holdfast/metrics"
 	"github.com/holdfast/holdfast/monitor"
 	"github.com/holdfast/holdfast/notify"
@@ -49,267 +49,340 @@ func parse(fs *flag.FlagSet, args []string, finish func() error) error {
 // runServe runs the service until ctx is cancelled (SIGINT or SIGTERM),
 // then shuts down within the shutdown timeout.
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	var cfg config.Config
-	fs, finish := config.NewFlagSet("serve", config.FlagsStore|config.FlagsServe, &cfg, getenv, stderr)
-	if err := parse(fs, args, finish); err != nil {
+	a, err := newApp(ctx, args, getenv, stderr)
+	if err != nil {
 		return err
+	}
+	defer a.close()
+	return a.run(ctx)
+}
+
+// app is holdfast serve wired: its parts, the services among them in the
+// order they start, and what to close once they have stopped.
+type app struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	ring    *secrets.Keyring
+	backend *backend
+	metrics *metrics.Metrics
+	// store is the backend's store, instrumented.
+	store   holdfast.Store
+	ntf     *notify.Notifier
+	links   *notify.Links
+	mon     *monitor.Monitor
+	sources map[holdfast.Provider]*oauth.Source
+	conns   map[holdfast.Provider]holdfast.Connector
+	syn     *syncer.Syncer
+	guard   *webhook.Guard
+	jobs    jobRunner
+	pub     *webhook.Publisher
+	http    *httpServer
+
+	// services start in this order and stop in reverse (see newApp).
+	services []service
+	// closers run in reverse at close, after the services stopped: the
+	// store's is the first, so it closes last.
+	closers []func()
+}
+
+// service is a long-running part of serve, with the name its errors carry.
+type service struct {
+	name string
+	lifecycle.Service
+}
+
+// newApp parses serve's flags and wires every part, in small steps; it
+// starts nothing. On an error it closes what it opened.
+func newApp(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) (_ *app, err error) {
+	a := &app{}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	if a.cfg, a.log, err = serveConfig(args, getenv, stderr); err != nil {
+		return nil, err
+	}
+	if a.ring, err = openKeyring(a.cfg); err != nil {
+		return nil, err
+	}
+	if err = a.openStore(ctx); err != nil {
+		return nil, err
+	}
+	if err = a.wireHealth(ctx); err != nil {
+		return nil, err
+	}
+	if err = a.wireSync(); err != nil {
+		return nil, err
+	}
+	if err = a.wireJobs(); err != nil {
+		return nil, err
+	}
+	if err = a.wireHTTP(); err != nil {
+		return nil, err
+	}
+	// The publisher stops last, so that the events of the parts stopped
+	// before it are enqueued (River inserts without its client running).
+	// The monitor stops after the jobs and the syncer, which report to it,
+	// and persists its last decisions. The HTTP server, which uses them
+	// all, starts last and stops first.
+	a.services = []service{
+		{"webhook publisher", a.pub},
+		{"health monitor", a.mon},
+		{"background jobs", a.jobs},
+		{"syncer", a.syn},
+		{"HTTP server", a.http},
+	}
+	return a, nil
+}
+
+// serveConfig parses serve's flags and environment into a configuration
+// and makes its logger.
+func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (*config.Config, *slog.Logger, error) {
+	cfg := &config.Config{}
+	fs, finish := config.NewFlagSet("serve", config.FlagsStore|config.FlagsServe, cfg, getenv, stderr)
+	if err := parse(fs, args, finish); err != nil {
+		return nil, nil, err
 	}
 	log := cfg.Logger(stderr)
 	if cfg.DatabaseURL != "" && cfg.SecretKey == "" {
 		log.Warn("HOLDFAST_SECRET_KEY is not set: credentials are sealed with the key file in the data directory; every node on this database must use the same key")
 	}
-	ring, err := openKeyring(&cfg)
+	return cfg, log, nil
+}
+
+// openStore opens and migrates the store, and instruments it.
+func (a *app) openStore(ctx context.Context) error {
+	b, err := openBackend(ctx, a.cfg, a.log)
 	if err != nil {
 		return err
 	}
-	b, err := openBackend(ctx, &cfg, log)
-	if err != nil {
-		return err
-	}
-	defer b.close()
+	a.backend = b
+	a.closers = append(a.closers, b.close)
 	if err := b.migrate(ctx); err != nil {
 		return err
 	}
+	a.metrics = metrics.New()
+	classify.Register(a.metrics.Registry)
+	a.store = a.metrics.InstrumentStore(b.store)
+	a.metrics.WatchInboxes(a.store, 10*time.Second, a.log)
+	return nil
+}
 
-	m := metrics.New()
-	classify.Register(m.Registry)
-	store := m.InstrumentStore(b.store)
-	m.WatchInboxes(store, 10*time.Second, log)
-
-	// The syncer acts on the health engine's grants, and the webhook
-	// publisher on its decisions; both are made before the monitor starts,
-	// so that a grant or a decision always finds them.
-	var (
-		syn *syncer.Syncer
-		pub *webhook.Publisher
-		// outbox enqueues the notify jobs; set once the job runner exists.
-		outbox jobRunner
-	)
-	ntf, links, err := notifier(&cfg, store, func(ctx context.Context, s notify.Sent) { pub.NoticeSent(ctx, noticeEvent(s)) }, log)
+// wireHealth makes the notify pipeline and the health monitor. The
+// syncer acts on the monitor's grants, and the webhook publisher on its
+// decisions: both are made before the monitor starts, so that a grant or
+// a decision always finds them.
+func (a *app) wireHealth(ctx context.Context) error {
+	var err error
+	a.ntf, a.links, err = notifier(a.cfg, a.store, func(ctx context.Context, s notify.Sent) { a.pub.NoticeSent(ctx, noticeEvent(s)) }, a.log)
 	if err != nil {
 		return err
 	}
-	engine := health.DefaultConfig().Tune(cfg.HealthTuning())
-	mon, err := monitor.New(ctx, monitor.Config{
-		Store: store, Logger: log.With("component", "health"), Engine: &engine,
-		OnGrant: func(inboxID string, _ bool) { _ = syn.Now(inboxID) },
-		OnStateChange: func(ctx context.Context, in *holdfast.Inbox, from holdfast.State) {
-			pub.InboxStateChanged(ctx, in, from)
-			// An inbox that needed its owner and no longer does may get the
-			// "resolved" follow-up: at once when it is connected, or once
-			// it is, when an incident paused it (a retroactive incident).
-			if ntf.Resolved() && from.ActionRequired() != holdfast.RequireNone && in.State.ActionRequired() == holdfast.RequireNone {
-				if err := outbox.EnqueueFollowUp(ctx, in.ID, in.Since); err != nil {
-					log.Warn("enqueue resolved follow-up", "inbox_id", in.ID, "err", err)
-				}
-			}
-		},
-		OnIncident: func(ctx context.Context, in *holdfast.Incident, opened bool) { pub.IncidentChanged(ctx, in, opened) },
+	engine := health.DefaultConfig().Tune(a.cfg.HealthTuning())
+	a.mon, err = monitor.New(ctx, monitor.Config{
+		Store: a.store, Logger: a.log.With("component", "health"), Engine: &engine,
+		OnGrant:       func(inboxID string, _ bool) { _ = a.syn.Now(inboxID) },
+		OnStateChange: a.stateChanged,
+		OnIncident:    func(ctx context.Context, in *holdfast.Incident, opened bool) { a.pub.IncidentChanged(ctx, in, opened) },
 		OnNotice: func(ctx context.Context, n *holdfast.Notice) {
 			// On an error the notify sweep enqueues it within a minute.
-			if err := outbox.EnqueueNotice(ctx, n); err != nil {
-				log.Warn("enqueue notice", "notice_id", n.ID, "err", err)
+			if err := a.jobs.EnqueueNotice(ctx, n); err != nil {
+				a.log.Warn("enqueue notice", "notice_id", n.ID, "err", err)
 			}
 		},
 	})
 	if err != nil {
 		return err
 	}
-	m.Registry.MustRegister(mon.Collector())
+	a.metrics.Registry.MustRegister(a.mon.Collector())
+	return nil
+}
 
-	sources, err := oauthSources(&cfg, log)
-	if err != nil {
+// stateChanged publishes an inbox's stored state change. An inbox that
+// needed its owner and no longer does may get the "resolved" follow-up: at
+// once when it is connected, or once it is, when an incident paused it (a
+// retroactive incident).
+func (a *app) stateChanged(ctx context.Context, in *holdfast.Inbox, from holdfast.State) {
+	a.pub.InboxStateChanged(ctx, in, from)
+	if a.ntf.Resolved() && from.ActionRequired() != holdfast.RequireNone && in.State.ActionRequired() == holdfast.RequireNone {
+		if err := a.jobs.EnqueueFollowUp(ctx, in.ID, in.Since); err != nil {
+			a.log.Warn("enqueue resolved follow-up", "inbox_id", in.ID, "err", err)
+		}
+	}
+}
+
+// wireSync makes the OAuth token sources, the connectors and the syncer.
+func (a *app) wireSync() error {
+	var err error
+	if a.sources, err = oauthSources(a.cfg, a.log); err != nil {
 		return err
 	}
-	conns, err := connectors(&cfg, sources, log)
-	if err != nil {
+	if a.conns, err = connectors(a.cfg, a.sources, a.log); err != nil {
 		return err
 	}
-	consent := &httpapi.ConnectConfig{Providers: map[holdfast.Provider]httpapi.OAuthProvider{},
-		Accounts: map[holdfast.Provider]httpapi.AccountReader{}, Health: mon}
-	for p, src := range sources {
-		consent.Providers[p] = src
-		if ar, ok := conns[p].(httpapi.AccountReader); ok {
-			consent.Accounts[p] = ar
-		}
-	}
-	session := func(_ context.Context, in *holdfast.Inbox) (*holdfast.Session, error) {
-		c, err := secrets.OpenCredentials(ring, in.ID, in.Credentials)
-		if err != nil {
-			return nil, fmt.Errorf("open credentials of inbox %s: %w", in.ID, err)
-		}
-		sess := &holdfast.Session{Inbox: in, Password: c.Password, RefreshToken: c.RefreshToken}
-		if c.RefreshToken != "" {
-			var mu sync.Mutex
-			prev := in.Credentials
-			sess.OnTokenRotated = func(ctx context.Context, refreshToken string) error {
-				mu.Lock()
-				defer mu.Unlock()
-				sealed, err := saveRotatedToken(ctx, store, ring, in.ID, prev, refreshToken)
-				if errors.Is(err, secrets.ErrSuperseded) {
-					log.InfoContext(ctx, "rotated refresh token not saved: the inbox was reconnected meanwhile", "inbox_id", in.ID)
-					return nil
-				}
-				if err == nil {
-					prev = sealed
-				}
-				return err
-			}
-		}
-		return sess, nil
-	}
-	syn, err = syncer.New(syncer.Config{
-		Store: store, Monitor: mon, Connectors: conns, Session: session,
-		Interval: cfg.SyncInterval, Concurrency: cfg.SyncConcurrency,
-		Logger: log.With("component", "sync"),
+	a.syn, err = syncer.New(syncer.Config{
+		Store: a.store, Monitor: a.mon, Connectors: a.conns, Session: a.session,
+		Interval: a.cfg.SyncInterval, Concurrency: a.cfg.SyncConcurrency,
+		Logger: a.log.With("component", "sync"),
 		OnMessages: func(ctx context.Context, inboxID string, msgs []holdfast.Message) {
-			pub.MessagesReceived(ctx, inboxID, msgs)
+			a.pub.MessagesReceived(ctx, inboxID, msgs)
 		},
 	})
+	return err
+}
+
+// session opens an inbox's credentials for a connector. A rotated refresh
+// token is saved at once (saveRotatedToken).
+func (a *app) session(_ context.Context, in *holdfast.Inbox) (*holdfast.Session, error) {
+	c, err := secrets.OpenCredentials(a.ring, in.ID, in.Credentials)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("open credentials of inbox %s: %w", in.ID, err)
 	}
-	guard := &webhook.Guard{AllowPrivate: cfg.AllowPrivateWebhooks}
-	sender := webhook.NewSender(guard, webhook.DefaultTimeout)
-	defer sender.Close()
-	jobOpts := []jobs.Option{
+	sess := &holdfast.Session{Inbox: in, Password: c.Password, RefreshToken: c.RefreshToken}
+	if c.RefreshToken != "" {
+		var mu sync.Mutex
+		prev := in.Credentials
+		sess.OnTokenRotated = func(ctx context.Context, refreshToken string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			sealed, err := saveRotatedToken(ctx, a.store, a.ring, in.ID, prev, refreshToken)
+			if errors.Is(err, secrets.ErrSuperseded) {
+				a.log.InfoContext(ctx, "rotated refresh token not saved: the inbox was reconnected meanwhile", "inbox_id", in.ID)
+				return nil
+			}
+			if err == nil {
+				prev = sealed
+			}
+			return err
+		}
+	}
+	return sess, nil
+}
+
+// wireJobs makes the background job runner, with its sends, webhook
+// deliveries and notices, and the webhook publisher, which enqueues its
+// deliveries.
+func (a *app) wireJobs() error {
+	a.guard = &webhook.Guard{AllowPrivate: a.cfg.AllowPrivateWebhooks}
+	sender := webhook.NewSender(a.guard, webhook.DefaultTimeout)
+	a.closers = append(a.closers, sender.Close)
+	opts := []jobs.Option{
 		jobs.WithSends(jobs.SendConfig{
-			Store: store, Monitor: mon, Connectors: conns, Session: session, Timeout: cfg.SendTimeout,
-			OnOutcome: func(ctx context.Context, s *holdfast.Send) { pub.SendChanged(ctx, s) },
+			Store: a.store, Monitor: a.mon, Connectors: a.conns, Session: a.session, Timeout: a.cfg.SendTimeout,
+			OnOutcome: func(ctx context.Context, s *holdfast.Send) { a.pub.SendChanged(ctx, s) },
 		}),
 		jobs.WithWebhooks(jobs.WebhookConfig{
-			Store: store, Sender: sender,
-			OpenSecret: func(id string, sealed []byte) ([]byte, error) { return ring.Open(sealed, webhookSecretAAD(id)) },
-			OnDisabled: func(string) { pub.Invalidate() },
+			Store: a.store, Sender: sender,
+			OpenSecret: func(id string, sealed []byte) ([]byte, error) { return a.ring.Open(sealed, webhookSecretAAD(id)) },
+			OnDisabled: func(string) { a.pub.Invalidate() },
 		}),
-		jobs.WithNotify(jobs.NotifyConfig{Store: store, Notifier: ntf}),
+		jobs.WithNotify(jobs.NotifyConfig{Store: a.store, Notifier: a.ntf}),
 	}
-	jobs, err := b.newJobs(store, log, jobOpts...)
+	var err error
+	if a.jobs, err = a.backend.newJobs(a.store, a.log, opts...); err != nil {
+		return err
+	}
+	a.pub, err = webhook.NewPublisher(webhook.PublisherConfig{Store: a.store, Queue: a.jobs, Logger: a.log.With("component", "webhook")})
+	return err
+}
+
+// wireHTTP makes the API and the dashboard, and listens on --listen: a
+// taken address fails serve before any service starts.
+func (a *app) wireHTTP() error {
+	api, err := a.api()
 	if err != nil {
 		return err
 	}
-	outbox = jobs
-	pub, err = webhook.NewPublisher(webhook.PublisherConfig{Store: store, Queue: jobs, Logger: log.With("component", "webhook")})
-	if err != nil {
-		return err
-	}
-	handler, err := httpapi.NewServer(httpapi.Config{
-		Store:   store,
-		Health:  mon,
-		Syncer:  forgetting{Syncer: syn, sources: sources},
-		Sends:   jobs,
-		Logger:  log,
-		Metrics: m,
-		Connect: consent,
-		Status:  &httpapi.StatusConfig{Links: links, Reconnected: mon.Reconnected},
-		Webhooks: &httpapi.WebhookConfig{
-			Guard: guard, Queue: jobs, Changed: pub.Invalidate,
-			SealSecret: func(id, secret string) ([]byte, error) {
-				return ring.Seal([]byte(secret), webhookSecretAAD(id))
-			},
-		},
-		SealCredentials: func(inboxID string, c httpapi.Credentials) ([]byte, error) {
-			return secrets.SealCredentials(ring, inboxID, secrets.Credentials{Password: c.Password, RefreshToken: c.RefreshToken})
-		},
-	})
-	if err != nil {
-		return err
-	}
-	dashKey, err := dashboardKey(&cfg)
+	dashKey, err := dashboardKey(a.cfg)
 	if err != nil {
 		return err
 	}
 	dash, err := dashboard.New(dashboard.Config{
-		Store: store, Health: mon, Logger: log.With("component", "dashboard"), SessionKey: dashKey,
+		Store: a.store, Health: a.mon, Logger: a.log.With("component", "dashboard"), SessionKey: dashKey,
 		StatusURL: func(email string, now time.Time) string {
-			return "/status/" + links.Sign(email, now.Add(links.Lifetime).Truncate(time.Second))
+			return "/status/" + a.links.Sign(email, now.Add(a.links.Lifetime).Truncate(time.Second))
 		},
 	})
 	if err != nil {
 		return err
 	}
-	handler = withDashboard(handler, dash)
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-	}
+	a.http, err = listenHTTP(a.cfg.Listen, withDashboard(api, dash))
+	return err
+}
 
-	if err := mon.Start(ctx); err != nil {
-		ln.Close()
-		return fmt.Errorf("start health monitor: %w", err)
+// api makes the HTTP API's handler.
+func (a *app) api() (http.Handler, error) {
+	consent := &httpapi.ConnectConfig{Providers: map[holdfast.Provider]httpapi.OAuthProvider{},
+		Accounts: map[holdfast.Provider]httpapi.AccountReader{}, Health: a.mon}
+	for p, src := range a.sources {
+		consent.Providers[p] = src
+		if ar, ok := a.conns[p].(httpapi.AccountReader); ok {
+			consent.Accounts[p] = ar
+		}
 	}
-	if err := jobs.Start(ctx); err != nil {
-		ln.Close()
-		_ = mon.Stop(context.WithoutCancel(ctx))
-		return fmt.Errorf("start background jobs: %w", err)
-	}
-	if err := pub.Start(ctx); err != nil {
-		ln.Close()
-		_ = jobs.Stop(context.WithoutCancel(ctx))
-		_ = mon.Stop(context.WithoutCancel(ctx))
-		return fmt.Errorf("start webhook publisher: %w", err)
-	}
-	if err := syn.Start(ctx); err != nil {
-		ln.Close()
-		_ = jobs.Stop(context.WithoutCancel(ctx))
-		_ = mon.Stop(context.WithoutCancel(ctx))
-		return fmt.Errorf("start syncer: %w", err)
-	}
-	// The server goroutine is owned here: it ends when Shutdown is called
-	// below, and its error comes back on serveErr.
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("holdfast serving", "addr", ln.Addr().String(), "store", b.name, "key_id", ring.ActiveID())
+	return httpapi.NewServer(httpapi.Config{
+		Store:   a.store,
+		Health:  a.mon,
+		Syncer:  forgetting{Syncer: a.syn, sources: a.sources},
+		Sends:   a.jobs,
+		Logger:  a.log,
+		Metrics: a.metrics,
+		Connect: consent,
+		Status:  &httpapi.StatusConfig{Links: a.links, Reconnected: a.mon.Reconnected},
+		Webhooks: &httpapi.WebhookConfig{
+			Guard: a.guard, Queue: a.jobs, Changed: a.pub.Invalidate,
+			SealSecret: func(id, secret string) ([]byte, error) {
+				return a.ring.Seal([]byte(secret), webhookSecretAAD(id))
+			},
+		},
+		SealCredentials: func(inboxID string, c httpapi.Credentials) ([]byte, error) {
+			return secrets.SealCredentials(a.ring, inboxID, secrets.Credentials{Password: c.Password, RefreshToken: c.RefreshToken})
+		},
+	})
+}
 
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "cause", context.Cause(ctx))
-	case err = <-serveErr:
-		log.Error("HTTP server stopped", "err", err)
+// run starts the services in order, serves until ctx ends or the HTTP
+// server fails, then stops them in reverse within the shutdown timeout. A
+// service that fails to start stops the ones started before it.
+func (a *app) run(ctx context.Context) error {
+	g := lifecycle.Group{StopTimeout: a.cfg.ShutdownTimeout}
+	for _, s := range a.services {
+		g.Add(s.name, s.Service)
 	}
-
-	// Shut down within the timeout even if the parent context is gone.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-	defer cancel()
-	var errs []error
-	if err != nil {
-		errs = append(errs, err)
-	}
-	if err := srv.Shutdown(sctx); err != nil {
-		errs = append(errs, fmt.Errorf("shut down HTTP server: %w", err))
-	}
-	if err := syn.Stop(sctx); err != nil {
-		errs = append(errs, err)
-	}
-	if err := jobs.Stop(sctx); err != nil {
-		errs = append(errs, fmt.Errorf("stop background jobs: %w", err))
-	}
-	if err := mon.Stop(sctx); err != nil {
-		errs = append(errs, err)
-	}
-	// Last, so that the events of the parts stopped above are enqueued
-	// (River inserts without its client running).
-	if err := pub.Stop(sctx); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := g.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("holdfast stopped")
+	a.log.Info("holdfast serving", "addr", a.http.addr(), "store", a.backend.name, "key_id", a.ring.ActiveID())
+
+	var err error
+	select {
+	case <-ctx.Done():
+		a.log.Info("shutting down", "cause", context.Cause(ctx))
+	case err = <-a.http.failed:
+		a.log.Error("HTTP server stopped", "err", err)
+	}
+	// Shut down within the timeout even if the parent context is gone.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := errors.Join(err, g.Stop(sctx)); err != nil {
+		return err
+	}
+	a.log.Info("holdfast stopped")
 	return nil
+}
+
+// close runs the closers in reverse: the store closes last.
+func (a *app) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
 }
 
 // jobRunner is the background job system as serve sees it.
 type jobRunner interface {
-	Start(ctx context.Context) error
-	Stop(ctx context.Context) error
+	lifecycle.Service
 	Enqueue(ctx context.Context, s *holdfast.Send) error
 	EnqueueDeliveries(ctx context.Context, ds []webhook.Delivery) error
 	EnqueueNotice(ctx context.Context, n *holdfast.Notice) error
