@@ -46,10 +46,20 @@ type Health interface {
 
 var _ Health = (*monitor.Monitor)(nil)
 
+// Store is the aggregates the dashboard reads: inboxes and their history,
+// what the health engine decided, the notification outbox, and the API
+// keys operators sign in with.
+type Store interface {
+	holdfast.InboxStore
+	holdfast.HealthStore
+	holdfast.NoticeStore
+	holdfast.APIKeyStore
+}
+
 // Config holds the dashboard's dependencies. Store, Health, Logger and a
 // SessionKey of at least 32 bytes are required.
 type Config struct {
-	Store  holdfast.Store
+	Store  Store
 	Health Health
 	Logger *slog.Logger
 	// Clock tells the time; nil means the wall clock.

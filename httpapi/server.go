@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -12,10 +13,25 @@ import (
 	"github.com/holdfast/holdfast"
 )
 
+// Store is the aggregates the API serves: every one but the notices, which
+// only the health engine and the notify pipeline write, and Ping for
+// /readyz.
+type Store interface {
+	holdfast.InboxStore
+	holdfast.MailStore
+	holdfast.SendStore
+	holdfast.HealthStore
+	holdfast.WebhookStore
+	holdfast.APIKeyStore
+	holdfast.OAuthStore
+	// Ping checks that the store can be reached.
+	Ping(ctx context.Context) error
+}
+
 // Config holds the server's dependencies. Store, Health, Logger and
 // SealCredentials are required.
 type Config struct {
-	Store holdfast.Store
+	Store Store
 	// Health is the health engine's operator surface.
 	Health Health
 	Logger *slog.Logger

@@ -66,11 +66,10 @@ const (
 // today's providers and states.
 const DefaultSnapshotRetention = 30 * 24 * time.Hour
 
-// Store is the part of holdfast.Store that the workers use.
+// Store is the aggregates the periodic jobs use: inbox counts, kept as fleet snapshots.
 type Store interface {
-	CountInboxes(ctx context.Context) ([]holdfast.InboxCount, error)
-	AppendFleetSnapshot(ctx context.Context, at time.Time, counts []holdfast.InboxCount) error
-	PruneFleetSnapshots(ctx context.Context, before time.Time) (int64, error)
+	holdfast.InboxStore
+	holdfast.HealthStore
 }
 
 var _ Store = holdfast.Store(nil)

@@ -231,6 +231,10 @@ func TestMigrateTwice(t *testing.T) {
 // fakeStore records snapshots and prunes; CountInboxes returns counts or
 // err, and PruneFleetSnapshots pruned and pruneErr.
 type fakeStore struct {
+	// The aggregates' other methods are not called: they would panic.
+	holdfast.InboxStore
+	holdfast.HealthStore
+
 	counts   []holdfast.InboxCount
 	err      error
 	pruned   int64

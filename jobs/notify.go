@@ -13,9 +13,9 @@ import (
 	"github.com/holdfast/holdfast/notify"
 )
 
-// NotifyStore is the part of holdfast.Store the notify sweep uses.
+// NotifyStore is the aggregate the notify sweep reads: the notices.
 type NotifyStore interface {
-	NoticeRecords(ctx context.Context, f holdfast.NoticeFilter) ([]*holdfast.NoticeRecord, error)
+	holdfast.NoticeStore
 }
 
 var _ NotifyStore = holdfast.Store(nil)

@@ -114,7 +114,13 @@ func TestNotifyJobs(t *testing.T) {
 }
 
 // lazyNotifyStore lets the notifier be made before the store it uses.
-type lazyNotifyStore struct{ p *holdfast.Store }
+type lazyNotifyStore struct {
+	// The aggregates' other methods are not called: they would panic.
+	holdfast.NoticeStore
+	holdfast.InboxStore
+	holdfast.HealthStore
+	p *holdfast.Store
+}
 
 func (s *lazyNotifyStore) Inbox(ctx context.Context, id string) (*holdfast.Inbox, error) {
 	return (*s.p).Inbox(ctx, id)

@@ -14,12 +14,10 @@ import (
 	"github.com/holdfast/holdfast/health"
 )
 
-// SendStore is the part of holdfast.Store the send workers use.
+// SendStore is the aggregates the send workers use: the sends, and their inboxes.
 type SendStore interface {
-	Inbox(ctx context.Context, id string) (*holdfast.Inbox, error)
-	SendByID(ctx context.Context, id string) (*holdfast.Send, error)
-	ChangeSend(ctx context.Context, id string, c holdfast.SendChange) (*holdfast.Send, error)
-	DueSends(ctx context.Context, states []holdfast.SendState, dueBy time.Time, limit int) ([]*holdfast.Send, error)
+	holdfast.SendStore
+	holdfast.InboxStore
 }
 
 var _ SendStore = holdfast.Store(nil)

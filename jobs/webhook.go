@@ -14,11 +14,9 @@ import (
 	"github.com/holdfast/holdfast/webhook"
 )
 
-// WebhookStore is the part of holdfast.Store the webhook worker uses.
+// WebhookStore is the aggregate the webhook worker uses: webhooks and their deliveries.
 type WebhookStore interface {
-	Webhook(ctx context.Context, id string) (*holdfast.Webhook, error)
-	DisableWebhook(ctx context.Context, id string, at time.Time, reason string) error
-	RecordWebhookAttempt(ctx context.Context, d *holdfast.WebhookDelivery, a holdfast.WebhookAttempt) (*holdfast.WebhookDelivery, error)
+	holdfast.WebhookStore
 }
 
 var _ WebhookStore = holdfast.Store(nil)

@@ -97,9 +97,13 @@ func setupWebhooks(t *testing.T, e engine, guard *webhook.Guard) *webhookBundle 
 
 // lazyStore lets the worker's config name the store before setup returns
 // it.
-type lazyStore struct{ p *holdfast.Store }
+type lazyStore struct {
+	// WebhookStore's other methods are not called: they would panic.
+	holdfast.WebhookStore
+	p *holdfast.Store
+}
 
-func storeOf(p *holdfast.Store) jobs.WebhookStore { return lazyStore{p} }
+func storeOf(p *holdfast.Store) jobs.WebhookStore { return lazyStore{p: p} }
 
 func (l lazyStore) Webhook(ctx context.Context, id string) (*holdfast.Webhook, error) {
 	return (*l.p).Webhook(ctx, id)

@@ -27,9 +27,17 @@ import (
 	"github.com/holdfast/holdfast/lifecycle"
 )
 
+// Store is the aggregates a Monitor writes through: the inboxes' states,
+// what the health engine decided, and the notices it decided.
+type Store interface {
+	holdfast.InboxStore
+	holdfast.HealthStore
+	holdfast.NoticeStore
+}
+
 // Config holds a Monitor's dependencies and parameters.
 type Config struct {
-	Store  holdfast.Store
+	Store  Store
 	Clock  holdfast.Clock
 	Logger *slog.Logger
 	// Engine holds the engine's parameters; the zero value means
@@ -66,7 +74,7 @@ type Config struct {
 // is a lifecycle.Service.
 type Monitor struct {
 	cfg   Config
-	store holdfast.Store
+	store Store
 	clock holdfast.Clock
 	log   *slog.Logger
 

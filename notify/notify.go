@@ -62,13 +62,11 @@ const (
 	DefaultHoldRetry = time.Minute
 )
 
-// Store is the part of holdfast.Store the pipeline uses.
+// Store is the aggregates the pipeline uses: notices, the inboxes they are for, and the open incidents.
 type Store interface {
-	Inbox(ctx context.Context, id string) (*holdfast.Inbox, error)
-	Events(ctx context.Context, inboxID string, f holdfast.EventFilter) ([]holdfast.Event, error)
-	Incidents(ctx context.Context, openOnly bool, limit int) ([]*holdfast.Incident, error)
-	NoticeRecords(ctx context.Context, f holdfast.NoticeFilter) ([]*holdfast.NoticeRecord, error)
-	ChangeNotice(ctx context.Context, id int64, c holdfast.NoticeChange) (*holdfast.NoticeRecord, error)
+	holdfast.NoticeStore
+	holdfast.InboxStore
+	holdfast.HealthStore
 }
 
 var _ Store = holdfast.Store(nil)

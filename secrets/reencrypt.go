@@ -8,17 +8,9 @@ import (
 	"github.com/holdfast/holdfast"
 )
 
-// ReencryptStore is the part of holdfast.Store that Reencrypt needs.
+// ReencryptStore is the aggregate that Reencrypt re-seals: the inboxes and their credentials.
 type ReencryptStore interface {
-	// Inbox returns the inbox with the given ID, or holdfast.ErrNotFound.
-	Inbox(ctx context.Context, id string) (*holdfast.Inbox, error)
-	// Inboxes returns one page of inboxes ordered by ID.
-	Inboxes(ctx context.Context, f holdfast.InboxFilter) ([]*holdfast.Inbox, error)
-	// SwapCredentials replaces an inbox's sealed credentials with sealed
-	// only if they are still byte-equal to old. It returns
-	// holdfast.ErrNotFound for an unknown inbox and holdfast.ErrConflict,
-	// with nothing changed, when the credentials are no longer old.
-	SwapCredentials(ctx context.Context, id string, old, sealed []byte) error
+	holdfast.InboxStore
 }
 
 var _ ReencryptStore = holdfast.Store(nil)
@@ -121,17 +113,9 @@ func Reencrypt(ctx context.Context, store ReencryptStore, k *Keyring) (Reencrypt
 	return stats, nil
 }
 
-// WebhookStore is the part of holdfast.Store that ReencryptWebhooks needs.
+// WebhookStore is the aggregate that ReencryptWebhooks re-seals: the webhooks and their signing secrets.
 type WebhookStore interface {
-	// Webhook returns one webhook, or holdfast.ErrNotFound.
-	Webhook(ctx context.Context, id string) (*holdfast.Webhook, error)
-	// Webhooks returns every webhook, ordered by ID.
-	Webhooks(ctx context.Context) ([]*holdfast.Webhook, error)
-	// SwapWebhookSecret replaces a webhook's sealed signing secret with
-	// sealed only if it is still byte-equal to old. It returns
-	// holdfast.ErrNotFound for an unknown webhook and holdfast.ErrConflict,
-	// with nothing changed, when the secret is no longer old.
-	SwapWebhookSecret(ctx context.Context, id string, old, sealed []byte) error
+	holdfast.WebhookStore
 }
 
 var _ WebhookStore = holdfast.Store(nil)

@@ -75,6 +75,9 @@ func (r *sealedRows) value(id string) []byte {
 // fakeStore is an in-memory ReencryptStore. Its pages are at most maxPage
 // inboxes long whatever the caller asks for, like a store that caps Limit.
 type fakeStore struct {
+	// InboxStore's other methods are not called: they would panic.
+	holdfast.InboxStore
+
 	maxPage int
 	sealedRows
 }

@@ -15,7 +15,11 @@ import (
 )
 
 // fakeWebhookStore is an in-memory WebhookStore.
-type fakeWebhookStore struct{ sealedRows }
+type fakeWebhookStore struct {
+	// WebhookStore's other methods are not called: they would panic.
+	holdfast.WebhookStore
+	sealedRows
+}
 
 var _ WebhookStore = (*fakeWebhookStore)(nil)
 
@@ -65,7 +69,7 @@ func setupReencryptWebhooks(t *testing.T, n int) *webhookBundle {
 	b := &webhookBundle{
 		oldRing: newTestKeyring(t, k1),
 		newRing: newTestKeyring(t, k2, k1),
-		store:   &fakeWebhookStore{sealedRows{rows: make(map[string][]byte)}},
+		store:   &fakeWebhookStore{sealedRows: sealedRows{rows: make(map[string][]byte)}},
 		plain:   make(map[string]string),
 	}
 	for i := range n {

@@ -12,7 +12,11 @@ import (
 )
 
 // nopStore stores nothing; the memory benchmark never starts the syncer.
-type nopStore struct{}
+type nopStore struct {
+	// The aggregates' other methods are not called: they would panic.
+	holdfast.InboxStore
+	holdfast.MailStore
+}
 
 func (nopStore) Inbox(context.Context, string) (*holdfast.Inbox, error) {
 	return nil, holdfast.ErrNotFound

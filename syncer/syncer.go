@@ -51,11 +51,10 @@ const (
 	Jitter = 0.1
 )
 
-// Store is the part of holdfast.Store the syncer uses.
+// Store is the aggregates the syncer uses: inboxes and the mail synced into them.
 type Store interface {
-	Inbox(ctx context.Context, id string) (*holdfast.Inbox, error)
-	Inboxes(ctx context.Context, f holdfast.InboxFilter) ([]*holdfast.Inbox, error)
-	SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Message, cursor string, at time.Time) (int, error)
+	holdfast.InboxStore
+	holdfast.MailStore
 }
 
 var _ Store = holdfast.Store(nil)

@@ -19,9 +19,9 @@ type Queue interface {
 	EnqueueDeliveries(ctx context.Context, ds []Delivery) error
 }
 
-// Store is the part of holdfast.Store a Publisher reads.
+// Store is the aggregate a Publisher reads: the webhooks.
 type Store interface {
-	Webhooks(ctx context.Context) ([]*holdfast.Webhook, error)
+	holdfast.WebhookStore
 }
 
 var _ Store = holdfast.Store(nil)

@@ -40,7 +40,11 @@ func (q *fakeQueue) all() []webhook.Delivery {
 }
 
 // fakeStore is a fixed list of webhooks.
-type fakeStore struct{ hooks []*holdfast.Webhook }
+type fakeStore struct {
+	// WebhookStore's other methods are not called: they would panic.
+	holdfast.WebhookStore
+	hooks []*holdfast.Webhook
+}
 
 func (s *fakeStore) Webhooks(context.Context) ([]*holdfast.Webhook, error) { return s.hooks, nil }
 
