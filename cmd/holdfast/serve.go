@@ -365,7 +365,7 @@ func connectors(cfg *config.Config, sources map[holdfast.Provider]*oauth.Source,
 		tlsConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	conns := map[holdfast.Provider]holdfast.Connector{
-		holdfast.ProviderIMAP: imap.New(imap.Config{TLSConfig: tlsConfig, Logger: log.With("component", "imap")}),
+		holdfast.ProviderIMAP: imap.New(imap.Config{TLSConfig: tlsConfig, Logger: log.With("component", "imap"), AllowPrivateHosts: cfg.AllowPrivateMailHosts}),
 	}
 	if src := sources[holdfast.ProviderMicrosoft]; src != nil {
 		c, err := graph.New(graph.Config{BaseURL: cfg.GraphURL, Tokens: src, Logger: log.With("component", "graph")})
