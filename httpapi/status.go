@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -41,7 +42,16 @@ type StatusConfig struct {
 	// back through the health engine). Without it the store moves the
 	// inbox to connecting.
 	Reconnected func(ctx context.Context, inboxID string) error
+	// Verify, if set, checks a password an owner entered against the
+	// inbox's mail servers (the IMAP connector's Verify) before it is
+	// stored: a password that does not work is shown as such on the page
+	// and changes nothing. Without it the password is stored unchecked.
+	Verify func(ctx context.Context, in *holdfast.Inbox, password string) error
 }
+
+// statusVerifyTimeout bounds the check of a password entered on the status
+// page, so the owner's browser gets an answer.
+const statusVerifyTimeout = 45 * time.Second
 
 // statusInbox is one inbox as the status page shows it.
 type statusInbox struct {
@@ -156,6 +166,8 @@ func (s *server) handleStatus() http.Handler {
 		switch r.URL.Query().Get("done") {
 		case "imap":
 			page.Notice = "Thank you: holdfast is checking the new password now."
+		case "verified":
+			page.Notice = "Thank you: the new password works, and holdfast is resuming the inbox now."
 		case "bad":
 			page.Error = "That form has expired; please try again."
 		}
@@ -183,6 +195,12 @@ func (s *server) ownerForm(w http.ResponseWriter, r *http.Request, action string
 		return "", nil, false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err == nil {
+		if err := holdfast.CheckValues(r.Form, holdfast.MaxText); err != nil {
+			s.renderOwner(w, r, http.StatusBadRequest, statusPage{Token: token, Email: email, Error: "That form could not be used: " + err.Error()})
+			return "", nil, false
+		}
+	}
 	id := r.PathValue("inbox_id")
 	in, err := s.cfg.Store.Inbox(r.Context(), id)
 	if err != nil || !strings.EqualFold(in.Owner(), email) || r.ParseForm() != nil ||
@@ -267,14 +285,50 @@ func (s *server) handleStatusIMAP() http.Handler {
 			http.Redirect(w, r, "/status/"+token+"?done=bad", http.StatusSeeOther)
 			return
 		}
+		done := "imap"
+		if s.cfg.Status.Verify != nil {
+			if problem := s.statusVerify(r.Context(), in, pw); problem != "" {
+				email, _ := s.cfg.Status.Links.Verify(token, s.cfg.Clock.Now())
+				s.renderOwner(w, r, http.StatusBadRequest, statusPage{Token: token, Email: email, Error: problem})
+				return
+			}
+			done = "verified"
+		}
 		if err := s.statusSetPassword(r.Context(), in, pw); err != nil {
 			s.log.ErrorContext(r.Context(), "status page: new IMAP password", "inbox_id", in.ID, "err", err)
 			http.Error(w, "Something went wrong; please try again in a minute.", http.StatusInternalServerError)
 			return
 		}
 		s.log.InfoContext(r.Context(), "owner entered a new IMAP password", "inbox_id", in.ID)
-		http.Redirect(w, r, "/status/"+token+"?done=imap", http.StatusSeeOther)
+		http.Redirect(w, r, "/status/"+token+"?done="+done, http.StatusSeeOther)
 	})
+}
+
+// statusVerify checks a password an owner entered (StatusConfig.Verify)
+// and returns what to tell them when it does not work, or "". The error
+// itself, which may name servers and addresses, goes to the log only.
+func (s *server) statusVerify(ctx context.Context, in *holdfast.Inbox, pw string) string {
+	ctx, cancel := context.WithTimeout(ctx, statusVerifyTimeout)
+	defer cancel()
+	err := s.cfg.Status.Verify(ctx, in, pw)
+	if err == nil {
+		return ""
+	}
+	s.log.InfoContext(ctx, "status page: new IMAP password does not work", "inbox_id", in.ID, "err", err)
+	pe, _ := errors.AsType[*holdfast.ProviderError](err)
+	var msg string
+	switch {
+	case holdfast.ClassOf(err) != holdfast.ClassPermanent:
+		msg = "holdfast could not reach your mail server to check it; please try again in a few minutes."
+	case pe.Action == holdfast.ActionReconnect:
+		msg = "your mail server did not accept it."
+	default:
+		msg = "holdfast cannot use your mail server as it is set up."
+	}
+	if pe != nil && pe.UserMessage != "" {
+		msg += " " + pe.UserMessage
+	}
+	return "That password was not saved: " + msg + " Nothing has changed."
 }
 
 func (s *server) statusSetPassword(ctx context.Context, in *holdfast.Inbox, pw string) error {

@@ -24,6 +24,7 @@ import (
 	"github.com/holdfast/holdfast/jobs"
 	"github.com/holdfast/holdfast/metrics"
 	"github.com/holdfast/holdfast/monitor"
+	"github.com/holdfast/holdfast/netguard"
 	"github.com/holdfast/holdfast/notify"
 	"github.com/holdfast/holdfast/provider/gmail"
 	"github.com/holdfast/holdfast/provider/graph"
@@ -201,13 +202,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Logger:  log,
 		Metrics: m,
 		Connect: consent,
-		Status:  &httpapi.StatusConfig{Links: links, Reconnected: mon.Reconnected},
+		Status:  &httpapi.StatusConfig{Links: links, Reconnected: mon.Reconnected, Verify: verifyPassword(conns)},
 		Webhooks: &httpapi.WebhookConfig{
 			Guard: guard, Queue: jobs, Changed: pub.Invalidate,
 			SealSecret: func(id, secret string) ([]byte, error) {
 				return ring.Seal([]byte(secret), webhookSecretAAD(id))
 			},
 		},
+		MailHosts: &netguard.Guard{AllowPrivate: cfg.AllowPrivateMailHosts},
 		SealCredentials: func(inboxID string, c httpapi.Credentials) ([]byte, error) {
 			return secrets.SealCredentials(ring, inboxID, secrets.Credentials{Password: c.Password, RefreshToken: c.RefreshToken})
 		},
@@ -464,4 +466,12 @@ func dashboardKey(cfg *config.Config) ([]byte, error) {
 		return nil, err
 	}
 	return dashboard.DeriveKey(k), nil
+}
+
+// verifyPassword checks a password an owner typed on the status page by
+// signing in with it (the IMAP connector's Verify), before it is stored.
+func verifyPassword(conns map[holdfast.Provider]holdfast.Connector) func(context.Context, *holdfast.Inbox, string) error {
+	return func(ctx context.Context, in *holdfast.Inbox, pw string) error {
+		return conns[holdfast.ProviderIMAP].Verify(ctx, &holdfast.Session{Inbox: in, Password: pw})
+	}
 }
