@@ -75,6 +75,8 @@ func TestTextRejectedAtTheEdge(t *testing.T) {
 	}{
 		{"NULInNote", "POST", "/v1/incidents", `{"provider":"google","note":"a\u0000b"}`, "note"},
 		{"InvalidUTF8InNote", "POST", "/v1/incidents", "{\"provider\":\"google\",\"note\":\"a\xffb\"}", "note"},
+		{"NULInAKey", "POST", "/v1/incidents", `{"provider":"google","a\u0000":1}`, `"a\x00"`},
+		{"EmptyKey", "POST", "/v1/incidents", `{"provider":"google","":"\u0000"}`, `""`},
 		{"LongTenant", "POST", "/v1/incidents", `{"provider":"google","tenant":"` + strings.Repeat("t", 5000) + `"}`, "tenant"},
 		{"NULInUsername", "POST", "/v1/inboxes", imapInbox("imap.example.org", "smtp.example.org", "u\x00", "pw"), "username"},
 		{"NULInPassword", "POST", "/v1/inboxes", imapInbox("imap.example.org", "smtp.example.org", "u", "p\x00w"), "password"},

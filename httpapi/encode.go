@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/holdfast/holdfast"
@@ -96,7 +97,10 @@ func decodeError(err error) error {
 	}
 	// encoding/json reports unknown fields only as text: `json: unknown field "x"`.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return holdfast.Invalidf(strings.Trim(name, `"`), "unknown field")
+		if key, err := strconv.Unquote(name); err == nil && key != "" {
+			name = key
+		}
+		return holdfast.Invalidf(name, "unknown field")
 	}
 	return &holdfast.InvalidError{Message: "malformed JSON: " + err.Error()}
 }

@@ -78,8 +78,11 @@ func checkJSONText(body []byte, limit func(path string) int) error {
 		case string:
 			if n := len(stack) - 1; n >= 0 && stack[n].wantKey {
 				stack[n].wantKey, stack[n].key = false, tok
+				if tok == "" {
+					stack[n].key = `""` // named as decodeError names it
+				}
 				if !utf8.Valid(raw) || strings.IndexByte(tok, 0) >= 0 {
-					stack[n].key = strconv.QuoteToASCII(string(raw))
+					stack[n].key = strconv.QuoteToASCII(tok)
 					return holdfast.Invalidf(path(), "is not a valid field name")
 				}
 				continue
