@@ -186,19 +186,21 @@ func (s *server) renderOwner(w http.ResponseWriter, r *http.Request, status int,
 	renderStatus(w, status, page)
 }
 
-// ownerForm checks a status page form: the token, that the inbox is the
-// owner's, and the per-form token. It returns the inbox, or writes the
-// answer itself.
-func (s *server) ownerForm(w http.ResponseWriter, r *http.Request, action string) (string, *holdfast.Inbox, bool) {
+// ownerForm checks a status page form: the token, that its fields are
+// text, that the inbox is the owner's, and the per-form token. It returns
+// the page for the token and the inbox, or writes the answer itself.
+func (s *server) ownerForm(w http.ResponseWriter, r *http.Request, action string) (statusPage, *holdfast.Inbox, bool) {
 	token, email, ok := s.owner(w, r)
 	if !ok {
-		return "", nil, false
+		return statusPage{}, nil, false
 	}
+	page := statusPage{Token: token, Email: email}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err == nil {
 		if err := holdfast.CheckValues(r.Form, holdfast.MaxText); err != nil {
-			s.renderOwner(w, r, http.StatusBadRequest, statusPage{Token: token, Email: email, Error: "That form could not be used: " + err.Error()})
-			return "", nil, false
+			page.Error = "That form could not be used: " + err.Error()
+			s.renderOwner(w, r, http.StatusBadRequest, page)
+			return statusPage{}, nil, false
 		}
 	}
 	id := r.PathValue("inbox_id")
@@ -206,19 +208,20 @@ func (s *server) ownerForm(w http.ResponseWriter, r *http.Request, action string
 	if err != nil || !strings.EqualFold(in.Owner(), email) || r.ParseForm() != nil ||
 		!s.cfg.Status.Links.CheckFormToken(r.PostForm.Get("form_token"), token, id, action) {
 		http.Redirect(w, r, "/status/"+token+"?done=bad", http.StatusSeeOther)
-		return "", nil, false
+		return statusPage{}, nil, false
 	}
-	return token, in, true
+	return page, in, true
 }
 
 // handleStatusReconnect serves POST /status/{token}/reconnect/{inbox_id}:
 // it sends the owner of a Microsoft or Google inbox on to ReconnectURL.
 func (s *server) handleStatusReconnect() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, in, ok := s.ownerForm(w, r, "reconnect")
+		page, in, ok := s.ownerForm(w, r, "reconnect")
 		if !ok {
 			return
 		}
+		token := page.Token
 		if op := s.consentProvider(in.Provider); op != nil {
 			u, err := s.startConsent(r.Context(), in, op, s.cfg.Status.Links.PublicURL+"/status/"+token)
 			if err != nil {
@@ -276,10 +279,11 @@ func (s *server) startConsent(ctx context.Context, in *holdfast.Inbox, op OAuthP
 // through the health engine and is synced at once.
 func (s *server) handleStatusIMAP() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, in, ok := s.ownerForm(w, r, "imap")
+		page, in, ok := s.ownerForm(w, r, "imap")
 		if !ok {
 			return
 		}
+		token := page.Token
 		pw := r.PostForm.Get("password")
 		if in.Provider != holdfast.ProviderIMAP || pw == "" || len(pw) > 1024 {
 			http.Redirect(w, r, "/status/"+token+"?done=bad", http.StatusSeeOther)
@@ -287,9 +291,8 @@ func (s *server) handleStatusIMAP() http.Handler {
 		}
 		done := "imap"
 		if s.cfg.Status.Verify != nil {
-			if problem := s.statusVerify(r.Context(), in, pw); problem != "" {
-				email, _ := s.cfg.Status.Links.Verify(token, s.cfg.Clock.Now())
-				s.renderOwner(w, r, http.StatusBadRequest, statusPage{Token: token, Email: email, Error: problem})
+			if page.Error = s.statusVerify(r.Context(), in, pw); page.Error != "" {
+				s.renderOwner(w, r, http.StatusBadRequest, page)
 				return
 			}
 			done = "verified"
