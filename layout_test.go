@@ -94,6 +94,8 @@ func TestDependencyRules(t *testing.T) {
 		{"jobs", []string{module + "/store/", module + "/provider/"}, nil},
 		{"config", []string{module + "/health"}, nil},
 		{"provider/...", runtime, nil},
+		// The address guard is shared by webhooks and the mail connectors.
+		{"netguard", []string{module + "/"}, nil},
 	}
 	for _, r := range rules {
 		for _, path := range goFiles(t, r.dir) {

@@ -53,6 +53,10 @@ type Config struct {
 	// AllowPrivateWebhooks lets webhooks reach loopback, private and other
 	// internal addresses, which are refused by default (serve only).
 	AllowPrivateWebhooks bool
+	// AllowPrivateMailHosts lets inboxes' IMAP and SMTP hosts be loopback,
+	// private and other internal addresses, which are refused by default
+	// (serve only): for self-hosted mail servers on a private network.
+	AllowPrivateMailHosts bool
 	// NotifySMTPURL is the relay notices are mailed through,
 	// smtp://user:pass@host:port (STARTTLS) or smtps:// (implicit TLS);
 	// empty records notices without mailing them (serve only). It holds a
@@ -167,6 +171,8 @@ var env = map[string]string{
 	"health-keepalive":       "HOLDFAST_HEALTH_KEEPALIVE",
 	"health-bucket":          "HOLDFAST_HEALTH_BUCKET",
 	"health-close-window":    "HOLDFAST_HEALTH_CLOSE_WINDOW",
+
+	"allow-private-mail-hosts": "HOLDFAST_ALLOW_PRIVATE_MAIL_HOSTS",
 }
 
 // NewFlagSet returns a flag set for subcommand name with the given flag
@@ -189,6 +195,7 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 		fs.DurationVar(&c.SendTimeout, "send-timeout", 6*time.Minute, "bound on one attempt at a send (env HOLDFAST_SEND_TIMEOUT)")
 		fs.StringVar(&c.MailCAFile, "mail-ca-file", "", "PEM file of extra CA certificates to trust for mail servers (env HOLDFAST_MAIL_CA_FILE)")
 		fs.BoolVar(&c.AllowPrivateWebhooks, "allow-private-webhooks", false, "let webhooks reach loopback, private and link-local addresses (env HOLDFAST_ALLOW_PRIVATE_WEBHOOKS)")
+		fs.BoolVar(&c.AllowPrivateMailHosts, "allow-private-mail-hosts", false, "let inboxes' IMAP and SMTP hosts be loopback, private and link-local addresses, for mail servers on a private network (env HOLDFAST_ALLOW_PRIVATE_MAIL_HOSTS)")
 		fs.StringVar(&c.NotifySMTPURL, "notify-smtp-url", "", "relay that mails notices, smtp://user:pass@host:port or smtps://; empty: notices are not mailed, only sent as notice.sent webhook events (env HOLDFAST_NOTIFY_SMTP_URL)")
 		fs.StringVar(&c.NotifyFrom, "notify-from", "", "From address of the notices (env HOLDFAST_NOTIFY_FROM)")
 		fs.StringVar(&c.TemplatesDir, "templates-dir", "", "directory of message templates replacing the embedded ones of the same name (env HOLDFAST_TEMPLATES_DIR)")

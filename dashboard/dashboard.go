@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/holdfast/holdfast"
@@ -104,7 +105,27 @@ func New(cfg Config) (http.Handler, error) {
 	d := &dash{cfg: cfg, log: cfg.Logger, tmpl: tmpl, static: static}
 	mux := http.NewServeMux()
 	d.addRoutes(mux)
-	return securityHeaders(mux), nil
+	return securityHeaders(checkQuery(mux)), nil
+}
+
+// badText answers 400 naming the field when a form or query string holds
+// a value that is not text (holdfast.CheckValues), and reports whether
+// it did.
+func badText(w http.ResponseWriter, values url.Values) bool {
+	if err := holdfast.CheckValues(values, holdfast.MaxText); err != nil {
+		http.Error(w, "The form could not be used: "+err.Error(), http.StatusBadRequest)
+		return true
+	}
+	return false
+}
+
+// checkQuery applies badText to every request's query string.
+func checkQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !badText(w, r.URL.Query()) {
+			next.ServeHTTP(w, r)
+		}
+	})
 }
 
 // dash holds what the handlers share.

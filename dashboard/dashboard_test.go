@@ -156,10 +156,10 @@ const (
 // setup makes a dashboard over a SQLite store holding an open Microsoft
 // incident with two paused inboxes and a held action, a resolved IMAP
 // incident, and notices in every status.
-func setup(t *testing.T) *testBundle { return setupWith(t, false) }
+func setup(t testing.TB) *testBundle { return setupWith(t, false) }
 
 // setupWith is setup, with the day of fleet snapshots if snapshots.
-func setupWith(t *testing.T, snapshots bool) *testBundle {
+func setupWith(t testing.TB, snapshots bool) *testBundle {
 	t.Helper()
 	ctx := t.Context()
 	st := sqlitetest.Open(t)
@@ -266,30 +266,33 @@ func setupWith(t *testing.T, snapshots bool) *testBundle {
 	return &testBundle{h: h, st: st, health: health, clock: clock, key: key}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-// tWriter sends logs to t.Log.
-type tWriter struct{ t *testing.T }
+// tWriter sends logs to t.Log; a fuzz target's logs are dropped, since
+// testing.F may not log from inside it.
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+	if _, fuzz := w.t.(*testing.F); !fuzz {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
 }
 
 // browser is a cookie-keeping client of the handler.
 type browser struct {
-	t       *testing.T
+	t       testing.TB
 	h       http.Handler
 	cookies map[string]*http.Cookie
 	headers map[string]string
 }
 
-func (b *testBundle) browser(t *testing.T) *browser {
+func (b *testBundle) browser(t testing.TB) *browser {
 	return &browser{t: t, h: b.h, cookies: map[string]*http.Cookie{}, headers: map[string]string{}}
 }
 
@@ -327,7 +330,7 @@ func (br *browser) do(method, target string, form url.Values) *httptest.Response
 var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // csrfOf returns the CSRF token of the page's forms.
-func csrfOf(t *testing.T, page string) string {
+func csrfOf(t testing.TB, page string) string {
 	t.Helper()
 	m := csrfRe.FindStringSubmatch(page)
 	if m == nil {

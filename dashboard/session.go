@@ -132,6 +132,9 @@ func (d *dash) checkCSRF(next sessionHandler) sessionHandler {
 			http.Error(w, "The form could not be read.", http.StatusBadRequest)
 			return
 		}
+		if badText(w, r.PostForm) {
+			return
+		}
 		if !sameOrigin(r) || !hmac.Equal([]byte(r.PostForm.Get(csrfField)), []byte(d.csrf(s))) {
 			d.log.WarnContext(r.Context(), "dashboard: POST without a valid CSRF token", "path", r.URL.Path, "key_id", s.KeyID)
 			http.Error(w, "This form has expired or did not come from the dashboard: reload the page and try again.", http.StatusForbidden)
@@ -203,6 +206,9 @@ func (d *dash) handleLogin() http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 		if err := r.ParseForm(); err != nil {
 			http.Error(w, "The form could not be read.", http.StatusBadRequest)
+			return
+		}
+		if badText(w, r.PostForm) {
 			return
 		}
 		c, err := r.Cookie(loginCookie)

@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/holdfast/holdfast"
@@ -39,11 +41,23 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 }
 
 // decode reads one JSON object of type T from the request body. It rejects
-// unknown fields, trailing data and bodies over the size limit, and names
-// the bad field in the error.
+// unknown fields, trailing data, bodies over the size limit and text that
+// is not text (checkJSONText), and names the bad field in the error. It
+// is the one way request bodies enter the API.
 func decode[T any](r *http.Request, w http.ResponseWriter, limit int64) (T, error) {
 	var v T
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return v, decodeError(err)
+	}
+	maxLen := func(string) int { return holdfast.MaxText }
+	if l, ok := any(&v).(longText); ok {
+		maxLen = l.maxLen
+	}
+	if err := checkJSONText(body, maxLen); err != nil {
+		return v, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
 		return v, decodeError(err)
@@ -83,7 +97,10 @@ func decodeError(err error) error {
 	}
 	// encoding/json reports unknown fields only as text: `json: unknown field "x"`.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return holdfast.Invalidf(strings.Trim(name, `"`), "unknown field")
+		if key, err := strconv.Unquote(name); err == nil && key != "" {
+			name = key
+		}
+		return holdfast.Invalidf(name, "unknown field")
 	}
 	return &holdfast.InvalidError{Message: "malformed JSON: " + err.Error()}
 }

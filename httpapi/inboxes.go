@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -60,6 +61,17 @@ type createInboxRequest struct {
 	RefreshToken string                 `json:"refresh_token"`
 }
 
+// maxLen implements longText: a refresh token may be long.
+func (req *createInboxRequest) maxLen(path string) int {
+	if path == "refresh_token" {
+		return maxRefreshToken
+	}
+	return holdfast.MaxText
+}
+
+// maxRefreshToken is the longest refresh token an inbox is created with.
+const maxRefreshToken = 8192
+
 // valid checks the request and returns the inbox it describes, without ID
 // or credentials.
 func (req *createInboxRequest) valid() (*holdfast.Inbox, error) {
@@ -116,8 +128,8 @@ func (req *createInboxRequest) valid() (*holdfast.Inbox, error) {
 		switch {
 		case req.RefreshToken == "":
 			return nil, holdfast.Invalidf("refresh_token", "is required for provider %s", p)
-		case len(req.RefreshToken) > 8192:
-			return nil, holdfast.Invalidf("refresh_token", "is longer than 8192 bytes")
+		case len(req.RefreshToken) > maxRefreshToken:
+			return nil, holdfast.Invalidf("refresh_token", "is longer than %d bytes", maxRefreshToken)
 		case req.Password != "":
 			return nil, holdfast.Invalidf("password", "is not used with provider %s; give a refresh_token", p)
 		case req.IMAP != nil:
@@ -190,6 +202,25 @@ func validServer(field string, c *holdfast.ServerConfig) error {
 	return nil
 }
 
+// checkMailHosts refuses an inbox whose IMAP or SMTP host is, or resolves
+// to, an internal address (Config.MailHosts), naming the field. The
+// message never says what a name resolves to.
+func (s *server) checkMailHosts(ctx context.Context, in *holdfast.Inbox) error {
+	for _, f := range []struct {
+		field  string
+		server *holdfast.ServerConfig
+	}{{"imap.host", in.IMAP}, {"smtp.host", in.SMTP}} {
+		if f.server == nil {
+			continue
+		}
+		if err := s.cfg.MailHosts.CheckHost(ctx, f.server.Host); err != nil {
+			return holdfast.Invalidf(f.field, "%s is refused: holdfast does not connect to internal addresses "+
+				"unless its operator allows them (--allow-private-mail-hosts)", f.server.Host)
+		}
+	}
+	return nil
+}
+
 // handleCreateInbox connects an inbox: POST /v1/inboxes.
 func (s *server) handleCreateInbox() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -199,6 +230,9 @@ func (s *server) handleCreateInbox() http.Handler {
 			return
 		}
 		in, err := req.valid()
+		if err == nil {
+			err = s.checkMailHosts(r.Context(), in)
+		}
 		if err != nil {
 			s.respondErr(w, r, err)
 			return

@@ -41,6 +41,14 @@ type sendRequest struct {
 	IdempotencyKey string   `json:"idempotency_key"`
 }
 
+// maxLen implements longText: a send's text and HTML bodies may be long.
+func (req *sendRequest) maxLen(path string) int {
+	if path == "text" || path == "html" {
+		return maxBodyText
+	}
+	return holdfast.MaxText
+}
+
 // valid checks the request and returns the send it describes, without
 // IDs, inbox or Message-ID.
 func (req *sendRequest) valid(now time.Time) (*holdfast.Send, error) {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/netguard"
 )
 
 // Store is the aggregates the API serves: every one but the notices, which
@@ -60,6 +61,10 @@ type Config struct {
 	Metrics MetricsHandler
 	// MaxBodyBytes caps request bodies; zero means 1 MiB.
 	MaxBodyBytes int64
+	// MailHosts judges the IMAP and SMTP hosts of new inboxes; nil refuses
+	// internal addresses (a zero netguard.Guard). The connectors check
+	// again at the address they dial.
+	MailHosts *netguard.Guard
 }
 
 // Credentials is the secret an inbox is connected with: a password for
@@ -92,6 +97,9 @@ func NewServer(cfg Config) (http.Handler, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = holdfast.SystemClock{}
 	}
+	if cfg.MailHosts == nil {
+		cfg.MailHosts = &netguard.Guard{}
+	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
@@ -99,6 +107,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	s.addRoutes(mux)
 	var h http.Handler = mux
+	h = checkQuery(h)
 	h = recoverPanics(s.log, h)
 	if cfg.Metrics != nil {
 		h = cfg.Metrics.Middleware(h)

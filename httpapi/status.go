@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -41,7 +42,16 @@ type StatusConfig struct {
 	// back through the health engine). Without it the store moves the
 	// inbox to connecting.
 	Reconnected func(ctx context.Context, inboxID string) error
+	// Verify, if set, checks a password an owner entered against the
+	// inbox's mail servers (the IMAP connector's Verify) before it is
+	// stored: a password that does not work is shown as such on the page
+	// and changes nothing. Without it the password is stored unchecked.
+	Verify func(ctx context.Context, in *holdfast.Inbox, password string) error
 }
+
+// statusVerifyTimeout bounds the check of a password entered on the status
+// page, so the owner's browser gets an answer.
+const statusVerifyTimeout = 45 * time.Second
 
 // statusInbox is one inbox as the status page shows it.
 type statusInbox struct {
@@ -156,6 +166,8 @@ func (s *server) handleStatus() http.Handler {
 		switch r.URL.Query().Get("done") {
 		case "imap":
 			page.Notice = "Thank you: holdfast is checking the new password now."
+		case "verified":
+			page.Notice = "Thank you: the new password works, and holdfast is resuming the inbox now."
 		case "bad":
 			page.Error = "That form has expired; please try again."
 		}
@@ -174,33 +186,42 @@ func (s *server) renderOwner(w http.ResponseWriter, r *http.Request, status int,
 	renderStatus(w, status, page)
 }
 
-// ownerForm checks a status page form: the token, that the inbox is the
-// owner's, and the per-form token. It returns the inbox, or writes the
-// answer itself.
-func (s *server) ownerForm(w http.ResponseWriter, r *http.Request, action string) (string, *holdfast.Inbox, bool) {
+// ownerForm checks a status page form: the token, that its fields are
+// text, that the inbox is the owner's, and the per-form token. It returns
+// the page for the token and the inbox, or writes the answer itself.
+func (s *server) ownerForm(w http.ResponseWriter, r *http.Request, action string) (statusPage, *holdfast.Inbox, bool) {
 	token, email, ok := s.owner(w, r)
 	if !ok {
-		return "", nil, false
+		return statusPage{}, nil, false
 	}
+	page := statusPage{Token: token, Email: email}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err == nil {
+		if err := holdfast.CheckValues(r.Form, holdfast.MaxText); err != nil {
+			page.Error = "That form could not be used: " + err.Error()
+			s.renderOwner(w, r, http.StatusBadRequest, page)
+			return statusPage{}, nil, false
+		}
+	}
 	id := r.PathValue("inbox_id")
 	in, err := s.cfg.Store.Inbox(r.Context(), id)
 	if err != nil || !strings.EqualFold(in.Owner(), email) || r.ParseForm() != nil ||
 		!s.cfg.Status.Links.CheckFormToken(r.PostForm.Get("form_token"), token, id, action) {
 		http.Redirect(w, r, "/status/"+token+"?done=bad", http.StatusSeeOther)
-		return "", nil, false
+		return statusPage{}, nil, false
 	}
-	return token, in, true
+	return page, in, true
 }
 
 // handleStatusReconnect serves POST /status/{token}/reconnect/{inbox_id}:
 // it sends the owner of a Microsoft or Google inbox on to ReconnectURL.
 func (s *server) handleStatusReconnect() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, in, ok := s.ownerForm(w, r, "reconnect")
+		page, in, ok := s.ownerForm(w, r, "reconnect")
 		if !ok {
 			return
 		}
+		token := page.Token
 		if op := s.consentProvider(in.Provider); op != nil {
 			u, err := s.startConsent(r.Context(), in, op, s.cfg.Status.Links.PublicURL+"/status/"+token)
 			if err != nil {
@@ -258,14 +279,23 @@ func (s *server) startConsent(ctx context.Context, in *holdfast.Inbox, op OAuthP
 // through the health engine and is synced at once.
 func (s *server) handleStatusIMAP() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, in, ok := s.ownerForm(w, r, "imap")
+		page, in, ok := s.ownerForm(w, r, "imap")
 		if !ok {
 			return
 		}
+		token := page.Token
 		pw := r.PostForm.Get("password")
 		if in.Provider != holdfast.ProviderIMAP || pw == "" || len(pw) > 1024 {
 			http.Redirect(w, r, "/status/"+token+"?done=bad", http.StatusSeeOther)
 			return
+		}
+		done := "imap"
+		if s.cfg.Status.Verify != nil {
+			if page.Error = s.statusVerify(r.Context(), in, pw); page.Error != "" {
+				s.renderOwner(w, r, http.StatusBadRequest, page)
+				return
+			}
+			done = "verified"
 		}
 		if err := s.statusSetPassword(r.Context(), in, pw); err != nil {
 			s.log.ErrorContext(r.Context(), "status page: new IMAP password", "inbox_id", in.ID, "err", err)
@@ -273,8 +303,35 @@ func (s *server) handleStatusIMAP() http.Handler {
 			return
 		}
 		s.log.InfoContext(r.Context(), "owner entered a new IMAP password", "inbox_id", in.ID)
-		http.Redirect(w, r, "/status/"+token+"?done=imap", http.StatusSeeOther)
+		http.Redirect(w, r, "/status/"+token+"?done="+done, http.StatusSeeOther)
 	})
+}
+
+// statusVerify checks a password an owner entered (StatusConfig.Verify)
+// and returns what to tell them when it does not work, or "". The error
+// itself, which may name servers and addresses, goes to the log only.
+func (s *server) statusVerify(ctx context.Context, in *holdfast.Inbox, pw string) string {
+	ctx, cancel := context.WithTimeout(ctx, statusVerifyTimeout)
+	defer cancel()
+	err := s.cfg.Status.Verify(ctx, in, pw)
+	if err == nil {
+		return ""
+	}
+	s.log.InfoContext(ctx, "status page: new IMAP password does not work", "inbox_id", in.ID, "err", err)
+	pe, _ := errors.AsType[*holdfast.ProviderError](err)
+	var msg string
+	switch {
+	case holdfast.ClassOf(err) != holdfast.ClassPermanent:
+		msg = "holdfast could not reach your mail server to check it; please try again in a few minutes."
+	case pe.Action == holdfast.ActionReconnect:
+		msg = "your mail server did not accept it."
+	default:
+		msg = "holdfast cannot use your mail server as it is set up."
+	}
+	if pe != nil && pe.UserMessage != "" {
+		msg += " " + pe.UserMessage
+	}
+	return "That password was not saved: " + msg + " Nothing has changed."
 }
 
 func (s *server) statusSetPassword(ctx context.Context, in *holdfast.Inbox, pw string) error {

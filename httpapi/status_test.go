@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,8 +22,10 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/httpapi"
 	"github.com/holdfast/holdfast/monitor"
+	"github.com/holdfast/holdfast/netguard"
 	"github.com/holdfast/holdfast/notify"
 	"github.com/holdfast/holdfast/store/sqlite"
+	"github.com/holdfast/holdfast/webhook"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -46,6 +49,17 @@ func (fakeHealth) Release(context.Context, int64) error { return errors.New("not
 func (fakeHealth) AddInbox(*holdfast.Inbox) error       { return nil }
 func (fakeHealth) RemoveInbox(string)                   {}
 
+// noDNS answers names from /etc/hosts only (localhost), so that tests
+// never wait on a DNS server.
+var noDNS = &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("no DNS in tests")
+}}
+
+// nopQueue drops webhook deliveries.
+type nopQueue struct{}
+
+func (nopQueue) EnqueueDeliveries(context.Context, []webhook.Delivery) error { return nil }
+
 type statusBundle struct {
 	store       *sqlite.Store
 	links       *notify.Links
@@ -55,7 +69,19 @@ type statusBundle struct {
 	sealed      map[string]string
 }
 
-func setupStatus(t *testing.T, reconnectURL string) *statusBundle {
+func setupStatus(t testing.TB, reconnectURL string) *statusBundle {
+	t.Helper()
+	return setupStatusVerify(t, reconnectURL, nil)
+}
+
+// setupStatusVerify is setupStatus with a StatusConfig.Verify.
+func setupStatusVerify(t testing.TB, reconnectURL string, verify func(context.Context, *holdfast.Inbox, string) error) *statusBundle {
+	t.Helper()
+	return setupServer(t, reconnectURL, verify, fakeHealth{})
+}
+
+// setupServer is setupStatusVerify with the given health engine.
+func setupServer(t testing.TB, reconnectURL string, verify func(context.Context, *holdfast.Inbox, string) error, health httpapi.Health) *statusBundle {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "holdfast.db"))
 	if err != nil {
@@ -71,7 +97,7 @@ func setupStatus(t *testing.T, reconnectURL string) *statusBundle {
 	}
 	b := &statusBundle{store: st, links: links, sealed: map[string]string{}}
 	h, err := httpapi.NewServer(httpapi.Config{
-		Store: st, Health: fakeHealth{}, Logger: slog.New(slog.DiscardHandler), Clock: fixedClock(t0),
+		Store: st, Health: health, Logger: slog.New(slog.DiscardHandler), Clock: fixedClock(t0),
 		SealCredentials: func(id string, c httpapi.Credentials) ([]byte, error) {
 			b.mu.Lock()
 			defer b.mu.Unlock()
@@ -86,7 +112,13 @@ func setupStatus(t *testing.T, reconnectURL string) *statusBundle {
 				b.reconnected = append(b.reconnected, id)
 				return nil
 			},
+			Verify: verify,
 		},
+		Webhooks: &httpapi.WebhookConfig{
+			Guard: &webhook.Guard{Resolver: noDNS}, Queue: nopQueue{},
+			SealSecret: func(id, secret string) ([]byte, error) { return []byte("sealed:" + id), nil },
+		},
+		MailHosts: &netguard.Guard{Resolver: noDNS},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +128,7 @@ func setupStatus(t *testing.T, reconnectURL string) *statusBundle {
 	return b
 }
 
-func (b *statusBundle) inbox(t *testing.T, id, email string, p holdfast.Provider, st holdfast.State) {
+func (b *statusBundle) inbox(t testing.TB, id, email string, p holdfast.Provider, st holdfast.State) {
 	t.Helper()
 	in := &holdfast.Inbox{ID: id, Email: email, Provider: p, Tenant: "example.test", State: st, Reason: "created",
 		Message: holdfast.DefaultMessage(st), Credentials: []byte("x"), Since: t0, CreatedAt: t0, UpdatedAt: t0}

@@ -86,9 +86,11 @@ type SMTPMailer struct {
 }
 
 // NewSMTPMailer returns a Mailer for relay; tlsConfig (nil: the system
-// roots) verifies the relay's certificate.
+// roots) verifies the relay's certificate. The relay is the operator's
+// own setting (--notify-smtp-url), never a client's, so it may be on the
+// same host or a private network: the mail-host guard does not apply.
 func NewSMTPMailer(relay SMTPRelay, tlsConfig *tls.Config, logger *slog.Logger) *SMTPMailer {
-	return &SMTPMailer{relay: relay, client: smtp.New(smtp.Config{TLSConfig: tlsConfig, Logger: logger})}
+	return &SMTPMailer{relay: relay, client: smtp.New(smtp.Config{TLSConfig: tlsConfig, Logger: logger, AllowPrivateHosts: true})}
 }
 
 // Send implements Mailer.

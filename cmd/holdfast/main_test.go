@@ -57,6 +57,9 @@ func newTestEnv(t *testing.T, e engine) *testEnv {
 	t.Helper()
 	env := e.env(t)
 	env["HOLDFAST_LOG_LEVEL"] = "debug"
+	// The test mail servers (Dovecot, Postfix, the fakes) listen on
+	// 127.0.0.1, which is refused without --allow-private-mail-hosts.
+	env["HOLDFAST_ALLOW_PRIVATE_MAIL_HOSTS"] = "true"
 	return &testEnv{t: t, env: env}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/holdfast/holdfast/lifecycle"
 	"github.com/holdfast/holdfast/metrics"
 	"github.com/holdfast/holdfast/monitor"
+	"github.com/holdfast/holdfast/netguard"
 	"github.com/holdfast/holdfast/notify"
 	"github.com/holdfast/holdfast/provider/gmail"
 	"github.com/holdfast/holdfast/provider/graph"
@@ -329,13 +330,14 @@ func (a *app) api() (http.Handler, error) {
 		Logger:  a.log,
 		Metrics: a.metrics,
 		Connect: consent,
-		Status:  &httpapi.StatusConfig{Links: a.links, Reconnected: a.mon.Reconnected},
+		Status:  &httpapi.StatusConfig{Links: a.links, Reconnected: a.mon.Reconnected, Verify: verifyPassword(a.conns)},
 		Webhooks: &httpapi.WebhookConfig{
 			Guard: a.guard, Queue: a.jobs, Changed: a.pub.Invalidate,
 			SealSecret: func(id, secret string) ([]byte, error) {
 				return a.ring.Seal([]byte(secret), webhookSecretAAD(id))
 			},
 		},
+		MailHosts: &netguard.Guard{AllowPrivate: a.cfg.AllowPrivateMailHosts},
 		SealCredentials: func(inboxID string, c httpapi.Credentials) ([]byte, error) {
 			return secrets.SealCredentials(a.ring, inboxID, secrets.Credentials{Password: c.Password, RefreshToken: c.RefreshToken})
 		},
@@ -438,7 +440,7 @@ func connectors(cfg *config.Config, sources map[holdfast.Provider]*oauth.Source,
 		tlsConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	conns := map[holdfast.Provider]holdfast.Connector{
-		holdfast.ProviderIMAP: imap.New(imap.Config{TLSConfig: tlsConfig, Logger: log.With("component", "imap")}),
+		holdfast.ProviderIMAP: imap.New(imap.Config{TLSConfig: tlsConfig, Logger: log.With("component", "imap"), AllowPrivateHosts: cfg.AllowPrivateMailHosts}),
 	}
 	if src := sources[holdfast.ProviderMicrosoft]; src != nil {
 		c, err := graph.New(graph.Config{BaseURL: cfg.GraphURL, Tokens: src, Logger: log.With("component", "graph")})
@@ -537,4 +539,12 @@ func dashboardKey(cfg *config.Config) ([]byte, error) {
 		return nil, err
 	}
 	return dashboard.DeriveKey(k), nil
+}
+
+// verifyPassword checks a password an owner typed on the status page by
+// signing in with it (the IMAP connector's Verify), before it is stored.
+func verifyPassword(conns map[holdfast.Provider]holdfast.Connector) func(context.Context, *holdfast.Inbox, string) error {
+	return func(ctx context.Context, in *holdfast.Inbox, pw string) error {
+		return conns[holdfast.ProviderIMAP].Verify(ctx, &holdfast.Session{Inbox: in, Password: pw})
+	}
 }

@@ -42,6 +42,11 @@ type Config struct {
 	// Logger receives debug and warning records; never a secret. Nil
 	// discards them.
 	Logger *slog.Logger
+	// AllowPrivateHosts lets the connector reach IMAP and SMTP servers at
+	// loopback, private and other internal addresses
+	// (--allow-private-mail-hosts); by default they are refused at the
+	// address dialled (package netguard).
+	AllowPrivateHosts bool
 }
 
 // The defaults for Config's zero fields.

@@ -65,7 +65,7 @@ func (k *Connector) dial(ctx context.Context, s *holdfast.Session) (*conn, error
 	}
 	mc, err := mailconn.Dial(ctx, server, mailconn.Options{
 		Protocol: "imap", TLSConfig: k.cfg.TLSConfig, DialTimeout: k.cfg.DialTimeout,
-		Token: cred.token != "", Classify: classifyErr,
+		Token: cred.token != "", Classify: classifyErr, AllowPrivate: k.cfg.AllowPrivateHosts,
 	})
 	if err != nil {
 		return nil, err

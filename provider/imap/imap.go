@@ -66,6 +66,7 @@ func New(cfg Config) *Connector {
 			CommandTimeout:    cfg.CommandTimeout,
 			SubmissionTimeout: cfg.SubmissionTimeout,
 			Logger:            cfg.Logger,
+			AllowPrivateHosts: cfg.AllowPrivateHosts,
 		}),
 	}
 }

@@ -68,6 +68,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	if o.cfg.Logger == nil {
 		o.cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	o.cfg.AllowPrivateHosts = true // the test servers listen on 127.0.0.1
 	return &bundle{
 		imapSrv: is,
 		smtpSrv: ss,
@@ -105,7 +106,7 @@ func TestCommandTimeout(t *testing.T) {
 	t.Parallel()
 	port := providertest.SilentServer(t)
 	for _, sec := range []holdfast.Security{holdfast.SecurityNone, holdfast.SecurityStartTLS} {
-		k := imap.New(imap.Config{CommandTimeout: 200 * time.Millisecond})
+		k := imap.New(imap.Config{CommandTimeout: 200 * time.Millisecond, AllowPrivateHosts: true})
 		s := &holdfast.Session{
 			Inbox:    &holdfast.Inbox{ID: "inb_t", Username: user, IMAP: &holdfast.ServerConfig{Host: "127.0.0.1", Port: port, Security: sec}},
 			Password: password,

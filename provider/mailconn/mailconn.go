@@ -11,12 +11,14 @@ package mailconn
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"time"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/netguard"
 	"github.com/holdfast/holdfast/provider/xoauth2"
 )
 
@@ -35,6 +37,11 @@ type Options struct {
 	// Classify turns a failure into the connector's classified error for a
 	// classify provider ("generic", "google", "microsoft").
 	Classify func(provider string, err error) error
+	// AllowPrivate lets the dial reach loopback, private, link-local and
+	// other internal addresses (--allow-private-mail-hosts). Without it
+	// such an address is refused at the address actually dialled, before
+	// any connection is attempted (see package netguard).
+	AllowPrivate bool
 }
 
 // Conn is a connection to a mail server, before its protocol starts.
@@ -69,8 +76,12 @@ func Dial(ctx context.Context, server *holdfast.ServerConfig, o Options) (*Conn,
 	}
 	dctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
 	defer cancel()
-	d := net.Dialer{Timeout: o.DialTimeout}
+	guard := &netguard.Guard{AllowPrivate: o.AllowPrivate}
+	d := net.Dialer{Timeout: o.DialTimeout, Control: guard.Control}
 	nc, err := d.DialContext(dctx, "tcp", c.Addr)
+	if errors.Is(err, netguard.ErrRefused) {
+		return nil, c.refused(err)
+	}
 	if err != nil {
 		return nil, c.Fail(ctx, "dial", err)
 	}
@@ -89,6 +100,19 @@ func Dial(ctx context.Context, server *holdfast.ServerConfig, o Options) (*Conn,
 		return nil, c.Fail(ctx, "connect", fmt.Errorf("unknown security %q", server.Security))
 	}
 	return c, nil
+}
+
+// refused returns the error of a dial the guard refused: permanent and
+// for the operator, the same whatever listens (or not) at the address,
+// since no connection was attempted. The owner's message does not name
+// the address.
+func (c *Conn) refused(err error) error {
+	return &holdfast.ProviderError{
+		Class: holdfast.ClassPermanent, Reason: holdfast.ReasonAppMisconfigured,
+		Scope: holdfast.ScopeAccount, Action: holdfast.ActionOperator,
+		UserMessage: "The mail server's address is on an internal network, which this holdfast is not allowed to reach. Ask your administrator.",
+		Err:         fmt.Errorf("%s dial %s: %w", c.o.Protocol, c.Addr, err),
+	}
 }
 
 // Fail returns the classified error of a failed step: "<protocol> <step>

@@ -25,7 +25,7 @@ func (c *classified) Unwrap() error { return c.err }
 
 func options(token bool) mailconn.Options {
 	return mailconn.Options{
-		Protocol: "imap", DialTimeout: time.Second, Token: token,
+		Protocol: "imap", DialTimeout: time.Second, Token: token, AllowPrivate: true,
 		Classify: func(provider string, err error) error { return &classified{provider, err} },
 	}
 }

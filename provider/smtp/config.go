@@ -24,6 +24,11 @@ type Config struct {
 	// Logger receives debug and warning records; never a secret. Nil
 	// discards them.
 	Logger *slog.Logger
+	// AllowPrivateHosts lets the client reach SMTP servers at loopback,
+	// private and other internal addresses (--allow-private-mail-hosts,
+	// and the operator's own notice relay); by default they are refused
+	// at the address dialled (package netguard).
+	AllowPrivateHosts bool
 }
 
 // The defaults for Config's zero fields.

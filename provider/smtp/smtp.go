@@ -146,7 +146,7 @@ func (c *Client) open(ctx context.Context, server *holdfast.ServerConfig, cred C
 	}
 	mc, err := mailconn.Dial(ctx, server, mailconn.Options{
 		Protocol: "smtp", TLSConfig: c.cfg.TLSConfig, DialTimeout: c.cfg.DialTimeout,
-		Token: cred.AccessToken != "", Classify: Classify,
+		Token: cred.AccessToken != "", Classify: Classify, AllowPrivate: c.cfg.AllowPrivateHosts,
 	})
 	if err != nil {
 		return nil, err

@@ -61,6 +61,7 @@ func setup(t *testing.T, security holdfast.Security, cfg smtp.Config) *bundle {
 	srv.SetToken(user, token)
 	logs := &bytes.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.AllowPrivateHosts = true // the test servers listen on 127.0.0.1
 	return &bundle{
 		srv:    srv,
 		client: smtp.New(cfg),
@@ -141,7 +142,7 @@ func TestServerDown(t *testing.T) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	c := smtp.New(smtp.Config{})
+	c := smtp.New(smtp.Config{AllowPrivateHosts: true})
 	err = c.Verify(t.Context(), &holdfast.ServerConfig{Host: "127.0.0.1", Port: port, Security: holdfast.SecurityNone},
 		smtp.Credentials{Username: user, Password: password})
 	pe := providertest.ProviderError(t, err)
@@ -208,7 +209,7 @@ func TestCommandTimeout(t *testing.T) {
 	// A server that accepts connections and never greets.
 	port := providertest.SilentServer(t)
 	for _, sec := range []holdfast.Security{holdfast.SecurityNone, holdfast.SecurityStartTLS} {
-		c := smtp.New(smtp.Config{CommandTimeout: 200 * time.Millisecond})
+		c := smtp.New(smtp.Config{CommandTimeout: 200 * time.Millisecond, AllowPrivateHosts: true})
 		start := time.Now()
 		err := c.Verify(t.Context(), &holdfast.ServerConfig{Host: "127.0.0.1", Port: port, Security: sec},
 			smtp.Credentials{Username: user, Password: password})
