@@ -1,10 +1,8 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -39,16 +37,13 @@ func (s *Store) CreateInbox(ctx context.Context, in *holdfast.Inbox, ev holdfast
 	if err != nil {
 		return fmt.Errorf("create inbox %s: smtp: %w", in.ID, err)
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, queryInsertInbox,
+	err = s.db.Tx(ctx, func(tx Executor) error {
+		if _, err := tx.Exec(ctx, queryInsertInbox,
 			in.ID, in.Email, string(in.Provider), in.Tenant, in.Username, imap, smtp, in.Credentials,
-			string(in.State), in.Reason, in.Message, micros(in.Since), micros(in.CreatedAt), micros(in.UpdatedAt),
-			in.SyncCursor, nullMicros(in.LastSyncAt), nullString(in.OwnerEmail),
+			string(in.State), in.Reason, in.Message, s.time(in.Since), s.time(in.CreatedAt), s.time(in.UpdatedAt),
+			in.SyncCursor, s.nullTime(in.LastSyncAt), nullString(in.OwnerEmail),
 		); err != nil {
-			if isUnique(err) {
-				return fmt.Errorf("%w: %w", holdfast.ErrConflict, err)
-			}
-			return err
+			return s.conflict(err)
 		}
 		return s.insertEvent(ctx, tx, ev)
 	})
@@ -60,10 +55,7 @@ func (s *Store) CreateInbox(ctx context.Context, in *holdfast.Inbox, ev holdfast
 
 // Inbox returns the inbox with the given ID, or ErrNotFound.
 func (s *Store) Inbox(ctx context.Context, id string) (*holdfast.Inbox, error) {
-	in, err := scanInbox(s.db.QueryRowContext(ctx, queryInbox, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("inbox %s: %w", id, holdfast.ErrNotFound)
-	}
+	in, err := one(ctx, s.db, scanInbox, queryInbox, id)
 	if err != nil {
 		return nil, fmt.Errorf("inbox %s: %w", id, err)
 	}
@@ -72,43 +64,42 @@ func (s *Store) Inbox(ctx context.Context, id string) (*holdfast.Inbox, error) {
 
 // Inboxes returns one page of inboxes ordered by ID, filtered by f.
 func (s *Store) Inboxes(ctx context.Context, f holdfast.InboxFilter) ([]*holdfast.Inbox, error) {
-	var (
-		rows *sql.Rows
-		err  error
-		n    = limit(f.Limit)
-	)
+	n := limit(f.Limit)
+	q, args := queryInboxes, []any{f.After, n}
 	switch {
 	case f.State != "" && f.Provider != "":
-		rows, err = s.db.QueryContext(ctx, queryInboxesByStateProvider, string(f.State), string(f.Provider), f.After, n)
+		q, args = queryInboxesByStateProvider, []any{string(f.State), string(f.Provider), f.After, n}
 	case f.State != "":
-		rows, err = s.db.QueryContext(ctx, queryInboxesByState, string(f.State), f.After, n)
+		q, args = queryInboxesByState, []any{string(f.State), f.After, n}
 	case f.Provider != "":
-		rows, err = s.db.QueryContext(ctx, queryInboxesByProvider, string(f.Provider), f.After, n)
-	default:
-		rows, err = s.db.QueryContext(ctx, queryInboxes, f.After, n)
+		q, args = queryInboxesByProvider, []any{string(f.Provider), f.After, n}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("list inboxes: %w", err)
-	}
-	out, err := scanInboxes(rows)
+	out, err := all(ctx, s.db, scanInbox, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list inboxes: %w", err)
 	}
 	return out, nil
 }
 
-// scanInboxes reads every inbox of rows and closes them.
-func scanInboxes(rows *sql.Rows) ([]*holdfast.Inbox, error) {
-	defer rows.Close()
-	var out []*holdfast.Inbox
-	for rows.Next() {
-		in, err := scanInbox(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, in)
+// InboxByEmail returns the inbox of provider p whose email is email,
+// ignoring the case of ASCII letters, or ErrNotFound.
+func (s *Store) InboxByEmail(ctx context.Context, p holdfast.Provider, email string) (*holdfast.Inbox, error) {
+	in, err := one(ctx, s.db, scanInbox, queryInboxByEmail, string(p), email)
+	if err != nil {
+		return nil, fmt.Errorf("%s inbox of %s: %w", p, email, err)
 	}
-	return out, rows.Err()
+	return in, nil
+}
+
+// InboxesByOwner returns, ordered by ID, the inboxes whose owner address
+// is email, or that have none and whose email is, ignoring the case of
+// ASCII letters.
+func (s *Store) InboxesByOwner(ctx context.Context, email string) ([]*holdfast.Inbox, error) {
+	out, err := all(ctx, s.db, scanInbox, QueryInboxesByOwner, email)
+	if err != nil {
+		return nil, fmt.Errorf("inboxes of owner %s: %w", email, err)
+	}
+	return out, nil
 }
 
 // DeleteInbox removes the inbox and appends ev, its deletion event, in one
@@ -118,12 +109,8 @@ func scanInboxes(rows *sql.Rows) ([]*holdfast.Inbox, error) {
 func (s *Store) DeleteInbox(ctx context.Context, id string, ev holdfast.Event) error {
 	ev.InboxID = id
 	ev.At = s.orNow(ev.At)
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var state string
-		err := tx.QueryRowContext(ctx, queryDeleteInbox, id).Scan(&state)
-		if errors.Is(err, sql.ErrNoRows) {
-			return holdfast.ErrNotFound
-		}
+	err := s.db.Tx(ctx, func(tx Executor) error {
+		state, err := one(ctx, tx, scanString, queryDeleteInbox, id)
 		if err != nil {
 			return err
 		}
@@ -148,31 +135,21 @@ func (s *Store) ChangeState(ctx context.Context, id string, c holdfast.StateChan
 	}
 	at := s.orNow(c.At)
 	var in *holdfast.Inbox
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var old string
-		err := tx.QueryRowContext(ctx, queryInboxState, id).Scan(&old)
-		if errors.Is(err, sql.ErrNoRows) {
-			return holdfast.ErrNotFound
-		}
+	err := s.db.Tx(ctx, func(tx Executor) error {
+		old, err := one(ctx, tx, scanString, s.sql.LockInboxState, id)
 		if err != nil {
 			return err
 		}
 		if c.From != "" && holdfast.State(old) != c.From {
 			return fmt.Errorf("%w: inbox is %s, not %s", holdfast.ErrConflict, old, c.From)
 		}
-		in, err = scanInbox(tx.QueryRowContext(ctx, queryUpdateState,
-			string(c.To), micros(at), c.Reason, c.Message, id))
+		in, err = scanInbox(tx.QueryRow(ctx, queryUpdateState, string(c.To), s.time(at), c.Reason, c.Message, id))
 		if err != nil {
 			return err
 		}
 		return s.insertEvent(ctx, tx, holdfast.Event{
-			InboxID:  id,
-			At:       at,
-			OldState: holdfast.State(old),
-			NewState: c.To,
-			Reason:   c.Reason,
-			Message:  c.Message,
-			Cause:    c.Cause,
+			InboxID: id, At: at, OldState: holdfast.State(old), NewState: c.To,
+			Reason: c.Reason, Message: c.Message, Cause: c.Cause,
 		})
 	})
 	if err != nil {
@@ -184,10 +161,7 @@ func (s *Store) ChangeState(ctx context.Context, id string, c holdfast.StateChan
 // SetOwnerEmail sets the inbox's owner address, NULL when owner is empty,
 // and returns the inbox. It returns ErrNotFound for an unknown inbox.
 func (s *Store) SetOwnerEmail(ctx context.Context, id, owner string) (*holdfast.Inbox, error) {
-	in, err := scanInbox(s.db.QueryRowContext(ctx, querySetOwnerEmail, nullString(owner), micros(s.now()), id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("set owner of inbox %s: %w", id, holdfast.ErrNotFound)
-	}
+	in, err := one(ctx, s.db, scanInbox, querySetOwnerEmail, nullString(owner), s.time(s.now()), id)
 	if err != nil {
 		return nil, fmt.Errorf("set owner of inbox %s: %w", id, err)
 	}
@@ -197,16 +171,8 @@ func (s *Store) SetOwnerEmail(ctx context.Context, id, owner string) (*holdfast.
 // SetCredentials replaces the inbox's sealed credentials. It returns
 // ErrNotFound for an unknown inbox.
 func (s *Store) SetCredentials(ctx context.Context, id string, sealed []byte) error {
-	res, err := s.db.ExecContext(ctx, queryUpdateCredentials, sealed, micros(s.now()), id)
-	if err != nil {
+	if err := changeOne(ctx, s.db, queryUpdateCredentials, sealed, s.time(s.now()), id); err != nil {
 		return fmt.Errorf("set credentials of inbox %s: %w", id, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("set credentials of inbox %s: %w", id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("set credentials of inbox %s: %w", id, holdfast.ErrNotFound)
 	}
 	return nil
 }
@@ -214,32 +180,19 @@ func (s *Store) SetCredentials(ctx context.Context, id string, sealed []byte) er
 // SwapCredentials replaces the inbox's sealed credentials with sealed if
 // they are still byte-equal to old (no credentials and empty credentials
 // are equal). It returns ErrNotFound for an unknown inbox and ErrConflict,
-// with nothing changed, when the credentials are no longer old.
+// with nothing changed, when the credentials are no longer old. The
+// compare-and-set is one UPDATE, which on PostgreSQL rechecks the
+// credentials once a concurrent change has committed.
 func (s *Store) SwapCredentials(ctx context.Context, id string, old, sealed []byte) error {
 	if old == nil {
-		old = []byte{} // compared with coalesce(credentials, X''), never NULL
+		old = []byte{} // compared with the credentials or an empty value, never NULL
 	}
-	res, err := s.db.ExecContext(ctx, querySwapCredentials, sealed, micros(s.now()), id, old)
+	err := swapOne(ctx, s.db, "credentials changed", s.sql.SwapCredentials, queryInboxExists,
+		id, sealed, s.time(s.now()), old)
 	if err != nil {
 		return fmt.Errorf("swap credentials of inbox %s: %w", id, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("swap credentials of inbox %s: %w", id, err)
-	}
-	if n > 0 {
-		return nil
-	}
-	// Either no such inbox, or its credentials changed.
-	var one int
-	err = s.db.QueryRowContext(ctx, queryInboxExists, id).Scan(&one)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("swap credentials of inbox %s: %w", id, holdfast.ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("swap credentials of inbox %s: %w", id, err)
-	}
-	return fmt.Errorf("swap credentials of inbox %s: %w: credentials changed", id, holdfast.ErrConflict)
+	return nil
 }
 
 // Events returns one page of the inbox's event log, newest first. The log
@@ -250,29 +203,8 @@ func (s *Store) Events(ctx context.Context, inboxID string, f holdfast.EventFilt
 	if before <= 0 {
 		before = math.MaxInt64
 	}
-	rows, err := s.db.QueryContext(ctx, queryEvents, inboxID, before, limit(f.Limit))
+	out, err := all(ctx, s.db, scanEvent, queryEvents, inboxID, before, limit(f.Limit))
 	if err != nil {
-		return nil, fmt.Errorf("events of inbox %s: %w", inboxID, err)
-	}
-	defer rows.Close()
-	var out []holdfast.Event
-	for rows.Next() {
-		var (
-			ev                 holdfast.Event
-			at                 int64
-			oldState, newState string
-			cause              string
-		)
-		if err := rows.Scan(&ev.ID, &ev.InboxID, &at, &oldState, &newState, &ev.Reason, &ev.Message, &cause); err != nil {
-			return nil, fmt.Errorf("events of inbox %s: %w", inboxID, err)
-		}
-		ev.At = fromMicros(at)
-		ev.OldState = holdfast.State(oldState)
-		ev.NewState = holdfast.State(newState)
-		ev.Cause = holdfast.Cause(cause)
-		out = append(out, ev)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("events of inbox %s: %w", inboxID, err)
 	}
 	return out, nil
@@ -281,30 +213,17 @@ func (s *Store) Events(ctx context.Context, inboxID string, f holdfast.EventFilt
 // CountInboxes counts inboxes per provider and state, ordered by provider
 // and state.
 func (s *Store) CountInboxes(ctx context.Context) ([]holdfast.InboxCount, error) {
-	rows, err := s.db.QueryContext(ctx, queryCountInboxes)
+	out, err := all(ctx, s.db, scanCount, s.sql.CountInboxes)
 	if err != nil {
-		return nil, fmt.Errorf("count inboxes: %w", err)
-	}
-	defer rows.Close()
-	var out []holdfast.InboxCount
-	for rows.Next() {
-		var provider, state string
-		var n int64
-		if err := rows.Scan(&provider, &state, &n); err != nil {
-			return nil, fmt.Errorf("count inboxes: %w", err)
-		}
-		out = append(out, holdfast.InboxCount{Provider: holdfast.Provider(provider), State: holdfast.State(state), Count: n})
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("count inboxes: %w", err)
 	}
 	return out, nil
 }
 
 // insertEvent appends ev within tx.
-func (s *Store) insertEvent(ctx context.Context, tx *sql.Tx, ev holdfast.Event) error {
-	_, err := tx.ExecContext(ctx, queryInsertEvent,
-		ev.InboxID, micros(s.orNow(ev.At)), string(ev.OldState), string(ev.NewState), ev.Reason, ev.Message, string(ev.Cause))
+func (s *Store) insertEvent(ctx context.Context, tx Executor, ev holdfast.Event) error {
+	_, err := tx.Exec(ctx, queryInsertEvent,
+		ev.InboxID, s.time(s.orNow(ev.At)), string(ev.OldState), string(ev.NewState), ev.Reason, ev.Message, string(ev.Cause))
 	if err != nil {
 		return fmt.Errorf("append event: %w", err)
 	}
@@ -328,33 +247,24 @@ func validateInbox(in *holdfast.Inbox, ev holdfast.Event) error {
 	return nil
 }
 
-// rowScanner is *sql.Row or *sql.Rows.
-type rowScanner interface {
-	Scan(dest ...any) error
-}
-
 // scanInbox reads one row of inboxColumns.
-func scanInbox(r rowScanner) (*holdfast.Inbox, error) {
+func scanInbox(r Row) (*holdfast.Inbox, error) {
 	var (
-		in                          holdfast.Inbox
-		provider, state             string
-		imap, smtp                  sql.NullString
-		since, createdAt, updatedAt int64
-		lastSyncAt                  sql.NullInt64
-		owner                       sql.NullString
+		in              holdfast.Inbox
+		provider, state string
+		imap, smtp      *string
+		owner           *string
 	)
 	err := r.Scan(&in.ID, &in.Email, &provider, &in.Tenant, &in.Username, &imap, &smtp, &in.Credentials,
-		&state, &in.Reason, &in.Message, &since, &createdAt, &updatedAt, &in.SyncCursor, &lastSyncAt, &owner)
+		&state, &in.Reason, &in.Message, timeDest(&in.Since), timeDest(&in.CreatedAt), timeDest(&in.UpdatedAt),
+		&in.SyncCursor, timeDest(&in.LastSyncAt), &owner)
 	if err != nil {
 		return nil, err
 	}
-	in.OwnerEmail = owner.String
-	in.Provider = holdfast.Provider(provider)
-	in.State = holdfast.State(state)
-	in.Since = fromMicros(since)
-	in.CreatedAt = fromMicros(createdAt)
-	in.UpdatedAt = fromMicros(updatedAt)
-	in.LastSyncAt = fromNullMicros(lastSyncAt)
+	if owner != nil {
+		in.OwnerEmail = *owner
+	}
+	in.Provider, in.State = holdfast.Provider(provider), holdfast.State(state)
 	if in.IMAP, err = decodeServer(imap); err != nil {
 		return nil, fmt.Errorf("imap of inbox %s: %w", in.ID, err)
 	}
@@ -364,30 +274,54 @@ func scanInbox(r rowScanner) (*holdfast.Inbox, error) {
 	return &in, nil
 }
 
-// nullString returns s, or NULL when s is empty.
-func nullString(s string) sql.NullString {
-	return sql.NullString{String: s, Valid: s != ""}
+// scanEvent reads one row of an inbox's event log.
+func scanEvent(r Row) (holdfast.Event, error) {
+	var (
+		ev                        holdfast.Event
+		oldState, newState, cause string
+	)
+	err := r.Scan(&ev.ID, &ev.InboxID, timeDest(&ev.At), &oldState, &newState, &ev.Reason, &ev.Message, &cause)
+	ev.OldState, ev.NewState, ev.Cause = holdfast.State(oldState), holdfast.State(newState), holdfast.Cause(cause)
+	return ev, err
+}
+
+// scanCount reads provider, state and count.
+func scanCount(r Row) (holdfast.InboxCount, error) {
+	var (
+		c               holdfast.InboxCount
+		provider, state string
+	)
+	err := r.Scan(&provider, &state, &c.Count)
+	c.Provider, c.State = holdfast.Provider(provider), holdfast.State(state)
+	return c, err
+}
+
+// scanString reads a row of one text column.
+func scanString(r Row) (string, error) {
+	var v string
+	err := r.Scan(&v)
+	return v, err
 }
 
 // encodeServer returns c as JSON text, or NULL when c is nil.
-func encodeServer(c *holdfast.ServerConfig) (sql.NullString, error) {
+func encodeServer(c *holdfast.ServerConfig) (any, error) {
 	if c == nil {
-		return sql.NullString{}, nil
+		return nil, nil
 	}
 	b, err := json.Marshal(c)
 	if err != nil {
-		return sql.NullString{}, err
+		return nil, err
 	}
-	return sql.NullString{String: string(b), Valid: true}, nil
+	return string(b), nil
 }
 
 // decodeServer reverses encodeServer.
-func decodeServer(s sql.NullString) (*holdfast.ServerConfig, error) {
-	if !s.Valid {
+func decodeServer(s *string) (*holdfast.ServerConfig, error) {
+	if s == nil {
 		return nil, nil
 	}
 	var c holdfast.ServerConfig
-	if err := json.Unmarshal([]byte(s.String), &c); err != nil {
+	if err := json.Unmarshal([]byte(*s), &c); err != nil {
 		return nil, err
 	}
 	return &c, nil
