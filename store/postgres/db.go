@@ -10,25 +10,42 @@ import (
 	"github.com/holdfast/holdfast/store/sqlstore"
 )
 
-// pgxDB is the sqlstore.DB of pgx's native pool. pgx prepares and caches
-// every statement per connection, so a statement run for every message of
-// a sync is parsed once.
-type pgxDB struct{ pool *pgxpool.Pool }
-
-func (d pgxDB) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	return exec(ctx, d.pool, query, args...)
+// querier is what the pool and a transaction have in common.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func (d pgxDB) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
-	return d.pool.Query(ctx, query, args...)
+// executor is the sqlstore.Executor of the pool or of a transaction. pgx
+// prepares and caches every statement per connection, so a statement run
+// for every message of a sync is parsed once.
+type executor struct{ q querier }
+
+func (e executor) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := e.q.Exec(ctx, query, args...)
+	return tag.RowsAffected(), err
 }
 
-func (d pgxDB) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
-	return d.pool.QueryRow(ctx, query, args...)
+func (e executor) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	return e.q.Query(ctx, query, args...)
 }
+
+func (e executor) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return e.q.QueryRow(ctx, query, args...)
+}
+
+// pgxDB is the sqlstore.DB of pgx's native pool.
+type pgxDB struct {
+	executor
+	pool *pgxpool.Pool
+}
+
+// newDB returns the sqlstore.DB of pool.
+func newDB(pool *pgxpool.Pool) pgxDB { return pgxDB{executor{pool}, pool} }
 
 func (d pgxDB) Tx(ctx context.Context, fn func(sqlstore.Executor) error) error {
-	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error { return fn(txExec{tx}) })
+	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error { return fn(executor{tx}) })
 }
 
 func (d pgxDB) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }
@@ -38,28 +55,4 @@ func (d pgxDB) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }
 func (d pgxDB) Close() error {
 	d.pool.Close()
 	return nil
-}
-
-// txExec is the sqlstore.Executor of a transaction.
-type txExec struct{ tx pgx.Tx }
-
-func (t txExec) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	return exec(ctx, t.tx, query, args...)
-}
-
-func (t txExec) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
-	return t.tx.Query(ctx, query, args...)
-}
-
-func (t txExec) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
-	return t.tx.QueryRow(ctx, query, args...)
-}
-
-// exec runs a statement on e, the pool or a transaction, and returns how
-// many rows it changed.
-func exec(ctx context.Context, e interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-}, query string, args ...any) (int64, error) {
-	tag, err := e.Exec(ctx, query, args...)
-	return tag.RowsAffected(), err
 }

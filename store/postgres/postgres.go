@@ -112,7 +112,7 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, erro
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	s.pool = pool
-	s.Store = sqlstore.New(pgxDB{pool}, dialect{}, o.store)
+	s.Store = sqlstore.New(newDB(pool), dialect{}, o.store)
 	if s.schema == "" {
 		var current *string
 		if err := pool.QueryRow(ctx, queryCurrentSchema).Scan(&current); err != nil {

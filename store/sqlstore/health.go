@@ -36,19 +36,13 @@ func (s *Store) Incidents(ctx context.Context, openOnly bool, n int) ([]*holdfas
 		q = queryOpenIncidents
 	}
 	out, err := all(ctx, s.db, scanIncident, q, limit(n))
-	if err != nil {
-		return nil, fmt.Errorf("list incidents: %w", err)
-	}
-	return out, nil
+	return out, wrapf(err, "list incidents")
 }
 
 // IncidentByID returns the incident with the given ID, or ErrNotFound.
 func (s *Store) IncidentByID(ctx context.Context, id int64) (*holdfast.Incident, error) {
 	in, err := one(ctx, s.db, scanIncident, queryIncident, id)
-	if err != nil {
-		return nil, fmt.Errorf("incident %d: %w", id, err)
-	}
-	return in, nil
+	return in, wrapf(err, "incident %d", id)
 }
 
 // SaveHeldAction inserts or replaces the held action with h.ID. Times are
@@ -83,10 +77,7 @@ func (s *Store) FindHeldActions(ctx context.Context, f holdfast.HeldActionFilter
 			s.sinceTime(f.Since), s.nullTime(f.Until), limit(f.Limit)}
 	}
 	out, err := all(ctx, s.db, scanHeldAction, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list held actions: %w", err)
-	}
-	return out, nil
+	return out, wrapf(err, "list held actions")
 }
 
 // SaveEngineState replaces the health engine's saved state with state,
@@ -204,14 +195,8 @@ func scanIncident(r Row) (*holdfast.Incident, error) {
 		return nil, err
 	}
 	in.Provider = holdfast.Provider(provider)
-	if err := json.Unmarshal([]byte(timeline), &in.Timeline); err != nil {
+	if in.Timeline, err = decodeEntries(timeline, func(e *holdfast.IncidentEntry) *time.Time { return &e.At }); err != nil {
 		return nil, fmt.Errorf("timeline of incident %d: %w", in.ID, err)
-	}
-	for i := range in.Timeline {
-		in.Timeline[i].At = in.Timeline[i].At.UTC()
-	}
-	if len(in.Timeline) == 0 {
-		in.Timeline = nil
 	}
 	return &in, nil
 }
@@ -239,4 +224,21 @@ func encodeTimeline(tl []holdfast.IncidentEntry) (string, error) {
 	}
 	b, err := json.Marshal(out)
 	return string(b), err
+}
+
+// decodeEntries decodes s, a JSON array of entries that have a time (at
+// returns where), with their times in UTC; an empty array is nil.
+func decodeEntries[T any](s string, at func(*T) *time.Time) ([]T, error) {
+	var out []T
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	for i := range out {
+		t := at(&out[i])
+		*t = t.UTC()
+	}
+	return out, nil
 }

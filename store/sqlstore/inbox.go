@@ -56,10 +56,7 @@ func (s *Store) CreateInbox(ctx context.Context, in *holdfast.Inbox, ev holdfast
 // Inbox returns the inbox with the given ID, or ErrNotFound.
 func (s *Store) Inbox(ctx context.Context, id string) (*holdfast.Inbox, error) {
 	in, err := one(ctx, s.db, scanInbox, queryInbox, id)
-	if err != nil {
-		return nil, fmt.Errorf("inbox %s: %w", id, err)
-	}
-	return in, nil
+	return in, wrapf(err, "inbox %s", id)
 }
 
 // Inboxes returns one page of inboxes ordered by ID, filtered by f.
@@ -75,20 +72,14 @@ func (s *Store) Inboxes(ctx context.Context, f holdfast.InboxFilter) ([]*holdfas
 		q, args = queryInboxesByProvider, []any{string(f.Provider), f.After, n}
 	}
 	out, err := all(ctx, s.db, scanInbox, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list inboxes: %w", err)
-	}
-	return out, nil
+	return out, wrapf(err, "list inboxes")
 }
 
 // InboxByEmail returns the inbox of provider p whose email is email,
 // ignoring the case of ASCII letters, or ErrNotFound.
 func (s *Store) InboxByEmail(ctx context.Context, p holdfast.Provider, email string) (*holdfast.Inbox, error) {
 	in, err := one(ctx, s.db, scanInbox, queryInboxByEmail, string(p), email)
-	if err != nil {
-		return nil, fmt.Errorf("%s inbox of %s: %w", p, email, err)
-	}
-	return in, nil
+	return in, wrapf(err, "%s inbox of %s", p, email)
 }
 
 // InboxesByOwner returns, ordered by ID, the inboxes whose owner address
@@ -96,10 +87,7 @@ func (s *Store) InboxByEmail(ctx context.Context, p holdfast.Provider, email str
 // ASCII letters.
 func (s *Store) InboxesByOwner(ctx context.Context, email string) ([]*holdfast.Inbox, error) {
 	out, err := all(ctx, s.db, scanInbox, QueryInboxesByOwner, email)
-	if err != nil {
-		return nil, fmt.Errorf("inboxes of owner %s: %w", email, err)
-	}
-	return out, nil
+	return out, wrapf(err, "inboxes of owner %s", email)
 }
 
 // DeleteInbox removes the inbox and appends ev, its deletion event, in one
@@ -162,10 +150,7 @@ func (s *Store) ChangeState(ctx context.Context, id string, c holdfast.StateChan
 // and returns the inbox. It returns ErrNotFound for an unknown inbox.
 func (s *Store) SetOwnerEmail(ctx context.Context, id, owner string) (*holdfast.Inbox, error) {
 	in, err := one(ctx, s.db, scanInbox, querySetOwnerEmail, nullString(owner), s.time(s.now()), id)
-	if err != nil {
-		return nil, fmt.Errorf("set owner of inbox %s: %w", id, err)
-	}
-	return in, nil
+	return in, wrapf(err, "set owner of inbox %s", id)
 }
 
 // SetCredentials replaces the inbox's sealed credentials. It returns
@@ -204,20 +189,14 @@ func (s *Store) Events(ctx context.Context, inboxID string, f holdfast.EventFilt
 		before = math.MaxInt64
 	}
 	out, err := all(ctx, s.db, scanEvent, queryEvents, inboxID, before, limit(f.Limit))
-	if err != nil {
-		return nil, fmt.Errorf("events of inbox %s: %w", inboxID, err)
-	}
-	return out, nil
+	return out, wrapf(err, "events of inbox %s", inboxID)
 }
 
 // CountInboxes counts inboxes per provider and state, ordered by provider
 // and state.
 func (s *Store) CountInboxes(ctx context.Context) ([]holdfast.InboxCount, error) {
 	out, err := all(ctx, s.db, scanCount, s.sql.CountInboxes)
-	if err != nil {
-		return nil, fmt.Errorf("count inboxes: %w", err)
-	}
-	return out, nil
+	return out, wrapf(err, "count inboxes")
 }
 
 // insertEvent appends ev within tx.

@@ -89,42 +89,21 @@ func (s *Store) Messages(ctx context.Context, inboxID string, f holdfast.Message
 		q, args = queryMessagesBefore, []any{inboxID, s.time(f.BeforeTime), f.BeforeID, limit(f.Limit)}
 	}
 	out, err := all(ctx, s.db, scanMessage, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("messages of inbox %s: %w", inboxID, err)
-	}
-	return out, nil
+	return out, wrapf(err, "messages of inbox %s", inboxID)
 }
 
 // Message returns one message of the inbox, or ErrNotFound.
 func (s *Store) Message(ctx context.Context, inboxID, id string) (*holdfast.Message, error) {
 	m, err := one(ctx, s.db, scanMessage, queryMessage, inboxID, id)
-	if err != nil {
-		return nil, fmt.Errorf("message %s of inbox %s: %w", id, inboxID, err)
-	}
-	return m, nil
+	return m, wrapf(err, "message %s of inbox %s", id, inboxID)
 }
 
 // scanMessage reads one row of messageColumns.
 func scanMessage(r Row) (*holdfast.Message, error) {
-	var (
-		m             holdfast.Message
-		to, cc, flags string
-	)
-	if err := r.Scan(&m.ID, &m.InboxID, &m.ProviderID, &m.InternetMessageID, &m.From, &to, &cc,
-		&m.Subject, timeDest(&m.ReceivedAt), &m.Snippet, &flags); err != nil {
-		return nil, err
-	}
-	var err error
-	if m.To, err = decodeList(to); err != nil {
-		return nil, fmt.Errorf("to of message %s: %w", m.ID, err)
-	}
-	if m.Cc, err = decodeList(cc); err != nil {
-		return nil, fmt.Errorf("cc of message %s: %w", m.ID, err)
-	}
-	if m.Flags, err = decodeList(flags); err != nil {
-		return nil, fmt.Errorf("flags of message %s: %w", m.ID, err)
-	}
-	return &m, nil
+	var m holdfast.Message
+	err := r.Scan(&m.ID, &m.InboxID, &m.ProviderID, &m.InternetMessageID, &m.From, listDest(&m.To), listDest(&m.Cc),
+		&m.Subject, timeDest(&m.ReceivedAt), &m.Snippet, listDest(&m.Flags))
+	return &m, err
 }
 
 // encodeList returns l as a JSON array; nil is "[]".
@@ -136,14 +115,31 @@ func encodeList(l []string) string {
 	return string(b)
 }
 
-// decodeList reverses encodeList; "[]" is nil.
-func decodeList(s string) ([]string, error) {
-	var l []string
-	if err := json.Unmarshal([]byte(s), &l); err != nil {
-		return nil, err
+// scanList is a scan target for a JSON list of strings, as encodeList
+// writes it; an empty list is nil.
+type scanList []string
+
+// Scan implements sql.Scanner, which pgx honours too.
+func (l *scanList) Scan(src any) error {
+	var b []byte
+	switch v := src.(type) {
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	default:
+		return fmt.Errorf("scan %T into a list", src)
 	}
-	return nilIfEmpty(l), nil
+	var out []string
+	if err := json.Unmarshal(b, &out); err != nil {
+		return err
+	}
+	*l = nilIfEmpty(out)
+	return nil
 }
+
+// listDest returns a scan target that stores into *l.
+func listDest(l *[]string) *scanList { return (*scanList)(l) }
 
 // nilIfEmpty returns nil for an empty l, as the store reads it back.
 func nilIfEmpty(l []string) []string {

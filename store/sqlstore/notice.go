@@ -56,10 +56,7 @@ func (s *Store) NoticeRecords(ctx context.Context, f holdfast.NoticeFilter) ([]*
 			s.sinceTime(f.UpdatedSince), s.nullTime(f.UpdatedUntil), limit(f.Limit)}
 	}
 	out, err := all(ctx, s.db, scanNoticeRecord, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list notices: %w", err)
-	}
-	return out, nil
+	return out, wrapf(err, "list notices")
 }
 
 // ChangeNotice moves notice id from c.From to c.To and returns it.

@@ -75,10 +75,7 @@ func (s *Store) prepareSend(sd *holdfast.Send) (*holdfast.Send, error) {
 // SendByID returns one send, or ErrNotFound.
 func (s *Store) SendByID(ctx context.Context, id string) (*holdfast.Send, error) {
 	sd, err := one(ctx, s.db, scanSend, querySend, id)
-	if err != nil {
-		return nil, fmt.Errorf("send %s: %w", id, err)
-	}
-	return sd, nil
+	return sd, wrapf(err, "send %s", id)
 }
 
 // ChangeSend moves the send to c.To with c.Reason (an empty one clears it),
@@ -122,33 +119,18 @@ func (s *Store) DueSends(ctx context.Context, states []holdfast.SendState, dueBy
 		args = append(args, string(st))
 	}
 	out, err := all(ctx, s.db, scanSend, fmt.Sprintf(queryDueSends, strings.Join(params, ", ")), args...)
-	if err != nil {
-		return nil, fmt.Errorf("due sends: %w", err)
-	}
-	return out, nil
+	return out, wrapf(err, "due sends")
 }
 
 // scanSend reads one row of sendColumns.
 func scanSend(r Row) (*holdfast.Send, error) {
 	var (
-		sd                 holdfast.Send
-		to, cc, bcc, state string
+		sd    holdfast.Send
+		state string
 	)
-	if err := r.Scan(&sd.ID, &sd.InboxID, &sd.IdempotencyKey, &sd.MessageID, &to, &cc, &bcc,
+	err := r.Scan(&sd.ID, &sd.InboxID, &sd.IdempotencyKey, &sd.MessageID, listDest(&sd.To), listDest(&sd.Cc), listDest(&sd.Bcc),
 		&sd.Subject, &sd.Text, &sd.HTML, timeDest(&sd.SendAt), &state, &sd.Reason, &sd.Attempts,
-		timeDest(&sd.CreatedAt), timeDest(&sd.UpdatedAt), timeDest(&sd.SentAt)); err != nil {
-		return nil, err
-	}
+		timeDest(&sd.CreatedAt), timeDest(&sd.UpdatedAt), timeDest(&sd.SentAt))
 	sd.State = holdfast.SendState(state)
-	var err error
-	if sd.To, err = decodeList(to); err != nil {
-		return nil, fmt.Errorf("to of send %s: %w", sd.ID, err)
-	}
-	if sd.Cc, err = decodeList(cc); err != nil {
-		return nil, fmt.Errorf("cc of send %s: %w", sd.ID, err)
-	}
-	if sd.Bcc, err = decodeList(bcc); err != nil {
-		return nil, fmt.Errorf("bcc of send %s: %w", sd.ID, err)
-	}
-	return &sd, nil
+	return &sd, err
 }

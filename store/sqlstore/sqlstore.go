@@ -236,16 +236,20 @@ func nullString(s string) any {
 }
 
 // one runs q, which returns at most one row, and reads the row with scan.
-// No row is holdfast.ErrNotFound.
+// No row is holdfast.ErrNotFound; on an error it returns the zero T.
 func one[T any](ctx context.Context, e Executor, scan func(Row) (T, error), q string, args ...any) (T, error) {
+	var zero T
 	v, err := scan(e.QueryRow(ctx, q, args...))
 	if errors.Is(err, sql.ErrNoRows) {
-		return v, holdfast.ErrNotFound
+		return zero, holdfast.ErrNotFound
 	}
-	return v, err
+	if err != nil {
+		return zero, err
+	}
+	return v, nil
 }
 
-// all runs q and reads every row with scan.
+// all runs q and reads every row with scan; on an error it returns nil.
 func all[T any](ctx context.Context, e Executor, scan func(Row) (T, error), q string, args ...any) ([]T, error) {
 	rows, err := e.Query(ctx, q, args...)
 	if err != nil {
@@ -260,7 +264,19 @@ func all[T any](ctx context.Context, e Executor, scan func(Row) (T, error), q st
 		}
 		out = append(out, v)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// wrapf returns err with the context that format and args say, or nil
+// when err is nil.
+func wrapf(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), err)
 }
 
 // exists reports whether q, a SELECT 1, returns a row.

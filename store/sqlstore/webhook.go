@@ -30,19 +30,13 @@ func (s *Store) CreateWebhook(ctx context.Context, w *holdfast.Webhook) error {
 // Webhook returns one webhook, or ErrNotFound.
 func (s *Store) Webhook(ctx context.Context, id string) (*holdfast.Webhook, error) {
 	w, err := one(ctx, s.db, scanWebhook, queryWebhook, id)
-	if err != nil {
-		return nil, fmt.Errorf("webhook %s: %w", id, err)
-	}
-	return w, nil
+	return w, wrapf(err, "webhook %s", id)
 }
 
 // Webhooks returns every webhook, ordered by ID.
 func (s *Store) Webhooks(ctx context.Context) ([]*holdfast.Webhook, error) {
 	out, err := all(ctx, s.db, scanWebhook, queryWebhooks)
-	if err != nil {
-		return nil, fmt.Errorf("webhooks: %w", err)
-	}
-	return out, nil
+	return out, wrapf(err, "webhooks")
 }
 
 // DeleteWebhook removes a webhook and, through the foreign key's cascade,
@@ -114,10 +108,7 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, d *holdfast.WebhookDel
 // WebhookDelivery returns one delivery of a webhook, or ErrNotFound.
 func (s *Store) WebhookDelivery(ctx context.Context, webhookID, id string) (*holdfast.WebhookDelivery, error) {
 	d, err := one(ctx, s.db, scanDelivery, queryDelivery, webhookID, id)
-	if err != nil {
-		return nil, fmt.Errorf("delivery %s of webhook %s: %w", id, webhookID, err)
-	}
-	return d, nil
+	return d, wrapf(err, "delivery %s of webhook %s", id, webhookID)
 }
 
 // WebhookDeliveries returns one page of a webhook's deliveries, newest
@@ -128,10 +119,7 @@ func (s *Store) WebhookDeliveries(ctx context.Context, webhookID string, f holdf
 		q, args = queryDeliveriesBefore, append(args, f.Before)
 	}
 	out, err := all(ctx, s.db, scanDelivery, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("deliveries of webhook %s: %w", webhookID, err)
-	}
-	return out, nil
+	return out, wrapf(err, "deliveries of webhook %s", webhookID)
 }
 
 // ChangeWebhookDelivery moves a delivery from state from to state to.
@@ -150,18 +138,9 @@ func (s *Store) ChangeWebhookDelivery(ctx context.Context, webhookID, id string,
 
 // scanWebhook reads one row of webhookColumns.
 func scanWebhook(r Row) (*holdfast.Webhook, error) {
-	var (
-		w      holdfast.Webhook
-		events string
-	)
-	if err := r.Scan(&w.ID, &w.URL, &events, &w.Secret, timeDest(&w.CreatedAt), timeDest(&w.DisabledAt), &w.DisabledReason); err != nil {
-		return nil, err
-	}
-	var err error
-	if w.Events, err = decodeList(events); err != nil {
-		return nil, fmt.Errorf("events of webhook %s: %w", w.ID, err)
-	}
-	return &w, nil
+	var w holdfast.Webhook
+	err := r.Scan(&w.ID, &w.URL, listDest(&w.Events), &w.Secret, timeDest(&w.CreatedAt), timeDest(&w.DisabledAt), &w.DisabledReason)
+	return &w, err
 }
 
 // scanDelivery reads one row of deliveryColumns.
@@ -174,14 +153,9 @@ func scanDelivery(r Row) (*holdfast.WebhookDelivery, error) {
 		timeDest(&d.CreatedAt), timeDest(&d.UpdatedAt)); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(attempts), &d.Attempts); err != nil {
+	var err error
+	if d.Attempts, err = decodeEntries(attempts, func(a *holdfast.WebhookAttempt) *time.Time { return &a.At }); err != nil {
 		return nil, fmt.Errorf("attempts of delivery %s: %w", d.ID, err)
-	}
-	for i := range d.Attempts {
-		d.Attempts[i].At = d.Attempts[i].At.UTC()
-	}
-	if len(d.Attempts) == 0 {
-		d.Attempts = nil
 	}
 	d.State = holdfast.DeliveryState(state)
 	return &d, nil

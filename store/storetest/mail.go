@@ -15,10 +15,7 @@ import (
 )
 
 // mailTests are the tests of synced messages and sends.
-var mailTests = []struct {
-	name string
-	test func(t *testing.T, s holdfast.Store)
-}{
+var mailTests = []conformanceTest{
 	{"SaveSync", testSaveSync},
 	{"SaveSyncUnknownInbox", testSaveSyncUnknownInbox},
 	{"MessagesPaging", testMessagesPaging},

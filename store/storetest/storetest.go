@@ -61,6 +61,12 @@ func WithPruneBatchSize(setBatchSize func(s holdfast.Store, n int)) Option {
 	return func(c *config) { c.setBatchSize = setBatchSize }
 }
 
+// conformanceTest is one test of the suite, run on a new store.
+type conformanceTest struct {
+	name string
+	test func(t *testing.T, s holdfast.Store)
+}
+
 // Run runs the conformance suite. newStore must return an open, migrated
 // and empty store, and close it when t's test ends; each test of the suite
 // calls it once and runs in parallel with the others.
@@ -70,10 +76,7 @@ func Run(t *testing.T, newStore func(t *testing.T) holdfast.Store, opts ...Optio
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	tests := []struct {
-		name string
-		test func(t *testing.T, s holdfast.Store)
-	}{
+	tests := []conformanceTest{
 		{"CreateInboxRoundTrip", testCreateInboxRoundTrip},
 		{"CreateInboxDefaultTimes", testCreateInboxDefaultTimes},
 		{"CreateInboxConflict", testCreateInboxConflict},
