@@ -36,11 +36,17 @@ type Row interface {
 	Scan(dest ...any) error
 }
 
-// Rows is a result set being read.
+// Rows is a result set being read: *sql.Rows (whose Close the adapter
+// wraps), or pgx.Rows.
 type Rows interface {
+	// Next moves to the next row, reporting false after the last one or
+	// on an error.
 	Next() bool
+	// Scan copies the current row's columns into dest.
 	Scan(dest ...any) error
+	// Err returns the error that ended Next, if any.
 	Err() error
+	// Close releases the result set; Next calls it after the last row.
 	Close()
 }
 
