@@ -22,15 +22,18 @@ type querier interface {
 // for every message of a sync is parsed once.
 type executor struct{ q querier }
 
+// Exec implements sqlstore.Executor.
 func (e executor) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	tag, err := e.q.Exec(ctx, query, args...)
 	return tag.RowsAffected(), err
 }
 
+// Query implements sqlstore.Executor.
 func (e executor) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
 	return e.q.Query(ctx, query, args...)
 }
 
+// QueryRow implements sqlstore.Executor.
 func (e executor) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
 	return e.q.QueryRow(ctx, query, args...)
 }
@@ -44,10 +47,12 @@ type pgxDB struct {
 // newDB returns the sqlstore.DB of pool.
 func newDB(pool *pgxpool.Pool) pgxDB { return pgxDB{executor{pool}, pool} }
 
+// Tx implements sqlstore.DB.
 func (d pgxDB) Tx(ctx context.Context, fn func(sqlstore.Executor) error) error {
 	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error { return fn(executor{tx}) })
 }
 
+// Ping implements sqlstore.DB.
 func (d pgxDB) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }
 
 // Close closes the pool, waiting for connections in use to be returned.

@@ -13,14 +13,19 @@ import (
 // jsonb (bound and read as text), blobs are bytea.
 type dialect struct{}
 
+// Name implements sqlstore.Dialect.
 func (dialect) Name() string { return "postgres" }
 
+// Time implements sqlstore.Dialect.
 func (dialect) Time(t time.Time) any { return t }
 
+// IsUniqueViolation implements sqlstore.Dialect.
 func (dialect) IsUniqueViolation(err error) bool { return sqlState(err) == "23505" }
 
+// IsForeignKeyViolation implements sqlstore.Dialect.
 func (dialect) IsForeignKeyViolation(err error) bool { return sqlState(err) == "23503" }
 
+// Statements implements sqlstore.Dialect.
 func (dialect) Statements() *sqlstore.Statements { return &statements }
 
 // sqlState returns the SQLSTATE of a PostgreSQL error, or "".

@@ -11,20 +11,25 @@ import (
 // pool is the sqlstore.DB of a database/sql pool.
 type pool struct{ db *sql.DB }
 
+// Exec implements sqlstore.Executor.
 func (p pool) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	return rowsAffected(p.db.ExecContext(ctx, query, args...))
 }
 
+// Query implements sqlstore.Executor.
 func (p pool) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
 	return wrapRows(p.db.QueryContext(ctx, query, args...))
 }
 
+// QueryRow implements sqlstore.Executor.
 func (p pool) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
 	return p.db.QueryRowContext(ctx, query, args...)
 }
 
+// Ping implements sqlstore.DB.
 func (p pool) Ping(ctx context.Context) error { return p.db.PingContext(ctx) }
 
+// Close implements sqlstore.DB.
 func (p pool) Close() error { return p.db.Close() }
 
 // Tx runs fn in a transaction, committing if it returns nil. fn must use
@@ -70,6 +75,7 @@ func (t *txExec) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// Exec implements sqlstore.Executor.
 func (t *txExec) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	st, err := t.stmt(ctx, query)
 	if err != nil {
@@ -78,6 +84,7 @@ func (t *txExec) Exec(ctx context.Context, query string, args ...any) (int64, er
 	return rowsAffected(st.ExecContext(ctx, args...))
 }
 
+// Query implements sqlstore.Executor.
 func (t *txExec) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
 	st, err := t.stmt(ctx, query)
 	if err != nil {
@@ -86,6 +93,7 @@ func (t *txExec) Query(ctx context.Context, query string, args ...any) (sqlstore
 	return wrapRows(st.QueryContext(ctx, args...))
 }
 
+// QueryRow implements sqlstore.Executor.
 func (t *txExec) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
 	st, err := t.stmt(ctx, query)
 	if err != nil {

@@ -14,10 +14,13 @@ import (
 // since the Unix epoch, UTC; booleans are integers 0 and 1; JSON is text.
 type dialect struct{}
 
+// Name implements sqlstore.Dialect.
 func (dialect) Name() string { return "sqlite" }
 
+// Time implements sqlstore.Dialect.
 func (dialect) Time(t time.Time) any { return t.UnixMicro() }
 
+// IsUniqueViolation implements sqlstore.Dialect.
 func (dialect) IsUniqueViolation(err error) bool {
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
@@ -26,11 +29,13 @@ func (dialect) IsUniqueViolation(err error) bool {
 	return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }
 
+// IsForeignKeyViolation implements sqlstore.Dialect.
 func (dialect) IsForeignKeyViolation(err error) bool {
 	var se *sqlite.Error
 	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 }
 
+// Statements implements sqlstore.Dialect.
 func (dialect) Statements() *sqlstore.Statements { return &statements }
 
 // statements are the statements SQLite spells its own way.
