@@ -1,6 +1,6 @@
 // Package metrics exposes holdfast's Prometheus metrics: HTTP requests,
-// inboxes by provider and state, and store latency. Every series is named
-// holdfast_*.
+// inboxes by provider and state, and the latency and count of every store
+// operation. Every series is named holdfast_*.
 package metrics
 
 import (
@@ -26,6 +26,7 @@ type Metrics struct {
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	storeLatency *prometheus.HistogramVec
+	storeOps     *prometheus.CounterVec
 }
 
 // New returns a registry with the Go and process collectors and holdfast's
@@ -47,11 +48,15 @@ func New() *Metrics {
 			Help:    "Time taken by store operations, by operation and outcome.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"op", "outcome"}),
+		storeOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "holdfast_store_operations_total",
+			Help: "Store operations, by aggregate (inbox, mail, send, health, notice, webhook, api_key, oauth, store), operation and outcome.",
+		}, []string{"aggregate", "op", "outcome"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.duration, m.storeLatency,
+		m.requests, m.duration, m.storeLatency, m.storeOps,
 	)
 	return m
 }

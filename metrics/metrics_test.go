@@ -35,6 +35,10 @@ func (f *fakeStore) Inbox(_ context.Context, id string) (*holdfast.Inbox, error)
 	return &holdfast.Inbox{ID: id}, nil
 }
 
+func (f *fakeStore) SaveSync(context.Context, string, []holdfast.Message, string, time.Time) (int, error) {
+	return 0, nil
+}
+
 func scrape(t *testing.T, m *metrics.Metrics) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -75,6 +79,29 @@ func TestStoreLatencyAndInboxGauges(t *testing.T) {
 	// One CountInboxes for the scrapes (cached), one counted by the decorator.
 	if fake.calls != 1 {
 		t.Errorf("CountInboxes called %d times for two scrapes within the TTL, want 1", fake.calls)
+	}
+}
+
+// TestStoreOperationsCounted checks that a call no hand-written wrapper
+// ever timed, SaveSync, is timed and counted by aggregate and operation,
+// and that every operation's counters exist before its first call.
+func TestStoreOperationsCounted(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	s := m.InstrumentStore(&fakeStore{})
+	if _, err := s.SaveSync(context.Background(), "inb_x", nil, "c1", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	out := scrape(t, m)
+	for _, want := range []string{
+		`holdfast_store_latency_seconds_count{op="save_sync",outcome="ok"} 1`,
+		`holdfast_store_operations_total{aggregate="mail",op="save_sync",outcome="ok"} 1`,
+		`holdfast_store_operations_total{aggregate="oauth",op="take_oauth_state",outcome="error"} 0`,
+		`holdfast_store_operations_total{aggregate="api_key",op="api_key_by_hash",outcome="ok"} 0`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 

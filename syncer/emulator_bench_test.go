@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/holdfast/holdfast/provider/graph"
 	"github.com/holdfast/holdfast/provider/oauth"
 	"github.com/holdfast/holdfast/secrets"
-	"github.com/holdfast/holdfast/store/sqlite"
 	"github.com/holdfast/holdfast/syncer"
 )
 
@@ -80,7 +78,7 @@ func emuTokens(b *testing.B, p holdfast.Provider, baseURL string) *oauth.Source 
 
 // BenchmarkSyncEmulator syncs emuAccounts inboxes of each OAuth provider,
 // with emuMessages messages each, from an in-process emulator into a new
-// SQLite store, through the syncer with the real connector, token source
+// store of each engine (the outer sub-benchmarks), through the syncer with the real connector, token source
 // and Store.SaveSync, with the refresh tokens sealed in the store as serve
 // keeps them. "first" is each inbox's first sync (a token refresh, and for
 // Microsoft saving the rotated refresh token, then the full listing);
@@ -118,44 +116,48 @@ func BenchmarkSyncEmulator(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	for _, p := range emuProviders {
-		b.Run(p.name, func(b *testing.B) {
-			b.Run("first", func(b *testing.B) {
-				var took time.Duration
-				for b.Loop() {
-					b.StopTimer()
-					r := newEmuRun(b, ring, p, urls, accounts[p.provider])
-					b.StartTimer()
-					d, msgs := r.round(b)
-					b.StopTimer()
-					if msgs != emuAccounts*emuMessages {
-						b.Fatalf("the first syncs stored %d messages, want %d", msgs, emuAccounts*emuMessages)
-					}
-					r.check(b)
-					r.stop(b)
-					b.StartTimer()
-					took += d
-				}
-				reportEmu(b, took, b.N*emuAccounts, b.N*emuAccounts*emuMessages)
-			})
-			b.Run("incremental", func(b *testing.B) {
-				r := newEmuRun(b, ring, p, urls, accounts[p.provider])
-				defer r.stop(b)
-				if _, msgs := r.round(b); msgs != emuAccounts*emuMessages {
-					b.Fatalf("the first syncs stored %d messages, want %d", msgs, emuAccounts*emuMessages)
-				}
-				var took time.Duration
-				total := 0
-				for b.Loop() {
-					d, msgs := r.round(b)
-					took += d
-					total += msgs
-				}
-				if total != 0 {
-					b.Fatalf("the incremental syncs stored %d messages, want none", total)
-				}
-				reportEmu(b, took, b.N*emuAccounts, total)
-			})
+	for _, e := range benchEngines {
+		b.Run(e.name, func(b *testing.B) {
+			for _, p := range emuProviders {
+				b.Run(p.name, func(b *testing.B) {
+					b.Run("first", func(b *testing.B) {
+						var took time.Duration
+						for b.Loop() {
+							b.StopTimer()
+							r := newEmuRun(b, e, ring, p, urls, accounts[p.provider])
+							b.StartTimer()
+							d, msgs := r.round(b)
+							b.StopTimer()
+							if msgs != emuAccounts*emuMessages {
+								b.Fatalf("the first syncs stored %d messages, want %d", msgs, emuAccounts*emuMessages)
+							}
+							r.check(b)
+							r.stop(b)
+							b.StartTimer()
+							took += d
+						}
+						reportEmu(b, took, b.N*emuAccounts, b.N*emuAccounts*emuMessages)
+					})
+					b.Run("incremental", func(b *testing.B) {
+						r := newEmuRun(b, e, ring, p, urls, accounts[p.provider])
+						defer r.stop(b)
+						if _, msgs := r.round(b); msgs != emuAccounts*emuMessages {
+							b.Fatalf("the first syncs stored %d messages, want %d", msgs, emuAccounts*emuMessages)
+						}
+						var took time.Duration
+						total := 0
+						for b.Loop() {
+							d, msgs := r.round(b)
+							took += d
+							total += msgs
+						}
+						if total != 0 {
+							b.Fatalf("the incremental syncs stored %d messages, want none", total)
+						}
+						reportEmu(b, took, b.N*emuAccounts, total)
+					})
+				})
+			}
 		})
 	}
 }
@@ -166,10 +168,10 @@ func reportEmu(b *testing.B, took time.Duration, inboxes, msgs int) {
 	b.ReportMetric(float64(msgs)/took.Seconds(), "msgs/s")
 }
 
-// emuRun is one migrated SQLite store holding an inbox per account, and a
+// emuRun is one migrated store holding an inbox per account, and a
 // started syncer over it with a new connector.
 type emuRun struct {
-	store   *sqlite.Store
+	store   holdfast.Store
 	ring    *secrets.Keyring
 	syncer  *syncer.Syncer
 	track   *emuTracker
@@ -179,17 +181,10 @@ type emuRun struct {
 // newEmuRun opens the store, connects the accounts as inboxes with their
 // sealed refresh tokens, and starts the syncer, whose first syncs are an
 // interval (an hour) away.
-func newEmuRun(b *testing.B, ring *secrets.Keyring, p emuProvider, urls emulator.URLs, accs []emuAccount) *emuRun {
+func newEmuRun(b *testing.B, e benchEngine, ring *secrets.Keyring, p emuProvider, urls emulator.URLs, accs []emuAccount) *emuRun {
 	b.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "holdfast.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := st.Migrate(ctx); err != nil {
-		st.Close()
-		b.Fatal(err)
-	}
+	st := e.open(b)
 	r := &emuRun{store: st, ring: ring, inboxes: make([]*holdfast.Inbox, len(accs))}
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	for i, a := range accs {
@@ -371,9 +366,9 @@ func (c *emuConnector) Sync(ctx context.Context, s *holdfast.Session, cursor str
 	return res, err
 }
 
-// emuStore is the SQLite store telling the tracker each stored batch.
+// emuStore is a store telling the tracker each stored batch.
 type emuStore struct {
-	*sqlite.Store
+	holdfast.Store
 	track *emuTracker
 }
 

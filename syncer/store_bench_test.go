@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,7 +18,6 @@ import (
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/provider/imap"
 	"github.com/holdfast/holdfast/provider/mailtest"
-	"github.com/holdfast/holdfast/store/sqlite"
 	"github.com/holdfast/holdfast/syncer"
 )
 
@@ -83,10 +81,10 @@ func appendBench(b *testing.B, srv *mailtest.Server, n int, email string) {
 	}
 }
 
-// countingStore is the SQLite store, counting the messages SaveSync
-// stores; done is closed once want were added.
+// countingStore is a store counting the messages SaveSync stores; done is
+// closed once want were added.
 type countingStore struct {
-	*sqlite.Store
+	holdfast.Store
 	added atomic.Int64
 	want  int64
 	done  chan struct{}
@@ -101,10 +99,11 @@ func (s *countingStore) SaveSync(ctx context.Context, inboxID string, msgs []hol
 }
 
 // BenchmarkSyncIntoStore syncs the 20 mailboxes of 500 messages from a
-// local Dovecot into a new SQLite store with the syncer, the IMAP
-// connector and Store.SaveSync ("holdfast"), next to a plain fetch of the
-// same messages with the bare go-imap client ("PlainFetch"). Both report
-// messages per second over all the mailboxes, synced at once.
+// local Dovecot into a new store of each engine with the syncer, the IMAP
+// connector and Store.SaveSync ("holdfast/sqlite", "holdfast/postgres"),
+// next to a plain fetch of the same messages with the bare go-imap client
+// ("PlainFetch"). Both report messages per second over all the mailboxes,
+// synced at once.
 func BenchmarkSyncIntoStore(b *testing.B) {
 	srv, emails := benchMail(b)
 	if b.Failed() {
@@ -131,12 +130,16 @@ func BenchmarkSyncIntoStore(b *testing.B) {
 	fetchAll(b, srv, emails, opts)
 
 	b.Run("holdfast", func(b *testing.B) {
-		conn := imap.New(imap.Config{TLSConfig: srv.TLSConfig(), BatchSize: benchMessages, AllowPrivateHosts: true})
-		var took time.Duration
-		for b.Loop() {
-			took += syncIntoStore(b, conn, server, emails)
+		for _, e := range benchEngines {
+			b.Run(e.name, func(b *testing.B) {
+				conn := imap.New(imap.Config{TLSConfig: srv.TLSConfig(), BatchSize: benchMessages, AllowPrivateHosts: true})
+				var took time.Duration
+				for b.Loop() {
+					took += syncIntoStore(b, e, conn, server, emails)
+				}
+				b.ReportMetric(float64(b.N*benchMailboxes*benchMessages)/took.Seconds(), "msgs/s")
+			})
 		}
-		b.ReportMetric(float64(b.N*benchMailboxes*benchMessages)/took.Seconds(), "msgs/s")
 	})
 
 	b.Run("PlainFetch", func(b *testing.B) {
@@ -164,21 +167,15 @@ func fetchAll(b *testing.B, srv *mailtest.Server, emails []string, opts *goimap.
 	}
 }
 
-// syncIntoStore makes a new migrated SQLite store holding one inbox per
-// account, then starts a syncer, asks it to sync every inbox now, and
+// syncIntoStore makes a new migrated store of engine e holding one inbox
+// per account, then starts a syncer, asks it to sync every inbox now, and
 // returns how long it took until every message was stored. Only that
 // is timed.
-func syncIntoStore(b *testing.B, conn *imap.Connector, server *holdfast.ServerConfig, emails []string) time.Duration {
+func syncIntoStore(b *testing.B, e benchEngine, conn *imap.Connector, server *holdfast.ServerConfig, emails []string) time.Duration {
 	b.StopTimer()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "holdfast.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	st := e.open(b)
 	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	inboxes := make([]*holdfast.Inbox, len(emails))
 	for i, email := range emails {

@@ -5,4 +5,4 @@ const QueryCountInboxes = queryCountInboxes
 
 // SetPruneBatchSize sets the most rows one statement of
 // PruneFleetSnapshots deletes, for tests of deleting in batches.
-func SetPruneBatchSize(s *Store, n int) { s.pruneBatchSize = n }
+func SetPruneBatchSize(s *Store, n int) { s.Store.SetPruneBatchSize(n) }

@@ -1,4 +1,5 @@
-// Package postgres implements holdfast.Store on PostgreSQL, through pgx.
+// Package postgres keeps holdfast's store in PostgreSQL: store/sqlstore's
+// Store over pgx's native pool, with PostgreSQL's dialect.
 //
 // A Store keeps its tables in one schema: the one WithSchema names, or the
 // first of the search_path that the database URL selects (for example with
@@ -9,8 +10,8 @@
 //
 // Times are timestamptz, kept to the microsecond. The schema is created and
 // upgraded by Migrate, with goose and the SQL files embedded from
-// migration/. All run-time SQL is in queries.go, queries_mail.go and
-// queries_webhook.go.
+// migration/. The run-time SQL is store/sqlstore's, but for the few
+// statements in dialect.go.
 //
 // The Go API is not stable.
 package postgres
@@ -22,7 +23,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -32,6 +32,7 @@ import (
 	"github.com/pressly/goose/v3/lock"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/store/sqlstore"
 )
 
 //go:embed migration/*.sql
@@ -40,35 +41,35 @@ var migrations embed.FS
 // Store is a holdfast.Store kept in a PostgreSQL schema. Its methods are
 // safe for concurrent use.
 type Store struct {
+	*sqlstore.Store
 	pool   *pgxpool.Pool
-	clock  holdfast.Clock
 	schema string
 	// createSchema: WithSchema named the schema, and Migrate creates it.
 	createSchema bool
-	// pruneBatchSize is the most rows one statement of
-	// PruneFleetSnapshots deletes.
-	pruneBatchSize int
 }
 
 var _ holdfast.Store = (*Store)(nil)
 
+// options are what the Options set.
+type options struct {
+	schema string
+	store  sqlstore.Config
+}
+
 // Option configures a Store.
-type Option func(*Store)
+type Option func(*options)
 
 // WithSchema keeps the store's tables in the named schema, by setting
 // search_path on every connection; Migrate creates the schema if needed.
 // Do not combine it with a search_path in the database URL.
 func WithSchema(name string) Option {
-	return func(s *Store) {
-		s.schema = name
-		s.createSchema = name != ""
-	}
+	return func(o *options) { o.schema = name }
 }
 
 // WithClock sets the clock that fills in times the caller left zero. The
 // default is the system clock.
 func WithClock(c holdfast.Clock) Option {
-	return func(s *Store) { s.clock = c }
+	return func(o *options) { o.store.Clock = c }
 }
 
 // DefaultMaxConns is the size of the connection pool when the database URL
@@ -85,10 +86,11 @@ const DefaultMaxConns = 16
 // in "postgres://holdfast@db/holdfast?pool_max_conns=32". Open does not
 // create or upgrade the schema: call Migrate for that.
 func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, error) {
-	s := &Store{clock: holdfast.SystemClock{}, pruneBatchSize: defaultPruneBatchSize}
+	var o options
 	for _, opt := range opts {
-		opt(s)
+		opt(&o)
 	}
+	s := &Store{schema: o.schema, createSchema: o.schema != ""}
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		// The error may quote the URL, password included: leave it out.
@@ -110,6 +112,7 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, erro
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	s.pool = pool
+	s.Store = sqlstore.New(newDB(pool), dialect{}, o.store)
 	if s.schema == "" {
 		var current *string
 		if err := pool.QueryRow(ctx, queryCurrentSchema).Scan(&current); err != nil {
@@ -172,65 +175,9 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // client and migrator must be given too.
 func (s *Store) Schema() string { return s.schema }
 
-// Ping checks that the database can be reached.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("ping postgres: %w", err)
-	}
-	return nil
-}
-
-// Close closes the pool, waiting for connections in use to be returned.
-// Calling it again does nothing.
-func (s *Store) Close() error {
-	s.pool.Close()
-	return nil
-}
-
-// now returns the clock's time at the store's precision.
-func (s *Store) now() time.Time { return s.clock.Now().UTC().Truncate(holdfast.StoreTimePrecision) }
-
-// orNow returns t in UTC at the store's precision, or now when t is zero.
-func (s *Store) orNow(t time.Time) time.Time {
-	if t.IsZero() {
-		return s.now()
-	}
-	return orTime(t, time.Time{})
-}
-
-// orTime returns t in UTC at the store's precision, or def when t is zero.
-// Postgres would round to the microsecond; rounding down here keeps the
-// two stores alike.
-func orTime(t, def time.Time) time.Time {
-	if t.IsZero() {
-		return def
-	}
-	return t.UTC().Truncate(holdfast.StoreTimePrecision)
-}
-
-// isUnique reports whether err is a violation of a unique or primary key
-// constraint.
-func isUnique(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505"
-}
-
-// order returns the query oldest, or newestFirst (the same query ordered
-// newest first) if newest.
-func order(newest bool, oldest, newestFirst string) string {
-	if newest {
-		return newestFirst
-	}
-	return oldest
-}
-
-// limit applies the page size rules: zero or less means 100, at most 1000.
-func limit(n int) int {
-	switch {
-	case n <= 0:
-		return 100
-	case n > 1000:
-		return 1000
-	}
-	return n
-}
+// The SQL Open and Migrate run. queryCreateSchema takes the schema as a
+// quoted identifier (%s).
+const (
+	queryCreateSchema  = `CREATE SCHEMA IF NOT EXISTS %s`
+	queryCurrentSchema = `SELECT current_schema()`
+)

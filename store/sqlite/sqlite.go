@@ -1,5 +1,6 @@
-// Package sqlite implements holdfast.Store on SQLite, through the pure-Go
-// driver modernc.org/sqlite.
+// Package sqlite keeps holdfast's store in SQLite, through the pure-Go
+// driver modernc.org/sqlite: store/sqlstore's Store over a database/sql
+// pool, with SQLite's dialect.
 //
 // A Store holds one connection. SQLite allows one writer at a time and
 // answers a second with SQLITE_BUSY; River, which shares the database
@@ -14,8 +15,8 @@
 // since the Unix epoch, UTC.
 //
 // The schema is created and upgraded by Migrate, with goose and the SQL
-// files embedded from migration/. All run-time SQL is in queries.go,
-// queries_mail.go and queries_webhook.go.
+// files embedded from migration/. The run-time SQL is store/sqlstore's,
+// but for the few statements in dialect.go.
 //
 // The Go API is not stable.
 package sqlite
@@ -24,17 +25,16 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"strings"
 	"time"
 
 	"github.com/pressly/goose/v3"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	_ "modernc.org/sqlite" // the "sqlite" driver
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/store/sqlstore"
 )
 
 //go:embed migration/*.sql
@@ -49,22 +49,19 @@ const busyTimeout = 10 * time.Second
 // Store is a holdfast.Store kept in one SQLite database file. Its methods
 // are safe for concurrent use.
 type Store struct {
-	db    *sql.DB
-	clock holdfast.Clock
-	// pruneBatchSize is the most rows one statement of
-	// PruneFleetSnapshots deletes.
-	pruneBatchSize int
+	*sqlstore.Store
+	db *sql.DB
 }
 
 var _ holdfast.Store = (*Store)(nil)
 
 // Option configures a Store.
-type Option func(*Store)
+type Option func(*sqlstore.Config)
 
 // WithClock sets the clock that fills in times the caller left zero. The
 // default is the system clock.
 func WithClock(c holdfast.Clock) Option {
-	return func(s *Store) { s.clock = c }
+	return func(cfg *sqlstore.Config) { cfg.Clock = c }
 }
 
 // Open opens the SQLite database at path, creating the file if needed, and
@@ -91,15 +88,15 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 
-	s := &Store{db: db, clock: holdfast.SystemClock{}, pruneBatchSize: defaultPruneBatchSize}
+	var cfg sqlstore.Config
 	for _, opt := range opts {
-		opt(s)
+		opt(&cfg)
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
 	}
-	return s, nil
+	return &Store{Store: sqlstore.New(pool{db}, dialect{}, cfg), db: db}, nil
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start.
@@ -123,86 +120,3 @@ func (s *Store) Migrate(ctx context.Context) error {
 // It holds a single connection, so a caller that keeps a transaction or a
 // *sql.Rows open blocks every other user until it is done.
 func (s *Store) DB() *sql.DB { return s.db }
-
-// Ping checks that the database can be reached.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("ping sqlite: %w", err)
-	}
-	return nil
-}
-
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
-
-// tx runs fn in a transaction, committing if it returns nil. fn must use
-// tx for every statement: the pool's only connection is busy with it.
-func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
-// now returns the clock's time at the store's precision.
-func (s *Store) now() time.Time { return s.clock.Now().UTC().Truncate(holdfast.StoreTimePrecision) }
-
-// orNow returns t in UTC at the store's precision, or now when t is zero.
-func (s *Store) orNow(t time.Time) time.Time {
-	if t.IsZero() {
-		return s.now()
-	}
-	return orTime(t, time.Time{})
-}
-
-// orTime returns t in UTC at the store's precision, or def when t is zero.
-func orTime(t, def time.Time) time.Time {
-	if t.IsZero() {
-		return def
-	}
-	return t.UTC().Truncate(holdfast.StoreTimePrecision)
-}
-
-// micros converts t to the stored form.
-func micros(t time.Time) int64 { return t.UnixMicro() }
-
-// fromMicros converts a stored time back.
-func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
-
-// isUnique reports whether err is a violation of a unique or primary key
-// constraint.
-func isUnique(err error) bool {
-	var se *sqlite.Error
-	if !errors.As(err, &se) {
-		return false
-	}
-	return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
-}
-
-// order returns the query oldest, or newestFirst (the same query ordered
-// newest first) if newest.
-func order(newest bool, oldest, newestFirst string) string {
-	if newest {
-		return newestFirst
-	}
-	return oldest
-}
-
-// limit applies the page size rules: zero or less means 100, at most 1000.
-func limit(n int) int {
-	switch {
-	case n <= 0:
-		return 100
-	case n > 1000:
-		return 1000
-	}
-	return n
-}

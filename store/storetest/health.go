@@ -138,60 +138,65 @@ func testIncidents(t *testing.T, s holdfast.Store) {
 		}
 	})
 
-	// The steps run in order, each on what the previous left.
-	t.Run("UpsertReplaces", func(t *testing.T) {
-		steps := []struct {
-			name   string
-			change func(in *holdfast.Incident)
-			open   []int64
-		}{
-			{"Resolve", func(in *holdfast.Incident) {
-				in.ResolvedAt = t0.Add(2 * time.Hour)
-				in.Recovered = 40
-				in.Timeline = append(in.Timeline, holdfast.IncidentEntry{At: t0.Add(2 * time.Hour), What: "resolved"})
-			}, []int64{1 << 40, 3}},
-			{"EveryField", func(in *holdfast.Incident) {
-				in.Kind = "tenant_event"
-				in.Provider = holdfast.ProviderIMAP
-				in.Tenant = "mail.example.test"
-				in.OpenedAt = t0.Add(-time.Hour)
-				in.Evidence = "replaced"
-				in.Affected, in.Recovered = 1, 0
-				in.Timeline = in.Timeline[:1]
-			}, []int64{1 << 40, 3}},
-			{"Reopen", func(in *holdfast.Incident) {
-				in.ResolvedAt = time.Time{}
-				in.Timeline = nil
-			}, []int64{1 << 40, 3, 1}},
+	t.Run("UpsertReplaces", func(t *testing.T) { checkIncidentUpserts(t, s) })
+}
+
+// checkIncidentUpserts is testIncidents' check that SaveIncident replaces
+// an incident, field by field, and what Incidents lists as open follows.
+// The steps run in order, each on what the previous left.
+func checkIncidentUpserts(t *testing.T, s holdfast.Store) {
+	ctx := t.Context()
+	steps := []struct {
+		name   string
+		change func(in *holdfast.Incident)
+		open   []int64
+	}{
+		{"Resolve", func(in *holdfast.Incident) {
+			in.ResolvedAt = t0.Add(2 * time.Hour)
+			in.Recovered = 40
+			in.Timeline = append(in.Timeline, holdfast.IncidentEntry{At: t0.Add(2 * time.Hour), What: "resolved"})
+		}, []int64{1 << 40, 3}},
+		{"EveryField", func(in *holdfast.Incident) {
+			in.Kind = "tenant_event"
+			in.Provider = holdfast.ProviderIMAP
+			in.Tenant = "mail.example.test"
+			in.OpenedAt = t0.Add(-time.Hour)
+			in.Evidence = "replaced"
+			in.Affected, in.Recovered = 1, 0
+			in.Timeline = in.Timeline[:1]
+		}, []int64{1 << 40, 3}},
+		{"Reopen", func(in *holdfast.Incident) {
+			in.ResolvedAt = time.Time{}
+			in.Timeline = nil
+		}, []int64{1 << 40, 3, 1}},
+	}
+	in := newIncident(1)
+	for _, st := range steps {
+		st.change(in)
+		mustSaveIncidents(t, s, in)
+		got, err := s.IncidentByID(ctx, in.ID)
+		if err != nil {
+			t.Fatalf("%s: IncidentByID = %v", st.name, err)
 		}
-		in := newIncident(1)
-		for _, st := range steps {
-			st.change(in)
-			mustSaveIncidents(t, s, in)
-			got, err := s.IncidentByID(ctx, in.ID)
-			if err != nil {
-				t.Fatalf("%s: IncidentByID = %v", st.name, err)
-			}
-			if diff := cmp.Diff(storedIncident(in), got); diff != "" {
-				t.Errorf("%s: IncidentByID after SaveIncident mismatch (-want +got):\n%s", st.name, diff)
-			}
-			open, err := s.Incidents(ctx, true, 0)
-			if err != nil {
-				t.Fatalf("%s: Incidents(open) = %v", st.name, err)
-			}
-			var ids []int64
-			for _, o := range open {
-				ids = append(ids, o.ID)
-			}
-			if diff := cmp.Diff(st.open, ids); diff != "" {
-				t.Errorf("%s: IDs of open incidents (-want +got):\n%s", st.name, diff)
-			}
-			all, err := s.Incidents(ctx, false, 0)
-			if err != nil || len(all) != 4 {
-				t.Errorf("%s: Incidents(all) = %d incidents, %v; want 4, nil", st.name, len(all), err)
-			}
+		if diff := cmp.Diff(storedIncident(in), got); diff != "" {
+			t.Errorf("%s: IncidentByID after SaveIncident mismatch (-want +got):\n%s", st.name, diff)
 		}
-	})
+		open, err := s.Incidents(ctx, true, 0)
+		if err != nil {
+			t.Fatalf("%s: Incidents(open) = %v", st.name, err)
+		}
+		var ids []int64
+		for _, o := range open {
+			ids = append(ids, o.ID)
+		}
+		if diff := cmp.Diff(st.open, ids); diff != "" {
+			t.Errorf("%s: IDs of open incidents (-want +got):\n%s", st.name, diff)
+		}
+		all, err := s.Incidents(ctx, false, 0)
+		if err != nil || len(all) != 4 {
+			t.Errorf("%s: Incidents(all) = %d incidents, %v; want 4, nil", st.name, len(all), err)
+		}
+	}
 }
 
 // newHeldAction returns a pending held action.

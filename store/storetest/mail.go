@@ -15,10 +15,7 @@ import (
 )
 
 // mailTests are the tests of synced messages and sends.
-var mailTests = []struct {
-	name string
-	test func(t *testing.T, s holdfast.Store)
-}{
+var mailTests = []conformanceTest{
 	{"SaveSync", testSaveSync},
 	{"SaveSyncUnknownInbox", testSaveSyncUnknownInbox},
 	{"MessagesPaging", testMessagesPaging},
@@ -156,44 +153,7 @@ func testSaveSync(t *testing.T, s holdfast.Store) {
 		}
 	})
 
-	t.Run("CursorResetRekeys", func(t *testing.T) {
-		// UIDVALIDITY changed: new provider IDs, same Message-IDs. The
-		// message without a Message-ID cannot be recognised and is added.
-		reset := []holdfast.Message{
-			newMessage("INBOX/8/1", "one", t0),
-			newMessage("INBOX/8/2", "two", t0.Add(time.Minute)),
-			newMessage("INBOX/8/3", "", t0.Add(2*time.Minute)),
-			newMessage("INBOX/8/4", "four", t0.Add(3*time.Minute)),
-		}
-		mustSaveSync(t, s, in.ID, reset, "c3", t0.Add(3*time.Hour), 2)
-		checkCursor(t, s, in.ID, "c3", t0.Add(3*time.Hour))
-		if reset[0].ID != first[0].ID || reset[1].ID != first[1].ID {
-			t.Errorf("after a reset, IDs = %s, %s; want the stored %s, %s", reset[0].ID, reset[1].ID, first[0].ID, first[1].ID)
-		}
-		if reset[2].ID == first[2].ID {
-			t.Errorf("a message without Message-ID and a new provider ID matched stored %s", first[2].ID)
-		}
-		ms := allMessages(t, s, in.ID)
-		if len(ms) != 5 {
-			t.Fatalf("after a reset, %d messages; want 5", len(ms))
-		}
-		for _, m := range reset[:2] {
-			got, err := s.Message(ctx, in.ID, m.ID)
-			if err != nil {
-				t.Fatalf("Message(%s) = %v", m.ID, err)
-			}
-			if diff := cmp.Diff(storedMessage(m, in.ID), got); diff != "" {
-				t.Errorf("re-keyed Message(%s) mismatch (-want +got):\n%s", m.ID, diff)
-			}
-		}
-
-		// The re-keyed messages are now known by their new provider IDs.
-		again := slices.Clone(reset)
-		mustSaveSync(t, s, in.ID, again, "c4", t0.Add(4*time.Hour), 0)
-		if n := len(allMessages(t, s, in.ID)); n != 5 {
-			t.Errorf("after syncing the reset messages again, %d messages; want 5", n)
-		}
-	})
+	t.Run("CursorResetRekeys", func(t *testing.T) { checkCursorResetRekeys(t, s, in.ID, first) })
 
 	t.Run("SameMessageInOtherInbox", func(t *testing.T) {
 		other := mustCreate(t, s, newInbox())
@@ -217,6 +177,49 @@ func testSaveSync(t *testing.T, s holdfast.Store) {
 			t.Errorf("Inboxes does not list inbox %s with its cursor and last sync", other.ID)
 		}
 	})
+}
+
+// checkCursorResetRekeys is testSaveSync's check that a sync after a
+// cursor reset re-keys the stored messages of inbox inboxID, which hold
+// first, by their Message-IDs.
+func checkCursorResetRekeys(t *testing.T, s holdfast.Store, inboxID string, first []holdfast.Message) {
+	ctx := t.Context()
+	// UIDVALIDITY changed: new provider IDs, same Message-IDs. The
+	// message without a Message-ID cannot be recognised and is added.
+	reset := []holdfast.Message{
+		newMessage("INBOX/8/1", "one", t0),
+		newMessage("INBOX/8/2", "two", t0.Add(time.Minute)),
+		newMessage("INBOX/8/3", "", t0.Add(2*time.Minute)),
+		newMessage("INBOX/8/4", "four", t0.Add(3*time.Minute)),
+	}
+	mustSaveSync(t, s, inboxID, reset, "c3", t0.Add(3*time.Hour), 2)
+	checkCursor(t, s, inboxID, "c3", t0.Add(3*time.Hour))
+	if reset[0].ID != first[0].ID || reset[1].ID != first[1].ID {
+		t.Errorf("after a reset, IDs = %s, %s; want the stored %s, %s", reset[0].ID, reset[1].ID, first[0].ID, first[1].ID)
+	}
+	if reset[2].ID == first[2].ID {
+		t.Errorf("a message without Message-ID and a new provider ID matched stored %s", first[2].ID)
+	}
+	ms := allMessages(t, s, inboxID)
+	if len(ms) != 5 {
+		t.Fatalf("after a reset, %d messages; want 5", len(ms))
+	}
+	for _, m := range reset[:2] {
+		got, err := s.Message(ctx, inboxID, m.ID)
+		if err != nil {
+			t.Fatalf("Message(%s) = %v", m.ID, err)
+		}
+		if diff := cmp.Diff(storedMessage(m, inboxID), got); diff != "" {
+			t.Errorf("re-keyed Message(%s) mismatch (-want +got):\n%s", m.ID, diff)
+		}
+	}
+
+	// The re-keyed messages are now known by their new provider IDs.
+	again := slices.Clone(reset)
+	mustSaveSync(t, s, inboxID, again, "c4", t0.Add(4*time.Hour), 0)
+	if n := len(allMessages(t, s, inboxID)); n != 5 {
+		t.Errorf("after syncing the reset messages again, %d messages; want 5", n)
+	}
 }
 
 func testSaveSyncUnknownInbox(t *testing.T, s holdfast.Store) {

@@ -75,38 +75,7 @@ func testNoticeOutbox(t *testing.T, s holdfast.Store) {
 
 	// Claimed, then sent: SentAt is the time of the change to sent.
 	claimAt, sentAt := t0.Add(time.Minute), t0.Add(2*time.Minute)
-	got, err := s.ChangeNotice(ctx, ra.ID, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeSending, At: claimAt})
-	if err != nil {
-		t.Fatalf("ChangeNotice(pending → sending) = %v", err)
-	}
-	if got.Status != holdfast.NoticeSending || !got.UpdatedAt.Equal(stored(claimAt)) || !got.SentAt.IsZero() {
-		t.Errorf("ChangeNotice(pending → sending) = %+v; want sending at %v, not sent", got, claimAt)
-	}
-	// A second claim loses: the notice is no longer pending.
-	_, err = s.ChangeNotice(ctx, ra.ID, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeSending})
-	if !errors.Is(err, holdfast.ErrConflict) {
-		t.Errorf("second ChangeNotice(pending → sending) = %v; want ErrConflict", err)
-	}
-	got, err = s.ChangeNotice(ctx, ra.ID, holdfast.NoticeChange{From: holdfast.NoticeSending, To: holdfast.NoticeSent, At: sentAt})
-	if err != nil {
-		t.Fatalf("ChangeNotice(sending → sent) = %v", err)
-	}
-	if !got.SentAt.Equal(stored(sentAt)) || got.SentAt.Location() != time.UTC {
-		t.Errorf("ChangeNotice(sending → sent) SentAt = %v; want %v", got.SentAt, stored(sentAt))
-	}
-	// Cancelled with a reason.
-	got, err = s.ChangeNotice(ctx, rb.ID, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeCancelled, Reason: "recovered", At: claimAt})
-	if err != nil {
-		t.Fatalf("ChangeNotice(pending → cancelled) = %v", err)
-	}
-	wantB := *rb
-	wantB.Status, wantB.StatusReason, wantB.UpdatedAt = holdfast.NoticeCancelled, "recovered", stored(claimAt)
-	if diff := cmp.Diff(&wantB, got); diff != "" {
-		t.Errorf("ChangeNotice(pending → cancelled) mismatch (-want +got):\n%s", diff)
-	}
-	if _, err := s.ChangeNotice(ctx, 1<<40, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeSent}); !errors.Is(err, holdfast.ErrNotFound) {
-		t.Errorf("ChangeNotice of an unknown notice = %v; want ErrNotFound", err)
-	}
+	wantB := checkNoticeChanges(t, s, ra, rb, claimAt, sentAt)
 	if diff := cmp.Diff([]*holdfast.NoticeRecord{rg}, list(t, holdfast.NoticeFilter{Status: holdfast.NoticePending}), cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("pending after the changes mismatch (-want +got):\n%s", diff)
 	}
@@ -145,6 +114,46 @@ func testNoticeOutbox(t *testing.T, s holdfast.Store) {
 	if err != nil || len(old) != 1 || *old[0] != *notices[0] {
 		t.Errorf("Notices(%s) = %v, %v; want the appended notice", a.ID, old, err)
 	}
+}
+
+// checkNoticeChanges is testNoticeOutbox's check of ChangeNotice: ra is
+// claimed at claimAt and sent at sentAt, rb cancelled at claimAt. It
+// returns rb as cancelled.
+func checkNoticeChanges(t *testing.T, s holdfast.Store, ra, rb *holdfast.NoticeRecord, claimAt, sentAt time.Time) holdfast.NoticeRecord {
+	ctx := t.Context()
+	got, err := s.ChangeNotice(ctx, ra.ID, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeSending, At: claimAt})
+	if err != nil {
+		t.Fatalf("ChangeNotice(pending → sending) = %v", err)
+	}
+	if got.Status != holdfast.NoticeSending || !got.UpdatedAt.Equal(stored(claimAt)) || !got.SentAt.IsZero() {
+		t.Errorf("ChangeNotice(pending → sending) = %+v; want sending at %v, not sent", got, claimAt)
+	}
+	// A second claim loses: the notice is no longer pending.
+	_, err = s.ChangeNotice(ctx, ra.ID, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeSending})
+	if !errors.Is(err, holdfast.ErrConflict) {
+		t.Errorf("second ChangeNotice(pending → sending) = %v; want ErrConflict", err)
+	}
+	got, err = s.ChangeNotice(ctx, ra.ID, holdfast.NoticeChange{From: holdfast.NoticeSending, To: holdfast.NoticeSent, At: sentAt})
+	if err != nil {
+		t.Fatalf("ChangeNotice(sending → sent) = %v", err)
+	}
+	if !got.SentAt.Equal(stored(sentAt)) || got.SentAt.Location() != time.UTC {
+		t.Errorf("ChangeNotice(sending → sent) SentAt = %v; want %v", got.SentAt, stored(sentAt))
+	}
+	// Cancelled with a reason.
+	got, err = s.ChangeNotice(ctx, rb.ID, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeCancelled, Reason: "recovered", At: claimAt})
+	if err != nil {
+		t.Fatalf("ChangeNotice(pending → cancelled) = %v", err)
+	}
+	wantB := *rb
+	wantB.Status, wantB.StatusReason, wantB.UpdatedAt = holdfast.NoticeCancelled, "recovered", stored(claimAt)
+	if diff := cmp.Diff(&wantB, got); diff != "" {
+		t.Errorf("ChangeNotice(pending → cancelled) mismatch (-want +got):\n%s", diff)
+	}
+	if _, err := s.ChangeNotice(ctx, 1<<40, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeSent}); !errors.Is(err, holdfast.ErrNotFound) {
+		t.Errorf("ChangeNotice of an unknown notice = %v; want ErrNotFound", err)
+	}
+	return wantB
 }
 
 // testNoticeLimits checks the page size rules of NoticeRecords, and that

@@ -15,10 +15,7 @@ import (
 
 // oauthTests are the conformance tests of pending OAuth consent flows and
 // of the inbox lookup by email the callback uses.
-var oauthTests = []struct {
-	name string
-	test func(t *testing.T, s holdfast.Store)
-}{
+var oauthTests = []conformanceTest{
 	{"OAuthStateTakenOnce", testOAuthStateTakenOnce},
 	{"OAuthStateConflict", testOAuthStateConflict},
 	{"OAuthStateExpiry", testOAuthStateExpiry},

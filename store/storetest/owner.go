@@ -14,10 +14,7 @@ import (
 
 // ownerTests are the conformance tests of inbox owners: the address an
 // inbox's notices go to and whose status page lists it.
-var ownerTests = []struct {
-	name string
-	test func(t *testing.T, s holdfast.Store)
-}{
+var ownerTests = []conformanceTest{
 	{"SetOwnerEmail", testSetOwnerEmail},
 	{"InboxesByOwner", testInboxesByOwner},
 	{"NoticeRecipientIsOwner", testNoticeRecipientIsOwner},

@@ -19,6 +19,7 @@
 package storetest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
@@ -61,6 +62,12 @@ func WithPruneBatchSize(setBatchSize func(s holdfast.Store, n int)) Option {
 	return func(c *config) { c.setBatchSize = setBatchSize }
 }
 
+// conformanceTest is one test of the suite, run on a new store.
+type conformanceTest struct {
+	name string
+	test func(t *testing.T, s holdfast.Store)
+}
+
 // Run runs the conformance suite. newStore must return an open, migrated
 // and empty store, and close it when t's test ends; each test of the suite
 // calls it once and runs in parallel with the others.
@@ -70,10 +77,7 @@ func Run(t *testing.T, newStore func(t *testing.T) holdfast.Store, opts ...Optio
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	tests := []struct {
-		name string
-		test func(t *testing.T, s holdfast.Store)
-	}{
+	tests := []conformanceTest{
 		{"CreateInboxRoundTrip", testCreateInboxRoundTrip},
 		{"CreateInboxDefaultTimes", testCreateInboxDefaultTimes},
 		{"CreateInboxConflict", testCreateInboxConflict},
@@ -1260,4 +1264,27 @@ func testReopen(t *testing.T, newLocation func(t *testing.T) func(t *testing.T) 
 	if err != nil || len(evs) != 1 || evs[0].ID <= wantEvents[0].ID {
 		t.Errorf("newest event after reopen = %v, %v; want an ID above %d", evs, err, wantEvents[0].ID)
 	}
+}
+
+// Migrator is a store whose schema Migrate brings up to date, such as
+// *sqlite.Store and *postgres.Store.
+type Migrator interface {
+	holdfast.Store
+	Migrate(ctx context.Context) error
+}
+
+// Open returns the store open returns, migrated and closed when t ends; it
+// fails t if either step fails. It serves the engines' test helpers
+// (sqlitetest, pgtest).
+func Open[S Migrator](t testing.TB, open func(ctx context.Context) (S, error)) S {
+	t.Helper()
+	st, err := open(t.Context())
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(t.Context()); err != nil {
+		t.Fatalf("migrate store: %v", err)
+	}
+	return st
 }

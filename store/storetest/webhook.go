@@ -13,10 +13,7 @@ import (
 )
 
 // webhookTests are the conformance tests of webhooks and their deliveries.
-var webhookTests = []struct {
-	name string
-	test func(t *testing.T, s holdfast.Store)
-}{
+var webhookTests = []conformanceTest{
 	{"Webhooks", testWebhooks},
 	{"DisableWebhook", testDisableWebhook},
 	{"SetWebhookSecret", testSetWebhookSecret},

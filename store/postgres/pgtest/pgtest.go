@@ -34,6 +34,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/holdfast/holdfast/store/postgres"
+	"github.com/holdfast/holdfast/store/storetest"
 )
 
 // DefaultURL is the database used when TEST_DATABASE_URL is unset: a local
@@ -195,13 +196,7 @@ func NewStore(t testing.TB, opts ...postgres.Option) *postgres.Store {
 // restarted service would see.
 func Open(t testing.TB, databaseURL string, opts ...postgres.Option) *postgres.Store {
 	t.Helper()
-	st, err := postgres.Open(t.Context(), databaseURL, opts...)
-	if err != nil {
-		t.Fatalf("postgres.Open = %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(t.Context()); err != nil {
-		t.Fatalf("Migrate = %v", err)
-	}
-	return st
+	return storetest.Open(t, func(ctx context.Context) (*postgres.Store, error) {
+		return postgres.Open(ctx, databaseURL, opts...)
+	})
 }

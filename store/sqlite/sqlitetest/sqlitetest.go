@@ -3,23 +3,18 @@
 package sqlitetest
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 
 	"github.com/holdfast/holdfast/store/sqlite"
+	"github.com/holdfast/holdfast/store/storetest"
 )
 
 // Open returns a new, migrated store in a temporary directory of t, closed
 // when t ends.
 func Open(t testing.TB) *sqlite.Store {
 	t.Helper()
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "holdfast.db"))
-	if err != nil {
-		t.Fatalf("open SQLite store: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(t.Context()); err != nil {
-		t.Fatalf("migrate SQLite store: %v", err)
-	}
-	return st
+	path := filepath.Join(t.TempDir(), "holdfast.db")
+	return storetest.Open(t, func(ctx context.Context) (*sqlite.Store, error) { return sqlite.Open(ctx, path) })
 }

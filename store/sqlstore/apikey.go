@@ -1,11 +1,8 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/holdfast/holdfast"
 )
@@ -18,26 +15,21 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *holdfast.APIKey) error {
 		return fmt.Errorf("create api key %s: %w", k.ID, holdfast.Invalidf("", "api key needs an id and a hash"))
 	}
 	k.CreatedAt = s.orNow(k.CreatedAt)
-	_, err := s.pool.Exec(ctx, queryInsertAPIKey, k.ID, k.Name, k.Hash, k.Prefix, k.CreatedAt)
-	if isUnique(err) {
-		return fmt.Errorf("create api key %s: %w: %w", k.ID, holdfast.ErrConflict, err)
-	}
-	if err != nil {
-		return fmt.Errorf("create api key %s: %w", k.ID, err)
+	if _, err := s.db.Exec(ctx, queryInsertAPIKey, k.ID, k.Name, k.Hash, k.Prefix, s.time(k.CreatedAt)); err != nil {
+		return fmt.Errorf("create api key %s: %w", k.ID, s.conflict(err))
 	}
 	return nil
 }
 
 // APIKeyByHash returns the key with the given hash, or ErrNotFound.
 func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (*holdfast.APIKey, error) {
-	var k holdfast.APIKey
-	err := s.pool.QueryRow(ctx, queryAPIKeyByHash, hash).Scan(&k.ID, &k.Name, &k.Hash, &k.Prefix, &k.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("api key by hash: %w", holdfast.ErrNotFound)
-	}
+	k, err := one(ctx, s.db, func(r Row) (*holdfast.APIKey, error) {
+		var k holdfast.APIKey
+		err := r.Scan(&k.ID, &k.Name, &k.Hash, &k.Prefix, timeDest(&k.CreatedAt))
+		return &k, err
+	}, queryAPIKeyByHash, hash)
 	if err != nil {
 		return nil, fmt.Errorf("api key by hash: %w", err)
 	}
-	k.CreatedAt = k.CreatedAt.UTC()
-	return &k, nil
+	return k, nil
 }

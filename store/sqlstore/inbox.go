@@ -1,13 +1,11 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"math"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/holdfast/holdfast"
 )
@@ -31,16 +29,21 @@ func (s *Store) CreateInbox(ctx context.Context, in *holdfast.Inbox, ev holdfast
 	if ev.NewState == "" {
 		ev.NewState = in.State
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	imap, err := encodeServer(in.IMAP)
+	if err != nil {
+		return fmt.Errorf("create inbox %s: imap: %w", in.ID, err)
+	}
+	smtp, err := encodeServer(in.SMTP)
+	if err != nil {
+		return fmt.Errorf("create inbox %s: smtp: %w", in.ID, err)
+	}
+	err = s.db.Tx(ctx, func(tx Executor) error {
 		if _, err := tx.Exec(ctx, queryInsertInbox,
-			in.ID, in.Email, string(in.Provider), in.Tenant, in.Username, in.IMAP, in.SMTP, in.Credentials,
-			string(in.State), in.Reason, in.Message, in.Since, in.CreatedAt, in.UpdatedAt,
-			in.SyncCursor, nullTime(in.LastSyncAt), nullText(in.OwnerEmail),
+			in.ID, in.Email, string(in.Provider), in.Tenant, in.Username, imap, smtp, in.Credentials,
+			string(in.State), in.Reason, in.Message, s.time(in.Since), s.time(in.CreatedAt), s.time(in.UpdatedAt),
+			in.SyncCursor, s.nullTime(in.LastSyncAt), nullString(in.OwnerEmail),
 		); err != nil {
-			if isUnique(err) {
-				return fmt.Errorf("%w: %w", holdfast.ErrConflict, err)
-			}
-			return err
+			return s.conflict(err)
 		}
 		return s.insertEvent(ctx, tx, ev)
 	})
@@ -52,41 +55,39 @@ func (s *Store) CreateInbox(ctx context.Context, in *holdfast.Inbox, ev holdfast
 
 // Inbox returns the inbox with the given ID, or ErrNotFound.
 func (s *Store) Inbox(ctx context.Context, id string) (*holdfast.Inbox, error) {
-	in, err := scanInbox(s.pool.QueryRow(ctx, queryInbox, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("inbox %s: %w", id, holdfast.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("inbox %s: %w", id, err)
-	}
-	return in, nil
+	in, err := one(ctx, s.db, scanInbox, queryInbox, id)
+	return in, wrapf(err, "inbox %s", id)
 }
 
 // Inboxes returns one page of inboxes ordered by ID, filtered by f.
 func (s *Store) Inboxes(ctx context.Context, f holdfast.InboxFilter) ([]*holdfast.Inbox, error) {
-	var (
-		rows pgx.Rows
-		err  error
-		n    = limit(f.Limit)
-	)
+	n := limit(f.Limit)
+	q, args := queryInboxes, []any{f.After, n}
 	switch {
 	case f.State != "" && f.Provider != "":
-		rows, err = s.pool.Query(ctx, queryInboxesByStateProvider, string(f.State), string(f.Provider), f.After, n)
+		q, args = queryInboxesByStateProvider, []any{string(f.State), string(f.Provider), f.After, n}
 	case f.State != "":
-		rows, err = s.pool.Query(ctx, queryInboxesByState, string(f.State), f.After, n)
+		q, args = queryInboxesByState, []any{string(f.State), f.After, n}
 	case f.Provider != "":
-		rows, err = s.pool.Query(ctx, queryInboxesByProvider, string(f.Provider), f.After, n)
-	default:
-		rows, err = s.pool.Query(ctx, queryInboxes, f.After, n)
+		q, args = queryInboxesByProvider, []any{string(f.Provider), f.After, n}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("list inboxes: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*holdfast.Inbox, error) { return scanInbox(r) })
-	if err != nil {
-		return nil, fmt.Errorf("list inboxes: %w", err)
-	}
-	return out, nil
+	out, err := all(ctx, s.db, scanInbox, q, args...)
+	return out, wrapf(err, "list inboxes")
+}
+
+// InboxByEmail returns the inbox of provider p whose email is email,
+// ignoring the case of ASCII letters, or ErrNotFound.
+func (s *Store) InboxByEmail(ctx context.Context, p holdfast.Provider, email string) (*holdfast.Inbox, error) {
+	in, err := one(ctx, s.db, scanInbox, queryInboxByEmail, string(p), email)
+	return in, wrapf(err, "%s inbox of %s", p, email)
+}
+
+// InboxesByOwner returns, ordered by ID, the inboxes whose owner address
+// is email, or that have none and whose email is, ignoring the case of
+// ASCII letters.
+func (s *Store) InboxesByOwner(ctx context.Context, email string) ([]*holdfast.Inbox, error) {
+	out, err := all(ctx, s.db, scanInbox, QueryInboxesByOwner, email)
+	return out, wrapf(err, "inboxes of owner %s", email)
 }
 
 // DeleteInbox removes the inbox and appends ev, its deletion event, in one
@@ -96,12 +97,8 @@ func (s *Store) Inboxes(ctx context.Context, f holdfast.InboxFilter) ([]*holdfas
 func (s *Store) DeleteInbox(ctx context.Context, id string, ev holdfast.Event) error {
 	ev.InboxID = id
 	ev.At = s.orNow(ev.At)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var state string
-		err := tx.QueryRow(ctx, queryDeleteInbox, id).Scan(&state)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return holdfast.ErrNotFound
-		}
+	err := s.db.Tx(ctx, func(tx Executor) error {
+		state, err := one(ctx, tx, scanString, queryDeleteInbox, id)
 		if err != nil {
 			return err
 		}
@@ -126,30 +123,21 @@ func (s *Store) ChangeState(ctx context.Context, id string, c holdfast.StateChan
 	}
 	at := s.orNow(c.At)
 	var in *holdfast.Inbox
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var old string
-		err := tx.QueryRow(ctx, queryLockInboxState, id).Scan(&old)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return holdfast.ErrNotFound
-		}
+	err := s.db.Tx(ctx, func(tx Executor) error {
+		old, err := one(ctx, tx, scanString, s.sql.LockInboxState, id)
 		if err != nil {
 			return err
 		}
 		if c.From != "" && holdfast.State(old) != c.From {
 			return fmt.Errorf("%w: inbox is %s, not %s", holdfast.ErrConflict, old, c.From)
 		}
-		in, err = scanInbox(tx.QueryRow(ctx, queryUpdateState, string(c.To), at, c.Reason, c.Message, id))
+		in, err = scanInbox(tx.QueryRow(ctx, queryUpdateState, string(c.To), s.time(at), c.Reason, c.Message, id))
 		if err != nil {
 			return err
 		}
 		return s.insertEvent(ctx, tx, holdfast.Event{
-			InboxID:  id,
-			At:       at,
-			OldState: holdfast.State(old),
-			NewState: c.To,
-			Reason:   c.Reason,
-			Message:  c.Message,
-			Cause:    c.Cause,
+			InboxID: id, At: at, OldState: holdfast.State(old), NewState: c.To,
+			Reason: c.Reason, Message: c.Message, Cause: c.Cause,
 		})
 	})
 	if err != nil {
@@ -161,33 +149,15 @@ func (s *Store) ChangeState(ctx context.Context, id string, c holdfast.StateChan
 // SetOwnerEmail sets the inbox's owner address, NULL when owner is empty,
 // and returns the inbox. It returns ErrNotFound for an unknown inbox.
 func (s *Store) SetOwnerEmail(ctx context.Context, id, owner string) (*holdfast.Inbox, error) {
-	in, err := scanInbox(s.pool.QueryRow(ctx, querySetOwnerEmail, nullText(owner), s.now(), id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("set owner of inbox %s: %w", id, holdfast.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("set owner of inbox %s: %w", id, err)
-	}
-	return in, nil
-}
-
-// nullText returns &s, or nil (NULL) when s is empty.
-func nullText(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
+	in, err := one(ctx, s.db, scanInbox, querySetOwnerEmail, nullString(owner), s.time(s.now()), id)
+	return in, wrapf(err, "set owner of inbox %s", id)
 }
 
 // SetCredentials replaces the inbox's sealed credentials. It returns
 // ErrNotFound for an unknown inbox.
 func (s *Store) SetCredentials(ctx context.Context, id string, sealed []byte) error {
-	tag, err := s.pool.Exec(ctx, queryUpdateCredentials, sealed, s.now(), id)
-	if err != nil {
+	if err := changeOne(ctx, s.db, queryUpdateCredentials, sealed, s.time(s.now()), id); err != nil {
 		return fmt.Errorf("set credentials of inbox %s: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("set credentials of inbox %s: %w", id, holdfast.ErrNotFound)
 	}
 	return nil
 }
@@ -196,29 +166,18 @@ func (s *Store) SetCredentials(ctx context.Context, id string, sealed []byte) er
 // they are still byte-equal to old (no credentials and empty credentials
 // are equal). It returns ErrNotFound for an unknown inbox and ErrConflict,
 // with nothing changed, when the credentials are no longer old. The
-// compare-and-set is one UPDATE, which rechecks the credentials once a
-// concurrent change has committed.
+// compare-and-set is one UPDATE, which on PostgreSQL rechecks the
+// credentials once a concurrent change has committed.
 func (s *Store) SwapCredentials(ctx context.Context, id string, old, sealed []byte) error {
 	if old == nil {
-		old = []byte{} // compared with coalesce(credentials, ''), never NULL
+		old = []byte{} // compared with the credentials or an empty value, never NULL
 	}
-	tag, err := s.pool.Exec(ctx, querySwapCredentials, sealed, s.now(), id, old)
+	err := swapOne(ctx, s.db, "credentials changed", s.sql.SwapCredentials, queryInboxExists,
+		id, sealed, s.time(s.now()), old)
 	if err != nil {
 		return fmt.Errorf("swap credentials of inbox %s: %w", id, err)
 	}
-	if tag.RowsAffected() > 0 {
-		return nil
-	}
-	// Either no such inbox, or its credentials changed.
-	var ok bool
-	err = s.pool.QueryRow(ctx, queryInboxExists, id).Scan(&ok)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("swap credentials of inbox %s: %w", id, holdfast.ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("swap credentials of inbox %s: %w", id, err)
-	}
-	return fmt.Errorf("swap credentials of inbox %s: %w: credentials changed", id, holdfast.ErrConflict)
+	return nil
 }
 
 // Events returns one page of the inbox's event log, newest first. The log
@@ -229,55 +188,21 @@ func (s *Store) Events(ctx context.Context, inboxID string, f holdfast.EventFilt
 	if before <= 0 {
 		before = math.MaxInt64
 	}
-	rows, err := s.pool.Query(ctx, queryEvents, inboxID, before, limit(f.Limit))
-	if err != nil {
-		return nil, fmt.Errorf("events of inbox %s: %w", inboxID, err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (holdfast.Event, error) {
-		var (
-			ev                        holdfast.Event
-			oldState, newState, cause string
-		)
-		err := r.Scan(&ev.ID, &ev.InboxID, &ev.At, &oldState, &newState, &ev.Reason, &ev.Message, &cause)
-		ev.At = ev.At.UTC()
-		ev.OldState, ev.NewState, ev.Cause = holdfast.State(oldState), holdfast.State(newState), holdfast.Cause(cause)
-		return ev, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("events of inbox %s: %w", inboxID, err)
-	}
-	return out, nil
+	out, err := all(ctx, s.db, scanEvent, queryEvents, inboxID, before, limit(f.Limit))
+	return out, wrapf(err, "events of inbox %s", inboxID)
 }
 
 // CountInboxes counts inboxes per provider and state, ordered by provider
 // and state.
 func (s *Store) CountInboxes(ctx context.Context) ([]holdfast.InboxCount, error) {
-	rows, err := s.pool.Query(ctx, queryCountInboxes)
-	if err != nil {
-		return nil, fmt.Errorf("count inboxes: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, scanCount)
-	if err != nil {
-		return nil, fmt.Errorf("count inboxes: %w", err)
-	}
-	return out, nil
-}
-
-// scanCount reads provider, state and count.
-func scanCount(r pgx.CollectableRow) (holdfast.InboxCount, error) {
-	var (
-		c               holdfast.InboxCount
-		provider, state string
-	)
-	err := r.Scan(&provider, &state, &c.Count)
-	c.Provider, c.State = holdfast.Provider(provider), holdfast.State(state)
-	return c, err
+	out, err := all(ctx, s.db, scanCount, s.sql.CountInboxes)
+	return out, wrapf(err, "count inboxes")
 }
 
 // insertEvent appends ev within tx.
-func (s *Store) insertEvent(ctx context.Context, tx pgx.Tx, ev holdfast.Event) error {
+func (s *Store) insertEvent(ctx context.Context, tx Executor, ev holdfast.Event) error {
 	_, err := tx.Exec(ctx, queryInsertEvent,
-		ev.InboxID, s.orNow(ev.At), string(ev.OldState), string(ev.NewState), ev.Reason, ev.Message, string(ev.Cause))
+		ev.InboxID, s.time(s.orNow(ev.At)), string(ev.OldState), string(ev.NewState), ev.Reason, ev.Message, string(ev.Cause))
 	if err != nil {
 		return fmt.Errorf("append event: %w", err)
 	}
@@ -302,15 +227,16 @@ func validateInbox(in *holdfast.Inbox, ev holdfast.Event) error {
 }
 
 // scanInbox reads one row of inboxColumns.
-func scanInbox(r pgx.Row) (*holdfast.Inbox, error) {
+func scanInbox(r Row) (*holdfast.Inbox, error) {
 	var (
 		in              holdfast.Inbox
 		provider, state string
-		lastSyncAt      *time.Time
+		imap, smtp      *string
 		owner           *string
 	)
-	err := r.Scan(&in.ID, &in.Email, &provider, &in.Tenant, &in.Username, &in.IMAP, &in.SMTP, &in.Credentials,
-		&state, &in.Reason, &in.Message, &in.Since, &in.CreatedAt, &in.UpdatedAt, &in.SyncCursor, &lastSyncAt, &owner)
+	err := r.Scan(&in.ID, &in.Email, &provider, &in.Tenant, &in.Username, &imap, &smtp, &in.Credentials,
+		&state, &in.Reason, &in.Message, timeDest(&in.Since), timeDest(&in.CreatedAt), timeDest(&in.UpdatedAt),
+		&in.SyncCursor, timeDest(&in.LastSyncAt), &owner)
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +244,64 @@ func scanInbox(r pgx.Row) (*holdfast.Inbox, error) {
 		in.OwnerEmail = *owner
 	}
 	in.Provider, in.State = holdfast.Provider(provider), holdfast.State(state)
-	in.Since, in.CreatedAt, in.UpdatedAt = in.Since.UTC(), in.CreatedAt.UTC(), in.UpdatedAt.UTC()
-	in.LastSyncAt = fromNullTime(lastSyncAt)
+	if in.IMAP, err = decodeServer(imap); err != nil {
+		return nil, fmt.Errorf("imap of inbox %s: %w", in.ID, err)
+	}
+	if in.SMTP, err = decodeServer(smtp); err != nil {
+		return nil, fmt.Errorf("smtp of inbox %s: %w", in.ID, err)
+	}
 	return &in, nil
+}
+
+// scanEvent reads one row of an inbox's event log.
+func scanEvent(r Row) (holdfast.Event, error) {
+	var (
+		ev                        holdfast.Event
+		oldState, newState, cause string
+	)
+	err := r.Scan(&ev.ID, &ev.InboxID, timeDest(&ev.At), &oldState, &newState, &ev.Reason, &ev.Message, &cause)
+	ev.OldState, ev.NewState, ev.Cause = holdfast.State(oldState), holdfast.State(newState), holdfast.Cause(cause)
+	return ev, err
+}
+
+// scanCount reads provider, state and count.
+func scanCount(r Row) (holdfast.InboxCount, error) {
+	var (
+		c               holdfast.InboxCount
+		provider, state string
+	)
+	err := r.Scan(&provider, &state, &c.Count)
+	c.Provider, c.State = holdfast.Provider(provider), holdfast.State(state)
+	return c, err
+}
+
+// scanString reads a row of one text column.
+func scanString(r Row) (string, error) {
+	var v string
+	err := r.Scan(&v)
+	return v, err
+}
+
+// encodeServer returns c as JSON text, or NULL when c is nil.
+func encodeServer(c *holdfast.ServerConfig) (any, error) {
+	if c == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// decodeServer reverses encodeServer.
+func decodeServer(s *string) (*holdfast.ServerConfig, error) {
+	if s == nil {
+		return nil, nil
+	}
+	var c holdfast.ServerConfig
+	if err := json.Unmarshal([]byte(*s), &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
