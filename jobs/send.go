@@ -82,6 +82,10 @@ const (
 	// between two looks at its inbox, and so how long after a
 	// reconnection it goes out.
 	maxOwnerRetry = 5 * time.Minute
+	// unknownInboxWait is how long after it was due a send whose inbox the
+	// health engine does not know, and cannot load, is held before it
+	// fails as "inbox_unknown".
+	unknownInboxWait = 10 * time.Minute
 )
 
 // ownerRetry returns how long a send that has waited late for its owner
@@ -180,10 +184,9 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		return w.fail(ctx, snd, holdfast.SendReasonProviderNotSupported)
 	}
 
-	adm, err := w.Monitor.Admit(in.ID, health.OpSend)
+	adm, err := w.admit(ctx, in)
 	if err != nil {
-		log.WarnContext(ctx, "send: the health engine does not know the inbox; holding", "err", err)
-		adm = health.Hold
+		return w.unknownInbox(ctx, snd, err)
 	}
 	switch adm {
 	case health.Fail:
@@ -267,6 +270,48 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		wait = max(d.RetryAt.Sub(w.Clock.Now()), time.Second)
 	}
 	return w.hold(ctx, snd, holdfast.SendReasonOf(pe.Reason), wait, true)
+}
+
+// inboxLoader is the health monitor's means to learn an inbox it does not
+// know (monitor.Monitor.AddInbox).
+type inboxLoader interface {
+	AddInbox(in *holdfast.Inbox) error
+}
+
+// admit asks the health engine whether in may send now. An inbox the
+// engine does not know (created through another node, or whose AddInbox
+// failed) is loaded into it from the store first.
+func (w *SendWorker) admit(ctx context.Context, in *holdfast.Inbox) (health.Admission, error) {
+	adm, err := w.Monitor.Admit(in.ID, health.OpSend)
+	if !errors.Is(err, holdfast.ErrNotFound) {
+		return adm, err
+	}
+	l, ok := w.Monitor.(inboxLoader)
+	if !ok {
+		return adm, err
+	}
+	if lerr := l.AddInbox(in); lerr != nil {
+		return adm, fmt.Errorf("load inbox %s into the health engine: %w", in.ID, lerr)
+	}
+	w.Logger.InfoContext(ctx, "send: loaded an inbox the health engine did not know", "inbox_id", in.ID)
+	return w.Monitor.Admit(in.ID, health.OpSend)
+}
+
+// unknownInbox handles a send whose inbox the health engine does not know
+// and could not load (err says why): it is held, as "inbox_unknown", and
+// asks again every heldRetry, until unknownInboxWait after it was due; then
+// it fails as "inbox_unknown" (or, if an earlier attempt may have gone
+// out, "outcome_unknown").
+func (w *SendWorker) unknownInbox(ctx context.Context, snd *holdfast.Send, err error) error {
+	if w.Clock.Now().Sub(snd.SendAt) >= unknownInboxWait {
+		w.Logger.WarnContext(ctx, "send: the health engine still does not know the inbox; failing", "send_id", snd.ID, "inbox_id", snd.InboxID, "err", err)
+		if snd.State == holdfast.SendSending {
+			return w.fail(ctx, snd, holdfast.SendReasonOutcomeUnknown)
+		}
+		return w.fail(ctx, snd, holdfast.SendReasonInboxUnknown)
+	}
+	w.Logger.WarnContext(ctx, "send: the health engine does not know the inbox; holding", "send_id", snd.ID, "inbox_id", snd.InboxID, "err", err)
+	return w.hold(ctx, snd, holdfast.SendReasonInboxUnknown, heldRetry, false)
 }
 
 // stateOf returns the health engine's state of an inbox, if it knows it.
