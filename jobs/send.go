@@ -208,6 +208,16 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		return w.hold(ctx, snd, holdfast.InboxSendReason(st), heldRetry, false)
 	}
 
+	sess, err := w.Session(ctx, in)
+	if err != nil {
+		return fmt.Errorf("open credentials of inbox %s: %w", in.ID, err)
+	}
+	if snd.State == holdfast.SendSending {
+		// An earlier attempt may have gone out: look before sending again.
+		if done, err := w.lookFirst(ctx, job, conn, sess, snd); done {
+			return err
+		}
+	}
 	prev := snd.State
 	snd, err = w.Store.ChangeSend(ctx, id, holdfast.SendChange{From: prev, To: holdfast.SendSending, Attempt: true, At: w.now()})
 	if errors.Is(err, holdfast.ErrConflict) {
@@ -216,29 +226,11 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if err != nil {
 		return fmt.Errorf("mark send %s sending: %w", id, err)
 	}
-	sess, err := w.Session(ctx, in)
-	if err != nil {
-		return fmt.Errorf("open credentials of inbox %s: %w", in.ID, err)
-	}
-	if prev == holdfast.SendSending {
-		// An earlier attempt may have gone out: look before sending again.
-		found, err := conn.FindSent(ctx, sess, snd.MessageID)
-		if err != nil {
-			w.observe(ctx, in, health.OpProbe, err)
-			return fmt.Errorf("look for send %s in Sent: %w", id, err)
-		}
-		w.observe(ctx, in, health.OpProbe, nil)
-		if found {
-			log.InfoContext(ctx, "send found in Sent after an unclear attempt; not sending again")
-			return w.sent(ctx, snd)
-		}
-		log.InfoContext(ctx, "send not found in Sent; sending again")
-	}
 	err = conn.Send(ctx, sess, outgoing(in, snd, w.Clock.Now()))
 	if err == nil {
 		w.observe(ctx, in, health.OpSend, nil)
 		log.InfoContext(ctx, "sent")
-		return w.sent(ctx, snd)
+		return w.sent(ctx, snd, false)
 	}
 	if ctx.Err() != nil || errors.Is(err, holdfast.ErrOutcomeUnknown) {
 		// Stay "sending": the next attempt looks in Sent first.
@@ -343,9 +335,54 @@ func (w *SendWorker) observe(ctx context.Context, in *holdfast.Inbox, op health.
 	return d
 }
 
-// sent records that the provider accepted snd.
-func (w *SendWorker) sent(ctx context.Context, snd *holdfast.Send) error {
-	out, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: holdfast.SendSending, To: holdfast.SendSent, At: w.now()})
+// sentLagger is a connector whose provider files a sent message a while
+// after accepting it (provider/graph, provider/gmail): FindSent may miss a
+// message accepted less than SentLag ago.
+type sentLagger interface {
+	SentLag() time.Duration
+}
+
+// lookFirst looks for snd, left "sending" by an attempt that may have gone
+// out, with FindSent. done reports that the attempt ends here, with err:
+// the message was found (the send is marked sent), the look failed, or it
+// found nothing while the connector's SentLag since the unclear attempt
+// has not passed yet (the job snoozes until it has, and looks again).
+// Otherwise the message did not go out, and the caller sends it again.
+//
+// The lag is counted from the later of the send's last change (the
+// unclear attempt marking it "sending", or an earlier look) and the
+// job's last recorded error (the end of the unclear attempt).
+func (w *SendWorker) lookFirst(ctx context.Context, job *river.Job[SendArgs], conn holdfast.Connector, sess *holdfast.Session, snd *holdfast.Send) (done bool, err error) {
+	in := sess.Inbox
+	found, err := conn.FindSent(ctx, sess, snd.MessageID)
+	if err != nil {
+		w.observe(ctx, in, health.OpProbe, err)
+		return true, fmt.Errorf("look for send %s in Sent: %w", snd.ID, err)
+	}
+	w.observe(ctx, in, health.OpProbe, nil)
+	log := w.Logger.With("send_id", snd.ID, "attempt", job.Attempt, "inbox_id", snd.InboxID, "message_id", snd.MessageID)
+	if found {
+		log.InfoContext(ctx, "send found in Sent after an unclear attempt; not sending again")
+		return true, w.sent(ctx, snd, true)
+	}
+	if sl, ok := conn.(sentLagger); ok {
+		since := snd.UpdatedAt
+		if n := len(job.Errors); n > 0 && job.Errors[n-1].At.After(since) {
+			since = job.Errors[n-1].At
+		}
+		if left := sl.SentLag() - w.Clock.Now().Sub(since); left > 0 {
+			log.InfoContext(ctx, "send not found in Sent yet; waiting out the provider's lag before sending again", "wait", left)
+			return true, river.JobSnooze(max(left, time.Second))
+		}
+	}
+	log.InfoContext(ctx, "send not found in Sent; sending again")
+	return false, nil
+}
+
+// sent records that the provider accepted snd; attempt counts an attempt
+// (one that found it in Sent).
+func (w *SendWorker) sent(ctx context.Context, snd *holdfast.Send, attempt bool) error {
+	out, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: holdfast.SendSending, To: holdfast.SendSent, Attempt: attempt, At: w.now()})
 	if err != nil {
 		// The next attempt finds it in Sent.
 		return fmt.Errorf("mark send %s sent: %w", snd.ID, err)
