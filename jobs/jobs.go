@@ -106,6 +106,8 @@ type client interface {
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
 	StopAndCancel(ctx context.Context) error
+	JobList(ctx context.Context, params *river.JobListParams) (*river.JobListResult, error)
+	JobCancel(ctx context.Context, jobID int64) (*rivertype.JobRow, error)
 }
 
 // Runner runs the job workers and the periodic jobs of one process. Several
@@ -165,7 +167,7 @@ func newRunner[TTx any](driver riverdriver.Driver[TTx], schema string, store Sto
 		// bear.)
 		jobTimeout, rescueAfter = cfg.Timeout, 2*cfg.Timeout
 		river.AddWorker(workers, &SendWorker{SendConfig: cfg, Clock: o.clock, Logger: logger})
-		river.AddWorker(workers, &SendSweepWorker{Store: cfg.Store, Insert: r.insert, Clock: o.clock, Logger: logger})
+		river.AddWorker(workers, &SendSweepWorker{Store: cfg.Store, Insert: r.insert, Resume: r.resume, Lease: cfg.Lease, Clock: o.clock, Logger: logger})
 		periodic = append(periodic, river.NewPeriodicJob(
 			river.PeriodicInterval(sweepInterval),
 			func() (river.JobArgs, *river.InsertOpts) { return SendSweepArgs{}, nil },
