@@ -258,13 +258,21 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		log.InfoContext(ctx, "sent")
 		return w.sent(ctx, snd, false)
 	}
+	return w.submitFailed(ctx, job, in, snd, err)
+}
+
+// submitFailed handles the failed submission of snd (err), the job's
+// attempt: an unclear outcome stays "sending", a message that will never
+// go out fails, anything else is held for the engine to decide.
+func (w *SendWorker) submitFailed(ctx context.Context, job *river.Job[SendArgs], in *holdfast.Inbox, snd *holdfast.Send, err error) error {
+	log := w.Logger.With("send_id", snd.ID, "attempt", job.Attempt, "inbox_id", snd.InboxID, "message_id", snd.MessageID)
 	if ctx.Err() != nil || errors.Is(err, holdfast.ErrOutcomeUnknown) {
 		// Stay "sending": the next attempt looks in Sent first.
 		w.observe(ctx, in, health.OpSend, err)
 		if job.Attempt >= job.MaxAttempts {
 			return w.fail(ctx, snd, holdfast.SendReasonOutcomeUnknown)
 		}
-		return fmt.Errorf("send %s: outcome unknown, will look in Sent before retrying: %w", id, err)
+		return fmt.Errorf("send %s: outcome unknown, will look in Sent before retrying: %w", snd.ID, err)
 	}
 	pe, ok := errors.AsType[*holdfast.ProviderError](err)
 	if !ok {

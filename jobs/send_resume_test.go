@@ -164,16 +164,8 @@ func runnerOn(t *testing.T, st holdfast.Store, opts ...jobs.Option) *jobs.Runner
 // storeSend stores an IMAP inbox and a send from it due now.
 func storeSend(t *testing.T, st holdfast.Store) *holdfast.Send {
 	t.Helper()
+	in := createInbox(t, st, holdfast.ProviderIMAP, "a@example.org")
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	in := &holdfast.Inbox{
-		ID: holdfast.NewID("inb", now), Provider: holdfast.ProviderIMAP, Email: "a@example.org", Tenant: "example.org",
-		Username: "a@example.org", State: holdfast.StateConnected, Since: now, CreatedAt: now, UpdatedAt: now,
-		IMAP: &holdfast.ServerConfig{Host: "imap.example.org", Port: 993, Security: holdfast.SecurityTLS},
-		SMTP: &holdfast.ServerConfig{Host: "smtp.example.org", Port: 465, Security: holdfast.SecurityTLS},
-	}
-	if err := st.CreateInbox(t.Context(), in, holdfast.Event{InboxID: in.ID, At: now, NewState: in.State, Cause: holdfast.CauseAPI}); err != nil {
-		t.Fatal(err)
-	}
 	id := holdfast.NewID("snd", now)
 	s, _, err := st.CreateSend(t.Context(), &holdfast.Send{
 		ID: id, InboxID: in.ID, MessageID: "<" + id + "@example.org>", To: []string{"b@example.org"},

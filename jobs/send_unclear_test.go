@@ -66,14 +66,7 @@ func sendThroughUnclearFault(t *testing.T, p holdfast.Provider, delay time.Durat
 	if _, err := emu.AddFault(emulator.Fault{Provider: ep, Surfaces: []emulator.Surface{surface}, AfterAccept: true}); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	b.inbox = &holdfast.Inbox{
-		ID: holdfast.NewID("inb", now), Provider: p, Email: emu.Email, Tenant: "example.org", Username: emu.Email,
-		State: holdfast.StateConnected, Since: now, CreatedAt: now, UpdatedAt: now,
-	}
-	if err := b.store.CreateInbox(t.Context(), b.inbox, holdfast.Event{InboxID: b.inbox.ID, At: now, NewState: holdfast.StateConnected, Cause: holdfast.CauseAPI}); err != nil {
-		t.Fatal(err)
-	}
+	b.inbox = createInbox(t, b.store, p, emu.Email)
 	b.worker.Connectors = map[holdfast.Provider]holdfast.Connector{p: conn}
 	b.worker.Session = func(_ context.Context, in *holdfast.Inbox) (*holdfast.Session, error) {
 		s := emu.Session(in.ID)
