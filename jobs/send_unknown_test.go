@@ -9,6 +9,7 @@ import (
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/health"
+	"github.com/holdfast/holdfast/monitor"
 )
 
 // forgetfulMonitor is a health monitor that does not know the inbox
@@ -111,3 +112,9 @@ func TestSendWorkerUnknownInbox(t *testing.T) {
 		})
 	}
 }
+
+// The service's health monitor can load an inbox it does not know, which
+// the send worker asks of it.
+var _ interface {
+	AddInbox(in *holdfast.Inbox) error
+} = (*monitor.Monitor)(nil)
