@@ -7,7 +7,8 @@
 // of inboxes per provider and state every minute and deletes the snapshots
 // older than the retention (WithSnapshotRetention); and, with WithSends,
 // the send job, one per accepted send, scheduled at its send_at, with
-// send_sweep, which every minute enqueues the due sends that lack a job;
+// send_sweep, which every 30 seconds enqueues the due sends that lack a job
+// and resumes those whose attempt died with its process;
 // and, with WithWebhooks, the webhook_delivery job, one per event and
 // webhook (EnqueueDeliveries), retried with backoff for 24 hours; and, with
 // WithNotify, the notify job, one per notice (EnqueueNotice), which runs it

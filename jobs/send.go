@@ -66,9 +66,9 @@ const DefaultSendTimeout = 6 * time.Minute
 
 // DefaultSendLease is how long a send may stay "sending" without a sign
 // of life from its attempt, unless SendConfig.Lease says otherwise. An
-// attempt renews it every 10 seconds; with send_sweep every minute, the
-// send of an attempt that died with its process is resumed 30 to 90
-// seconds after it died (and at once by a runner that starts later).
+// attempt renews it every 10 seconds; with send_sweep every 30 seconds,
+// the send of an attempt that died with its process is resumed 30 to 60
+// seconds after it died.
 const DefaultSendLease = 30 * time.Second
 
 // WithSends registers the send worker and the send_sweep periodic job.
@@ -84,8 +84,9 @@ const (
 	sendMaxAttempts = 20
 	// heldRetry is how often a held send asks the health engine again.
 	heldRetry = 30 * time.Second
-	// sweepInterval is how often send_sweep runs.
-	sweepInterval = time.Minute
+	// sweepInterval is how often send_sweep runs: with DefaultSendLease,
+	// a send whose attempt died is resumed within a minute.
+	sweepInterval = 30 * time.Second
 	// sweepBatch bounds the sends one sweep enqueues; the next takes the
 	// rest.
 	sweepBatch = 1000
@@ -540,7 +541,7 @@ func outgoing(in *holdfast.Inbox, snd *holdfast.Send, now time.Time) *holdfast.O
 // jobs of due sends that have none: after a crash between storing a send
 // and enqueuing its job, or after a job was lost; and resumes the sends
 // whose attempt died with its process (see SendSweepWorker). It runs
-// every minute and when the runner starts.
+// every 30 seconds and when the runner starts.
 type SendSweepArgs struct{}
 
 // Kind implements river.JobArgs.
