@@ -93,6 +93,10 @@ const (
 	// attempt that may have gone out, while its inbox needs its owner: Sent
 	// cannot be searched until the inbox works again.
 	SendReasonOutcomeUnknownUntilReconnect SendReason = "outcome_unknown_until_reconnect"
+	// SendReasonInboxUnknown: the health engine does not know the send's
+	// inbox and could not load it from the store, for ten minutes after
+	// the send was due.
+	SendReasonInboxUnknown SendReason = "inbox_unknown"
 	// SendReasonInboxNeedsReconnect and SendReasonInboxNeedsAdmin: the
 	// inbox needs its owner or its administrator (InboxSendReason of
 	// those states).

@@ -43,8 +43,9 @@ type Config struct {
 	// SyncConcurrency is the number of syncs one node runs at once (serve
 	// only).
 	SyncConcurrency int
-	// SendTimeout bounds one attempt at a send; a send whose node died is
-	// tried again twice this long after (serve only).
+	// SendTimeout bounds one attempt at a send (serve only). A send whose
+	// node died is resumed by the send sweep within a minute; River would
+	// retry it twice this long after.
 	SendTimeout time.Duration
 	// MailCAFile names a PEM file of CA certificates trusted, besides the
 	// system's, for the mail servers' TLS: for private mail servers

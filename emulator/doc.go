@@ -143,6 +143,13 @@
 // 404 notFound. Messages are never modified or deleted, so delta and
 // history report additions only.
 //
+// Sends are asynchronous, as the real ones: with Config.SentDelay
+// (--sent-delay) above zero an accepted Graph send waits that long in the
+// Outbox (GET /v1.0/me/mailFolders/outbox/messages lists it, Sent Items
+// does not) before it is filed in Sent Items as a new change, and an
+// accepted Gmail send (labelled SENT at once) is not found by
+// messages.list, with or without q, until then.
+//
 // # Faults and throttling
 //
 // A fault ([Fault]) makes a share of the requests to some surfaces of one
@@ -154,6 +161,10 @@
 // run can be repeated. Without a body the fault answers the surface's usual
 // error body for the status. The authorize pages and the control API never
 // fail. Faults are checked before authentication, as an outage would be.
+// A fault with AfterAccept ("after_accept") strikes only sends, and after
+// them: Graph's sendMail or Gmail's messages.send is carried out (recorded,
+// delivered, filed) and then answered with the fault's status, as a
+// provider that answers 503 to a message it took.
 //
 // With Config.RateLimit (--rate-limit) above zero, each mailbox may make
 // that many Graph or Gmail requests per second (a token bucket holding one

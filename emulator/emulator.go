@@ -66,6 +66,12 @@ type Config struct {
 	// MaxMessageBytes bounds the request body of a send or a delivery.
 	// Default: 4 MiB.
 	MaxMessageBytes int64
+	// SentDelay is how long an accepted send takes to reach the sender's
+	// sent folder, as Graph's sendMail (asynchronous: 202 Accepted) and
+	// Gmail's search index take a moment. Meanwhile the Graph copy sits in
+	// the Outbox (mailFolders/outbox) and not in Sent Items, and a Gmail
+	// search (messages.list) does not find it. Zero files it at once.
+	SentDelay time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -96,6 +102,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 4 << 20
 	}
+	c.SentDelay = max(c.SentDelay, 0)
 	return c
 }
 

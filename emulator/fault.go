@@ -32,6 +32,12 @@ type Fault struct {
 	// RetryAfterS, when above zero, is sent as Retry-After (in seconds,
 	// possibly with a fraction) on 429 and 503 answers.
 	RetryAfterS float64 `json:"retry_after_s"`
+	// AfterAccept makes the fault strike after the request was carried
+	// out: it matches only sends (Graph sendMail, Gmail messages.send),
+	// which are accepted, recorded, delivered and filed as usual, and then
+	// answered with the fault's status, as a provider that fails after
+	// taking a message. Only the graph and gmail surfaces have sends.
+	AfterAccept bool `json:"after_accept,omitempty"`
 }
 
 type fault struct {
@@ -67,6 +73,9 @@ func (f Fault) normalize() (Fault, error) {
 		}
 	}
 	f.Surfaces = surfaces
+	if f.AfterAccept && slices.ContainsFunc(surfaces, func(s Surface) bool { return s != SurfaceGraph && s != SurfaceGmail }) {
+		return f, invalidf("surfaces", "an after_accept fault strikes sends, which only %q and %q have", SurfaceGraph, SurfaceGmail)
+	}
 	f.Tenant = strings.TrimSpace(f.Tenant)
 	if f.Email = strings.TrimSpace(f.Email); f.Email != "" {
 		email, err := normEmail("email", f.Email)
@@ -132,6 +141,18 @@ func (e *Emulator) RemoveFault(id string) error {
 // tried in the order they were added, each drawing from the random source
 // when its rate is below one, so a seeded run repeats.
 func (e *Emulator) faultLocked(p Provider, s Surface, email string, tenants ...string) *fault {
+	return e.matchFaultLocked(false, p, s, email, tenants...)
+}
+
+// acceptedFaultLocked returns the AfterAccept fault that fails a send
+// that acc just made through surface s of provider p, or nil.
+func (e *Emulator) acceptedFaultLocked(p Provider, s Surface, acc *account) *fault {
+	return e.matchFaultLocked(true, p, s, acc.email, acc.tenant)
+}
+
+// matchFaultLocked is faultLocked for the faults whose AfterAccept is
+// afterAccept.
+func (e *Emulator) matchFaultLocked(afterAccept bool, p Provider, s Surface, email string, tenants ...string) *fault {
 	if len(e.faults) == 0 {
 		return nil
 	}
@@ -141,7 +162,7 @@ func (e *Emulator) faultLocked(p Provider, s Surface, email string, tenants ...s
 	}
 	slices.SortFunc(fs, func(a, b *fault) int { return cmpFaultID(a.id, b.id) })
 	for _, f := range fs {
-		if f.Provider != p || !slices.Contains(f.Surfaces, s) {
+		if f.AfterAccept != afterAccept || f.Provider != p || !slices.Contains(f.Surfaces, s) {
 			continue
 		}
 		if f.Email != "" && f.Email != email {

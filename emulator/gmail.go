@@ -131,6 +131,7 @@ func (e *Emulator) gmailAPI(perm gmailPerm, h apiHandler) http.HandlerFunc {
 				gmailErr(w, http.StatusRequestEntityTooLarge, "Request payload size exceeds the limit.", "global", "badRequest", "INVALID_ARGUMENT")
 				return
 			}
+			e.fileSentLocked(acc)
 			h(w, r, acc, body)
 		})
 	}
@@ -138,7 +139,7 @@ func (e *Emulator) gmailAPI(perm gmailPerm, h apiHandler) http.HandlerFunc {
 
 // gmailLabels returns the labels of a message in folder.
 func gmailLabels(folder string) []string {
-	if folder == folderSent {
+	if folder == folderSent || folder == folderOutbox {
 		return []string{"SENT"}
 	}
 	return []string{"UNREAD", "INBOX"}
@@ -311,7 +312,9 @@ func (e *Emulator) handleGmailList(w http.ResponseWriter, r *http.Request, acc *
 	}
 	var all []*message
 	for i := len(acc.messages) - 1; i >= 0; i-- {
-		if m := acc.messages[i]; gmailMatch(m, terms) {
+		// A message in folderOutbox is sent, but not in the search index
+		// yet.
+		if m := acc.messages[i]; m.folder != folderOutbox && gmailMatch(m, terms) {
 			all = append(all, m)
 		}
 	}
@@ -421,6 +424,10 @@ func (e *Emulator) handleGmailSend(w http.ResponseWriter, _ *http.Request, acc *
 	e.sendLocked(acc, msg, true)
 	if old := acc.byID[req.ThreadID]; old != nil {
 		msg.threadID = old.threadID
+	}
+	if flt := e.acceptedFaultLocked(Google, SurfaceGmail, acc); flt != nil {
+		e.injectFault(w, flt, SurfaceGmail)
+		return
 	}
 	writeGoogleJSON(w, http.StatusOK, gmailRef{ID: msg.id, ThreadID: msg.threadID, LabelIDs: []string{"SENT"}})
 }

@@ -114,6 +114,7 @@ func (e *Emulator) graphAPI(perm graphPerm, h apiHandler) http.HandlerFunc {
 				e.graphErr(w, r, http.StatusRequestEntityTooLarge, "ErrorMessageSizeExceeded", "The message exceeds the maximum supported size.")
 				return
 			}
+			e.fileSentLocked(acc)
 			h(w, r, acc, body)
 		})
 	}
@@ -135,6 +136,8 @@ func graphFolder(name string) (string, bool) {
 		return folderInbox, true
 	case "sentitems":
 		return folderSent, true
+	case "outbox":
+		return folderOutbox, true
 	}
 	return "", false
 }
@@ -471,5 +474,9 @@ func (e *Emulator) handleGraphSendMail(w http.ResponseWriter, r *http.Request, a
 		return
 	}
 	e.sendLocked(acc, msg, save)
+	if flt := e.acceptedFaultLocked(Microsoft, SurfaceGraph, acc); flt != nil {
+		e.injectFault(w, flt, SurfaceGraph)
+		return
+	}
 	w.WriteHeader(http.StatusAccepted)
 }

@@ -55,6 +55,10 @@ type SentMessage struct {
 const (
 	folderInbox = "inbox"
 	folderSent  = "sentitems"
+	// folderOutbox holds sent messages for Config.SentDelay before they
+	// reach folderSent. Gmail has no Outbox: there it stands for a SENT
+	// message its search does not find yet.
+	folderOutbox = "outbox"
 )
 
 type account struct {
@@ -69,6 +73,7 @@ type account struct {
 	messages []*message
 	byID     map[string]*message
 	sent     []SentMessage
+	outbox   int // messages in folderOutbox
 
 	bucket float64 // throttling tokens
 	filled time.Time
@@ -97,7 +102,8 @@ type message struct {
 	html      bool
 	messageID string
 	received  time.Time
-	raw       []byte // RFC 5322 form, built on delivery or as submitted
+	raw       []byte    // RFC 5322 form, built on delivery or as submitted
+	filedAt   time.Time // when a message in folderOutbox reaches folderSent
 }
 
 // normEmail validates and lower-cases a bare address.
@@ -315,6 +321,10 @@ func (e *Emulator) sendLocked(acc *account, msg *message, save bool) SentMessage
 	msg.folder = folderSent
 	msg.from = acc.email
 	msg.received = e.now()
+	if e.cfg.SentDelay > 0 && save {
+		msg.folder, msg.filedAt = folderOutbox, msg.received.Add(e.cfg.SentDelay)
+		acc.outbox++
+	}
 	s := SentMessage{Provider: acc.provider, From: acc.email, To: msg.to, Cc: msg.cc, Bcc: msg.bcc,
 		Subject: msg.subject, Text: msg.text, Time: msg.received}
 	if save {
@@ -333,6 +343,31 @@ func (e *Emulator) sendLocked(acc *account, msg *message, save bool) SentMessage
 		}
 	}
 	return s
+}
+
+// fileSentLocked moves the messages of acc's Outbox whose SentDelay has
+// passed to its sent folder, each as a new change (Graph gives a moved
+// message a new change key; delta on Sent Items reports it then).
+func (e *Emulator) fileSentLocked(acc *account) {
+	if acc.outbox == 0 {
+		return
+	}
+	now := e.now()
+	var filed []*message
+	acc.messages = slices.DeleteFunc(acc.messages, func(m *message) bool {
+		if m.folder != folderOutbox || now.Before(m.filedAt) {
+			return false
+		}
+		filed = append(filed, m)
+		return true
+	})
+	for _, m := range filed {
+		m.folder = folderSent
+		acc.change++
+		m.change = acc.change
+		acc.messages = append(acc.messages, m)
+		acc.outbox--
+	}
 }
 
 // canSendLocked reports whether acc has room for one more send (and its

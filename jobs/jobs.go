@@ -7,7 +7,8 @@
 // of inboxes per provider and state every minute and deletes the snapshots
 // older than the retention (WithSnapshotRetention); and, with WithSends,
 // the send job, one per accepted send, scheduled at its send_at, with
-// send_sweep, which every minute enqueues the due sends that lack a job;
+// send_sweep, which every 30 seconds enqueues the due sends that lack a job
+// and resumes those whose attempt died with its process;
 // and, with WithWebhooks, the webhook_delivery job, one per event and
 // webhook (EnqueueDeliveries), retried with backoff for 24 hours; and, with
 // WithNotify, the notify job, one per notice (EnqueueNotice), which runs it
@@ -106,6 +107,8 @@ type client interface {
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
 	StopAndCancel(ctx context.Context) error
+	JobList(ctx context.Context, params *river.JobListParams) (*river.JobListResult, error)
+	JobCancel(ctx context.Context, jobID int64) (*rivertype.JobRow, error)
 }
 
 // Runner runs the job workers and the periodic jobs of one process. Several
@@ -168,7 +171,7 @@ func newRunner[TTx any](driver riverdriver.Driver[TTx], schema string, store Sto
 		// bear.)
 		jobTimeout, rescueAfter = cfg.Timeout, 2*cfg.Timeout
 		river.AddWorker(workers, &SendWorker{SendConfig: cfg, Clock: o.clock, Logger: logger})
-		river.AddWorker(workers, &SendSweepWorker{Store: cfg.Store, Insert: r.insert, Clock: o.clock, Logger: logger})
+		river.AddWorker(workers, &SendSweepWorker{Store: cfg.Store, Insert: r.insert, Resume: r.resume, Lease: cfg.Lease, Clock: o.clock, Logger: logger})
 		periodic = append(periodic, river.NewPeriodicJob(
 			river.PeriodicInterval(sweepInterval),
 			func() (river.JobArgs, *river.InsertOpts) { return SendSweepArgs{}, nil },

@@ -1,13 +1,16 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/classify"
@@ -39,9 +42,16 @@ type SendConfig struct {
 	// Session opens an inbox's credentials for one attempt.
 	Session func(ctx context.Context, in *holdfast.Inbox) (*holdfast.Session, error)
 	// Timeout bounds one attempt (River cancels its context then); zero
-	// means DefaultSendTimeout. A job whose process died is retried twice
-	// this long after its attempt began.
+	// means DefaultSendTimeout. River itself would retry a job whose
+	// process died twice this long after its attempt began; send_sweep
+	// resumes its send after Lease.
 	Timeout time.Duration
+	// Lease is how long a send may stay "sending" without a sign of life
+	// from the attempt submitting it before send_sweep takes it for dead
+	// and resumes the send in a new job (which looks in Sent first). An
+	// attempt renews the lease every Lease/3 while it submits. Zero means
+	// DefaultSendLease.
+	Lease time.Duration
 	// OnOutcome, if set, is called with a send once it is stored as sent
 	// or failed. It must not block: webhook.Publisher queues.
 	OnOutcome func(ctx context.Context, s *holdfast.Send)
@@ -51,6 +61,13 @@ type SendConfig struct {
 // otherwise: the SMTP submission alone may wait five minutes for the
 // server's answer.
 const DefaultSendTimeout = 6 * time.Minute
+
+// DefaultSendLease is how long a send may stay "sending" without a sign
+// of life from its attempt, unless SendConfig.Lease says otherwise. An
+// attempt renews it every 10 seconds; with send_sweep every 30 seconds,
+// the send of an attempt that died with its process is resumed 30 to 60
+// seconds after it died.
+const DefaultSendLease = 30 * time.Second
 
 // WithSends registers the send worker and the send_sweep periodic job.
 func WithSends(c SendConfig) Option {
@@ -65,8 +82,9 @@ const (
 	sendMaxAttempts = 20
 	// heldRetry is how often a held send asks the health engine again.
 	heldRetry = 30 * time.Second
-	// sweepInterval is how often send_sweep runs.
-	sweepInterval = time.Minute
+	// sweepInterval is how often send_sweep runs: with DefaultSendLease,
+	// a send whose attempt died is resumed within a minute.
+	sweepInterval = 30 * time.Second
 	// sweepBatch bounds the sends one sweep enqueues; the next takes the
 	// rest.
 	sweepBatch = 1000
@@ -80,6 +98,10 @@ const (
 	// between two looks at its inbox, and so how long after a
 	// reconnection it goes out.
 	maxOwnerRetry = 5 * time.Minute
+	// unknownInboxWait is how long after it was due a send whose inbox the
+	// health engine does not know, and cannot load, is held before it
+	// fails as "inbox_unknown".
+	unknownInboxWait = 10 * time.Minute
 )
 
 // ownerRetry returns how long a send that has waited late for its owner
@@ -95,6 +117,12 @@ func ownerRetry(late time.Duration) time.Duration {
 // SendAt. There is at most one job per send.
 type SendArgs struct {
 	SendID string `json:"send_id"`
+	// Resume, when set, is the ID of a job of this send whose attempt
+	// died (its lease ran out, see SendConfig.Lease): this job resumes the
+	// send, and that one is cancelled. It makes the job's arguments
+	// differ, so that River's uniqueness, which the dead job still holds,
+	// lets it in.
+	Resume int64 `json:"resume,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -178,10 +206,9 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		return w.fail(ctx, snd, holdfast.SendReasonProviderNotSupported)
 	}
 
-	adm, err := w.Monitor.Admit(in.ID, health.OpSend)
+	adm, err := w.admit(ctx, in)
 	if err != nil {
-		log.WarnContext(ctx, "send: the health engine does not know the inbox; holding", "err", err)
-		adm = health.Hold
+		return w.unknownInbox(ctx, snd, err)
 	}
 	switch adm {
 	case health.Fail:
@@ -203,6 +230,19 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		return w.hold(ctx, snd, holdfast.InboxSendReason(st), heldRetry, false)
 	}
 
+	sess, err := w.Session(ctx, in)
+	if err != nil {
+		return fmt.Errorf("open credentials of inbox %s: %w", in.ID, err)
+	}
+	// From here on the attempt may hold the send "sending": it shows it is
+	// alive.
+	defer w.renewLease(ctx, id)()
+	if snd.State == holdfast.SendSending {
+		// An earlier attempt may have gone out: look before sending again.
+		if done, err := w.lookFirst(ctx, job, conn, sess, snd); done {
+			return err
+		}
+	}
 	prev := snd.State
 	snd, err = w.Store.ChangeSend(ctx, id, holdfast.SendChange{From: prev, To: holdfast.SendSending, Attempt: true, At: w.now()})
 	if errors.Is(err, holdfast.ErrConflict) {
@@ -211,45 +251,27 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 	if err != nil {
 		return fmt.Errorf("mark send %s sending: %w", id, err)
 	}
-	sess, err := w.Session(ctx, in)
-	if err != nil {
-		return fmt.Errorf("open credentials of inbox %s: %w", in.ID, err)
-	}
-	if prev == holdfast.SendSending {
-		// An earlier attempt may have gone out: look before sending again.
-		found, err := conn.FindSent(ctx, sess, snd.MessageID)
-		if err != nil {
-			w.observe(ctx, in, health.OpProbe, err)
-			return fmt.Errorf("look for send %s in Sent: %w", id, err)
-		}
-		w.observe(ctx, in, health.OpProbe, nil)
-		if found {
-			log.InfoContext(ctx, "send found in Sent after an unclear attempt; not sending again")
-			return w.sent(ctx, snd)
-		}
-		log.InfoContext(ctx, "send not found in Sent; sending again")
-	}
 	err = conn.Send(ctx, sess, outgoing(in, snd, w.Clock.Now()))
 	if err == nil {
 		w.observe(ctx, in, health.OpSend, nil)
 		log.InfoContext(ctx, "sent")
-		return w.sent(ctx, snd)
+		return w.sent(ctx, snd, false)
 	}
-	return w.sendFailed(ctx, job, log, in, snd, err)
+	return w.submitFailed(ctx, job, in, snd, err)
 }
 
-// sendFailed decides what a failed submission of snd means: an unclear
-// outcome stays "sending" for the next attempt to look in Sent; a message
-// that will never go out, or a last attempt, fails the send; otherwise it
-// waits, and the health engine decides the inbox's fate.
-func (w *SendWorker) sendFailed(ctx context.Context, job *river.Job[SendArgs], log *slog.Logger, in *holdfast.Inbox, snd *holdfast.Send, err error) error {
+// submitFailed handles the failed submission of snd (err), the job's
+// attempt: an unclear outcome stays "sending", a message that will never
+// go out fails, anything else is held for the engine to decide.
+func (w *SendWorker) submitFailed(ctx context.Context, job *river.Job[SendArgs], in *holdfast.Inbox, snd *holdfast.Send, err error) error {
+	log := w.Logger.With("send_id", snd.ID, "attempt", job.Attempt, "inbox_id", snd.InboxID, "message_id", snd.MessageID)
 	if ctx.Err() != nil || errors.Is(err, holdfast.ErrOutcomeUnknown) {
 		// Stay "sending": the next attempt looks in Sent first.
 		w.observe(ctx, in, health.OpSend, err)
 		if job.Attempt >= job.MaxAttempts {
 			return w.fail(ctx, snd, holdfast.SendReasonOutcomeUnknown)
 		}
-		return fmt.Errorf("send %s: outcome unknown, will look in Sent before retrying: %w", job.Args.SendID, err)
+		return fmt.Errorf("send %s: outcome unknown, will look in Sent before retrying: %w", snd.ID, err)
 	}
 	pe, ok := errors.AsType[*holdfast.ProviderError](err)
 	if !ok {
@@ -273,6 +295,48 @@ func (w *SendWorker) sendFailed(ctx context.Context, job *river.Job[SendArgs], l
 		wait = max(d.RetryAt.Sub(w.Clock.Now()), time.Second)
 	}
 	return w.hold(ctx, snd, holdfast.SendReasonOf(pe.Reason), wait, true)
+}
+
+// inboxLoader is the health monitor's means to learn an inbox it does not
+// know (monitor.Monitor.AddInbox).
+type inboxLoader interface {
+	AddInbox(in *holdfast.Inbox) error
+}
+
+// admit asks the health engine whether in may send now. An inbox the
+// engine does not know (created through another node, or whose AddInbox
+// failed) is loaded into it from the store first.
+func (w *SendWorker) admit(ctx context.Context, in *holdfast.Inbox) (health.Admission, error) {
+	adm, err := w.Monitor.Admit(in.ID, health.OpSend)
+	if !errors.Is(err, holdfast.ErrNotFound) {
+		return adm, err
+	}
+	l, ok := w.Monitor.(inboxLoader)
+	if !ok {
+		return adm, err
+	}
+	if lerr := l.AddInbox(in); lerr != nil {
+		return adm, fmt.Errorf("load inbox %s into the health engine: %w", in.ID, lerr)
+	}
+	w.Logger.InfoContext(ctx, "send: loaded an inbox the health engine did not know", "inbox_id", in.ID)
+	return w.Monitor.Admit(in.ID, health.OpSend)
+}
+
+// unknownInbox handles a send whose inbox the health engine does not know
+// and could not load (err says why): it is held, as "inbox_unknown", and
+// asks again every heldRetry, until unknownInboxWait after it was due; then
+// it fails as "inbox_unknown" (or, if an earlier attempt may have gone
+// out, "outcome_unknown").
+func (w *SendWorker) unknownInbox(ctx context.Context, snd *holdfast.Send, err error) error {
+	if w.Clock.Now().Sub(snd.SendAt) >= unknownInboxWait {
+		w.Logger.WarnContext(ctx, "send: the health engine still does not know the inbox; failing", "send_id", snd.ID, "inbox_id", snd.InboxID, "err", err)
+		if snd.State == holdfast.SendSending {
+			return w.fail(ctx, snd, holdfast.SendReasonOutcomeUnknown)
+		}
+		return w.fail(ctx, snd, holdfast.SendReasonInboxUnknown)
+	}
+	w.Logger.WarnContext(ctx, "send: the health engine does not know the inbox; holding", "send_id", snd.ID, "inbox_id", snd.InboxID, "err", err)
+	return w.hold(ctx, snd, holdfast.SendReasonInboxUnknown, heldRetry, false)
 }
 
 // stateOf returns the health engine's state of an inbox, if it knows it.
@@ -304,9 +368,93 @@ func (w *SendWorker) observe(ctx context.Context, in *holdfast.Inbox, op health.
 	return d
 }
 
-// sent records that the provider accepted snd.
-func (w *SendWorker) sent(ctx context.Context, snd *holdfast.Send) error {
-	out, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: holdfast.SendSending, To: holdfast.SendSent, At: w.now()})
+// lease returns SendConfig.Lease, or its default.
+func (c *SendConfig) lease() time.Duration {
+	if c.Lease <= 0 {
+		return DefaultSendLease
+	}
+	return c.Lease
+}
+
+// renewLease renews the lease of send id every Lease/3 while it is
+// "sending" (it moves its UpdatedAt), so that send_sweep knows its
+// attempt alive. The returned stop ends the renewals and waits for them
+// to end.
+func (w *SendWorker) renewLease(ctx context.Context, id string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { // ends with stop
+		defer close(done)
+		tick := time.NewTicker(w.lease() / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			// ErrConflict: not "sending" (yet, or any more).
+			_, err := w.Store.ChangeSend(ctx, id, holdfast.SendChange{From: holdfast.SendSending, To: holdfast.SendSending, At: w.now()})
+			if err != nil && !errors.Is(err, holdfast.ErrConflict) && ctx.Err() == nil {
+				w.Logger.WarnContext(ctx, "send: renew the lease of a send", "send_id", id, "err", err)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// sentLagger is a connector whose provider files a sent message a while
+// after accepting it (provider/graph, provider/gmail): FindSent may miss a
+// message accepted less than SentLag ago.
+type sentLagger interface {
+	SentLag() time.Duration
+}
+
+// lookFirst looks for snd, left "sending" by an attempt that may have gone
+// out, with FindSent. done reports that the attempt ends here, with err:
+// the message was found (the send is marked sent), the look failed, or it
+// found nothing while the connector's SentLag since the unclear attempt
+// has not passed yet (the job snoozes until it has, and looks again).
+// Otherwise the message did not go out, and the caller sends it again.
+//
+// The lag is counted from the end of the unclear attempt: the job's last
+// recorded error (River records the error of an attempt, and the
+// rescuer one for an attempt it rescued), or, for a job enqueued after
+// the attempt (send_sweep's, for an attempt that died), its creation.
+func (w *SendWorker) lookFirst(ctx context.Context, job *river.Job[SendArgs], conn holdfast.Connector, sess *holdfast.Session, snd *holdfast.Send) (done bool, err error) {
+	in := sess.Inbox
+	found, err := conn.FindSent(ctx, sess, snd.MessageID)
+	if err != nil {
+		w.observe(ctx, in, health.OpProbe, err)
+		return true, fmt.Errorf("look for send %s in Sent: %w", snd.ID, err)
+	}
+	w.observe(ctx, in, health.OpProbe, nil)
+	log := w.Logger.With("send_id", snd.ID, "attempt", job.Attempt, "inbox_id", snd.InboxID, "message_id", snd.MessageID)
+	if found {
+		log.InfoContext(ctx, "send found in Sent after an unclear attempt; not sending again")
+		return true, w.sent(ctx, snd, true)
+	}
+	if sl, ok := conn.(sentLagger); ok {
+		since := job.CreatedAt
+		if n := len(job.Errors); n > 0 && job.Errors[n-1].At.After(since) {
+			since = job.Errors[n-1].At
+		}
+		if left := sl.SentLag() - w.Clock.Now().Sub(since); left > 0 {
+			log.InfoContext(ctx, "send not found in Sent yet; waiting out the provider's lag before sending again", "wait", left)
+			return true, river.JobSnooze(max(left, time.Second))
+		}
+	}
+	log.InfoContext(ctx, "send not found in Sent; sending again")
+	return false, nil
+}
+
+// sent records that the provider accepted snd; attempt counts an attempt
+// (one that found it in Sent).
+func (w *SendWorker) sent(ctx context.Context, snd *holdfast.Send, attempt bool) error {
+	out, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: holdfast.SendSending, To: holdfast.SendSent, Attempt: attempt, At: w.now()})
 	if err != nil {
 		// The next attempt finds it in Sent.
 		return fmt.Errorf("mark send %s sent: %w", snd.ID, err)
@@ -389,8 +537,9 @@ func outgoing(in *holdfast.Inbox, snd *holdfast.Send, now time.Time) *holdfast.O
 
 // SendSweepArgs are the arguments of send_sweep, which enqueues the send
 // jobs of due sends that have none: after a crash between storing a send
-// and enqueuing its job, or after a job was lost. It runs every minute and
-// when the runner starts.
+// and enqueuing its job, or after a job was lost; and resumes the sends
+// whose attempt died with its process (see SendSweepWorker). It runs
+// every 30 seconds and when the runner starts.
 type SendSweepArgs struct{}
 
 // Kind implements river.JobArgs.
@@ -400,10 +549,25 @@ func (SendSweepArgs) Kind() string { return "send_sweep" }
 func (SendSweepArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 3} }
 
 // SendSweepWorker works send_sweep jobs.
+//
+// A send "sending" whose lease ran out (SendConfig.Lease: no sign of life
+// from its attempt) while its job is still running, begun more than a
+// lease ago, was being sent by a process that died: River would run the
+// job again only when it rescues it, twice the send timeout after the
+// attempt began. The sweep hands such sends to Resume, which cancels the
+// dead job (River's rescuer then finalizes it, never runs it) and
+// enqueues a job that resumes the send at once; like every attempt on a
+// "sending" send, it looks for the Message-ID in Sent before sending.
 type SendSweepWorker struct {
 	river.WorkerDefaults[SendSweepArgs]
 	Store  SendStore
 	Insert func(ctx context.Context, s *holdfast.Send) (skipped bool, err error)
+	// Resume resumes the sends in stale whose job is running and began
+	// before begunBefore, and returns how many it resumed. Nil resumes
+	// none.
+	Resume func(ctx context.Context, stale map[string]bool, begunBefore time.Time) (int, error)
+	// Lease is SendConfig.Lease; zero means DefaultSendLease.
+	Lease  time.Duration
 	Clock  holdfast.Clock
 	Logger *slog.Logger
 }
@@ -422,7 +586,9 @@ func (w *SendSweepWorker) Work(ctx context.Context, _ *river.Job[SendSweepArgs])
 	if err != nil {
 		return fmt.Errorf("send sweep: %w", err)
 	}
+	now, lease := w.Clock.Now(), cmp.Or(w.Lease, DefaultSendLease)
 	n := 0
+	stale := map[string]bool{}
 	for _, s := range due {
 		skipped, err := w.Insert(ctx, s)
 		if err != nil {
@@ -430,12 +596,52 @@ func (w *SendSweepWorker) Work(ctx context.Context, _ *river.Job[SendSweepArgs])
 		}
 		if !skipped {
 			n++
+		} else if s.State == holdfast.SendSending && now.Sub(s.UpdatedAt) > lease {
+			stale[s.ID] = true
 		}
 	}
 	if n > 0 {
 		w.Logger.InfoContext(ctx, "send sweep enqueued sends without a job", "sends", n)
 	}
+	if len(stale) == 0 || w.Resume == nil {
+		return nil
+	}
+	resumed, err := w.Resume(ctx, stale, now.Add(-lease))
+	if err != nil {
+		return fmt.Errorf("send sweep: %w", err)
+	}
+	if resumed > 0 {
+		w.Logger.InfoContext(ctx, "send sweep resumed sends whose attempt died", "sends", resumed)
+	}
 	return nil
+}
+
+// resume implements SendSweepWorker.Resume: among the running send jobs,
+// it cancels those of a send in stale begun before begunBefore and
+// enqueues a job that resumes each such send.
+func (r *Runner) resume(ctx context.Context, stale map[string]bool, begunBefore time.Time) (int, error) {
+	res, err := r.client.JobList(ctx, river.NewJobListParams().Kinds(SendArgs{}.Kind()).States(rivertype.JobStateRunning).First(sweepBatch))
+	if err != nil {
+		return 0, fmt.Errorf("list running send jobs: %w", err)
+	}
+	n := 0
+	for _, j := range res.Jobs {
+		var args SendArgs
+		if err := json.Unmarshal(j.EncodedArgs, &args); err != nil || !stale[args.SendID] || j.AttemptedAt == nil || !j.AttemptedAt.Before(begunBefore) {
+			continue
+		}
+		// Cancelled first: a crash before the insert leaves the send to
+		// the next sweep, never two jobs that may run.
+		if _, err := r.client.JobCancel(ctx, j.ID); err != nil {
+			return n, fmt.Errorf("cancel dead job %d of send %s: %w", j.ID, args.SendID, err)
+		}
+		if _, err := r.client.Insert(ctx, SendArgs{SendID: args.SendID, Resume: j.ID}, nil); err != nil {
+			return n, fmt.Errorf("enqueue the resumption of send %s: %w", args.SendID, err)
+		}
+		r.logger.WarnContext(ctx, "send: resuming a send whose attempt died", "send_id", args.SendID, "dead_job_id", j.ID, "attempted_by", j.AttemptedBy)
+		n++
+	}
+	return n, nil
 }
 
 // Enqueue schedules the send job of s at its SendAt. A send that has a job

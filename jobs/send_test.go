@@ -113,16 +113,7 @@ func setupSend(t *testing.T) *sendBundle {
 	if err := st.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	in := &holdfast.Inbox{
-		ID: holdfast.NewID("inb", now), Provider: holdfast.ProviderIMAP, Email: "a@example.org", Tenant: "example.org",
-		Username: "a@example.org", State: holdfast.StateConnected, Since: now, CreatedAt: now, UpdatedAt: now,
-		IMAP: &holdfast.ServerConfig{Host: "imap.example.org", Port: 993, Security: holdfast.SecurityTLS},
-		SMTP: &holdfast.ServerConfig{Host: "smtp.example.org", Port: 465, Security: holdfast.SecurityTLS},
-	}
-	if err := st.CreateInbox(t.Context(), in, holdfast.Event{InboxID: in.ID, At: now, NewState: in.State, Cause: holdfast.CauseAPI}); err != nil {
-		t.Fatal(err)
-	}
+	in := createInbox(t, st, holdfast.ProviderIMAP, "a@example.org")
 	b := &sendBundle{store: st, conn: &sendConnector{sent: map[string]int{}}, mon: &sendMonitor{state: holdfast.StateConnected}, inbox: in}
 	b.worker = &jobs.SendWorker{
 		SendConfig: jobs.SendConfig{
@@ -136,6 +127,27 @@ func setupSend(t *testing.T) *sendBundle {
 		Clock: holdfast.SystemClock{}, Logger: testLogger(t),
 	}
 	return b
+}
+
+// createInbox stores a connected inbox of provider p for email (with
+// IMAP and SMTP servers for holdfast.ProviderIMAP).
+func createInbox(t *testing.T, st interface {
+	CreateInbox(ctx context.Context, in *holdfast.Inbox, ev holdfast.Event) error
+}, p holdfast.Provider, email string) *holdfast.Inbox {
+	t.Helper()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	in := &holdfast.Inbox{
+		ID: holdfast.NewID("inb", now), Provider: p, Email: email, Tenant: "example.org",
+		Username: email, State: holdfast.StateConnected, Since: now, CreatedAt: now, UpdatedAt: now,
+	}
+	if p == holdfast.ProviderIMAP {
+		in.IMAP = &holdfast.ServerConfig{Host: "imap.example.org", Port: 993, Security: holdfast.SecurityTLS}
+		in.SMTP = &holdfast.ServerConfig{Host: "smtp.example.org", Port: 465, Security: holdfast.SecurityTLS}
+	}
+	if err := st.CreateInbox(t.Context(), in, holdfast.Event{InboxID: in.ID, At: now, NewState: in.State, Cause: holdfast.CauseAPI}); err != nil {
+		t.Fatal(err)
+	}
+	return in
 }
 
 // newSend stores a send due at sendAt.

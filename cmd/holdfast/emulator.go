@@ -32,6 +32,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.DurationVar(&cfg.TokenLifetime, "token-lifetime", time.Hour, "access-token lifetime")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "Graph or Gmail requests per second per mailbox before 429s (0: no limit)")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the random source that picks the requests a fault fails")
+	fs.DurationVar(&cfg.SentDelay, "sent-delay", 0, "how long a send takes to reach Sent (Graph: in the Outbox meanwhile; Gmail: not found by a search)")
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
@@ -47,6 +48,9 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return exitCode(2)
 	case cfg.RateLimit < 0:
 		fmt.Fprintln(stderr, "emulator: --rate-limit must not be negative")
+		return exitCode(2)
+	case cfg.SentDelay < 0:
+		fmt.Fprintln(stderr, "emulator: --sent-delay must not be negative")
 		return exitCode(2)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
@@ -72,6 +76,6 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stdout, "%s=%s\n", k, env[k])
 	}
 	log.Info("emulator listening", "addr", ln.Addr().String(), "control", urls.Control,
-		"client_id", cfg.ClientID, "token_lifetime", cfg.TokenLifetime, "rate_limit", cfg.RateLimit, "seed", cfg.Seed)
+		"client_id", cfg.ClientID, "token_lifetime", cfg.TokenLifetime, "rate_limit", cfg.RateLimit, "seed", cfg.Seed, "sent_delay", cfg.SentDelay)
 	return emulator.New(cfg).Run(ctx, ln)
 }

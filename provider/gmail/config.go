@@ -40,6 +40,11 @@ type Config struct {
 	// when the first search finds nothing, for the search index to catch
 	// up. Zero means DefaultFindSentWait; negative searches once.
 	FindSentWait time.Duration
+	// SentLag is how long after messages.send Gmail's search may still
+	// miss the message: a send whose outcome was unclear is not sent again
+	// before its search has come up empty this long after the unclear
+	// attempt (Connector.SentLag). Zero means DefaultSentLag.
+	SentLag time.Duration
 	// Logger receives debug and warning records; never a secret. Nil
 	// discards them.
 	Logger *slog.Logger
@@ -53,6 +58,7 @@ const (
 	DefaultMaxPages      = 5
 	DefaultBackfillLimit = 500
 	DefaultFindSentWait  = 5 * time.Second
+	DefaultSentLag       = time.Minute
 )
 
 // client returns the settings of cfg's calls.
@@ -88,6 +94,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.FindSentWait == 0 {
 		cfg.FindSentWait = DefaultFindSentWait
+	}
+	if cfg.SentLag <= 0 {
+		cfg.SentLag = DefaultSentLag
 	}
 	return cfg, nil
 }

@@ -32,6 +32,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/provider/bearer"
@@ -142,6 +143,11 @@ func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID
 		return len(list.Messages) > 0, nil
 	})
 }
+
+// SentLag returns Config.SentLag: how long after an unclear messages.send
+// a search may still miss the message. The send worker does not send
+// again before FindSent has found nothing this long after the attempt.
+func (k *Connector) SentLag() time.Duration { return k.cfg.SentLag }
 
 // Account returns the address of the mailbox the session's grant signs in
 // to: the profile's emailAddress (users.getProfile). The consent flow

@@ -38,6 +38,12 @@ type Config struct {
 	// the Sent Items copy appears a moment after. Zero means
 	// DefaultFindSentWait; negative looks once.
 	FindSentWait time.Duration
+	// SentLag is how long after sendMail's 202 (or a failure that may
+	// hide one) the message may still be in neither the Outbox nor Sent
+	// Items: a send whose outcome was unclear is not sent again before
+	// FindSent has come up empty this long after the unclear attempt
+	// (Connector.SentLag). Zero means DefaultSentLag.
+	SentLag time.Duration
 	// Logger receives debug and warning records; never a secret. Nil
 	// discards them.
 	Logger *slog.Logger
@@ -50,6 +56,7 @@ const (
 	DefaultPageSize     = 100
 	DefaultMaxPages     = 10
 	DefaultFindSentWait = 5 * time.Second
+	DefaultSentLag      = time.Minute
 )
 
 // client returns the settings of cfg's calls.
@@ -81,6 +88,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.FindSentWait == 0 {
 		cfg.FindSentWait = DefaultFindSentWait
+	}
+	if cfg.SentLag <= 0 {
+		cfg.SentLag = DefaultSentLag
 	}
 	return cfg, nil
 }

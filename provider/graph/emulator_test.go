@@ -17,7 +17,9 @@ import (
 
 // harness runs the conformance suite on the emulator.
 var harness = providertest.EmulatorHarness{
-	Options: providertest.EmulatorOptions{Provider: holdfast.ProviderMicrosoft, Email: user},
+	// Sends wait in the Outbox for longer than a test: FindSent must look
+	// there.
+	Options: providertest.EmulatorOptions{Provider: holdfast.ProviderMicrosoft, Email: user, SentDelay: time.Hour},
 	AccountFunc: func(t *testing.T, e *providertest.Emulator, log *slog.Logger) *providertest.Account {
 		a := e.Account(newConnector(t, e.URLs.Graph, e.Tokens, log, graph.Config{}), "inb_emu")
 		a.ResetKeepsProviderIDs, a.RotatesRefreshTokens = true, true

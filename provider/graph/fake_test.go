@@ -113,8 +113,8 @@ func (g *fakeGraph) expireDeltaTokens() {
 	g.epoch++
 }
 
-// fail queues faults for an operation: "delta", "inbox", "sendMail" or
-// "messages".
+// fail queues faults for an operation: "delta", "inbox", "sendMail",
+// "messages" or "outbox".
 func (g *fakeGraph) fail(op string, f ...fault) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -154,6 +154,9 @@ func (g *fakeGraph) serve(w http.ResponseWriter, r *http.Request) {
 		op = "sendMail"
 	case path == "/v1.0/me/mailFolders/sentitems/messages":
 		op = "messages"
+	case path == "/v1.0/me/mailFolders/outbox/messages":
+		// sendMail files at once here: the Outbox is always empty.
+		op = "outbox"
 	default:
 		graphError(w, 400, "BadRequest", "Resource not found for the segment '"+path+"'.")
 		return
@@ -179,7 +182,7 @@ func (g *fakeGraph) serve(w http.ResponseWriter, r *http.Request) {
 	switch op {
 	case "delta":
 		g.delta(w, r)
-	case "inbox":
+	case "inbox", "outbox":
 		writeJSON(w, 200, map[string]any{"value": []any{}})
 	case "sendMail":
 		g.sendMail(w, r)

@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/provider/bearer"
@@ -99,10 +100,17 @@ func (k *Connector) Send(ctx context.Context, s *holdfast.Session, m *holdfast.O
 	return err
 }
 
-// FindSent reports whether Sent Items holds a message with this
-// Message-ID: GET /me/mailFolders/sentitems/messages?$filter=
-// internetMessageId eq '<id>'. sendMail is asynchronous, so when the first
-// look finds nothing FindSent looks again after Config.FindSentWait.
+// sentFolders are where FindSent looks: sendMail is asynchronous, and a
+// message it accepted waits in the Outbox before it is filed in Sent
+// Items.
+var sentFolders = []string{"sentitems", "outbox"}
+
+// FindSent reports whether Sent Items or the Outbox holds a message with
+// this Message-ID: GET /me/mailFolders/{sentitems,outbox}/messages?
+// $filter=internetMessageId eq '<id>'. A message in the Outbox was
+// accepted and goes out by itself. When the first look finds nothing
+// FindSent looks again after Config.FindSentWait; the copy may still take
+// up to SentLag to appear, which the send worker waits out.
 func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID string) (bool, error) {
 	if messageID == "" {
 		return false, errors.New("graph FindSent: empty Message-ID")
@@ -111,21 +119,37 @@ func (k *Connector) FindSent(ctx context.Context, s *holdfast.Session, messageID
 	q.Set("$filter", "internetMessageId eq '"+strings.ReplaceAll(messageID, "'", "''")+"'")
 	q.Set("$select", "id")
 	q.Set("$top", "1")
-	u := k.api + "/me/mailFolders/sentitems/messages?" + strings.ReplaceAll(q.Encode(), "+", "%20")
+	query := strings.ReplaceAll(q.Encode(), "+", "%20")
 	return k.client.LookTwice(ctx, s, opListSearch, k.cfg.FindSentWait, func() (bool, error) {
-		resp, err := k.client.Do(ctx, s, bearer.Request{Op: opListSearch, Method: http.MethodGet, URL: u})
-		if err != nil {
-			return false, err
+		for _, folder := range sentFolders {
+			found, err := k.holds(ctx, s, k.api+"/me/mailFolders/"+folder+"/messages?"+query)
+			if found || err != nil {
+				return found, err
+			}
 		}
-		var list struct {
-			Value []json.RawMessage `json:"value"`
-		}
-		if err := json.Unmarshal(resp.Body, &list); err != nil {
-			return false, k.badPage(s, fmt.Errorf("graph messages list: %w", err))
-		}
-		return len(list.Value) > 0, nil
+		return false, nil
 	})
 }
+
+// holds reports whether the message list at u has a message.
+func (k *Connector) holds(ctx context.Context, s *holdfast.Session, u string) (bool, error) {
+	resp, err := k.client.Do(ctx, s, bearer.Request{Op: opListSearch, Method: http.MethodGet, URL: u})
+	if err != nil {
+		return false, err
+	}
+	var list struct {
+		Value []json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(resp.Body, &list); err != nil {
+		return false, k.badPage(s, fmt.Errorf("graph messages list: %w", err))
+	}
+	return len(list.Value) > 0, nil
+}
+
+// SentLag returns Config.SentLag: how long after an unclear sendMail
+// FindSent may still miss the message. The send worker does not send
+// again before FindSent has found nothing this long after the attempt.
+func (k *Connector) SentLag() time.Duration { return k.cfg.SentLag }
 
 // Account returns the address of the mailbox the session's grant signs in
 // to: GET /me's mail, or its userPrincipalName when mail is empty. The

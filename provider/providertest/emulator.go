@@ -42,6 +42,9 @@ type EmulatorOptions struct {
 	ClientSecret string
 	// Log receives the token source's records.
 	Log *slog.Logger
+	// SentDelay is the emulator's Config.SentDelay: how long a send takes
+	// to reach Sent.
+	SentDelay time.Duration
 }
 
 // StartEmulator serves an emulator for the rest of the test, with one
@@ -49,7 +52,7 @@ type EmulatorOptions struct {
 func StartEmulator(t testing.TB, o EmulatorOptions) *Emulator {
 	t.Helper()
 	clk := NewClock(time.Now())
-	emu, urls := emulatortest.StartConfig(t, emulator.Config{Now: clk.Now})
+	emu, urls := emulatortest.StartConfig(t, emulator.Config{Now: clk.Now, SentDelay: o.SentDelay})
 	p, cfg := emulator.Microsoft, oauth.Config{Provider: o.Provider, BaseURL: urls.MicrosoftLogin, Tenant: "organizations"}
 	if o.Provider == holdfast.ProviderGoogle {
 		p, cfg = emulator.Google, oauth.Config{Provider: o.Provider, BaseURL: urls.GoogleOAuth}
@@ -107,7 +110,17 @@ func (e *Emulator) Account(conn holdfast.Connector, inboxID string) *Account {
 		// Past the emulator's token lifetime, while the cache (on real
 		// time) still holds the token: the API answers 401.
 		ExpireAccessTokenFunc: func(*testing.T) { e.Clock.Advance(2 * time.Hour) },
-		Secrets:               []string{emulator.DefaultClientSecret},
+		FailAfterAcceptFunc: func(t *testing.T) {
+			t.Helper()
+			p, s := emulator.Microsoft, emulator.SurfaceGraph
+			if e.Provider == holdfast.ProviderGoogle {
+				p, s = emulator.Google, emulator.SurfaceGmail
+			}
+			if _, err := e.AddFault(emulator.Fault{Provider: p, Surfaces: []emulator.Surface{s}, AfterAccept: true}); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Secrets: []string{emulator.DefaultClientSecret},
 	}
 }
 

@@ -66,6 +66,10 @@ type Account struct {
 	// ExpireAccessTokenFunc makes the provider refuse the access token the
 	// connector holds; nil for backends that sign in with a password.
 	ExpireAccessTokenFunc func(t *testing.T)
+	// FailAfterAcceptFunc makes the provider take every later send and
+	// then answer it with a failure (a 503 after accepting); nil for
+	// backends that cannot.
+	FailAfterAcceptFunc func(t *testing.T)
 	// Secrets are secrets besides the session's password and refresh
 	// tokens (which the suite collects itself): a client secret, a token.
 	Secrets []string
@@ -168,6 +172,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("SyncBadCursor", func(t *testing.T) { testSyncBadCursor(t, h) })
 	t.Run("SendAndFindSent", func(t *testing.T) { testSend(t, h) })
 	t.Run("ExpiredAccessToken", func(t *testing.T) { testExpiredAccessToken(t, h) })
+	t.Run("SendAcceptedThenFailed", func(t *testing.T) { testSendAcceptedThenFailed(t, h) })
 	t.Run("Failures", func(t *testing.T) {
 		for _, f := range h.Failures() {
 			t.Run(f.Name, func(t *testing.T) { testFailure(t, f) })
@@ -457,6 +462,31 @@ func testSend(t *testing.T, h Harness) {
 	res, err := r.Connector.Sync(ctx, r.Session, "")
 	if err != nil || len(res.Messages) != 0 {
 		t.Errorf("Sync after a send = %v, %v; want no inbox messages", MessageIDs(res.Messages), err)
+	}
+}
+
+// testSendAcceptedThenFailed: a send the provider took and then failed is
+// an unclear outcome (it wraps holdfast.ErrOutcomeUnknown, never a clear
+// refusal), and FindSent finds the message, so that a retry does not send
+// it again. A backend whose sends reach Sent late (an emulator with a
+// SentDelay) shows here that FindSent looks where the message waits (the
+// Graph Outbox).
+func testSendAcceptedThenFailed(t *testing.T, h Harness) {
+	r := start(t, h.NewAccount)
+	if r.FailAfterAcceptFunc == nil {
+		t.Skip("the backend cannot fail a send it took")
+	}
+	r.FailAfterAcceptFunc(t)
+	const id = "<snd_unclear@holdfast.test>"
+	m := r.outgoing(id)
+	err := r.Connector.Send(t.Context(), r.Session, m)
+	if !errors.Is(err, holdfast.ErrOutcomeUnknown) {
+		t.Fatalf("Send through a failure after acceptance = %v, want an error wrapping ErrOutcomeUnknown", err)
+	}
+	AssertNoSecret(t, err, r.logs.String(), r.secrets()...)
+	r.CheckSentFunc(t, m)
+	if found, err := r.Connector.FindSent(t.Context(), r.Session, id); err != nil || !found {
+		t.Errorf("FindSent of the message taken before the failure = %v, %v; want true, nil", found, err)
 	}
 }
 
