@@ -336,7 +336,11 @@ func (w *writer) persist(ctx context.Context, d decision) error {
 			if from == "" {
 				from = d.transition.From
 			}
-			w.m.cfg.OnStateChange(ctx, in, from)
+			// A run of moves coalesced during an outage may end where it
+			// began: then no change is announced.
+			if from != in.State {
+				w.m.cfg.OnStateChange(ctx, in, from)
+			}
 		}
 		return err
 	case d.incident != nil:

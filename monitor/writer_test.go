@@ -349,3 +349,90 @@ func TestStopWritesQueue(t *testing.T) {
 		})
 	}
 }
+
+// TestOutageCoalescesAtLimit (issue 12, point 3): at its limit the queue
+// keeps each inbox's latest state change, incident and held action; once
+// the store is back, it holds the engine's view of every inbox.
+func TestOutageCoalescesAtLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 12, 3)
+	fs := &faultyStore{Store: b.store}
+	fs.setFail(func(string, any) error { return errors.New("dial tcp 127.0.0.1:5432: connect: connection refused") })
+	m, err := monitor.New(context.Background(), monitor.Config{
+		Store: fs, Clock: b.clock, Logger: slog.New(slog.DiscardHandler),
+		TickEvery: time.Hour, SaveEvery: time.Millisecond, QueueLimit: 8, RetryEvery: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+	maxQueue := 0.0
+	// Every inbox flaps: permanent-looking errors, then success, for
+	// hours, far more state changes than the limit.
+	ok := &health.Outcome{Op: health.OpSync, OK: true}
+	bad := &health.Outcome{Op: health.OpRefresh, Verdict: &revoked}
+	for s := range 4 * 3600 {
+		second(t, b, m, func(i int) *health.Outcome {
+			if s%30 != i%30 {
+				return nil
+			}
+			if (s/900)%2 == 1 && i%2 == 0 {
+				return bad
+			}
+			return ok
+		})
+		if s%600 == 0 {
+			n, _ := metricValue(t, m.Collector(), "holdfast_monitor_write_queue", nil)
+			maxQueue = max(maxQueue, n)
+		}
+	}
+	fs.setFail(nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := m.Sync(ctx); err != nil {
+		t.Fatalf("Sync after the outage = %v", err)
+	}
+	// What may stay queued is one state change and one grant per inbox,
+	// one state, two saves per incident (open, resolved), each held action
+	// and notice; the queue is compacted when it doubles.
+	incidents, err := b.store.Incidents(t.Context(), false, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := b.store.FindHeldActions(t.Context(), holdfast.HeldActionFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := 2*len(b.ids) + 1 + 2*len(incidents) + len(held)
+	for _, id := range b.ids {
+		ns, err := b.store.Notices(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		records += len(ns)
+	}
+	made, _ := metricValue(t, m.Collector(), "holdfast_monitor_decisions_coalesced_total", map[string]string{"kind": "transition"})
+	t.Logf("queue at most %v decisions; %d records; %v state changes coalesced", maxQueue, records, made)
+	if maxQueue > float64(2*records+1) {
+		t.Errorf("writer queue reached %v decisions; want at most %d, twice the records it may hold", maxQueue, 2*records+1)
+	}
+	for i, id := range b.ids {
+		in, err := b.store.Inbox(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := m.State(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.State != want {
+			t.Errorf("inbox %d stored %s after the outage; the engine says %s", i, in.State, want)
+		}
+	}
+	if made == 0 {
+		t.Error("no state change coalesced; want the queue to have reached its limit")
+	}
+}
