@@ -272,6 +272,8 @@ func TestOutageBoundsQueue(t *testing.T) {
 		}
 		maxQueue = max(maxQueue, n)
 	}
+	st, _ := metricValue(t, m.Collector(), "holdfast_monitor_decisions_coalesced_total", map[string]string{"kind": "engine_state"})
+	t.Logf("queue at most %v decisions during the outage; %v engine states coalesced", maxQueue, st)
 	if maxQueue > 100 {
 		t.Errorf("writer queue reached %v decisions during the outage; want at most 100", maxQueue)
 	}
