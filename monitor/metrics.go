@@ -13,10 +13,33 @@ var (
 		"Open incidents, by provider and kind.", []string{"provider", "kind"}, nil)
 	heldActionsDesc = prometheus.NewDesc("holdfast_held_actions_pending",
 		"Destructive actions held by the guard, by provider.", []string{"provider"}, nil)
+	writeQueueDesc = prometheus.NewDesc("holdfast_monitor_write_queue",
+		"Health decisions waiting to be written to the store.", nil, nil)
 )
 
-// Collector returns a Prometheus collector of the engine's live view:
-// inboxes by state per provider, open incidents and pending held actions.
+// writerMetrics are the writer's own counters.
+type writerMetrics struct {
+	failures  *prometheus.CounterVec
+	coalesced *prometheus.CounterVec
+}
+
+func newWriterMetrics() writerMetrics {
+	return writerMetrics{
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "holdfast_monitor_write_failures_total",
+			Help: "Health decisions the store refused for good and the writer skipped, by kind and reason.",
+		}, []string{"kind", "reason"}),
+		coalesced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "holdfast_monitor_decisions_coalesced_total",
+			Help: "Queued health decisions superseded by a later one of the same record before they were written, by kind.",
+		}, []string{"kind"}),
+	}
+}
+
+// Collector returns a Prometheus collector of the engine's live view
+// (inboxes by state per provider, open incidents and pending held actions)
+// and of its writer: the decisions queued, coalesced, and refused by the
+// store.
 func (m *Monitor) Collector() prometheus.Collector { return collector{m} }
 
 type collector struct{ m *Monitor }
@@ -25,10 +48,16 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- engineInboxesDesc
 	ch <- openIncidentsDesc
 	ch <- heldActionsDesc
+	ch <- writeQueueDesc
+	c.m.w.metrics.failures.Describe(ch)
+	c.m.w.metrics.coalesced.Describe(ch)
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	m := c.m
+	ch <- prometheus.MustNewConstMetric(writeQueueDesc, prometheus.GaugeValue, float64(m.w.length()))
+	m.w.metrics.failures.Collect(ch)
+	m.w.metrics.coalesced.Collect(ch)
 	m.mu.Lock()
 	type key struct{ p, k string }
 	open := map[key]int{}

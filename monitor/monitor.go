@@ -48,6 +48,13 @@ type Config struct {
 	// SaveEvery is how often the engine's whole state is saved; zero means
 	// one minute. It is also saved at Stop.
 	SaveEvery time.Duration
+	// QueueLimit is how many decisions may wait to be written before the
+	// writer coalesces superseded ones (see docs/operations.md, "A long
+	// database outage"); zero means 10,000.
+	QueueLimit int
+	// RetryEvery is the first delay before a failed write is retried; it
+	// doubles up to 32 times that. Zero means 1 s.
+	RetryEvery time.Duration
 	// OnGrant, if set, is called (from the writer goroutine, after the
 	// decisions before it are stored) when the engine lets the service make
 	// requests for an inbox now: a recovery of a paused inbox, or with

@@ -18,8 +18,10 @@ import (
 func (m *Monitor) Start(ctx context.Context) error {
 	return m.owner.Start(ctx, func(run context.Context) error {
 		// The writer persists what is queued at Stop within drainCtx,
-		// which ends only once it is done.
+		// which ends once it is done, or when Stop's context ends (then
+		// the writer stops touching a store about to be closed).
 		drainCtx, drainCancel := context.WithCancel(context.WithoutCancel(run))
+		m.w.abandon = drainCancel
 		m.owner.Go(func() {
 			defer drainCancel()
 			m.w.run(run, drainCtx)
@@ -53,14 +55,21 @@ func (m *Monitor) tick(ctx context.Context) {
 }
 
 // Stop saves the engine's state, persists every queued decision and ends
-// the Monitor's goroutines, within ctx. It is safe to call before Start and
-// more than once.
+// the Monitor's goroutines, within ctx. When ctx ends first, the writer
+// stops at once, logging how many decisions it did not persist, so that
+// nothing is written after Stop returns and the store closes. It is safe
+// to call before Start and more than once.
 func (m *Monitor) Stop(ctx context.Context) error {
 	return m.owner.Stop(ctx, func(ctx context.Context) error {
+		context.AfterFunc(ctx, m.w.abandon)
 		if err := m.save(); err != nil {
 			return err
 		}
-		return m.Sync(ctx)
+		err := m.Sync(ctx)
+		if err != nil {
+			m.w.abandon() // before the run context ends: no write starts after
+		}
+		return err
 	})
 }
 

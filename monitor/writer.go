@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -134,14 +135,47 @@ func (m *Monitor) flushLocked() {
 	m.pending = m.pending[:0]
 }
 
+// Defaults of the writer's queue bound and retry backoff.
+const (
+	defaultQueueLimit = 10000
+	defaultRetryEvery = time.Second
+	// maxRetrySteps caps the backoff at RetryEvery × 2^maxRetrySteps
+	// (32 s by default).
+	maxRetrySteps = 5
+	// batchSize is how many decisions the writer takes off the queue at
+	// once; the rest stay where coalescing can reach them.
+	batchSize = 256
+)
+
 // writer persists decisions in order, from one goroutine owned by the
 // Monitor (started by Start, ended by Stop).
+//
+// Its queue is bounded by coalescing, not by dropping: a queued engine
+// state is replaced by a newer one at once, and when the queue reaches
+// its limit (a long store outage) every record that a later one
+// supersedes is removed (see compactLocked). A decision the store refuses
+// for good (permanent) is logged, counted and skipped; any other error is
+// retried with backoff, so decisions wait out an outage in order.
 type writer struct {
 	m *Monitor
 
-	mu    sync.Mutex // guards queue
+	mu    sync.Mutex // guards everything below
 	queue []decision
-	wake  chan struct{}
+	// inflight counts the decisions drain has taken and not yet settled.
+	inflight int
+	// compactAt is the queue length that triggers compaction: the limit,
+	// or twice what the last compaction left, so that a fleet larger than
+	// the limit is not compacted on every decision.
+	compactAt int
+
+	wake chan struct{}
+	// abandon ends the drain at Stop, when Stop's context ends first; set
+	// by Start.
+	abandon context.CancelFunc
+
+	limit      int
+	retryEvery time.Duration
+	metrics    writerMetrics
 
 	// open marks the incidents known to be open, for OnIncident; only the
 	// writer's goroutine uses it (and New, before it starts).
@@ -149,17 +183,71 @@ type writer struct {
 }
 
 func newWriter(m *Monitor) *writer {
-	return &writer{m: m, wake: make(chan struct{}, 1), open: map[int64]bool{}}
+	limit := m.cfg.QueueLimit
+	if limit <= 0 {
+		limit = defaultQueueLimit
+	}
+	retry := m.cfg.RetryEvery
+	if retry <= 0 {
+		retry = defaultRetryEvery
+	}
+	return &writer{
+		m: m, wake: make(chan struct{}, 1), open: map[int64]bool{},
+		limit: limit, compactAt: limit, retryEvery: retry, metrics: newWriterMetrics(),
+	}
 }
 
 func (w *writer) enqueue(ds []decision) {
 	w.mu.Lock()
-	w.queue = append(w.queue, ds...)
+	for _, d := range ds {
+		if d.state != nil {
+			w.dropStateLocked()
+		}
+		w.queue = append(w.queue, d)
+	}
+	if len(w.queue) >= w.compactAt {
+		w.compactLocked()
+	}
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
+}
+
+// length returns how many decisions wait to be persisted.
+func (w *writer) length() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue) + w.inflight
+}
+
+// take moves up to batchSize decisions from the head of the queue to the
+// caller.
+func (w *writer) take() []decision {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := min(len(w.queue), batchSize)
+	batch := slices.Clone(w.queue[:n])
+	w.queue = slices.Delete(w.queue, 0, n)
+	w.inflight = n
+	return batch
+}
+
+// settled marks one decision of the batch as done with.
+func (w *writer) settled() {
+	w.mu.Lock()
+	w.inflight--
+	w.mu.Unlock()
+}
+
+// requeue puts the unsettled rest of a batch back at the head of the
+// queue, in order.
+func (w *writer) requeue(rest []decision) {
+	w.mu.Lock()
+	w.queue = slices.Insert(w.queue, 0, rest...)
+	w.inflight = 0
+	w.mu.Unlock()
 }
 
 // run persists decisions until ctx is done, then persists what is queued
@@ -169,6 +257,9 @@ func (w *writer) run(ctx, drainCtx context.Context) {
 		select {
 		case <-ctx.Done():
 			w.drain(drainCtx)
+			if n := w.length(); n > 0 {
+				w.m.log.Error("health decisions not persisted at shutdown", "count", n, "err", context.Cause(drainCtx))
+			}
 			return
 		case <-w.wake:
 			w.drain(ctx)
@@ -176,32 +267,53 @@ func (w *writer) run(ctx, drainCtx context.Context) {
 	}
 }
 
-// drain persists everything queued. A store error is retried with backoff
-// until ctx ends: decisions are never dropped while the service runs.
+// drain persists everything queued, until ctx ends; what it could not
+// persist by then stays queued.
 func (w *writer) drain(ctx context.Context) {
 	for {
-		w.mu.Lock()
-		batch := w.queue
-		w.queue = nil
-		w.mu.Unlock()
+		batch := w.take()
 		if len(batch) == 0 {
 			return
 		}
-		for i := 0; i < len(batch); {
-			err := w.persist(ctx, batch[i])
-			if err == nil {
-				i++
-				continue
-			}
-			if ctx.Err() != nil {
-				w.m.log.Error("health decisions not persisted at shutdown", "count", len(batch)-i, "err", err)
+		for i := range batch {
+			if !w.persistRetrying(ctx, batch[i]) {
+				w.requeue(batch[i:])
 				return
 			}
-			w.m.log.Warn("persist health decision; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
+			w.settled()
+		}
+	}
+}
+
+// persistRetrying persists d, retrying transient errors with backoff. It
+// returns false if ctx ends first. A permanent error is recorded and d
+// skipped: one bad decision must not hold up the ones behind it.
+func (w *writer) persistRetrying(ctx context.Context, d decision) bool {
+	delay := w.retryEvery
+	for attempt := 0; ; attempt++ {
+		if ctx.Err() != nil {
+			return false
+		}
+		err := w.persist(ctx, d)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if reason, ok := permanent(err); ok {
+			w.metrics.failures.WithLabelValues(d.kind(), string(reason)).Inc()
+			w.m.log.Error("health decision refused by the store; skipped", d.logAttrs("reason", string(reason), "err", err)...)
+			return true
+		}
+		w.m.log.Warn("persist health decision; retrying", d.logAttrs("attempt", attempt+1, "retry_in", delay, "err", err)...)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(delay):
+		}
+		if attempt < maxRetrySteps {
+			delay *= 2
 		}
 	}
 }
@@ -224,7 +336,11 @@ func (w *writer) persist(ctx context.Context, d decision) error {
 			if from == "" {
 				from = d.transition.From
 			}
-			w.m.cfg.OnStateChange(ctx, in, from)
+			// A run of moves coalesced during an outage may end where it
+			// began: then no change is announced.
+			if from != in.State {
+				w.m.cfg.OnStateChange(ctx, in, from)
+			}
 		}
 		return err
 	case d.incident != nil:

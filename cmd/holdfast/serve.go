@@ -349,8 +349,19 @@ func (a *app) api() (http.Handler, error) {
 // service that fails to start stops the ones started before it.
 func (a *app) run(ctx context.Context) error {
 	g := lifecycle.Group{StopTimeout: a.cfg.ShutdownTimeout}
+	// The services stopped before the health monitor (the jobs may wait
+	// for a send) end a share of the budget early, which the monitor keeps
+	// to write its queue and final state before the store closes.
+	reserve, early := a.cfg.ShutdownTimeout/3, false
 	for _, s := range a.services {
-		g.Add(s.name, s.Service)
+		svc := s.Service
+		if early {
+			svc = earlyStop{Service: svc, reserve: reserve}
+		}
+		if m, ok := s.Service.(*monitor.Monitor); ok && m == a.mon {
+			early = true
+		}
+		g.Add(s.name, svc)
 	}
 	if err := g.Start(ctx); err != nil {
 		return err
@@ -372,6 +383,23 @@ func (a *app) run(ctx context.Context) error {
 	}
 	a.log.Info("holdfast stopped")
 	return nil
+}
+
+// earlyStop stops a service reserve before the deadline of its stop
+// context, leaving the rest to the services stopped after it.
+type earlyStop struct {
+	lifecycle.Service
+	reserve time.Duration
+}
+
+// Stop implements lifecycle.Service.
+func (s earlyStop) Stop(ctx context.Context) error {
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-s.reserve))
+		defer cancel()
+	}
+	return s.Service.Stop(ctx)
 }
 
 // close runs the closers in reverse: the store closes last.
