@@ -298,9 +298,8 @@ func (e *Engine) tenantIncidents(now int64) {
 func (e *Engine) openIncident(p uint8, t int32, kind holdfast.IncidentKind, now, undoFrom int64, evidence string) *Incident {
 	c := &e.c
 	ps := &c.Provs[p]
-	in := &Incident{ID: c.NextID, Kind: kind, Provider: holdfast.Providers[p], Tenant: t, OpenedAt: e.tm(now),
+	in := &Incident{ID: e.newID(), Kind: kind, Provider: holdfast.Providers[p], Tenant: t, OpenedAt: e.tm(now),
 		Evidence: evidence, prov: p}
-	c.NextID++
 	win := e.cfg.CloseWindow
 	if ps.LastClose > 0 && now-ps.LastClose < int64(e.cfg.ReopenMemory/time.Second) {
 		ps.ReopenN++
@@ -762,9 +761,8 @@ func (e *Engine) Declare(d Declaration) (Incident, error) {
 		return *in, nil
 	}
 	// Retroactive: record it resolved and re-verify what was acted on.
-	in := &Incident{ID: c.NextID, Kind: holdfast.IncidentDeclared, Provider: d.Provider, Tenant: d.Tenant,
+	in := &Incident{ID: e.newID(), Kind: holdfast.IncidentDeclared, Provider: d.Provider, Tenant: d.Tenant,
 		OpenedAt: e.tm(start), Evidence: ev, prov: p, closeWin: 1, probeOK: make([]int32, 1), probeN: make([]int32, 1)}
-	c.NextID++
 	c.Incidents = append(c.Incidents, in)
 	end := d.End.Unix()
 	// The window was not normal: evidence gathered in it no longer counts.

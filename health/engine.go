@@ -209,6 +209,8 @@ type Engine struct {
 	// heldOf indexes the pending held action of each inbox (rebuilt from
 	// c.Held on Restore), so that cancelling one costs no scan.
 	heldOf map[int32]int64
+	// idFunc, if set, issues incident and held action IDs (SetIDFunc).
+	idFunc func() int64
 }
 
 // New returns an engine with the given parameters, clock, logger and sink
