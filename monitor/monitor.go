@@ -95,6 +95,8 @@ type Monitor struct {
 	pending []decision
 
 	w *writer
+	// idSrc issues incident and held action IDs from the store.
+	idSrc *idSource
 
 	owner lifecycle.Owner
 }
@@ -126,10 +128,19 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	}
 	m.eng = health.New(ecfg, cfg.Clock, cfg.Logger, sink{m})
 	m.w = newWriter(m)
+	m.idSrc = &idSource{m: m}
+	m.eng.SetIDFunc(m.idSrc.take)
+	if err := m.idSrc.refill(ctx); err != nil {
+		return nil, fmt.Errorf("reserve incident and held action IDs: %w", err)
+	}
 	if err := m.load(ctx); err != nil {
 		return nil, err
 	}
-	if err := m.reconcile(ctx); err != nil {
+	paused, err := m.reconcile(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.rebuild(ctx, paused); err != nil {
 		return nil, err
 	}
 	if cfg.OnIncident != nil {
@@ -191,23 +202,28 @@ func (m *Monitor) load(ctx context.Context) error {
 }
 
 // reconcile adds stored inboxes the engine does not know (created after
-// the last save) and marks known ones that are gone as dead.
-func (m *Monitor) reconcile(ctx context.Context) error {
+// the last save) and marks known ones that are gone as dead. It returns
+// the engine indices of the inboxes the store shows paused.
+func (m *Monitor) reconcile(ctx context.Context) ([]int32, error) {
+	var paused []int32
 	seen := make(map[string]bool, len(m.idx))
 	f := holdfast.InboxFilter{Limit: 1000}
 	added := 0
 	for {
 		page, err := m.store.Inboxes(ctx, f)
 		if err != nil {
-			return fmt.Errorf("list inboxes for the health engine: %w", err)
+			return nil, fmt.Errorf("list inboxes for the health engine: %w", err)
 		}
 		for _, in := range page {
 			seen[in.ID] = true
 			if _, ok := m.idx[in.ID]; !ok {
 				if err := m.addLocked(in); err != nil {
-					return err
+					return nil, err
 				}
 				added++
+			}
+			if in.State == holdfast.StatePaused {
+				paused = append(paused, m.idx[in.ID])
 			}
 		}
 		if len(page) < f.Limit {
@@ -226,7 +242,7 @@ func (m *Monitor) reconcile(ctx context.Context) error {
 	if added > 0 || removed > 0 {
 		m.log.Info("health engine reconciled with the store", "added", added, "removed", removed)
 	}
-	return nil
+	return paused, nil
 }
 
 // addLocked registers an inbox with the engine. m.mu must be held (or m
