@@ -585,18 +585,23 @@ func (e *Engine) queueRecovery(in *Incident, now int64) {
 	}
 	in.members = nil
 	if !r.Active && len(r.Prio)+len(r.Norm)-r.PrioHd-r.NormHd > 0 {
-		ps := &c.Provs[in.prov]
-		r.Active = true
-		r.Rate = max(e.cfg.RampStart, ps.BaseReq/4)
-		r.Tok = 0
-		r.Slow = true
-		r.Peak = r.Rate
-		r.LastAdjust = now
-		r.N, r.Thr = 0, 0
-		ps.RampReq, ps.RampThr = 0, 0
+		e.startRamp(&c.Provs[in.prov], now)
 	}
 	r.Inc = int32(in.ID)
 	e.timeline(in, now, fmt.Sprintf("recovery queued: %d inboxes", len(r.Prio)+len(r.Norm)-r.PrioHd-r.NormHd))
+}
+
+// startRamp starts provider ps's idle recovery ramp at its slow start.
+func (e *Engine) startRamp(ps *ProvState, now int64) {
+	r := &ps.Ramp
+	r.Active = true
+	r.Rate = max(e.cfg.RampStart, ps.BaseReq/4)
+	r.Tok = 0
+	r.Slow = true
+	r.Peak = r.Rate
+	r.LastAdjust = now
+	r.N, r.Thr = 0, 0
+	ps.RampReq, ps.RampThr = 0, 0
 }
 
 // rampTick grants recoveries for provider p at the ramp's rate.

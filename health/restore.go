@@ -3,6 +3,7 @@ package health
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/holdfast/holdfast"
 )
@@ -170,5 +171,75 @@ type muteIncident struct {
 func (m muteIncident) IncidentChanged(in *Incident) {
 	if in.ID != m.id {
 		m.Sink.IncidentChanged(in)
+	}
+}
+
+// RestoreState makes inbox i's state the one its owner's durable record
+// shows, after a Restore from a snapshot that may predate it (or none).
+// It reports nothing to the sink. What the state needs is set up as if
+// the engine had just seen it: a suspect inbox starts its confirmation
+// again, one that needs its owner or an administrator is retried after
+// SoftRetry, and a paused one is a member of the open incident covering
+// it or, if none does, queued for its provider's recovery ramp. A
+// connecting inbox counts as connected, as in AddInbox.
+func (e *Engine) RestoreState(i int32, st holdfast.State) error {
+	c := &e.c
+	if i < 0 || int(i) >= len(c.H) {
+		return fmt.Errorf("restore state of inbox %d: %w", i, holdfast.ErrNotFound)
+	}
+	to := stateCode(st)
+	if st == holdfast.StateConnecting {
+		to = sConnected
+	}
+	from := c.H[i].St
+	if from == to {
+		return nil
+	}
+	p := c.H[i].Prov
+	now := e.now()
+	c.Counts[p][from]--
+	c.Counts[p][to]++
+	c.H[i].St = to
+	c.Since[i] = now
+	c.H[i].PermN, c.BackoffN[i] = 0, 0
+	c.H[i].Flags &^= fGranted | fProbe | fAdmin
+	switch to {
+	case sConnected:
+		c.HeldSends[i] = 0
+	case sDegraded:
+		c.NextTry[i] = now
+	case sSuspect:
+		c.H[i].PermN, c.PermFirst[i], c.NextTry[i] = 1, now, now
+	case sNeedsReconnect, sNeedsAdmin:
+		if to == sNeedsAdmin {
+			c.H[i].Flags |= fAdmin
+		}
+		c.ActedAt[i] = now
+		c.NextTry[i] = now + int64(e.cfg.SoftRetry/time.Second)
+	case sPaused:
+		if in := e.coveringIncident(i); in != nil {
+			if c.H[i].Flags&fMember == 0 {
+				c.H[i].Flags |= fMember
+				in.members = append(in.members, i)
+			}
+			return nil
+		}
+		e.queueOne(i, now)
+	}
+	return nil
+}
+
+// queueOne queues paused inbox i, covered by no incident, for its
+// provider's recovery ramp, starting the ramp if it is idle.
+func (e *Engine) queueOne(i int32, now int64) {
+	c := &e.c
+	if c.H[i].Flags&fQueued != 0 {
+		return
+	}
+	c.H[i].Flags |= fQueued
+	ps := &c.Provs[c.H[i].Prov]
+	ps.Ramp.Norm = append(ps.Ramp.Norm, i)
+	if !ps.Ramp.Active {
+		e.startRamp(ps, now)
 	}
 }
