@@ -136,11 +136,11 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	if err := m.load(ctx); err != nil {
 		return nil, err
 	}
-	paused, err := m.reconcile(ctx)
+	stored, err := m.reconcile(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.rebuild(ctx, paused); err != nil {
+	if err := m.rebuild(ctx, stored); err != nil {
 		return nil, err
 	}
 	if cfg.OnIncident != nil {
@@ -203,9 +203,10 @@ func (m *Monitor) load(ctx context.Context) error {
 
 // reconcile adds stored inboxes the engine does not know (created after
 // the last save) and marks known ones that are gone as dead. It returns
-// the engine indices of the inboxes the store shows paused.
-func (m *Monitor) reconcile(ctx context.Context) ([]int32, error) {
-	var paused []int32
+// the state the store shows of the inboxes that are paused there or whose
+// state the engine sees otherwise.
+func (m *Monitor) reconcile(ctx context.Context) ([]storedState, error) {
+	var stored []storedState
 	seen := make(map[string]bool, len(m.idx))
 	f := holdfast.InboxFilter{Limit: 1000}
 	added := 0
@@ -222,8 +223,10 @@ func (m *Monitor) reconcile(ctx context.Context) ([]int32, error) {
 				}
 				added++
 			}
-			if in.State == holdfast.StatePaused {
-				paused = append(paused, m.idx[in.ID])
+			i := m.idx[in.ID]
+			if eng := m.eng.State(i); in.State == holdfast.StatePaused ||
+				eng != in.State && !(eng == holdfast.StateConnected && in.State == holdfast.StateConnecting) {
+				stored = append(stored, storedState{i, in.State})
 			}
 		}
 		if len(page) < f.Limit {
@@ -242,7 +245,7 @@ func (m *Monitor) reconcile(ctx context.Context) ([]int32, error) {
 	if added > 0 || removed > 0 {
 		m.log.Info("health engine reconciled with the store", "added", added, "removed", removed)
 	}
-	return paused, nil
+	return stored, nil
 }
 
 // addLocked registers an inbox with the engine. m.mu must be held (or m

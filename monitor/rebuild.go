@@ -13,14 +13,34 @@ import (
 // the last decisions, agree with the store, which has every decision
 // persisted: incidents open in the store are open in the engine (and
 // resolvable), incidents resolved in the store are resolved in it; the
-// same for held actions. The snapshot only warms the rest (detector
-// windows, budgets, ramps). paused are the engine indices of the inboxes
-// the store shows paused. m is not yet shared.
-func (m *Monitor) rebuild(ctx context.Context, paused []int32) error {
+// same for held actions and the inboxes' states. The snapshot only warms
+// the rest (detector windows, budgets, ramps, queued notices). stored are
+// the states reconcile found. m is not yet shared.
+func (m *Monitor) rebuild(ctx context.Context, stored []storedState) error {
+	var paused []int32
+	for _, s := range stored {
+		if s.state == holdfast.StatePaused {
+			paused = append(paused, s.inbox)
+		}
+	}
 	if err := m.rebuildIncidents(ctx, paused); err != nil {
 		return err
 	}
-	return m.rebuildHeld(ctx)
+	if err := m.rebuildHeld(ctx); err != nil {
+		return err
+	}
+	for _, s := range stored {
+		if err := m.eng.RestoreState(s.inbox, s.state); err != nil {
+			return fmt.Errorf("restore state of inbox %s: %w", m.ids[s.inbox], err)
+		}
+	}
+	return nil
+}
+
+// storedState is an inbox's state as the store shows it.
+type storedState struct {
+	inbox int32
+	state holdfast.State
 }
 
 // maxRebuilt is how many open incidents, and pending held actions, are

@@ -2,12 +2,14 @@ package monitor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/health"
 	"github.com/holdfast/holdfast/monitor"
 	"github.com/holdfast/holdfast/store/postgres/pgtest"
 	"github.com/holdfast/holdfast/store/sqlite/sqlitetest"
@@ -22,9 +24,11 @@ var engines = []struct {
 	{"postgres", func(t *testing.T) monitor.Store { return pgtest.NewStore(t) }},
 }
 
-// seed stores one connected inbox of each provider given.
-func seed(t *testing.T, st monitor.Store, now time.Time, providers ...holdfast.Provider) {
+// seed stores one connected inbox of each provider given and returns
+// their IDs.
+func seed(t *testing.T, st monitor.Store, now time.Time, providers ...holdfast.Provider) []string {
 	t.Helper()
+	var ids []string
 	for i, p := range providers {
 		in := &holdfast.Inbox{
 			ID: holdfast.NewID("inb", now.Add(time.Duration(i)*time.Millisecond)), Provider: p,
@@ -34,70 +38,170 @@ func seed(t *testing.T, st monitor.Store, now time.Time, providers ...holdfast.P
 		if err := st.CreateInbox(t.Context(), in, holdfast.Event{InboxID: in.ID, At: now, NewState: in.State, Reason: "created", Cause: holdfast.CauseAPI}); err != nil {
 			t.Fatal(err)
 		}
+		ids = append(ids, in.ID)
+	}
+	return ids
+}
+
+// restartBundle is a store with one inbox of each provider, and Monitors
+// opened on it, as one service started again and again.
+type restartBundle struct {
+	st    monitor.Store
+	clock *clock
+	ids   []string
+}
+
+// open starts a Monitor on the store, stopped when the test ends (before
+// the store closes) unless the test stops it or abandons it first.
+func (b *restartBundle) open(t *testing.T, cfg *health.Config) *monitor.Monitor {
+	t.Helper()
+	m, err := monitor.New(t.Context(), monitor.Config{
+		Store: b.st, Clock: b.clock, Logger: slog.New(slog.DiscardHandler), Engine: cfg,
+		TickEvery: time.Hour, SaveEvery: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+	return m
+}
+
+// TestStoreIsTruthAfterRestart abandons Monitors without Stop (a kill -9:
+// the engine state they saved last predates their last decisions) and
+// starts others on the same store: what the store shows is what the new
+// engine acts on, and a new incident or held action never takes an ID
+// already stored.
+func TestStoreIsTruthAfterRestart(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		run  func(t *testing.T, b *restartBundle)
+	}{
+		{"IncidentDeclaredAfterSave", testIncidentDeclaredAfterSave},
+		{"IncidentResolvedAfterSave", testIncidentResolvedAfterSave},
+		{"HeldActionAfterSave", testHeldActionAfterSave},
+	}
+	for _, e := range engines {
+		for _, tt := range tests {
+			t.Run(e.name+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				b := &restartBundle{st: e.open(t), clock: &clock{t: time.Date(2025, 3, 1, 20, 0, 0, 0, time.UTC)}}
+				b.ids = seed(t, b.st, b.clock.Now(), holdfast.ProviderMicrosoft, holdfast.ProviderGoogle)
+				tt.run(t, b)
+			})
+		}
 	}
 }
 
-// TestStoreIsTruthAfterRestart abandons a Monitor after a declaration,
-// without Stop (a kill -9: its last saved state predates the incident),
-// and starts another on the same store: the incident the store lists open
-// is the new engine's to resolve, and a new incident never takes its ID.
-func TestStoreIsTruthAfterRestart(t *testing.T) {
-	t.Parallel()
-	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			t.Parallel()
-			st := e.open(t)
-			c := &clock{t: time.Date(2025, 3, 1, 20, 0, 0, 0, time.UTC)}
-			seed(t, st, c.Now(), holdfast.ProviderMicrosoft, holdfast.ProviderGoogle)
-			open := func() *monitor.Monitor {
-				m, err := monitor.New(t.Context(), monitor.Config{
-					Store: st, Clock: c, Logger: slog.New(slog.DiscardHandler),
-					TickEvery: time.Hour, SaveEvery: time.Hour,
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := m.Start(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-				// Stopped when the test ends, before the store closes.
-				t.Cleanup(func() { _ = m.Stop(context.Background()) })
-				return m
-			}
+// testIncidentDeclaredAfterSave: an incident declared after the last save
+// is resolvable after a restart, and the next one gets another ID.
+func testIncidentDeclaredAfterSave(t *testing.T, b *restartBundle) {
+	first := b.open(t, nil)
+	ms, err := first.Declare(t.Context(), monitor.Declaration{Provider: holdfast.ProviderMicrosoft, Note: "Entra ID down"})
+	if err != nil {
+		t.Fatalf("Declare(microsoft) = %v", err)
+	}
+	// first is abandoned here.
+	b.clock.advance(time.Minute)
+	second := b.open(t, nil)
+	gg, err := second.Declare(t.Context(), monitor.Declaration{Provider: holdfast.ProviderGoogle, Note: "Gmail down"})
+	if err != nil {
+		t.Fatalf("Declare(google) after restart = %v", err)
+	}
+	if gg.ID == ms.ID {
+		t.Errorf("Declare(google) after restart got ID %d, the ID of the open Microsoft incident", gg.ID)
+	}
+	got, err := b.st.IncidentByID(t.Context(), ms.ID)
+	if err != nil {
+		t.Fatalf("IncidentByID(%d) = %v", ms.ID, err)
+	}
+	if got.Provider != holdfast.ProviderMicrosoft || !got.Open() {
+		t.Errorf("IncidentByID(%d) = %s open=%v after restart, want the open microsoft incident", ms.ID, got.Provider, got.Open())
+	}
+	res, err := second.Resolve(t.Context(), ms.ID)
+	if err != nil {
+		t.Fatalf("Resolve(%d) after restart = %v, want the open microsoft incident resolved", ms.ID, err)
+	}
+	if res.Provider != holdfast.ProviderMicrosoft || res.Open() {
+		t.Errorf("Resolve(%d) = %s open=%v, want microsoft resolved", ms.ID, res.Provider, res.Open())
+	}
+	if got, err := b.st.IncidentByID(t.Context(), ms.ID); err != nil || got.Open() {
+		t.Errorf("IncidentByID(%d) after Resolve = %+v, %v; want resolved", ms.ID, got, err)
+	}
+}
 
-			first := open()
-			ms, err := first.Declare(t.Context(), monitor.Declaration{Provider: holdfast.ProviderMicrosoft, Note: "Entra ID down"})
-			if err != nil {
-				t.Fatalf("Declare(microsoft) = %v", err)
-			}
-			// first is abandoned here, as by kill -9.
+// testIncidentResolvedAfterSave: an incident resolved after the last save
+// (which has it open) stays resolved after a restart, and its scope is
+// free for a new one.
+func testIncidentResolvedAfterSave(t *testing.T, b *restartBundle) {
+	ctx := t.Context()
+	first := b.open(t, nil)
+	in, err := first.Declare(ctx, monitor.Declaration{Provider: holdfast.ProviderMicrosoft})
+	if err != nil {
+		t.Fatalf("Declare = %v", err)
+	}
+	if err := first.Stop(ctx); err != nil { // saves the engine with in open
+		t.Fatal(err)
+	}
+	second := b.open(t, nil)
+	if _, err := second.Resolve(ctx, in.ID); err != nil {
+		t.Fatalf("Resolve(%d) = %v", in.ID, err)
+	}
+	// second is abandoned here.
+	b.clock.advance(time.Minute)
+	third := b.open(t, nil)
+	if _, err := third.Resolve(ctx, in.ID); !errors.Is(err, holdfast.ErrConflict) {
+		t.Errorf("Resolve(%d) again after restart = %v, want ErrConflict (resolved before the restart)", in.ID, err)
+	}
+	again, err := third.Declare(ctx, monitor.Declaration{Provider: holdfast.ProviderMicrosoft})
+	if err != nil {
+		t.Fatalf("Declare(microsoft) after restart = %v, want a new incident: the last one was resolved", err)
+	}
+	if again.ID == in.ID {
+		t.Errorf("new incident got ID %d, the resolved one's", again.ID)
+	}
+	if got, err := b.st.IncidentByID(ctx, in.ID); err != nil || got.Open() {
+		t.Errorf("IncidentByID(%d) = %+v, %v; want resolved", in.ID, got, err)
+	}
+}
 
-			c.advance(time.Minute)
-			second := open()
-			gg, err := second.Declare(t.Context(), monitor.Declaration{Provider: holdfast.ProviderGoogle, Note: "Gmail down"})
-			if err != nil {
-				t.Fatalf("Declare(google) after restart = %v", err)
-			}
-			if gg.ID == ms.ID {
-				t.Errorf("Declare(google) after restart got ID %d, the ID of the open Microsoft incident", gg.ID)
-			}
-			got, err := st.IncidentByID(t.Context(), ms.ID)
-			if err != nil {
-				t.Fatalf("IncidentByID(%d) = %v", ms.ID, err)
-			}
-			if got.Provider != holdfast.ProviderMicrosoft || !got.Open() {
-				t.Errorf("IncidentByID(%d) = %s open=%v after restart, want the open microsoft incident", ms.ID, got.Provider, got.Open())
-			}
-			res, err := second.Resolve(t.Context(), ms.ID)
-			if err != nil {
-				t.Fatalf("Resolve(%d) after restart = %v, want the open microsoft incident resolved", ms.ID, err)
-			}
-			if res.Provider != holdfast.ProviderMicrosoft || res.Open() {
-				t.Errorf("Resolve(%d) = %s open=%v, want microsoft resolved", ms.ID, res.Provider, res.Open())
-			}
-			if got, err := st.IncidentByID(t.Context(), ms.ID); err != nil || got.Open() {
-				t.Errorf("IncidentByID(%d) after Resolve = %+v, %v; want resolved", ms.ID, got, err)
-			}
-		})
+// testHeldActionAfterSave: an action held after the last save can be
+// released after a restart, and acts on the inbox.
+func testHeldActionAfterSave(t *testing.T, b *restartBundle) {
+	ctx := t.Context()
+	cfg := health.DefaultConfig()
+	cfg.ConfirmCount, cfg.ConfirmSpan = 1, 0
+	cfg.ProviderBudgetPerHour, cfg.ProviderBudgetShare = 0, 0 // every action is held
+	first := b.open(t, &cfg)
+	b.clock.advance(time.Second)
+	if _, err := first.Observe(b.ids[0], health.Outcome{Op: health.OpRefresh, Verdict: &revoked}); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	held, err := b.st.FindHeldActions(ctx, holdfast.HeldActionFilter{PendingOnly: true})
+	if err != nil || len(held) != 1 {
+		t.Fatalf("pending held actions = %v, %v; want one", held, err)
+	}
+	// first is abandoned here.
+	b.clock.advance(time.Minute)
+	second := b.open(t, &cfg)
+	if err := second.Release(ctx, held[0].ID); err != nil {
+		t.Fatalf("Release(%d) after restart = %v", held[0].ID, err)
+	}
+	in, err := b.st.Inbox(ctx, b.ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.State != holdfast.StateNeedsReconnect {
+		t.Errorf("inbox after its held action was released: %s, want needs_reconnect", in.State)
+	}
+	got, err := b.st.FindHeldActions(ctx, holdfast.HeldActionFilter{ID: held[0].ID})
+	if err != nil || len(got) != 1 || got[0].Outcome != holdfast.HeldReleased {
+		t.Errorf("held action %d after Release = %+v, %v; want released", held[0].ID, got, err)
 	}
 }
