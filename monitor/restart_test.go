@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,5 +204,57 @@ func testHeldActionAfterSave(t *testing.T, b *restartBundle) {
 	got, err := b.st.FindHeldActions(ctx, holdfast.HeldActionFilter{ID: held[0].ID})
 	if err != nil || len(got) != 1 || got[0].Outcome != holdfast.HeldReleased {
 		t.Errorf("held action %d after Release = %+v, %v; want released", held[0].ID, got, err)
+	}
+}
+
+// failingIncidents is a store whose SaveIncident fails while down is set.
+type failingIncidents struct {
+	monitor.Store
+	mu   sync.Mutex
+	down bool
+}
+
+func (s *failingIncidents) SaveIncident(ctx context.Context, in *holdfast.Incident) error {
+	s.mu.Lock()
+	down := s.down
+	s.mu.Unlock()
+	if down {
+		return errors.New("database unreachable")
+	}
+	return s.Store.SaveIncident(ctx, in)
+}
+
+func (s *failingIncidents) setDown(down bool) {
+	s.mu.Lock()
+	s.down = down
+	s.mu.Unlock()
+}
+
+// TestDeclareAnswersOnlyOnceDurable: while the incident cannot be stored,
+// Declare does not report success (the API would answer 201 for an
+// incident a crash then loses); once the store is back, the incident is
+// stored and resolvable.
+func TestDeclareAnswersOnlyOnceDurable(t *testing.T) {
+	t.Parallel()
+	st := &failingIncidents{Store: sqlitetest.Open(t)}
+	b := &restartBundle{st: st, clock: &clock{t: time.Date(2025, 3, 1, 20, 0, 0, 0, time.UTC)}}
+	b.ids = seed(t, st, b.clock.Now(), holdfast.ProviderMicrosoft)
+	m := b.open(t, nil)
+	st.setDown(true)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if in, err := m.Declare(ctx, monitor.Declaration{Provider: holdfast.ProviderMicrosoft}); err == nil {
+		t.Fatalf("Declare with the store down = %+v, nil; want an error", in)
+	}
+	st.setDown(false)
+	if err := m.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	open, err := st.Incidents(t.Context(), true, 10)
+	if err != nil || len(open) != 1 {
+		t.Fatalf("open incidents once the store is back = %v, %v; want the declared one", open, err)
+	}
+	if _, err := m.Resolve(t.Context(), open[0].ID); err != nil {
+		t.Errorf("Resolve(%d) = %v", open[0].ID, err)
 	}
 }
