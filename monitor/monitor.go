@@ -2,8 +2,15 @@
 // serve. It maps inbox IDs and tenants to the engine's dense indices, feeds
 // it provider outcomes, ticks it on the clock, writes every decision through
 // to the store (inbox state changes with their event log entries,
-// incidents, held actions, notices) and saves the engine's whole state, so
-// that a restart loses no incident, hold or pending decision.
+// incidents, held actions, notices) and saves the engine's whole state.
+//
+// The store is the truth after a restart: incident and held action IDs
+// are reserved from the store's durable sequence, never from the engine's
+// own counter, and New makes the engine restored from its last saved
+// state (which may predate the last decisions, after a kill) agree with
+// the store: open incidents, pending held actions and inbox states. The
+// saved state only warms the rest (detector windows, budgets, ramps,
+// queued notices).
 //
 // The engine is not safe for concurrent use; Monitor serialises every call
 // into it under one mutex and persists decisions from one writer goroutine,
@@ -103,8 +110,10 @@ type Monitor struct {
 
 var _ lifecycle.Service = (*Monitor)(nil)
 
-// New loads the engine's saved state, if any, and makes sure every stored
-// inbox is known to it. It reads every inbox once.
+// New loads the engine's saved state, if any, makes sure every stored
+// inbox is known to it, and rebuilds from the store what the saved state
+// may not have seen: open incidents, pending held actions, inbox states.
+// It reads every inbox once and reserves a first block of IDs.
 func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	if cfg.Store == nil || cfg.Logger == nil {
 		return nil, errors.New("monitor: Store and Logger are required")
