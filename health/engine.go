@@ -787,7 +787,13 @@ func (e *Engine) act(i int32, to uint8, cause holdfast.Cause) {
 	c.HeldSends[i] = 0
 	c.NextTry[i] = now + int64(e.cfg.SoftRetry/time.Second)
 	e.move(i, to, e.c.Reasons[c.Reason[i]], cause, 0)
-	admin := to == sNeedsAdmin
+	e.queueNotice(i, to == sNeedsAdmin, now)
+}
+
+// queueNotice queues the notice of inbox i's current episode, due after
+// the grace period (at once with PolicyNaive).
+func (e *Engine) queueNotice(i int32, admin bool, now int64) {
+	c := &e.c
 	if e.cfg.Policy == PolicyNaive {
 		e.c.NoticeEp[i] = c.Episode[i]
 		e.sink.Notice(Notice{Inbox: i, Tenant: c.H[i].Ten, Admin: admin, Episode: c.Episode[i], At: e.tm(now), Reason: e.c.Reasons[c.Reason[i]]})

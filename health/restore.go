@@ -174,21 +174,35 @@ func (m muteIncident) IncidentChanged(in *Incident) {
 	}
 }
 
+// StoredState is an inbox's state as its owner's durable record shows it.
+type StoredState struct {
+	State  holdfast.State
+	Reason holdfast.Reason
+	// Episode is the newest notice episode recorded for the inbox, and
+	// Told whether a notice was recorded since it entered State.
+	Episode uint32
+	Told    bool
+}
+
 // RestoreState makes inbox i's state the one its owner's durable record
 // shows, after a Restore from a snapshot that may predate it (or none).
-// It reports nothing to the sink. What the state needs is set up as if
+// It reports nothing to the sink (but a notice with PolicyNaive, which
+// has no grace period). What the state needs is set up as if
 // the engine had just seen it: a suspect inbox starts its confirmation
-// again, one that needs its owner or an administrator is retried after
-// SoftRetry, and a paused one is a member of the open incident covering
-// it or, if none does, queued for its provider's recovery ramp. A
-// connecting inbox counts as connected, as in AddInbox.
-func (e *Engine) RestoreState(i int32, st holdfast.State) error {
+// again; one that needs its owner or an administrator is retried after
+// SoftRetry and, if its owner was not told yet, its notice is queued for
+// a new episode (after the grace period, as when the engine acts); a
+// paused one is a member of the open incident covering it or, if none
+// does, queued for its provider's recovery ramp. A connecting inbox counts
+// as connected, as in AddInbox.
+func (e *Engine) RestoreState(i int32, s StoredState) error {
 	c := &e.c
 	if i < 0 || int(i) >= len(c.H) {
 		return fmt.Errorf("restore state of inbox %d: %w", i, holdfast.ErrNotFound)
 	}
-	to := stateCode(st)
-	if st == holdfast.StateConnecting {
+	c.Episode[i] = max(c.Episode[i], s.Episode)
+	to := stateCode(s.State)
+	if s.State == holdfast.StateConnecting {
 		to = sConnected
 	}
 	from := c.H[i].St
@@ -201,6 +215,9 @@ func (e *Engine) RestoreState(i int32, st holdfast.State) error {
 	c.Counts[p][to]++
 	c.H[i].St = to
 	c.Since[i] = now
+	if s.Reason != "" {
+		c.Reason[i] = e.reasonCode(s.Reason)
+	}
 	c.H[i].PermN, c.BackoffN[i] = 0, 0
 	c.H[i].Flags &^= fGranted | fProbe | fAdmin
 	switch to {
@@ -216,6 +233,10 @@ func (e *Engine) RestoreState(i int32, st holdfast.State) error {
 		}
 		c.ActedAt[i] = now
 		c.NextTry[i] = now + int64(e.cfg.SoftRetry/time.Second)
+		if !s.Told {
+			c.Episode[i]++
+			e.queueNotice(i, to == sNeedsAdmin, now)
+		}
 	case sPaused:
 		if in := e.coveringIncident(i); in != nil {
 			if c.H[i].Flags&fMember == 0 {

@@ -77,7 +77,7 @@ func TestRestoreFromRecord(t *testing.T) {
 			}
 		}},
 		{"HeldActionAdoptedThenDone", func(t *testing.T, e *Engine, rec *recorder) {
-			if err := e.RestoreState(2, holdfast.StateSuspect); err != nil {
+			if err := e.RestoreState(2, StoredState{State: holdfast.StateSuspect}); err != nil {
 				t.Fatal(err)
 			}
 			h := HeldAction{ID: 7, Inbox: 2, Provider: holdfast.ProviderMicrosoft, To: holdfast.StateNeedsReconnect, HeldAt: opened, Why: holdfast.HeldForBudget}
@@ -98,9 +98,26 @@ func TestRestoreFromRecord(t *testing.T) {
 				t.Errorf("ReleaseHeld(7) = %v, want ErrNotFound", err)
 			}
 		}},
+		{"NoticeUnlessTold", func(t *testing.T, e *Engine, rec *recorder) {
+			clk := e.clock.(*fakeClock)
+			e.Tick()
+			if err := e.RestoreState(0, StoredState{State: holdfast.StateNeedsReconnect, Episode: 4}); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.RestoreState(1, StoredState{State: holdfast.StateNeedsAdmin, Episode: 2, Told: true}); err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				clk.t = clk.t.Add(e.cfg.NoticeGrace)
+				e.Tick()
+			}
+			if len(rec.notices) != 1 || rec.notices[0].Inbox != 0 || rec.notices[0].Episode != 5 {
+				t.Errorf("notices = %+v, want one for inbox 0, episode 5", rec.notices)
+			}
+		}},
 		{"StateFromRecord", func(t *testing.T, e *Engine, rec *recorder) {
 			for i, st := range []holdfast.State{holdfast.StateNeedsReconnect, holdfast.StateConnecting, holdfast.StatePaused} {
-				if err := e.RestoreState(int32(i), st); err != nil {
+				if err := e.RestoreState(int32(i), StoredState{State: st}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -235,7 +235,7 @@ func (m *Monitor) reconcile(ctx context.Context) ([]storedState, error) {
 			i := m.idx[in.ID]
 			if eng := m.eng.State(i); in.State == holdfast.StatePaused ||
 				eng != in.State && !(eng == holdfast.StateConnected && in.State == holdfast.StateConnecting) {
-				stored = append(stored, storedState{i, in.State})
+				stored = append(stored, storedState{inbox: i, state: in.State, reason: in.Reason, since: in.Since})
 			}
 		}
 		if len(page) < f.Limit {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/health"
@@ -30,7 +31,13 @@ func (m *Monitor) rebuild(ctx context.Context, stored []storedState) error {
 		return err
 	}
 	for _, s := range stored {
-		if err := m.eng.RestoreState(s.inbox, s.state); err != nil {
+		rec := health.StoredState{State: s.state, Reason: holdfast.Reason(s.reason)}
+		if s.state == holdfast.StateNeedsReconnect || s.state == holdfast.StateNeedsAdmin {
+			if err := m.noticesSince(ctx, m.ids[s.inbox], s.since, &rec); err != nil {
+				return err
+			}
+		}
+		if err := m.eng.RestoreState(s.inbox, rec); err != nil {
 			return fmt.Errorf("restore state of inbox %s: %w", m.ids[s.inbox], err)
 		}
 	}
@@ -39,8 +46,27 @@ func (m *Monitor) rebuild(ctx context.Context, stored []storedState) error {
 
 // storedState is an inbox's state as the store shows it.
 type storedState struct {
-	inbox int32
-	state holdfast.State
+	inbox  int32
+	state  holdfast.State
+	reason string
+	since  time.Time
+}
+
+// noticesSince sets rec's newest notice episode of inbox id, and whether
+// a notice was recorded since it entered its state at since: if not, the
+// engine queues one (it was decided after the last save, and lost).
+func (m *Monitor) noticesSince(ctx context.Context, id string, since time.Time, rec *health.StoredState) error {
+	ns, err := m.store.Notices(ctx, id)
+	if err != nil {
+		return fmt.Errorf("load notices of inbox %s: %w", id, err)
+	}
+	for _, n := range ns {
+		rec.Episode = max(rec.Episode, uint32(n.Episode))
+		if !n.At.Before(since) {
+			rec.Told = true
+		}
+	}
+	return nil
 }
 
 // maxRebuilt is how many open incidents, and pending held actions, are

@@ -84,6 +84,7 @@ func TestStoreIsTruthAfterRestart(t *testing.T) {
 		{"IncidentDeclaredAfterSave", testIncidentDeclaredAfterSave},
 		{"IncidentResolvedAfterSave", testIncidentResolvedAfterSave},
 		{"HeldActionAfterSave", testHeldActionAfterSave},
+		{"ActedAfterSave", testActedAfterSave},
 	}
 	for _, e := range engines {
 		for _, tt := range tests {
@@ -204,6 +205,39 @@ func testHeldActionAfterSave(t *testing.T, b *restartBundle) {
 	got, err := b.st.FindHeldActions(ctx, holdfast.HeldActionFilter{ID: held[0].ID})
 	if err != nil || len(got) != 1 || got[0].Outcome != holdfast.HeldReleased {
 		t.Errorf("held action %d after Release = %+v, %v; want released", held[0].ID, got, err)
+	}
+}
+
+// testActedAfterSave: an inbox moved to needs_reconnect after the last
+// save, its notice still in its grace period, gets its notice after a
+// restart, once.
+func testActedAfterSave(t *testing.T, b *restartBundle) {
+	ctx := t.Context()
+	cfg := health.DefaultConfig()
+	cfg.ConfirmCount, cfg.ConfirmSpan = 1, 0
+	first := b.open(t, &cfg)
+	b.clock.advance(time.Second)
+	if _, err := first.Observe(b.ids[0], health.Outcome{Op: health.OpRefresh, Verdict: &revoked}); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := b.st.Inbox(ctx, b.ids[0]); err != nil || in.State != holdfast.StateNeedsReconnect {
+		t.Fatalf("Inbox = %+v, %v; want needs_reconnect", in, err)
+	}
+	// first is abandoned here, its notice queued in its grace period.
+	b.clock.advance(time.Minute)
+	second := b.open(t, &cfg)
+	for range 3 {
+		b.clock.advance(cfg.NoticeGrace)
+		second.Tick()
+	}
+	if err := second.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ns, err := b.st.Notices(ctx, b.ids[0]); err != nil || len(ns) != 1 {
+		t.Errorf("notices after the restart = %d, %v; want 1", len(ns), err)
 	}
 }
 
