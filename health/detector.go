@@ -587,7 +587,7 @@ func (e *Engine) queueRecovery(in *Incident, now int64) {
 	if !r.Active && len(r.Prio)+len(r.Norm)-r.PrioHd-r.NormHd > 0 {
 		e.startRamp(&c.Provs[in.prov], now)
 	}
-	r.Inc = int32(in.ID)
+	r.Inc = in.ID
 	e.timeline(in, now, fmt.Sprintf("recovery queued: %d inboxes", len(r.Prio)+len(r.Norm)-r.PrioHd-r.NormHd))
 }
 
@@ -670,7 +670,7 @@ func (e *Engine) rampTick(p uint8, now int64) {
 		r.PrioHd, r.NormHd, r.DelayedHd = 0, 0, 0
 		if r.Inc > 0 {
 			for _, in := range c.Incidents {
-				if in.ID == int64(r.Inc) {
+				if in.ID == r.Inc {
 					e.timeline(in, now, fmt.Sprintf("recovery done: %d recovery grants", r.Granted))
 					e.sink.IncidentChanged(in)
 				}
@@ -687,7 +687,7 @@ func (e *Engine) rampIncident(p uint8) *Incident {
 		return nil
 	}
 	for k := len(e.c.Incidents) - 1; k >= 0; k-- {
-		if in := e.c.Incidents[k]; in.ID == int64(r.Inc) {
+		if in := e.c.Incidents[k]; in.ID == r.Inc {
 			return in
 		}
 	}

@@ -184,8 +184,10 @@ type Ramp struct {
 	N, Thr          int
 	LastAdjust      int64
 	Active          bool
-	Inc             int32
-	Granted         int
+	// Inc is the ID of the incident whose recovery the ramp runs. (It was
+	// an int32; gob restores old snapshots into int64.)
+	Inc     int64
+	Granted int
 }
 
 type delayed struct {
