@@ -170,26 +170,34 @@ func testIncidentResolvedAfterSave(t *testing.T, b *restartBundle) {
 	}
 }
 
+// revokeFirst opens a Monitor with cfg, made to confirm a lost credential
+// at its first permanent-class failure (cfg is changed so), feeds it one
+// for the first inbox and waits until its decisions are stored. The
+// Monitor is then abandoned.
+func (b *restartBundle) revokeFirst(t *testing.T, cfg *health.Config) {
+	t.Helper()
+	cfg.ConfirmCount, cfg.ConfirmSpan = 1, 0
+	m := b.open(t, cfg)
+	b.clock.advance(time.Second)
+	if _, err := m.Observe(b.ids[0], health.Outcome{Op: health.OpRefresh, Verdict: &revoked}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // testHeldActionAfterSave: an action held after the last save can be
 // released after a restart, and acts on the inbox.
 func testHeldActionAfterSave(t *testing.T, b *restartBundle) {
 	ctx := t.Context()
 	cfg := health.DefaultConfig()
-	cfg.ConfirmCount, cfg.ConfirmSpan = 1, 0
 	cfg.ProviderBudgetPerHour, cfg.ProviderBudgetShare = 0, 0 // every action is held
-	first := b.open(t, &cfg)
-	b.clock.advance(time.Second)
-	if _, err := first.Observe(b.ids[0], health.Outcome{Op: health.OpRefresh, Verdict: &revoked}); err != nil {
-		t.Fatal(err)
-	}
-	if err := first.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b.revokeFirst(t, &cfg)
 	held, err := b.st.FindHeldActions(ctx, holdfast.HeldActionFilter{PendingOnly: true})
 	if err != nil || len(held) != 1 {
 		t.Fatalf("pending held actions = %v, %v; want one", held, err)
 	}
-	// first is abandoned here.
 	b.clock.advance(time.Minute)
 	second := b.open(t, &cfg)
 	if err := second.Release(ctx, held[0].ID); err != nil {
@@ -214,19 +222,11 @@ func testHeldActionAfterSave(t *testing.T, b *restartBundle) {
 func testActedAfterSave(t *testing.T, b *restartBundle) {
 	ctx := t.Context()
 	cfg := health.DefaultConfig()
-	cfg.ConfirmCount, cfg.ConfirmSpan = 1, 0
-	first := b.open(t, &cfg)
-	b.clock.advance(time.Second)
-	if _, err := first.Observe(b.ids[0], health.Outcome{Op: health.OpRefresh, Verdict: &revoked}); err != nil {
-		t.Fatal(err)
-	}
-	if err := first.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b.revokeFirst(t, &cfg)
 	if in, err := b.st.Inbox(ctx, b.ids[0]); err != nil || in.State != holdfast.StateNeedsReconnect {
 		t.Fatalf("Inbox = %+v, %v; want needs_reconnect", in, err)
 	}
-	// first is abandoned here, its notice queued in its grace period.
+	// The abandoned Monitor's notice was queued in its grace period.
 	b.clock.advance(time.Minute)
 	second := b.open(t, &cfg)
 	for range 3 {
