@@ -136,6 +136,11 @@ type HealthStore interface {
 	// ID or, with f.Newest, newest first, at most f.Limit (zero or less
 	// means 100, at most 1000).
 	FindHeldActions(ctx context.Context, f HeldActionFilter) ([]*HeldAction, error)
+	// ReserveIDs reserves n (at least 1) consecutive IDs for incidents and
+	// held actions from a durable sequence and returns the first: the
+	// caller owns first through first+n-1. An ID is reserved once, across
+	// restarts and nodes; IDs reserved and never used are skipped.
+	ReserveIDs(ctx context.Context, n int) (first int64, err error)
 	// SaveEngineState replaces the health engine's saved state, an opaque
 	// blob kept in one row; a zero at means now.
 	SaveEngineState(ctx context.Context, at time.Time, state []byte) error

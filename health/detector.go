@@ -298,9 +298,8 @@ func (e *Engine) tenantIncidents(now int64) {
 func (e *Engine) openIncident(p uint8, t int32, kind holdfast.IncidentKind, now, undoFrom int64, evidence string) *Incident {
 	c := &e.c
 	ps := &c.Provs[p]
-	in := &Incident{ID: c.NextID, Kind: kind, Provider: holdfast.Providers[p], Tenant: t, OpenedAt: e.tm(now),
+	in := &Incident{ID: e.newID(), Kind: kind, Provider: holdfast.Providers[p], Tenant: t, OpenedAt: e.tm(now),
 		Evidence: evidence, prov: p}
-	c.NextID++
 	win := e.cfg.CloseWindow
 	if ps.LastClose > 0 && now-ps.LastClose < int64(e.cfg.ReopenMemory/time.Second) {
 		ps.ReopenN++
@@ -586,18 +585,23 @@ func (e *Engine) queueRecovery(in *Incident, now int64) {
 	}
 	in.members = nil
 	if !r.Active && len(r.Prio)+len(r.Norm)-r.PrioHd-r.NormHd > 0 {
-		ps := &c.Provs[in.prov]
-		r.Active = true
-		r.Rate = max(e.cfg.RampStart, ps.BaseReq/4)
-		r.Tok = 0
-		r.Slow = true
-		r.Peak = r.Rate
-		r.LastAdjust = now
-		r.N, r.Thr = 0, 0
-		ps.RampReq, ps.RampThr = 0, 0
+		e.startRamp(&c.Provs[in.prov], now)
 	}
-	r.Inc = int32(in.ID)
+	r.Inc = in.ID
 	e.timeline(in, now, fmt.Sprintf("recovery queued: %d inboxes", len(r.Prio)+len(r.Norm)-r.PrioHd-r.NormHd))
+}
+
+// startRamp starts provider ps's idle recovery ramp at its slow start.
+func (e *Engine) startRamp(ps *ProvState, now int64) {
+	r := &ps.Ramp
+	r.Active = true
+	r.Rate = max(e.cfg.RampStart, ps.BaseReq/4)
+	r.Tok = 0
+	r.Slow = true
+	r.Peak = r.Rate
+	r.LastAdjust = now
+	r.N, r.Thr = 0, 0
+	ps.RampReq, ps.RampThr = 0, 0
 }
 
 // rampTick grants recoveries for provider p at the ramp's rate.
@@ -666,7 +670,7 @@ func (e *Engine) rampTick(p uint8, now int64) {
 		r.PrioHd, r.NormHd, r.DelayedHd = 0, 0, 0
 		if r.Inc > 0 {
 			for _, in := range c.Incidents {
-				if in.ID == int64(r.Inc) {
+				if in.ID == r.Inc {
 					e.timeline(in, now, fmt.Sprintf("recovery done: %d recovery grants", r.Granted))
 					e.sink.IncidentChanged(in)
 				}
@@ -683,7 +687,7 @@ func (e *Engine) rampIncident(p uint8) *Incident {
 		return nil
 	}
 	for k := len(e.c.Incidents) - 1; k >= 0; k-- {
-		if in := e.c.Incidents[k]; in.ID == int64(r.Inc) {
+		if in := e.c.Incidents[k]; in.ID == r.Inc {
 			return in
 		}
 	}
@@ -762,9 +766,8 @@ func (e *Engine) Declare(d Declaration) (Incident, error) {
 		return *in, nil
 	}
 	// Retroactive: record it resolved and re-verify what was acted on.
-	in := &Incident{ID: c.NextID, Kind: holdfast.IncidentDeclared, Provider: d.Provider, Tenant: d.Tenant,
+	in := &Incident{ID: e.newID(), Kind: holdfast.IncidentDeclared, Provider: d.Provider, Tenant: d.Tenant,
 		OpenedAt: e.tm(start), Evidence: ev, prov: p, closeWin: 1, probeOK: make([]int32, 1), probeN: make([]int32, 1)}
-	c.NextID++
 	c.Incidents = append(c.Incidents, in)
 	end := d.End.Unix()
 	// The window was not normal: evidence gathered in it no longer counts.

@@ -184,8 +184,10 @@ type Ramp struct {
 	N, Thr          int
 	LastAdjust      int64
 	Active          bool
-	Inc             int32
-	Granted         int
+	// Inc is the ID of the incident whose recovery the ramp runs. (It was
+	// an int32; gob restores old snapshots into int64.)
+	Inc     int64
+	Granted int
 }
 
 type delayed struct {
@@ -209,6 +211,8 @@ type Engine struct {
 	// heldOf indexes the pending held action of each inbox (rebuilt from
 	// c.Held on Restore), so that cancelling one costs no scan.
 	heldOf map[int32]int64
+	// idFunc, if set, issues incident and held action IDs (SetIDFunc).
+	idFunc func() int64
 }
 
 // New returns an engine with the given parameters, clock, logger and sink
@@ -785,7 +789,13 @@ func (e *Engine) act(i int32, to uint8, cause holdfast.Cause) {
 	c.HeldSends[i] = 0
 	c.NextTry[i] = now + int64(e.cfg.SoftRetry/time.Second)
 	e.move(i, to, e.c.Reasons[c.Reason[i]], cause, 0)
-	admin := to == sNeedsAdmin
+	e.queueNotice(i, to == sNeedsAdmin, now)
+}
+
+// queueNotice queues the notice of inbox i's current episode, due after
+// the grace period (at once with PolicyNaive).
+func (e *Engine) queueNotice(i int32, admin bool, now int64) {
+	c := &e.c
 	if e.cfg.Policy == PolicyNaive {
 		e.c.NoticeEp[i] = c.Episode[i]
 		e.sink.Notice(Notice{Inbox: i, Tenant: c.H[i].Ten, Admin: admin, Episode: c.Episode[i], At: e.tm(now), Reason: e.c.Reasons[c.Reason[i]]})

@@ -38,9 +38,8 @@ func (e *Engine) tryAct(i int32) {
 		return
 	}
 	c.H[i].Flags |= fHeld
-	h := &HeldAction{ID: c.NextID, Inbox: i, Provider: holdfast.Providers[p], Tenant: t,
+	h := &HeldAction{ID: e.newID(), Inbox: i, Provider: holdfast.Providers[p], Tenant: t,
 		To: holdfast.States[to], Reason: c.Reasons[c.Reason[i]], HeldAt: e.tm(now), Why: why}
-	c.NextID++
 	c.Held[h.ID] = h
 	e.heldOf[i] = h.ID
 	ps.HeldOrder = append(ps.HeldOrder, h.ID)
@@ -333,11 +332,10 @@ func (e *Engine) metaGuard(p uint8, now int64) {
 	}
 	switch {
 	case ps.Storm == 0 && sum > thr:
-		in := &Incident{ID: c.NextID, Kind: holdfast.IncidentNoticeStorm, Provider: holdfast.Providers[p], Tenant: -1, OpenedAt: e.tm(now),
+		in := &Incident{ID: e.newID(), Kind: holdfast.IncidentNoticeStorm, Provider: holdfast.Providers[p], Tenant: -1, OpenedAt: e.tm(now),
 			Evidence: fmt.Sprintf("notice storm: %d notices queued in the last hour vs threshold %.0f (max(%d, %g × baseline %.1f/h)); every notice of the provider is held",
 				ps.NoticeSum, thr, e.cfg.MetaGuardMin, e.cfg.MetaGuardFactor, ps.NoticeBase),
 			prov: p, closeWin: 1, probeOK: make([]int32, 1), probeN: make([]int32, 1)}
-		c.NextID++
 		c.Incidents = append(c.Incidents, in)
 		ps.Storm = int32(len(c.Incidents))
 		e.timeline(in, now, "opened: "+in.Evidence)

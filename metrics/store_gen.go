@@ -35,6 +35,7 @@ var storeOps = []storeOp{
 	{"health", "incident_by_id"},
 	{"health", "save_held_action"},
 	{"health", "find_held_actions"},
+	{"health", "reserve_i_ds"},
 	{"health", "save_engine_state"},
 	{"health", "engine_state"},
 	{"health", "append_fleet_snapshot"},
@@ -183,6 +184,11 @@ func (s *store) SaveHeldAction(ctx context.Context, h *holdfast.HeldAction) (err
 func (s *store) FindHeldActions(ctx context.Context, f holdfast.HeldActionFilter) (r0 []*holdfast.HeldAction, err error) {
 	defer s.observe("health", "find_held_actions", time.Now(), &err)
 	return s.next.FindHeldActions(ctx, f)
+}
+
+func (s *store) ReserveIDs(ctx context.Context, n int) (r0 int64, err error) {
+	defer s.observe("health", "reserve_i_ds", time.Now(), &err)
+	return s.next.ReserveIDs(ctx, n)
 }
 
 func (s *store) SaveEngineState(ctx context.Context, at time.Time, state []byte) (err error) {

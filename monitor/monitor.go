@@ -2,8 +2,15 @@
 // serve. It maps inbox IDs and tenants to the engine's dense indices, feeds
 // it provider outcomes, ticks it on the clock, writes every decision through
 // to the store (inbox state changes with their event log entries,
-// incidents, held actions, notices) and saves the engine's whole state, so
-// that a restart loses no incident, hold or pending decision.
+// incidents, held actions, notices) and saves the engine's whole state.
+//
+// The store is the truth after a restart: incident and held action IDs
+// are reserved from the store's durable sequence, never from the engine's
+// own counter, and New makes the engine restored from its last saved
+// state (which may predate the last decisions, after a kill) agree with
+// the store: open incidents, pending held actions and inbox states. The
+// saved state only warms the rest (detector windows, budgets, ramps,
+// queued notices).
 //
 // The engine is not safe for concurrent use; Monitor serialises every call
 // into it under one mutex and persists decisions from one writer goroutine,
@@ -102,14 +109,18 @@ type Monitor struct {
 	pending []decision
 
 	w *writer
+	// idSrc issues incident and held action IDs from the store.
+	idSrc *idSource
 
 	owner lifecycle.Owner
 }
 
 var _ lifecycle.Service = (*Monitor)(nil)
 
-// New loads the engine's saved state, if any, and makes sure every stored
-// inbox is known to it. It reads every inbox once.
+// New loads the engine's saved state, if any, makes sure every stored
+// inbox is known to it, and rebuilds from the store what the saved state
+// may not have seen: open incidents, pending held actions, inbox states.
+// It reads every inbox once and reserves a first block of IDs.
 func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	if cfg.Store == nil || cfg.Logger == nil {
 		return nil, errors.New("monitor: Store and Logger are required")
@@ -133,10 +144,19 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	}
 	m.eng = health.New(ecfg, cfg.Clock, cfg.Logger, sink{m})
 	m.w = newWriter(m)
+	m.idSrc = &idSource{m: m}
+	m.eng.SetIDFunc(m.idSrc.take)
+	if err := m.idSrc.refill(ctx); err != nil {
+		return nil, fmt.Errorf("reserve incident and held action IDs: %w", err)
+	}
 	if err := m.load(ctx); err != nil {
 		return nil, err
 	}
-	if err := m.reconcile(ctx); err != nil {
+	stored, err := m.reconcile(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.rebuild(ctx, stored); err != nil {
 		return nil, err
 	}
 	if cfg.OnIncident != nil {
@@ -198,23 +218,31 @@ func (m *Monitor) load(ctx context.Context) error {
 }
 
 // reconcile adds stored inboxes the engine does not know (created after
-// the last save) and marks known ones that are gone as dead.
-func (m *Monitor) reconcile(ctx context.Context) error {
+// the last save) and marks known ones that are gone as dead. It returns
+// the state the store shows of the inboxes that are paused there or whose
+// state the engine sees otherwise.
+func (m *Monitor) reconcile(ctx context.Context) ([]storedState, error) {
+	var stored []storedState
 	seen := make(map[string]bool, len(m.idx))
 	f := holdfast.InboxFilter{Limit: 1000}
 	added := 0
 	for {
 		page, err := m.store.Inboxes(ctx, f)
 		if err != nil {
-			return fmt.Errorf("list inboxes for the health engine: %w", err)
+			return nil, fmt.Errorf("list inboxes for the health engine: %w", err)
 		}
 		for _, in := range page {
 			seen[in.ID] = true
 			if _, ok := m.idx[in.ID]; !ok {
 				if err := m.addLocked(in); err != nil {
-					return err
+					return nil, err
 				}
 				added++
+			}
+			i := m.idx[in.ID]
+			if eng := m.eng.State(i); in.State == holdfast.StatePaused ||
+				eng != in.State && !(eng == holdfast.StateConnected && in.State == holdfast.StateConnecting) {
+				stored = append(stored, storedState{inbox: i, state: in.State, reason: in.Reason, since: in.Since})
 			}
 		}
 		if len(page) < f.Limit {
@@ -233,7 +261,7 @@ func (m *Monitor) reconcile(ctx context.Context) error {
 	if added > 0 || removed > 0 {
 		m.log.Info("health engine reconciled with the store", "added", added, "removed", removed)
 	}
-	return nil
+	return stored, nil
 }
 
 // addLocked registers an inbox with the engine. m.mu must be held (or m

@@ -13,7 +13,8 @@ import (
 )
 
 // Start runs the engine: a goroutine, owned by the Monitor, ticks it every
-// TickEvery and saves its state every SaveEvery; another persists its
+// TickEvery (reserving the next block of IDs when the current one runs
+// low) and saves its state every SaveEvery; another persists its
 // decisions. Both run until Stop (lifecycle.Service).
 func (m *Monitor) Start(ctx context.Context) error {
 	return m.owner.Start(ctx, func(run context.Context) error {
@@ -46,6 +47,9 @@ func (m *Monitor) tick(ctx context.Context) {
 			return
 		case <-tick.C:
 			m.Tick()
+			if err := m.idSrc.refill(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("reserve incident and held action IDs", "err", err)
+			}
 		case <-save.C:
 			if err := m.save(); err != nil {
 				m.log.Error("save health engine state", "err", err)

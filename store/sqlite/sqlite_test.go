@@ -261,3 +261,28 @@ func runChild(path string) {
 	time.Sleep(time.Minute)
 	os.Exit(1)
 }
+
+// TestIDSequenceStartsAfterStoredIDs: on a database that has incidents and
+// held actions, migration 00010 starts the ID sequence after the largest
+// of their IDs, so that an upgraded service never reuses one.
+func TestIDSequenceStartsAfterStoredIDs(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), "holdfast.db"))
+	at := time.Date(2025, 3, 1, 20, 0, 0, 0, time.UTC)
+	if err := s.SaveIncident(ctx, &holdfast.Incident{ID: 7, Kind: holdfast.IncidentDeclared, Provider: holdfast.ProviderMicrosoft, OpenedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveHeldAction(ctx, &holdfast.HeldAction{ID: 12, InboxID: "inb_x", Provider: holdfast.ProviderMicrosoft, To: holdfast.StateNeedsReconnect, HeldAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlite.MigrateDownTo(ctx, s, 9); err != nil {
+		t.Fatalf("MigrateDownTo(9) = %v", err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate = %v", err)
+	}
+	if first, err := s.ReserveIDs(ctx, 1); err != nil || first != 13 {
+		t.Errorf("ReserveIDs(1) after the upgrade = %d, %v; want 13", first, err)
+	}
+}

@@ -80,6 +80,24 @@ func (s *Store) FindHeldActions(ctx context.Context, f holdfast.HeldActionFilter
 	return out, wrapf(err, "list held actions")
 }
 
+// ReserveIDs reserves n consecutive incident and held action IDs and
+// returns the first. One statement advances the sequence, so concurrent
+// callers, on one node or several, get disjoint blocks.
+func (s *Store) ReserveIDs(ctx context.Context, n int) (int64, error) {
+	if n < 1 {
+		return 0, holdfast.Invalidf("n", "reserve %d IDs: want at least 1", n)
+	}
+	next, err := one(ctx, s.db, func(r Row) (int64, error) {
+		var v int64
+		err := r.Scan(&v)
+		return v, err
+	}, queryReserveIDs, int64(n))
+	if err != nil {
+		return 0, fmt.Errorf("reserve %d IDs: %w", n, err)
+	}
+	return next - int64(n), nil
+}
+
 // SaveEngineState replaces the health engine's saved state with state,
 // saved at at (now if zero). On SQLite the write holds the store's only
 // connection for as long as it takes to write state.

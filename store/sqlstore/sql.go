@@ -240,6 +240,10 @@ const (
 
 	queryEngineState = `SELECT saved_at, state FROM engine_state WHERE id = 1`
 
+	// queryReserveIDs advances the sequence of incident and held action
+	// IDs by $1 and returns its new next value (migration 00010).
+	queryReserveIDs = `UPDATE id_sequences SET next = next + $1 WHERE name = 'health' RETURNING next`
+
 	// queryInsertFleetCounts is completed by AppendFleetSnapshot with one
 	// row of values per count, the time being $1.
 	queryInsertFleetCounts = `INSERT INTO fleet_snapshots (at, provider, state, count) VALUES %s`

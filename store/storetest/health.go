@@ -549,3 +549,52 @@ func testEngineState(t *testing.T, s holdfast.Store) {
 		}
 	}
 }
+
+func testReserveIDs(t *testing.T, s holdfast.Store) {
+	ctx := t.Context()
+	var invalid *holdfast.InvalidError
+	if _, err := s.ReserveIDs(ctx, 0); !errors.As(err, &invalid) {
+		t.Errorf("ReserveIDs(0) = %v; want an *InvalidError", err)
+	}
+	// The steps run in order on a fresh store: each block follows the last.
+	steps := []struct {
+		n     int
+		first int64
+	}{{1, 1}, {100, 2}, {1, 102}}
+	for _, st := range steps {
+		first, err := s.ReserveIDs(ctx, st.n)
+		if err != nil || first != st.first {
+			t.Fatalf("ReserveIDs(%d) = %d, %v; want %d", st.n, first, err, st.first)
+		}
+	}
+	// Concurrent reservations get disjoint blocks.
+	const workers, rounds, n = 4, 10, 7
+	var (
+		mu    sync.Mutex
+		owner = map[int64]int{}
+		wg    sync.WaitGroup
+	)
+	for w := range workers {
+		wg.Go(func() {
+			for range rounds {
+				first, err := s.ReserveIDs(ctx, n)
+				if err != nil {
+					t.Errorf("ReserveIDs(%d) = %v", n, err)
+					return
+				}
+				mu.Lock()
+				for id := first; id < first+n; id++ {
+					if o, dup := owner[id]; dup {
+						t.Errorf("ID %d reserved by workers %d and %d", id, o, w)
+					}
+					owner[id] = w
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(owner) != workers*rounds*n {
+		t.Errorf("%d IDs reserved; want %d", len(owner), workers*rounds*n)
+	}
+}

@@ -103,6 +103,7 @@ func Run(t *testing.T, newStore func(t *testing.T) holdfast.Store, opts ...Optio
 		{"NoticeOutbox", testNoticeOutbox},
 		{"NoticeLimits", testNoticeLimits},
 		{"EngineState", testEngineState},
+		{"ReserveIDs", testReserveIDs},
 		{"FleetSnapshots", testFleetSnapshots},
 		{"PruneFleetSnapshots", testPruneFleetSnapshots},
 		{"ConcurrentCreates", testConcurrentCreates},
