@@ -50,5 +50,5 @@ func (m *Monitor) Reconnected(ctx context.Context, inboxID string) error {
 	m.pending = append(kept, decision{inbox: inboxID, from: from, transition: change})
 	m.flushLocked()
 	m.mu.Unlock()
-	return m.Sync(ctx)
+	return m.durable(ctx)
 }

@@ -138,7 +138,7 @@ func (m *Monitor) Declare(ctx context.Context, d Declaration) (*holdfast.Inciden
 	if err != nil {
 		return nil, err
 	}
-	if err := m.Sync(ctx); err != nil {
+	if err := m.durable(ctx); err != nil {
 		return out, err
 	}
 	if !out.Open() && m.cfg.OnIncident != nil {
@@ -166,7 +166,7 @@ func (m *Monitor) Resolve(ctx context.Context, id int64) (*holdfast.Incident, er
 	if err != nil {
 		return nil, err
 	}
-	return out, m.Sync(ctx)
+	return out, m.durable(ctx)
 }
 
 // Release lets a held destructive action go ahead now. It returns
@@ -179,5 +179,5 @@ func (m *Monitor) Release(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	return m.Sync(ctx)
+	return m.durable(ctx)
 }

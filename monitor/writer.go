@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -23,8 +24,10 @@ type decision struct {
 	notice   *holdfast.Notice
 	grant    *health.Grant
 	state    []byte
-	// barrier, when set, is closed once everything before it is persisted.
-	barrier chan struct{}
+	// barrier, when set, is answered once everything before it is
+	// persisted or, refused by the store for good, skipped: with how many
+	// decisions were refused since the previous barrier.
+	barrier chan int
 }
 
 // sink receives the engine's decisions while the Monitor's mutex is held
@@ -180,6 +183,9 @@ type writer struct {
 	// open marks the incidents known to be open, for OnIncident; only the
 	// writer's goroutine uses it (and New, before it starts).
 	open map[int64]bool
+	// refused counts the decisions the store refused for good since the
+	// last barrier; only the writer's goroutine uses it.
+	refused int
 }
 
 func newWriter(m *Monitor) *writer {
@@ -304,6 +310,7 @@ func (w *writer) persistRetrying(ctx context.Context, d decision) bool {
 		if reason, ok := permanent(err); ok {
 			w.metrics.failures.WithLabelValues(d.kind(), string(reason)).Inc()
 			w.m.log.Error("health decision refused by the store; skipped", d.logAttrs("reason", string(reason), "err", err)...)
+			w.refused++
 			return true
 		}
 		w.m.log.Warn("persist health decision; retrying", d.logAttrs("attempt", attempt+1, "retry_in", delay, "err", err)...)
@@ -325,7 +332,8 @@ func (w *writer) persist(ctx context.Context, d decision) error {
 	defer cancel()
 	switch {
 	case d.barrier != nil:
-		close(d.barrier)
+		d.barrier <- w.refused // buffered: never blocks
+		w.refused = 0
 	case d.transition != nil:
 		in, err := st.ChangeState(ctx, d.inbox, *d.transition)
 		if errors.Is(err, holdfast.ErrNotFound) || errors.Is(err, holdfast.ErrConflict) {
@@ -384,16 +392,44 @@ func (w *writer) incidentChanged(ctx context.Context, in *holdfast.Incident) {
 	}
 }
 
-// Sync waits until every decision made so far is persisted, or ctx ends.
+// Sync waits until every decision made so far is persisted (or, refused
+// by the store for good, skipped and counted), or ctx ends.
 func (m *Monitor) Sync(ctx context.Context) error {
-	b := make(chan struct{})
+	_, err := m.wait(ctx)
+	return err
+}
+
+// ErrRefused is returned by an operator's call (Declare, Resolve,
+// Release, Reconnected) whose decision, or one queued since the previous
+// such wait, the store refused for good: the call was not made durable,
+// and is not to be answered as a success.
+var ErrRefused = errors.New("the store refused a health decision for good")
+
+// durable waits like Sync, and fails with ErrRefused when the store
+// refused a decision for good since the previous wait, so that nothing is
+// acknowledged that was not stored.
+func (m *Monitor) durable(ctx context.Context) error {
+	refused, err := m.wait(ctx)
+	if err != nil {
+		return err
+	}
+	if refused > 0 {
+		return fmt.Errorf("%w (%d skipped; see the log)", ErrRefused, refused)
+	}
+	return nil
+}
+
+// wait queues a barrier and waits for the writer to reach it, returning
+// how many decisions the store refused since the previous barrier.
+func (m *Monitor) wait(ctx context.Context) (int, error) {
+	b := make(chan int, 1)
 	m.mu.Lock()
 	m.w.enqueue([]decision{{barrier: b}})
 	m.mu.Unlock()
 	select {
-	case <-b:
-		return nil
+	case refused := <-b:
+		return refused, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
 }

@@ -438,3 +438,29 @@ func TestOutageCoalescesAtLimit(t *testing.T) {
 		t.Error("no state change coalesced; want the queue to have reached its limit")
 	}
 }
+
+// TestRefusedDeclarationIsNotAcknowledged: a declaration the store refuses
+// for good is answered with ErrRefused, not as a success, and the next one
+// is answered as stored.
+func TestRefusedDeclarationIsNotAcknowledged(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 4, 2)
+	fs := &faultyStore{Store: b.store}
+	fs.setFail(func(kind string, arg any) error {
+		if in, ok := arg.(*holdfast.Incident); ok && strings.Contains(in.Evidence, "\x00") {
+			return fmt.Errorf("save incident %d: %w", in.ID, &pgError{code: "22021"})
+		}
+		return nil
+	})
+	m := openWith(t, b, fs, time.Hour)
+	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	if in, err := m.Declare(ctx, monitor.Declaration{Provider: holdfast.ProviderMicrosoft, Note: "a\x00b"}); !errors.Is(err, monitor.ErrRefused) {
+		t.Fatalf("Declare(note the store refuses) = %+v, %v; want ErrRefused", in, err)
+	}
+	if _, err := m.Declare(ctx, monitor.Declaration{Provider: holdfast.ProviderGoogle, Note: "fine"}); err != nil {
+		t.Fatalf("Declare after a refused incident = %v; want it stored", err)
+	}
+}
