@@ -1,6 +1,7 @@
 package holdfast_test
 
 import (
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -158,4 +159,43 @@ func goFiles(t *testing.T, dir string) []string {
 		t.Fatalf("no Go files in %s", dir)
 	}
 	return files
+}
+
+// TestVocabularyDeclaredOnce: the words callers decide on are declared in
+// the root package only, never again by an adapter (an "outcome unknown"
+// of provider/smtp's own would split the send worker's decision).
+func TestVocabularyDeclaredOnce(t *testing.T) {
+	t.Parallel()
+	words := map[string]bool{"ErrOutcomeUnknown": true, "IncidentKind": true, "SendReason": true, "HeldReason": true}
+	for _, dir := range packages(t) {
+		if dir == "." {
+			continue
+		}
+		for _, path := range goFiles(t, dir) {
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, decl := range f.Decls {
+				gd, ok := decl.(*ast.GenDecl)
+				if !ok {
+					continue
+				}
+				for _, spec := range gd.Specs {
+					var names []*ast.Ident
+					switch s := spec.(type) {
+					case *ast.ValueSpec:
+						names = s.Names
+					case *ast.TypeSpec:
+						names = []*ast.Ident{s.Name}
+					}
+					for _, n := range names {
+						if words[n.Name] {
+							t.Errorf("%s declares %s; it is root vocabulary (package holdfast)", path, n.Name)
+						}
+					}
+				}
+			}
+		}
+	}
 }

@@ -107,7 +107,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // WatchInboxes registers the gauge holdfast_inboxes{provider,state}, read
 // from the store at scrape time and cached for ttl so that frequent scrapes
 // do not load the database.
-func (m *Metrics) WatchInboxes(s holdfast.Store, ttl time.Duration, log *slog.Logger) {
+func (m *Metrics) WatchInboxes(s holdfast.InboxStore, ttl time.Duration, log *slog.Logger) {
 	m.Registry.MustRegister(&inboxCollector{store: s, ttl: ttl, log: log})
 }
 
@@ -116,7 +116,7 @@ var inboxesDesc = prometheus.NewDesc("holdfast_inboxes",
 
 // inboxCollector reports inbox counts per provider and state.
 type inboxCollector struct {
-	store holdfast.Store
+	store holdfast.InboxStore
 	ttl   time.Duration
 	log   *slog.Logger
 

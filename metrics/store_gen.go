@@ -35,7 +35,7 @@ var storeOps = []storeOp{
 	{"health", "incident_by_id"},
 	{"health", "save_held_action"},
 	{"health", "find_held_actions"},
-	{"health", "reserve_i_ds"},
+	{"health", "reserve_ids"},
 	{"health", "save_engine_state"},
 	{"health", "engine_state"},
 	{"health", "append_fleet_snapshot"},
@@ -187,7 +187,7 @@ func (s *store) FindHeldActions(ctx context.Context, f holdfast.HeldActionFilter
 }
 
 func (s *store) ReserveIDs(ctx context.Context, n int) (r0 int64, err error) {
-	defer s.observe("health", "reserve_i_ds", time.Now(), &err)
+	defer s.observe("health", "reserve_ids", time.Now(), &err)
 	return s.next.ReserveIDs(ctx, n)
 }
 

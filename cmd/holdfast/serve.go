@@ -425,7 +425,7 @@ func webhookSecretAAD(webhookID string) []byte { return []byte("webhook secret "
 // saveRotatedToken stores an inbox's rotated refresh token at once, sealed
 // to the inbox (Microsoft rotates it on every refresh), unless the owner
 // reconnected since prev was read: then the new grant is kept.
-func saveRotatedToken(ctx context.Context, store holdfast.Store, ring *secrets.Keyring, inboxID string, prev []byte, refreshToken string) ([]byte, error) {
+func saveRotatedToken(ctx context.Context, store holdfast.InboxStore, ring *secrets.Keyring, inboxID string, prev []byte, refreshToken string) ([]byte, error) {
 	// Saved even if the request that rotated it is cancelled.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

@@ -132,9 +132,11 @@ func methodsOf(ifaces map[string]*ast.InterfaceType, it *ast.InterfaceType, aggr
 }
 
 // snake returns a Go name in snake case: CreateAPIKey is create_api_key,
-// TakeOAuthState take_oauth_state.
+// TakeOAuthState take_oauth_state, ReserveIDs reserve_ids (a plural
+// initialism is one word).
 func snake(name string) string {
 	name = strings.ReplaceAll(name, "OAuth", "Oauth")
+	name = strings.ReplaceAll(name, "IDs", "Ids")
 	r := []rune(name)
 	var b strings.Builder
 	for i, c := range r {

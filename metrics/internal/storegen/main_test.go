@@ -32,6 +32,7 @@ func TestSnake(t *testing.T) {
 		{"APIKeyByHash", "api_key_by_hash"},
 		{"CreateAPIKey", "create_api_key"},
 		{"TakeOAuthState", "take_oauth_state"},
+		{"ReserveIDs", "reserve_ids"},
 		{"SendByID", "send_by_id"},
 		{"APIKey", "api_key"},
 	}
