@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"strings"
 	"time"
 )
 
@@ -131,4 +132,20 @@ func NewAPIKey(name string, now time.Time) (string, *APIKey) {
 func HashAPIKey(key string) []byte {
 	h := sha256.Sum256([]byte(key))
 	return h[:]
+}
+
+// MaxAPIKeyName is the longest name an API key may have.
+const MaxAPIKeyName = 200
+
+// CheckAPIKeyName returns name without surrounding space, or an
+// *InvalidError for field "name" if it is empty, too long or not text.
+func CheckAPIKeyName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return "", Invalidf("name", "is required: say who uses the key")
+	}
+	if err := CheckText("name", name, MaxAPIKeyName); err != nil {
+		return "", err
+	}
+	return name, nil
 }

@@ -42,7 +42,9 @@ const usage = `usage: holdfast <command> [flags]
 commands:
   serve           run the service (HTTP API, background jobs)
   migrate         apply database migrations and exit
-  apikey create   create an API key (printed once, on the last line)
+  apikey create   create an API key (printed once, on the last line); --scope full|read_only|send|dashboard
+  apikey list     list the API keys (never their secrets)
+  apikey revoke   revoke an API key by ID, and the dashboard sessions made with it
   keys rotate     add a new secret key and re-encrypt every credential under it
   classify        classify provider errors: JSON lines on stdin, verdicts on stdout
   sim             replay an outage scenario against the health engine
@@ -67,11 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "migrate":
 		return runMigrate(ctx, rest, getenv, stderr)
 	case "apikey":
-		if len(rest) == 0 || rest[0] != "create" {
-			fmt.Fprint(stderr, "usage: holdfast apikey create --name NAME [store flags]\n")
-			return exitCode(2)
-		}
-		return runAPIKeyCreate(ctx, rest[1:], getenv, stdout, stderr)
+		return runAPIKey(ctx, rest, getenv, stdout, stderr)
 	case "keys":
 		if len(rest) == 0 || rest[0] != "rotate" {
 			fmt.Fprint(stderr, "usage: holdfast keys rotate [store flags]\n")
