@@ -54,7 +54,7 @@ func (d *dash) decodeSession(v string, now time.Time) (*session, bool) {
 		return nil, false
 	}
 	mac, err := base64.RawURLEncoding.DecodeString(m)
-	if err != nil || !hmac.Equal(mac, d.mac("session", []byte(p))) {
+	if err != nil || !d.checkMAC(mac, "session", []byte(p)) {
 		return nil, false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(p)
@@ -75,8 +75,22 @@ func (d *dash) csrf(s *session) string {
 	return base64.RawURLEncoding.EncodeToString(d.mac("csrf", s.nonce[:]))
 }
 
-func (d *dash) mac(purpose string, data []byte) []byte {
-	m := hmac.New(sha256.New, d.cfg.SessionKey)
+// checkMAC reports whether mac is the MAC of data for purpose under the
+// session key or one of the previous ones, so that a rotation of the
+// signing key does not sign everyone out.
+func (d *dash) checkMAC(mac []byte, purpose string, data []byte) bool {
+	for _, k := range append([][]byte{d.cfg.SessionKey}, d.cfg.PreviousSessionKeys...) {
+		if hmac.Equal(mac, macWith(k, purpose, data)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *dash) mac(purpose string, data []byte) []byte { return macWith(d.cfg.SessionKey, purpose, data) }
+
+func macWith(key []byte, purpose string, data []byte) []byte {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte("holdfast dashboard " + purpose))
 	m.Write([]byte{0})
 	m.Write(data)

@@ -46,6 +46,7 @@ commands:
   apikey list     list the API keys (never their secrets)
   apikey revoke   revoke an API key by ID, and the dashboard sessions made with it
   keys rotate     add a new secret key and re-encrypt every credential under it
+  signing-key rotate  new key for status links and dashboard sessions; the previous one still verifies
   classify        classify provider errors: JSON lines on stdin, verdicts on stdout
   sim             replay an outage scenario against the health engine
   emulator        serve a fake Microsoft Graph and Gmail (with OAuth) for tests and demos
@@ -76,6 +77,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return exitCode(2)
 		}
 		return runKeysRotate(ctx, rest[1:], getenv, stdout, stderr)
+	case "signing-key":
+		if len(rest) == 0 || rest[0] != "rotate" {
+			fmt.Fprint(stderr, "usage: holdfast signing-key rotate [store flags]\n")
+			return exitCode(2)
+		}
+		return runSigningKeyRotate(ctx, rest[1:], getenv, stdout, stderr)
 	case "classify":
 		return runClassify(ctx, rest, stdin, stdout, stderr)
 	case "sim":

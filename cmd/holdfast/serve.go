@@ -70,6 +70,7 @@ type app struct {
 	store   holdfast.Store
 	ntf     *notify.Notifier
 	links   *notify.Links
+	signing *signingKeys
 	mon     *monitor.Monitor
 	sources map[holdfast.Provider]*oauth.Source
 	conns   map[holdfast.Provider]holdfast.Connector
@@ -176,7 +177,10 @@ func (a *app) openStore(ctx context.Context) error {
 // a decision always finds them.
 func (a *app) wireHealth(ctx context.Context) error {
 	var err error
-	a.ntf, a.links, err = notifier(a.cfg, a.store, func(ctx context.Context, s notify.Sent) { a.pub.NoticeSent(ctx, noticeEvent(s)) }, a.log)
+	if a.signing, err = loadSigningKeys(a.cfg, a.log); err != nil {
+		return err
+	}
+	a.ntf, a.links, err = notifier(a.cfg, a.signing, a.store, func(ctx context.Context, s notify.Sent) { a.pub.NoticeSent(ctx, noticeEvent(s)) }, a.log)
 	if err != nil {
 		return err
 	}
@@ -295,12 +299,9 @@ func (a *app) wireHTTP() error {
 	if err != nil {
 		return err
 	}
-	dashKey, err := dashboardKey(a.cfg)
-	if err != nil {
-		return err
-	}
 	dash, err := dashboard.New(dashboard.Config{
-		Store: a.store, Health: a.mon, Logger: a.log.With("component", "dashboard"), SessionKey: dashKey,
+		Store: a.store, Health: a.mon, Logger: a.log.With("component", "dashboard"),
+		SessionKey: a.signing.sessions[0], PreviousSessionKeys: a.signing.sessions[1:],
 		StatusURL: func(email string, now time.Time) string {
 			return "/status/" + a.links.Sign(email, now.Add(a.links.Lifetime).Truncate(time.Second))
 		},
@@ -522,23 +523,6 @@ func withDashboard(api, dash http.Handler) http.Handler {
 	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 	mux.Handle("/", api)
 	return mux
-}
-
-// dashboardKey returns the dashboard's session key, derived from
-// HOLDFAST_SECRET_KEY when it is set (every node accepts the sessions of
-// the others), else from the status-link key file in the data directory.
-func dashboardKey(cfg *config.Config) ([]byte, error) {
-	if cfg.SecretKey != "" {
-		return dashboard.DeriveKey([]byte(cfg.SecretKey)), nil
-	}
-	if err := cfg.EnsureDataDir(); err != nil {
-		return nil, err
-	}
-	k, err := notify.LoadOrCreateKey(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	return dashboard.DeriveKey(k), nil
 }
 
 // verifyPassword checks a password an owner typed on the status page by
