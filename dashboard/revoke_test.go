@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -77,6 +78,35 @@ func TestSignInScopes(t *testing.T) {
 			_, got := br.cookies[sessionCookie]
 			if want := tt.want == http.StatusSeeOther; got != want {
 				t.Errorf("sign-in with a %s key set a session: %v; want %v", tt.scope, got, want)
+			}
+		})
+	}
+}
+
+// TestSessionKeyRotation accepts a session signed with a previous session
+// key, and refuses it once that key is no longer listed.
+func TestSessionKeyRotation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	br := b.browser(t)
+	br.login(b.key)
+	old := DeriveKey([]byte("a test secret of at least thirty-two bytes"))
+	next := DeriveKey([]byte("the next signing key, thirty-two bytes or more"))
+	for _, tt := range []struct {
+		name     string
+		previous [][]byte
+		want     int
+	}{
+		{"PreviousAccepted", [][]byte{old}, http.StatusOK},
+		{"DroppedRefused", nil, http.StatusSeeOther},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := New(Config{Store: b.st, Health: b.health, Logger: slog.New(slog.DiscardHandler), Clock: b.clock,
+				SessionKey: next, PreviousSessionKeys: tt.previous})
+			must(t, err)
+			rb := &browser{t: t, h: h, cookies: map[string]*http.Cookie{sessionCookie: br.cookies[sessionCookie]}, headers: map[string]string{}}
+			if w := rb.do("GET", "/ui/held", nil); w.Code != tt.want {
+				t.Errorf("GET /ui/held with a session of the old key = %d; want %d", w.Code, tt.want)
 			}
 		})
 	}

@@ -87,7 +87,9 @@ func (d *dash) checkMAC(mac []byte, purpose string, data []byte) bool {
 	return false
 }
 
-func (d *dash) mac(purpose string, data []byte) []byte { return macWith(d.cfg.SessionKey, purpose, data) }
+func (d *dash) mac(purpose string, data []byte) []byte {
+	return macWith(d.cfg.SessionKey, purpose, data)
+}
 
 func macWith(key []byte, purpose string, data []byte) []byte {
 	m := hmac.New(sha256.New, key)

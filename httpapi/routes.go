@@ -21,7 +21,7 @@ const (
 func (s *server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /healthz", s.handleHealthz())
 	mux.Handle("GET /readyz", s.handleReadyz())
-	if s.cfg.Metrics != nil {
+	if s.cfg.Metrics != nil && !s.cfg.MetricsElsewhere {
 		mux.Handle("GET /metrics", s.cfg.Metrics.Handler())
 	}
 

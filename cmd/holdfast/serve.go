@@ -67,18 +67,20 @@ type app struct {
 	backend *backend
 	metrics *metrics.Metrics
 	// store is the backend's store, instrumented.
-	store   holdfast.Store
-	ntf     *notify.Notifier
-	links   *notify.Links
-	signing *signingKeys
-	mon     *monitor.Monitor
-	sources map[holdfast.Provider]*oauth.Source
-	conns   map[holdfast.Provider]holdfast.Connector
-	syn     *syncer.Syncer
-	guard   *webhook.Guard
-	jobs    jobRunner
-	pub     *webhook.Publisher
-	http    *httpServer
+	store holdfast.Store
+	ntf   *notify.Notifier
+	links *notify.Links
+	// metricsHTTP serves /metrics alone on --metrics-listen; nil without.
+	metricsHTTP *httpServer
+	signing     *signingKeys
+	mon         *monitor.Monitor
+	sources     map[holdfast.Provider]*oauth.Source
+	conns       map[holdfast.Provider]holdfast.Connector
+	syn         *syncer.Syncer
+	guard       *webhook.Guard
+	jobs        jobRunner
+	pub         *webhook.Publisher
+	http        *httpServer
 
 	// services start in this order and stop in reverse (see newApp).
 	services []service
@@ -134,6 +136,9 @@ func newApp(ctx context.Context, args []string, getenv func(string) string, stde
 		{"background jobs", a.jobs},
 		{"syncer", a.syn},
 		{"HTTP server", a.http},
+	}
+	if a.metricsHTTP != nil {
+		a.services = append(a.services, service{"metrics HTTP server", a.metricsHTTP})
 	}
 	return a, nil
 }
@@ -309,8 +314,18 @@ func (a *app) wireHTTP() error {
 	if err != nil {
 		return err
 	}
-	a.http, err = listenHTTP(a.cfg.Listen, withDashboard(api, dash))
-	return err
+	if a.http, err = listenHTTP(a.cfg.Listen, withDashboard(api, dash)); err != nil {
+		return err
+	}
+	if a.cfg.MetricsListen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.metrics.Handler())
+		if a.metricsHTTP, err = listenHTTP(a.cfg.MetricsListen, mux); err != nil {
+			a.http.ln.Close()
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+	}
+	return nil
 }
 
 // api makes the HTTP API's handler.
@@ -330,8 +345,10 @@ func (a *app) api() (http.Handler, error) {
 		Sends:   a.jobs,
 		Logger:  a.log,
 		Metrics: a.metrics,
-		Connect: consent,
-		Status:  &httpapi.StatusConfig{Links: a.links, Reconnected: a.mon.Reconnected, Verify: verifyPassword(a.conns)},
+		// With --metrics-listen, /metrics is only there.
+		MetricsElsewhere: a.cfg.MetricsListen != "",
+		Connect:          consent,
+		Status:           &httpapi.StatusConfig{Links: a.links, Reconnected: a.mon.Reconnected, Verify: verifyPassword(a.conns)},
 		Webhooks: &httpapi.WebhookConfig{
 			Guard: a.guard, Queue: a.jobs, Changed: a.pub.Invalidate,
 			SealSecret: func(id, secret string) ([]byte, error) {
@@ -356,6 +373,9 @@ func (a *app) run(ctx context.Context) error {
 	if err := g.Start(ctx); err != nil {
 		return err
 	}
+	if a.metricsHTTP != nil {
+		a.log.Info("metrics served apart", "metrics_addr", a.metricsHTTP.addr())
+	}
 	a.log.Info("holdfast serving", "addr", a.http.addr(), "store", a.backend.name, "key_id", a.ring.ActiveID())
 
 	var err error
@@ -364,6 +384,8 @@ func (a *app) run(ctx context.Context) error {
 		a.log.Info("shutting down", "cause", context.Cause(ctx))
 	case err = <-a.http.failed:
 		a.log.Error("HTTP server stopped", "err", err)
+	case err = <-a.metricsFailed():
+		a.log.Error("metrics HTTP server stopped", "err", err)
 	}
 	// Shut down within the timeout even if the parent context is gone.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
@@ -373,6 +395,15 @@ func (a *app) run(ctx context.Context) error {
 	}
 	a.log.Info("holdfast stopped")
 	return nil
+}
+
+// metricsFailed reports the metrics listener's failure; it never
+// delivers without --metrics-listen.
+func (a *app) metricsFailed() <-chan error {
+	if a.metricsHTTP == nil {
+		return nil
+	}
+	return a.metricsHTTP.failed
 }
 
 // close runs the closers in reverse: the store closes last.
