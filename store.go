@@ -238,8 +238,18 @@ type APIKeyStore interface {
 	// CreateAPIKey stores a new API key. It returns ErrConflict if the ID
 	// or hash exists.
 	CreateAPIKey(ctx context.Context, k *APIKey) error
-	// APIKeyByHash returns the key with the given hash, or ErrNotFound.
+	// APIKeyByHash returns the key with the given hash, revoked or not, or
+	// ErrNotFound.
 	APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error)
+	// APIKeyByID returns the key with the given ID, revoked or not, or
+	// ErrNotFound.
+	APIKeyByID(ctx context.Context, id string) (*APIKey, error)
+	// APIKeys lists every key, revoked ones included, oldest first.
+	APIKeys(ctx context.Context) ([]*APIKey, error)
+	// RevokeAPIKey revokes the key id at time at and returns it. Revoking
+	// a revoked key keeps its first revocation time. It returns
+	// ErrNotFound for an unknown ID.
+	RevokeAPIKey(ctx context.Context, id string, at time.Time) (*APIKey, error)
 }
 
 // OAuthStore keeps pending OAuth consent flows.

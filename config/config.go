@@ -31,6 +31,14 @@ type Config struct {
 	// SecretKey is HOLDFAST_SECRET_KEY: the key (or key list) that seals
 	// credentials. Empty means a key file in DataDir.
 	SecretKey string
+	// SigningKey is HOLDFAST_SIGNING_KEY: hex keys, comma-separated, the
+	// current first, that sign status-page links and dashboard sessions.
+	// Empty means status-link.key in DataDir. It is separate from
+	// SecretKey, so rotating that does not break the links already mailed.
+	SigningKey string
+	// MetricsListen, if set, serves /metrics on this address alone, and
+	// not on Listen (serve only).
+	MetricsListen string
 	// LogFormat is "text" or "json".
 	LogFormat string
 	// LogLevel is "debug", "info", "warn" or "error".
@@ -146,6 +154,7 @@ const (
 // env names the environment variable of each flag.
 var env = map[string]string{
 	"listen":           "HOLDFAST_LISTEN",
+	"metrics-listen":   "HOLDFAST_METRICS_LISTEN",
 	"data-dir":         "HOLDFAST_DATA_DIR",
 	"database-url":     "HOLDFAST_DATABASE_URL",
 	"log-format":       "HOLDFAST_LOG_FORMAT",
@@ -190,6 +199,7 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 	}
 	if groups&FlagsServe != 0 {
 		fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "HTTP listen address (env HOLDFAST_LISTEN)")
+		fs.StringVar(&c.MetricsListen, "metrics-listen", "", "serve /metrics on this address alone, not on --listen (env HOLDFAST_METRICS_LISTEN)")
 		fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a clean shutdown may take (env HOLDFAST_SHUTDOWN_TIMEOUT)")
 		fs.DurationVar(&c.SyncInterval, "sync-interval", time.Minute, "time between two syncs of an inbox, jittered by ±10% (env HOLDFAST_SYNC_INTERVAL)")
 		fs.IntVar(&c.SyncConcurrency, "sync-concurrency", 32, "syncs run at once by this node (env HOLDFAST_SYNC_CONCURRENCY)")
@@ -230,6 +240,7 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 			}
 		})
 		c.SecretKey = getenv("HOLDFAST_SECRET_KEY")
+		c.SigningKey = strings.TrimSpace(getenv("HOLDFAST_SIGNING_KEY"))
 		if groups&FlagsServe != 0 {
 			c.MicrosoftClientID = strings.TrimSpace(getenv("HOLDFAST_MICROSOFT_CLIENT_ID"))
 			c.MicrosoftClientSecret = getenv("HOLDFAST_MICROSOFT_CLIENT_SECRET")
@@ -269,6 +280,9 @@ func (c *Config) Validate(groups Flags) error {
 	if groups&FlagsServe != 0 {
 		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 			return fmt.Errorf("--listen: %w", err)
+		}
+		if _, _, err := net.SplitHostPort(c.MetricsListen); c.MetricsListen != "" && err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
 		}
 		if c.ShutdownTimeout <= 0 {
 			return errors.New("--shutdown-timeout: must be positive")

@@ -69,6 +69,9 @@ type Config struct {
 	// a secret the service keeps, so that sessions survive a restart and
 	// every node accepts them.
 	SessionKey []byte
+	// PreviousSessionKeys are the session keys before SessionKey: their
+	// sessions are still accepted until they expire.
+	PreviousSessionKeys [][]byte
 	// SessionLifetime is how long a sign-in lasts; zero means 12 hours.
 	SessionLifetime time.Duration
 	// StatusURL, if set, returns the owners' status page link for an

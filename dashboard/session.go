@@ -54,7 +54,7 @@ func (d *dash) decodeSession(v string, now time.Time) (*session, bool) {
 		return nil, false
 	}
 	mac, err := base64.RawURLEncoding.DecodeString(m)
-	if err != nil || !hmac.Equal(mac, d.mac("session", []byte(p))) {
+	if err != nil || !d.checkMAC(mac, "session", []byte(p)) {
 		return nil, false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(p)
@@ -75,8 +75,24 @@ func (d *dash) csrf(s *session) string {
 	return base64.RawURLEncoding.EncodeToString(d.mac("csrf", s.nonce[:]))
 }
 
+// checkMAC reports whether mac is the MAC of data for purpose under the
+// session key or one of the previous ones, so that a rotation of the
+// signing key does not sign everyone out.
+func (d *dash) checkMAC(mac []byte, purpose string, data []byte) bool {
+	for _, k := range append([][]byte{d.cfg.SessionKey}, d.cfg.PreviousSessionKeys...) {
+		if hmac.Equal(mac, macWith(k, purpose, data)) {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *dash) mac(purpose string, data []byte) []byte {
-	m := hmac.New(sha256.New, d.cfg.SessionKey)
+	return macWith(d.cfg.SessionKey, purpose, data)
+}
+
+func macWith(key []byte, purpose string, data []byte) []byte {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte("holdfast dashboard " + purpose))
 	m.Write([]byte{0})
 	m.Write(data)
@@ -103,13 +119,23 @@ func (d *dash) setCookie(w http.ResponseWriter, r *http.Request, name, value, pa
 }
 
 // requireSession sends a request without a valid session to the sign-in
-// form, coming back here afterwards.
+// form, coming back here afterwards. The session's key is looked up on
+// every request, so revoking it ends the session at once.
 func (d *dash) requireSession(next sessionHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, err := r.Cookie(sessionCookie); err == nil {
 			if s, ok := d.decodeSession(c.Value, d.cfg.Clock.Now()); ok {
-				next(w, r, s)
-				return
+				switch err := d.checkSessionKey(r, s); {
+				case err == nil:
+					next(w, r, s)
+					return
+				case !errors.Is(err, errKeyGone):
+					d.log.ErrorContext(r.Context(), "dashboard: look up the session's API key", "key_id", s.KeyID, "err", err)
+					http.Error(w, "holdfast could not check your session; please try again.", http.StatusServiceUnavailable)
+					return
+				}
+				d.log.InfoContext(r.Context(), "dashboard: session of a revoked API key ended", "key_id", s.KeyID)
+				d.setCookie(w, r, sessionCookie, "", "/ui/", time.Time{})
 			}
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -118,6 +144,25 @@ func (d *dash) requireSession(next sessionHandler) http.Handler {
 		}
 		http.Redirect(w, r, "/ui/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 	})
+}
+
+// errKeyGone says that a session's API key was revoked, deleted or no
+// longer allows the dashboard.
+var errKeyGone = errors.New("the session's API key no longer allows the dashboard")
+
+// checkSessionKey returns nil if the key s was made with still works and
+// allows the dashboard, errKeyGone if not, or the store's error.
+func (d *dash) checkSessionKey(r *http.Request, s *session) error {
+	k, err := d.cfg.Store.APIKeyByID(r.Context(), s.KeyID)
+	switch {
+	case errors.Is(err, holdfast.ErrNotFound):
+		return errKeyGone
+	case err != nil:
+		return err
+	case !k.Allows(holdfast.PermDashboard):
+		return errKeyGone
+	}
+	return nil
 }
 
 // sessionHandler is a handler that runs for a signed-in operator.
@@ -218,7 +263,7 @@ func (d *dash) handleLogin() http.Handler {
 		}
 		key := strings.TrimSpace(r.PostForm.Get("api_key"))
 		k, err := d.cfg.Store.APIKeyByHash(r.Context(), holdfast.HashAPIKey(key))
-		if errors.Is(err, holdfast.ErrNotFound) || key == "" {
+		if errors.Is(err, holdfast.ErrNotFound) || key == "" || (err == nil && k.Revoked()) {
 			d.log.WarnContext(r.Context(), "dashboard: sign-in with an unknown API key")
 			d.loginForm(w, r, http.StatusUnauthorized, "That API key is not valid.")
 			return
@@ -226,6 +271,11 @@ func (d *dash) handleLogin() http.Handler {
 		if err != nil {
 			d.log.ErrorContext(r.Context(), "dashboard: look up API key", "err", err)
 			d.loginForm(w, r, http.StatusInternalServerError, "holdfast could not check the key; please try again.")
+			return
+		}
+		if !k.Allows(holdfast.PermDashboard) {
+			d.log.WarnContext(r.Context(), "dashboard: sign-in with a key whose scope does not allow it", "key_id", k.ID, "scope", k.Scope)
+			d.loginForm(w, r, http.StatusForbidden, "That API key's scope ("+string(k.Scope)+") does not allow the dashboard: use a full or dashboard key.")
 			return
 		}
 		s := d.newSession(k)

@@ -59,6 +59,9 @@ type Config struct {
 	Status *StatusConfig
 	// Metrics, if set, serves /metrics and counts requests.
 	Metrics MetricsHandler
+	// MetricsElsewhere keeps /metrics off this handler (it is served on
+	// its own listener); requests are still counted.
+	MetricsElsewhere bool
 	// MaxBodyBytes caps request bodies; zero means 1 MiB.
 	MaxBodyBytes int64
 	// MailHosts judges the IMAP and SMTP hosts of new inboxes; nil refuses

@@ -58,6 +58,9 @@ var storeOps = []storeOp{
 	{"webhook", "change_webhook_delivery"},
 	{"api_key", "create_api_key"},
 	{"api_key", "api_key_by_hash"},
+	{"api_key", "api_key_by_id"},
+	{"api_key", "api_keys"},
+	{"api_key", "revoke_api_key"},
 	{"oauth", "save_oauth_state"},
 	{"oauth", "take_oauth_state"},
 	{"store", "ping"},
@@ -299,6 +302,21 @@ func (s *store) CreateAPIKey(ctx context.Context, k *holdfast.APIKey) (err error
 func (s *store) APIKeyByHash(ctx context.Context, hash []byte) (r0 *holdfast.APIKey, err error) {
 	defer s.observe("api_key", "api_key_by_hash", time.Now(), &err)
 	return s.next.APIKeyByHash(ctx, hash)
+}
+
+func (s *store) APIKeyByID(ctx context.Context, id string) (r0 *holdfast.APIKey, err error) {
+	defer s.observe("api_key", "api_key_by_id", time.Now(), &err)
+	return s.next.APIKeyByID(ctx, id)
+}
+
+func (s *store) APIKeys(ctx context.Context) (r0 []*holdfast.APIKey, err error) {
+	defer s.observe("api_key", "api_keys", time.Now(), &err)
+	return s.next.APIKeys(ctx)
+}
+
+func (s *store) RevokeAPIKey(ctx context.Context, id string, at time.Time) (r0 *holdfast.APIKey, err error) {
+	defer s.observe("api_key", "revoke_api_key", time.Now(), &err)
+	return s.next.RevokeAPIKey(ctx, id, at)
 }
 
 func (s *store) SaveOAuthState(ctx context.Context, st *holdfast.OAuthState) (err error) {

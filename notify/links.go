@@ -35,6 +35,9 @@ var ErrNotYet = errors.New("notify: inbox not connected yet")
 // and an expiry and is authenticated with HMAC-SHA256.
 type Links struct {
 	key []byte
+	// previous are the keys before key: links they signed still verify,
+	// so a rotation does not break the links already mailed.
+	previous [][]byte
 	// PublicURL is the service's public base URL, without a trailing
 	// slash.
 	PublicURL string
@@ -54,6 +57,16 @@ func NewLinks(key []byte, publicURL string, lifetime time.Duration) (*Links, err
 	return &Links{key: key, PublicURL: strings.TrimRight(publicURL, "/"), Lifetime: lifetime}, nil
 }
 
+// AcceptPrevious makes l also accept links and form tokens signed with
+// keys, the signing keys before the current one. It returns l.
+func (l *Links) AcceptPrevious(keys ...[]byte) *Links {
+	l.previous = append(l.previous, keys...)
+	return l
+}
+
+// keys returns the current key, then the previous ones.
+func (l *Links) keys() [][]byte { return append([][]byte{l.key}, l.previous...) }
+
 // DeriveKey derives the status-link key from the secret key setting
 // (HOLDFAST_SECRET_KEY), so that every node sharing it signs alike.
 func DeriveKey(secretKey string) []byte {
@@ -62,26 +75,35 @@ func DeriveKey(secretKey string) []byte {
 	return m.Sum(nil)
 }
 
-// LoadOrCreateKey reads the status-link key from dir/status-link.key,
-// creating it (mode 0600) with 32 random bytes if it does not exist.
+// LoadOrCreateKey reads the current status-link key from
+// dir/status-link.key, creating the file (mode 0600) with 32 random bytes
+// if it does not exist.
 func LoadOrCreateKey(dir string) ([]byte, error) {
+	keys, err := LoadOrCreateKeys(dir)
+	if err != nil {
+		return nil, err
+	}
+	return keys[0], nil
+}
+
+// LoadOrCreateKeys reads the status-link keys from dir/status-link.key,
+// one hex key a line, the current one first and then the previous one,
+// creating the file (mode 0600) with one new key if it does not exist.
+func LoadOrCreateKeys(dir string) ([][]byte, error) {
 	path := filepath.Join(dir, KeyFileName)
 	if b, err := os.ReadFile(path); err == nil {
-		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
-		if err != nil || len(k) < 32 {
-			return nil, fmt.Errorf("status-link key %s: not 32 hex-encoded bytes", path)
+		keys, err := ParseKeys(strings.Join(strings.Fields(string(b)), ","))
+		if err != nil {
+			return nil, fmt.Errorf("status-link key %s: %w", path, err)
 		}
-		return k, nil
+		return keys, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("status-link key: %w", err)
 	}
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		return nil, fmt.Errorf("status-link key: %w", err)
-	}
+	k := newKey()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) {
-		return LoadOrCreateKey(dir) // another process made it first
+		return LoadOrCreateKeys(dir) // another process made it first
 	}
 	if err != nil {
 		return nil, fmt.Errorf("status-link key: %w", err)
@@ -93,7 +115,62 @@ func LoadOrCreateKey(dir string) ([]byte, error) {
 	if werr != nil {
 		return nil, fmt.Errorf("status-link key: %w", werr)
 	}
-	return k, nil
+	return [][]byte{k}, nil
+}
+
+// RotateKeyFile makes a new current key in dir/status-link.key and keeps
+// the one it replaces as the previous key, so that links and dashboard
+// sessions signed before still verify for their lifetime; an older
+// previous key is dropped. It writes a new file and renames it over the
+// old one, so a reader sees one or the other.
+func RotateKeyFile(dir string) error {
+	keys, err := LoadOrCreateKeys(dir)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, KeyFileName)
+	tmp, err := os.CreateTemp(dir, KeyFileName+".*")
+	if err != nil {
+		return fmt.Errorf("rotate status-link key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := fmt.Fprintf(tmp, "%s\n%s\n", hex.EncodeToString(newKey()), hex.EncodeToString(keys[0]))
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(tmp.Name(), 0o600)
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), path)
+	}
+	if werr != nil {
+		return fmt.Errorf("rotate status-link key: %w", werr)
+	}
+	return nil
+}
+
+// ParseKeys reads a comma-separated list of hex-encoded signing keys of
+// at least 32 bytes each (HOLDFAST_SIGNING_KEY), current first. Errors
+// name the entry by position, never its content.
+func ParseKeys(value string) ([][]byte, error) {
+	var keys [][]byte
+	for i, e := range strings.Split(value, ",") {
+		k, err := hex.DecodeString(strings.TrimSpace(e))
+		if err != nil || len(k) < 32 {
+			return nil, fmt.Errorf("signing key %d: not at least 32 hex-encoded bytes", i+1)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+func newKey() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic("notify: crypto/rand failed: " + err.Error()) // never fails on supported platforms
+	}
+	return k
 }
 
 // Sign returns the token for email, valid until expires.
@@ -119,7 +196,7 @@ func (l *Links) Verify(token string, now time.Time) (string, error) {
 	}
 	payload, err1 := base64.RawURLEncoding.DecodeString(p)
 	mac, err2 := base64.RawURLEncoding.DecodeString(m)
-	if err1 != nil || err2 != nil || len(payload) < 9 || !hmac.Equal(mac, l.mac("status", payload)) {
+	if err1 != nil || err2 != nil || len(payload) < 9 || !l.check(mac, "status", payload) {
 		return "", ErrInvalidToken
 	}
 	if exp := time.Unix(int64(binary.BigEndian.Uint64(payload[:8])), 0); !now.Before(exp) {
@@ -137,11 +214,25 @@ func (l *Links) FormToken(token, inboxID, action string) string {
 
 // CheckFormToken reports whether got is FormToken(token, inboxID, action).
 func (l *Links) CheckFormToken(got, token, inboxID, action string) bool {
-	return hmac.Equal([]byte(got), []byte(l.FormToken(token, inboxID, action)))
+	mac, err := base64.RawURLEncoding.DecodeString(got)
+	return err == nil && l.check(mac, "form", []byte(token+"\x00"+inboxID+"\x00"+action))
 }
 
-func (l *Links) mac(purpose string, data []byte) []byte {
-	m := hmac.New(sha256.New, l.key)
+// check reports whether mac is the MAC of data for purpose under the
+// current key or a previous one.
+func (l *Links) check(mac []byte, purpose string, data []byte) bool {
+	for _, k := range l.keys() {
+		if hmac.Equal(mac, macWith(k, purpose, data)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *Links) mac(purpose string, data []byte) []byte { return macWith(l.key, purpose, data) }
+
+func macWith(key []byte, purpose string, data []byte) []byte {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(purpose))
 	m.Write([]byte{0})
 	m.Write(data)

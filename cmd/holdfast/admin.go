@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
-	"time"
 
-	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/config"
 	"github.com/holdfast/holdfast/secrets"
 )
@@ -32,36 +28,6 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	log.Info("migrations applied", "store", b.name)
-	return nil
-}
-
-// runAPIKeyCreate creates an API key and prints it, alone, on the last line
-// of stdout. Only its hash is stored.
-func runAPIKeyCreate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var cfg config.Config
-	fs, finish := config.NewFlagSet("apikey create", config.FlagsStore, &cfg, getenv, stderr)
-	name := fs.String("name", "", "a name that says who uses the key (required)")
-	if err := parse(fs, args, finish); err != nil {
-		return err
-	}
-	*name = strings.TrimSpace(*name)
-	if *name == "" || len(*name) > 200 {
-		return errors.New("--name: give a name of 1 to 200 characters")
-	}
-	log := cfg.Logger(stderr)
-	b, err := openBackend(ctx, &cfg, log)
-	if err != nil {
-		return err
-	}
-	defer b.close()
-	if err := b.migrate(ctx); err != nil {
-		return err
-	}
-	secret, k := holdfast.NewAPIKey(*name, time.Now())
-	if err := b.store.CreateAPIKey(ctx, k); err != nil {
-		return fmt.Errorf("store API key: %w", err)
-	}
-	fmt.Fprintf(stdout, "API key %q created (id %s). It is shown once; keep it safe:\n%s\n", k.Name, k.ID, secret)
 	return nil
 }
 

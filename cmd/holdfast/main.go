@@ -42,8 +42,11 @@ const usage = `usage: holdfast <command> [flags]
 commands:
   serve           run the service (HTTP API, background jobs)
   migrate         apply database migrations and exit
-  apikey create   create an API key (printed once, on the last line)
+  apikey create   create an API key (printed once, on the last line); --scope full|read_only|send|dashboard
+  apikey list     list the API keys (never their secrets)
+  apikey revoke   revoke an API key by ID, and the dashboard sessions made with it
   keys rotate     add a new secret key and re-encrypt every credential under it
+  signing-key rotate  new key for status links and dashboard sessions; the previous one still verifies
   classify        classify provider errors: JSON lines on stdin, verdicts on stdout
   sim             replay an outage scenario against the health engine
   emulator        serve a fake Microsoft Graph and Gmail (with OAuth) for tests and demos
@@ -67,17 +70,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "migrate":
 		return runMigrate(ctx, rest, getenv, stderr)
 	case "apikey":
-		if len(rest) == 0 || rest[0] != "create" {
-			fmt.Fprint(stderr, "usage: holdfast apikey create --name NAME [store flags]\n")
-			return exitCode(2)
-		}
-		return runAPIKeyCreate(ctx, rest[1:], getenv, stdout, stderr)
+		return runAPIKey(ctx, rest, getenv, stdout, stderr)
 	case "keys":
 		if len(rest) == 0 || rest[0] != "rotate" {
 			fmt.Fprint(stderr, "usage: holdfast keys rotate [store flags]\n")
 			return exitCode(2)
 		}
 		return runKeysRotate(ctx, rest[1:], getenv, stdout, stderr)
+	case "signing-key":
+		if len(rest) == 0 || rest[0] != "rotate" {
+			fmt.Fprint(stderr, "usage: holdfast signing-key rotate [store flags]\n")
+			return exitCode(2)
+		}
+		return runSigningKeyRotate(ctx, rest[1:], getenv, stdout, stderr)
 	case "classify":
 		return runClassify(ctx, rest, stdin, stdout, stderr)
 	case "sim":

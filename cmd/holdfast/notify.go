@@ -14,29 +14,16 @@ import (
 	"github.com/holdfast/holdfast/webhook"
 )
 
-// notifier makes the status links and the notify pipeline, which mails
-// notices through --notify-smtp-url or, without it, hands them to onSent
-// alone (the notice.sent webhook event, channel "webhook"). The
-// status-link key is derived from HOLDFAST_SECRET_KEY when it is set
-// (every node signs alike), else kept in the data directory.
-func notifier(cfg *config.Config, store notify.Store, onSent func(context.Context, notify.Sent), log *slog.Logger) (*notify.Notifier, *notify.Links, error) {
-	var key []byte
-	if cfg.SecretKey != "" {
-		key = notify.DeriveKey(cfg.SecretKey)
-	} else {
-		if err := cfg.EnsureDataDir(); err != nil {
-			return nil, nil, err
-		}
-		k, err := notify.LoadOrCreateKey(cfg.DataDir)
-		if err != nil {
-			return nil, nil, err
-		}
-		key = k
-	}
-	links, err := notify.NewLinks(key, cfg.PublicURL, 0)
+// notifier makes the status links, signed with the signing keys, and the
+// notify pipeline, which mails notices through --notify-smtp-url or,
+// without it, hands them to onSent alone (the notice.sent webhook event,
+// channel "webhook").
+func notifier(cfg *config.Config, keys *signingKeys, store notify.Store, onSent func(context.Context, notify.Sent), log *slog.Logger) (*notify.Notifier, *notify.Links, error) {
+	links, err := notify.NewLinks(keys.links[0], cfg.PublicURL, 0)
 	if err != nil {
 		return nil, nil, err
 	}
+	links.AcceptPrevious(keys.links[1:]...)
 	tmpl, err := notify.LoadTemplates(cfg.TemplatesDir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--templates-dir: %w", err)

@@ -67,17 +67,20 @@ type app struct {
 	backend *backend
 	metrics *metrics.Metrics
 	// store is the backend's store, instrumented.
-	store   holdfast.Store
-	ntf     *notify.Notifier
-	links   *notify.Links
-	mon     *monitor.Monitor
-	sources map[holdfast.Provider]*oauth.Source
-	conns   map[holdfast.Provider]holdfast.Connector
-	syn     *syncer.Syncer
-	guard   *webhook.Guard
-	jobs    jobRunner
-	pub     *webhook.Publisher
-	http    *httpServer
+	store holdfast.Store
+	ntf   *notify.Notifier
+	links *notify.Links
+	// metricsHTTP serves /metrics alone on --metrics-listen; nil without.
+	metricsHTTP *httpServer
+	signing     *signingKeys
+	mon         *monitor.Monitor
+	sources     map[holdfast.Provider]*oauth.Source
+	conns       map[holdfast.Provider]holdfast.Connector
+	syn         *syncer.Syncer
+	guard       *webhook.Guard
+	jobs        jobRunner
+	pub         *webhook.Publisher
+	http        *httpServer
 
 	// services start in this order and stop in reverse (see newApp).
 	services []service
@@ -134,6 +137,9 @@ func newApp(ctx context.Context, args []string, getenv func(string) string, stde
 		{"syncer", a.syn},
 		{"HTTP server", a.http},
 	}
+	if a.metricsHTTP != nil {
+		a.services = append(a.services, service{"metrics HTTP server", a.metricsHTTP})
+	}
 	return a, nil
 }
 
@@ -176,7 +182,10 @@ func (a *app) openStore(ctx context.Context) error {
 // a decision always finds them.
 func (a *app) wireHealth(ctx context.Context) error {
 	var err error
-	a.ntf, a.links, err = notifier(a.cfg, a.store, func(ctx context.Context, s notify.Sent) { a.pub.NoticeSent(ctx, noticeEvent(s)) }, a.log)
+	if a.signing, err = loadSigningKeys(a.cfg, a.log); err != nil {
+		return err
+	}
+	a.ntf, a.links, err = notifier(a.cfg, a.signing, a.store, func(ctx context.Context, s notify.Sent) { a.pub.NoticeSent(ctx, noticeEvent(s)) }, a.log)
 	if err != nil {
 		return err
 	}
@@ -295,12 +304,9 @@ func (a *app) wireHTTP() error {
 	if err != nil {
 		return err
 	}
-	dashKey, err := dashboardKey(a.cfg)
-	if err != nil {
-		return err
-	}
 	dash, err := dashboard.New(dashboard.Config{
-		Store: a.store, Health: a.mon, Logger: a.log.With("component", "dashboard"), SessionKey: dashKey,
+		Store: a.store, Health: a.mon, Logger: a.log.With("component", "dashboard"),
+		SessionKey: a.signing.sessions[0], PreviousSessionKeys: a.signing.sessions[1:],
 		StatusURL: func(email string, now time.Time) string {
 			return "/status/" + a.links.Sign(email, now.Add(a.links.Lifetime).Truncate(time.Second))
 		},
@@ -308,8 +314,18 @@ func (a *app) wireHTTP() error {
 	if err != nil {
 		return err
 	}
-	a.http, err = listenHTTP(a.cfg.Listen, withDashboard(api, dash))
-	return err
+	if a.http, err = listenHTTP(a.cfg.Listen, withDashboard(api, dash)); err != nil {
+		return err
+	}
+	if a.cfg.MetricsListen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.metrics.Handler())
+		if a.metricsHTTP, err = listenHTTP(a.cfg.MetricsListen, mux); err != nil {
+			a.http.ln.Close()
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+	}
+	return nil
 }
 
 // api makes the HTTP API's handler.
@@ -329,8 +345,10 @@ func (a *app) api() (http.Handler, error) {
 		Sends:   a.jobs,
 		Logger:  a.log,
 		Metrics: a.metrics,
-		Connect: consent,
-		Status:  &httpapi.StatusConfig{Links: a.links, Reconnected: a.mon.Reconnected, Verify: verifyPassword(a.conns)},
+		// With --metrics-listen, /metrics is only there.
+		MetricsElsewhere: a.cfg.MetricsListen != "",
+		Connect:          consent,
+		Status:           &httpapi.StatusConfig{Links: a.links, Reconnected: a.mon.Reconnected, Verify: verifyPassword(a.conns)},
 		Webhooks: &httpapi.WebhookConfig{
 			Guard: a.guard, Queue: a.jobs, Changed: a.pub.Invalidate,
 			SealSecret: func(id, secret string) ([]byte, error) {
@@ -366,6 +384,9 @@ func (a *app) run(ctx context.Context) error {
 	if err := g.Start(ctx); err != nil {
 		return err
 	}
+	if a.metricsHTTP != nil {
+		a.log.Info("metrics served apart", "metrics_addr", a.metricsHTTP.addr())
+	}
 	a.log.Info("holdfast serving", "addr", a.http.addr(), "store", a.backend.name, "key_id", a.ring.ActiveID())
 
 	var err error
@@ -374,6 +395,8 @@ func (a *app) run(ctx context.Context) error {
 		a.log.Info("shutting down", "cause", context.Cause(ctx))
 	case err = <-a.http.failed:
 		a.log.Error("HTTP server stopped", "err", err)
+	case err = <-a.metricsFailed():
+		a.log.Error("metrics HTTP server stopped", "err", err)
 	}
 	// Shut down within the timeout even if the parent context is gone.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
@@ -400,6 +423,15 @@ func (s earlyStop) Stop(ctx context.Context) error {
 		defer cancel()
 	}
 	return s.Service.Stop(ctx)
+}
+
+// metricsFailed reports the metrics listener's failure; it never
+// delivers without --metrics-listen.
+func (a *app) metricsFailed() <-chan error {
+	if a.metricsHTTP == nil {
+		return nil
+	}
+	return a.metricsHTTP.failed
 }
 
 // close runs the closers in reverse: the store closes last.
@@ -550,23 +582,6 @@ func withDashboard(api, dash http.Handler) http.Handler {
 	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 	mux.Handle("/", api)
 	return mux
-}
-
-// dashboardKey returns the dashboard's session key, derived from
-// HOLDFAST_SECRET_KEY when it is set (every node accepts the sessions of
-// the others), else from the status-link key file in the data directory.
-func dashboardKey(cfg *config.Config) ([]byte, error) {
-	if cfg.SecretKey != "" {
-		return dashboard.DeriveKey([]byte(cfg.SecretKey)), nil
-	}
-	if err := cfg.EnsureDataDir(); err != nil {
-		return nil, err
-	}
-	k, err := notify.LoadOrCreateKey(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	return dashboard.DeriveKey(k), nil
 }
 
 // verifyPassword checks a password an owner typed on the status page by

@@ -350,11 +350,20 @@ const (
 	queryDeliveryExists = `SELECT 1 FROM webhook_deliveries WHERE webhook_id = $1 AND id = $2`
 )
 
-const (
-	queryInsertAPIKey = `INSERT INTO api_keys (id, name, hash, prefix, created_at)
-	VALUES ($1, $2, $3, $4, $5)`
+const apiKeyColumns = `id, name, hash, prefix, scope, created_at, revoked_at`
 
-	queryAPIKeyByHash = `SELECT id, name, hash, prefix, created_at FROM api_keys WHERE hash = $1`
+const (
+	queryInsertAPIKey = `INSERT INTO api_keys (id, name, hash, prefix, scope, created_at)
+	VALUES ($1, $2, $3, $4, $5, $6)`
+
+	queryAPIKeyByHash = `SELECT ` + apiKeyColumns + ` FROM api_keys WHERE hash = $1`
+	queryAPIKeyByID   = `SELECT ` + apiKeyColumns + ` FROM api_keys WHERE id = $1`
+	queryAPIKeys      = `SELECT ` + apiKeyColumns + ` FROM api_keys ORDER BY created_at, id`
+
+	// queryRevokeAPIKey keeps the first revocation time.
+	queryRevokeAPIKey = `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2)
+	WHERE id = $1
+	RETURNING ` + apiKeyColumns
 )
 
 const oauthStateColumns = `hash, provider, email, verifier, redirect_uri, created_at, expires_at, owner_email`
