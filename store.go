@@ -319,7 +319,8 @@ const StoreTimePrecision = time.Microsecond
 // starts pending; the notify pipeline claims it (sending) right before it
 // mails it, and then records it sent, or cancels it with a reason. A
 // notice left sending by a crash is never mailed again: a notice goes out
-// at most once.
+// at most once; the notify sweep cancels it after a timeout with
+// NoticeReasonStranded, so that it is flagged rather than left sending.
 type NoticeStatus string
 
 // The notice statuses.
@@ -352,6 +353,11 @@ const (
 	// NoticeReasonRetry: claimed, then given back to pending after a
 	// failure, to be sent again.
 	NoticeReasonRetry NoticeStatusReason = "retry"
+	// NoticeReasonStranded: claimed (sending) by a node that then stopped
+	// before recording the outcome, and found by the notify sweep after a
+	// timeout. The owner may or may not have been mailed; the notice is
+	// not sent again, since a notice goes out at most once.
+	NoticeReasonStranded NoticeStatusReason = "stranded"
 )
 
 // NoticeRecord is a notice with its place in the notification outbox.

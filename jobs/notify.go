@@ -38,9 +38,18 @@ const (
 	// notifyMaxAttempts bounds the retries of a notice whose relay fails;
 	// River's backoff reaches the notice TTL (24 h) in about 12.
 	notifyMaxAttempts = 15
-	// notifySweepBatch is the most notices one sweep enqueues.
+	// notifySweepBatch is the most notices one sweep enqueues or flags.
 	notifySweepBatch = 1000
 )
+
+// NoticeStrandedAfter is how long a notice may stay claimed (sending)
+// before the notify sweep takes it for stranded by a node that died
+// between the claim and recording the outcome. It is twice the notify
+// job's timeout (5 minutes), so a job still running is never taken for
+// dead. A stranded notice is cancelled with NoticeReasonStranded, not
+// mailed again: it may already have gone out, and a notice goes out at
+// most once.
+const NoticeStrandedAfter = 10 * time.Minute
 
 // NotifyArgs are the arguments of the notify job, which delivers one
 // notice, with the other pending notices of its recipient, through the
@@ -142,11 +151,15 @@ type NotifySweepArgs struct{}
 func (NotifySweepArgs) Kind() string { return "notify_sweep" }
 
 // NotifySweepWorker works notify_sweep jobs: a notice the monitor stored
-// but whose job was not enqueued (a crash in between) gets one.
+// but whose job was not enqueued (a crash in between) gets one, and a
+// notice left sending for NoticeStrandedAfter (a crash between its claim
+// and its outcome) is flagged: cancelled with NoticeReasonStranded.
 type NotifySweepWorker struct {
 	river.WorkerDefaults[NotifySweepArgs]
 	Store  NotifyStore
 	Insert func(ctx context.Context, a NotifyArgs) (skipped bool, err error)
+	// Clock dates the stranded timeout; nil means the system clock.
+	Clock  holdfast.Clock
 	Logger *slog.Logger
 }
 
@@ -174,6 +187,36 @@ func (w *NotifySweepWorker) Work(ctx context.Context, _ *river.Job[NotifySweepAr
 	if n > 0 {
 		w.Logger.InfoContext(ctx, "notify sweep enqueued notices without a job", "notices", n)
 	}
+	return w.flagStranded(ctx)
+}
+
+// flagStranded cancels, with NoticeReasonStranded, the notices sending
+// since NoticeStrandedAfter ago or longer, each with a warning. A notice
+// whose outcome was recorded meanwhile (ErrConflict) is left as it is.
+func (w *NotifySweepWorker) flagStranded(ctx context.Context) error {
+	var clock holdfast.Clock = holdfast.SystemClock{}
+	if w.Clock != nil {
+		clock = w.Clock
+	}
+	stranded, err := w.Store.NoticeRecords(ctx, holdfast.NoticeFilter{
+		Status: holdfast.NoticeSending, UpdatedUntil: clock.Now().Add(-NoticeStrandedAfter), Limit: notifySweepBatch,
+	})
+	if err != nil {
+		return fmt.Errorf("notify sweep: stranded notices: %w", err)
+	}
+	for _, s := range stranded {
+		_, err := w.Store.ChangeNotice(ctx, s.ID, holdfast.NoticeChange{
+			From: holdfast.NoticeSending, To: holdfast.NoticeCancelled, Reason: holdfast.NoticeReasonStranded,
+		})
+		if errors.Is(err, holdfast.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("notify sweep: flag stranded notice %d: %w", s.ID, err)
+		}
+		w.Logger.WarnContext(ctx, "notify sweep: notice stranded in sending, flagged; its owner may or may not have been told",
+			"notice", s.ID, "inbox", s.InboxID, "claimed_at", s.UpdatedAt)
+	}
 	return nil
 }
 
@@ -184,7 +227,7 @@ func (r *Runner) addNotify(c *NotifyConfig, workers *river.Workers, periodic []*
 	}
 	river.AddWorker(workers, &NotifyWorker{Notifier: c.Notifier})
 	river.AddWorker(workers, &NotifyResolvedWorker{Notifier: c.Notifier, Clock: clock})
-	river.AddWorker(workers, &NotifySweepWorker{Store: c.Store, Insert: r.insertNotice, Logger: logger})
+	river.AddWorker(workers, &NotifySweepWorker{Store: c.Store, Insert: r.insertNotice, Clock: clock, Logger: logger})
 	return append(periodic, river.NewPeriodicJob(
 		river.PeriodicInterval(time.Minute),
 		func() (river.JobArgs, *river.InsertOpts) { return NotifySweepArgs{}, nil },

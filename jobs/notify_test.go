@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -211,6 +212,77 @@ func TestNotifyResolvedWaitsForConnected(t *testing.T) {
 			}
 			if got := mailer.count(owner); got != tt.wantSent {
 				t.Errorf("%d messages to the owner, want %d", got, tt.wantSent)
+			}
+		})
+	}
+}
+
+// TestNotifySweepFlagsStranded covers a notice claimed (sending) by a node
+// that then died: once it has been sending for longer than the stranded
+// timeout, the sweep cancels it with reason stranded, once, and warns; it
+// never enqueues it to be mailed again. A notice claimed recently is left
+// alone.
+func TestNotifySweepFlagsStranded(t *testing.T) {
+	t.Parallel()
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			st, _ := e.setup(t)
+			t0 := time.Now().UTC().Truncate(time.Second)
+			const id = "inb_stranded"
+			in := &holdfast.Inbox{ID: id, Email: "owner@example.test", Provider: holdfast.ProviderMicrosoft, State: holdfast.StateNeedsReconnect,
+				Reason: "invalid_grant", Credentials: []byte("x"), Since: t0, CreatedAt: t0, UpdatedAt: t0}
+			if err := st.CreateInbox(ctx, in, holdfast.Event{InboxID: id, At: t0, NewState: in.State, Cause: holdfast.CauseAPI}); err != nil {
+				t.Fatal(err)
+			}
+			// Two notices claimed by a node that died: one claimed at t0,
+			// one claimed just before the sweep runs.
+			claim := map[string]time.Time{"old": t0, "recent": t0.Add(jobs.NoticeStrandedAfter)}
+			ids := map[string]int64{}
+			for i, name := range []string{"old", "recent"} {
+				no := &holdfast.Notice{InboxID: id, Episode: int64(i + 1), Reason: "invalid_grant", At: t0}
+				if err := st.AppendNotice(ctx, no); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.ChangeNotice(ctx, no.ID, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeSending, At: claim[name]}); err != nil {
+					t.Fatal(err)
+				}
+				ids[name] = no.ID
+			}
+			var logs strings.Builder
+			var inserted int
+			w := &jobs.NotifySweepWorker{
+				Store:  st,
+				Insert: func(context.Context, jobs.NotifyArgs) (bool, error) { inserted++; return false, nil },
+				Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+				Clock:  fixedClock(t0.Add(jobs.NoticeStrandedAfter + time.Second)),
+			}
+			for range 2 {
+				if err := w.Work(ctx, &river.Job[jobs.NotifySweepArgs]{}); err != nil {
+					t.Fatalf("Work = %v", err)
+				}
+			}
+			for name, want := range map[string]struct {
+				status holdfast.NoticeStatus
+				reason holdfast.NoticeStatusReason
+			}{
+				"old":    {holdfast.NoticeCancelled, holdfast.NoticeReasonStranded},
+				"recent": {holdfast.NoticeSending, ""},
+			} {
+				recs, err := st.NoticeRecords(ctx, holdfast.NoticeFilter{ID: ids[name]})
+				if err != nil || len(recs) != 1 {
+					t.Fatalf("NoticeRecords(%d) = %v, %v", ids[name], recs, err)
+				}
+				if recs[0].Status != want.status || recs[0].StatusReason != want.reason {
+					t.Errorf("%s notice is %s (%q); want %s (%q)", name, recs[0].Status, recs[0].StatusReason, want.status, want.reason)
+				}
+			}
+			if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+				t.Errorf("%d warnings about a stranded notice; want 1:\n%s", n, logs.String())
+			}
+			if inserted != 0 {
+				t.Errorf("sweep enqueued %d notify jobs; want none (a claimed notice is never mailed again)", inserted)
 			}
 		})
 	}
