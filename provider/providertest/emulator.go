@@ -191,6 +191,12 @@ func (h EmulatorHarness) account(t *testing.T, log *slog.Logger, clientSecret st
 }
 
 // Failures implements Harness.
+// Capabilities implements Capable: the emulator's accounts sign in with
+// OAuth access tokens it can expire, and it can fail a send it took.
+func (h EmulatorHarness) Capabilities() Capabilities {
+	return Capabilities{ExpiresAccessTokens: true, FailsAfterAccept: true}
+}
+
 func (h EmulatorHarness) Failures() []Failure {
 	var out []Failure
 	for _, f := range h.Faults {

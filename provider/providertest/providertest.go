@@ -42,6 +42,24 @@ type Harness interface {
 	Failures() []Failure
 }
 
+// Capable is a Harness whose backend can do more than every backend can;
+// Run checks what it declares, and leaves out what it does not.
+type Capable interface {
+	Capabilities() Capabilities
+}
+
+// Capabilities are what some backends can do and others cannot. Each one
+// declared must come with its Account func, or the suite fails.
+type Capabilities struct {
+	// ExpiresAccessTokens: the backend signs in with OAuth access tokens
+	// and can expire one (Account.ExpireAccessTokenFunc); a backend that
+	// signs in with a password has none.
+	ExpiresAccessTokens bool
+	// FailsAfterAccept: the backend can take a send and then answer it
+	// with a failure (Account.FailAfterAcceptFunc).
+	FailsAfterAccept bool
+}
+
 // Account is one fresh mailbox of a backend, with the connector that acts
 // for it and the means to act on it out of band.
 type Account struct {
@@ -171,8 +189,16 @@ func Run(t *testing.T, h Harness) {
 	t.Run("SyncReset", func(t *testing.T) { testSyncReset(t, h) })
 	t.Run("SyncBadCursor", func(t *testing.T) { testSyncBadCursor(t, h) })
 	t.Run("SendAndFindSent", func(t *testing.T) { testSend(t, h) })
-	t.Run("ExpiredAccessToken", func(t *testing.T) { testExpiredAccessToken(t, h) })
-	t.Run("SendAcceptedThenFailed", func(t *testing.T) { testSendAcceptedThenFailed(t, h) })
+	var caps Capabilities
+	if c, ok := h.(Capable); ok {
+		caps = c.Capabilities()
+	}
+	if caps.ExpiresAccessTokens {
+		t.Run("ExpiredAccessToken", func(t *testing.T) { testExpiredAccessToken(t, h) })
+	}
+	if caps.FailsAfterAccept {
+		t.Run("SendAcceptedThenFailed", func(t *testing.T) { testSendAcceptedThenFailed(t, h) })
+	}
 	t.Run("Failures", func(t *testing.T) {
 		for _, f := range h.Failures() {
 			t.Run(f.Name, func(t *testing.T) { testFailure(t, f) })
@@ -474,7 +500,7 @@ func testSend(t *testing.T, h Harness) {
 func testSendAcceptedThenFailed(t *testing.T, h Harness) {
 	r := start(t, h.NewAccount)
 	if r.FailAfterAcceptFunc == nil {
-		t.Skip("the backend cannot fail a send it took")
+		t.Fatal("the harness declares FailsAfterAccept, but its account has no FailAfterAcceptFunc")
 	}
 	r.FailAfterAcceptFunc(t)
 	const id = "<snd_unclear@holdfast.test>"
@@ -496,7 +522,7 @@ func testSendAcceptedThenFailed(t *testing.T, h Harness) {
 func testExpiredAccessToken(t *testing.T, h Harness) {
 	r := start(t, h.NewAccount)
 	if r.ExpireAccessTokenFunc == nil {
-		t.Skip("the backend signs in with a password")
+		t.Fatal("the harness declares ExpiresAccessTokens, but its account has no ExpireAccessTokenFunc")
 	}
 	ms := r.deliver(t, 0, 1)
 	if err := r.Connector.Verify(t.Context(), r.Session); err != nil {
