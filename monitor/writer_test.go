@@ -174,16 +174,7 @@ func metricValue(t *testing.T, c prometheus.Collector, name string, labels map[s
 // counted and skipped; the decisions after it are written.
 func TestPermanentWriteFailureDoesNotBlock(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 4, 2)
-	fs := &faultyStore{Store: b.store}
-	fs.setFail(func(kind string, arg any) error {
-		if in, ok := arg.(*holdfast.Incident); ok && strings.Contains(in.Evidence, "\x00") {
-			return fmt.Errorf("save incident %d: %w", in.ID, &pgError{code: "22021"})
-		}
-		return nil
-	})
-	m := openWith(t, b, fs, time.Hour)
-	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+	b, m := refusingNUL(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
@@ -439,11 +430,10 @@ func TestOutageCoalescesAtLimit(t *testing.T) {
 	}
 }
 
-// TestRefusedDeclarationIsNotAcknowledged: a declaration the store refuses
-// for good is answered with ErrRefused, not as a success, and the next one
-// is answered as stored.
-func TestRefusedDeclarationIsNotAcknowledged(t *testing.T) {
-	t.Parallel()
+// refusingNUL opens a monitor on a store that refuses, as PostgreSQL does
+// (SQLSTATE 22021), every incident whose evidence holds a NUL byte.
+func refusingNUL(t *testing.T) (*testBundle, *monitor.Monitor) {
+	t.Helper()
 	b := setup(t, 4, 2)
 	fs := &faultyStore{Store: b.store}
 	fs.setFail(func(kind string, arg any) error {
@@ -454,6 +444,15 @@ func TestRefusedDeclarationIsNotAcknowledged(t *testing.T) {
 	})
 	m := openWith(t, b, fs, time.Hour)
 	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+	return b, m
+}
+
+// TestRefusedDeclarationIsNotAcknowledged: a declaration the store refuses
+// for good is answered with ErrRefused, not as a success, and the next one
+// is answered as stored.
+func TestRefusedDeclarationIsNotAcknowledged(t *testing.T) {
+	t.Parallel()
+	_, m := refusingNUL(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
