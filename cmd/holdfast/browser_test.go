@@ -199,13 +199,25 @@ func TestBrowserDashboard(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
+	// text reads the innerText of sel. The page's refresh (refresh.js)
+	// replaces #banner, #content and #updated with fresh nodes; a read
+	// that found a node just before it was replaced is read again.
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
+		var err error
+		for range 5 {
+			var s string
+			s, err = chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
+			if err == nil {
+				return s
+			}
+			if !strings.Contains(err.Error(), "No node with given id") {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		return s
+		t.Fatalf("read %s: %v", sel, err)
+		return ""
 	}
 	location := func() string {
 		t.Helper()
