@@ -159,7 +159,11 @@ const (
 func setup(t testing.TB) *testBundle { return setupWith(t, false) }
 
 // setupWith is setup, with the day of fleet snapshots if snapshots.
-func setupWith(t testing.TB, snapshots bool) *testBundle {
+func setupWith(t testing.TB, snapshots bool) *testBundle { return setupOver(t, snapshots, nil) }
+
+// setupOver is setupWith, the dashboard reading the store through wrap
+// if it is not nil.
+func setupOver(t testing.TB, snapshots bool, wrap func(holdfast.Store) holdfast.Store) *testBundle {
 	t.Helper()
 	ctx := t.Context()
 	st := sqlitetest.Open(t)
@@ -256,7 +260,11 @@ func setupWith(t testing.TB, snapshots bool) *testBundle {
 	}
 
 	health := &fakeHealth{st: st, clock: clock}
-	h, err := New(Config{Store: st, Health: health, Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil)), Clock: clock,
+	var dst holdfast.Store = st
+	if wrap != nil {
+		dst = wrap(st)
+	}
+	h, err := New(Config{Store: dst, Health: health, Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil)), Clock: clock,
 		SessionKey: DeriveKey([]byte("a test secret of at least thirty-two bytes")),
 		StatusURL:  func(email string, _ time.Time) string { return "/status/token-for-" + email },
 	})

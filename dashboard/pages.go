@@ -683,7 +683,11 @@ type inboxData struct {
 // history.
 func (d *dash) inboxPage(r *http.Request, _ *session) (*view, error) {
 	ctx := r.Context()
-	ib, err := d.cfg.Store.Inbox(ctx, r.PathValue("id"))
+	id := r.PathValue("id")
+	if !holdfast.ValidID("inb", id) {
+		return nil, holdfast.ErrNotFound // no inbox has an ID of another shape
+	}
+	ib, err := d.cfg.Store.Inbox(ctx, id)
 	if err != nil {
 		return nil, err
 	}
