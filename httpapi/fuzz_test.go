@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/httpapi"
 	"github.com/holdfast/holdfast/monitor"
 )
 
@@ -42,25 +46,34 @@ func (h *recordingHealth) RemoveInbox(string)                   {}
 
 // fuzzRoute is one way into the API that takes client input.
 type fuzzRoute struct {
-	method, path string // {inbox} and {token} are filled in
+	method, path string // {inbox}, {token} and {webhook} are filled in
 	form         bool   // the body is a form, not JSON
+	// page is set for a route that answers a person's browser with a
+	// page, not the API's JSON error.
+	page bool
 }
 
 // fuzzRoutes are the routes the fuzz target drives: every /v1 body, the
-// list routes' query parameters and the status page's form.
+// list routes' query parameters, the consent flow's and the status
+// page's form. New routes go at the end, so that the committed corpus
+// keeps driving the routes it was found on.
 var fuzzRoutes = []fuzzRoute{
-	{"POST", "/v1/inboxes", false},
-	{"PATCH", "/v1/inboxes/{inbox}", false},
-	{"POST", "/v1/inboxes/{inbox}/send", false},
-	{"POST", "/v1/incidents", false},
-	{"POST", "/v1/webhooks", false},
-	{"GET", "/v1/inboxes", false},
-	{"GET", "/v1/incidents", false},
-	{"GET", "/v1/held-actions", false},
-	{"GET", "/v1/inboxes/{inbox}/messages", false},
-	{"GET", "/v1/inboxes/{inbox}/events", false},
-	{"POST", "/v1/incidents/1/resolve", false},
-	{"POST", "/status/{token}/imap/{inbox}", true},
+	{"POST", "/v1/inboxes", false, false},
+	{"PATCH", "/v1/inboxes/{inbox}", false, false},
+	{"POST", "/v1/inboxes/{inbox}/send", false, false},
+	{"POST", "/v1/incidents", false, false},
+	{"POST", "/v1/webhooks", false, false},
+	{"GET", "/v1/inboxes", false, false},
+	{"GET", "/v1/incidents", false, false},
+	{"GET", "/v1/held-actions", false, false},
+	{"GET", "/v1/inboxes/{inbox}/messages", false, false},
+	{"GET", "/v1/inboxes/{inbox}/events", false, false},
+	{"POST", "/v1/incidents/1/resolve", false, false},
+	{"POST", "/status/{token}/imap/{inbox}", true, false},
+	{"POST", "/v1/api-keys", false, false},
+	{"GET", "/v1/webhooks/{webhook}/deliveries", false, false},
+	{"GET", "/v1/connect/microsoft", false, false},
+	{"GET", "/oauth/callback", false, true},
 }
 
 // apiSnapshot is everything the fuzzed routes could change (an inbox's
@@ -70,6 +83,7 @@ type apiSnapshot struct {
 	Incidents []*holdfast.Incident
 	Sends     []*holdfast.Send
 	Webhooks  []*holdfast.Webhook
+	APIKeys   []*holdfast.APIKey
 	Declared  []monitor.Declaration
 	Reconnect []string
 }
@@ -92,6 +106,9 @@ func snapshot(t *testing.T, b *statusBundle, h *recordingHealth) string {
 	if s.Webhooks, err = b.store.Webhooks(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if s.APIKeys, err = b.store.APIKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
 	h.mu.Lock()
 	s.Declared = append(s.Declared, h.declared...)
 	h.mu.Unlock()
@@ -103,7 +120,52 @@ func snapshot(t *testing.T, b *statusBundle, h *recordingHealth) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Marshal would write invalid UTF-8 as U+FFFD: look at the strings
+	// themselves.
+	if bad, where := badText(reflect.ValueOf(s), "snapshot"); bad {
+		t.Fatalf("stored text at %s is not valid UTF-8 or holds a NUL (PostgreSQL cannot keep it): %s", where, out)
+	}
 	return string(out)
+}
+
+// badText reports whether a string reachable from v is invalid UTF-8 or
+// holds a NUL, and where.
+func badText(v reflect.Value, path string) (bool, string) {
+	switch v.Kind() {
+	case reflect.String:
+		s := v.String()
+		return !utf8.ValidString(s) || strings.ContainsRune(s, 0), path
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return false, ""
+		}
+		return badText(v.Elem(), path)
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return false, "" // bytes (sealed credentials) are not text
+		}
+		for i := range v.Len() {
+			if bad, where := badText(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); bad {
+				return true, where
+			}
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if !v.Type().Field(i).IsExported() {
+				continue
+			}
+			if bad, where := badText(v.Field(i), path+"."+v.Type().Field(i).Name); bad {
+				return true, where
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if bad, where := badText(it.Value(), fmt.Sprintf("%s[%v]", path, it.Key())); bad {
+				return true, where
+			}
+		}
+	}
+	return false, ""
 }
 
 // wholeBody reports whether a 400 without a field is about the body as a
@@ -159,18 +221,37 @@ func FuzzAPI(f *testing.F) {
 		{0, "", ``},
 		{0, "", `[]`},
 		{0, "", `{"provider":"imap","email":"a@example.org","imap":{"host":"imap.example.org","port":993,"security":"tls","extra":1}}`},
+		{12, "", `{"name":"ci","scope":"read_only"}`},
+		{12, "", `{"name":"a\u0000b","scope":"full"}`},
+		{12, "", "{\"name\":\"\xff\",\"scope\":\"send\"}"},
+		{12, "", `{"name":"x","scope":"root"}`},
+		{13, "cursor=%00&limit=5", ""},
+		{13, "limit=-1", ""},
+		{14, "email=a@example.org&redirect_uri=https://app.example.org/done", ""},
+		{14, "email=a%00@example.org&redirect_uri=https://app.example.org/done", ""},
+		{14, "email=a@example.org&redirect_uri=%ff", ""},
+		{15, "state=abc&code=xyz", ""},
+		{15, "state=%00&code=%ff", ""},
+		{15, "error=access_denied&error_description=%c3%28", ""},
 	} {
 		f.Add(uint8(seed.route), seed.query, []byte(seed.body))
 	}
 	h := &recordingHealth{}
-	b := setupServer(f, "", nil, h)
+	b := setupServerConnect(f, "", nil, h, &httpapi.ConnectConfig{
+		Providers: map[holdfast.Provider]httpapi.OAuthProvider{holdfast.ProviderMicrosoft: fakeOAuth{}},
+		Health:    fakeReconnector{},
+	})
 	key := b.apiKey(f)
 	b.inbox(f, inbox, "owner@example.test", holdfast.ProviderIMAP, holdfast.StateNeedsReconnect)
+	hook := holdfast.NewID("whk", t0)
+	if err := b.store.CreateWebhook(f.Context(), &holdfast.Webhook{ID: hook, URL: "https://hooks.example.org/h", Events: []string{"*"}, Secret: []byte("sealed"), CreatedAt: t0}); err != nil {
+		f.Fatal(err)
+	}
 	token := b.links.Sign("owner@example.test", t0.Add(time.Hour))
 	handler := b.srv.Config.Handler
 	f.Fuzz(func(t *testing.T, route uint8, query string, body []byte) {
 		rt := fuzzRoutes[int(route)%len(fuzzRoutes)]
-		path := strings.NewReplacer("{inbox}", inbox, "{token}", token).Replace(rt.path)
+		path := strings.NewReplacer("{inbox}", inbox, "{token}", token, "{webhook}", hook).Replace(rt.path)
 		req, err := http.NewRequest(rt.method, "http://holdfast.test"+path, bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
@@ -191,9 +272,6 @@ func FuzzAPI(f *testing.F) {
 			t.Fatalf("%s %s?%s %q = %d; want no failure inside:\n%s", rt.method, path, query, body, code, w.Body)
 		}
 		after := snapshot(t, b, h)
-		if strings.Contains(after, `\u0000`) {
-			t.Fatalf("%s %s?%s %q = %d, and a NUL character reached the store (PostgreSQL cannot keep one):\n%s", rt.method, path, query, body, code, after)
-		}
 		if code < 400 && !(rt.form && strings.Contains(w.Header().Get("Location"), "done=bad")) {
 			return
 		}
@@ -203,9 +281,11 @@ func FuzzAPI(f *testing.F) {
 		if code != http.StatusBadRequest {
 			return
 		}
-		if rt.form {
-			if !strings.Contains(w.Body.String(), ": ") {
-				t.Fatalf("POST %s %q = 400 without naming the field:\n%s", path, body, w.Body)
+		if rt.form || rt.page {
+			// A page names the field ("code: is not valid UTF-8 text"), or
+			// says that the sign-in link (its state) is not valid.
+			if msg := w.Body.String(); !strings.Contains(msg, ": ") && !(rt.page && strings.Contains(msg, "sign-in link")) {
+				t.Fatalf("%s %s?%s %q = 400 without naming the field:\n%s", rt.method, path, query, body, msg)
 			}
 			return
 		}

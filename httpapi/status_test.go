@@ -83,6 +83,13 @@ func setupStatusVerify(t testing.TB, reconnectURL string, verify func(context.Co
 // setupServer is setupStatusVerify with the given health engine.
 func setupServer(t testing.TB, reconnectURL string, verify func(context.Context, *holdfast.Inbox, string) error, health httpapi.Health) *statusBundle {
 	t.Helper()
+	return setupServerConnect(t, reconnectURL, verify, health, nil)
+}
+
+// setupServerConnect is setupServer, serving the consent flow with
+// connect if it is not nil.
+func setupServerConnect(t testing.TB, reconnectURL string, verify func(context.Context, *holdfast.Inbox, string) error, health httpapi.Health, connect *httpapi.ConnectConfig) *statusBundle {
+	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "holdfast.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +126,7 @@ func setupServer(t testing.TB, reconnectURL string, verify func(context.Context,
 			SealSecret: func(id, secret string) ([]byte, error) { return []byte("sealed:" + id), nil },
 		},
 		MailHosts: &netguard.Guard{Resolver: noDNS},
+		Connect:   connect,
 	})
 	if err != nil {
 		t.Fatal(err)
