@@ -37,6 +37,7 @@ var blockedPrefixes = []struct {
 	{netip.MustParsePrefix("198.18.0.0/15"), "benchmarking"},
 	{netip.MustParsePrefix("240.0.0.0/4"), "reserved or broadcast"},
 	{netip.MustParsePrefix("::/96"), "IPv4-compatible"},
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), "IPv4-translated"},
 	{netip.MustParsePrefix("64:ff9b::/96"), "NAT64"},
 	{netip.MustParsePrefix("64:ff9b:1::/48"), "local-use NAT64"},
 	{netip.MustParsePrefix("fec0::/10"), "site-local"},
@@ -51,7 +52,8 @@ var (
 // Blocked reports whether ip is an address holdfast must not reach for a
 // client, and what kind it is: loopback, private (RFC 1918, fc00::/7),
 // link-local, multicast, unspecified, carrier-grade NAT, reserved, NAT64
-// and IPv4-compatible IPv6 (which may lead to any IPv4 address). IPv4-
+// and IPv4-compatible and IPv4-translated IPv6 (which may lead to any
+// IPv4 address). IPv4-
 // mapped addresses are judged as IPv4, and 6to4 (2002::/16) and Teredo
 // (2001::/32) addresses by the IPv4 address they carry.
 func Blocked(ip netip.Addr) (what string, blocked bool) {

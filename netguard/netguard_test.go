@@ -32,6 +32,8 @@ func TestBlocked(t *testing.T) {
 		{"::ffff:127.0.0.1", "loopback"},
 		{"::ffff:169.254.169.254", "link-local"},
 		{"::7f00:1", "IPv4-compatible"},
+		{"::ffff:0:7f00:1", "IPv4-translated"},
+		{"::ffff:0:5db8:d70e", "IPv4-translated"}, // any IPv4 address, through a SIIT translator
 		{"fd00::1", "private"},
 		{"fe80::1", "link-local"},
 		{"fec0::1", "site-local"},
