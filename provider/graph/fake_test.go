@@ -33,6 +33,10 @@ type fakeGraph struct {
 	sent   []*fakeMessage
 	faults map[string][]fault
 	hits   map[string]int
+	// outboxLooks is how many folder lookups (Sent Items or Outbox) a
+	// message sent from now on waits in the Outbox before it is filed in
+	// Sent Items; zero files it at once.
+	outboxLooks int
 }
 
 type fakeMessage struct {
@@ -47,6 +51,9 @@ type fakeMessage struct {
 	changed   int // seq of the last change
 	removed   int // seq of the removal; 0 while present
 	partialAt int // seq of a change that delta reports with only id and isRead
+	// outboxLeft counts the folder lookups a sent message still waits in
+	// the Outbox.
+	outboxLeft int
 }
 
 type fault struct {
@@ -155,7 +162,6 @@ func (g *fakeGraph) serve(w http.ResponseWriter, r *http.Request) {
 	case path == "/v1.0/me/mailFolders/sentitems/messages":
 		op = "messages"
 	case path == "/v1.0/me/mailFolders/outbox/messages":
-		// sendMail files at once here: the Outbox is always empty.
 		op = "outbox"
 	default:
 		graphError(w, 400, "BadRequest", "Resource not found for the segment '"+path+"'.")
@@ -182,12 +188,16 @@ func (g *fakeGraph) serve(w http.ResponseWriter, r *http.Request) {
 	switch op {
 	case "delta":
 		g.delta(w, r)
-	case "inbox", "outbox":
+	case "inbox":
 		writeJSON(w, 200, map[string]any{"value": []any{}})
 	case "sendMail":
 		g.sendMail(w, r)
-	case "messages":
-		g.messages(w, r)
+	case "messages", "outbox":
+		g.messages(w, r, op == "outbox")
+		// Each lookup brings the waiting messages closer to Sent Items.
+		for _, m := range g.sent {
+			m.outboxLeft = max(m.outboxLeft-1, 0)
+		}
 	}
 }
 
@@ -285,13 +295,15 @@ func (g *fakeGraph) sendMail(w http.ResponseWriter, r *http.Request) {
 	}
 	id := msg.Header.Get("Message-Id")
 	g.seq++
-	g.sent = append(g.sent, &fakeMessage{id: fmt.Sprintf("AAMkSENT%04d=", len(g.sent)), msgID: id, subject: msg.Header.Get("Subject"), changed: g.seq})
+	g.sent = append(g.sent, &fakeMessage{id: fmt.Sprintf("AAMkSENT%04d=", len(g.sent)), msgID: id, subject: msg.Header.Get("Subject"), changed: g.seq, outboxLeft: g.outboxLooks})
 	w.WriteHeader(http.StatusAccepted)
 }
 
 var filterRE = regexp.MustCompile(`^internetMessageId eq '((?:[^']|'')*)'$`)
 
-func (g *fakeGraph) messages(w http.ResponseWriter, r *http.Request) {
+// messages serves a $filter by internetMessageId on Sent Items, or on the
+// Outbox if outbox.
+func (g *fakeGraph) messages(w http.ResponseWriter, r *http.Request, outbox bool) {
 	f := filterRE.FindStringSubmatch(r.URL.Query().Get("$filter"))
 	if f == nil {
 		graphError(w, 400, "BadRequest", "test fake: unsupported $filter")
@@ -300,7 +312,7 @@ func (g *fakeGraph) messages(w http.ResponseWriter, r *http.Request) {
 	want := strings.ReplaceAll(f[1], "''", "'")
 	value := []map[string]any{}
 	for _, m := range g.sent {
-		if m.msgID == want && m.removed == 0 {
+		if m.msgID == want && m.removed == 0 && (m.outboxLeft > 0) == outbox {
 			value = append(value, map[string]any{"id": m.id})
 		}
 	}

@@ -100,13 +100,15 @@ func (k *Connector) Send(ctx context.Context, s *holdfast.Session, m *holdfast.O
 	return err
 }
 
-// sentFolders are where FindSent looks: sendMail is asynchronous, and a
-// message it accepted waits in the Outbox before it is filed in Sent
-// Items.
-var sentFolders = []string{"sentitems", "outbox"}
+// sentFolders are where FindSent looks, in order: sendMail is
+// asynchronous, and a message it accepted waits in the Outbox before it is
+// filed in Sent Items. A message only ever moves from the first to the
+// second, so looking in that order cannot miss one that moves between the
+// two lookups.
+var sentFolders = []string{"outbox", "sentitems"}
 
-// FindSent reports whether Sent Items or the Outbox holds a message with
-// this Message-ID: GET /me/mailFolders/{sentitems,outbox}/messages?
+// FindSent reports whether the Outbox or Sent Items holds a message with
+// this Message-ID: GET /me/mailFolders/{outbox,sentitems}/messages?
 // $filter=internetMessageId eq '<id>'. A message in the Outbox was
 // accepted and goes out by itself. When the first look finds nothing
 // FindSent looks again after Config.FindSentWait; the copy may still take

@@ -250,6 +250,25 @@ func TestFindSentWaits(t *testing.T) {
 	}
 }
 
+// TestFindSentOutboxFirst: a message leaving the Outbox for Sent Items
+// between two lookups of one look is found, because the Outbox is looked
+// at first (looking at Sent Items first missed it there, then in the
+// Outbox it had left).
+func TestFindSentOutboxFirst(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{cfg: graph.Config{FindSentWait: -1}}) // one look
+	b.graph.mu.Lock()
+	b.graph.outboxLooks = 1 // filed right after the first lookup
+	b.graph.mu.Unlock()
+	if err := b.conn.Send(t.Context(), b.sess, outgoing("<snd_05@example.test>")); err != nil {
+		t.Fatal(err)
+	}
+	found, err := b.conn.FindSent(t.Context(), b.sess, "<snd_05@example.test>")
+	if err != nil || !found {
+		t.Errorf("FindSent = %v, %v; want true: the message was in the Outbox, then in Sent Items", found, err)
+	}
+}
+
 // A send whose answer never comes is an unclear outcome; one that cannot
 // connect is not.
 func TestSendTransport(t *testing.T) {
