@@ -111,10 +111,7 @@ func loadSigningKeys(ctx context.Context, cfg *config.Config, store holdfast.Sig
 // storedSigningKeys returns the signing keys in the store, the current
 // first, then the previous one while links it signed may still be valid
 // (until the link lifetime has passed since the current key was made).
-// With none stored, it stores the first ones: those of status-link.key in
-// the data directory, if there is one; else, with HOLDFAST_SECRET_KEY
-// set, a new key and, as the previous one, the keys derived from
-// HOLDFAST_SECRET_KEY, which signed before; else a new key. When
+// With none stored, it stores the first ones (firstSigningKeys). When
 // several processes do so at once, one stores its keys and the others
 // read them.
 func storedSigningKeys(ctx context.Context, cfg *config.Config, store holdfast.SigningKeyStore, ring *secrets.Keyring, log *slog.Logger) ([]signingPair, error) {
@@ -143,7 +140,10 @@ func storedSigningKeys(ctx context.Context, cfg *config.Config, store holdfast.S
 }
 
 // firstSigningKeys returns the keys to store first, the oldest first, and
-// says where they come from.
+// says where they come from: with HOLDFAST_SECRET_KEY set, the keys that
+// holdfast derived from it and signed with before, as the previous key,
+// and a new key; else the keys of status-link.key in the data directory,
+// which signed before, if there is one; else a new key.
 func firstSigningKeys(cfg *config.Config) ([]signingPair, string, error) {
 	fresh := pairOf(newSigningKey())
 	if cfg.SecretKey != "" {
