@@ -20,6 +20,7 @@ type Store interface {
 	WebhookStore
 	APIKeyStore
 	OAuthStore
+	SigningKeyStore
 
 	// Ping checks that the store can be reached.
 	Ping(ctx context.Context) error
@@ -265,6 +266,40 @@ type OAuthStore interface {
 	// already taken, or one expired at at (a zero at means now), which it
 	// deletes all the same.
 	TakeOAuthState(ctx context.Context, hash []byte, at time.Time) (*OAuthState, error)
+}
+
+// SigningKeyStore keeps the keys that sign status links and dashboard
+// sessions, sealed with the secret key, shared by every process on the
+// store. Each key has a generation: the newest is the current key.
+type SigningKeyStore interface {
+	// SigningKeys returns the stored signing keys, newest (greatest
+	// Generation) first. None is an empty list, not an error.
+	SigningKeys(ctx context.Context) ([]*SigningKey, error)
+	// AddSigningKeys stores keys, each under its Generation (at least 1),
+	// and then deletes every stored key but the newest two, in one
+	// transaction; a zero CreatedAt is set to now, and the times are set
+	// back as stored. It returns ErrConflict, with nothing changed, if a
+	// key of one of those generations exists: two processes adding the
+	// next generation at once store one key, and the other reads it.
+	AddSigningKeys(ctx context.Context, keys ...*SigningKey) error
+	// SwapSigningKey replaces the sealed key of generation gen with sealed
+	// only if it is still byte-equal to old (key rotation while other
+	// processes may write it). It returns ErrNotFound for an unknown
+	// generation and ErrConflict, with nothing changed, when the sealed
+	// key is no longer old.
+	SwapSigningKey(ctx context.Context, gen int64, old, sealed []byte) error
+}
+
+// SigningKey is one stored key that signs status links and dashboard
+// sessions.
+type SigningKey struct {
+	// Generation orders the keys: 1 for the first, one more for each
+	// rotation.
+	Generation int64
+	// Sealed is the key sealed with the secret key.
+	Sealed []byte
+	// CreatedAt is when it was stored.
+	CreatedAt time.Time
 }
 
 // InboxFilter selects a page of inboxes. Zero fields select everything.

@@ -63,6 +63,9 @@ var storeOps = []storeOp{
 	{"api_key", "revoke_api_key"},
 	{"oauth", "save_oauth_state"},
 	{"oauth", "take_oauth_state"},
+	{"signing_key", "signing_keys"},
+	{"signing_key", "add_signing_keys"},
+	{"signing_key", "swap_signing_key"},
 	{"store", "ping"},
 	{"store", "close"},
 }
@@ -327,6 +330,21 @@ func (s *store) SaveOAuthState(ctx context.Context, st *holdfast.OAuthState) (er
 func (s *store) TakeOAuthState(ctx context.Context, hash []byte, at time.Time) (r0 *holdfast.OAuthState, err error) {
 	defer s.observe("oauth", "take_oauth_state", time.Now(), &err)
 	return s.next.TakeOAuthState(ctx, hash, at)
+}
+
+func (s *store) SigningKeys(ctx context.Context) (r0 []*holdfast.SigningKey, err error) {
+	defer s.observe("signing_key", "signing_keys", time.Now(), &err)
+	return s.next.SigningKeys(ctx)
+}
+
+func (s *store) AddSigningKeys(ctx context.Context, keys ...*holdfast.SigningKey) (err error) {
+	defer s.observe("signing_key", "add_signing_keys", time.Now(), &err)
+	return s.next.AddSigningKeys(ctx, keys...)
+}
+
+func (s *store) SwapSigningKey(ctx context.Context, gen int64, old []byte, sealed []byte) (err error) {
+	defer s.observe("signing_key", "swap_signing_key", time.Now(), &err)
+	return s.next.SwapSigningKey(ctx, gen, old, sealed)
 }
 
 func (s *store) Ping(ctx context.Context) (err error) {

@@ -18,7 +18,9 @@ import (
 // DefaultLinkLifetime is how long a status link stays valid.
 const DefaultLinkLifetime = 14 * 24 * time.Hour
 
-// KeyFileName is the status-link key's file in the data directory.
+// KeyFileName is the status-link key's file in the data directory, where
+// holdfast kept the signing keys before they were stored in the store
+// (which imports them from it once).
 const KeyFileName = "status-link.key"
 
 // ErrInvalidToken is returned for a status token that is malformed,
@@ -116,38 +118,6 @@ func LoadOrCreateKeys(dir string) ([][]byte, error) {
 		return nil, fmt.Errorf("status-link key: %w", werr)
 	}
 	return [][]byte{k}, nil
-}
-
-// RotateKeyFile makes a new current key in dir/status-link.key and keeps
-// the one it replaces as the previous key, so that links and dashboard
-// sessions signed before still verify for their lifetime; an older
-// previous key is dropped. It writes a new file and renames it over the
-// old one, so a reader sees one or the other.
-func RotateKeyFile(dir string) error {
-	keys, err := LoadOrCreateKeys(dir)
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(dir, KeyFileName)
-	tmp, err := os.CreateTemp(dir, KeyFileName+".*")
-	if err != nil {
-		return fmt.Errorf("rotate status-link key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, werr := fmt.Fprintf(tmp, "%s\n%s\n", hex.EncodeToString(newKey()), hex.EncodeToString(keys[0]))
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp.Name(), 0o600)
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), path)
-	}
-	if werr != nil {
-		return fmt.Errorf("rotate status-link key: %w", werr)
-	}
-	return nil
 }
 
 // ParseKeys reads a comma-separated list of hex-encoded signing keys of

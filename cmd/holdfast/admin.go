@@ -32,7 +32,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 }
 
 // runKeysRotate makes a new secret key active and re-encrypts every stored
-// credential and webhook signing secret under it. With a key file, the new
+// credential, webhook signing secret and signing key under it. With a key file, the new
 // key is generated and added to the file; with HOLDFAST_SECRET_KEY, the
 // operator puts the new key first in the list before running it. Every
 // write is a compare-and-set, so it may run while holdfast serve writes
@@ -78,6 +78,12 @@ func runKeysRotate(ctx context.Context, args []string, getenv func(string) strin
 	}
 	fmt.Fprintf(stdout, "active key %s: %d webhooks scanned, %d re-encrypted, %d already current\n",
 		ring.ActiveID(), wstats.Scanned, wstats.Reencrypted, wstats.Current)
+	sstats, err := secrets.ReencryptSigningKeys(ctx, b.store, ring)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "active key %s: %d signing keys scanned, %d re-encrypted, %d already current\n",
+		ring.ActiveID(), sstats.Scanned, sstats.Reencrypted, sstats.Current)
 	return nil
 }
 

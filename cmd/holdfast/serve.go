@@ -182,7 +182,7 @@ func (a *app) openStore(ctx context.Context) error {
 // a decision always finds them.
 func (a *app) wireHealth(ctx context.Context) error {
 	var err error
-	if a.signing, err = loadSigningKeys(a.cfg, a.log); err != nil {
+	if a.signing, err = loadSigningKeys(ctx, a.cfg, a.store, a.ring, a.log); err != nil {
 		return err
 	}
 	a.ntf, a.links, err = notifier(a.cfg, a.signing, a.store, func(ctx context.Context, s notify.Sent) { a.pub.NoticeSent(ctx, noticeEvent(s)) }, a.log)

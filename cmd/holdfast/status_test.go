@@ -34,7 +34,7 @@ func TestServeStatusPasswordVerified(t *testing.T) {
 	})
 
 	// The owner's link and form token, as the page would carry them.
-	linkKey, err := notify.LoadOrCreateKey(e.env["HOLDFAST_DATA_DIR"])
+	linkKey, err := currentLinkKey(e.getenv)
 	if err != nil {
 		t.Fatal(err)
 	}

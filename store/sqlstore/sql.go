@@ -376,3 +376,21 @@ const (
 
 	queryTakeOAuthState = `DELETE FROM oauth_states WHERE hash = $1 RETURNING ` + oauthStateColumns
 )
+
+const signingKeyColumns = `generation, sealed, created_at`
+
+const (
+	querySigningKeys = `SELECT ` + signingKeyColumns + ` FROM signing_keys ORDER BY generation DESC`
+
+	queryInsertSigningKey = `INSERT INTO signing_keys (` + signingKeyColumns + `) VALUES ($1, $2, $3)`
+
+	// queryPruneSigningKeys keeps the newest two keys.
+	queryPruneSigningKeys = `DELETE FROM signing_keys WHERE generation < (
+	SELECT MIN(generation) FROM (SELECT generation FROM signing_keys ORDER BY generation DESC LIMIT 2) AS newest)`
+
+	// querySwapSigningKey is a compare-and-set on the sealed key;
+	// querySigningKeyExists then tells an unknown generation from a key
+	// that changed.
+	querySwapSigningKey   = `UPDATE signing_keys SET sealed = $2 WHERE generation = $1 AND sealed = $3`
+	querySigningKeyExists = `SELECT 1 FROM signing_keys WHERE generation = $1`
+)
