@@ -31,6 +31,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"time"
 
@@ -274,7 +275,29 @@ func MigrateSQLite(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 // MigratePostgres brings River's tables in schema of the PostgreSQL pool
 // (the store's, postgres.Store.Pool and Schema) up to date. The store's
 // own tables are its own to migrate (postgres.Store.Migrate): cmd runs
-// both.
+// both. Nodes starting at once take turns: a session advisory lock, one
+// per schema, is held while one migrates (rivermigrate takes none, and two
+// creating River's types at once fail on a duplicate key).
 func MigratePostgres(ctx context.Context, pool *pgxpool.Pool, schema string, logger *slog.Logger) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate river: %w", err)
+	}
+	defer conn.Release()
+	h := fnv.New64a()
+	h.Write([]byte("holdfast river migrate " + schema))
+	id := int64(h.Sum64())
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", id); err != nil {
+		return fmt.Errorf("migrate river: lock: %w", err)
+	}
+	defer func() {
+		// A fresh context: the lock must go even when ctx has ended. If
+		// this fails, the connection is closed and the lock with it.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", id); err != nil {
+			_ = conn.Conn().Close(uctx)
+		}
+	}()
 	return Migrate(ctx, riverpgxv5.New(pool), schema, logger)
 }
