@@ -63,6 +63,12 @@ var storeOps = []storeOp{
 	{"api_key", "revoke_api_key"},
 	{"oauth", "save_oauth_state"},
 	{"oauth", "take_oauth_state"},
+	{"lease", "heartbeat"},
+	{"lease", "partition_leases"},
+	{"lease", "acquire_partitions"},
+	{"lease", "renew_partitions"},
+	{"lease", "release_partitions"},
+	{"lease", "leave_cluster"},
 	{"store", "ping"},
 	{"store", "close"},
 }
@@ -327,6 +333,36 @@ func (s *store) SaveOAuthState(ctx context.Context, st *holdfast.OAuthState) (er
 func (s *store) TakeOAuthState(ctx context.Context, hash []byte, at time.Time) (r0 *holdfast.OAuthState, err error) {
 	defer s.observe("oauth", "take_oauth_state", time.Now(), &err)
 	return s.next.TakeOAuthState(ctx, hash, at)
+}
+
+func (s *store) Heartbeat(ctx context.Context, node string, at time.Time, ttl time.Duration, forget time.Duration) (r0 []holdfast.Node, err error) {
+	defer s.observe("lease", "heartbeat", time.Now(), &err)
+	return s.next.Heartbeat(ctx, node, at, ttl, forget)
+}
+
+func (s *store) PartitionLeases(ctx context.Context) (r0 []holdfast.PartitionLease, err error) {
+	defer s.observe("lease", "partition_leases", time.Now(), &err)
+	return s.next.PartitionLeases(ctx)
+}
+
+func (s *store) AcquirePartitions(ctx context.Context, node string, parts []int, now time.Time, until time.Time) (r0 []int, err error) {
+	defer s.observe("lease", "acquire_partitions", time.Now(), &err)
+	return s.next.AcquirePartitions(ctx, node, parts, now, until)
+}
+
+func (s *store) RenewPartitions(ctx context.Context, node string, now time.Time, until time.Time) (r0 []int, err error) {
+	defer s.observe("lease", "renew_partitions", time.Now(), &err)
+	return s.next.RenewPartitions(ctx, node, now, until)
+}
+
+func (s *store) ReleasePartitions(ctx context.Context, node string, parts []int) (err error) {
+	defer s.observe("lease", "release_partitions", time.Now(), &err)
+	return s.next.ReleasePartitions(ctx, node, parts)
+}
+
+func (s *store) LeaveCluster(ctx context.Context, node string) (err error) {
+	defer s.observe("lease", "leave_cluster", time.Now(), &err)
+	return s.next.LeaveCluster(ctx, node)
 }
 
 func (s *store) Ping(ctx context.Context) (err error) {
