@@ -39,6 +39,11 @@ type InboxStore interface {
 	Inbox(ctx context.Context, id string) (*Inbox, error)
 	// Inboxes returns one page of inboxes ordered by ID.
 	Inboxes(ctx context.Context, f InboxFilter) ([]*Inbox, error)
+	// PartitionInboxes returns one page of the inboxes in sync partition
+	// part (holdfast.PartitionOf their ID), ordered by ID after after, at
+	// most limit (zero or less means 100, at most 1000). A partition out of
+	// range is an InvalidError.
+	PartitionInboxes(ctx context.Context, part int, after string, limit int) ([]*Inbox, error)
 	// InboxByEmail returns the inbox of provider p whose email is email,
 	// compared ignoring the case of ASCII letters (as CreateInbox's
 	// conflict is), or ErrNotFound.

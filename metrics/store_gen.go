@@ -14,6 +14,7 @@ var storeOps = []storeOp{
 	{"inbox", "create_inbox"},
 	{"inbox", "inbox"},
 	{"inbox", "inboxes"},
+	{"inbox", "partition_inboxes"},
 	{"inbox", "inbox_by_email"},
 	{"inbox", "inboxes_by_owner"},
 	{"inbox", "delete_inbox"},
@@ -88,6 +89,11 @@ func (s *store) Inbox(ctx context.Context, id string) (r0 *holdfast.Inbox, err e
 func (s *store) Inboxes(ctx context.Context, f holdfast.InboxFilter) (r0 []*holdfast.Inbox, err error) {
 	defer s.observe("inbox", "inboxes", time.Now(), &err)
 	return s.next.Inboxes(ctx, f)
+}
+
+func (s *store) PartitionInboxes(ctx context.Context, part int, after string, limit int) (r0 []*holdfast.Inbox, err error) {
+	defer s.observe("inbox", "partition_inboxes", time.Now(), &err)
+	return s.next.PartitionInboxes(ctx, part, after, limit)
 }
 
 func (s *store) InboxByEmail(ctx context.Context, p holdfast.Provider, email string) (r0 *holdfast.Inbox, err error) {

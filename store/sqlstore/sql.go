@@ -43,8 +43,14 @@ const inboxColumns = `id, email, provider, tenant, username, imap, smtp, credent
 	state, reason, message, since, created_at, updated_at, sync_cursor, last_sync_at, owner_email`
 
 const (
-	queryInsertInbox = `INSERT INTO inboxes (` + inboxColumns + `)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+	queryInsertInbox = `INSERT INTO inboxes (` + inboxColumns + `, part)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
+
+	// queryPartitionInboxes reads the index inboxes_part (migration 00013).
+	queryPartitionInboxes = `SELECT ` + inboxColumns + ` FROM inboxes
+	WHERE part = $1 AND id > $2 ORDER BY id LIMIT $3`
+	queryUnpartitionedInboxes = `SELECT id FROM inboxes WHERE part IS NULL LIMIT $1`
+	querySetInboxPartition    = `UPDATE inboxes SET part = $2 WHERE id = $1`
 
 	queryInbox = `SELECT ` + inboxColumns + ` FROM inboxes WHERE id = $1`
 

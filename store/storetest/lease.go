@@ -16,6 +16,7 @@ var leaseTests = []conformanceTest{
 	{"PartitionLeases", testPartitionLeases},
 	{"PartitionLeaseInvalid", testPartitionLeaseInvalid},
 	{"PartitionLeaseConcurrentAcquire", testPartitionLeaseConcurrentAcquire},
+	{"PartitionInboxes", testPartitionInboxes},
 }
 
 func testHeartbeat(t *testing.T, s holdfast.Store) {
@@ -215,5 +216,53 @@ func testPartitionLeaseConcurrentAcquire(t *testing.T, s holdfast.Store) {
 	}
 	if len(owner) != len(all) {
 		t.Errorf("%d of %d partitions acquired", len(owner), len(all))
+	}
+}
+
+// testPartitionInboxes checks that every inbox is listed in its partition,
+// and only there, with paging.
+func testPartitionInboxes(t *testing.T, s holdfast.Store) {
+	ctx := t.Context()
+	want := map[int][]string{}
+	for range 40 {
+		in := newInbox()
+		if err := s.CreateInbox(ctx, in, holdfast.Event{}); err != nil {
+			t.Fatal(err)
+		}
+		p := holdfast.PartitionOf(in.ID)
+		want[p] = append(want[p], in.ID)
+	}
+	for p, ids := range want {
+		slices.Sort(ids)
+		var got []string
+		after := ""
+		for {
+			page, err := s.PartitionInboxes(ctx, p, after, 1)
+			if err != nil {
+				t.Fatalf("PartitionInboxes(%d) = %v", p, err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			got = append(got, page[0].ID)
+			after = page[0].ID
+		}
+		if !slices.Equal(got, ids) {
+			t.Errorf("partition %d lists %v, want %v", p, got, ids)
+		}
+	}
+	// A partition with none of them lists none.
+	for p := range holdfast.PartitionCount {
+		if _, ok := want[p]; ok {
+			continue
+		}
+		if page, err := s.PartitionInboxes(ctx, p, "", 10); err != nil || len(page) != 0 {
+			t.Errorf("empty partition %d lists %d inboxes, %v", p, len(page), err)
+		}
+		break
+	}
+	var inv *holdfast.InvalidError
+	if _, err := s.PartitionInboxes(ctx, holdfast.PartitionCount, "", 10); !errors.As(err, &inv) {
+		t.Errorf("PartitionInboxes(out of range) = %v, want an *InvalidError", err)
 	}
 }

@@ -18,6 +18,15 @@ CREATE TABLE partition_leases (
 
 CREATE INDEX partition_leases_node ON partition_leases (node);
 
+-- Each inbox's sync partition (holdfast.PartitionOf its ID), set on
+-- insert; the store fills in those of older rows after migrating
+-- (sqlstore.Store.BackfillPartitions). A node loads its partitions'
+-- inboxes through (part, id).
+ALTER TABLE inboxes ADD COLUMN part integer;
+CREATE INDEX inboxes_part ON inboxes (part, id);
+
 -- +goose Down
+DROP INDEX inboxes_part;
+ALTER TABLE inboxes DROP COLUMN part;
 DROP TABLE partition_leases;
 DROP TABLE cluster_nodes;
