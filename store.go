@@ -21,6 +21,7 @@ type Store interface {
 	APIKeyStore
 	OAuthStore
 	SigningKeyStore
+	LeaseStore
 
 	// Ping checks that the store can be reached.
 	Ping(ctx context.Context) error
@@ -39,6 +40,11 @@ type InboxStore interface {
 	Inbox(ctx context.Context, id string) (*Inbox, error)
 	// Inboxes returns one page of inboxes ordered by ID.
 	Inboxes(ctx context.Context, f InboxFilter) ([]*Inbox, error)
+	// PartitionInboxes returns one page of the inboxes in sync partition
+	// part (holdfast.PartitionOf their ID), ordered by ID after after, at
+	// most limit (zero or less means 100, at most 1000). A partition out of
+	// range is an InvalidError.
+	PartitionInboxes(ctx context.Context, part int, after string, limit int) ([]*Inbox, error)
 	// InboxByEmail returns the inbox of provider p whose email is email,
 	// compared ignoring the case of ASCII letters (as CreateInbox's
 	// conflict is), or ErrNotFound.
@@ -483,4 +489,37 @@ type OAuthState struct {
 	OwnerEmail string
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
+}
+
+// LeaseStore keeps the nodes of a cluster and the leases of the sync
+// partitions (PartitionCount of them) they share: which node syncs which
+// partition's inboxes. Every change is a conditional update, so two nodes
+// never hold one partition at the same moment by the store's clock (the
+// times the callers pass).
+type LeaseStore interface {
+	// Heartbeat records that node is alive at at (now if zero), adding it
+	// if it is new, forgets nodes whose heartbeat is older than at minus
+	// forget, and returns the nodes whose heartbeat is within ttl of at
+	// (the live ones, node included), ordered by ID.
+	Heartbeat(ctx context.Context, node string, at time.Time, ttl, forget time.Duration) ([]Node, error)
+	// PartitionLeases returns the lease of every partition ever leased,
+	// ordered by partition; a partition never leased has no row.
+	PartitionLeases(ctx context.Context) ([]PartitionLease, error)
+	// AcquirePartitions leases to node, until until, each of parts that
+	// nobody holds at now (never leased, released, or expired) or that
+	// node holds already, and returns those it got, in order. Epoch grows
+	// for a partition that changes hands. Partitions out of range are an
+	// InvalidError, with nothing leased.
+	AcquirePartitions(ctx context.Context, node string, parts []int, now, until time.Time) ([]int, error)
+	// RenewPartitions extends to until every lease node holds at now and
+	// returns those partitions, in order: a lease that expired is not
+	// renewed (another node may have it; acquire it again).
+	RenewPartitions(ctx context.Context, node string, now, until time.Time) ([]int, error)
+	// ReleasePartitions gives up node's leases of parts (others' leases
+	// are left alone), for a node handing partitions over.
+	ReleasePartitions(ctx context.Context, node string, parts []int) error
+	// LeaveCluster gives up every lease node holds and forgets the node,
+	// in one transaction, for a node that stops: the others see one node
+	// fewer and may take its partitions at once.
+	LeaveCluster(ctx context.Context, node string) error
 }

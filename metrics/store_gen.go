@@ -14,6 +14,7 @@ var storeOps = []storeOp{
 	{"inbox", "create_inbox"},
 	{"inbox", "inbox"},
 	{"inbox", "inboxes"},
+	{"inbox", "partition_inboxes"},
 	{"inbox", "inbox_by_email"},
 	{"inbox", "inboxes_by_owner"},
 	{"inbox", "delete_inbox"},
@@ -66,6 +67,12 @@ var storeOps = []storeOp{
 	{"signing_key", "signing_keys"},
 	{"signing_key", "add_signing_keys"},
 	{"signing_key", "swap_signing_key"},
+	{"lease", "heartbeat"},
+	{"lease", "partition_leases"},
+	{"lease", "acquire_partitions"},
+	{"lease", "renew_partitions"},
+	{"lease", "release_partitions"},
+	{"lease", "leave_cluster"},
 	{"store", "ping"},
 	{"store", "close"},
 }
@@ -85,6 +92,11 @@ func (s *store) Inbox(ctx context.Context, id string) (r0 *holdfast.Inbox, err e
 func (s *store) Inboxes(ctx context.Context, f holdfast.InboxFilter) (r0 []*holdfast.Inbox, err error) {
 	defer s.observe("inbox", "inboxes", time.Now(), &err)
 	return s.next.Inboxes(ctx, f)
+}
+
+func (s *store) PartitionInboxes(ctx context.Context, part int, after string, limit int) (r0 []*holdfast.Inbox, err error) {
+	defer s.observe("inbox", "partition_inboxes", time.Now(), &err)
+	return s.next.PartitionInboxes(ctx, part, after, limit)
 }
 
 func (s *store) InboxByEmail(ctx context.Context, p holdfast.Provider, email string) (r0 *holdfast.Inbox, err error) {
@@ -345,6 +357,36 @@ func (s *store) AddSigningKeys(ctx context.Context, keys ...*holdfast.SigningKey
 func (s *store) SwapSigningKey(ctx context.Context, gen int64, old []byte, sealed []byte) (err error) {
 	defer s.observe("signing_key", "swap_signing_key", time.Now(), &err)
 	return s.next.SwapSigningKey(ctx, gen, old, sealed)
+}
+
+func (s *store) Heartbeat(ctx context.Context, node string, at time.Time, ttl time.Duration, forget time.Duration) (r0 []holdfast.Node, err error) {
+	defer s.observe("lease", "heartbeat", time.Now(), &err)
+	return s.next.Heartbeat(ctx, node, at, ttl, forget)
+}
+
+func (s *store) PartitionLeases(ctx context.Context) (r0 []holdfast.PartitionLease, err error) {
+	defer s.observe("lease", "partition_leases", time.Now(), &err)
+	return s.next.PartitionLeases(ctx)
+}
+
+func (s *store) AcquirePartitions(ctx context.Context, node string, parts []int, now time.Time, until time.Time) (r0 []int, err error) {
+	defer s.observe("lease", "acquire_partitions", time.Now(), &err)
+	return s.next.AcquirePartitions(ctx, node, parts, now, until)
+}
+
+func (s *store) RenewPartitions(ctx context.Context, node string, now time.Time, until time.Time) (r0 []int, err error) {
+	defer s.observe("lease", "renew_partitions", time.Now(), &err)
+	return s.next.RenewPartitions(ctx, node, now, until)
+}
+
+func (s *store) ReleasePartitions(ctx context.Context, node string, parts []int) (err error) {
+	defer s.observe("lease", "release_partitions", time.Now(), &err)
+	return s.next.ReleasePartitions(ctx, node, parts)
+}
+
+func (s *store) LeaveCluster(ctx context.Context, node string) (err error) {
+	defer s.observe("lease", "leave_cluster", time.Now(), &err)
+	return s.next.LeaveCluster(ctx, node)
 }
 
 func (s *store) Ping(ctx context.Context) (err error) {

@@ -165,6 +165,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate postgres schema %s: %w", s.schema, err)
 	}
+	if _, err := s.BackfillPartitions(ctx); err != nil {
+		return fmt.Errorf("migrate postgres schema %s: %w", s.schema, err)
+	}
 	return nil
 }
 

@@ -113,6 +113,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate sqlite: %w", err)
 	}
+	if _, err := s.BackfillPartitions(ctx); err != nil {
+		return fmt.Errorf("migrate sqlite: %w", err)
+	}
 	return nil
 }
 

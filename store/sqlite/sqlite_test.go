@@ -286,3 +286,27 @@ func TestIDSequenceStartsAfterStoredIDs(t *testing.T) {
 		t.Errorf("ReserveIDs(1) after the upgrade = %d, %v; want 13", first, err)
 	}
 }
+
+// TestMigrateBackfillsPartitions checks that Migrate gives inboxes stored
+// without a partition (before migration 00013) theirs.
+func TestMigrateBackfillsPartitions(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), "holdfast.db"))
+	in := &holdfast.Inbox{ID: "inb_backfill", Email: "b@example.test", Provider: holdfast.ProviderIMAP, State: holdfast.StateConnected}
+	if err := s.CreateInbox(ctx, in, holdfast.Event{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(ctx, "UPDATE inboxes SET part = NULL"); err != nil {
+		t.Fatal(err)
+	}
+	if page, _ := s.PartitionInboxes(ctx, holdfast.PartitionOf(in.ID), "", 10); len(page) != 0 {
+		t.Fatalf("an inbox without a partition is listed in one")
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate = %v", err)
+	}
+	if page, err := s.PartitionInboxes(ctx, holdfast.PartitionOf(in.ID), "", 10); err != nil || len(page) != 1 || page[0].ID != in.ID {
+		t.Errorf("after Migrate, its partition lists %v, %v; want the inbox", page, err)
+	}
+}

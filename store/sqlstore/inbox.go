@@ -41,7 +41,7 @@ func (s *Store) CreateInbox(ctx context.Context, in *holdfast.Inbox, ev holdfast
 		if _, err := tx.Exec(ctx, queryInsertInbox,
 			in.ID, in.Email, string(in.Provider), in.Tenant, in.Username, imap, smtp, in.Credentials,
 			string(in.State), in.Reason, in.Message, s.time(in.Since), s.time(in.CreatedAt), s.time(in.UpdatedAt),
-			in.SyncCursor, s.nullTime(in.LastSyncAt), nullString(in.OwnerEmail),
+			in.SyncCursor, s.nullTime(in.LastSyncAt), nullString(in.OwnerEmail), holdfast.PartitionOf(in.ID),
 		); err != nil {
 			return s.conflict(err)
 		}
@@ -73,6 +73,46 @@ func (s *Store) Inboxes(ctx context.Context, f holdfast.InboxFilter) ([]*holdfas
 	}
 	out, err := all(ctx, s.db, scanInbox, q, args...)
 	return out, wrapf(err, "list inboxes")
+}
+
+// PartitionInboxes returns one page of the inboxes of partition part,
+// ordered by ID.
+func (s *Store) PartitionInboxes(ctx context.Context, part int, after string, n int) ([]*holdfast.Inbox, error) {
+	if part < 0 || part >= holdfast.PartitionCount {
+		return nil, fmt.Errorf("list inboxes of a partition: %w",
+			holdfast.Invalidf("partition", "partition %d is out of range [0, %d)", part, holdfast.PartitionCount))
+	}
+	out, err := all(ctx, s.db, scanInbox, queryPartitionInboxes, part, after, limit(n))
+	return out, wrapf(err, "list inboxes of partition %d", part)
+}
+
+// BackfillPartitions sets the partition of every inbox stored before
+// inboxes had one (migration 00013), a thousand per transaction, and
+// returns how many it set. The engines' Migrate run it.
+func (s *Store) BackfillPartitions(ctx context.Context) (int, error) {
+	const batch = 1000
+	total := 0
+	for {
+		ids, err := all(ctx, s.db, scanString, queryUnpartitionedInboxes, batch)
+		if err != nil {
+			return total, fmt.Errorf("backfill inbox partitions: %w", err)
+		}
+		err = s.db.Tx(ctx, func(tx Executor) error {
+			for _, id := range ids {
+				if _, err := tx.Exec(ctx, querySetInboxPartition, id, holdfast.PartitionOf(id)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("backfill inbox partitions: %w", err)
+		}
+		total += len(ids)
+		if len(ids) < batch {
+			return total, nil
+		}
+	}
 }
 
 // InboxByEmail returns the inbox of provider p whose email is email,

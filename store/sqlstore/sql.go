@@ -43,8 +43,14 @@ const inboxColumns = `id, email, provider, tenant, username, imap, smtp, credent
 	state, reason, message, since, created_at, updated_at, sync_cursor, last_sync_at, owner_email`
 
 const (
-	queryInsertInbox = `INSERT INTO inboxes (` + inboxColumns + `)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+	queryInsertInbox = `INSERT INTO inboxes (` + inboxColumns + `, part)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
+
+	// queryPartitionInboxes reads the index inboxes_part (migration 00013).
+	queryPartitionInboxes = `SELECT ` + inboxColumns + ` FROM inboxes
+	WHERE part = $1 AND id > $2 ORDER BY id LIMIT $3`
+	queryUnpartitionedInboxes = `SELECT id FROM inboxes WHERE part IS NULL LIMIT $1`
+	querySetInboxPartition    = `UPDATE inboxes SET part = $2 WHERE id = $1`
 
 	queryInbox = `SELECT ` + inboxColumns + ` FROM inboxes WHERE id = $1`
 
@@ -393,4 +399,29 @@ const (
 	// that changed.
 	querySwapSigningKey   = `UPDATE signing_keys SET sealed = $2 WHERE generation = $1 AND sealed = $3`
 	querySigningKeyExists = `SELECT 1 FROM signing_keys WHERE generation = $1`
+)
+
+const (
+	// queryHeartbeat adds node $1 or moves its heartbeat to $2.
+	queryHeartbeat = `INSERT INTO cluster_nodes (id, started_at, heartbeat_at) VALUES ($1, $2, $2)
+	ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`
+	queryForgetNodes = `DELETE FROM cluster_nodes WHERE heartbeat_at < $1`
+	queryLiveNodes   = `SELECT id, started_at, heartbeat_at FROM cluster_nodes WHERE heartbeat_at >= $1 ORDER BY id`
+
+	queryPartitionLeases = `SELECT part, node, leased_until, epoch FROM partition_leases ORDER BY part`
+
+	// queryAcquirePartition leases partition $1 to node $2 until $3 if
+	// nobody holds it at $4 or $2 does; it returns the partition if so.
+	queryAcquirePartition = `INSERT INTO partition_leases (part, node, leased_until, epoch) VALUES ($1, $2, $3, 1)
+	ON CONFLICT (part) DO UPDATE SET node = excluded.node, leased_until = excluded.leased_until,
+		epoch = CASE WHEN partition_leases.node = excluded.node THEN partition_leases.epoch ELSE partition_leases.epoch + 1 END
+	WHERE partition_leases.node = excluded.node OR partition_leases.node = '' OR partition_leases.leased_until <= $4
+	RETURNING part`
+
+	// queryRenewPartitions extends node $1's leases unexpired at $2 to $3.
+	queryRenewPartitions = `UPDATE partition_leases SET leased_until = $3 WHERE node = $1 AND leased_until > $2 RETURNING part`
+
+	queryReleasePartition = `UPDATE partition_leases SET node = '' WHERE node = $1 AND part = $2`
+	queryReleaseAll       = `UPDATE partition_leases SET node = '' WHERE node = $1`
+	queryForgetNode       = `DELETE FROM cluster_nodes WHERE id = $1`
 )
