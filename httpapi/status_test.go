@@ -183,7 +183,7 @@ func TestStatusPage(t *testing.T) {
 		}},
 		{"paused", "", func(t *testing.T, b *statusBundle) {
 			b.inbox(t, "inb_ms", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StatePaused)
-			if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{ID: 1, Kind: "provider_outage", Provider: holdfast.ProviderMicrosoft, OpenedAt: t0.Add(-time.Hour)}); err != nil {
+			if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{ID: 1, Kind: "provider_outage", Provider: holdfast.ProviderMicrosoft, OpenedAt: t0.Add(-time.Hour)}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -200,7 +200,7 @@ func TestStatusPage(t *testing.T) {
 			// is an outage: the page must not say that nothing is needed.
 			b.inbox(t, "inb_ms", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
 			for i, kind := range []holdfast.IncidentKind{"notice_storm", "tenant_event"} {
-				if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{ID: int64(i + 1), Kind: kind, Provider: holdfast.ProviderMicrosoft, OpenedAt: t0.Add(-time.Hour)}); err != nil {
+				if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{ID: int64(i + 1), Kind: kind, Provider: holdfast.ProviderMicrosoft, OpenedAt: t0.Add(-time.Hour)}, nil); err != nil {
 					t.Fatal(err)
 				}
 			}

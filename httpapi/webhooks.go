@@ -300,8 +300,11 @@ func (s *server) handleReplayDelivery() http.Handler {
 			s.respondErr(w, r, &conflictError{msg: "the delivery is pending: it is being retried"})
 			return
 		}
-		// The compare-and-set makes one of two concurrent replays win.
-		pending, err := s.cfg.Store.ChangeWebhookDelivery(r.Context(), id, did, d.State, holdfast.DeliveryPending)
+		// The compare-and-set makes one of two concurrent replays win; the
+		// delivery turns pending in the transaction that appends its
+		// replay to the outbox.
+		now := s.cfg.Clock.Now().UTC()
+		pending, err := s.cfg.Store.ReplayWebhookDelivery(r.Context(), id, did, d.State, now)
 		if errors.Is(err, holdfast.ErrConflict) {
 			s.respondErr(w, r, &conflictError{msg: "the delivery changed meanwhile; try again"})
 			return
@@ -310,16 +313,12 @@ func (s *server) handleReplayDelivery() http.Handler {
 			s.respondErr(w, r, err)
 			return
 		}
-		now := s.cfg.Clock.Now().UTC()
+		// Until the outbox has its relay, the replay is enqueued here too.
 		err = wc.Queue.EnqueueDeliveries(r.Context(), []webhook.Delivery{{
 			WebhookID: id, EventID: d.EventID, EventType: d.EventType, Payload: d.Payload,
 			Since: now, Replay: len(d.Attempts),
 		}})
 		if err != nil {
-			// Put it back, so that it can be replayed again.
-			if _, rerr := s.cfg.Store.ChangeWebhookDelivery(r.Context(), id, did, holdfast.DeliveryPending, d.State); rerr != nil {
-				s.log.ErrorContext(r.Context(), "restore delivery state after a failed replay", "delivery_id", did, "err", rerr)
-			}
 			s.respondErr(w, r, err)
 			return
 		}

@@ -352,7 +352,7 @@ func (w *writer) persist(ctx context.Context, d decision) error {
 		}
 		return err
 	case d.incident != nil:
-		if err := st.SaveIncident(ctx, d.incident); err != nil {
+		if err := st.SaveIncident(ctx, d.incident, nil); err != nil {
 			return err
 		}
 		w.incidentChanged(ctx, d.incident)

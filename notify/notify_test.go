@@ -230,7 +230,7 @@ func (b *testBundle) incident(t *testing.T, kind holdfast.IncidentKind, tenant s
 	t.Helper()
 	if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{
 		ID: 1, Kind: kind, Provider: holdfast.ProviderMicrosoft, Tenant: tenant, OpenedAt: b.clock.Now(),
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -260,7 +260,7 @@ func TestNoticeStormHolds(t *testing.T) {
 	}
 	if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{
 		ID: 1, Kind: "notice_storm", Provider: holdfast.ProviderMicrosoft, OpenedAt: t0, ResolvedAt: b.clock.Now(),
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if wait, err := b.n.Deliver(t.Context(), n.ID); err != nil || wait != 0 {

@@ -470,7 +470,7 @@ func (s *Syncer) syncInbox(ctx context.Context, id string) (next time.Time, drop
 			log.WarnContext(ctx, "sync: report success to the health engine", "err", oerr)
 		}
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-		added, err := s.cfg.Store.SaveSync(sctx, id, res.Messages, res.Cursor, s.clock.Now())
+		added, err := s.cfg.Store.SaveSync(sctx, id, res.Messages, res.Cursor, s.clock.Now(), nil)
 		cancel()
 		if errors.Is(err, holdfast.ErrNotFound) {
 			return time.Time{}, true
