@@ -55,11 +55,6 @@ var noDNS = &net.Resolver{PreferGo: true, Dial: func(context.Context, string, st
 	return nil, errors.New("no DNS in tests")
 }}
 
-// nopQueue drops webhook deliveries.
-type nopQueue struct{}
-
-func (nopQueue) EnqueueDeliveries(context.Context, []webhook.Delivery) error { return nil }
-
 type statusBundle struct {
 	store       *sqlite.Store
 	links       *notify.Links
@@ -115,7 +110,7 @@ func setupServer(t testing.TB, reconnectURL string, verify func(context.Context,
 			Verify: verify,
 		},
 		Webhooks: &httpapi.WebhookConfig{
-			Guard: &webhook.Guard{Resolver: noDNS}, Queue: nopQueue{},
+			Guard:      &webhook.Guard{Resolver: noDNS},
 			SealSecret: func(id, secret string) ([]byte, error) { return []byte("sealed:" + id), nil },
 		},
 		MailHosts: &netguard.Guard{Resolver: noDNS},

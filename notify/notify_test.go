@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -359,22 +360,27 @@ func TestOneMessagePerOwnerAddress(t *testing.T) {
 	}
 }
 
-// TestOnSentTellsOfEachMessage: OnSent hears of each message that went
-// out, with its recipient, status link and every inbox with its notice; a
-// cancelled notice is not heard of.
-// TestOnSentTellsOfEachMessage covers OnSent with a mailer (the message is
-// mailed and OnSent told, channel email) and without one (OnSent alone,
-// channel webhook, after the same checks).
-func TestOnSentTellsOfEachMessage(t *testing.T) {
+// TestAnnounceTellsOfEachMessage: Announce hears of each message that
+// goes out, with its recipient, status link and every inbox with its
+// notice, its events are in the outbox with the notices sent, and OnSent
+// hears of the message after; a cancelled notice is not heard of. It
+// covers a mailer (the message is mailed, channel email) and none
+// (Announce alone, channel webhook, after the same checks).
+func TestAnnounceTellsOfEachMessage(t *testing.T) {
 	t.Parallel()
 	for _, channel := range []string{notify.ChannelEmail, notify.ChannelWebhook} {
 		t.Run(channel, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			var got []notify.Sent
+			var got, told []notify.Sent
 			cfg := notify.Config{
 				Store: b.store, Mailer: b.mailer, Links: b.links, From: "holdfast <no-reply@holdfast.test>",
-				Clock: b.clock, Logger: testLogger(t), OnSent: func(_ context.Context, s notify.Sent) { got = append(got, s) },
+				Clock: b.clock, Logger: testLogger(t),
+				Announce: func(s notify.Sent) ([]holdfast.OutboxEvent, error) {
+					got = append(got, s)
+					return []holdfast.OutboxEvent{{ID: fmt.Sprintf("evt_%d", len(got)), Type: "notice.sent", Payload: []byte("{}")}}, nil
+				},
+				OnSent: func(_ context.Context, s notify.Sent) { told = append(told, s) },
 			}
 			if channel == notify.ChannelWebhook {
 				cfg.Mailer, cfg.From = nil, ""
@@ -395,11 +401,17 @@ func TestOnSentTellsOfEachMessage(t *testing.T) {
 				}
 			}
 			if len(got) != 1 {
-				t.Fatalf("OnSent called %d times; want once (one message, the other notice cancelled): %+v", len(got), got)
+				t.Fatalf("Announce called %d times; want once (one message, the other notice cancelled): %+v", len(got), got)
+			}
+			if diff := cmp.Diff(got, told); diff != "" {
+				t.Errorf("OnSent heard otherwise than Announce (-announced +told):\n%s", diff)
+			}
+			if evs, err := b.store.OutboxEvents(t.Context(), 10); err != nil || len(evs) != 1 || evs[0].ID != "evt_1" {
+				t.Errorf("outbox = %v, %v; want the one event announced", evs, err)
 			}
 			s := got[0]
 			if s.Recipient != "owner@example.test" || s.Template != "reconnect" || s.Channel != channel || !strings.HasPrefix(s.StatusURL, "https://holdfast.example.test/status/") || !s.Expires.After(b.clock.Now()) || !s.SentAt.Equal(b.clock.Now()) {
-				t.Errorf("OnSent(%+v)", s)
+				t.Errorf("Announce(%+v)", s)
 			}
 			var ids []int64
 			var admin []bool
