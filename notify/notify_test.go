@@ -624,3 +624,75 @@ func TestTemplateOverride(t *testing.T) {
 		t.Errorf("LoadTemplates with a broken file = %v; want an error naming admin.html.tmpl", err)
 	}
 }
+
+// TestNoticeSentEventCommitsWithTheNotice: the notice.sent event is
+// written with a notice recorded sent (without a mailer it is the notice's
+// only channel). When the first notice of the message can no longer
+// be recorded sent (the sweep flagged it stranded meanwhile), the event
+// goes with the next one; when none can, no event claims a notice sent
+// that the store does not hold sent.
+func TestNoticeSentEventCommitsWithTheNotice(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		stranded  int // how many of the two notices the sweep flags first
+		wantEvent bool
+	}{
+		{"both recorded", 0, true},
+		{"first stranded", 1, true},
+		{"both stranded", 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			tmpl, err := notify.LoadTemplates("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := b.inbox(t, "inb_a", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+			c := b.inbox(t, "inb_c", "owner@example.test", holdfast.ProviderGoogle, holdfast.StateNeedsReconnect)
+			var items []*notify.Item
+			for k, in := range []*holdfast.Inbox{a, c} {
+				n := b.notice(t, in.ID, 1, false)
+				rec, err := b.store.ChangeNotice(t.Context(), n.ID, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeSending})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if k < tc.stranded {
+					if _, err := b.store.ChangeNotice(t.Context(), n.ID, holdfast.NoticeChange{
+						From: holdfast.NoticeSending, To: holdfast.NoticeCancelled, Reason: holdfast.NoticeReasonStranded,
+					}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				items = append(items, &notify.Item{Notice: rec, Inbox: in})
+			}
+			send := &notify.Send{
+				Base: notify.Base{Logger: testLogger(t), Clock: b.clock}, Store: b.store, Mailer: b.mailer,
+				Templates: tmpl, Links: b.links, From: "holdfast <no-reply@holdfast.test>",
+				Announce: func(notify.Sent) ([]holdfast.OutboxEvent, error) {
+					return []holdfast.OutboxEvent{{ID: "evt_notice", Type: "notice.sent", Payload: []byte("{}")}}, nil
+				},
+			}
+			if _, err := send.Exec(t.Context(), items); err != nil {
+				t.Fatalf("Exec = %v", err)
+			}
+			evs, err := b.store.OutboxEvents(t.Context(), 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(evs) == 1 && evs[0].ID == "evt_notice"; got != tc.wantEvent || len(evs) > 1 {
+				t.Errorf("outbox = %v; want the event: %v", evs, tc.wantEvent)
+			}
+			for k, it := range items {
+				want := holdfast.NoticeSent
+				if k < tc.stranded {
+					want = holdfast.NoticeCancelled
+				}
+				if st, _ := b.status(t, it.Notice.ID); st != want {
+					t.Errorf("notice %d is %s; want %s", it.Notice.ID, st, want)
+				}
+			}
+		})
+	}
+}
