@@ -190,10 +190,17 @@ func (r *Relay) Stop(ctx context.Context) error {
 func (r *Relay) loop(run context.Context) {
 	poll := time.NewTicker(r.cfg.PollInterval)
 	defer poll.Stop()
-	var pruned time.Time
+	var pruned, warned time.Time
 	for {
-		if err := r.Flush(run); err != nil && run.Err() == nil {
-			r.log.WarnContext(run, "relay webhook events; retrying", "err", err)
+		// While the store or the queue refuses, the events wait in the
+		// outbox; say so once a minute, not on every poll.
+		err := r.Flush(run)
+		switch now := time.Now(); {
+		case err == nil || run.Err() != nil:
+			warned = time.Time{}
+		case now.Sub(warned) >= time.Minute:
+			r.log.WarnContext(run, "relay webhook events; they wait in the outbox, retrying", "err", err)
+			warned = now
 		}
 		if now := r.cfg.Clock.Now(); now.Sub(pruned) >= pruneEvery {
 			r.prune(run, now)
