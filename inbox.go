@@ -221,6 +221,9 @@ type StateChange struct {
 	Message string
 	Cause   Cause
 	At      time.Time
+	// Announce, if set, returns the outbox events of the change, given the
+	// inbox as stored after it; they commit with the change.
+	Announce Announce[*Inbox]
 }
 
 // DefaultMessage returns the sentence shown to an inbox's owner for state s

@@ -60,6 +60,9 @@ type SendChange struct {
 	// Attempt adds one to Attempts.
 	Attempt bool
 	At      time.Time
+	// Announce, if set, returns the outbox events of the change, given the
+	// send as stored after it; they commit with the change.
+	Announce Announce[*Send]
 }
 
 // Valid reports whether s is a known send state.

@@ -58,8 +58,9 @@ type InboxStore interface {
 	// deletion event (the event log is kept). It returns ErrNotFound if the
 	// inbox does not exist.
 	DeleteInbox(ctx context.Context, id string, ev Event) error
-	// ChangeState moves an inbox to a new state and appends the event, in
-	// one transaction. It returns ErrNotFound for an unknown inbox and
+	// ChangeState moves an inbox to a new state and appends the event (and
+	// the outbox events of c.Announce, given the inbox as stored), in one
+	// transaction. It returns ErrNotFound for an unknown inbox and
 	// ErrConflict when c.From is set and the inbox is no longer in it.
 	ChangeState(ctx context.Context, id string, c StateChange) (*Inbox, error)
 	// SetOwnerEmail sets an inbox's OwnerEmail (empty clears it, making
@@ -93,8 +94,10 @@ type MailStore interface {
 	// every msgs[i].ID, new or stored, sets msgs[i].Added for the new ones
 	// (clearing it for the others), and returns how many were new. A
 	// zero at means now. ErrNotFound, with nothing stored, for an unknown
-	// inbox.
-	SaveSync(ctx context.Context, inboxID string, msgs []Message, cursor string, at time.Time) (added int, err error)
+	// inbox. announce, if not nil, is called with msgs as stored (IDs and
+	// Added set) within the transaction, and the events it returns are
+	// appended to the outbox there.
+	SaveSync(ctx context.Context, inboxID string, msgs []Message, cursor string, at time.Time, announce Announce[[]Message]) (added int, err error)
 	// Messages returns one page of an inbox's messages, newest first (by
 	// ReceivedAt, then ID).
 	Messages(ctx context.Context, inboxID string, f MessageFilter) ([]*Message, error)
@@ -116,7 +119,8 @@ type SendStore interface {
 	SendByID(ctx context.Context, id string) (*Send, error)
 	// ChangeSend moves a send to a new state (see SendChange) and returns
 	// it. Reason is replaced by c.Reason; SentAt is set to c.At when c.To
-	// is SendSent; a zero c.At means now. ErrNotFound for an unknown send,
+	// is SendSent; a zero c.At means now. The outbox events of c.Announce,
+	// given the send as stored, are appended in the same transaction. ErrNotFound for an unknown send,
 	// ErrConflict when c.From no longer holds.
 	ChangeSend(ctx context.Context, id string, c SendChange) (*Send, error)
 	// DueSends returns sends in the given states whose SendAt is at or
@@ -130,7 +134,11 @@ type SendStore interface {
 type HealthStore interface {
 	// SaveIncident inserts or replaces the incident with in.ID (the
 	// caller's). A zero ResolvedAt is kept as open. in is not modified.
-	SaveIncident(ctx context.Context, in *Incident) error
+	// announce, if not nil, is called within the transaction with the
+	// incident as stored before (nil for a new one), so that the caller
+	// can tell an opening or a resolution from a re-save, and the events it
+	// returns are appended to the outbox there.
+	SaveIncident(ctx context.Context, in *Incident, announce Announce[*Incident]) error
 	// Incidents returns at most limit incidents (zero or less means 100, at
 	// most 1000), newest first by ID, only the open ones if openOnly.
 	Incidents(ctx context.Context, openOnly bool, limit int) ([]*Incident, error)
@@ -187,9 +195,10 @@ type NoticeStore interface {
 	NoticeRecords(ctx context.Context, f NoticeFilter) ([]*NoticeRecord, error)
 	// ChangeNotice moves a notice from c.From to c.To (a compare-and-set),
 	// replaces its StatusReason with c.Reason, sets UpdatedAt to c.At (a
-	// zero c.At means now) and, when c.To is NoticeSent, SentAt too; it
-	// returns the notice as stored. ErrNotFound for an unknown notice,
-	// ErrConflict when it is no longer in c.From.
+	// zero c.At means now) and, when c.To is NoticeSent, SentAt too, and
+	// appends c.Events to the outbox, in one transaction; it returns the
+	// notice as stored. ErrNotFound for an unknown notice, ErrConflict when
+	// it is no longer in c.From, both with nothing changed or appended.
 	ChangeNotice(ctx context.Context, id int64, c NoticeChange) (*NoticeRecord, error)
 }
 
@@ -233,11 +242,28 @@ type WebhookStore interface {
 	// WebhookDeliveries returns one page of a webhook's deliveries, newest
 	// first by ID. An unknown webhook has none.
 	WebhookDeliveries(ctx context.Context, webhookID string, f DeliveryFilter) ([]*WebhookDelivery, error)
-	// ChangeWebhookDelivery moves a delivery of a webhook from state from
-	// to state to (a compare-and-set, for replays) and returns it.
-	// ErrNotFound for an unknown delivery, ErrConflict when it is no longer
-	// in from.
-	ChangeWebhookDelivery(ctx context.Context, webhookID, id string, from, to DeliveryState) (*WebhookDelivery, error)
+	// ReplayWebhookDelivery makes a delivery of a webhook pending again (a
+	// compare-and-set on its state from) and, in the same transaction,
+	// appends to the outbox its event targeted at that webhook alone: the
+	// delivery's EventID, EventType and Payload, created at at (a zero at
+	// means now), with Replay the number of attempts made so far. It
+	// returns the delivery as stored. ErrNotFound for an unknown delivery,
+	// ErrConflict, with nothing changed, when it is no longer in from.
+	ReplayWebhookDelivery(ctx context.Context, webhookID, id string, from DeliveryState, at time.Time) (*WebhookDelivery, error)
+	// OutboxEvents returns the events of the outbox not relayed yet, in the
+	// order they were appended (by Seq), at most limit (zero or less means
+	// 100, at most 1000). An event appended by a transaction that commits
+	// after a later one's may come after it.
+	OutboxEvents(ctx context.Context, limit int) ([]*OutboxEvent, error)
+	// MarkRelayed sets the RelayedAt of the outbox events with the given
+	// Seqs to at (a zero at means now), in one transaction; an event
+	// relayed already keeps its RelayedAt, and an unknown Seq is ignored.
+	MarkRelayed(ctx context.Context, seqs []int64, at time.Time) error
+	// PruneOutbox deletes the outbox events relayed before before and
+	// returns how many it deleted; unrelayed events stay. It deletes in
+	// bounded batches, each committed on its own, like
+	// PruneFleetSnapshots.
+	PruneOutbox(ctx context.Context, before time.Time) (int64, error)
 }
 
 // APIKeyStore keeps the API keys, by the hash of their secret.
@@ -465,6 +491,9 @@ type NoticeChange struct {
 	To     NoticeStatus
 	Reason NoticeStatusReason
 	At     time.Time
+	// Events are appended to the outbox with the change, and only if it
+	// applies (notice.sent with the notice's sent).
+	Events []OutboxEvent
 }
 
 // OAuthState is one pending OAuth consent flow, kept from the authorization

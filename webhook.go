@@ -74,3 +74,37 @@ type DeliveryFilter struct {
 	// Limit caps the page size; zero or less means 100, at most 1000.
 	Limit int
 }
+
+// OutboxEvent is one webhook event in the store's outbox: written in the
+// same transaction as the change it announces, so that it exists if and
+// only if the change was stored, and relayed from there to the webhooks
+// subscribed to it (package webhook's Relay). A crash between the change
+// and the relay loses nothing: the next relay finds the event unrelayed.
+type OutboxEvent struct {
+	// Seq orders the outbox; the store sets it when it appends the event.
+	Seq int64
+	// ID is the event's ID ("evt_" and 26 base32 characters), which every
+	// delivery, retry and replay of it carries.
+	ID   string
+	Type string
+	// Payload is the exact body POSTed to the webhooks.
+	Payload []byte
+	// CreatedAt is when the event happened (for a replay, when it was
+	// asked for): delivery retries stop a retry window after it.
+	CreatedAt time.Time
+	// WebhookID, when set, targets the event at that webhook alone,
+	// subscribed or not: a replay. Empty: every subscribed webhook.
+	WebhookID string
+	// Replay numbers a replay (0 for the event's first round), so that a
+	// replay is a new delivery job. (ID, WebhookID, Replay) is unique.
+	Replay int
+	// RelayedAt is when its deliveries were enqueued; zero until then.
+	RelayedAt time.Time
+}
+
+// Announce returns the outbox events that announce a change, given the
+// change as stored. A store calls it inside the change's transaction and
+// appends what it returns there: the events commit if and only if the
+// change does. An error rolls the change back. A nil Announce announces
+// nothing.
+type Announce[T any] func(stored T) ([]OutboxEvent, error)

@@ -84,7 +84,7 @@ func (f *fakeHealth) Declare(ctx context.Context, d monitor.Declaration) (*holdf
 	}
 	in := &holdfast.Incident{ID: max + 1, Kind: "declared", Provider: d.Provider, Tenant: d.Tenant, OpenedAt: start, ResolvedAt: d.End,
 		Evidence: "declared by operator: " + d.Note, Timeline: []holdfast.IncidentEntry{{At: start, What: "opened: declared by operator"}}}
-	if err := f.st.SaveIncident(ctx, in); err != nil {
+	if err := f.st.SaveIncident(ctx, in, nil); err != nil {
 		return nil, err
 	}
 	f.declared = append(f.declared, d)
@@ -110,7 +110,7 @@ func (f *fakeHealth) Resolve(ctx context.Context, id int64) (*holdfast.Incident,
 	}
 	in.ResolvedAt = f.clock.Now()
 	in.Timeline = append(in.Timeline, holdfast.IncidentEntry{At: in.ResolvedAt, What: "resolved by operator"})
-	if err := f.st.SaveIncident(ctx, in); err != nil {
+	if err := f.st.SaveIncident(ctx, in, nil); err != nil {
 		return nil, err
 	}
 	f.resolved = append(f.resolved, id)
@@ -205,12 +205,12 @@ func setupOver(t testing.TB, snapshots bool, wrap func(holdfast.Store) holdfast.
 			{At: now.Add(-19 * time.Hour), What: "resolved"},
 			{At: now.Add(-19*time.Hour + time.Minute), What: "recovery done: 1 recovery grants"},
 		},
-	}))
+	}, nil))
 	must(t, st.SaveIncident(ctx, &holdfast.Incident{
 		ID: 2, Kind: "provider_outage", Provider: holdfast.ProviderMicrosoft,
 		OpenedAt: opened, Evidence: "2 of 2 inboxes failing with provider_unavailable across 1 tenant", Affected: 2,
 		Timeline: []holdfast.IncidentEntry{{At: opened, What: "opened: 2 of 2 inboxes failing with provider_unavailable across 1 tenant"}},
-	}))
+	}, nil))
 	must(t, st.SaveHeldAction(ctx, &holdfast.HeldAction{ID: 1, InboxID: inboxA, Provider: holdfast.ProviderMicrosoft, Tenant: "contoso.com",
 		To: holdfast.StateNeedsReconnect, Reason: "token_revoked", Why: "incident", HeldAt: opened.Add(5 * time.Minute)}))
 	must(t, st.SaveHeldAction(ctx, &holdfast.HeldAction{ID: 2, InboxID: inboxC, Provider: holdfast.ProviderIMAP, Tenant: "imap.example.org",
@@ -724,7 +724,7 @@ func TestIncidentChart(t *testing.T) {
 	for id, in := range map[int64][2]time.Time{3: {longOpened, longResolved}, 4: {shortOpened, shortResolved}} {
 		must(t, b.st.SaveIncident(ctx, &holdfast.Incident{ID: id, Kind: "provider_outage", Provider: holdfast.ProviderGoogle,
 			OpenedAt: in[0], ResolvedAt: in[1], Evidence: "2 of 2 inboxes failing", Affected: 1, Recovered: 1,
-			Timeline: []holdfast.IncidentEntry{{At: in[0], What: "opened: 2 of 2 inboxes failing"}, {At: in[1], What: "resolved"}}}))
+			Timeline: []holdfast.IncidentEntry{{At: in[0], What: "opened: 2 of 2 inboxes failing"}, {At: in[1], What: "resolved"}}}, nil))
 	}
 	// A snapshot a minute for 13 hours: dave@gmail.com connected, and
 	// erin@gmail.com as it was.

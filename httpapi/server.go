@@ -88,8 +88,8 @@ func NewServer(cfg Config) (http.Handler, error) {
 	if cfg.Store == nil || cfg.Health == nil || cfg.Logger == nil || cfg.SealCredentials == nil {
 		return nil, errors.New("httpapi: Store, Health, Logger and SealCredentials are required")
 	}
-	if wc := cfg.Webhooks; wc != nil && (wc.Guard == nil || wc.SealSecret == nil || wc.Queue == nil) {
-		return nil, errors.New("httpapi: Webhooks needs Guard, SealSecret and Queue")
+	if wc := cfg.Webhooks; wc != nil && (wc.Guard == nil || wc.SealSecret == nil) {
+		return nil, errors.New("httpapi: Webhooks needs Guard and SealSecret")
 	}
 	if cc := cfg.Connect; cc != nil && cc.Health == nil {
 		return nil, errors.New("httpapi: Connect needs Health")

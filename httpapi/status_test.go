@@ -55,11 +55,6 @@ var noDNS = &net.Resolver{PreferGo: true, Dial: func(context.Context, string, st
 	return nil, errors.New("no DNS in tests")
 }}
 
-// nopQueue drops webhook deliveries.
-type nopQueue struct{}
-
-func (nopQueue) EnqueueDeliveries(context.Context, []webhook.Delivery) error { return nil }
-
 type statusBundle struct {
 	store       *sqlite.Store
 	links       *notify.Links
@@ -122,7 +117,7 @@ func setupServerConnect(t testing.TB, reconnectURL string, verify func(context.C
 			Verify: verify,
 		},
 		Webhooks: &httpapi.WebhookConfig{
-			Guard: &webhook.Guard{Resolver: noDNS}, Queue: nopQueue{},
+			Guard:      &webhook.Guard{Resolver: noDNS},
 			SealSecret: func(id, secret string) ([]byte, error) { return []byte("sealed:" + id), nil },
 		},
 		MailHosts: &netguard.Guard{Resolver: noDNS},
@@ -191,7 +186,7 @@ func TestStatusPage(t *testing.T) {
 		}},
 		{"paused", "", func(t *testing.T, b *statusBundle) {
 			b.inbox(t, "inb_ms", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StatePaused)
-			if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{ID: 1, Kind: "provider_outage", Provider: holdfast.ProviderMicrosoft, OpenedAt: t0.Add(-time.Hour)}); err != nil {
+			if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{ID: 1, Kind: "provider_outage", Provider: holdfast.ProviderMicrosoft, OpenedAt: t0.Add(-time.Hour)}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -208,7 +203,7 @@ func TestStatusPage(t *testing.T) {
 			// is an outage: the page must not say that nothing is needed.
 			b.inbox(t, "inb_ms", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
 			for i, kind := range []holdfast.IncidentKind{"notice_storm", "tenant_event"} {
-				if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{ID: int64(i + 1), Kind: kind, Provider: holdfast.ProviderMicrosoft, OpenedAt: t0.Add(-time.Hour)}); err != nil {
+				if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{ID: int64(i + 1), Kind: kind, Provider: holdfast.ProviderMicrosoft, OpenedAt: t0.Add(-time.Hour)}, nil); err != nil {
 					t.Fatal(err)
 				}
 			}

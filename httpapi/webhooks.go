@@ -17,10 +17,11 @@ type WebhookConfig struct {
 	// SealSecret encrypts a webhook's signing secret for storage, bound to
 	// the webhook's ID.
 	SealSecret func(webhookID, secret string) ([]byte, error)
-	// Queue enqueues replays.
-	Queue webhook.Queue
+	// Wake, if set, is called after a replay is stored in the outbox, to
+	// relay it at once (webhook.Relay.Wake); the relay polls otherwise.
+	Wake func()
 	// Changed, if set, is called after a webhook is created or deleted
-	// (webhook.Publisher.Invalidate).
+	// (webhook.Relay.Invalidate).
 	Changed func()
 }
 
@@ -300,8 +301,10 @@ func (s *server) handleReplayDelivery() http.Handler {
 			s.respondErr(w, r, &conflictError{msg: "the delivery is pending: it is being retried"})
 			return
 		}
-		// The compare-and-set makes one of two concurrent replays win.
-		pending, err := s.cfg.Store.ChangeWebhookDelivery(r.Context(), id, did, d.State, holdfast.DeliveryPending)
+		// The compare-and-set makes one of two concurrent replays win; the
+		// delivery turns pending in the transaction that appends its
+		// replay to the outbox, from which the relay enqueues it.
+		pending, err := s.cfg.Store.ReplayWebhookDelivery(r.Context(), id, did, d.State, s.cfg.Clock.Now())
 		if errors.Is(err, holdfast.ErrConflict) {
 			s.respondErr(w, r, &conflictError{msg: "the delivery changed meanwhile; try again"})
 			return
@@ -310,18 +313,8 @@ func (s *server) handleReplayDelivery() http.Handler {
 			s.respondErr(w, r, err)
 			return
 		}
-		now := s.cfg.Clock.Now().UTC()
-		err = wc.Queue.EnqueueDeliveries(r.Context(), []webhook.Delivery{{
-			WebhookID: id, EventID: d.EventID, EventType: d.EventType, Payload: d.Payload,
-			Since: now, Replay: len(d.Attempts),
-		}})
-		if err != nil {
-			// Put it back, so that it can be replayed again.
-			if _, rerr := s.cfg.Store.ChangeWebhookDelivery(r.Context(), id, did, holdfast.DeliveryPending, d.State); rerr != nil {
-				s.log.ErrorContext(r.Context(), "restore delivery state after a failed replay", "delivery_id", did, "err", rerr)
-			}
-			s.respondErr(w, r, err)
-			return
+		if wc.Wake != nil {
+			wc.Wake()
 		}
 		s.log.InfoContext(r.Context(), "webhook delivery replayed", "webhook_id", id, "delivery_id", did, "event_id", d.EventID)
 		encode(w, http.StatusAccepted, toDeliveryJSON(pending))

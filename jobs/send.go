@@ -52,8 +52,13 @@ type SendConfig struct {
 	// attempt renews the lease every Lease/3 while it submits. Zero means
 	// DefaultSendLease.
 	Lease time.Duration
+	// Announce, if set, returns the outbox events of a send stored as
+	// sent or failed, given the send as stored; the store calls it within
+	// the change's transaction, so that the events commit with the outcome
+	// (webhook.SendEvents).
+	Announce holdfast.Announce[*holdfast.Send]
 	// OnOutcome, if set, is called with a send once it is stored as sent
-	// or failed. It must not block: webhook.Publisher queues.
+	// or failed. It must not block (webhook.Relay.Wake).
 	OnOutcome func(ctx context.Context, s *holdfast.Send)
 }
 
@@ -454,7 +459,7 @@ func (w *SendWorker) lookFirst(ctx context.Context, job *river.Job[SendArgs], co
 // sent records that the provider accepted snd; attempt counts an attempt
 // (one that found it in Sent).
 func (w *SendWorker) sent(ctx context.Context, snd *holdfast.Send, attempt bool) error {
-	out, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: holdfast.SendSending, To: holdfast.SendSent, Attempt: attempt, At: w.now()})
+	out, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: holdfast.SendSending, To: holdfast.SendSent, Attempt: attempt, At: w.now(), Announce: w.Announce})
 	if err != nil {
 		// The next attempt finds it in Sent.
 		return fmt.Errorf("mark send %s sent: %w", snd.ID, err)
@@ -467,7 +472,7 @@ func (w *SendWorker) sent(ctx context.Context, snd *holdfast.Send, attempt bool)
 
 // fail records that snd will not go out.
 func (w *SendWorker) fail(ctx context.Context, snd *holdfast.Send, reason holdfast.SendReason) error {
-	out, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: snd.State, To: holdfast.SendFailed, Reason: reason, At: w.now()})
+	out, err := w.Store.ChangeSend(ctx, snd.ID, holdfast.SendChange{From: snd.State, To: holdfast.SendFailed, Reason: reason, At: w.now(), Announce: w.Announce})
 	if errors.Is(err, holdfast.ErrConflict) {
 		return fmt.Errorf("send %s changed state meanwhile; trying again", snd.ID)
 	}

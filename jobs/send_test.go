@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -123,10 +124,28 @@ func setupSend(t *testing.T) *sendBundle {
 				return &holdfast.Session{Inbox: in, Password: "pw"}, nil
 			},
 			Timeout: time.Minute,
+			// The outcome's event, written with it.
+			Announce: func(s *holdfast.Send) ([]holdfast.OutboxEvent, error) {
+				return []holdfast.OutboxEvent{{ID: "evt_" + s.ID, Type: string(s.State)}}, nil
+			},
 		},
 		Clock: holdfast.SystemClock{}, Logger: testLogger(t),
 	}
 	return b
+}
+
+// announced returns the types of the outbox events of the sends, in order.
+func (b *sendBundle) announced(t *testing.T) []string {
+	t.Helper()
+	evs, err := b.store.OutboxEvents(t.Context(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, ev := range evs {
+		types = append(types, ev.Type)
+	}
+	return types
 }
 
 // createInbox stores a connected inbox of provider p for email (with
@@ -245,6 +264,13 @@ func TestSendWorker(t *testing.T) {
 			if wantOutcomes := map[bool]int{true: 1, false: 0}[tt.admit == health.Allow]; outcomes != wantOutcomes {
 				t.Errorf("%d outcomes reported, want %d", outcomes, wantOutcomes)
 			}
+			var wantEvents []string
+			if tt.wantState == holdfast.SendSent || tt.wantState == holdfast.SendFailed {
+				wantEvents = []string{string(tt.wantState)}
+			}
+			if got := b.announced(t); !slices.Equal(got, wantEvents) {
+				t.Errorf("outbox events %v, want %v", got, wantEvents)
+			}
 
 			if tt.wantState != holdfast.SendSending {
 				return
@@ -257,6 +283,9 @@ func TestSendWorker(t *testing.T) {
 			}
 			if got := b.get(t, s.ID); got.State != holdfast.SendSent || got.Attempts != 2 {
 				t.Errorf("after the retry the send is %s with %d attempts, want sent with 2", got.State, got.Attempts)
+			}
+			if got := b.announced(t); !slices.Equal(got, []string{string(holdfast.SendSent)}) {
+				t.Errorf("outbox events after the retry %v, want one sent", got)
 			}
 			if n, finds := b.conn.count(s.MessageID); n != 1 || finds != 1 {
 				t.Errorf("submitted %d times, FindSent %d times; want 1 and 1", n, finds)

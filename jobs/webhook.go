@@ -33,7 +33,7 @@ type WebhookConfig struct {
 	// webhook.DefaultRetryBase.
 	RetryBase time.Duration
 	// OnDisabled, if set, is called when a webhook is disabled because its
-	// endpoint answered 410 Gone (webhook.Publisher.Invalidate).
+	// endpoint answered 410 Gone (webhook.Relay.Invalidate).
 	OnDisabled func(webhookID string)
 }
 

@@ -1,5 +1,5 @@
 // Package lifecycle is the one way holdfast's long-running parts start and
-// stop: the health monitor, the syncer, the webhook publisher, the job
+// stop: the health monitor, the syncer, the webhook relay, the job
 // runner and the HTTP server each implement Service, and holdfast serve
 // runs them as one Group, started in order and stopped in reverse.
 //
@@ -7,7 +7,8 @@
 // difference: a Service runs until Stop, not until the context given to
 // Start ends. Stopping is then always an explicit, ordered step, so the
 // owner decides what stops first (the HTTP server) and what last (the
-// publisher, which enqueues the events of the parts stopped before it),
+// webhook relay, which enqueues the events the parts stopped before it
+// wrote to the outbox),
 // and the store is closed only once every part is done with it.
 //
 // Owner does the bookkeeping a Service needs: one start, one stop, every

@@ -35,7 +35,7 @@ func (f *fakeStore) Inbox(_ context.Context, id string) (*holdfast.Inbox, error)
 	return &holdfast.Inbox{ID: id}, nil
 }
 
-func (f *fakeStore) SaveSync(context.Context, string, []holdfast.Message, string, time.Time) (int, error) {
+func (f *fakeStore) SaveSync(context.Context, string, []holdfast.Message, string, time.Time, holdfast.Announce[[]holdfast.Message]) (int, error) {
 	return 0, nil
 }
 
@@ -89,7 +89,7 @@ func TestStoreOperationsCounted(t *testing.T) {
 	t.Parallel()
 	m := metrics.New()
 	s := m.InstrumentStore(&fakeStore{})
-	if _, err := s.SaveSync(context.Background(), "inb_x", nil, "c1", time.Time{}); err != nil {
+	if _, err := s.SaveSync(context.Background(), "inb_x", nil, "c1", time.Time{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	out := scrape(t, m)

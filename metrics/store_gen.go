@@ -56,7 +56,10 @@ var storeOps = []storeOp{
 	{"webhook", "record_webhook_attempt"},
 	{"webhook", "webhook_delivery"},
 	{"webhook", "webhook_deliveries"},
-	{"webhook", "change_webhook_delivery"},
+	{"webhook", "replay_webhook_delivery"},
+	{"webhook", "outbox_events"},
+	{"webhook", "mark_relayed"},
+	{"webhook", "prune_outbox"},
 	{"api_key", "create_api_key"},
 	{"api_key", "api_key_by_hash"},
 	{"api_key", "api_key_by_id"},
@@ -144,9 +147,9 @@ func (s *store) CountInboxes(ctx context.Context) (r0 []holdfast.InboxCount, err
 	return s.next.CountInboxes(ctx)
 }
 
-func (s *store) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Message, cursor string, at time.Time) (r0 int, err error) {
+func (s *store) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Message, cursor string, at time.Time, announce holdfast.Announce[[]holdfast.Message]) (r0 int, err error) {
 	defer s.observe("mail", "save_sync", time.Now(), &err)
-	return s.next.SaveSync(ctx, inboxID, msgs, cursor, at)
+	return s.next.SaveSync(ctx, inboxID, msgs, cursor, at, announce)
 }
 
 func (s *store) Messages(ctx context.Context, inboxID string, f holdfast.MessageFilter) (r0 []*holdfast.Message, err error) {
@@ -179,9 +182,9 @@ func (s *store) DueSends(ctx context.Context, states []holdfast.SendState, dueBy
 	return s.next.DueSends(ctx, states, dueBy, limit)
 }
 
-func (s *store) SaveIncident(ctx context.Context, in *holdfast.Incident) (err error) {
+func (s *store) SaveIncident(ctx context.Context, in *holdfast.Incident, announce holdfast.Announce[*holdfast.Incident]) (err error) {
 	defer s.observe("health", "save_incident", time.Now(), &err)
-	return s.next.SaveIncident(ctx, in)
+	return s.next.SaveIncident(ctx, in, announce)
 }
 
 func (s *store) Incidents(ctx context.Context, openOnly bool, limit int) (r0 []*holdfast.Incident, err error) {
@@ -304,9 +307,24 @@ func (s *store) WebhookDeliveries(ctx context.Context, webhookID string, f holdf
 	return s.next.WebhookDeliveries(ctx, webhookID, f)
 }
 
-func (s *store) ChangeWebhookDelivery(ctx context.Context, webhookID string, id string, from holdfast.DeliveryState, to holdfast.DeliveryState) (r0 *holdfast.WebhookDelivery, err error) {
-	defer s.observe("webhook", "change_webhook_delivery", time.Now(), &err)
-	return s.next.ChangeWebhookDelivery(ctx, webhookID, id, from, to)
+func (s *store) ReplayWebhookDelivery(ctx context.Context, webhookID string, id string, from holdfast.DeliveryState, at time.Time) (r0 *holdfast.WebhookDelivery, err error) {
+	defer s.observe("webhook", "replay_webhook_delivery", time.Now(), &err)
+	return s.next.ReplayWebhookDelivery(ctx, webhookID, id, from, at)
+}
+
+func (s *store) OutboxEvents(ctx context.Context, limit int) (r0 []*holdfast.OutboxEvent, err error) {
+	defer s.observe("webhook", "outbox_events", time.Now(), &err)
+	return s.next.OutboxEvents(ctx, limit)
+}
+
+func (s *store) MarkRelayed(ctx context.Context, seqs []int64, at time.Time) (err error) {
+	defer s.observe("webhook", "mark_relayed", time.Now(), &err)
+	return s.next.MarkRelayed(ctx, seqs, at)
+}
+
+func (s *store) PruneOutbox(ctx context.Context, before time.Time) (r0 int64, err error) {
+	defer s.observe("webhook", "prune_outbox", time.Now(), &err)
+	return s.next.PruneOutbox(ctx, before)
 }
 
 func (s *store) CreateAPIKey(ctx context.Context, k *holdfast.APIKey) (err error) {

@@ -69,9 +69,20 @@ type Config struct {
 	// probe, or the re-verification of an inbox whose notice the
 	// meta-guard holds). The sync scheduler acts on it.
 	OnGrant func(inboxID string, probe bool)
+	// AnnounceState, if set, returns the outbox events of an inbox's
+	// state change, given the inbox as stored and the state it left; the
+	// store calls it within the change's transaction, so that the events
+	// commit with the change (webhook.InboxEvents). It is not called for a
+	// run of moves that ends where it began.
+	AnnounceState func(in *holdfast.Inbox, from holdfast.State) ([]holdfast.OutboxEvent, error)
+	// AnnounceIncident, if set, returns the outbox events of an incident
+	// that opened (opened set) or was resolved, or both (a retroactive
+	// incident, from Declare); the store calls it within the incident's
+	// save (webhook.IncidentEvents).
+	AnnounceIncident func(in *holdfast.Incident, opened bool) ([]holdfast.OutboxEvent, error)
 	// OnStateChange, if set, is called (from the writer goroutine) after a
 	// state change of an inbox is stored, with the inbox as stored and the
-	// state it left. It must not block: webhook.Publisher queues.
+	// state it left. It must not block.
 	OnStateChange func(ctx context.Context, in *holdfast.Inbox, from holdfast.State)
 	// OnIncident, if set, is called (from the writer goroutine) after an
 	// incident is stored, when it opened (opened set) or was resolved; for
@@ -158,15 +169,6 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	}
 	if err := m.rebuild(ctx, stored); err != nil {
 		return nil, err
-	}
-	if cfg.OnIncident != nil {
-		open, err := m.store.Incidents(ctx, true, 1000)
-		if err != nil {
-			return nil, fmt.Errorf("load open incidents: %w", err)
-		}
-		for _, in := range open {
-			m.w.open[in.ID] = true
-		}
 	}
 	// Decisions made while loading (none expected) are written by Start.
 	return m, nil

@@ -326,11 +326,17 @@ func TestCanariesAcrossRestart(t *testing.T) {
 }
 
 // TestRetroactiveIncidentAnnounced covers an incident declared for a past
-// window: it is stored resolved, and OnIncident hears of it opened and
-// resolved, as for one seen live, so that its webhooks go out.
+// window: it is stored resolved, its save writes the events of its
+// opening and resolution to the outbox (AnnounceIncident), and OnIncident
+// hears of it opened and resolved, as for one seen live. A state change
+// writes its events too (AnnounceState), and a move that is no change
+// none.
 func TestRetroactiveIncidentAnnounced(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 4, 2)
+	if _, err := b.store.ChangeState(t.Context(), b.ids[0], holdfast.StateChange{To: holdfast.StateNeedsReconnect, Reason: "invalid_grant"}); err != nil {
+		t.Fatal(err)
+	}
 	type call struct {
 		id     int64
 		opened bool
@@ -344,6 +350,12 @@ func TestRetroactiveIncidentAnnounced(t *testing.T) {
 			mu.Lock()
 			calls = append(calls, call{in.ID, opened})
 			mu.Unlock()
+		},
+		AnnounceIncident: func(in *holdfast.Incident, opened bool) ([]holdfast.OutboxEvent, error) {
+			return []holdfast.OutboxEvent{{ID: fmt.Sprintf("evt_incident_%d_%v_%v", in.ID, opened, in.Open()), Type: "incident"}}, nil
+		},
+		AnnounceState: func(in *holdfast.Inbox, from holdfast.State) ([]holdfast.OutboxEvent, error) {
+			return []holdfast.OutboxEvent{{ID: fmt.Sprintf("evt_%s_%s_%s", in.ID, from, in.State), Type: "inbox"}}, nil
 		},
 	})
 	if err != nil {
@@ -366,5 +378,24 @@ func TestRetroactiveIncidentAnnounced(t *testing.T) {
 	defer mu.Unlock()
 	if want := []call{{in.ID, true}, {in.ID, false}}; !slices.Equal(calls, want) {
 		t.Errorf("OnIncident calls %v, want %v", calls, want)
+	}
+	mu.Unlock()
+	for range 2 { // the second is no move: connected already
+		if err := m.Reconnected(t.Context(), b.ids[0]); err != nil {
+			t.Fatalf("Reconnected = %v", err)
+		}
+	}
+	mu.Lock()
+	evs, err := b.store.OutboxEvents(t.Context(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, ev := range evs {
+		ids = append(ids, ev.ID)
+	}
+	want := []string{fmt.Sprintf("evt_incident_%d_true_false", in.ID), "evt_" + b.ids[0] + "_needs_reconnect_connected"}
+	if !slices.Equal(ids, want) {
+		t.Errorf("outbox = %v; want %v", ids, want)
 	}
 }

@@ -248,14 +248,14 @@ type failingIncidents struct {
 	down bool
 }
 
-func (s *failingIncidents) SaveIncident(ctx context.Context, in *holdfast.Incident) error {
+func (s *failingIncidents) SaveIncident(ctx context.Context, in *holdfast.Incident, announce holdfast.Announce[*holdfast.Incident]) error {
 	s.mu.Lock()
 	down := s.down
 	s.mu.Unlock()
 	if down {
 		return errors.New("database unreachable")
 	}
-	return s.Store.SaveIncident(ctx, in)
+	return s.Store.SaveIncident(ctx, in, announce)
 }
 
 func (s *failingIncidents) setDown(down bool) {

@@ -112,8 +112,9 @@ type Declaration struct {
 }
 
 // Declare opens (or, with End, records) an incident and returns it once it
-// is stored. A retroactive incident, stored resolved, is announced to
-// OnIncident as opened and then resolved, as if it had been seen live.
+// is stored. A retroactive incident, stored resolved, is announced (by the
+// writer, in its first save) as opened and then resolved, as if it had
+// been seen live.
 func (m *Monitor) Declare(ctx context.Context, d Declaration) (*holdfast.Incident, error) {
 	if !d.Provider.Valid() {
 		return nil, holdfast.Invalidf("provider", "unknown provider %q (want microsoft, google or imap)", d.Provider)
@@ -140,10 +141,6 @@ func (m *Monitor) Declare(ctx context.Context, d Declaration) (*holdfast.Inciden
 	}
 	if err := m.durable(ctx); err != nil {
 		return out, err
-	}
-	if !out.Open() && m.cfg.OnIncident != nil {
-		m.cfg.OnIncident(ctx, out, true)
-		m.cfg.OnIncident(ctx, out, false)
 	}
 	return out, nil
 }

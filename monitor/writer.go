@@ -180,9 +180,6 @@ type writer struct {
 	retryEvery time.Duration
 	metrics    writerMetrics
 
-	// open marks the incidents known to be open, for OnIncident; only the
-	// writer's goroutine uses it (and New, before it starts).
-	open map[int64]bool
 	// refused counts the decisions the store refused for good since the
 	// last barrier; only the writer's goroutine uses it.
 	refused int
@@ -198,7 +195,7 @@ func newWriter(m *Monitor) *writer {
 		retry = defaultRetryEvery
 	}
 	return &writer{
-		m: m, wake: make(chan struct{}, 1), open: map[int64]bool{},
+		m: m, wake: make(chan struct{}, 1),
 		limit: limit, compactAt: limit, retryEvery: retry, metrics: newWriterMetrics(),
 	}
 }
@@ -335,27 +332,9 @@ func (w *writer) persist(ctx context.Context, d decision) error {
 		d.barrier <- w.refused // buffered: never blocks
 		w.refused = 0
 	case d.transition != nil:
-		in, err := st.ChangeState(ctx, d.inbox, *d.transition)
-		if errors.Is(err, holdfast.ErrNotFound) || errors.Is(err, holdfast.ErrConflict) {
-			return nil // deleted meanwhile, or already moved on
-		}
-		if err == nil && w.m.cfg.OnStateChange != nil {
-			from := d.from
-			if from == "" {
-				from = d.transition.From
-			}
-			// A run of moves coalesced during an outage may end where it
-			// began: then no change is announced.
-			if from != in.State {
-				w.m.cfg.OnStateChange(ctx, in, from)
-			}
-		}
-		return err
+		return w.changeState(ctx, d)
 	case d.incident != nil:
-		if err := st.SaveIncident(ctx, d.incident); err != nil {
-			return err
-		}
-		w.incidentChanged(ctx, d.incident)
+		return w.saveIncident(ctx, d.incident)
 	case d.held != nil:
 		return st.SaveHeldAction(ctx, d.held)
 	case d.notice != nil:
@@ -377,19 +356,58 @@ func (w *writer) persist(ctx context.Context, d decision) error {
 	return nil
 }
 
-// incidentChanged calls OnIncident when in opened or was resolved.
-func (w *writer) incidentChanged(ctx context.Context, in *holdfast.Incident) {
-	if w.m.cfg.OnIncident == nil {
-		return
+// changeState stores a state change and, in its transaction, the outbox
+// events AnnounceState returns for it; then it tells OnStateChange. A run
+// of moves coalesced during an outage may end where it began: then no
+// change is announced.
+func (w *writer) changeState(ctx context.Context, d decision) error {
+	from := d.from
+	if from == "" {
+		from = d.transition.From
 	}
-	switch {
-	case in.Open() && !w.open[in.ID]:
-		w.open[in.ID] = true
+	c := *d.transition
+	if announce := w.m.cfg.AnnounceState; announce != nil {
+		c.Announce = func(in *holdfast.Inbox) ([]holdfast.OutboxEvent, error) {
+			if from == in.State {
+				return nil, nil
+			}
+			return announce(in, from)
+		}
+	}
+	in, err := w.m.store.ChangeState(ctx, d.inbox, c)
+	if errors.Is(err, holdfast.ErrNotFound) || errors.Is(err, holdfast.ErrConflict) {
+		return nil // deleted meanwhile, or already moved on
+	}
+	if err == nil && w.m.cfg.OnStateChange != nil && from != in.State {
+		w.m.cfg.OnStateChange(ctx, in, from)
+	}
+	return err
+}
+
+// saveIncident stores an incident and, in the same transaction, the
+// outbox events AnnounceIncident returns when the save opens it (its
+// first save) or resolves it (its first save as resolved); then it tells
+// OnIncident. A retroactive incident, first saved resolved, is both.
+func (w *writer) saveIncident(ctx context.Context, in *holdfast.Incident) error {
+	var opened, resolved bool
+	err := w.m.store.SaveIncident(ctx, in, func(prev *holdfast.Incident) ([]holdfast.OutboxEvent, error) {
+		opened = prev == nil
+		resolved = !in.Open() && (prev == nil || prev.Open())
+		if w.m.cfg.AnnounceIncident == nil || (!opened && !resolved) {
+			return nil, nil
+		}
+		return w.m.cfg.AnnounceIncident(in, opened)
+	})
+	if err != nil || w.m.cfg.OnIncident == nil {
+		return err
+	}
+	if opened {
 		w.m.cfg.OnIncident(ctx, in, true)
-	case !in.Open() && w.open[in.ID]:
-		delete(w.open, in.ID)
+	}
+	if resolved {
 		w.m.cfg.OnIncident(ctx, in, false)
 	}
+	return nil
 }
 
 // Sync waits until every decision made so far is persisted (or, refused

@@ -88,11 +88,11 @@ func (s *faultyStore) ChangeState(ctx context.Context, id string, c holdfast.Sta
 	return s.Store.ChangeState(ctx, id, c)
 }
 
-func (s *faultyStore) SaveIncident(ctx context.Context, in *holdfast.Incident) error {
+func (s *faultyStore) SaveIncident(ctx context.Context, in *holdfast.Incident, announce holdfast.Announce[*holdfast.Incident]) error {
 	if err := s.write(ctx, "incident", in); err != nil {
 		return err
 	}
-	return s.Store.SaveIncident(ctx, in)
+	return s.Store.SaveIncident(ctx, in, announce)
 }
 
 func (s *faultyStore) SaveHeldAction(ctx context.Context, h *holdfast.HeldAction) error {

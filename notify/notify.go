@@ -118,12 +118,13 @@ func (m Multi) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 }
 
 // Config configures a Notifier. Store and Links are required, and Mailer
-// and From, or OnSent: without a Mailer the notices go through the whole
-// pipeline and are delivered to OnSent alone (the host application's
-// webhook), for it to tell its users.
+// and From, or Announce: without a Mailer the notices go through the whole
+// pipeline and are delivered as the events of Announce alone (the host
+// application's webhook, notice.sent), for it to tell its users; those
+// events commit with the notice's sent.
 type Config struct {
 	Store Store
-	// Mailer mails the notices; nil hands them to OnSent only.
+	// Mailer mails the notices; nil hands them to Announce only.
 	Mailer Mailer
 	// Templates renders the messages; nil means the embedded ones.
 	Templates *Templates
@@ -138,9 +139,13 @@ type Config struct {
 	// Resolved sends the "resolved, nothing to do" follow-up (by email:
 	// it needs a Mailer).
 	Resolved bool
+	// Announce, if set, returns the outbox events of a message that goes
+	// out (the service's notice.sent webhook event, webhook.NoticeEvents);
+	// they are appended in the transaction that records its first notice
+	// sent.
+	Announce func(Sent) ([]holdfast.OutboxEvent, error)
 	// OnSent, if set, is called after a message went out and its notices
-	// were recorded sent (the service publishes the notice.sent webhook
-	// event from it).
+	// were recorded sent. It must not block (webhook.Relay.Wake).
 	OnSent func(context.Context, Sent)
 	Logger *slog.Logger
 	Clock  holdfast.Clock
@@ -160,16 +165,22 @@ func New(cfg Config) (*Notifier, error) {
 		return nil, errors.New("notify: Store and Links are required")
 	case cfg.Mailer != nil && cfg.From == "":
 		return nil, errors.New("notify: From is required with a Mailer")
-	case cfg.Mailer == nil && cfg.OnSent == nil:
-		return nil, errors.New("notify: a Mailer or OnSent is required")
+	case cfg.Mailer == nil && cfg.Announce == nil:
+		return nil, errors.New("notify: a Mailer or Announce is required")
 	case cfg.Mailer == nil && cfg.Resolved:
 		return nil, errors.New("notify: the resolved follow-up is mailed: it needs a Mailer")
 	}
 	channel := ChannelEmail
 	if cfg.Mailer == nil {
 		// The message is still rendered, so that a broken template fails
-		// the same way, and handed to OnSent alone.
+		// the same way, and handed to Announce alone.
 		channel, cfg.Mailer = ChannelWebhook, discard{}
+	}
+	if announce := cfg.Announce; announce != nil {
+		cfg.Announce = func(s Sent) ([]holdfast.OutboxEvent, error) {
+			s.Channel = channel
+			return announce(s)
+		}
 	}
 	if onSent := cfg.OnSent; onSent != nil {
 		cfg.OnSent = func(ctx context.Context, s Sent) {
@@ -205,7 +216,7 @@ func New(cfg Config) (*Notifier, error) {
 		&Recheck{Base: b, Store: cfg.Store, TTL: cfg.TTL},
 		&Inhibit{Base: b, Store: cfg.Store},
 		&Dedup{Base: b, Store: cfg.Store},
-		&Send{Base: b, Store: cfg.Store, Mailer: cfg.Mailer, Templates: cfg.Templates, Links: cfg.Links, From: cfg.From, OnSent: cfg.OnSent},
+		&Send{Base: b, Store: cfg.Store, Mailer: cfg.Mailer, Templates: cfg.Templates, Links: cfg.Links, From: cfg.From, Announce: cfg.Announce, OnSent: cfg.OnSent},
 	}
 	return n, nil
 }
@@ -234,8 +245,8 @@ const (
 	ChannelWebhook = "webhook"
 )
 
-// discard is the Mailer of a Notifier without one: notices go to OnSent
-// only.
+// discard is the Mailer of a Notifier without one: notices go to
+// Announce only.
 type discard struct{}
 
 func (discard) Send(context.Context, string, []string, []byte) error { return nil }

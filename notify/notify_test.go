@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -230,7 +231,7 @@ func (b *testBundle) incident(t *testing.T, kind holdfast.IncidentKind, tenant s
 	t.Helper()
 	if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{
 		ID: 1, Kind: kind, Provider: holdfast.ProviderMicrosoft, Tenant: tenant, OpenedAt: b.clock.Now(),
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -260,7 +261,7 @@ func TestNoticeStormHolds(t *testing.T) {
 	}
 	if err := b.store.SaveIncident(t.Context(), &holdfast.Incident{
 		ID: 1, Kind: "notice_storm", Provider: holdfast.ProviderMicrosoft, OpenedAt: t0, ResolvedAt: b.clock.Now(),
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if wait, err := b.n.Deliver(t.Context(), n.ID); err != nil || wait != 0 {
@@ -359,22 +360,27 @@ func TestOneMessagePerOwnerAddress(t *testing.T) {
 	}
 }
 
-// TestOnSentTellsOfEachMessage: OnSent hears of each message that went
-// out, with its recipient, status link and every inbox with its notice; a
-// cancelled notice is not heard of.
-// TestOnSentTellsOfEachMessage covers OnSent with a mailer (the message is
-// mailed and OnSent told, channel email) and without one (OnSent alone,
-// channel webhook, after the same checks).
-func TestOnSentTellsOfEachMessage(t *testing.T) {
+// TestAnnounceTellsOfEachMessage: Announce hears of each message that
+// goes out, with its recipient, status link and every inbox with its
+// notice, its events are in the outbox with the notices sent, and OnSent
+// hears of the message after; a cancelled notice is not heard of. It
+// covers a mailer (the message is mailed, channel email) and none
+// (Announce alone, channel webhook, after the same checks).
+func TestAnnounceTellsOfEachMessage(t *testing.T) {
 	t.Parallel()
 	for _, channel := range []string{notify.ChannelEmail, notify.ChannelWebhook} {
 		t.Run(channel, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			var got []notify.Sent
+			var got, told []notify.Sent
 			cfg := notify.Config{
 				Store: b.store, Mailer: b.mailer, Links: b.links, From: "holdfast <no-reply@holdfast.test>",
-				Clock: b.clock, Logger: testLogger(t), OnSent: func(_ context.Context, s notify.Sent) { got = append(got, s) },
+				Clock: b.clock, Logger: testLogger(t),
+				Announce: func(s notify.Sent) ([]holdfast.OutboxEvent, error) {
+					got = append(got, s)
+					return []holdfast.OutboxEvent{{ID: fmt.Sprintf("evt_%d", len(got)), Type: "notice.sent", Payload: []byte("{}")}}, nil
+				},
+				OnSent: func(_ context.Context, s notify.Sent) { told = append(told, s) },
 			}
 			if channel == notify.ChannelWebhook {
 				cfg.Mailer, cfg.From = nil, ""
@@ -395,11 +401,17 @@ func TestOnSentTellsOfEachMessage(t *testing.T) {
 				}
 			}
 			if len(got) != 1 {
-				t.Fatalf("OnSent called %d times; want once (one message, the other notice cancelled): %+v", len(got), got)
+				t.Fatalf("Announce called %d times; want once (one message, the other notice cancelled): %+v", len(got), got)
+			}
+			if diff := cmp.Diff(got, told); diff != "" {
+				t.Errorf("OnSent heard otherwise than Announce (-announced +told):\n%s", diff)
+			}
+			if evs, err := b.store.OutboxEvents(t.Context(), 10); err != nil || len(evs) != 1 || evs[0].ID != "evt_1" {
+				t.Errorf("outbox = %v, %v; want the one event announced", evs, err)
 			}
 			s := got[0]
 			if s.Recipient != "owner@example.test" || s.Template != "reconnect" || s.Channel != channel || !strings.HasPrefix(s.StatusURL, "https://holdfast.example.test/status/") || !s.Expires.After(b.clock.Now()) || !s.SentAt.Equal(b.clock.Now()) {
-				t.Errorf("OnSent(%+v)", s)
+				t.Errorf("Announce(%+v)", s)
 			}
 			var ids []int64
 			var admin []bool
@@ -610,5 +622,77 @@ func TestTemplateOverride(t *testing.T) {
 	}
 	if _, err := notify.LoadTemplates(dir); err == nil || !strings.Contains(err.Error(), "admin.html.tmpl") {
 		t.Errorf("LoadTemplates with a broken file = %v; want an error naming admin.html.tmpl", err)
+	}
+}
+
+// TestNoticeSentEventCommitsWithTheNotice: the notice.sent event is
+// written with a notice recorded sent (without a mailer it is the notice's
+// only channel). When the first notice of the message can no longer
+// be recorded sent (the sweep flagged it stranded meanwhile), the event
+// goes with the next one; when none can, no event claims a notice sent
+// that the store does not hold sent.
+func TestNoticeSentEventCommitsWithTheNotice(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		stranded  int // how many of the two notices the sweep flags first
+		wantEvent bool
+	}{
+		{"both recorded", 0, true},
+		{"first stranded", 1, true},
+		{"both stranded", 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			tmpl, err := notify.LoadTemplates("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := b.inbox(t, "inb_a", "owner@example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+			c := b.inbox(t, "inb_c", "owner@example.test", holdfast.ProviderGoogle, holdfast.StateNeedsReconnect)
+			var items []*notify.Item
+			for k, in := range []*holdfast.Inbox{a, c} {
+				n := b.notice(t, in.ID, 1, false)
+				rec, err := b.store.ChangeNotice(t.Context(), n.ID, holdfast.NoticeChange{From: holdfast.NoticePending, To: holdfast.NoticeSending})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if k < tc.stranded {
+					if _, err := b.store.ChangeNotice(t.Context(), n.ID, holdfast.NoticeChange{
+						From: holdfast.NoticeSending, To: holdfast.NoticeCancelled, Reason: holdfast.NoticeReasonStranded,
+					}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				items = append(items, &notify.Item{Notice: rec, Inbox: in})
+			}
+			send := &notify.Send{
+				Base: notify.Base{Logger: testLogger(t), Clock: b.clock}, Store: b.store, Mailer: b.mailer,
+				Templates: tmpl, Links: b.links, From: "holdfast <no-reply@holdfast.test>",
+				Announce: func(notify.Sent) ([]holdfast.OutboxEvent, error) {
+					return []holdfast.OutboxEvent{{ID: "evt_notice", Type: "notice.sent", Payload: []byte("{}")}}, nil
+				},
+			}
+			if _, err := send.Exec(t.Context(), items); err != nil {
+				t.Fatalf("Exec = %v", err)
+			}
+			evs, err := b.store.OutboxEvents(t.Context(), 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(evs) == 1 && evs[0].ID == "evt_notice"; got != tc.wantEvent || len(evs) > 1 {
+				t.Errorf("outbox = %v; want the event: %v", evs, tc.wantEvent)
+			}
+			for k, it := range items {
+				want := holdfast.NoticeSent
+				if k < tc.stranded {
+					want = holdfast.NoticeCancelled
+				}
+				if st, _ := b.status(t, it.Notice.ID); st != want {
+					t.Errorf("notice %d is %s; want %s", it.Notice.ID, st, want)
+				}
+			}
+		})
 	}
 }

@@ -136,7 +136,12 @@ type Send struct {
 	Templates *Templates
 	Links     *Links
 	From      string
-	// OnSent, if set, is told of each message that went out.
+	// Announce, if set, returns the outbox events of each message that
+	// goes out (notice.sent); they are appended in the transaction that
+	// records the first of its notices sent.
+	Announce func(Sent) ([]holdfast.OutboxEvent, error)
+	// OnSent, if set, is told of each message that went out, after its
+	// notices are recorded sent.
 	OnSent func(context.Context, Sent)
 }
 
@@ -162,7 +167,15 @@ func (s *Send) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 	if len(data.Reconnect) == 0 {
 		name = "admin"
 	}
+	sent := Sent{Recipient: to, Template: name, StatusURL: data.StatusURL, Expires: data.Expires, SentAt: now}
+	for k, it := range items {
+		sent.Inboxes = append(sent.Inboxes, SentInbox{InboxData: data.Inboxes[k], NoticeID: it.Notice.ID, Admin: it.Notice.Admin})
+	}
+	var events []holdfast.OutboxEvent
 	raw, err := s.Templates.Render(name, s.From, to, now, data)
+	if err == nil && s.Announce != nil {
+		events, err = s.Announce(sent)
+	}
 	if err == nil {
 		err = s.Mailer.Send(ctx, s.From, []string{to}, raw)
 	}
@@ -170,23 +183,34 @@ func (s *Send) Exec(ctx context.Context, items []*Item) ([]*Item, error) {
 		release(ctx, s.Base, s.Store, items)
 		return nil, fmt.Errorf("send %s notice to the owner of %d inboxes: %w", name, len(items), err)
 	}
-	for _, it := range items {
-		if _, err := s.Store.ChangeNotice(context.WithoutCancel(ctx), it.Notice.ID, holdfast.NoticeChange{
-			From: holdfast.NoticeSending, To: holdfast.NoticeSent, At: now,
-		}); err != nil {
-			// Mailed, so never again: it stays sending.
-			s.Logger.WarnContext(ctx, "record notice sent", "notice_id", it.Notice.ID, "err", err)
-		}
-	}
+	s.recordSent(ctx, items, events, now)
 	s.Logger.InfoContext(ctx, "notice sent", "template", name, "inboxes", len(items), "notice_id", items[0].Notice.ID)
 	if s.OnSent != nil {
-		sent := Sent{Recipient: to, Template: name, StatusURL: data.StatusURL, Expires: data.Expires, SentAt: now}
-		for k, it := range items {
-			sent.Inboxes = append(sent.Inboxes, SentInbox{InboxData: data.Inboxes[k], NoticeID: it.Notice.ID, Admin: it.Notice.Admin})
-		}
 		s.OnSent(context.WithoutCancel(ctx), sent)
 	}
 	return items, nil
+}
+
+// recordSent records items sent. events (notice.sent) are appended in the
+// transaction of the first notice recorded, so that they commit with it:
+// without a Mailer they are the notice's only channel. A notice that
+// cannot be recorded stays sending, never to go out again, and the notify
+// sweep flags it stranded; if none can, the events are not written.
+func (s *Send) recordSent(ctx context.Context, items []*Item, events []holdfast.OutboxEvent, now time.Time) {
+	for _, it := range items {
+		if _, err := s.Store.ChangeNotice(context.WithoutCancel(ctx), it.Notice.ID, holdfast.NoticeChange{
+			From: holdfast.NoticeSending, To: holdfast.NoticeSent, At: now, Events: events,
+		}); err != nil {
+			// Mailed, so never again: it stays sending.
+			s.Logger.WarnContext(ctx, "record notice sent", "notice_id", it.Notice.ID, "err", err)
+			continue
+		}
+		events = nil
+	}
+	if events != nil {
+		s.Logger.ErrorContext(ctx, "notice.sent event not written: no notice of the message could be recorded sent",
+			"notice_id", items[0].Notice.ID)
+	}
 }
 
 // ownerMessage is the sentence the owner reads for an inbox.

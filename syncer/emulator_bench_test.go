@@ -372,8 +372,8 @@ type emuStore struct {
 	track *emuTracker
 }
 
-func (s *emuStore) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Message, cursor string, at time.Time) (int, error) {
-	n, err := s.Store.SaveSync(ctx, inboxID, msgs, cursor, at)
+func (s *emuStore) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Message, cursor string, at time.Time, announce holdfast.Announce[[]holdfast.Message]) (int, error) {
+	n, err := s.Store.SaveSync(ctx, inboxID, msgs, cursor, at, announce)
 	s.track.saved(inboxID, n, err)
 	return n, err
 }

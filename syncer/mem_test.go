@@ -26,7 +26,7 @@ func (nopStore) Inboxes(context.Context, holdfast.InboxFilter) ([]*holdfast.Inbo
 	return nil, nil
 }
 
-func (nopStore) SaveSync(context.Context, string, []holdfast.Message, string, time.Time) (int, error) {
+func (nopStore) SaveSync(context.Context, string, []holdfast.Message, string, time.Time, holdfast.Announce[[]holdfast.Message]) (int, error) {
 	return 0, holdfast.ErrNotFound
 }
 

@@ -90,8 +90,8 @@ type countingStore struct {
 	done  chan struct{}
 }
 
-func (s *countingStore) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Message, cursor string, at time.Time) (int, error) {
-	n, err := s.Store.SaveSync(ctx, inboxID, msgs, cursor, at)
+func (s *countingStore) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Message, cursor string, at time.Time, announce holdfast.Announce[[]holdfast.Message]) (int, error) {
+	n, err := s.Store.SaveSync(ctx, inboxID, msgs, cursor, at, announce)
 	if s.added.Add(int64(n)) == s.want {
 		close(s.done)
 	}

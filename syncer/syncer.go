@@ -89,9 +89,14 @@ type Config struct {
 	MaxRounds int
 	Clock     holdfast.Clock
 	Logger    *slog.Logger
+	// AnnounceMessages, if set, returns the outbox events of a batch, as
+	// stored (Added marks the new ones): Store.SaveSync calls it within
+	// the batch's transaction, so that the events commit with the
+	// messages (webhook.MessageEvents).
+	AnnounceMessages func(inboxID string, msgs []holdfast.Message) ([]holdfast.OutboxEvent, error)
 	// OnMessages, if set, is called after each stored batch that added
 	// messages, with the batch (Added marks the new ones). It must not
-	// block: webhook.Publisher queues.
+	// block (webhook.Relay.Wake).
 	OnMessages func(ctx context.Context, inboxID string, msgs []holdfast.Message)
 }
 
@@ -470,7 +475,11 @@ func (s *Syncer) syncInbox(ctx context.Context, id string) (next time.Time, drop
 			log.WarnContext(ctx, "sync: report success to the health engine", "err", oerr)
 		}
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-		added, err := s.cfg.Store.SaveSync(sctx, id, res.Messages, res.Cursor, s.clock.Now())
+		var announce holdfast.Announce[[]holdfast.Message]
+		if s.cfg.AnnounceMessages != nil {
+			announce = func(msgs []holdfast.Message) ([]holdfast.OutboxEvent, error) { return s.cfg.AnnounceMessages(id, msgs) }
+		}
+		added, err := s.cfg.Store.SaveSync(sctx, id, res.Messages, res.Cursor, s.clock.Now(), announce)
 		cancel()
 		if errors.Is(err, holdfast.ErrNotFound) {
 			return time.Time{}, true

@@ -256,6 +256,16 @@ func TestCadence(t *testing.T) {
 func TestSyncNowAndIncremental(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	// Each batch's new messages are announced in its transaction.
+	b.cfg.AnnounceMessages = func(inboxID string, msgs []holdfast.Message) ([]holdfast.OutboxEvent, error) {
+		var evs []holdfast.OutboxEvent
+		for _, m := range msgs {
+			if m.Added {
+				evs = append(evs, holdfast.OutboxEvent{ID: "evt_" + m.ID, Type: "message.received", Payload: []byte(inboxID)})
+			}
+		}
+		return evs, nil
+	}
 	s := b.start(t)
 	in := b.inbox(t, holdfast.ProviderIMAP)
 	b.conn.deliver(in.ID, 3)
@@ -277,6 +287,26 @@ func TestSyncNowAndIncremental(t *testing.T) {
 	}
 	if got.SyncCursor != "5" {
 		t.Errorf("stored cursor = %q, want 5", got.SyncCursor)
+	}
+	msgs, err := b.store.Messages(t.Context(), in.ID, holdfast.MessageFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := b.store.OutboxEvents(t.Context(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	announced := map[string]bool{}
+	for _, ev := range evs {
+		announced[ev.ID] = string(ev.Payload) == in.ID
+	}
+	for _, m := range msgs {
+		if !announced["evt_"+m.ID] {
+			t.Errorf("message %s stored but not announced in the outbox", m.ID)
+		}
+	}
+	if len(evs) != len(msgs) {
+		t.Errorf("%d events in the outbox for %d messages", len(evs), len(msgs))
 	}
 }
 

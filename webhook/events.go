@@ -1,11 +1,26 @@
 package webhook
 
 import (
-	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/holdfast/holdfast"
 )
+
+// Outbox returns evs as outbox events, each with its payload: the JSON
+// body POSTed to the webhooks.
+func Outbox(evs ...Event) ([]holdfast.OutboxEvent, error) {
+	out := make([]holdfast.OutboxEvent, 0, len(evs))
+	for _, ev := range evs {
+		payload, err := json.Marshal(ev)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s event %s: %w", ev.Type, ev.ID, err)
+		}
+		out = append(out, holdfast.OutboxEvent{ID: ev.ID, Type: ev.Type, Payload: payload, CreatedAt: ev.CreatedAt})
+	}
+	return out, nil
+}
 
 // InboxData is the data of the inbox.* events.
 type InboxData struct {
@@ -27,27 +42,28 @@ var troubled = map[holdfast.State]bool{
 	holdfast.StateNeedsReconnect: true, holdfast.StateNeedsAdmin: true,
 }
 
-// InboxStateChanged publishes the events of an inbox's move from state
-// from to its current state (in, as stored after the move):
+// InboxEvents returns the events of an inbox's move from state from to
+// its current state (in, as stored after the move), created at now:
 // inbox.state_changed always, inbox.needs_reconnect when it now needs
-// reconnecting, inbox.recovered when it is connected again after trouble.
-func (p *Publisher) InboxStateChanged(ctx context.Context, in *holdfast.Inbox, from holdfast.State) {
+// reconnecting, inbox.recovered when it is connected again after trouble;
+// none when it did not move.
+func InboxEvents(in *holdfast.Inbox, from holdfast.State, now time.Time) ([]holdfast.OutboxEvent, error) {
 	if from == in.State {
-		return
+		return nil, nil
 	}
 	d := InboxData{
 		InboxID: in.ID, Email: in.Email, Provider: in.Provider, Tenant: in.Tenant,
 		From: from, To: in.State, ActionRequired: in.ActionRequired(),
 		Reason: in.Reason, Message: in.Message, At: in.Since,
 	}
-	now := p.cfg.Clock.Now()
-	p.Publish(ctx, NewEvent(InboxStateChanged, d, now))
+	evs := []Event{NewEvent(InboxStateChanged, d, now)}
 	switch {
 	case in.State == holdfast.StateNeedsReconnect:
-		p.Publish(ctx, NewEvent(InboxNeedsReconnect, d, now))
+		evs = append(evs, NewEvent(InboxNeedsReconnect, d, now))
 	case in.State == holdfast.StateConnected && troubled[from]:
-		p.Publish(ctx, NewEvent(InboxRecovered, d, now))
+		evs = append(evs, NewEvent(InboxRecovered, d, now))
 	}
+	return Outbox(evs...)
 }
 
 // MessageData is the data of message.received: the message's metadata,
@@ -64,20 +80,21 @@ type MessageData struct {
 	Snippet           string    `json:"snippet"`
 }
 
-// MessagesReceived publishes one message.received per message of msgs
-// that a sync added (Added set by Store.SaveSync).
-func (p *Publisher) MessagesReceived(ctx context.Context, inboxID string, msgs []holdfast.Message) {
-	now := p.cfg.Clock.Now()
+// MessageEvents returns one message.received, created at now, per
+// message of msgs that a sync added (Added set by Store.SaveSync).
+func MessageEvents(inboxID string, msgs []holdfast.Message, now time.Time) ([]holdfast.OutboxEvent, error) {
+	var evs []Event
 	for i := range msgs {
 		m := &msgs[i]
 		if !m.Added {
 			continue
 		}
-		p.Publish(ctx, NewEvent(MessageReceived, MessageData{
+		evs = append(evs, NewEvent(MessageReceived, MessageData{
 			ID: m.ID, InboxID: inboxID, InternetMessageID: m.InternetMessageID, From: m.From,
 			To: orEmpty(m.To), Cc: orEmpty(m.Cc), Subject: m.Subject, ReceivedAt: m.ReceivedAt, Snippet: m.Snippet,
 		}, now))
 	}
+	return Outbox(evs...)
 }
 
 // SendData is the data of the send.* events.
@@ -95,9 +112,9 @@ type SendData struct {
 	SentAt    *time.Time         `json:"sent_at"`
 }
 
-// SendChanged publishes send.sent or send.failed for a send that reached
-// one of those states, and nothing for other states.
-func (p *Publisher) SendChanged(ctx context.Context, s *holdfast.Send) {
+// SendEvents returns send.sent or send.failed, created at now, for a send
+// (as stored) that reached one of those states, and none for other states.
+func SendEvents(s *holdfast.Send, now time.Time) ([]holdfast.OutboxEvent, error) {
 	var typ string
 	switch s.State {
 	case holdfast.SendSent:
@@ -105,7 +122,7 @@ func (p *Publisher) SendChanged(ctx context.Context, s *holdfast.Send) {
 	case holdfast.SendFailed:
 		typ = SendFailed
 	default:
-		return
+		return nil, nil
 	}
 	d := SendData{
 		ID: s.ID, InboxID: s.InboxID, State: s.State, Reason: string(s.Reason), MessageID: s.MessageID,
@@ -115,7 +132,7 @@ func (p *Publisher) SendChanged(ctx context.Context, s *holdfast.Send) {
 		t := s.SentAt
 		d.SentAt = &t
 	}
-	p.Publish(ctx, NewEvent(typ, d, p.cfg.Clock.Now()))
+	return Outbox(NewEvent(typ, d, now))
 }
 
 // IncidentData is the data of the incident.* events.
@@ -131,9 +148,9 @@ type IncidentData struct {
 	Recovered  int               `json:"recovered"`
 }
 
-// IncidentChanged publishes incident.opened when opened is set, and
-// incident.resolved when the incident is resolved.
-func (p *Publisher) IncidentChanged(ctx context.Context, in *holdfast.Incident, opened bool) {
+// IncidentEvents returns, created at now, incident.opened when opened is
+// set, and incident.resolved when the incident is resolved.
+func IncidentEvents(in *holdfast.Incident, opened bool, now time.Time) ([]holdfast.OutboxEvent, error) {
 	d := IncidentData{
 		ID: in.ID, Kind: string(in.Kind), Provider: in.Provider, Tenant: in.Tenant, OpenedAt: in.OpenedAt,
 		Evidence: in.Evidence, Affected: in.Affected, Recovered: in.Recovered,
@@ -142,13 +159,14 @@ func (p *Publisher) IncidentChanged(ctx context.Context, in *holdfast.Incident, 
 		t := in.ResolvedAt
 		d.ResolvedAt = &t
 	}
-	now := p.cfg.Clock.Now()
+	var evs []Event
 	if opened {
-		p.Publish(ctx, NewEvent(IncidentOpened, d, now))
+		evs = append(evs, NewEvent(IncidentOpened, d, now))
 	}
 	if !in.Open() {
-		p.Publish(ctx, NewEvent(IncidentResolved, d, now))
+		evs = append(evs, NewEvent(IncidentResolved, d, now))
 	}
+	return Outbox(evs...)
 }
 
 // NoticeData is the data of notice.sent: one email to an inbox owner,
@@ -174,12 +192,12 @@ type NoticeInboxData struct {
 	Message        string                  `json:"message"`
 }
 
-// NoticeSent publishes notice.sent.
-func (p *Publisher) NoticeSent(ctx context.Context, d NoticeData) {
+// NoticeEvents returns notice.sent, created at now.
+func NoticeEvents(d NoticeData, now time.Time) ([]holdfast.OutboxEvent, error) {
 	if d.Inboxes == nil {
 		d.Inboxes = []NoticeInboxData{}
 	}
-	p.Publish(ctx, NewEvent(NoticeSent, d, p.cfg.Clock.Now()))
+	return Outbox(NewEvent(NoticeSent, d, now))
 }
 
 // orEmpty returns l, or an empty list for nil, so that it encodes as [].

@@ -2,14 +2,19 @@
 // signed HTTP POSTs to the webhooks it registered: inbox state changes, new
 // mail, sends, incidents.
 //
-// Events flow in three steps. Publisher.Publish, called where things
-// happen (the health monitor, the syncer, the send worker), puts the event
-// on a bounded in-memory queue and returns at once; the Publisher's
-// goroutine fans each event out to the webhooks subscribed to its type
-// and enqueues one durable delivery job per event and webhook (Queue,
-// which jobs.Runner implements on River). The job's worker POSTs the event
-// with a Sender, records the attempt in the store and retries failures
-// with jittered exponential backoff (Backoff) for RetryWindow.
+// Events flow in three steps. Every write that something happened (the
+// health monitor's state changes and incidents, the syncer's batches, the
+// send worker's outcomes, the notifier's notices, an API replay) appends
+// its events to the store's outbox in its own transaction
+// (holdfast.OutboxEvent; InboxEvents, MessageEvents, SendEvents,
+// IncidentEvents and NoticeEvents build them), so that an event exists if
+// and only if what it announces was stored. The Relay reads the outbox in
+// order, fans each event out to the webhooks subscribed to its type and
+// enqueues one durable delivery job per event and webhook (Queue, which
+// jobs.Runner implements on River), then marks the events relayed. The
+// job's worker POSTs the event with a Sender, records the attempt in the
+// store and retries failures with jittered exponential backoff (Backoff)
+// for RetryWindow.
 //
 // Every POST is signed (Sign, Verify) and carries the event's ID for
 // de-duplication: an endpoint may see an event more than once. Sender

@@ -294,7 +294,7 @@ func TestServeConsentFlow(t *testing.T) {
 				t.Fatalf("graph sync = %d messages, more %v, cursor %q; want 3 and a cursor", len(res.Messages), res.More, res.Cursor)
 			}
 			kept := slices.DeleteFunc(res.Messages, func(m holdfast.Message) bool { return m.InternetMessageID == leftOut })
-			if _, err := db.SaveSync(t.Context(), ids["microsoft"], kept, res.Cursor, time.Time{}); err != nil {
+			if _, err := db.SaveSync(t.Context(), ids["microsoft"], kept, res.Cursor, time.Time{}, nil); err != nil {
 				t.Fatal(err)
 			}
 			afterCursor := deliver("after the cursor")

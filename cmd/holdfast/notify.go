@@ -16,8 +16,9 @@ import (
 
 // notifier makes the status links, signed with the signing keys, and the
 // notify pipeline, which mails notices through --notify-smtp-url or,
-// without it, hands them to onSent alone (the notice.sent webhook event,
-// channel "webhook").
+// without it, as the notice.sent webhook event alone (channel "webhook"),
+// which is written to the outbox with the notice's sent; onSent is told
+// after.
 func notifier(cfg *config.Config, keys *signingKeys, store notify.Store, onSent func(context.Context, notify.Sent), log *slog.Logger) (*notify.Notifier, *notify.Links, error) {
 	links, err := notify.NewLinks(keys.links[0], cfg.PublicURL, 0)
 	if err != nil {
@@ -29,7 +30,13 @@ func notifier(cfg *config.Config, keys *signingKeys, store notify.Store, onSent 
 		return nil, nil, fmt.Errorf("--templates-dir: %w", err)
 	}
 	nlog := log.With("component", "notify")
-	nc := notify.Config{Store: store, Templates: tmpl, Links: links, OnSent: onSent, Logger: nlog, Clock: holdfast.SystemClock{}}
+	nc := notify.Config{
+		Store: store, Templates: tmpl, Links: links, Logger: nlog, Clock: holdfast.SystemClock{},
+		Announce: func(s notify.Sent) ([]holdfast.OutboxEvent, error) {
+			return webhook.NoticeEvents(noticeEvent(s), s.SentAt)
+		},
+		OnSent: onSent,
+	}
 	if cfg.NotifySMTPURL != "" {
 		relay, err := notify.ParseSMTPURL(cfg.NotifySMTPURL)
 		if err != nil {

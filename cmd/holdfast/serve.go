@@ -79,7 +79,7 @@ type app struct {
 	syn         *syncer.Syncer
 	guard       *webhook.Guard
 	jobs        jobRunner
-	pub         *webhook.Publisher
+	relay       *webhook.Relay
 	http        *httpServer
 
 	// services start in this order and stop in reverse (see newApp).
@@ -125,13 +125,15 @@ func newApp(ctx context.Context, args []string, getenv func(string) string, stde
 	if err = a.wireHTTP(); err != nil {
 		return nil, err
 	}
-	// The publisher stops last, so that the events of the parts stopped
-	// before it are enqueued (River inserts without its client running).
+	// The webhook relay stops last, so that the events the parts stopped
+	// before it committed to the outbox are enqueued (River inserts
+	// without its client running); any it cannot enqueue in time stay in
+	// the outbox for the next start.
 	// The monitor stops after the jobs and the syncer, which report to it,
 	// and persists its last decisions. The HTTP server, which uses them
 	// all, starts last and stops first.
 	a.services = []service{
-		{"webhook publisher", a.pub},
+		{"webhook relay", a.relay},
 		{"health monitor", a.mon},
 		{"background jobs", a.jobs},
 		{"syncer", a.syn},
@@ -177,24 +179,31 @@ func (a *app) openStore(ctx context.Context) error {
 }
 
 // wireHealth makes the notify pipeline and the health monitor. The
-// syncer acts on the monitor's grants, and the webhook publisher on its
-// decisions: both are made before the monitor starts, so that a grant or
-// a decision always finds them.
+// syncer acts on the monitor's grants, and the webhook relay is woken by
+// its decisions (whose events the store writes with them): both are made
+// before the monitor starts, so that a grant or a decision always finds
+// them.
 func (a *app) wireHealth(ctx context.Context) error {
 	var err error
 	if a.signing, err = loadSigningKeys(ctx, a.cfg, a.store, a.ring, a.log); err != nil {
 		return err
 	}
-	a.ntf, a.links, err = notifier(a.cfg, a.signing, a.store, func(ctx context.Context, s notify.Sent) { a.pub.NoticeSent(ctx, noticeEvent(s)) }, a.log)
+	a.ntf, a.links, err = notifier(a.cfg, a.signing, a.store, a.wake, a.log)
 	if err != nil {
 		return err
 	}
 	engine := health.DefaultConfig().Tune(a.cfg.HealthTuning())
 	a.mon, err = monitor.New(ctx, monitor.Config{
 		Store: a.store, Logger: a.log.With("component", "health"), Engine: &engine,
-		OnGrant:       func(inboxID string, _ bool) { _ = a.syn.Now(inboxID) },
+		OnGrant: func(inboxID string, _ bool) { _ = a.syn.Now(inboxID) },
+		AnnounceState: func(in *holdfast.Inbox, from holdfast.State) ([]holdfast.OutboxEvent, error) {
+			return webhook.InboxEvents(in, from, time.Now())
+		},
+		AnnounceIncident: func(in *holdfast.Incident, opened bool) ([]holdfast.OutboxEvent, error) {
+			return webhook.IncidentEvents(in, opened, time.Now())
+		},
 		OnStateChange: a.stateChanged,
-		OnIncident:    func(ctx context.Context, in *holdfast.Incident, opened bool) { a.pub.IncidentChanged(ctx, in, opened) },
+		OnIncident:    func(context.Context, *holdfast.Incident, bool) { a.relay.Wake() },
 		OnNotice: func(ctx context.Context, n *holdfast.Notice) {
 			// On an error the notify sweep enqueues it within a minute.
 			if err := a.jobs.EnqueueNotice(ctx, n); err != nil {
@@ -209,12 +218,17 @@ func (a *app) wireHealth(ctx context.Context) error {
 	return nil
 }
 
-// stateChanged publishes an inbox's stored state change. An inbox that
+// wake wakes the webhook relay after a write that appended events to the
+// outbox; the relay polls otherwise.
+func (a *app) wake(context.Context, notify.Sent) { a.relay.Wake() }
+
+// stateChanged wakes the webhook relay after an inbox's stored state
+// change, whose events the change appended to the outbox. An inbox that
 // needed its owner and no longer does may get the "resolved" follow-up: at
 // once when it is connected, or once it is, when an incident paused it (a
 // retroactive incident).
 func (a *app) stateChanged(ctx context.Context, in *holdfast.Inbox, from holdfast.State) {
-	a.pub.InboxStateChanged(ctx, in, from)
+	a.relay.Wake()
 	if a.ntf.Resolved() && from.ActionRequired() != holdfast.RequireNone && in.State.ActionRequired() == holdfast.RequireNone {
 		if err := a.jobs.EnqueueFollowUp(ctx, in.ID, in.Since); err != nil {
 			a.log.Warn("enqueue resolved follow-up", "inbox_id", in.ID, "err", err)
@@ -235,9 +249,10 @@ func (a *app) wireSync() error {
 		Store: a.store, Monitor: a.mon, Connectors: a.conns, Session: a.session,
 		Interval: a.cfg.SyncInterval, Concurrency: a.cfg.SyncConcurrency,
 		Logger: a.log.With("component", "sync"),
-		OnMessages: func(ctx context.Context, inboxID string, msgs []holdfast.Message) {
-			a.pub.MessagesReceived(ctx, inboxID, msgs)
+		AnnounceMessages: func(inboxID string, msgs []holdfast.Message) ([]holdfast.OutboxEvent, error) {
+			return webhook.MessageEvents(inboxID, msgs, time.Now())
 		},
+		OnMessages: func(context.Context, string, []holdfast.Message) { a.relay.Wake() },
 	})
 	return err
 }
@@ -271,8 +286,8 @@ func (a *app) session(_ context.Context, in *holdfast.Inbox) (*holdfast.Session,
 }
 
 // wireJobs makes the background job runner, with its sends, webhook
-// deliveries and notices, and the webhook publisher, which enqueues its
-// deliveries.
+// deliveries and notices, and the webhook relay, which enqueues the
+// deliveries of the events in the outbox.
 func (a *app) wireJobs() error {
 	a.guard = &webhook.Guard{AllowPrivate: a.cfg.AllowPrivateWebhooks}
 	sender := webhook.NewSender(a.guard, webhook.DefaultTimeout)
@@ -280,12 +295,13 @@ func (a *app) wireJobs() error {
 	opts := []jobs.Option{
 		jobs.WithSends(jobs.SendConfig{
 			Store: a.store, Monitor: a.mon, Connectors: a.conns, Session: a.session, Timeout: a.cfg.SendTimeout,
-			OnOutcome: func(ctx context.Context, s *holdfast.Send) { a.pub.SendChanged(ctx, s) },
+			Announce:  func(s *holdfast.Send) ([]holdfast.OutboxEvent, error) { return webhook.SendEvents(s, time.Now()) },
+			OnOutcome: func(context.Context, *holdfast.Send) { a.relay.Wake() },
 		}),
 		jobs.WithWebhooks(jobs.WebhookConfig{
 			Store: a.store, Sender: sender,
 			OpenSecret: func(id string, sealed []byte) ([]byte, error) { return a.ring.Open(sealed, webhookSecretAAD(id)) },
-			OnDisabled: func(string) { a.pub.Invalidate() },
+			OnDisabled: func(string) { a.relay.Invalidate() },
 		}),
 		jobs.WithNotify(jobs.NotifyConfig{Store: a.store, Notifier: a.ntf}),
 	}
@@ -293,8 +309,12 @@ func (a *app) wireJobs() error {
 	if a.jobs, err = a.backend.newJobs(a.store, a.log, opts...); err != nil {
 		return err
 	}
-	a.pub, err = webhook.NewPublisher(webhook.PublisherConfig{Store: a.store, Queue: a.jobs, Logger: a.log.With("component", "webhook")})
-	return err
+	a.relay, err = webhook.NewRelay(webhook.RelayConfig{Store: a.store, Queue: a.jobs, Logger: a.log.With("component", "webhook")})
+	if err != nil {
+		return err
+	}
+	a.metrics.Registry.MustRegister(a.relay.Collector())
+	return nil
 }
 
 // wireHTTP makes the API and the dashboard, and listens on --listen: a
@@ -350,7 +370,7 @@ func (a *app) api() (http.Handler, error) {
 		Connect:          consent,
 		Status:           &httpapi.StatusConfig{Links: a.links, Reconnected: a.mon.Reconnected, Verify: verifyPassword(a.conns)},
 		Webhooks: &httpapi.WebhookConfig{
-			Guard: a.guard, Queue: a.jobs, Changed: a.pub.Invalidate,
+			Guard: a.guard, Wake: a.relay.Wake, Changed: a.relay.Invalidate,
 			SealSecret: func(id, secret string) ([]byte, error) {
 				return a.ring.Seal([]byte(secret), webhookSecretAAD(id))
 			},

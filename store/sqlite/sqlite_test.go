@@ -270,7 +270,7 @@ func TestIDSequenceStartsAfterStoredIDs(t *testing.T) {
 	ctx := t.Context()
 	s := open(t, filepath.Join(t.TempDir(), "holdfast.db"))
 	at := time.Date(2025, 3, 1, 20, 0, 0, 0, time.UTC)
-	if err := s.SaveIncident(ctx, &holdfast.Incident{ID: 7, Kind: holdfast.IncidentDeclared, Provider: holdfast.ProviderMicrosoft, OpenedAt: at}); err != nil {
+	if err := s.SaveIncident(ctx, &holdfast.Incident{ID: 7, Kind: holdfast.IncidentDeclared, Provider: holdfast.ProviderMicrosoft, OpenedAt: at}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SaveHeldAction(ctx, &holdfast.HeldAction{ID: 12, InboxID: "inb_x", Provider: holdfast.ProviderMicrosoft, To: holdfast.StateNeedsReconnect, HeldAt: at}); err != nil {

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,15 +14,41 @@ import (
 
 // SaveIncident inserts or replaces the incident with in.ID. Times are
 // rounded down to the store's precision; a zero ResolvedAt is stored as
-// NULL (open). in is not modified.
-func (s *Store) SaveIncident(ctx context.Context, in *holdfast.Incident) error {
+// NULL (open). announce, if not nil, is given the incident as stored
+// before (nil for a new one), and its events are appended to the outbox,
+// in the same transaction. in is not modified.
+func (s *Store) SaveIncident(ctx context.Context, in *holdfast.Incident, announce holdfast.Announce[*holdfast.Incident]) error {
 	timeline, err := encodeTimeline(in.Timeline)
 	if err != nil {
 		return fmt.Errorf("save incident %d: timeline: %w", in.ID, err)
 	}
-	_, err = s.db.Exec(ctx, queryUpsertIncident,
-		in.ID, in.Kind, string(in.Provider), in.Tenant, s.time(in.OpenedAt),
-		s.nullTime(in.ResolvedAt), in.Evidence, in.Affected, in.Recovered, timeline)
+	save := func(e Executor) error {
+		_, err := e.Exec(ctx, queryUpsertIncident,
+			in.ID, in.Kind, string(in.Provider), in.Tenant, s.time(in.OpenedAt),
+			s.nullTime(in.ResolvedAt), in.Evidence, in.Affected, in.Recovered, timeline)
+		return err
+	}
+	if announce == nil {
+		err = save(s.db)
+	} else {
+		err = s.db.Tx(ctx, func(tx Executor) error {
+			prev, err := one(ctx, tx, scanIncident, queryIncident, in.ID)
+			if errors.Is(err, holdfast.ErrNotFound) {
+				prev, err = nil, nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := save(tx); err != nil {
+				return err
+			}
+			evs, err := announce(prev)
+			if err != nil {
+				return fmt.Errorf("announce: %w", err)
+			}
+			return s.appendOutbox(ctx, tx, evs)
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("save incident %d: %w", in.ID, err)
 	}

@@ -175,10 +175,20 @@ func (s *Store) ChangeState(ctx context.Context, id string, c holdfast.StateChan
 		if err != nil {
 			return err
 		}
-		return s.insertEvent(ctx, tx, holdfast.Event{
+		if err := s.insertEvent(ctx, tx, holdfast.Event{
 			InboxID: id, At: at, OldState: holdfast.State(old), NewState: c.To,
 			Reason: c.Reason, Message: c.Message, Cause: c.Cause,
-		})
+		}); err != nil {
+			return err
+		}
+		if c.Announce == nil {
+			return nil
+		}
+		evs, err := c.Announce(in)
+		if err != nil {
+			return fmt.Errorf("announce: %w", err)
+		}
+		return s.appendOutbox(ctx, tx, evs)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("change state of inbox %s: %w", id, err)

@@ -21,7 +21,10 @@ import (
 // stored, for an unknown inbox. Syncs of one inbox are serialised: on
 // PostgreSQL by the lock the cursor's update takes on the inbox's row, on
 // SQLite by its single writer.
-func (s *Store) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Message, cursor string, at time.Time) (int, error) {
+//
+// announce, if not nil, is called with msgs as stored within the
+// transaction, and the events it returns are appended to the outbox there.
+func (s *Store) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Message, cursor string, at time.Time, announce holdfast.Announce[[]holdfast.Message]) (int, error) {
 	now := s.now()
 	at = s.orNow(at)
 	added := 0
@@ -46,7 +49,14 @@ func (s *Store) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Me
 				added++
 			}
 		}
-		return nil
+		if announce == nil {
+			return nil
+		}
+		evs, err := announce(msgs)
+		if err != nil {
+			return fmt.Errorf("announce: %w", err)
+		}
+		return s.appendOutbox(ctx, tx, evs)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("save sync of inbox %s: %w", inboxID, err)

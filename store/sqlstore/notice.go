@@ -37,6 +37,12 @@ func (s *Store) Notices(ctx context.Context, inboxID string) ([]*holdfast.Notice
 // NoticeRecords returns the notices f selects with their outbox status,
 // oldest first by ID or, with f.Newest, newest first.
 func (s *Store) NoticeRecords(ctx context.Context, f holdfast.NoticeFilter) ([]*holdfast.NoticeRecord, error) {
+	out, err := s.noticeRecords(ctx, s.db, f)
+	return out, wrapf(err, "list notices")
+}
+
+// noticeRecords is NoticeRecords on e.
+func (s *Store) noticeRecords(ctx context.Context, e Executor, f holdfast.NoticeFilter) ([]*holdfast.NoticeRecord, error) {
 	var (
 		q    string
 		args []any
@@ -55,27 +61,36 @@ func (s *Store) NoticeRecords(ctx context.Context, f holdfast.NoticeFilter) ([]*
 		args = []any{f.ID, f.InboxID, f.Recipient, string(f.Status), f.StatusReason,
 			s.sinceTime(f.UpdatedSince), s.nullTime(f.UpdatedUntil), limit(f.Limit)}
 	}
-	out, err := all(ctx, s.db, scanNoticeRecord, q, args...)
-	return out, wrapf(err, "list notices")
+	return all(ctx, e, scanNoticeRecord, q, args...)
 }
 
-// ChangeNotice moves notice id from c.From to c.To and returns it.
+// ChangeNotice moves notice id from c.From to c.To, appends c.Events to
+// the outbox if it moved, and returns it.
 func (s *Store) ChangeNotice(ctx context.Context, id int64, c holdfast.NoticeChange) (*holdfast.NoticeRecord, error) {
-	n, err := s.db.Exec(ctx, queryChangeNotice, id, string(c.From), string(c.To), c.Reason, s.time(s.orNow(c.At)))
+	var announce holdfast.Announce[*holdfast.NoticeRecord]
+	if len(c.Events) > 0 {
+		announce = func(*holdfast.NoticeRecord) ([]holdfast.OutboxEvent, error) { return c.Events, nil }
+	}
+	rec, err := announced(ctx, s, func(e Executor) (*holdfast.NoticeRecord, error) {
+		n, err := e.Exec(ctx, queryChangeNotice, id, string(c.From), string(c.To), c.Reason, s.time(s.orNow(c.At)))
+		if err != nil {
+			return nil, err
+		}
+		got, err := s.noticeRecords(ctx, e, holdfast.NoticeFilter{ID: id, Limit: 1})
+		switch {
+		case err != nil:
+			return nil, err
+		case len(got) == 0:
+			return nil, holdfast.ErrNotFound
+		case n == 0:
+			return nil, fmt.Errorf("is %s, not %s: %w", got[0].Status, c.From, holdfast.ErrConflict)
+		}
+		return got[0], nil
+	}, announce)
 	if err != nil {
 		return nil, fmt.Errorf("change notice %d to %s: %w", id, c.To, err)
 	}
-	got, err := s.NoticeRecords(ctx, holdfast.NoticeFilter{ID: id, Limit: 1})
-	if err != nil {
-		return nil, fmt.Errorf("change notice %d to %s: %w", id, c.To, err)
-	}
-	if len(got) == 0 {
-		return nil, fmt.Errorf("change notice %d to %s: %w", id, c.To, holdfast.ErrNotFound)
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("change notice %d to %s: is %s, not %s: %w", id, c.To, got[0].Status, c.From, holdfast.ErrConflict)
-	}
-	return got[0], nil
+	return rec, nil
 }
 
 // scanNoticeRecord reads one row of noticeRecordColumns.

@@ -92,13 +92,15 @@ func (s *Store) ChangeSend(ctx context.Context, id string, c holdfast.SendChange
 	if c.Attempt {
 		attempt = 1
 	}
-	sd, err := one(ctx, s.db, scanSend, queryChangeSend,
-		id, string(c.From), string(c.To), c.Reason, attempt, s.time(s.orNow(c.At)), c.To == holdfast.SendSent)
-	if errors.Is(err, holdfast.ErrNotFound) {
-		// Either no such send, or it left c.From.
-		err = notFoundOr(ctx, s.db, "send is no longer "+string(c.From), querySendExists, id)
-		return nil, fmt.Errorf("change send %s: %w", id, err)
-	}
+	sd, err := announced(ctx, s, func(e Executor) (*holdfast.Send, error) {
+		sd, err := one(ctx, e, scanSend, queryChangeSend,
+			id, string(c.From), string(c.To), c.Reason, attempt, s.time(s.orNow(c.At)), c.To == holdfast.SendSent)
+		if errors.Is(err, holdfast.ErrNotFound) {
+			// Either no such send, or it left c.From.
+			err = notFoundOr(ctx, e, "send is no longer "+string(c.From), querySendExists, id)
+		}
+		return sd, err
+	}, c.Announce)
 	if err != nil {
 		return nil, fmt.Errorf("change send %s: %w", id, err)
 	}

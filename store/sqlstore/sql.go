@@ -348,12 +348,33 @@ const (
 	queryDeliveriesBefore = `SELECT ` + deliveryColumns + ` FROM webhook_deliveries
 	WHERE webhook_id = $1 AND id < $3 ORDER BY id DESC LIMIT $2`
 
-	// queryChangeDelivery is a compare-and-set on the state $3.
-	queryChangeDelivery = `UPDATE webhook_deliveries SET state = $4, updated_at = $5
+	queryDeliveryExists = `SELECT 1 FROM webhook_deliveries WHERE webhook_id = $1 AND id = $2`
+)
+
+const outboxColumns = `seq, event_id, event_type, payload, created_at, webhook_id, replay, relayed_at`
+
+const (
+	queryAppendOutbox = `INSERT INTO webhook_outbox (event_id, event_type, payload, created_at, webhook_id, replay)
+	VALUES ($1, $2, $3, $4, $5, $6)`
+
+	// queryUnrelayedOutbox reads webhook_outbox_unrelayed in order; its
+	// WHERE repeats the partial index's.
+	queryUnrelayedOutbox = `SELECT ` + outboxColumns + ` FROM webhook_outbox
+	WHERE relayed_at IS NULL ORDER BY seq LIMIT $1`
+
+	// queryMarkRelayed takes the list of seqs ($2, $3, ...) for its %s.
+	queryMarkRelayed = `UPDATE webhook_outbox SET relayed_at = $1 WHERE seq IN (%s) AND relayed_at IS NULL`
+
+	// queryPruneOutbox deletes at most $2 events relayed before $1, through
+	// webhook_outbox_relayed_at.
+	queryPruneOutbox = `DELETE FROM webhook_outbox WHERE seq IN (
+		SELECT seq FROM webhook_outbox WHERE relayed_at IS NOT NULL AND relayed_at < $1 ORDER BY relayed_at LIMIT $2)`
+
+	// queryReplayDelivery is a compare-and-set on the state $3 that makes
+	// the delivery pending.
+	queryReplayDelivery = `UPDATE webhook_deliveries SET state = $5, updated_at = $4
 	WHERE webhook_id = $1 AND id = $2 AND state = $3
 	RETURNING ` + deliveryColumns
-
-	queryDeliveryExists = `SELECT 1 FROM webhook_deliveries WHERE webhook_id = $1 AND id = $2`
 )
 
 const apiKeyColumns = `id, name, hash, prefix, scope, created_at, revoked_at`

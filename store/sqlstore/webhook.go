@@ -122,16 +122,29 @@ func (s *Store) WebhookDeliveries(ctx context.Context, webhookID string, f holdf
 	return out, wrapf(err, "deliveries of webhook %s", webhookID)
 }
 
-// ChangeWebhookDelivery moves a delivery from state from to state to.
-// ErrNotFound for an unknown delivery, ErrConflict when it is no longer in
-// from.
-func (s *Store) ChangeWebhookDelivery(ctx context.Context, webhookID, id string, from, to holdfast.DeliveryState) (*holdfast.WebhookDelivery, error) {
-	d, err := one(ctx, s.db, scanDelivery, queryChangeDelivery, webhookID, id, string(from), string(to), s.time(s.now()))
-	if errors.Is(err, holdfast.ErrNotFound) {
-		err = notFoundOr(ctx, s.db, "not "+string(from), queryDeliveryExists, webhookID, id)
-	}
+// ReplayWebhookDelivery makes a delivery pending again if it is still in
+// state from and appends its event, targeted at the webhook, to the
+// outbox, in one transaction. ErrNotFound for an unknown delivery,
+// ErrConflict when it is no longer in from.
+func (s *Store) ReplayWebhookDelivery(ctx context.Context, webhookID, id string, from holdfast.DeliveryState, at time.Time) (*holdfast.WebhookDelivery, error) {
+	at = s.orNow(at)
+	var d *holdfast.WebhookDelivery
+	err := s.db.Tx(ctx, func(tx Executor) error {
+		var err error
+		d, err = one(ctx, tx, scanDelivery, queryReplayDelivery, webhookID, id, string(from), s.time(at), string(holdfast.DeliveryPending))
+		if errors.Is(err, holdfast.ErrNotFound) {
+			return notFoundOr(ctx, tx, "not "+string(from), queryDeliveryExists, webhookID, id)
+		}
+		if err != nil {
+			return err
+		}
+		return s.appendOutbox(ctx, tx, []holdfast.OutboxEvent{{
+			ID: d.EventID, Type: d.EventType, Payload: d.Payload, CreatedAt: at,
+			WebhookID: webhookID, Replay: len(d.Attempts),
+		}})
+	})
 	if err != nil {
-		return nil, fmt.Errorf("change delivery %s of webhook %s: %w", id, webhookID, err)
+		return nil, fmt.Errorf("replay delivery %s of webhook %s: %w", id, webhookID, err)
 	}
 	return d, nil
 }

@@ -53,7 +53,7 @@ func storedIncident(in *holdfast.Incident) *holdfast.Incident {
 func mustSaveIncidents(t *testing.T, s holdfast.Store, ins ...*holdfast.Incident) {
 	t.Helper()
 	for _, in := range ins {
-		if err := s.SaveIncident(t.Context(), in); err != nil {
+		if err := s.SaveIncident(t.Context(), in, nil); err != nil {
 			t.Fatalf("SaveIncident(%d) = %v", in.ID, err)
 		}
 	}
@@ -400,7 +400,7 @@ func testHealthLimits(t *testing.T, s holdfast.Store) {
 	for range 8 {
 		wg.Go(func() {
 			for id := range next {
-				errs <- s.SaveIncident(t.Context(), newIncident(id))
+				errs <- s.SaveIncident(t.Context(), newIncident(id), nil)
 				errs <- s.SaveHeldAction(t.Context(), newHeldAction(id))
 			}
 		})

@@ -58,7 +58,7 @@ func storedMessage(m holdfast.Message, inboxID string) *holdfast.Message {
 // mustSaveSync runs SaveSync and checks how many messages it added.
 func mustSaveSync(t *testing.T, s holdfast.Store, inboxID string, msgs []holdfast.Message, cursor string, at time.Time, wantAdded int) {
 	t.Helper()
-	added, err := s.SaveSync(t.Context(), inboxID, msgs, cursor, at)
+	added, err := s.SaveSync(t.Context(), inboxID, msgs, cursor, at, nil)
 	if err != nil {
 		t.Fatalf("SaveSync(%s, %d messages, %q) = %v", inboxID, len(msgs), cursor, err)
 	}
@@ -225,7 +225,7 @@ func checkCursorResetRekeys(t *testing.T, s holdfast.Store, inboxID string, firs
 func testSaveSyncUnknownInbox(t *testing.T, s holdfast.Store) {
 	id := newID("inb")
 	msgs := []holdfast.Message{newMessage("INBOX/1/1", "one", t0)}
-	added, err := s.SaveSync(t.Context(), id, msgs, "c", t0)
+	added, err := s.SaveSync(t.Context(), id, msgs, "c", t0, nil)
 	if !errors.Is(err, holdfast.ErrNotFound) || added != 0 {
 		t.Errorf("SaveSync(unknown inbox) = %d, %v; want 0, ErrNotFound", added, err)
 	}

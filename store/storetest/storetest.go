@@ -111,6 +111,7 @@ func Run(t *testing.T, newStore func(t *testing.T) holdfast.Store, opts ...Optio
 	}
 	tests = append(tests, mailTests...)
 	tests = append(tests, webhookTests...)
+	tests = append(tests, outboxTests...)
 	tests = append(tests, oauthTests...)
 	tests = append(tests, ownerTests...)
 	tests = append(tests, apiKeyTests...)

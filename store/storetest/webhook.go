@@ -20,7 +20,7 @@ var webhookTests = []conformanceTest{
 	{"SwapWebhookSecret", testSwapWebhookSecret},
 	{"RecordWebhookAttempt", testRecordWebhookAttempt},
 	{"WebhookDeliveriesPaging", testWebhookDeliveriesPaging},
-	{"ChangeWebhookDelivery", testChangeWebhookDelivery},
+	{"ReplayWebhookDelivery", testReplayWebhookDelivery},
 	{"DeleteWebhookDeletesDeliveries", testDeleteWebhookDeletesDeliveries},
 }
 
@@ -310,25 +310,38 @@ func testWebhookDeliveriesPaging(t *testing.T, s holdfast.Store) {
 	}
 }
 
-func testChangeWebhookDelivery(t *testing.T, s holdfast.Store) {
+// testReplayWebhookDelivery checks that a replay makes the delivery
+// pending and appends its targeted outbox event in one transaction, and a
+// replay that loses its compare-and-set does neither.
+func testReplayWebhookDelivery(t *testing.T, s holdfast.Store) {
 	ctx := t.Context()
 	w := mustCreateWebhook(t, s, newWebhook())
 	d, err := s.RecordWebhookAttempt(ctx, newDelivery(w, holdfast.DeliveryFailed), holdfast.WebhookAttempt{At: t0, StatusCode: 500})
 	if err != nil {
 		t.Fatalf("RecordWebhookAttempt = %v", err)
 	}
-	got, err := s.ChangeWebhookDelivery(ctx, w.ID, d.ID, holdfast.DeliveryFailed, holdfast.DeliveryPending)
+	at := t0.Add(time.Hour)
+	got, err := s.ReplayWebhookDelivery(ctx, w.ID, d.ID, holdfast.DeliveryFailed, at)
 	if err != nil {
-		t.Fatalf("ChangeWebhookDelivery = %v", err)
+		t.Fatalf("ReplayWebhookDelivery = %v", err)
 	}
 	if got.State != holdfast.DeliveryPending || len(got.Attempts) != 1 {
-		t.Errorf("ChangeWebhookDelivery = state %s, %d attempts; want pending, 1", got.State, len(got.Attempts))
+		t.Errorf("ReplayWebhookDelivery = state %s, %d attempts; want pending, 1", got.State, len(got.Attempts))
 	}
-	if _, err := s.ChangeWebhookDelivery(ctx, w.ID, d.ID, holdfast.DeliveryFailed, holdfast.DeliveryPending); !errors.Is(err, holdfast.ErrConflict) {
-		t.Errorf("ChangeWebhookDelivery from a state it left = %v; want ErrConflict", err)
+	want := []*holdfast.OutboxEvent{{
+		ID: d.EventID, Type: d.EventType, Payload: d.Payload, CreatedAt: stored(at), WebhookID: w.ID, Replay: 1,
+	}}
+	if diff := cmp.Diff(want, unrelayed(t, s), ignoreSeq); diff != "" {
+		t.Errorf("outbox after a replay mismatch (-want +got):\n%s", diff)
 	}
-	if _, err := s.ChangeWebhookDelivery(ctx, w.ID, newID("whd"), holdfast.DeliveryFailed, holdfast.DeliveryPending); !errors.Is(err, holdfast.ErrNotFound) {
-		t.Errorf("ChangeWebhookDelivery(unknown) = %v; want ErrNotFound", err)
+	if _, err := s.ReplayWebhookDelivery(ctx, w.ID, d.ID, holdfast.DeliveryFailed, at); !errors.Is(err, holdfast.ErrConflict) {
+		t.Errorf("ReplayWebhookDelivery from a state it left = %v; want ErrConflict", err)
+	}
+	if _, err := s.ReplayWebhookDelivery(ctx, w.ID, newID("whd"), holdfast.DeliveryFailed, at); !errors.Is(err, holdfast.ErrNotFound) {
+		t.Errorf("ReplayWebhookDelivery(unknown) = %v; want ErrNotFound", err)
+	}
+	if diff := cmp.Diff(want, unrelayed(t, s), ignoreSeq); diff != "" {
+		t.Errorf("outbox after refused replays mismatch (-want +got):\n%s", diff)
 	}
 }
 

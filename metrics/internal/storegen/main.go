@@ -293,6 +293,8 @@ func qualify(typ ast.Expr, pkg func(string)) ast.Expr {
 		return &ast.MapType{Key: qualify(t.Key, pkg), Value: qualify(t.Value, pkg)}
 	case *ast.Ellipsis:
 		return &ast.Ellipsis{Elt: qualify(t.Elt, pkg)}
+	case *ast.IndexExpr: // an instantiated generic type: Announce[*Inbox]
+		return &ast.IndexExpr{X: qualify(t.X, pkg), Index: qualify(t.Index, pkg)}
 	}
 	return typ
 }
