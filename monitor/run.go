@@ -129,16 +129,15 @@ func (m *Monitor) Declare(ctx context.Context, d Declaration) (*holdfast.Inciden
 		t = ti
 	}
 	in, err := m.eng.Declare(health.Declaration{Provider: d.Provider, Tenant: t, Start: d.Start, End: d.End, Note: strings.TrimSpace(d.Note)})
-	var out *holdfast.Incident
-	if err == nil {
-		out = m.toIncident(&in)
-	}
-	m.flushLocked()
-	m.mu.Unlock()
 	if err != nil {
+		m.flushLocked()
+		m.mu.Unlock()
 		return nil, err
 	}
-	if err := m.durable(ctx); err != nil {
+	out := m.toIncident(&in)
+	c := m.callLocked()
+	m.mu.Unlock()
+	if err := m.durable(ctx, c); err != nil {
 		return out, err
 	}
 	if !out.Open() && m.cfg.OnIncident != nil {
@@ -153,31 +152,30 @@ func (m *Monitor) Declare(ctx context.Context, d Declaration) (*holdfast.Inciden
 // one, and ErrConflict for one already resolved.
 func (m *Monitor) Resolve(ctx context.Context, id int64) (*holdfast.Incident, error) {
 	m.mu.Lock()
-	err := m.eng.Resolve(id)
-	var out *holdfast.Incident
-	if err == nil {
-		in, ierr := m.eng.Incident(id)
-		if ierr == nil {
-			out = m.toIncident(&in)
-		}
-	}
-	m.flushLocked()
-	m.mu.Unlock()
-	if err != nil {
+	if err := m.eng.Resolve(id); err != nil {
+		m.flushLocked()
+		m.mu.Unlock()
 		return nil, err
 	}
-	return out, m.durable(ctx)
+	var out *holdfast.Incident
+	if in, err := m.eng.Incident(id); err == nil {
+		out = m.toIncident(&in)
+	}
+	c := m.callLocked()
+	m.mu.Unlock()
+	return out, m.durable(ctx, c)
 }
 
 // Release lets a held destructive action go ahead now. It returns
 // ErrNotFound for an unknown action.
 func (m *Monitor) Release(ctx context.Context, id int64) error {
 	m.mu.Lock()
-	err := m.eng.ReleaseHeld(id)
-	m.flushLocked()
-	m.mu.Unlock()
-	if err != nil {
+	if err := m.eng.ReleaseHeld(id); err != nil {
+		m.flushLocked()
+		m.mu.Unlock()
 		return err
 	}
-	return m.durable(ctx)
+	c := m.callLocked()
+	m.mu.Unlock()
+	return m.durable(ctx, c)
 }
