@@ -13,9 +13,10 @@ import (
 )
 
 // Start runs the engine: a goroutine, owned by the Monitor, ticks it every
-// TickEvery (reserving the next block of IDs when the current one runs
-// low) and saves its state every SaveEvery; another persists its
-// decisions. Both run until Stop (lifecycle.Service).
+// TickEvery and saves its state every SaveEvery; another persists its
+// decisions; a third reserves the next block of incident and held action
+// IDs when the current one runs low. They run until Stop
+// (lifecycle.Service).
 func (m *Monitor) Start(ctx context.Context) error {
 	return m.owner.Start(ctx, func(run context.Context) error {
 		// The writer persists what is queued at Stop within drainCtx,
@@ -28,6 +29,7 @@ func (m *Monitor) Start(ctx context.Context) error {
 			m.w.run(run, drainCtx)
 		})
 		m.owner.Go(func() { m.tick(run) })
+		m.owner.Go(func() { m.idSrc.run(run, m.w.retryEvery) })
 		m.mu.Lock()
 		m.w.enqueue(nil) // wake the writer for decisions made before Start
 		m.mu.Unlock()
@@ -47,9 +49,6 @@ func (m *Monitor) tick(ctx context.Context) {
 			return
 		case <-tick.C:
 			m.Tick()
-			if err := m.idSrc.refill(ctx); err != nil && ctx.Err() == nil {
-				m.log.Warn("reserve incident and held action IDs", "err", err)
-			}
 		case <-save.C:
 			if err := m.save(); err != nil {
 				m.log.Error("save health engine state", "err", err)
