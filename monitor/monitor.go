@@ -159,15 +159,6 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	if err := m.rebuild(ctx, stored); err != nil {
 		return nil, err
 	}
-	if cfg.OnIncident != nil {
-		open, err := m.store.Incidents(ctx, true, 1000)
-		if err != nil {
-			return nil, fmt.Errorf("load open incidents: %w", err)
-		}
-		for _, in := range open {
-			m.w.open[in.ID] = true
-		}
-	}
 	// Decisions made while loading (none expected) are written by Start.
 	return m, nil
 }
