@@ -112,7 +112,9 @@ type Declaration struct {
 
 // Declare opens (or, with End, records) an incident and returns it once it
 // is stored. A retroactive incident, stored resolved, is announced to
-// OnIncident as opened and then resolved, as if it had been seen live.
+// OnIncident as opened and then resolved, as if it had been seen live. It
+// fails at once with health.ErrNoID when no incident ID is at hand (the
+// store was down long enough for the reserved ones to run out).
 func (m *Monitor) Declare(ctx context.Context, d Declaration) (*holdfast.Incident, error) {
 	if !d.Provider.Valid() {
 		return nil, holdfast.Invalidf("provider", "unknown provider %q (want microsoft, google or imap)", d.Provider)
