@@ -734,7 +734,8 @@ func (e *Engine) Incident(id int64) (Incident, error) {
 // (retroactive incident), re-verifies every inbox of the scope that went to
 // needs_reconnect or needs_admin inside the window and restores it if its
 // credential still works. It returns a *holdfast.InvalidError naming the
-// bad field.
+// bad field, and ErrNoID, having changed nothing, when no incident ID is
+// at hand (SetIDFunc).
 func (e *Engine) Declare(d Declaration) (Incident, error) {
 	c := &e.c
 	p, ok := provIndex(d.Provider)
