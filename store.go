@@ -142,6 +142,11 @@ type HealthStore interface {
 	// Incidents returns at most limit incidents (zero or less means 100, at
 	// most 1000), newest first by ID, only the open ones if openOnly.
 	Incidents(ctx context.Context, openOnly bool, limit int) ([]*Incident, error)
+	// OpenIncidents returns at most limit open incidents (zero or less
+	// means 100, at most 1000) whose ID is greater than afterID, oldest
+	// first by ID: to read them all, page on with the last ID of each
+	// page until a page is short.
+	OpenIncidents(ctx context.Context, afterID int64, limit int) ([]*Incident, error)
 	// IncidentByID returns one incident, or ErrNotFound.
 	IncidentByID(ctx context.Context, id int64) (*Incident, error)
 	// SaveHeldAction inserts or replaces the held action with h.ID (the
@@ -480,6 +485,10 @@ type HeldActionFilter struct {
 	// Limit they are the last ones recorded; otherwise the oldest come
 	// first.
 	Newest bool
+	// AfterID, when set, selects only the held actions whose ID is
+	// greater: oldest first, a cursor to page through them all (the last
+	// ID of each page, until a page is short).
+	AfterID int64
 	// Limit caps the page size; zero or less means 100, at most 1000.
 	Limit int
 }

@@ -294,11 +294,17 @@ func (e *Engine) tenantIncidents(now int64) {
 }
 
 // openIncident opens an incident over provider p (t < 0) or tenant t, and
-// undoes what the health engine did in its scope since undoFrom.
+// undoes what the health engine did in its scope since undoFrom. It
+// returns nil, having changed nothing, when no ID is at hand: a detector
+// opens it at its next evaluation, if the evidence holds.
 func (e *Engine) openIncident(p uint8, t int32, kind holdfast.IncidentKind, now, undoFrom int64, evidence string) *Incident {
 	c := &e.c
 	ps := &c.Provs[p]
-	in := &Incident{ID: e.newID(), Kind: kind, Provider: holdfast.Providers[p], Tenant: t, OpenedAt: e.tm(now),
+	id, ok := e.newID()
+	if !ok {
+		return nil
+	}
+	in := &Incident{ID: id, Kind: kind, Provider: holdfast.Providers[p], Tenant: t, OpenedAt: e.tm(now),
 		Evidence: evidence, prov: p}
 	win := e.cfg.CloseWindow
 	if ps.LastClose > 0 && now-ps.LastClose < int64(e.cfg.ReopenMemory/time.Second) {
@@ -728,7 +734,8 @@ func (e *Engine) Incident(id int64) (Incident, error) {
 // (retroactive incident), re-verifies every inbox of the scope that went to
 // needs_reconnect or needs_admin inside the window and restores it if its
 // credential still works. It returns a *holdfast.InvalidError naming the
-// bad field.
+// bad field, and ErrNoID, having changed nothing, when no incident ID is
+// at hand (SetIDFunc).
 func (e *Engine) Declare(d Declaration) (Incident, error) {
 	c := &e.c
 	p, ok := provIndex(d.Provider)
@@ -758,6 +765,9 @@ func (e *Engine) Declare(d Declaration) (Incident, error) {
 			return Incident{}, fmt.Errorf("declare incident: %w: an incident already covers this scope", holdfast.ErrConflict)
 		}
 		in := e.openIncident(p, d.Tenant, holdfast.IncidentDeclared, now, start, ev)
+		if in == nil {
+			return Incident{}, fmt.Errorf("declare incident: %w", ErrNoID)
+		}
 		if start != now {
 			// openIncident reported it opened now; it opened at start.
 			in.OpenedAt = e.tm(start)
@@ -766,7 +776,11 @@ func (e *Engine) Declare(d Declaration) (Incident, error) {
 		return *in, nil
 	}
 	// Retroactive: record it resolved and re-verify what was acted on.
-	in := &Incident{ID: e.newID(), Kind: holdfast.IncidentDeclared, Provider: d.Provider, Tenant: d.Tenant,
+	id, ok := e.newID()
+	if !ok {
+		return Incident{}, fmt.Errorf("declare incident: %w", ErrNoID)
+	}
+	in := &Incident{ID: id, Kind: holdfast.IncidentDeclared, Provider: d.Provider, Tenant: d.Tenant,
 		OpenedAt: e.tm(start), Evidence: ev, prov: p, closeWin: 1, probeOK: make([]int32, 1), probeN: make([]int32, 1)}
 	c.Incidents = append(c.Incidents, in)
 	end := d.End.Unix()

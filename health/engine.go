@@ -212,7 +212,12 @@ type Engine struct {
 	// c.Held on Restore), so that cancelling one costs no scan.
 	heldOf map[int32]int64
 	// idFunc, if set, issues incident and held action IDs (SetIDFunc).
-	idFunc func() int64
+	idFunc func() (int64, bool)
+	// idStarved is set while the last ID asked of idFunc was not at hand:
+	// an incident may then have gone unopened, so no destructive action
+	// is taken until an ID is at hand again (tryAct). It is not saved: a
+	// restarted owner reserves IDs before the engine runs.
+	idStarved bool
 }
 
 // New returns an engine with the given parameters, clock, logger and sink

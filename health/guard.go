@@ -10,9 +10,23 @@ import (
 )
 
 // tryAct is called when inbox i's lost credential is confirmed. It acts if
-// the guard allows, or records a held action.
+// the guard allows, or records a held action. While no ID is at hand
+// (SetIDFunc) it fails closed: it neither acts (an incident may have gone
+// unopened) nor holds (a held action needs an ID), and the inbox stays
+// suspect, to be tried again at its next permanent-class failure.
 func (e *Engine) tryAct(i int32) {
 	c := &e.c
+	var (
+		id   int64
+		have bool
+	)
+	if e.idStarved {
+		// Take the ID now, to learn whether IDs are at hand again; if
+		// the action goes ahead unheld, it is skipped, never reused.
+		if id, have = e.newID(); !have {
+			return
+		}
+	}
 	to := sNeedsReconnect
 	if c.H[i].Flags&fAdmin != 0 {
 		to = sNeedsAdmin
@@ -37,8 +51,13 @@ func (e *Engine) tryAct(i int32) {
 		e.act(i, to, holdfast.CauseHealth)
 		return
 	}
+	if !have {
+		if id, have = e.newID(); !have {
+			return
+		}
+	}
 	c.H[i].Flags |= fHeld
-	h := &HeldAction{ID: e.newID(), Inbox: i, Provider: holdfast.Providers[p], Tenant: t,
+	h := &HeldAction{ID: id, Inbox: i, Provider: holdfast.Providers[p], Tenant: t,
 		To: holdfast.States[to], Reason: c.Reasons[c.Reason[i]], HeldAt: e.tm(now), Why: why}
 	c.Held[h.ID] = h
 	e.heldOf[i] = h.ID
@@ -332,7 +351,11 @@ func (e *Engine) metaGuard(p uint8, now int64) {
 	}
 	switch {
 	case ps.Storm == 0 && sum > thr:
-		in := &Incident{ID: e.newID(), Kind: holdfast.IncidentNoticeStorm, Provider: holdfast.Providers[p], Tenant: -1, OpenedAt: e.tm(now),
+		id, ok := e.newID()
+		if !ok {
+			break // opened at the next check, if the storm goes on
+		}
+		in := &Incident{ID: id, Kind: holdfast.IncidentNoticeStorm, Provider: holdfast.Providers[p], Tenant: -1, OpenedAt: e.tm(now),
 			Evidence: fmt.Sprintf("notice storm: %d notices queued in the last hour vs threshold %.0f (max(%d, %g × baseline %.1f/h)); every notice of the provider is held",
 				ps.NoticeSum, thr, e.cfg.MetaGuardMin, e.cfg.MetaGuardFactor, ps.NoticeBase),
 			prov: p, closeWin: 1, probeOK: make([]int32, 1), probeN: make([]int32, 1)}

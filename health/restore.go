@@ -1,6 +1,7 @@
 package health
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -10,19 +11,39 @@ import (
 
 // SetIDFunc makes f the source of incident and held action IDs; f must
 // never return an ID twice, across restarts included (the monitor
-// reserves blocks from the store's durable sequence). Without it the
-// engine numbers them itself from 1, saved in its snapshot, which is
-// enough where nothing else numbers them (holdfast sim).
-func (e *Engine) SetIDFunc(f func() int64) { e.idFunc = f }
+// reserves blocks from the store's durable sequence). f must not block:
+// it returns false when no ID is at hand (its owner could not reserve
+// more, the store being down). The engine then puts off what needs one,
+// failing closed: an incident is opened at a later evaluation, Declare
+// fails with ErrNoID, and no destructive action is taken (nor held)
+// until an ID is at hand again; the inbox stays suspect and is retried.
+//
+// Without f the engine numbers IDs itself from 1, saved in its snapshot,
+// which is enough where nothing else numbers them (holdfast sim).
+func (e *Engine) SetIDFunc(f func() (int64, bool)) { e.idFunc = f }
 
-// newID issues the next incident or held action ID.
-func (e *Engine) newID() int64 {
+// ErrNoID is returned by Declare when no incident ID is at hand (see
+// SetIDFunc): nothing was declared; the call may be retried.
+var ErrNoID = errors.New("no incident ID at hand")
+
+// newID issues the next incident or held action ID, or reports that none
+// is at hand.
+func (e *Engine) newID() (int64, bool) {
 	if e.idFunc != nil {
-		return e.idFunc()
+		id, ok := e.idFunc()
+		if ok != !e.idStarved {
+			e.idStarved = !ok
+			if ok {
+				e.log.Info("incident and held action IDs at hand again")
+			} else {
+				e.log.Warn("no incident or held action ID at hand: incidents and destructive actions wait")
+			}
+		}
+		return id, ok
 	}
 	id := e.c.NextID
 	e.c.NextID++
-	return id
+	return id, true
 }
 
 // RestoreIncident makes the engine agree with its owner's durable record

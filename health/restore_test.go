@@ -27,7 +27,7 @@ func TestRestoreFromRecord(t *testing.T) {
 			}
 		}
 		next := int64(500)
-		e.SetIDFunc(func() int64 { next++; return next })
+		e.SetIDFunc(func() (int64, bool) { next++; return next, true })
 		return e, rec
 	}
 	opened := time.Date(2025, 3, 1, 19, 0, 0, 0, time.UTC)

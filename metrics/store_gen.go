@@ -33,6 +33,7 @@ var storeOps = []storeOp{
 	{"send", "due_sends"},
 	{"health", "save_incident"},
 	{"health", "incidents"},
+	{"health", "open_incidents"},
 	{"health", "incident_by_id"},
 	{"health", "save_held_action"},
 	{"health", "find_held_actions"},
@@ -190,6 +191,11 @@ func (s *store) SaveIncident(ctx context.Context, in *holdfast.Incident, announc
 func (s *store) Incidents(ctx context.Context, openOnly bool, limit int) (r0 []*holdfast.Incident, err error) {
 	defer s.observe("health", "incidents", time.Now(), &err)
 	return s.next.Incidents(ctx, openOnly, limit)
+}
+
+func (s *store) OpenIncidents(ctx context.Context, afterID int64, limit int) (r0 []*holdfast.Incident, err error) {
+	defer s.observe("health", "open_incidents", time.Now(), &err)
+	return s.next.OpenIncidents(ctx, afterID, limit)
 }
 
 func (s *store) IncidentByID(ctx context.Context, id int64) (r0 *holdfast.Incident, err error) {

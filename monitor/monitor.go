@@ -155,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	}
 	m.eng = health.New(ecfg, cfg.Clock, cfg.Logger, sink{m})
 	m.w = newWriter(m)
-	m.idSrc = &idSource{m: m}
+	m.idSrc = newIDSource(m)
 	m.eng.SetIDFunc(m.idSrc.take)
 	if err := m.idSrc.refill(ctx); err != nil {
 		return nil, fmt.Errorf("reserve incident and held action IDs: %w", err)

@@ -56,14 +56,31 @@ func (d decision) logAttrs(more ...any) []any {
 	return append(out, more...)
 }
 
-// dropStateLocked removes a queued engine state: a newer one is about to
-// be queued, and only the newest matters. w.mu must be held.
+// dropStateLocked removes a queued engine state behind the last fence: a
+// newer one is about to be queued, and only the newest matters. w.mu must
+// be held.
 func (w *writer) dropStateLocked() {
+	from := w.fenceLocked()
 	n := len(w.queue)
-	w.queue = slices.DeleteFunc(w.queue, func(d decision) bool { return d.state != nil })
+	tail := slices.DeleteFunc(w.queue[from:], func(d decision) bool { return d.state != nil })
+	w.queue = w.queue[:from+len(tail)]
 	if dropped := n - len(w.queue); dropped > 0 {
 		w.metrics.coalesced.WithLabelValues(string(kindState)).Add(float64(dropped))
 	}
+}
+
+// fenceLocked returns the index in w.queue just after the last barrier
+// someone still waits on (0 if none). A call's barrier is a fence: what
+// is queued before it is answered for by the call, so nothing before it
+// may be dropped, or merged into a decision queued after it (which would
+// be stored after the call was answered). w.mu must be held.
+func (w *writer) fenceLocked() int {
+	for i := len(w.queue) - 1; i >= 0; i-- {
+		if b := w.queue[i].barrier; b != nil && !b.gone {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // compactLocked removes every queued decision that a later one supersedes,
@@ -78,10 +95,16 @@ func (w *writer) dropStateLocked() {
 //     of moves, from the first state left to the last reached. This is
 //     the one loss of detail, and only when the queue is at its limit.
 //
-// Notices (one per episode) and barriers are never removed. What is left
-// is then bounded by the number of inboxes, incidents, held actions and
-// notices, not by the length of the outage.
+// Notices (one per episode) and barriers are never removed, except the
+// barriers of calls nobody waits on any more. Compaction works only
+// behind the last barrier still waited on (fenceLocked): a call is
+// answered only once its own decisions are stored as it made them. What
+// is left is then bounded by the number of inboxes, incidents, held
+// actions and notices (per call still waiting, during an outage: each
+// waits at most its context's time), not by the length of the outage.
 func (w *writer) compactLocked() {
+	w.queue = slices.DeleteFunc(w.queue, func(d decision) bool { return d.barrier != nil && d.barrier.gone })
+	from := w.fenceLocked()
 	type incidentSeen struct{ open, resolved bool }
 	incidents := map[int64]incidentSeen{}
 	held := map[int64]bool{}
@@ -90,7 +113,7 @@ func (w *writer) compactLocked() {
 	// state change.
 	transitions := map[string]int{}
 	drop := make([]bool, len(w.queue))
-	for i := len(w.queue) - 1; i >= 0; i-- {
+	for i := len(w.queue) - 1; i >= from; i-- {
 		d := &w.queue[i]
 		switch {
 		case d.incident != nil:

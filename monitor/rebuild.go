@@ -69,17 +69,51 @@ func (m *Monitor) noticesSince(ctx context.Context, id string, since time.Time, 
 	return nil
 }
 
-// maxRebuilt is how many open incidents, and pending held actions, are
-// read from the store at start (the store's page limit).
-const maxRebuilt = 1000
+// rebuildPage is how many open incidents, or pending held actions, are
+// read from the store at a time at start (the store's page limit): all of
+// them are read, page by page.
+const rebuildPage = 1000
 
-func (m *Monitor) rebuildIncidents(ctx context.Context, paused []int32) error {
-	open, err := m.store.Incidents(ctx, true, maxRebuilt)
-	if err != nil {
-		return fmt.Errorf("load open incidents: %w", err)
+// openIncidents returns every open incident in the store, oldest first.
+func (m *Monitor) openIncidents(ctx context.Context) ([]*holdfast.Incident, error) {
+	var out []*holdfast.Incident
+	var after int64
+	for {
+		page, err := m.store.OpenIncidents(ctx, after, rebuildPage)
+		if err != nil {
+			return nil, fmt.Errorf("load open incidents: %w", err)
+		}
+		out = append(out, page...)
+		if len(page) < rebuildPage {
+			return out, nil
+		}
+		after = page[len(page)-1].ID
 	}
-	if len(open) == maxRebuilt {
-		m.log.Warn("more open incidents than rebuilt at start", "rebuilt", maxRebuilt)
+}
+
+// pendingHeld returns every pending held action in the store, oldest
+// first.
+func (m *Monitor) pendingHeld(ctx context.Context) ([]*holdfast.HeldAction, error) {
+	var out []*holdfast.HeldAction
+	f := holdfast.HeldActionFilter{PendingOnly: true, Limit: rebuildPage}
+	for {
+		page, err := m.store.FindHeldActions(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("load pending held actions: %w", err)
+		}
+		out = append(out, page...)
+		if len(page) < rebuildPage {
+			return out, nil
+		}
+		f.AfterID = page[len(page)-1].ID
+	}
+}
+
+// rebuildIncidents makes the engine's incidents agree with the store's.
+func (m *Monitor) rebuildIncidents(ctx context.Context, paused []int32) error {
+	open, err := m.openIncidents(ctx)
+	if err != nil {
+		return err
 	}
 	stored := make(map[int64]bool, len(open))
 	for _, in := range open {
@@ -101,8 +135,8 @@ func (m *Monitor) rebuildIncidents(ctx context.Context, paused []int32) error {
 	}
 	// Open in the store, oldest first: adopted if the engine has not seen
 	// them.
-	for k := len(open) - 1; k >= 0; k-- {
-		m.restoreIncident(open[k], paused)
+	for _, in := range open {
+		m.restoreIncident(in, paused)
 	}
 	return nil
 }
@@ -130,13 +164,12 @@ func (m *Monitor) restoreIncident(in *holdfast.Incident, paused []int32) {
 	}
 }
 
+// rebuildHeld makes the engine's pending held actions agree with the
+// store's.
 func (m *Monitor) rebuildHeld(ctx context.Context) error {
-	pending, err := m.store.FindHeldActions(ctx, holdfast.HeldActionFilter{PendingOnly: true, Limit: maxRebuilt})
+	pending, err := m.pendingHeld(ctx)
 	if err != nil {
-		return fmt.Errorf("load pending held actions: %w", err)
-	}
-	if len(pending) == maxRebuilt {
-		m.log.Warn("more pending held actions than rebuilt at start", "rebuilt", maxRebuilt)
+		return err
 	}
 	stored := make(map[int64]bool, len(pending))
 	for _, h := range pending {

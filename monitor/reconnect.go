@@ -48,7 +48,7 @@ func (m *Monitor) Reconnected(ctx context.Context, inboxID string) error {
 		kept = append(kept, d)
 	}
 	m.pending = append(kept, decision{inbox: inboxID, from: from, transition: change})
-	m.flushLocked()
+	c := m.callLocked()
 	m.mu.Unlock()
-	return m.durable(ctx)
+	return m.durable(ctx, c)
 }

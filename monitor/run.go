@@ -13,9 +13,10 @@ import (
 )
 
 // Start runs the engine: a goroutine, owned by the Monitor, ticks it every
-// TickEvery (reserving the next block of IDs when the current one runs
-// low) and saves its state every SaveEvery; another persists its
-// decisions. Both run until Stop (lifecycle.Service).
+// TickEvery and saves its state every SaveEvery; another persists its
+// decisions; a third reserves the next block of incident and held action
+// IDs when the current one runs low. They run until Stop
+// (lifecycle.Service).
 func (m *Monitor) Start(ctx context.Context) error {
 	return m.owner.Start(ctx, func(run context.Context) error {
 		// The writer persists what is queued at Stop within drainCtx,
@@ -28,6 +29,7 @@ func (m *Monitor) Start(ctx context.Context) error {
 			m.w.run(run, drainCtx)
 		})
 		m.owner.Go(func() { m.tick(run) })
+		m.owner.Go(func() { m.idSrc.run(run, m.w.retryEvery) })
 		m.mu.Lock()
 		m.w.enqueue(nil) // wake the writer for decisions made before Start
 		m.mu.Unlock()
@@ -47,9 +49,6 @@ func (m *Monitor) tick(ctx context.Context) {
 			return
 		case <-tick.C:
 			m.Tick()
-			if err := m.idSrc.refill(ctx); err != nil && ctx.Err() == nil {
-				m.log.Warn("reserve incident and held action IDs", "err", err)
-			}
 		case <-save.C:
 			if err := m.save(); err != nil {
 				m.log.Error("save health engine state", "err", err)
@@ -114,7 +113,9 @@ type Declaration struct {
 // Declare opens (or, with End, records) an incident and returns it once it
 // is stored. A retroactive incident, stored resolved, is announced (by the
 // writer, in its first save) as opened and then resolved, as if it had
-// been seen live.
+// been seen live. It fails at once with health.ErrNoID when no incident ID
+// is at hand (the store was down long enough for the reserved ones to run
+// out).
 func (m *Monitor) Declare(ctx context.Context, d Declaration) (*holdfast.Incident, error) {
 	if !d.Provider.Valid() {
 		return nil, holdfast.Invalidf("provider", "unknown provider %q (want microsoft, google or imap)", d.Provider)
@@ -130,16 +131,15 @@ func (m *Monitor) Declare(ctx context.Context, d Declaration) (*holdfast.Inciden
 		t = ti
 	}
 	in, err := m.eng.Declare(health.Declaration{Provider: d.Provider, Tenant: t, Start: d.Start, End: d.End, Note: strings.TrimSpace(d.Note)})
-	var out *holdfast.Incident
-	if err == nil {
-		out = m.toIncident(&in)
-	}
-	m.flushLocked()
-	m.mu.Unlock()
 	if err != nil {
+		m.flushLocked()
+		m.mu.Unlock()
 		return nil, err
 	}
-	if err := m.durable(ctx); err != nil {
+	out := m.toIncident(&in)
+	c := m.callLocked()
+	m.mu.Unlock()
+	if err := m.durable(ctx, c); err != nil {
 		return out, err
 	}
 	return out, nil
@@ -150,31 +150,30 @@ func (m *Monitor) Declare(ctx context.Context, d Declaration) (*holdfast.Inciden
 // one, and ErrConflict for one already resolved.
 func (m *Monitor) Resolve(ctx context.Context, id int64) (*holdfast.Incident, error) {
 	m.mu.Lock()
-	err := m.eng.Resolve(id)
-	var out *holdfast.Incident
-	if err == nil {
-		in, ierr := m.eng.Incident(id)
-		if ierr == nil {
-			out = m.toIncident(&in)
-		}
-	}
-	m.flushLocked()
-	m.mu.Unlock()
-	if err != nil {
+	if err := m.eng.Resolve(id); err != nil {
+		m.flushLocked()
+		m.mu.Unlock()
 		return nil, err
 	}
-	return out, m.durable(ctx)
+	var out *holdfast.Incident
+	if in, err := m.eng.Incident(id); err == nil {
+		out = m.toIncident(&in)
+	}
+	c := m.callLocked()
+	m.mu.Unlock()
+	return out, m.durable(ctx, c)
 }
 
 // Release lets a held destructive action go ahead now. It returns
 // ErrNotFound for an unknown action.
 func (m *Monitor) Release(ctx context.Context, id int64) error {
 	m.mu.Lock()
-	err := m.eng.ReleaseHeld(id)
-	m.flushLocked()
-	m.mu.Unlock()
-	if err != nil {
+	if err := m.eng.ReleaseHeld(id); err != nil {
+		m.flushLocked()
+		m.mu.Unlock()
 		return err
 	}
-	return m.durable(ctx)
+	c := m.callLocked()
+	m.mu.Unlock()
+	return m.durable(ctx, c)
 }

@@ -24,10 +24,29 @@ type decision struct {
 	notice   *holdfast.Notice
 	grant    *health.Grant
 	state    []byte
-	// barrier, when set, is answered once everything before it is
-	// persisted or, refused by the store for good, skipped: with how many
-	// decisions were refused since the previous barrier.
-	barrier chan int
+	// barrier, when set, is the end of call's decisions: the writer
+	// answers it once everything before it is persisted or, refused by
+	// the store for good, skipped.
+	barrier *call
+	// call, when set, is the operator's call that made this decision: a
+	// refusal of it is the call's.
+	call *call
+}
+
+// call is an operator's call (or a Sync) waiting for its decisions to be
+// stored. Its decisions and its barrier are queued in one critical
+// section of m.mu (callLocked), so that no other decision comes between
+// them and a refusal is counted against the call that made it, never
+// against another one waiting at the same time.
+type call struct {
+	// refused counts the call's decisions the store refused for good. Only
+	// the writer's goroutine writes it, before it closes done.
+	refused int
+	done    chan struct{}
+	// gone is set, under the writer's mu, once nobody waits on the call
+	// any more (its context ended): its barrier is then no longer a fence
+	// (see compactLocked).
+	gone bool
 }
 
 // sink receives the engine's decisions while the Monitor's mutex is held
@@ -128,6 +147,19 @@ func (m *Monitor) toIncident(in *health.Incident) *holdfast.Incident {
 	return out
 }
 
+// callLocked queues the decisions of the current engine call (m.pending)
+// as the operator's call's own, followed by the call's barrier, in one
+// go. m.mu must be held. Wait for the call with durable.
+func (m *Monitor) callLocked() *call {
+	c := &call{done: make(chan struct{})}
+	for i := range m.pending {
+		m.pending[i].call = c
+	}
+	m.pending = append(m.pending, decision{barrier: c})
+	m.flushLocked()
+	return c
+}
+
 // flushLocked hands the decisions of the last engine call to the writer.
 // m.mu must be held, which keeps the queue in the engine's order.
 func (m *Monitor) flushLocked() {
@@ -180,9 +212,6 @@ type writer struct {
 	retryEvery time.Duration
 	metrics    writerMetrics
 
-	// refused counts the decisions the store refused for good since the
-	// last barrier; only the writer's goroutine uses it.
-	refused int
 }
 
 func newWriter(m *Monitor) *writer {
@@ -307,7 +336,9 @@ func (w *writer) persistRetrying(ctx context.Context, d decision) bool {
 		if reason, ok := permanent(err); ok {
 			w.metrics.failures.WithLabelValues(d.kind(), string(reason)).Inc()
 			w.m.log.Error("health decision refused by the store; skipped", d.logAttrs("reason", string(reason), "err", err)...)
-			w.refused++
+			if d.call != nil {
+				d.call.refused++
+			}
 			return true
 		}
 		w.m.log.Warn("persist health decision; retrying", d.logAttrs("attempt", attempt+1, "retry_in", delay, "err", err)...)
@@ -329,8 +360,7 @@ func (w *writer) persist(ctx context.Context, d decision) error {
 	defer cancel()
 	switch {
 	case d.barrier != nil:
-		d.barrier <- w.refused // buffered: never blocks
-		w.refused = 0
+		close(d.barrier.done)
 	case d.transition != nil:
 		return w.changeState(ctx, d)
 	case d.incident != nil:
@@ -413,21 +443,24 @@ func (w *writer) saveIncident(ctx context.Context, in *holdfast.Incident) error 
 // Sync waits until every decision made so far is persisted (or, refused
 // by the store for good, skipped and counted), or ctx ends.
 func (m *Monitor) Sync(ctx context.Context) error {
-	_, err := m.wait(ctx)
+	m.mu.Lock()
+	c := m.callLocked()
+	m.mu.Unlock()
+	_, err := m.wait(ctx, c)
 	return err
 }
 
 // ErrRefused is returned by an operator's call (Declare, Resolve,
-// Release, Reconnected) whose decision, or one queued since the previous
-// such wait, the store refused for good: the call was not made durable,
-// and is not to be answered as a success.
+// Release, Reconnected) one of whose own decisions the store refused for
+// good: the call was not made durable, and is not to be answered as a
+// success.
 var ErrRefused = errors.New("the store refused a health decision for good")
 
-// durable waits like Sync, and fails with ErrRefused when the store
-// refused a decision for good since the previous wait, so that nothing is
-// acknowledged that was not stored.
-func (m *Monitor) durable(ctx context.Context) error {
-	refused, err := m.wait(ctx)
+// durable waits like Sync for the call c (see callLocked), and fails with
+// ErrRefused when the store refused one of c's decisions for good, so that
+// nothing is acknowledged that was not stored.
+func (m *Monitor) durable(ctx context.Context, c *call) error {
+	refused, err := m.wait(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -437,17 +470,17 @@ func (m *Monitor) durable(ctx context.Context) error {
 	return nil
 }
 
-// wait queues a barrier and waits for the writer to reach it, returning
-// how many decisions the store refused since the previous barrier.
-func (m *Monitor) wait(ctx context.Context) (int, error) {
-	b := make(chan int, 1)
-	m.mu.Lock()
-	m.w.enqueue([]decision{{barrier: b}})
-	m.mu.Unlock()
+// wait waits for the writer to reach c's barrier, returning how many of
+// c's decisions the store refused. When ctx ends first, c's barrier stops
+// being a fence.
+func (m *Monitor) wait(ctx context.Context, c *call) (int, error) {
 	select {
-	case refused := <-b:
-		return refused, nil
+	case <-c.done:
+		return c.refused, nil
 	case <-ctx.Done():
+		m.w.mu.Lock()
+		c.gone = true
+		m.w.mu.Unlock()
 		return 0, ctx.Err()
 	}
 }

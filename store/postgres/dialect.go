@@ -67,9 +67,9 @@ var statements = sqlstore.Statements{
 
 	// The pending queries use the partial index held_actions_pending.
 	PendingHeldActions: `SELECT ` + sqlstore.HeldActionColumns + ` FROM held_actions
-	WHERE NOT done ORDER BY id LIMIT $1`,
+	WHERE NOT done AND id > $2 ORDER BY id LIMIT $1`,
 	NewestPendingHeldActions: `SELECT ` + sqlstore.HeldActionColumns + ` FROM held_actions
-	WHERE NOT done ORDER BY id DESC LIMIT $1`,
+	WHERE NOT done AND id > $2 ORDER BY id DESC LIMIT $1`,
 }
 
 // queryCountInboxes orders byte-wise, as SQLite does, whatever the

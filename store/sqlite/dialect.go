@@ -70,9 +70,9 @@ var statements = sqlstore.Statements{
 	// The pending queries repeat the WHERE of the partial index
 	// held_actions_pending word for word, as SQLite needs to use it.
 	PendingHeldActions: `SELECT ` + sqlstore.HeldActionColumns + ` FROM held_actions
-	WHERE done = 0 ORDER BY id LIMIT $1`,
+	WHERE done = 0 AND id > $2 ORDER BY id LIMIT $1`,
 	NewestPendingHeldActions: `SELECT ` + sqlstore.HeldActionColumns + ` FROM held_actions
-	WHERE done = 0 ORDER BY id DESC LIMIT $1`,
+	WHERE done = 0 AND id > $2 ORDER BY id DESC LIMIT $1`,
 }
 
 // queryCountInboxes reads the covering index inboxes_provider_state in

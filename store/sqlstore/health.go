@@ -66,6 +66,13 @@ func (s *Store) Incidents(ctx context.Context, openOnly bool, n int) ([]*holdfas
 	return out, wrapf(err, "list incidents")
 }
 
+// OpenIncidents returns at most n open incidents (zero or less means 100,
+// at most 1000) whose ID is greater than afterID, oldest first by ID.
+func (s *Store) OpenIncidents(ctx context.Context, afterID int64, n int) ([]*holdfast.Incident, error) {
+	out, err := all(ctx, s.db, scanIncident, queryOpenIncidentsAfter, afterID, limit(n))
+	return out, wrapf(err, "list open incidents after %d", afterID)
+}
+
 // IncidentByID returns the incident with the given ID, or ErrNotFound.
 func (s *Store) IncidentByID(ctx context.Context, id int64) (*holdfast.Incident, error) {
 	in, err := one(ctx, s.db, scanIncident, queryIncident, id)
@@ -93,15 +100,15 @@ func (s *Store) FindHeldActions(ctx context.Context, f holdfast.HeldActionFilter
 		args []any
 	)
 	switch {
-	case f == (holdfast.HeldActionFilter{PendingOnly: true, Newest: f.Newest, Limit: f.Limit}):
-		q, args = order(f.Newest, s.sql.PendingHeldActions, s.sql.NewestPendingHeldActions), []any{limit(f.Limit)}
+	case f == (holdfast.HeldActionFilter{PendingOnly: true, Newest: f.Newest, Limit: f.Limit, AfterID: f.AfterID}):
+		q, args = order(f.Newest, s.sql.PendingHeldActions, s.sql.NewestPendingHeldActions), []any{limit(f.Limit), f.AfterID}
 	default:
 		q = order(f.Newest, queryHeldActions, queryNewestHeldActions)
 		if f.InboxID != "" {
 			q = order(f.Newest, queryInboxHeldActions, queryNewestInboxHeldActions)
 		}
 		args = []any{f.ID, f.InboxID, f.PendingOnly, f.DoneOnly, string(f.Provider), f.Tenant,
-			s.sinceTime(f.Since), s.nullTime(f.Until), limit(f.Limit)}
+			s.sinceTime(f.Since), s.nullTime(f.Until), limit(f.Limit), f.AfterID}
 	}
 	out, err := all(ctx, s.db, scanHeldAction, q, args...)
 	return out, wrapf(err, "list held actions")

@@ -34,8 +34,9 @@ type Statements struct {
 	// it returns DeliveryColumns.
 	RecordAttempt string
 	// PendingHeldActions and NewestPendingHeldActions return at most $1
-	// pending held actions, oldest or newest first, through the partial
-	// index held_actions_pending, whose WHERE they repeat.
+	// pending held actions whose ID is greater than $2, oldest or newest
+	// first, through the partial index held_actions_pending, whose WHERE
+	// they repeat.
 	PendingHeldActions, NewestPendingHeldActions string
 }
 
@@ -203,6 +204,11 @@ const (
 	queryOpenIncidents = `SELECT ` + incidentColumns + ` FROM incidents
 	WHERE resolved_at IS NULL ORDER BY id DESC LIMIT $1`
 
+	// queryOpenIncidentsAfter pages through the open incidents, oldest
+	// first, through the partial index incidents_open.
+	queryOpenIncidentsAfter = `SELECT ` + incidentColumns + ` FROM incidents
+	WHERE resolved_at IS NULL AND id > $1 ORDER BY id LIMIT $2`
+
 	queryUpsertHeldAction = `INSERT INTO held_actions (` + heldActionColumns + `)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 	ON CONFLICT (id) DO UPDATE SET
@@ -212,11 +218,13 @@ const (
 		closed_at = excluded.closed_at`
 
 	// heldActionsWhere selects by any of ID, pending only, done only,
-	// provider, tenant (case-insensitive) and a range that held_at or
-	// closed_at is in (NULL bounds are open); zero values select all. The
-	// queries put the inbox ($2) in front of it.
+	// provider, tenant (case-insensitive), a range that held_at or
+	// closed_at is in (NULL bounds are open) and a lower bound of the ID
+	// ($10, excluded); zero values select all. The queries put the inbox
+	// ($2) in front of it.
 	heldActionsWhere = `
 	  AND (id = $1 OR $1 = 0)
+	  AND id > $10
 	  AND (NOT $3 OR NOT done)
 	  AND (NOT $4 OR done)
 	  AND ($5 = '' OR provider = $5)

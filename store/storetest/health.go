@@ -138,6 +138,34 @@ func testIncidents(t *testing.T, s holdfast.Store) {
 		}
 	})
 
+	t.Run("OpenPaged", func(t *testing.T) {
+		tests := []struct {
+			name    string
+			afterID int64
+			limit   int
+			want    []*holdfast.Incident
+		}{
+			{"All", 0, 0, []*holdfast.Incident{open1, open3, big}},
+			{"FirstPage", 0, 2, []*holdfast.Incident{open1, open3}},
+			{"NextPage", 3, 2, []*holdfast.Incident{big}},
+			{"PastResolved", 1, 0, []*holdfast.Incident{open3, big}},
+			{"PastTheLast", 1 << 40, 0, nil},
+		}
+		for _, tt := range tests {
+			got, err := s.OpenIncidents(ctx, tt.afterID, tt.limit)
+			if err != nil {
+				t.Fatalf("%s: OpenIncidents(%d, %d) = %v", tt.name, tt.afterID, tt.limit, err)
+			}
+			var want []*holdfast.Incident
+			for _, in := range tt.want {
+				want = append(want, storedIncident(in))
+			}
+			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("%s: OpenIncidents(%d, %d) mismatch (-want +got):\n%s", tt.name, tt.afterID, tt.limit, diff)
+			}
+		}
+	})
+
 	t.Run("UpsertReplaces", func(t *testing.T) { checkIncidentUpserts(t, s) })
 }
 
@@ -364,6 +392,15 @@ func testFindHeldActions(t *testing.T, s holdfast.Store) {
 		{"Until", holdfast.HeldActionFilter{Until: t0.Add(2 * time.Second)}, []*holdfast.HeldAction{h1, h2, h4, h6}},
 		{"Incident", holdfast.HeldActionFilter{Provider: holdfast.ProviderGoogle, Tenant: "example.com",
 			Since: t0, Until: t0.Add(30 * time.Minute), Newest: true, Limit: 1}, []*holdfast.HeldAction{h2}},
+		{"AfterID", holdfast.HeldActionFilter{AfterID: 3}, []*holdfast.HeldAction{h4, h5, h6}},
+		{"AfterIDNewest", holdfast.HeldActionFilter{AfterID: 4, Newest: true}, []*holdfast.HeldAction{h6, h5}},
+		{"ByInboxAfterID", holdfast.HeldActionFilter{InboxID: inbox, AfterID: 1}, []*holdfast.HeldAction{h2}},
+		// Paging through the pending ones, as the health monitor does at
+		// start.
+		{"PendingFirstPage", holdfast.HeldActionFilter{PendingOnly: true, Limit: 2}, []*holdfast.HeldAction{h1, h3}},
+		{"PendingNextPage", holdfast.HeldActionFilter{PendingOnly: true, AfterID: 3, Limit: 2}, []*holdfast.HeldAction{h5, h6}},
+		{"PendingLastPage", holdfast.HeldActionFilter{PendingOnly: true, AfterID: 6, Limit: 2}, nil},
+		{"PendingNewestAfterID", holdfast.HeldActionFilter{PendingOnly: true, Newest: true, AfterID: 4}, []*holdfast.HeldAction{h6, h5}},
 	}
 	for _, tt := range tests {
 		got, err := s.FindHeldActions(ctx, tt.f)
