@@ -211,7 +211,6 @@ type writer struct {
 	limit      int
 	retryEvery time.Duration
 	metrics    writerMetrics
-
 }
 
 func newWriter(m *Monitor) *writer {
