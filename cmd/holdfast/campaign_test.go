@@ -108,11 +108,12 @@ type campaign struct {
 	seenHeld map[int64]identity
 	changed  []string // identities seen to change, or IDs listed twice
 
-	inboxes []*campaignInbox
-	revoked *campaignInbox
-	start   time.Time
-	kills   int
-	downs   time.Duration // time without a serve process
+	inboxes  []*campaignInbox
+	revoked  *campaignInbox
+	start    time.Time
+	kills    int
+	killedAt []time.Time   // when each kill took effect
+	downs    time.Duration // time without a serve process
 }
 
 // The Dovecot users the campaign needs besides its inboxes.
@@ -371,6 +372,7 @@ func (c *campaign) kill(life time.Duration) {
 	<-p.exited
 	down := time.Now()
 	c.kills++
+	c.killedAt = append(c.killedAt, down)
 	np := c.e.startProcess(c.addr)
 	c.mu.Lock()
 	c.p = np
@@ -628,9 +630,11 @@ func (c *campaign) checkSends() string {
 		return sentBy[s.from.email][s.messageID]
 	}
 	// Postfix delivers a moment after it accepts.
-	for _, s := range c.sends {
-		if s.from.provider == "imap" {
-			c.srv.WaitCount(t, s.to, "INBOX", s.messageID, 1)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if !slices.ContainsFunc(c.sends, func(s *campaignSend) bool {
+			return s.from.provider == "imap" && c.srv.Count(t, s.to, "INBOX", s.messageID) == 0
+		}) {
+			break
 		}
 	}
 	delivered, dups, lost := 0, 0, 0
@@ -764,6 +768,29 @@ func (c *campaign) facts(incidents int) []fact {
 	return out
 }
 
+// nextKill says, for a fact whose time is known (a state change, a send
+// sent), how soon after it the process that stored it was killed.
+func (c *campaign) nextKill(f fact) string {
+	var at time.Time
+	switch f.event {
+	case webhook.InboxStateChanged:
+		at, _ = time.Parse(time.RFC3339Nano, f.key[strings.LastIndexByte(f.key, ' ')+1:])
+	case webhook.SendSent:
+		_, snd := call(c.t, "GET", c.api+"/v1/sends/"+f.key, c.key, nil)
+		at, _ = time.Parse(time.RFC3339Nano, fmt.Sprint(snd["sent_at"]))
+	}
+	if at.IsZero() {
+		return ""
+	}
+	for k, killed := range c.killedAt {
+		// A state change's time is the engine's, to the second.
+		if !killed.Before(at) {
+			return fmt.Sprintf(" (stored at %s; kill %d came %v later)", at.Format("15:04:05.000"), k+1, killed.Sub(at).Round(time.Millisecond))
+		}
+	}
+	return fmt.Sprintf(" (stored at %s, after the last kill)", at.Format("15:04:05.000"))
+}
+
 // stateKey identifies one state change: inbox, new state and time.
 func stateKey(inbox, to, at string) string {
 	ts, err := time.Parse(time.RFC3339Nano, at)
@@ -836,7 +863,7 @@ func (c *campaign) checkEvents(facts []fact) map[fact]webhook.Event {
 	lostBy := map[string]int{}
 	for _, f := range missing {
 		lostBy[f.event]++
-		t.Errorf("lost event: the store shows %s %s, the receiver never got it", f.event, f.key)
+		t.Errorf("lost event: the store shows %s %s, the receiver never got it%s", f.event, f.key, c.nextKill(f))
 	}
 	if len(missing) > 0 {
 		t.Errorf("lost events: %d of %d (%v)", len(missing), len(facts), lostBy)
