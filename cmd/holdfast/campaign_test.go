@@ -152,7 +152,8 @@ func TestCrashCampaign(t *testing.T) {
 		t.Fatalf("HOLDFAST_CAMPAIGN_ENGINE=%q: want sqlite or postgres", v)
 	}
 	spec := campaignSpecFor(scale)
-	t.Logf("scale %d on %s: %+v, syncs every %v; seed %d (HOLDFAST_CAMPAIGN_SEED=%d replays the random choices)", scale, eng.name, spec, spec.syncInterval, seed, seed)
+	t.Logf("scale %d on %s: %d Microsoft and %d Google inboxes over %d tenants each, %d Dovecot, %d sends, %d kills, syncs every %v; seed %d (HOLDFAST_CAMPAIGN_SEED=%d replays the random choices)",
+		scale, eng.name, spec.microsoft, spec.google, spec.tenants, spec.imap, spec.sends, spec.kills, spec.syncInterval, seed, seed)
 	c := newCampaign(t, eng, spec, seed)
 	c.connect()
 	c.run()
@@ -549,7 +550,7 @@ func (c *campaign) check() {
 	sendsOut := c.checkSends()
 	notices := c.checkNotices()
 	c.checkStates()
-	facts := c.facts(incidents)
+	facts := c.facts()
 	delivered := c.checkEvents(facts)
 
 	byType, factsBy, lostBy := map[string]int{}, map[string]int{}, map[string]int{}
@@ -734,7 +735,7 @@ type fact struct {
 // facts lists what the store shows happened that a webhook event
 // announces: each incident opened (and resolved), each send sent, each
 // state change the health engine made, each notice sent.
-func (c *campaign) facts(incidents int) []fact {
+func (c *campaign) facts() []fact {
 	t := c.t
 	var out []fact
 	_, incs := call(t, "GET", c.api+"/v1/incidents?limit=1000", c.key, nil)
