@@ -73,19 +73,23 @@ type testStore interface {
 }
 
 // openStore opens the store serve runs on, closed at the end of the test.
-func (c *consentEnv) openStore() testStore {
-	c.t.Helper()
+func (c *consentEnv) openStore() testStore { return c.env.openStore() }
+
+// openStore opens the store e's serve runs on, beside it, closed at the
+// end of the test.
+func (e *testEnv) openStore() testStore {
+	e.t.Helper()
 	var st testStore
 	var err error
-	if u := c.env.env["HOLDFAST_DATABASE_URL"]; u != "" {
-		st, err = postgres.Open(c.t.Context(), u)
+	if u := e.env["HOLDFAST_DATABASE_URL"]; u != "" {
+		st, err = postgres.Open(e.t.Context(), u)
 	} else {
-		st, err = sqlite.Open(c.t.Context(), filepath.Join(c.env.env["HOLDFAST_DATA_DIR"], "holdfast.db"))
+		st, err = sqlite.Open(e.t.Context(), filepath.Join(e.env["HOLDFAST_DATA_DIR"], "holdfast.db"))
 	}
 	if err != nil {
-		c.t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	c.t.Cleanup(func() { st.Close() })
+	e.t.Cleanup(func() { st.Close() })
 	return st
 }
 
