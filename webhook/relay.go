@@ -174,16 +174,18 @@ func (r *Relay) Start(ctx context.Context) error {
 	})
 }
 
-// Stop relays what is committed, within ctx, and ends the goroutine.
-// Events it cannot relay in time stay in the outbox for the next start. It
-// is safe to call before Start and more than once.
+// Stop ends the goroutine (cancelling a pass it is in), then relays what
+// is committed, within ctx. Events it cannot relay in time stay in the
+// outbox for the next start. It is safe to call before Start and more than
+// once.
 func (r *Relay) Stop(ctx context.Context) error {
-	return r.owner.Stop(ctx, func(ctx context.Context) error {
-		if err := r.Flush(ctx); err != nil {
-			r.log.WarnContext(ctx, "webhook events left in the outbox at shutdown; the next start relays them", "err", err)
-		}
-		return nil
-	})
+	// The goroutine first: a pass of its own would run on, batch after
+	// batch, past ctx, holding the lock a flush here waits for.
+	err := r.owner.Stop(ctx, nil)
+	if ferr := r.Flush(ctx); ferr != nil {
+		r.log.WarnContext(ctx, "webhook events left in the outbox at shutdown; the next start relays them", "err", ferr)
+	}
+	return err
 }
 
 // loop relays until run ends.

@@ -292,3 +292,55 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// slowQueue takes a while per enqueue, or until its context ends.
+type slowQueue struct {
+	fakeQueue
+	each time.Duration
+}
+
+func (q *slowQueue) EnqueueDeliveries(ctx context.Context, ds []webhook.Delivery) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(q.each):
+	}
+	return q.fakeQueue.EnqueueDeliveries(ctx, ds)
+}
+
+// TestRelayStopWithinBudget: with a backlog that takes longer to relay
+// than Stop's budget, Stop returns within the budget (it waited for the
+// whole backlog before); what is left stays in the outbox.
+func TestRelayStopWithinBudget(t *testing.T) {
+	t.Parallel()
+	b := newRelayBundle(t, &holdfast.Webhook{ID: "whk_all", URL: "https://a.example.test/", Events: []string{"*"}})
+	msgs := make([]holdfast.Message, 2000)
+	for i := range msgs {
+		msgs[i] = holdfast.Message{ID: fmt.Sprintf("msg_%d", i), Added: true}
+	}
+	evs, err := webhook.MessageEvents("inb_1", msgs, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.incident(t, 1, evs)
+	q := &slowQueue{each: 100 * time.Millisecond}
+	r := b.relay(t, q)
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	q.waitFor(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_ = r.Stop(ctx)
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Stop with a 200ms budget took %v", took.Round(time.Millisecond))
+	}
+	left, err := b.store.OutboxEvents(t.Context(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) == 0 {
+		t.Errorf("Stop relayed the whole backlog; want some left in the outbox for the next start")
+	}
+}
