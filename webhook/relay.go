@@ -76,7 +76,13 @@ type Relay struct {
 	log  *slog.Logger
 	wake chan struct{}
 
-	pass sync.Mutex // one pass at a time: the goroutine's or Stop's
+	// pass holds one token: one pass at a time, the goroutine's or
+	// Stop's, taken within a context.
+	pass chan struct{}
+	// stopping is closed when Stop begins: the goroutine's pass ends after
+	// the batch it is in, and the goroutine starts no other.
+	stopping chan struct{}
+	stopOnce sync.Once
 
 	mu       sync.Mutex // guards the cache
 	hooks    []*holdfast.Webhook
@@ -113,6 +119,7 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 	}
 	return &Relay{
 		cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1),
+		pass: make(chan struct{}, 1), stopping: make(chan struct{}),
 		relayed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "holdfast_webhook_events_relayed_total",
 			Help: "Webhook events moved from the outbox to delivery jobs.",
@@ -174,18 +181,19 @@ func (r *Relay) Start(ctx context.Context) error {
 	})
 }
 
-// Stop ends the goroutine (cancelling a pass it is in), then relays what
-// is committed, within ctx. Events it cannot relay in time stay in the
-// outbox for the next start. It is safe to call before Start and more than
-// once.
+// Stop relays what is committed, within ctx, and ends the goroutine: the
+// goroutine's pass ends after the batch it is in (so that no batch is
+// enqueued twice), then Stop relays the rest until none is left or ctx
+// ends. Events it cannot relay in time stay in the outbox for the next
+// start. It is safe to call before Start and more than once.
 func (r *Relay) Stop(ctx context.Context) error {
-	// The goroutine first: a pass of its own would run on, batch after
-	// batch, past ctx, holding the lock a flush here waits for.
-	err := r.owner.Stop(ctx, nil)
-	if ferr := r.Flush(ctx); ferr != nil {
-		r.log.WarnContext(ctx, "webhook events left in the outbox at shutdown; the next start relays them", "err", ferr)
-	}
-	return err
+	r.stopOnce.Do(func() { close(r.stopping) })
+	return r.owner.Stop(ctx, func(ctx context.Context) error {
+		if err := r.Flush(ctx); err != nil {
+			r.log.WarnContext(ctx, "webhook events left in the outbox at shutdown; the next start relays them", "err", err)
+		}
+		return nil
+	})
 }
 
 // loop relays until run ends.
@@ -196,7 +204,7 @@ func (r *Relay) loop(run context.Context) {
 	for {
 		// While the store or the queue refuses, the events wait in the
 		// outbox; say so once a minute, not on every poll.
-		err := r.Flush(run)
+		err := r.flush(run, r.stopping)
 		switch now := time.Now(); {
 		case err == nil || run.Err() != nil:
 			warned = time.Time{}
@@ -211,6 +219,8 @@ func (r *Relay) loop(run context.Context) {
 		select {
 		case <-run.Done():
 			return
+		case <-r.stopping:
+			return
 		case <-r.wake:
 		case <-poll.C:
 		}
@@ -220,10 +230,23 @@ func (r *Relay) loop(run context.Context) {
 // Flush relays every event committed to the outbox, batch by batch, until
 // none is left or ctx ends. An error leaves the batch unrelayed, for the
 // next pass.
-func (r *Relay) Flush(ctx context.Context) error {
-	r.pass.Lock()
-	defer r.pass.Unlock()
+func (r *Relay) Flush(ctx context.Context) error { return r.flush(ctx, nil) }
+
+// flush is Flush, which also ends, between two batches, once stop is
+// closed.
+func (r *Relay) flush(ctx context.Context, stop <-chan struct{}) error {
+	select {
+	case r.pass <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-r.pass }()
 	for ctx.Err() == nil {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
 		n, err := r.relayBatch(ctx)
 		if err != nil {
 			r.failures.Inc()
