@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // controlError is the control API's error body.
@@ -164,6 +165,11 @@ type faultRequest struct {
 	HTTPStatus  int       `json:"http_status"`
 	Body        string    `json:"body"`
 	RetryAfterS float64   `json:"retry_after_s"`
+	AfterAccept bool      `json:"after_accept"`
+
+	AccountFraction float64       `json:"account_fraction"`
+	DurationS       float64       `json:"duration_s"`
+	Answers         []FaultAnswer `json:"answers"`
 }
 
 // handleAddFault serves POST /_emulator/faults.
@@ -174,7 +180,8 @@ func (e *Emulator) handleAddFault(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := Fault{Provider: req.Provider, Surfaces: req.Surfaces, Tenant: req.Tenant, Email: req.Email,
-		HTTPStatus: req.HTTPStatus, Body: req.Body, RetryAfterS: req.RetryAfterS}
+		HTTPStatus: req.HTTPStatus, Body: req.Body, RetryAfterS: req.RetryAfterS, AfterAccept: req.AfterAccept,
+		AccountFraction: req.AccountFraction, DurationS: req.DurationS, Answers: req.Answers}
 	if req.FailureRate != nil {
 		if *req.FailureRate <= 0 {
 			respondErr(w, invalidf("failure_rate", "must be above 0 and at most 1"))
@@ -215,4 +222,103 @@ func (e *Emulator) handleSent(w http.ResponseWriter, r *http.Request) {
 		sent = []SentMessage{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"data": sent})
+}
+
+// handleStats serves GET /_emulator/stats.
+func (e *Emulator) handleStats(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, e.Stats())
+}
+
+// handleStatsConfig serves POST /_emulator/stats/config {"dup_window_ms": N}.
+func (e *Emulator) handleStatsConfig(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		DupWindowMS *int64 `json:"dup_window_ms"`
+	}
+	if err := decode(r, &req); err != nil {
+		respondErr(w, err)
+		return
+	}
+	if req.DupWindowMS == nil {
+		respondErr(w, invalidf("dup_window_ms", "is required"))
+		return
+	}
+	if err := e.SetDupWindow(time.Duration(*req.DupWindowMS) * time.Millisecond); err != nil {
+		respondErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"dup_window_ms": *req.DupWindowMS})
+}
+
+// handleStatsReset serves POST /_emulator/stats/reset.
+func (e *Emulator) handleStatsReset(w http.ResponseWriter, _ *http.Request) {
+	e.ResetStats()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleSentSummary serves GET /_emulator/sent/summary.
+func (e *Emulator) handleSentSummary(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, e.SentSummary())
+}
+
+// handleSetCapacity serves POST /_emulator/capacity
+// {"provider","capacity_per_s","retry_after_s"}.
+func (e *Emulator) handleSetCapacity(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Provider    Provider `json:"provider"`
+		PerSecond   float64  `json:"capacity_per_s"`
+		RetryAfterS float64  `json:"retry_after_s"`
+	}
+	if err := decode(r, &req); err != nil {
+		respondErr(w, err)
+		return
+	}
+	if err := e.SetCapacity(req.Provider, req.PerSecond, req.RetryAfterS); err != nil {
+		respondErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, req)
+}
+
+// trafficRequest is the body of POST /_emulator/traffic; emails is "all"
+// or a list of addresses.
+type trafficRequest struct {
+	RatePerSec float64         `json:"rate_per_sec"`
+	Emails     json.RawMessage `json:"emails"`
+	Seed       uint64          `json:"seed"`
+}
+
+// handleStartTraffic serves POST /_emulator/traffic.
+func (e *Emulator) handleStartTraffic(w http.ResponseWriter, r *http.Request) {
+	var req trafficRequest
+	if err := decode(r, &req); err != nil {
+		respondErr(w, err)
+		return
+	}
+	t := Traffic{RatePerSec: req.RatePerSec, Seed: req.Seed}
+	var all string
+	switch {
+	case len(req.Emails) == 0 || string(req.Emails) == "null":
+	case json.Unmarshal(req.Emails, &all) == nil:
+		if all != "all" {
+			respondErr(w, invalidf("emails", `must be "all" or a list of addresses`))
+			return
+		}
+	default:
+		if err := json.Unmarshal(req.Emails, &t.Emails); err != nil || len(t.Emails) == 0 {
+			respondErr(w, invalidf("emails", `must be "all" or a non-empty list of addresses`))
+			return
+		}
+	}
+	st, err := e.StartTraffic(t)
+	if err != nil {
+		respondErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// handleStopTraffic serves DELETE /_emulator/traffic.
+func (e *Emulator) handleStopTraffic(w http.ResponseWriter, _ *http.Request) {
+	e.StopTraffic()
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -63,6 +63,13 @@ type Config struct {
 	// MaxMessages bounds each mailbox's stored messages and its send
 	// records. Default: 10,000.
 	MaxMessages int
+	// KeepMessages, when above zero, keeps only the last KeepMessages
+	// messages of each mailbox, and as many send records: storing one more
+	// forgets the oldest instead of failing when full. Forgotten messages
+	// leave listings (and GETs answer 404), while change numbers, delta
+	// tokens and history ids carry on. Zero keeps everything up to
+	// MaxMessages.
+	KeepMessages int
 	// MaxMessageBytes bounds the request body of a send or a delivery.
 	// Default: 4 MiB.
 	MaxMessageBytes int64
@@ -99,6 +106,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxMessages <= 0 {
 		c.MaxMessages = 10_000
 	}
+	c.KeepMessages = max(c.KeepMessages, 0)
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 4 << 20
 	}
@@ -149,10 +157,15 @@ type Emulator struct {
 
 	mu       sync.Mutex // guards everything that follows
 	accounts map[string]*account
+	order    []*account // every account, in creation order (traffic picks from it)
 	codes    map[string]*authCode
 	faults   map[string]*fault
 	nextID   uint64 // source of message, grant and fault numbers
 	rng      *mrand.Rand
+	stats    counters
+	sentIDs  map[string]uint32 // Internet Message-ID → accepted sends carrying it
+	capacity map[Provider]*bucket
+	traffic  *traffic // the running generator, or nil
 }
 
 // New returns an emulator with no accounts and no faults.
@@ -166,12 +179,19 @@ func New(cfg Config) *Emulator {
 		accounts: map[string]*account{},
 		codes:    map[string]*authCode{},
 		faults:   map[string]*fault{},
+		sentIDs:  map[string]uint32{},
+		capacity: map[Provider]*bucket{},
 		nextID:   1,
 		rng:      mrand.New(mrand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 	}
+	e.stats.dupWindow = defaultDupWindow
 	e.handler = e.routes()
 	return e
 }
+
+// Close stops the traffic generator, if one runs. The emulator stays usable.
+// Run calls it when it returns.
+func (e *Emulator) Close() { e.StopTraffic() }
 
 // Handler returns the HTTP handler serving every provider path and the
 // control API.
@@ -187,6 +207,7 @@ func (e *Emulator) Run(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      time.Minute,
 		IdleTimeout:       2 * time.Minute,
 	}
+	defer e.Close()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }() // ends when Shutdown closes ln
 	select {
@@ -294,6 +315,14 @@ func (e *Emulator) routes() http.Handler {
 	mux.Handle("POST "+c+"/faults", small(e.handleAddFault))
 	mux.Handle("DELETE "+c+"/faults/{id}", small(e.handleRemoveFault))
 	mux.Handle("GET "+c+"/sent", small(e.handleSent))
+	mux.Handle("POST "+c+"/accounts/bulk", small(e.handleBulkAccounts))
+	mux.Handle("POST "+c+"/traffic", small(e.handleStartTraffic))
+	mux.Handle("DELETE "+c+"/traffic", small(e.handleStopTraffic))
+	mux.Handle("GET "+c+"/stats", small(e.handleStats))
+	mux.Handle("POST "+c+"/stats/config", small(e.handleStatsConfig))
+	mux.Handle("POST "+c+"/stats/reset", small(e.handleStatsReset))
+	mux.Handle("GET "+c+"/sent/summary", small(e.handleSentSummary))
+	mux.Handle("POST "+c+"/capacity", small(e.handleSetCapacity))
 	return mux
 }
 

@@ -3,11 +3,14 @@ package emulator
 import (
 	"bytes"
 	"fmt"
+	"hash/fnv"
 	"math"
+	mrand "math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Fault makes some requests to a provider fail with a given answer.
@@ -38,11 +41,46 @@ type Fault struct {
 	// answered with the fault's status, as a provider that fails after
 	// taking a message. Only the graph and gmail surfaces have sends.
 	AfterAccept bool `json:"after_accept,omitempty"`
+	// AccountFraction, when above zero and below one, restricts the fault
+	// to that share of the mailboxes, the same ones every time: those whose
+	// AccountShare is below it. FailureRate then applies to their requests.
+	// Requests naming no known mailbox are never in a partial share.
+	AccountFraction float64 `json:"account_fraction,omitempty"`
+	// DurationS, when above zero, ends the fault that many seconds (by the
+	// emulator's clock) after it was added; RemoveFault ends it sooner.
+	DurationS float64 `json:"duration_s,omitempty"`
+	// Answers, when set, replace HTTPStatus, Body and RetryAfterS: each
+	// failing request answers one of them, drawn by Weight from the seeded
+	// random source, as an outage that mixes errors.
+	Answers []FaultAnswer `json:"answers,omitempty"`
+}
+
+// FaultAnswer is one of the answers of a fault that mixes errors.
+type FaultAnswer struct {
+	// HTTPStatus is the answer's status. Default: 503.
+	HTTPStatus int `json:"http_status"`
+	// Body is the exact body. Default: the surface's usual error body.
+	Body string `json:"body"`
+	// RetryAfterS, when above zero, is sent as Retry-After on 429 and 503.
+	RetryAfterS float64 `json:"retry_after_s"`
+	// Weight is the answer's relative frequency. Default: 1.
+	Weight float64 `json:"weight"`
 }
 
 type fault struct {
-	id string
+	id    string
+	until time.Time // zero: until removed
 	Fault
+}
+
+// AccountShare places a mailbox in [0, 1) for Fault.AccountFraction: the
+// 64-bit FNV-1a hash of its lower-cased address, modulo 1,000,000, divided
+// by 1,000,000. A load test can compute which mailboxes a partial fault
+// strikes.
+func AccountShare(email string) float64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(strings.ToLower(email))) // never fails
+	return float64(h.Sum64()%1_000_000) / 1_000_000
 }
 
 // surfacesOf lists each provider's surfaces.
@@ -102,7 +140,61 @@ func (f Fault) normalize() (Fault, error) {
 	if len(f.Body) > smallBody {
 		return f, invalidf("body", "is over %d bytes", smallBody)
 	}
+	if math.IsNaN(f.AccountFraction) || f.AccountFraction < 0 || f.AccountFraction > 1 {
+		return f, invalidf("account_fraction", "must be from 0 to 1")
+	}
+	if math.IsNaN(f.DurationS) || f.DurationS < 0 || f.DurationS > 30*24*3600 {
+		return f, invalidf("duration_s", "must be from 0 to 2592000 seconds")
+	}
+	if len(f.Answers) > 100 {
+		return f, invalidf("answers", "holds more than 100 answers")
+	}
+	answers := make([]FaultAnswer, 0, len(f.Answers))
+	for _, a := range f.Answers {
+		if a.HTTPStatus == 0 {
+			a.HTTPStatus = http.StatusServiceUnavailable
+		}
+		if a.Weight == 0 {
+			a.Weight = 1
+		}
+		switch {
+		case a.HTTPStatus < 200 || a.HTTPStatus > 599:
+			return f, invalidf("answers", "http_status must be an HTTP status from 200 to 599")
+		case math.IsNaN(a.Weight) || a.Weight < 0 || math.IsInf(a.Weight, 0):
+			return f, invalidf("answers", "weight must be above 0")
+		case math.IsNaN(a.RetryAfterS) || a.RetryAfterS < 0 || a.RetryAfterS > 7*24*3600:
+			return f, invalidf("answers", "retry_after_s must be from 0 to 604800 seconds")
+		case len(a.Body) > smallBody:
+			return f, invalidf("answers", "a body is over %d bytes", smallBody)
+		}
+		answers = append(answers, a)
+	}
+	if len(answers) > 0 {
+		f.Answers = answers
+	} else {
+		f.Answers = nil
+	}
 	return f, nil
+}
+
+// answer picks the answer of a failing request: one of Answers by weight,
+// or the fault's own.
+func (f *fault) answer(rng *mrand.Rand) FaultAnswer {
+	if len(f.Answers) == 0 {
+		return FaultAnswer{HTTPStatus: f.HTTPStatus, Body: f.Body, RetryAfterS: f.RetryAfterS}
+	}
+	var total float64
+	for _, a := range f.Answers {
+		total += a.Weight
+	}
+	x := rng.Float64() * total
+	for _, a := range f.Answers {
+		if x < a.Weight {
+			return a
+		}
+		x -= a.Weight
+	}
+	return f.Answers[len(f.Answers)-1]
 }
 
 // AddFault starts a fault and returns its ID. It returns an *InvalidError
@@ -118,9 +210,14 @@ func (e *Emulator) AddFault(f Fault) (string, error) {
 		return "", fmt.Errorf("%w: 1000 faults", ErrFull)
 	}
 	id := fmt.Sprintf("flt_%d", e.newIDLocked())
-	e.faults[id] = &fault{id: id, Fault: f}
+	flt := &fault{id: id, Fault: f}
+	if f.DurationS > 0 {
+		flt.until = e.now().Add(time.Duration(f.DurationS * float64(time.Second)))
+	}
+	e.faults[id] = flt
 	e.cfg.Logger.Info("emulator: fault started", "id", id, "provider", f.Provider, "surfaces", f.Surfaces,
-		"tenant", f.Tenant, "email", f.Email, "failure_rate", f.FailureRate, "http_status", f.HTTPStatus)
+		"tenant", f.Tenant, "email", f.Email, "failure_rate", f.FailureRate, "http_status", f.HTTPStatus,
+		"account_fraction", f.AccountFraction, "duration_s", f.DurationS, "answers", len(f.Answers))
 	return id, nil
 }
 
@@ -156,8 +253,14 @@ func (e *Emulator) matchFaultLocked(afterAccept bool, p Provider, s Surface, ema
 	if len(e.faults) == 0 {
 		return nil
 	}
+	now := e.now()
 	fs := make([]*fault, 0, len(e.faults))
-	for _, f := range e.faults {
+	for id, f := range e.faults {
+		if !f.until.IsZero() && !now.Before(f.until) {
+			delete(e.faults, id) // its duration is over
+			e.cfg.Logger.Info("emulator: fault ended", "id", id, "after_s", f.DurationS)
+			continue
+		}
 		fs = append(fs, f)
 	}
 	slices.SortFunc(fs, func(a, b *fault) int { return cmpFaultID(a.id, b.id) })
@@ -169,6 +272,9 @@ func (e *Emulator) matchFaultLocked(afterAccept bool, p Provider, s Surface, ema
 			continue
 		}
 		if f.Tenant != "" && !slices.ContainsFunc(tenants, func(t string) bool { return t != "" && strings.EqualFold(t, f.Tenant) }) {
+			continue
+		}
+		if f.AccountFraction > 0 && f.AccountFraction < 1 && (e.accounts[email] == nil || AccountShare(email) >= f.AccountFraction) {
 			continue
 		}
 		if f.FailureRate >= 1 || e.rng.Float64() < f.FailureRate {
@@ -186,13 +292,18 @@ func cmpFaultID(a, b string) int {
 }
 
 // injectFault answers a request with fault f on surface s.
+// It counts the answer in Stats when f is a fault that was added.
 func (e *Emulator) injectFault(w http.ResponseWriter, f *fault, s Surface) {
-	body := []byte(f.Body)
-	if f.Body == "" {
-		body = e.defaultFaultBody(s, f.HTTPStatus)
+	if f.id != "" {
+		count(&e.stats.faulted, s)
 	}
-	if f.RetryAfterS > 0 && (f.HTTPStatus == 429 || f.HTTPStatus == 503) {
-		w.Header().Set("Retry-After", strconv.FormatFloat(f.RetryAfterS, 'f', -1, 64))
+	a := f.answer(e.rng)
+	body := []byte(a.Body)
+	if a.Body == "" {
+		body = e.defaultFaultBody(s, a.HTTPStatus)
+	}
+	if a.RetryAfterS > 0 && (a.HTTPStatus == 429 || a.HTTPStatus == 503) {
+		w.Header().Set("Retry-After", strconv.FormatFloat(a.RetryAfterS, 'f', -1, 64))
 	}
 	ct := "text/plain; charset=utf-8"
 	if t := bytes.TrimSpace(body); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
@@ -202,7 +313,7 @@ func (e *Emulator) injectFault(w http.ResponseWriter, f *fault, s Surface) {
 	} else if len(t) == 0 {
 		ct = ""
 	}
-	writeBody(w, f.HTTPStatus, ct, body)
+	writeBody(w, a.HTTPStatus, ct, body)
 }
 
 // throttleLocked takes one request from acc's token bucket. When it is

@@ -95,6 +95,9 @@ func (e *Emulator) gmailAPI(perm gmailPerm, h apiHandler) http.HandlerFunc {
 		tok, hasAuth := bearer(r)
 		c, scope, ok := e.parseAccess(Google, tok)
 		e.locked(w, func(w http.ResponseWriter) {
+			if !e.admitLocked(w, Google, SurfaceGmail) {
+				return
+			}
 			var tenant string
 			if acc := e.accounts[c.Email]; ok && acc != nil {
 				tenant = acc.tenant
@@ -117,6 +120,7 @@ func (e *Emulator) gmailAPI(perm gmailPerm, h apiHandler) http.HandlerFunc {
 				return
 			}
 			if wait, ok := e.throttleLocked(acc); !ok {
+				e.stats.mailboxLimit++
 				gmailThrottled(w, wait)
 				return
 			}
@@ -207,6 +211,9 @@ func (e *Emulator) handleGmailHistory(w http.ResponseWriter, r *http.Request, ac
 	if start < acc.floor {
 		gmailNotFound(w)
 		return
+	}
+	if q.Get("pageToken") == "" {
+		e.recordSyncLocked(acc)
 	}
 	after := start
 	key := q.Get("labelId") + "|" + strings.Join(q["historyTypes"], ",") + "|" + q.Get("startHistoryId")
@@ -301,6 +308,9 @@ func (e *Emulator) handleGmailList(w http.ResponseWriter, r *http.Request, acc *
 		terms = append(terms, "label:"+l)
 	}
 	key := strings.Join(terms, " ")
+	if q.Get("pageToken") == "" && !strings.Contains(strings.ToLower(key), "rfc822msgid:") {
+		e.recordSyncLocked(acc)
+	}
 	offset := 0
 	if pt := q.Get("pageToken"); pt != "" {
 		c, ok := e.openCursor(pt)
@@ -342,6 +352,7 @@ func (e *Emulator) handleGmailMessage(w http.ResponseWriter, r *http.Request, ac
 		gmailNotFound(w)
 		return
 	}
+	raw := m.rawBytes()
 	q := r.URL.Query()
 	format := q.Get("format")
 	if format == "" {
@@ -354,7 +365,7 @@ func (e *Emulator) handleGmailMessage(w http.ResponseWriter, r *http.Request, ac
 		"snippet":      html.EscapeString(preview(m.text, 200)),
 		"historyId":    u64(m.change),
 		"internalDate": strconv.FormatInt(m.received.UnixMilli(), 10),
-		"sizeEstimate": len(m.raw),
+		"sizeEstimate": len(raw),
 	}
 	mimeType := "text/plain"
 	if m.html {
@@ -363,9 +374,9 @@ func (e *Emulator) handleGmailMessage(w http.ResponseWriter, r *http.Request, ac
 	switch format {
 	case "minimal":
 	case "raw":
-		v["raw"] = base64.URLEncoding.EncodeToString(m.raw)
+		v["raw"] = base64.URLEncoding.EncodeToString(raw)
 	case "metadata":
-		headers := headerList(m.raw)
+		headers := headerList(raw)
 		if want := q["metadataHeaders"]; len(want) > 0 {
 			headers = slices.DeleteFunc(headers, func(h header) bool {
 				return !slices.ContainsFunc(want, func(n string) bool { return strings.EqualFold(n, h.Name) })
@@ -373,7 +384,7 @@ func (e *Emulator) handleGmailMessage(w http.ResponseWriter, r *http.Request, ac
 		}
 		v["payload"] = map[string]any{"partId": "", "mimeType": mimeType, "filename": "", "headers": headers}
 	case "full":
-		v["payload"] = map[string]any{"partId": "", "mimeType": mimeType, "filename": "", "headers": headerList(m.raw),
+		v["payload"] = map[string]any{"partId": "", "mimeType": mimeType, "filename": "", "headers": headerList(raw),
 			"body": map[string]any{"size": len(m.text), "data": base64.URLEncoding.EncodeToString([]byte(m.text))}}
 	default:
 		gmailBadRequest(w, "invalidArgument", "Invalid value at 'format' ("+format+")")

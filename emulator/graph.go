@@ -77,6 +77,9 @@ func (e *Emulator) graphAPI(perm graphPerm, h apiHandler) http.HandlerFunc {
 		tok, hasAuth := bearer(r)
 		c, scp, ok := e.parseAccess(Microsoft, tok)
 		e.locked(w, func(w http.ResponseWriter) {
+			if !e.admitLocked(w, Microsoft, SurfaceGraph) {
+				return
+			}
 			var tenant string
 			if acc := e.accounts[c.Email]; ok && acc != nil {
 				tenant = acc.tenant
@@ -103,6 +106,7 @@ func (e *Emulator) graphAPI(perm graphPerm, h apiHandler) http.HandlerFunc {
 				return
 			}
 			if wait, ok := e.throttleLocked(acc); !ok {
+				e.stats.mailboxLimit++
 				e.graphThrottled(w, wait)
 				return
 			}
@@ -274,6 +278,9 @@ func (e *Emulator) handleGraphDelta(w http.ResponseWriter, r *http.Request, acc 
 	}
 	var cur cursor
 	delta, skip := queryParam(q, "$deltatoken"), queryParam(q, "$skiptoken")
+	if skip == "" && folder == folderInbox {
+		e.recordSyncLocked(acc)
+	}
 	switch {
 	case delta != "" || skip != "":
 		tok := delta

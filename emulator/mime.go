@@ -170,6 +170,9 @@ func buildRaw(msg *message) []byte {
 	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", msg.subject))
 	fmt.Fprintf(&b, "Date: %s\r\n", msg.received.Format(time.RFC1123Z))
 	fmt.Fprintf(&b, "Message-ID: %s\r\n", msg.messageID)
+	if msg.generated {
+		fmt.Fprintf(&b, "%s: %s\r\n", HeaderArrived, msg.received.UTC().Format(time.RFC3339Nano))
+	}
 	ct := "text/plain"
 	if msg.html {
 		ct = "text/html"

@@ -331,6 +331,9 @@ func (e *Emulator) handleMicrosoftToken(w http.ResponseWriter, r *http.Request) 
 	}
 	f := r.PostForm
 	e.locked(w, func(w http.ResponseWriter) {
+		if !e.admitLocked(w, Microsoft, SurfaceToken) {
+			return
+		}
 		grantType := f.Get("grant_type")
 		var email string
 		switch grantType {
@@ -472,6 +475,9 @@ func (e *Emulator) handleGoogleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	f := r.PostForm
 	e.locked(w, func(w http.ResponseWriter) {
+		if !e.admitLocked(w, Google, SurfaceGoogleToken) {
+			return
+		}
 		grantType := f.Get("grant_type")
 		var email string
 		switch grantType {

@@ -71,12 +71,20 @@ type account struct {
 	floor    uint64 // change numbers below it are expired cursors
 	gen      uint64 // bumped by ExpireSyncState; delta tokens carry it
 	messages []*message
-	byID     map[string]*message
+	byID     map[string]*message // allocated with the first message
 	sent     []SentMessage
 	outbox   int // messages in folderOutbox
 
 	bucket float64 // throttling tokens
 	filled time.Time
+
+	// Sync-call bookkeeping for Stats, fixed-size: the Unix nanoseconds of
+	// the last two sync calls (lastSync[0] the latest), how many sync calls
+	// the mailbox made and how many came within the duplicate window of the
+	// one before.
+	lastSync [2]int64
+	syncs    uint32
+	dupSyncs uint32
 }
 
 type grant struct {
@@ -102,8 +110,18 @@ type message struct {
 	html      bool
 	messageID string
 	received  time.Time
-	raw       []byte    // RFC 5322 form, built on delivery or as submitted
+	raw       []byte    // RFC 5322 form as submitted; nil: built on demand by rawBytes
 	filedAt   time.Time // when a message in folderOutbox reaches folderSent
+	generated bool      // made by the traffic generator: carries X-Emulator-Arrived
+}
+
+// rawBytes returns the message's RFC 5322 form: as submitted, or built from
+// its fields (delivered messages keep no copy, to stay small).
+func (m *message) rawBytes() []byte {
+	if m.raw != nil {
+		return m.raw
+	}
+	return buildRaw(m)
 }
 
 // normEmail validates and lower-cases a bare address.
@@ -127,14 +145,20 @@ func domainOf(email string) string {
 // defaultScope is the scope of a grant made by CreateAccount: every scope
 // holdfast asks for (provider/oauth's MicrosoftScopes and GoogleScopes) and
 // more, so that such a grant can make every call the emulator serves.
+// The slice is shared by every such grant and must not be modified.
 func defaultScope(p Provider) []string {
 	if p == Microsoft {
-		return []string{"https://graph.microsoft.com/Mail.ReadWrite", "https://graph.microsoft.com/Mail.Send",
-			"https://graph.microsoft.com/User.Read", "https://outlook.office.com/IMAP.AccessAsUser.All",
-			"https://outlook.office.com/SMTP.Send", "openid", "profile", "email", "offline_access"}
+		return defaultMicrosoftScope
 	}
-	return []string{scopeMailGoogle, scopeGmailModify, scopeGmailReadonly, scopeGmailSend, "openid", "email"}
+	return defaultGoogleScope
 }
+
+var (
+	defaultMicrosoftScope = []string{"https://graph.microsoft.com/Mail.ReadWrite", "https://graph.microsoft.com/Mail.Send",
+		"https://graph.microsoft.com/User.Read", "https://outlook.office.com/IMAP.AccessAsUser.All",
+		"https://outlook.office.com/SMTP.Send", "openid", "profile", "email", "offline_access"}
+	defaultGoogleScope = []string{scopeMailGoogle, scopeGmailModify, scopeGmailReadonly, scopeGmailSend, "openid", "email"}
+)
 
 // CreateAccount creates the mailbox a, or finds it if it exists for the
 // same provider, and gives it a new grant for the configured client. It
@@ -165,13 +189,21 @@ func (e *Emulator) CreateAccount(a Account) (string, error) {
 		if len(e.accounts) >= e.cfg.MaxAccounts {
 			return "", fmt.Errorf("%w: %d accounts", ErrFull, e.cfg.MaxAccounts)
 		}
-		acc = &account{provider: a.Provider, email: email, tenant: tenant, change: firstChangeID,
-			byID: map[string]*message{}, bucket: max(1, e.cfg.RateLimit), filled: e.now()}
-		e.accounts[email] = acc
+		acc = e.newAccountLocked(a.Provider, email, tenant)
 	}
 	g := e.newGrantLocked(acc, e.cfg.ClientID, defaultScope(a.Provider), true)
 	e.cfg.Logger.Info("emulator: grant created", "provider", acc.provider, "email", acc.email, "tenant", acc.tenant)
 	return e.refreshToken(acc, g), nil
+}
+
+// newAccountLocked adds an account with no grant; the caller has checked
+// that the address is free and the table has room.
+func (e *Emulator) newAccountLocked(p Provider, email, tenant string) *account {
+	acc := &account{provider: p, email: email, tenant: tenant, change: firstChangeID,
+		bucket: max(1, e.cfg.RateLimit), filled: e.now()}
+	e.accounts[email] = acc
+	e.order = append(e.order, acc)
+	return acc
 }
 
 // newGrantLocked adds a grant to acc, dropping the oldest beyond maxGrants.
@@ -262,6 +294,9 @@ func validMessageID(s string) bool {
 
 // storeLocked gives msg its IDs and change number and stores it in acc.
 func (e *Emulator) storeLocked(acc *account, msg *message) error {
+	if keep := e.cfg.KeepMessages; keep > 0 && len(acc.messages) >= keep {
+		e.dropOldestLocked(acc, len(acc.messages)-keep+1)
+	}
 	if len(acc.messages) >= e.cfg.MaxMessages {
 		return fmt.Errorf("mailbox %s: %w (%d messages)", acc.email, ErrFull, e.cfg.MaxMessages)
 	}
@@ -278,14 +313,31 @@ func (e *Emulator) storeLocked(acc *account, msg *message) error {
 		msg.id = fmt.Sprintf("%016x", 0x18c0000000000000+n)
 		msg.threadID = msg.id
 	}
-	if msg.raw == nil {
-		msg.raw = buildRaw(msg)
-	}
 	acc.change++
 	msg.change = acc.change
 	acc.messages = append(acc.messages, msg)
+	if acc.byID == nil {
+		acc.byID = make(map[string]*message, 1)
+	}
 	acc.byID[msg.id] = msg
+	if msg.folder == folderInbox {
+		e.stats.delivered++
+	}
 	return nil
+}
+
+// dropOldestLocked forgets acc's n oldest messages (Config.KeepMessages):
+// they leave listings and GETs answer 404, while change numbers, and so
+// delta tokens and history ids, carry on.
+func (e *Emulator) dropOldestLocked(acc *account, n int) {
+	n = min(n, len(acc.messages))
+	for _, m := range acc.messages[:n] {
+		delete(acc.byID, m.id)
+		if m.folder == folderOutbox {
+			acc.outbox--
+		}
+	}
+	acc.messages = slices.Delete(acc.messages, 0, n)
 }
 
 // graphID makes an opaque, Exchange-looking ID.
@@ -334,7 +386,11 @@ func (e *Emulator) sendLocked(acc *account, msg *message, save bool) SentMessage
 		msg.messageID = fmt.Sprintf("<emu.%d.%x@%s>", e.newIDLocked(), e.key[:4], domainOf(acc.email))
 	}
 	s.MessageID = msg.messageID
+	if keep := e.cfg.KeepMessages; keep > 0 && len(acc.sent) >= keep {
+		acc.sent = slices.Delete(acc.sent, 0, len(acc.sent)-keep+1)
+	}
 	acc.sent = append(acc.sent, s)
+	e.countSendLocked(s.MessageID)
 	for _, rcpt := range slices.Concat(msg.to, msg.cc, msg.bcc) {
 		if r := e.accounts[strings.ToLower(rcpt)]; r != nil {
 			in := *msg
@@ -373,6 +429,9 @@ func (e *Emulator) fileSentLocked(acc *account) {
 // canSendLocked reports whether acc has room for one more send (and its
 // sent copy, when save is set).
 func (e *Emulator) canSendLocked(acc *account, save bool) bool {
+	if e.cfg.KeepMessages > 0 {
+		return true // the oldest records and messages make room
+	}
 	if len(acc.sent) >= e.cfg.MaxMessages {
 		return false
 	}

@@ -26,5 +26,6 @@ func StartConfig(t testing.TB, cfg emulator.Config) (*emulator.Emulator, emulato
 	e := emulator.New(cfg)
 	srv := httptest.NewServer(e.Handler())
 	t.Cleanup(srv.Close)
+	t.Cleanup(e.Close) // runs first: stops the traffic generator
 	return e, emulator.URLsFor(srv.URL)
 }
