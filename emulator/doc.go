@@ -50,6 +50,15 @@
 //	DELETE /_emulator/faults/{id}               RemoveFault
 //	GET    /_emulator/sent?from=EMAIL           Sent: {"data":[…]}, one entry per accepted send call
 //	GET    /_emulator/health                    {"ok":true}, for readiness polling
+//	POST   /_emulator/accounts/bulk             CreateAccounts: {"provider","prefix","domain_count","count","start"}
+//	                                            → {"provider","count","accounts":[{"email","tenant","refresh_token"},…]} (streamed)
+//	POST   /_emulator/traffic                   StartTraffic: {"rate_per_sec","emails":"all"|[…],"seed"} → TrafficState
+//	DELETE /_emulator/traffic                   StopTraffic
+//	GET    /_emulator/stats                     Stats
+//	POST   /_emulator/stats/config              SetDupWindow: {"dup_window_ms"}
+//	POST   /_emulator/stats/reset               ResetStats
+//	GET    /_emulator/sent/summary              SentSummary: {"total","distinct_message_ids","duplicates":[…]}
+//	POST   /_emulator/capacity                  SetCapacity: {"provider","capacity_per_s","retry_after_s"}
 //
 // Control errors are {"error":{"code","message","field"}}, with field
 // naming the bad input, and status 400, 404, 409, 413 (a body over the
@@ -171,6 +180,34 @@
 // second's worth); beyond it Graph answers 429 TooManyRequests and Gmail 429
 // rateLimitExceeded (RESOURCE_EXHAUSTED), both with Retry-After in whole
 // seconds.
+//
+// A fault can also strike only a share of the mailboxes (AccountFraction,
+// by [AccountShare], the same mailboxes every time), end by itself
+// (DurationS) and mix answers by weight (Answers), which is how a load test
+// replays an outage such as the 2025-03-01 one, whose token endpoint
+// answered AADSTS50173 invalid_grant (reads as revoked) and AADSTS90033.
+// [Emulator.SetCapacity] caps a provider's requests per second in all,
+// API and token endpoint together; beyond it the surface's 429 answers,
+// with Retry-After. The cap is checked before faults.
+//
+// # Fleet scale
+//
+// For load tests the emulator holds 100,000 accounts and more cheaply
+// (about 430 bytes of heap each with no messages; no per-account goroutine
+// or timer; maps made on first use; a delivered message keeps no RFC 822
+// copy). [Emulator.CreateAccounts] makes the accounts
+// {prefix}{i}@t{i % domain_count}.example, each in the tenant named by its
+// domain (the tid of its Microsoft tokens), and returns their refresh
+// tokens. [Emulator.StartTraffic] runs one owned goroutine that delivers
+// generated messages at a rate, each carrying its arrival time in the
+// HeaderArrived header, its subject and its Message-ID; StopTraffic, a new
+// StartTraffic, Close and the end of Run stop it. [Emulator.Stats] counts
+// requests, sync calls and duplicate sync calls (a sync call within the
+// duplicate window of the same mailbox's previous one; each mailbox keeps
+// the times of its last two and two counters), sends, token requests,
+// faulted and throttled answers; [Emulator.SentSummary] the accepted sends
+// and their distinct Message-IDs. Config.KeepMessages bounds each mailbox
+// to its last messages while delta tokens and history ids carry on.
 //
 // # Limits
 //

@@ -47,3 +47,23 @@ func BenchmarkAccountFootprint(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBulkFootprint creates 100,000 accounts with CreateAccounts and
+// reports the live heap per account once the answer is dropped.
+//
+//	go test ./emulator -run '^$' -bench BulkFootprint -benchtime 1x
+func BenchmarkBulkFootprint(b *testing.B) {
+	const n = 100_000
+	for b.Loop() {
+		before := heapInUse()
+		e := emulator.New(emulator.Config{MaxAccounts: n})
+		accs, err := e.CreateAccounts(emulator.Bulk{Provider: emulator.Google, Prefix: "lt", DomainCount: 100, Count: n})
+		if err != nil || len(accs) != n {
+			b.Fatal(err, len(accs))
+		}
+		accs = nil
+		after := heapInUse()
+		b.ReportMetric(float64(after-before)/n, "heap-B/account")
+		runtime.KeepAlive(e)
+	}
+}

@@ -259,6 +259,8 @@ func (e *Emulator) defaultFaultBody(s Surface, status int) []byte {
 			return nil // no body was ever captured (classification.md, g-token-5xx-outage)
 		case status == 401:
 			return marshal(map[string]string{"error": "invalid_client", "error_description": "Unauthorized"}, true)
+		case status == 429:
+			return marshal(map[string]string{"error": "rate_limit_exceeded", "error_description": "Rate Limit Exceeded"}, true)
 		default:
 			return marshal(map[string]string{"error": "invalid_grant", "error_description": "Bad Request"}, true)
 		}

@@ -33,6 +33,13 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "Graph or Gmail requests per second per mailbox before 429s (0: no limit)")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the random source that picks the requests a fault fails")
 	fs.DurationVar(&cfg.SentDelay, "sent-delay", 0, "how long a send takes to reach Sent (Graph: in the Outbox meanwhile; Gmail: not found by a search)")
+	fs.IntVar(&cfg.MaxAccounts, "max-accounts", 10_000, "most accounts the emulator holds")
+	fs.IntVar(&cfg.KeepMessages, "keep-messages", 0, "keep only the last N messages and send records per mailbox, forgetting older ones (0: keep all, up to 10,000)")
+	var pre emulator.Bulk
+	fs.IntVar(&pre.Count, "accounts", 0, "create N accounts at start: {prefix}{i}@t{i % domains}.example, as POST /_emulator/accounts/bulk")
+	provider := fs.String("accounts-provider", string(emulator.Microsoft), "provider of the --accounts accounts: microsoft or google")
+	fs.StringVar(&pre.Prefix, "accounts-prefix", "lt", "address prefix of the --accounts accounts")
+	fs.IntVar(&pre.DomainCount, "accounts-domains", 100, "number of domains (tenants) the --accounts accounts spread over")
 	if err := fs.Parse(args); err != nil {
 		return exitCode(2)
 	}
@@ -52,7 +59,17 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	case cfg.SentDelay < 0:
 		fmt.Fprintln(stderr, "emulator: --sent-delay must not be negative")
 		return exitCode(2)
+	case cfg.MaxAccounts < 1:
+		fmt.Fprintln(stderr, "emulator: --max-accounts must be at least 1")
+		return exitCode(2)
+	case cfg.KeepMessages < 0:
+		fmt.Fprintln(stderr, "emulator: --keep-messages must not be negative")
+		return exitCode(2)
+	case pre.Count < 0:
+		fmt.Fprintln(stderr, "emulator: --accounts must not be negative")
+		return exitCode(2)
 	}
+	pre.Provider = emulator.Provider(*provider)
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg.Logger = log
 
@@ -76,6 +93,18 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stdout, "%s=%s\n", k, env[k])
 	}
 	log.Info("emulator listening", "addr", ln.Addr().String(), "control", urls.Control,
-		"client_id", cfg.ClientID, "token_lifetime", cfg.TokenLifetime, "rate_limit", cfg.RateLimit, "seed", cfg.Seed, "sent_delay", cfg.SentDelay)
-	return emulator.New(cfg).Run(ctx, ln)
+		"client_id", cfg.ClientID, "token_lifetime", cfg.TokenLifetime, "rate_limit", cfg.RateLimit, "seed", cfg.Seed, "sent_delay", cfg.SentDelay,
+		"max_accounts", cfg.MaxAccounts, "keep_messages", cfg.KeepMessages)
+	e := emulator.New(cfg)
+	if pre.Count > 0 {
+		start := time.Now()
+		if _, err := e.CreateAccounts(pre); err != nil {
+			_ = ln.Close()
+			fmt.Fprintf(stderr, "emulator: --accounts: %v\n", err)
+			return exitCode(2)
+		}
+		log.Info("emulator accounts created", "count", pre.Count, "provider", pre.Provider, "prefix", pre.Prefix,
+			"domains", pre.DomainCount, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return e.Run(ctx, ln)
 }
