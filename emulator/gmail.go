@@ -249,7 +249,7 @@ func (e *Emulator) handleGmailHistory(w http.ResponseWriter, r *http.Request, ac
 	if len(items) > 0 {
 		hist := make([]gmailHistory, len(items))
 		for i, m := range items {
-			ref := gmailRef{ID: m.id, ThreadID: m.threadID}
+			ref := gmailRef{ID: m.id, ThreadID: m.thread()}
 			hist[i] = gmailHistory{ID: u64(m.change), Messages: []gmailRef{ref}}
 			ref.LabelIDs = gmailLabels(m.folder)
 			hist[i].MessagesAdded = append(hist[i].MessagesAdded, struct {
@@ -338,7 +338,7 @@ func (e *Emulator) handleGmailList(w http.ResponseWriter, r *http.Request, acc *
 	if len(page) > 0 {
 		refs := make([]gmailRef, len(page))
 		for i, m := range page {
-			refs[i] = gmailRef{ID: m.id, ThreadID: m.threadID}
+			refs[i] = gmailRef{ID: m.id, ThreadID: m.thread()}
 		}
 		resp["messages"] = refs
 	}
@@ -360,7 +360,7 @@ func (e *Emulator) handleGmailMessage(w http.ResponseWriter, r *http.Request, ac
 	}
 	v := map[string]any{
 		"id":           m.id,
-		"threadId":     m.threadID,
+		"threadId":     m.thread(),
 		"labelIds":     gmailLabels(m.folder),
 		"snippet":      html.EscapeString(preview(m.text, 200)),
 		"historyId":    u64(m.change),
@@ -434,13 +434,13 @@ func (e *Emulator) handleGmailSend(w http.ResponseWriter, _ *http.Request, acc *
 	}
 	e.sendLocked(acc, msg, true)
 	if old := acc.byID[req.ThreadID]; old != nil {
-		msg.threadID = old.threadID
+		msg.threadID = old.thread()
 	}
 	if flt := e.acceptedFaultLocked(Google, SurfaceGmail, acc); flt != nil {
 		e.injectFault(w, flt, SurfaceGmail)
 		return
 	}
-	writeGoogleJSON(w, http.StatusOK, gmailRef{ID: msg.id, ThreadID: msg.threadID, LabelIDs: []string{"SENT"}})
+	writeGoogleJSON(w, http.StatusOK, gmailRef{ID: msg.id, ThreadID: msg.thread(), LabelIDs: []string{"SENT"}})
 }
 
 // decodeBase64 decodes base64url, padded or not, or standard base64, as

@@ -180,7 +180,7 @@ func graphMessage(acc *account, m *message, sel string, withType bool) map[strin
 		"bodyPreview":                preview(m.text, 255),
 		"importance":                 "normal",
 		"parentFolderId":             graphID("AQMkADAw", acc.email+"/"+m.folder, 0),
-		"conversationId":             m.threadID,
+		"conversationId":             m.thread(),
 		"isDeliveryReceiptRequested": false,
 		"isReadReceiptRequested":     false,
 		"isRead":                     m.folder == folderSent,

@@ -99,7 +99,7 @@ type grant struct {
 type message struct {
 	change    uint64
 	id        string
-	threadID  string
+	threadID  string // "": derived from id by thread
 	folder    string
 	from      string
 	to        []string
@@ -107,12 +107,12 @@ type message struct {
 	bcc       []string
 	subject   string
 	text      string
-	html      bool
 	messageID string
 	received  time.Time
-	raw       []byte    // RFC 5322 form as submitted; nil: built on demand by rawBytes
-	filedAt   time.Time // when a message in folderOutbox reaches folderSent
-	generated bool      // made by the traffic generator: carries X-Emulator-Arrived
+	raw       []byte // RFC 5322 form as submitted; nil: built on demand by rawBytes
+	filedAt   int64  // Unix nanoseconds when a message in folderOutbox reaches folderSent
+	html      bool
+	generated bool // made by the traffic generator: carries X-Emulator-Arrived
 }
 
 // rawBytes returns the message's RFC 5322 form: as submitted, or built from
@@ -306,12 +306,10 @@ func (e *Emulator) storeLocked(acc *account, msg *message) error {
 	}
 	switch acc.provider {
 	case Microsoft:
-		msg.id = graphID("AAMkAGI2", acc.email, n)
-		msg.threadID = graphID("AAQkAGI2", acc.email, n)
+		msg.id = graphID(prefixGraphMessage, acc.email, n) // thread: the same with prefixGraphThread
 	default:
 		// Gmail IDs are 16 hex digits; X-GM-MSGID is the same number.
-		msg.id = fmt.Sprintf("%016x", 0x18c0000000000000+n)
-		msg.threadID = msg.id
+		msg.id = fmt.Sprintf("%016x", 0x18c0000000000000+n) // thread: the same
 	}
 	acc.change++
 	msg.change = acc.change
@@ -338,6 +336,26 @@ func (e *Emulator) dropOldestLocked(acc *account, n int) {
 		}
 	}
 	acc.messages = slices.Delete(acc.messages, 0, n)
+}
+
+// Prefixes of Graph message and conversation IDs.
+const (
+	prefixGraphMessage = "AAMkAGI2"
+	prefixGraphThread  = "AAQkAGI2"
+)
+
+// thread returns the message's thread (Graph conversation) ID: the one set
+// (a Gmail reply's), else for a Graph message its ID with the conversation
+// prefix, else its ID, as Gmail starts a thread with its first message's.
+// Derived rather than stored, to keep messages small.
+func (m *message) thread() string {
+	if m.threadID != "" {
+		return m.threadID
+	}
+	if rest, ok := strings.CutPrefix(m.id, prefixGraphMessage); ok {
+		return prefixGraphThread + rest
+	}
+	return m.id
 }
 
 // graphID makes an opaque, Exchange-looking ID.
@@ -374,7 +392,7 @@ func (e *Emulator) sendLocked(acc *account, msg *message, save bool) SentMessage
 	msg.from = acc.email
 	msg.received = e.now()
 	if e.cfg.SentDelay > 0 && save {
-		msg.folder, msg.filedAt = folderOutbox, msg.received.Add(e.cfg.SentDelay)
+		msg.folder, msg.filedAt = folderOutbox, msg.received.Add(e.cfg.SentDelay).UnixNano()
 		acc.outbox++
 	}
 	s := SentMessage{Provider: acc.provider, From: acc.email, To: msg.to, Cc: msg.cc, Bcc: msg.bcc,
@@ -411,7 +429,7 @@ func (e *Emulator) fileSentLocked(acc *account) {
 	now := e.now()
 	var filed []*message
 	acc.messages = slices.DeleteFunc(acc.messages, func(m *message) bool {
-		if m.folder != folderOutbox || now.Before(m.filedAt) {
+		if m.folder != folderOutbox || now.UnixNano() < m.filedAt {
 			return false
 		}
 		filed = append(filed, m)
