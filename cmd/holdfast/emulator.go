@@ -73,6 +73,16 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg.Logger = log
 
+	e := emulator.New(cfg)
+	if pre.Count > 0 {
+		start := time.Now()
+		if _, err := e.CreateAccounts(pre); err != nil {
+			fmt.Fprintf(stderr, "emulator: --accounts: %v\n", err)
+			return exitCode(2)
+		}
+		log.Info("emulator accounts created", "count", pre.Count, "provider", pre.Provider, "prefix", pre.Prefix,
+			"domains", pre.DomainCount, "took", time.Since(start).Round(time.Millisecond))
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
@@ -95,16 +105,5 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	log.Info("emulator listening", "addr", ln.Addr().String(), "control", urls.Control,
 		"client_id", cfg.ClientID, "token_lifetime", cfg.TokenLifetime, "rate_limit", cfg.RateLimit, "seed", cfg.Seed, "sent_delay", cfg.SentDelay,
 		"max_accounts", cfg.MaxAccounts, "keep_messages", cfg.KeepMessages)
-	e := emulator.New(cfg)
-	if pre.Count > 0 {
-		start := time.Now()
-		if _, err := e.CreateAccounts(pre); err != nil {
-			_ = ln.Close()
-			fmt.Fprintf(stderr, "emulator: --accounts: %v\n", err)
-			return exitCode(2)
-		}
-		log.Info("emulator accounts created", "count", pre.Count, "provider", pre.Provider, "prefix", pre.Prefix,
-			"domains", pre.DomainCount, "took", time.Since(start).Round(time.Millisecond))
-	}
 	return e.Run(ctx, ln)
 }
