@@ -206,8 +206,9 @@
 // duplicate window of the same mailbox's previous one; each mailbox keeps
 // the times of its last two and two counters), sends, token requests,
 // faulted and throttled answers; [Emulator.SentSummary] the accepted sends
-// and their distinct Message-IDs. Config.KeepMessages bounds each mailbox
-// to its last messages while delta tokens and history ids carry on.
+// and their distinct Message-IDs. Config.KeepMessages bounds each folder
+// of a mailbox to its last messages while delta tokens and history ids
+// carry on.
 //
 // # Limits
 //

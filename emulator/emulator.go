@@ -64,8 +64,9 @@ type Config struct {
 	// records. Default: 10,000.
 	MaxMessages int
 	// KeepMessages, when above zero, keeps only the last KeepMessages
-	// messages of each mailbox, and as many send records: storing one more
-	// forgets the oldest instead of failing when full. Forgotten messages
+	// messages of each folder of each mailbox, and as many send records:
+	// storing one more forgets the folder's oldest instead of failing when
+	// full. Forgotten messages
 	// leave listings (and GETs answer 404), while change numbers, delta
 	// tokens and history ids carry on. Zero keeps everything up to
 	// MaxMessages.

@@ -469,3 +469,23 @@ func TestSeedOutage(t *testing.T) {
 		}
 	}
 }
+
+func TestKeepMessagesPerFolder(t *testing.T) {
+	t.Parallel()
+	b := setup(t, emulator.Config{KeepMessages: 3})
+	_, at := b.account(t, emulator.Microsoft, "f@contoso.example", "")
+	for i := range 2 {
+		r := b.postJSON(t, b.u.Graph+"/v1.0/me/sendMail", at, map[string]any{"message": map[string]any{
+			"subject": fmt.Sprint("sent", i), "body": map[string]string{"contentType": "text", "content": "x"},
+			"toRecipients": []map[string]any{{"emailAddress": map[string]string{"address": "r@example.net"}}}}})
+		if r.status != http.StatusAccepted {
+			t.Fatalf("send: %d %s", r.status, r.body)
+		}
+	}
+	b.deliver(t, "f@contoso.example", 10) // inbound traffic does not push the sent copies out
+	sent, _ := graphDelta(t, b, b.u.Graph+"/v1.0/me/mailFolders/sentitems/messages/delta", at)
+	inbox, _ := graphDelta(t, b, b.u.Graph+"/v1.0/me/mailFolders/inbox/messages/delta", at)
+	if !slices.Equal(sent, []string{"sent0", "sent1"}) || len(inbox) != 3 {
+		t.Fatalf("sent %v, inbox %v; want both sent copies and 3 inbox messages", sent, inbox)
+	}
+}

@@ -294,8 +294,8 @@ func validMessageID(s string) bool {
 
 // storeLocked gives msg its IDs and change number and stores it in acc.
 func (e *Emulator) storeLocked(acc *account, msg *message) error {
-	if keep := e.cfg.KeepMessages; keep > 0 && len(acc.messages) >= keep {
-		e.dropOldestLocked(acc, len(acc.messages)-keep+1)
+	if keep := e.cfg.KeepMessages; keep > 0 {
+		e.dropOldestLocked(acc, msg.folder, keep-1)
 	}
 	if len(acc.messages) >= e.cfg.MaxMessages {
 		return fmt.Errorf("mailbox %s: %w (%d messages)", acc.email, ErrFull, e.cfg.MaxMessages)
@@ -324,18 +324,33 @@ func (e *Emulator) storeLocked(acc *account, msg *message) error {
 	return nil
 }
 
-// dropOldestLocked forgets acc's n oldest messages (Config.KeepMessages):
-// they leave listings and GETs answer 404, while change numbers, and so
-// delta tokens and history ids, carry on.
-func (e *Emulator) dropOldestLocked(acc *account, n int) {
-	n = min(n, len(acc.messages))
-	for _, m := range acc.messages[:n] {
+// dropOldestLocked forgets the oldest messages of acc's folder until at
+// most keep are left in it (Config.KeepMessages; per folder, so that inbound
+// traffic does not push sent copies out of Sent Items): they leave listings
+// and GETs answer 404, while change numbers, and so delta tokens and
+// history ids, carry on.
+func (e *Emulator) dropOldestLocked(acc *account, folder string, keep int) {
+	n := 0
+	for _, m := range acc.messages {
+		if m.folder == folder {
+			n++
+		}
+	}
+	if n <= keep {
+		return
+	}
+	drop := n - keep
+	acc.messages = slices.DeleteFunc(acc.messages, func(m *message) bool {
+		if drop == 0 || m.folder != folder {
+			return false
+		}
+		drop--
 		delete(acc.byID, m.id)
 		if m.folder == folderOutbox {
 			acc.outbox--
 		}
-	}
-	acc.messages = slices.Delete(acc.messages, 0, n)
+		return true
+	})
 }
 
 // Prefixes of Graph message and conversation IDs.

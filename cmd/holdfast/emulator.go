@@ -34,7 +34,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the random source that picks the requests a fault fails")
 	fs.DurationVar(&cfg.SentDelay, "sent-delay", 0, "how long a send takes to reach Sent (Graph: in the Outbox meanwhile; Gmail: not found by a search)")
 	fs.IntVar(&cfg.MaxAccounts, "max-accounts", 10_000, "most accounts the emulator holds")
-	fs.IntVar(&cfg.KeepMessages, "keep-messages", 0, "keep only the last N messages and send records per mailbox, forgetting older ones (0: keep all, up to 10,000)")
+	fs.IntVar(&cfg.KeepMessages, "keep-messages", 0, "keep only the last N messages of each folder and N send records per mailbox, forgetting older ones (0: keep all, up to 10,000)")
 	var pre emulator.Bulk
 	fs.IntVar(&pre.Count, "accounts", 0, "create N accounts at start: {prefix}{i}@t{i % domains}.example, as POST /_emulator/accounts/bulk")
 	provider := fs.String("accounts-provider", string(emulator.Microsoft), "provider of the --accounts accounts: microsoft or google")
