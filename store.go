@@ -134,7 +134,10 @@ type SendStore interface {
 // actions, its saved state and the fleet's periodic snapshots.
 type HealthStore interface {
 	// SaveIncident inserts or replaces the incident with in.ID (the
-	// caller's). A zero ResolvedAt is kept as open. in is not modified.
+	// caller's). A zero ResolvedAt is kept as open, except that a save
+	// never reopens a stored resolved incident: it then changes nothing
+	// (with several nodes, a late re-save by one never undoes another's
+	// resolution). in is not modified.
 	// announce, if not nil, is called within the transaction with the
 	// incident as stored before (nil for a new one), so that the caller
 	// can tell an opening or a resolution from a re-save, and the events it

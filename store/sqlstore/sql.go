@@ -194,7 +194,8 @@ const (
 		kind = excluded.kind, provider = excluded.provider, tenant = excluded.tenant,
 		opened_at = excluded.opened_at, resolved_at = excluded.resolved_at,
 		evidence = excluded.evidence, affected = excluded.affected,
-		recovered = excluded.recovered, timeline = excluded.timeline`
+		recovered = excluded.recovered, timeline = excluded.timeline
+	WHERE incidents.resolved_at IS NULL OR excluded.resolved_at IS NOT NULL`
 
 	queryIncident = `SELECT ` + incidentColumns + ` FROM incidents WHERE id = $1`
 
