@@ -44,3 +44,23 @@ type PartitionLease struct {
 
 // Held reports whether the lease is held by a node at now.
 func (l PartitionLease) Held(now time.Time) bool { return l.Node != "" && l.Until.After(now) }
+
+// Leadership is the lease of the health engine's leader: the one node that
+// runs the fleet detectors on every node's counters (FleetStore). Epoch
+// grows each time leadership changes hands.
+type Leadership struct {
+	Node  string
+	Until time.Time
+	Epoch int64
+}
+
+// Held reports whether a node holds leadership at now.
+func (l Leadership) Held(now time.Time) bool { return l.Node != "" && l.Until.After(now) }
+
+// NodeCounters is one node's health counters for one detector bucket, as
+// the node shipped them: an opaque encoding the health monitor owns.
+type NodeCounters struct {
+	Node   string
+	Bucket int64
+	Data   []byte
+}

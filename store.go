@@ -22,6 +22,7 @@ type Store interface {
 	OAuthStore
 	SigningKeyStore
 	LeaseStore
+	FleetStore
 
 	// Ping checks that the store can be reached.
 	Ping(ctx context.Context) error
@@ -133,7 +134,10 @@ type SendStore interface {
 // actions, its saved state and the fleet's periodic snapshots.
 type HealthStore interface {
 	// SaveIncident inserts or replaces the incident with in.ID (the
-	// caller's). A zero ResolvedAt is kept as open. in is not modified.
+	// caller's). A zero ResolvedAt is kept as open, except that a save
+	// never reopens a stored resolved incident: it then changes nothing
+	// (with several nodes, a late re-save by one never undoes another's
+	// resolution). in is not modified.
 	// announce, if not nil, is called within the transaction with the
 	// incident as stored before (nil for a new one), so that the caller
 	// can tell an opening or a resolution from a re-save, and the events it
@@ -560,4 +564,32 @@ type LeaseStore interface {
 	// in one transaction, for a node that stops: the others see one node
 	// fewer and may take its partitions at once.
 	LeaveCluster(ctx context.Context, node string) error
+}
+
+// FleetStore keeps what the nodes of a cluster share for the health
+// engine's fleet view: the leader's lease, each node's detector counters
+// per bucket, and the budget of destructive actions. Every change is a
+// conditional update, so nodes never need a lock of their own.
+type FleetStore interface {
+	// AcquireLeadership makes node the leader until until if nobody holds
+	// leadership at now (never held, released, or expired) or node holds
+	// it already, and returns the leadership as stored after the attempt:
+	// node is the leader if and only if the returned Node is node.
+	AcquireLeadership(ctx context.Context, node string, now, until time.Time) (Leadership, error)
+	// ReleaseLeadership gives up node's leadership, if it holds it.
+	ReleaseLeadership(ctx context.Context, node string) error
+	// ShipCounters stores node's counters for bucket, replacing any it
+	// shipped for that bucket, and deletes node's counters older than
+	// bucket minus 256.
+	ShipCounters(ctx context.Context, node string, bucket int64, data []byte) error
+	// FleetCounters returns every node's counters of buckets at or after
+	// from, ordered by bucket then node.
+	FleetCounters(ctx context.Context, from int64) ([]NodeCounters, error)
+	// TakePermit takes one permit from the token bucket named key, which
+	// refills at ratePerHour up to burst (its size; a new bucket starts
+	// full), at now. It reports whether it got one; it changes the bucket
+	// only with a compare-and-set on its version, retried a few times
+	// under contention (then it reports none: the caller holds its action).
+	// A rate or burst that is not a positive number is an InvalidError.
+	TakePermit(ctx context.Context, key string, ratePerHour, burst float64, now time.Time) (bool, error)
 }

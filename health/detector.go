@@ -35,8 +35,9 @@ func (e *Engine) Tick() {
 	}
 	c.LastSec = now
 	if b := now / e.bucketS; b != c.CurBucket {
+		e.endBucket()
 		e.evaluate(now)
-		if e.cfg.Policy == PolicyHoldfast {
+		if e.cfg.Policy == PolicyHoldfast && !e.fl.follower {
 			e.openCandidates()
 		}
 		c.CurBucket = b
@@ -45,7 +46,9 @@ func (e *Engine) Tick() {
 			ps := &c.Provs[p]
 			ps.Att[slot], ps.Fail[slot], ps.Perm[slot], ps.OK[slot], ps.Thr[slot], ps.FailTen[slot] = 0, 0, 0, 0, 0, 0
 		}
-		e.tenantIncidents(now)
+		if !e.fl.follower {
+			e.tenantIncidents(now)
+		}
 		if e.cfg.Policy == PolicyHoldfast {
 			e.drainHeld(now)
 		}
@@ -151,7 +154,7 @@ func (e *Engine) evaluate(now int64) {
 		if ps.Elevated || ps.Inc != 0 {
 			ps.LastAbn = now
 		}
-		if ps.Inc == 0 && (spike || panicked || canaried) {
+		if ps.Inc == 0 && (spike || panicked || canaried) && !e.fl.follower {
 			ev := fmt.Sprintf("failing share %.1f%% (long) %.1f%% (short) vs threshold %.1f%% (baseline %.2f%%); %d failing inboxes in %d tenants, top tenant %.0f%%",
 				100*shareL, 100*shareS, 100*thr, 100*ps.Baseline, failL, tenFailing, 100*ratio(top, sum))
 			switch {
@@ -212,7 +215,7 @@ func (e *Engine) checkTenant(t int32) { e.checkTenantOpen(t, false) }
 // incident, otherwise it records t as a candidate.
 func (e *Engine) checkTenantOpen(t int32, open bool) {
 	c := &e.c
-	if c.TInc[t] != 0 || c.Provs[c.TProv[t]].Inc != 0 || e.cfg.Policy != PolicyHoldfast || e.cfg.DisableDetectors || e.tenantVerified(t, e.now()) {
+	if c.TInc[t] != 0 || c.Provs[c.TProv[t]].Inc != 0 || e.fl.follower || e.cfg.Policy != PolicyHoldfast || e.cfg.DisableDetectors || e.tenantVerified(t, e.now()) {
 		return
 	}
 	att, fail, perm := e.tenantWindow(t)
@@ -386,6 +389,13 @@ func (e *Engine) undo(i int32, in *Incident, now, undoFrom int64) {
 func (e *Engine) probeTick(in *Incident, now int64) {
 	c := &e.c
 	slot := (now / max(1, int64(e.cfg.ProbeEvery/time.Second))) % in.closeWin
+	if e.fl.follower {
+		// A follower probes its own paused members; the leader judges
+		// their results (shipped with the counters) and closes.
+		in.probeOK[slot], in.probeN[slot] = 0, 0
+		e.grantProbes(in, now)
+		return
+	}
 	// Judge the window before reusing its oldest slot.
 	var ok, n int64
 	for k := range in.probeN {
@@ -405,18 +415,11 @@ func (e *Engine) probeTick(in *Incident, now int64) {
 		}
 	}
 	in.probeOK[slot], in.probeN[slot] = 0, 0
-	for tries := 0; tries < len(in.members) && paused < e.cfg.ProbeCount; tries++ {
-		if in.cursor >= len(in.members) {
-			in.cursor = 0
-		}
-		i := in.members[in.cursor]
-		in.cursor++
-		if c.H[i].St != sPaused || c.H[i].Flags&(fProbe|fGranted) != 0 {
-			continue
-		}
-		c.H[i].Flags |= fProbe
-		paused++
-		e.sink.Grant(Grant{Inbox: i, Probe: true, At: e.tm(now)})
+	paused = e.grantProbes(in, now)
+	// Other nodes' paused members count as this node's own: they probe
+	// them, and their results reach this engine with their counters.
+	if in.remotePaused > 0 && in.remoteBucket >= c.CurBucket-2 {
+		paused += int(in.remotePaused)
 	}
 	if paused > 0 && !canaryHold && e.stalled(in, now, open, ok, n) {
 		e.timeline(in, now, fmt.Sprintf("stalled: failures confined to %d paused inboxes while the rest of the scope works; they go back to per-inbox confirmation under the budget", len(in.members)))
@@ -435,6 +438,27 @@ func (e *Engine) probeTick(in *Incident, now int64) {
 			e.resolve(in, now, true)
 		}
 	}
+}
+
+// grantProbes grants a probe to up to ProbeCount paused members of in
+// that have none, and returns how many it granted.
+func (e *Engine) grantProbes(in *Incident, now int64) int {
+	c := &e.c
+	paused := 0
+	for tries := 0; tries < len(in.members) && paused < e.cfg.ProbeCount; tries++ {
+		if in.cursor >= len(in.members) {
+			in.cursor = 0
+		}
+		i := in.members[in.cursor]
+		in.cursor++
+		if c.H[i].St != sPaused || c.H[i].Flags&(fProbe|fGranted) != 0 {
+			continue
+		}
+		c.H[i].Flags |= fProbe
+		paused++
+		e.sink.Grant(Grant{Inbox: i, Probe: true, At: e.tm(now)})
+	}
+	return paused
 }
 
 // stalled reports whether an incident has been open StallAfter, its probes
@@ -483,6 +507,13 @@ func (e *Engine) probeResult(i int32, ok, permanent bool) {
 	}
 	slot := (e.now() / max(1, int64(e.cfg.ProbeEvery/time.Second))) % in.closeWin
 	in.probeN[slot]++
+	if e.fl.counting {
+		pc := e.shipProbes(in.ID)
+		pc.N++
+		if ok {
+			pc.OK++
+		}
+	}
 	if ok {
 		in.probeOK[slot]++
 		return

@@ -218,6 +218,8 @@ type Engine struct {
 	// is taken until an ID is at hand again (tryAct). It is not saved: a
 	// restarted owner reserves IDs before the engine runs.
 	idStarved bool
+	// fl is the engine's part in a fleet of nodes (fleet.go).
+	fl fleetState
 }
 
 // New returns an engine with the given parameters, clock, logger and sink
@@ -665,9 +667,16 @@ func (e *Engine) count(i int32, p uint8, t int32, kind int) {
 	ps := &c.Provs[p]
 	b := int32(c.CurBucket)
 	slot := c.CurBucket % int64(e.cfg.LongWindow)
+	var sc *ProvCounters
+	if e.fl.counting {
+		sc = &e.fl.cur.Provs[p]
+	}
 	if c.H[i].AttB != b {
 		c.H[i].AttB = b
 		ps.Att[slot]++
+		if sc != nil {
+			sc.Att++
+		}
 	}
 	ep := int32(c.CurEpoch)
 	w := c.TWin[t*8+int32(ep&1)*4 : t*8+int32(ep&1)*4+4]
@@ -682,14 +691,24 @@ func (e *Engine) count(i int32, p uint8, t int32, kind int) {
 			ps.TAttEp[k], ps.TAtt[k] = ep, 0
 		}
 		ps.TAtt[k]++
+		if sc != nil {
+			sc.EpochAtt++
+			e.shipTenant(t).Att++
+		}
 	}
 	switch kind {
 	case okOK:
 		ps.OK[slot]++
+		if sc != nil {
+			sc.OK++
+		}
 		return
 	case okThrottled:
 		ps.Thr[slot]++
 		ps.RampThr++
+		if sc != nil {
+			sc.Thr++
+		}
 		return
 	}
 	if c.FailB[i] != b {
@@ -698,12 +717,25 @@ func (e *Engine) count(i int32, p uint8, t int32, kind int) {
 		if kind == okPermanent {
 			ps.Perm[slot]++
 		}
+		if sc != nil {
+			sc.Fail++
+			if kind == okPermanent {
+				sc.Perm++
+			}
+		}
 	}
 	if c.FailE[i] != ep {
 		c.FailE[i] = ep
 		w[2]++
 		if kind == okPermanent {
 			w[3]++
+		}
+		if sc != nil {
+			tc := e.shipTenant(t)
+			tc.Fail++
+			if kind == okPermanent {
+				tc.Perm++
+			}
 		}
 		if c.TListed[t] != ep {
 			c.TListed[t] = ep

@@ -108,6 +108,9 @@ func (e *Engine) takeBudget(p uint8, t int32, now int64) bool {
 	if !(ps.BudTok >= 1) || !(tt >= 1) { // NaN holds too
 		return false
 	}
+	if !e.permitted(p, t, pr, tr) {
+		return false
+	}
 	ps.BudTok--
 	c.TBudTok[t] = float32(tt - 1)
 	return true
@@ -350,7 +353,7 @@ func (e *Engine) metaGuard(p uint8, now int64) {
 		ps.NoticeBase = (1-noticeBaseAlpha)*ps.NoticeBase + noticeBaseAlpha*sum
 	}
 	switch {
-	case ps.Storm == 0 && sum > thr:
+	case ps.Storm == 0 && sum > thr && !e.fl.follower:
 		id, ok := e.newID()
 		if !ok {
 			break // opened at the next check, if the storm goes on
@@ -364,7 +367,7 @@ func (e *Engine) metaGuard(p uint8, now int64) {
 		e.timeline(in, now, "opened: "+in.Evidence)
 		e.log.Warn("notice storm: notices held", "incident_id", in.ID, "provider", in.Provider, "queued_last_hour", ps.NoticeSum, "threshold", thr)
 		e.sink.IncidentChanged(in)
-	case ps.Storm != 0 && sum <= thr:
+	case ps.Storm != 0 && sum <= thr && !e.fl.follower:
 		e.resolveStorm(c.Incidents[ps.Storm-1], now, fmt.Sprintf("notice rate fell back: %d queued in the last hour vs threshold %.0f; held notices go out at their next re-check", ps.NoticeSum, thr))
 	}
 }

@@ -181,6 +181,10 @@ type Incident struct {
 	healthySince    int64
 	// dirty: Recovered grew after it closed; Tick reports it once.
 	dirty bool
+	// remotePaused is the other nodes' paused members in the latest bucket
+	// of their counters merged (remoteBucket), on the leader.
+	remotePaused int32
+	remoteBucket int64
 }
 
 // Open reports whether the incident is still open.

@@ -77,6 +77,11 @@ var storeOps = []storeOp{
 	{"lease", "renew_partitions"},
 	{"lease", "release_partitions"},
 	{"lease", "leave_cluster"},
+	{"fleet", "acquire_leadership"},
+	{"fleet", "release_leadership"},
+	{"fleet", "ship_counters"},
+	{"fleet", "fleet_counters"},
+	{"fleet", "take_permit"},
 	{"store", "ping"},
 	{"store", "close"},
 }
@@ -411,6 +416,31 @@ func (s *store) ReleasePartitions(ctx context.Context, node string, parts []int)
 func (s *store) LeaveCluster(ctx context.Context, node string) (err error) {
 	defer s.observe("lease", "leave_cluster", time.Now(), &err)
 	return s.next.LeaveCluster(ctx, node)
+}
+
+func (s *store) AcquireLeadership(ctx context.Context, node string, now time.Time, until time.Time) (r0 holdfast.Leadership, err error) {
+	defer s.observe("fleet", "acquire_leadership", time.Now(), &err)
+	return s.next.AcquireLeadership(ctx, node, now, until)
+}
+
+func (s *store) ReleaseLeadership(ctx context.Context, node string) (err error) {
+	defer s.observe("fleet", "release_leadership", time.Now(), &err)
+	return s.next.ReleaseLeadership(ctx, node)
+}
+
+func (s *store) ShipCounters(ctx context.Context, node string, bucket int64, data []byte) (err error) {
+	defer s.observe("fleet", "ship_counters", time.Now(), &err)
+	return s.next.ShipCounters(ctx, node, bucket, data)
+}
+
+func (s *store) FleetCounters(ctx context.Context, from int64) (r0 []holdfast.NodeCounters, err error) {
+	defer s.observe("fleet", "fleet_counters", time.Now(), &err)
+	return s.next.FleetCounters(ctx, from)
+}
+
+func (s *store) TakePermit(ctx context.Context, key string, ratePerHour float64, burst float64, now time.Time) (r0 bool, err error) {
+	defer s.observe("fleet", "take_permit", time.Now(), &err)
+	return s.next.TakePermit(ctx, key, ratePerHour, burst, now)
 }
 
 func (s *store) Ping(ctx context.Context) (err error) {

@@ -93,6 +93,12 @@ type Config struct {
 	// a notice is stored, with its ID set: the notify outbox enqueues its
 	// job. It must not block for long.
 	OnNotice func(ctx context.Context, n *holdfast.Notice)
+	// Fleet, if set, makes the Monitor one node of several on one store
+	// (FleetConfig). The engine's whole state is then neither saved nor
+	// loaded: the store's incidents, held actions and inbox states
+	// rebuild it at start, and the leader's windows fill from every
+	// node's counters.
+	Fleet *FleetConfig
 }
 
 // Monitor owns one health engine. Create it with New, then Start it; it
@@ -122,6 +128,8 @@ type Monitor struct {
 	w *writer
 	// idSrc issues incident and held action IDs from the store.
 	idSrc *idSource
+	// fleet is the Monitor's part as one node of several; nil alone.
+	fleet *fleetNode
 
 	owner lifecycle.Owner
 }
@@ -160,7 +168,12 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	if err := m.idSrc.refill(ctx); err != nil {
 		return nil, fmt.Errorf("reserve incident and held action IDs: %w", err)
 	}
-	if err := m.load(ctx); err != nil {
+	if cfg.Fleet != nil {
+		if cfg.Fleet.Store == nil || cfg.Fleet.Node == "" || cfg.Fleet.Leading == nil || cfg.Fleet.LeaderKnown == nil {
+			return nil, errors.New("monitor: Fleet needs Store, Node, Leading and LeaderKnown")
+		}
+		m.initFleet()
+	} else if err := m.load(ctx); err != nil {
 		return nil, err
 	}
 	stored, err := m.reconcile(ctx)

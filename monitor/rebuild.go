@@ -145,6 +145,18 @@ func (m *Monitor) rebuildIncidents(ctx context.Context, paused []int32) error {
 // the engine cannot take (a scope it no longer knows) is logged: it stays
 // in the store as it is.
 func (m *Monitor) restoreIncident(in *holdfast.Incident, paused []int32) {
+	hi, ok := m.fromIncident(in)
+	if !ok {
+		return
+	}
+	if err := m.eng.RestoreIncident(hi, paused); err != nil {
+		m.log.Warn("stored incident not restored", "incident_id", in.ID, "err", err)
+	}
+}
+
+// fromIncident translates a stored incident for the engine. An incident
+// whose tenant no inbox has is logged and not translated.
+func (m *Monitor) fromIncident(in *holdfast.Incident) (health.Incident, bool) {
 	hi := health.Incident{ID: in.ID, Kind: in.Kind, Provider: in.Provider, Tenant: -1,
 		OpenedAt: in.OpenedAt, ResolvedAt: in.ResolvedAt, Evidence: in.Evidence,
 		Affected: in.Affected, Recovered: in.Recovered}
@@ -154,14 +166,12 @@ func (m *Monitor) restoreIncident(in *holdfast.Incident, paused []int32) {
 	if in.Tenant != "" {
 		t, ok := m.tidx[string(in.Provider)+"/"+in.Tenant]
 		if !ok {
-			m.log.Warn("stored incident not restored: no inbox has its tenant", "incident_id", in.ID, "provider", in.Provider, "tenant", in.Tenant)
-			return
+			m.log.Warn("stored incident not taken: no inbox has its tenant", "incident_id", in.ID, "provider", in.Provider, "tenant", in.Tenant)
+			return hi, false
 		}
 		hi.Tenant = t
 	}
-	if err := m.eng.RestoreIncident(hi, paused); err != nil {
-		m.log.Warn("stored incident not restored", "incident_id", in.ID, "err", err)
-	}
+	return hi, true
 }
 
 // rebuildHeld makes the engine's pending held actions agree with the

@@ -30,6 +30,9 @@ func (m *Monitor) Start(ctx context.Context) error {
 		})
 		m.owner.Go(func() { m.tick(run) })
 		m.owner.Go(func() { m.idSrc.run(run, m.w.retryEvery) })
+		if m.fleet != nil {
+			m.owner.Go(func() { m.fleetLoop(run) })
+		}
 		m.mu.Lock()
 		m.w.enqueue(nil) // wake the writer for decisions made before Start
 		m.mu.Unlock()
@@ -79,6 +82,9 @@ func (m *Monitor) Stop(ctx context.Context) error {
 // save queues the engine's whole state for the writer, behind the
 // decisions made before it, so the saved state never runs ahead of them.
 func (m *Monitor) save() error {
+	if m.cfg.Fleet != nil {
+		return nil // rebuilt from the store at start (Config.Fleet)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var eng bytes.Buffer
@@ -130,7 +136,9 @@ func (m *Monitor) Declare(ctx context.Context, d Declaration) (*holdfast.Inciden
 		}
 		t = ti
 	}
+	m.operating(true)
 	in, err := m.eng.Declare(health.Declaration{Provider: d.Provider, Tenant: t, Start: d.Start, End: d.End, Note: strings.TrimSpace(d.Note)})
+	m.operating(false)
 	if err != nil {
 		m.flushLocked()
 		m.mu.Unlock()
@@ -150,7 +158,10 @@ func (m *Monitor) Declare(ctx context.Context, d Declaration) (*holdfast.Inciden
 // one, and ErrConflict for one already resolved.
 func (m *Monitor) Resolve(ctx context.Context, id int64) (*holdfast.Incident, error) {
 	m.mu.Lock()
-	if err := m.eng.Resolve(id); err != nil {
+	m.operating(true)
+	err := m.eng.Resolve(id)
+	m.operating(false)
+	if err != nil {
 		m.flushLocked()
 		m.mu.Unlock()
 		return nil, err
@@ -176,4 +187,12 @@ func (m *Monitor) Release(ctx context.Context, id int64) error {
 	c := m.callLocked()
 	m.mu.Unlock()
 	return m.durable(ctx, c)
+}
+
+// operating marks an operator's call on the engine: a follower stores the
+// incidents it changes. m.mu must be held while on.
+func (m *Monitor) operating(on bool) {
+	if m.fleet != nil {
+		m.fleet.operator = on
+	}
 }

@@ -91,6 +91,9 @@ func (s sink) Transition(t health.Transition) {
 
 // IncidentChanged implements health.Sink.
 func (s sink) IncidentChanged(in *health.Incident) {
+	if !s.m.writesIncidents() {
+		return // the leader's to store (FleetConfig)
+	}
 	s.m.pending = append(s.m.pending, decision{incident: s.m.toIncident(in)})
 }
 

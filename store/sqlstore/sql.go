@@ -194,7 +194,8 @@ const (
 		kind = excluded.kind, provider = excluded.provider, tenant = excluded.tenant,
 		opened_at = excluded.opened_at, resolved_at = excluded.resolved_at,
 		evidence = excluded.evidence, affected = excluded.affected,
-		recovered = excluded.recovered, timeline = excluded.timeline`
+		recovered = excluded.recovered, timeline = excluded.timeline
+	WHERE incidents.resolved_at IS NULL OR excluded.resolved_at IS NOT NULL`
 
 	queryIncident = `SELECT ` + incidentColumns + ` FROM incidents WHERE id = $1`
 
@@ -453,4 +454,26 @@ const (
 	queryReleasePartition = `UPDATE partition_leases SET node = '' WHERE node = $1 AND part = $2`
 	queryReleaseAll       = `UPDATE partition_leases SET node = '' WHERE node = $1`
 	queryForgetNode       = `DELETE FROM cluster_nodes WHERE id = $1`
+)
+
+const (
+	// queryAcquireLeadership makes node $2 leader $1 until $3 if nobody
+	// holds it at $4 or $2 does.
+	queryAcquireLeadership = `INSERT INTO leader_leases (name, node, leased_until, epoch) VALUES ($1, $2, $3, 1)
+	ON CONFLICT (name) DO UPDATE SET node = excluded.node, leased_until = excluded.leased_until,
+		epoch = CASE WHEN leader_leases.node = excluded.node THEN leader_leases.epoch ELSE leader_leases.epoch + 1 END
+	WHERE leader_leases.node = excluded.node OR leader_leases.node = '' OR leader_leases.leased_until <= $4`
+	queryLeadership        = `SELECT node, leased_until, epoch FROM leader_leases WHERE name = $1`
+	queryReleaseLeadership = `UPDATE leader_leases SET node = '' WHERE name = $1 AND node = $2`
+
+	queryShipCounters = `INSERT INTO fleet_counters (node, bucket, data) VALUES ($1, $2, $3)
+	ON CONFLICT (node, bucket) DO UPDATE SET data = excluded.data`
+	queryPruneCounters = `DELETE FROM fleet_counters WHERE node = $1 AND bucket < $2`
+	queryFleetCounters = `SELECT node, bucket, data FROM fleet_counters WHERE bucket >= $1 ORDER BY bucket, node`
+
+	queryPermit       = `SELECT tokens, filled_at, version FROM budget_permits WHERE key = $1`
+	queryInsertPermit = `INSERT INTO budget_permits (key, tokens, filled_at, version) VALUES ($1, $2, $3, 1)
+	ON CONFLICT (key) DO NOTHING`
+	// querySwapPermit is the compare-and-set on the bucket's version.
+	querySwapPermit = `UPDATE budget_permits SET tokens = $2, filled_at = $3, version = version + 1 WHERE key = $1 AND version = $4`
 )

@@ -1,0 +1,158 @@
+package health
+
+import (
+	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/classify"
+)
+
+// fleet drives two engines over one fleet, as two nodes: each visits only
+// the inboxes it owns; the follower's counters reach the leader every
+// second (as through the store), and the follower adopts and ends the
+// leader's incidents (as from the store).
+type fleet struct {
+	leader, follower *world
+	merge            bool
+}
+
+// newFleet makes a leader and a follower over the same fleet; owns says
+// which inboxes the leader syncs.
+func newFleet(t *testing.T, cfg Config, inboxes, tenants int, owns func(i int32) bool) *fleet {
+	f := &fleet{leader: newWorld(t, cfg, inboxes, tenants), follower: newWorld(t, cfg, inboxes, tenants), merge: true}
+	f.follower.e.SetFollower(true)
+	f.follower.e.EnableCounters()
+	for i := range f.leader.next {
+		if owns(int32(i)) {
+			f.follower.next[i] = 1 << 62
+		} else {
+			f.leader.next[i] = 1 << 62
+		}
+	}
+	return f
+}
+
+func (f *fleet) setOutcome(o func(i int32, sec int64) *classify.Verdict) {
+	f.leader.outcome, f.follower.outcome = o, o
+}
+
+// runTo advances both nodes to d, second by second.
+func (f *fleet) runTo(t *testing.T, d time.Duration) {
+	end := int64(d / time.Second)
+	for f.leader.sec < end {
+		f.leader.runTo(time.Duration(f.leader.sec+1) * time.Second)
+		f.follower.runTo(time.Duration(f.follower.sec+1) * time.Second)
+		if f.merge {
+			for _, c := range f.follower.e.TakeCounters() {
+				f.leader.e.MergeCounters(c)
+			}
+		}
+		// The follower reads the store's incidents.
+		for _, in := range f.leader.rec.incidents {
+			if err := f.follower.e.AdoptIncident(in); err != nil {
+				t.Fatalf("adopt incident %d: %v", in.ID, err)
+			}
+			if !in.Open() {
+				if err := f.follower.e.RestoreIncident(in, nil); err != nil {
+					t.Fatalf("end incident %d: %v", in.ID, err)
+				}
+			}
+		}
+		f.follower.drainGrants()
+	}
+}
+
+// TestFleetLeaderJudgesFollowersOutcomes: an outage that only the
+// follower's inboxes see is detected by the leader from the follower's
+// counters; the follower opens nothing of its own, adopts the leader's
+// incident, pauses its failing inboxes instead of disconnecting them, and
+// recovers them once the leader closes it. Without the counters the
+// leader sees nothing.
+func TestFleetLeaderJudgesFollowersOutcomes(t *testing.T) {
+	t.Parallel()
+	for _, merge := range []bool{true, false} {
+		leaderOwns := func(i int32) bool { return i%10 == 0 }
+		f := newFleet(t, DefaultConfig(), 3000, 150, leaderOwns)
+		f.merge = merge
+		f.setOutcome(func(i int32, sec int64) *classify.Verdict {
+			if !leaderOwns(i) && between(sec, time.Hour, time.Hour+20*time.Minute) {
+				return revoked
+			}
+			return nil
+		})
+		f.runTo(t, time.Hour+2*time.Minute)
+		inc := f.leader.providerIncidents()
+		if !merge {
+			if len(inc) != 0 {
+				t.Fatalf("without counters, the leader opened %d provider incidents on outcomes it never saw", len(inc))
+			}
+			continue
+		}
+		if len(inc) != 1 || !inc[0].Open() {
+			t.Fatalf("leader's provider incidents at 1h02m = %v, want 1 open", inc)
+		}
+		if n := len(f.follower.rec.incidents); n != 0 {
+			t.Errorf("the follower reported %d incidents of its own, want 0", n)
+		}
+		if got := f.follower.e.Incidents(); len(got) != 1 || got[0].ID != inc[0].ID {
+			t.Errorf("follower's incidents = %v, want the leader's %d adopted", got, inc[0].ID)
+		}
+		f.runTo(t, 3*time.Hour)
+		for name, w := range map[string]*world{"leader": f.leader, "follower": f.follower} {
+			if n := w.acted(0, 3*time.Hour); n != 0 {
+				t.Errorf("%s: %d inboxes moved to a state that asks someone to act, want 0", name, n)
+			}
+			if len(w.rec.notices) != 0 {
+				t.Errorf("%s: %d notices, want 0", name, len(w.rec.notices))
+			}
+		}
+		if in := f.leader.providerIncidents(); len(in) != 1 || in[0].Open() {
+			t.Fatalf("leader's provider incidents at 3h = %v, want 1 resolved", in)
+		}
+		// Every inbox the follower owns is connected again.
+		for i := range f.follower.next {
+			if !leaderOwns(int32(i)) && f.follower.e.State(int32(i)) != holdfast.StateConnected {
+				t.Fatalf("follower's inbox %d is %s at 3h, want connected", i, f.follower.e.State(int32(i)))
+			}
+		}
+	}
+}
+
+// TestFleetPermitFailsClosed: a destructive action needs the fleet's
+// permit too; without one it is held, and taken once permits come back.
+func TestFleetPermitFailsClosed(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultConfig(), 3000, 150)
+	allow := false
+	var asked int
+	w.e.SetPermitFunc(func(p holdfast.Provider, _ int32, pr, tr float64) bool {
+		asked++
+		if p != holdfast.ProviderMicrosoft || !(pr > 0) || !(tr > 0) {
+			t.Errorf("permit asked for %s at %v/h, %v/h", p, pr, tr)
+		}
+		return allow
+	})
+	lost := map[int32]bool{}
+	for len(lost) < 5 {
+		lost[int32(w.rng.IntN(3000))] = true
+	}
+	w.outcome = func(i int32, sec int64) *classify.Verdict {
+		if lost[i] && sec >= 3600 {
+			return revoked
+		}
+		return nil
+	}
+	w.runTo(2*time.Hour + 30*time.Minute)
+	if n := w.acted(0, 3*time.Hour); n != 0 || asked == 0 {
+		t.Fatalf("without permits: %d disconnects (want 0), permit asked %d times", n, asked)
+	}
+	if held := w.e.HeldActions(); len(held) != len(lost) {
+		t.Fatalf("held actions = %d, want %d", len(held), len(lost))
+	}
+	allow = true
+	w.runTo(3*time.Hour + 30*time.Minute)
+	if n := w.acted(0, 4*time.Hour); n != len(lost) {
+		t.Errorf("with permits back: %d disconnects, want %d", n, len(lost))
+	}
+}
