@@ -50,7 +50,7 @@ func New() *Metrics {
 		}, []string{"op", "outcome"}),
 		storeOps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "holdfast_store_operations_total",
-			Help: "Store operations, by aggregate (inbox, mail, send, health, notice, webhook, api_key, oauth, store), operation and outcome.",
+			Help: "Store operations, by aggregate (inbox, mail, send, health, notice, webhook, api_key, oauth, signing_key, lease, lock, store), operation and outcome.",
 		}, []string{"aggregate", "op", "outcome"}),
 	}
 	m.Registry.MustRegister(

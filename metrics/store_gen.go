@@ -77,6 +77,7 @@ var storeOps = []storeOp{
 	{"lease", "renew_partitions"},
 	{"lease", "release_partitions"},
 	{"lease", "leave_cluster"},
+	{"lock", "try_lock"},
 	{"store", "ping"},
 	{"store", "close"},
 }
@@ -411,6 +412,11 @@ func (s *store) ReleasePartitions(ctx context.Context, node string, parts []int)
 func (s *store) LeaveCluster(ctx context.Context, node string) (err error) {
 	defer s.observe("lease", "leave_cluster", time.Now(), &err)
 	return s.next.LeaveCluster(ctx, node)
+}
+
+func (s *store) TryLock(ctx context.Context, name string) (r0 func(), r1 bool, err error) {
+	defer s.observe("lock", "try_lock", time.Now(), &err)
+	return s.next.TryLock(ctx, name)
 }
 
 func (s *store) Ping(ctx context.Context) (err error) {

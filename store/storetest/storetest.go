@@ -117,6 +117,7 @@ func Run(t *testing.T, newStore func(t *testing.T) holdfast.Store, opts ...Optio
 	tests = append(tests, apiKeyTests...)
 	tests = append(tests, signingKeyTests...)
 	tests = append(tests, leaseTests...)
+	tests = append(tests, lockTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
