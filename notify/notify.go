@@ -295,7 +295,7 @@ func (n *Notifier) Deliver(ctx context.Context, id int64) (wait time.Duration, e
 	}
 	group := []*holdfast.NoticeRecord{rec}
 	if rec.Recipient != "" {
-		release, ok, err := n.cfg.Store.TryLock(ctx, recipientLock(rec.Recipient))
+		release, ok, err := n.cfg.Store.TryLock(ctx, RecipientLock(rec.Recipient))
 		if err != nil {
 			return 0, fmt.Errorf("deliver notice %d: lock its recipient: %w", id, err)
 		}
@@ -339,9 +339,9 @@ func (n *Notifier) pending(ctx context.Context, id int64) (*holdfast.NoticeRecor
 	return recs[0], nil
 }
 
-// recipientLock names the lock of a recipient's group: one per address,
-// whatever the case of its letters.
-func recipientLock(recipient string) string {
+// RecipientLock names the store lock (holdfast.LockStore) of a
+// recipient's group: one per address, whatever the case of its letters.
+func RecipientLock(recipient string) string {
 	return "notify recipient " + strings.ToLower(recipient)
 }
 
