@@ -54,8 +54,8 @@ func (l *sentLog) onSent(_ context.Context, s notify.Sent) {
 func TestNotifyOneMessagePerOwnerAcrossNodes(t *testing.T) {
 	t.Parallel()
 	const (
-		owners    = 4
-		perOwner  = 3
+		owners    = 6
+		perOwner  = 4
 		nodeCount = 2
 	)
 	url, schema := pgtest.Schema(t)
