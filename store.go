@@ -23,6 +23,7 @@ type Store interface {
 	SigningKeyStore
 	LeaseStore
 	FleetStore
+	LockStore
 
 	// Ping checks that the store can be reached.
 	Ping(ctx context.Context) error
@@ -592,4 +593,20 @@ type FleetStore interface {
 	// under contention (then it reports none: the caller holds its action).
 	// A rate or burst that is not a positive number is an InvalidError.
 	TakePermit(ctx context.Context, key string, ratePerHour, burst float64, now time.Time) (bool, error)
+}
+
+// LockStore takes named locks that hold across every node sharing the
+// database, for work one node at a time must do: the notify pipeline for
+// one recipient, the webhook relay's pass over the outbox.
+type LockStore interface {
+	// TryLock takes the lock called name if nobody holds it, and returns
+	// ok and the func that releases it (safe to call more than once); if
+	// a holder has it (another node, or this process: locks do not nest),
+	// ok is false and release nil. The holder keeps it until release, or
+	// until its process dies: on PostgreSQL it is a session advisory lock,
+	// scoped to the store's schema, on a connection set aside until
+	// release, which dies with the process; on SQLite, whose database one
+	// process serves, a lock in that process. An empty name is an
+	// InvalidError.
+	TryLock(ctx context.Context, name string) (release func(), ok bool, err error)
 }

@@ -58,7 +58,7 @@ type Store interface {
 }
 
 // Config holds the dashboard's dependencies. Store, Health, Logger and a
-// SessionKey of at least 32 bytes are required.
+// SessionKey of at least 32 bytes (or SessionKeysFunc) are required.
 type Config struct {
 	Store  Store
 	Health Health
@@ -72,6 +72,12 @@ type Config struct {
 	// PreviousSessionKeys are the session keys before SessionKey: their
 	// sessions are still accepted until they expire.
 	PreviousSessionKeys [][]byte
+	// SessionKeysFunc, if set, returns the session keys at each use, the
+	// current first (at least 32 bytes) and then the previous ones, in
+	// place of SessionKey and PreviousSessionKeys: for keys that change
+	// while the dashboard runs (each node re-reads the stored signing
+	// keys). It must be fast and safe for concurrent use.
+	SessionKeysFunc func() [][]byte
 	// SessionLifetime is how long a sign-in lasts; zero means 12 hours.
 	SessionLifetime time.Duration
 	// StatusURL, if set, returns the owners' status page link for an
@@ -88,7 +94,11 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Store == nil || cfg.Health == nil || cfg.Logger == nil {
 		return nil, errors.New("dashboard: Store, Health and Logger are required")
 	}
-	if len(cfg.SessionKey) < 32 {
+	if cfg.SessionKeysFunc == nil {
+		keys := append([][]byte{cfg.SessionKey}, cfg.PreviousSessionKeys...)
+		cfg.SessionKeysFunc = func() [][]byte { return keys }
+	}
+	if keys := cfg.SessionKeysFunc(); len(keys) == 0 || len(keys[0]) < 32 {
 		return nil, errors.New("dashboard: SessionKey shorter than 32 bytes")
 	}
 	if cfg.Clock == nil {

@@ -79,7 +79,7 @@ func (d *dash) csrf(s *session) string {
 // session key or one of the previous ones, so that a rotation of the
 // signing key does not sign everyone out.
 func (d *dash) checkMAC(mac []byte, purpose string, data []byte) bool {
-	for _, k := range append([][]byte{d.cfg.SessionKey}, d.cfg.PreviousSessionKeys...) {
+	for _, k := range d.cfg.SessionKeysFunc() {
 		if hmac.Equal(mac, macWith(k, purpose, data)) {
 			return true
 		}
@@ -88,7 +88,7 @@ func (d *dash) checkMAC(mac []byte, purpose string, data []byte) bool {
 }
 
 func (d *dash) mac(purpose string, data []byte) []byte {
-	return macWith(d.cfg.SessionKey, purpose, data)
+	return macWith(d.cfg.SessionKeysFunc()[0], purpose, data)
 }
 
 func macWith(key []byte, purpose string, data []byte) []byte {

@@ -64,13 +64,16 @@ type NotifyArgs struct {
 func (NotifyArgs) Kind() string { return "notify" }
 
 // NotifyQueue is the River queue of the notify jobs; it runs one job at a
-// time.
+// time per node.
 const NotifyQueue = "notify"
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
-// Notify jobs run in their own queue, one at a time: a job sends every
-// pending notice of its recipient in one message, and two jobs of one
-// recipient running at once would each claim some and send two messages.
+// Notify jobs run in their own queue, one at a time per node, so that a
+// slow mail relay holds up no other work. A job sends every pending notice
+// of its recipient in one message; two jobs of one recipient, on one node
+// or two, never run the pipeline at once: the recipient's lock in the
+// store (notify.Notifier.Deliver) holds across the nodes, and the job that
+// does not get it snoozes for notify.LockRetry.
 func (NotifyArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: NotifyQueue, MaxAttempts: notifyMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }

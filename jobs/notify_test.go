@@ -120,7 +120,12 @@ type lazyNotifyStore struct {
 	holdfast.NoticeStore
 	holdfast.InboxStore
 	holdfast.HealthStore
+	holdfast.LockStore
 	p *holdfast.Store
+}
+
+func (s *lazyNotifyStore) TryLock(ctx context.Context, name string) (func(), bool, error) {
+	return (*s.p).TryLock(ctx, name)
 }
 
 func (s *lazyNotifyStore) Inbox(ctx context.Context, id string) (*holdfast.Inbox, error) {

@@ -27,6 +27,7 @@ type Metrics struct {
 	duration     *prometheus.HistogramVec
 	storeLatency *prometheus.HistogramVec
 	storeOps     *prometheus.CounterVec
+	cluster      *clusterCollector
 }
 
 // New returns a registry with the Go and process collectors and holdfast's
@@ -50,13 +51,14 @@ func New() *Metrics {
 		}, []string{"op", "outcome"}),
 		storeOps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "holdfast_store_operations_total",
-			Help: "Store operations, by aggregate (inbox, mail, send, health, notice, webhook, api_key, oauth, store), operation and outcome.",
+			Help: "Store operations, by aggregate (inbox, mail, send, health, notice, webhook, api_key, oauth, signing_key, lease, lock, store), operation and outcome.",
 		}, []string{"aggregate", "op", "outcome"}),
+		cluster: &clusterCollector{},
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.duration, m.storeLatency, m.storeOps,
+		m.requests, m.duration, m.storeLatency, m.storeOps, m.cluster,
 	)
 	return m
 }
@@ -151,5 +153,63 @@ func (c *inboxCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(inboxesDesc, prometheus.GaugeValue,
 				float64(n[[2]string{string(p), string(s)}]), string(p), string(s))
 		}
+	}
+}
+
+// The series of SetClusterInfo.
+var (
+	nodeInfoDesc = prometheus.NewDesc("holdfast_node_info",
+		"Always 1, labelled with the cluster node this process is.", []string{"node"}, nil)
+	leaderDesc = prometheus.NewDesc("holdfast_cluster_leader",
+		"1 while this node is the cluster's leader, 0 otherwise.", nil, nil)
+	partitionsDesc = prometheus.NewDesc("holdfast_cluster_partitions_held",
+		"Sync partitions this node holds a lease on.", nil, nil)
+)
+
+// SetClusterInfo makes every scrape say which cluster node this process is
+// (holdfast_node_info{node}, always 1), whether it is the leader
+// (holdfast_cluster_leader, 1 or 0, from leader) and how many sync
+// partitions it holds (holdfast_cluster_partitions_held, from partitions).
+// leader and partitions are called at scrape time and must not block; a
+// nil one leaves its series out. Until it is called none of the three is
+// exported; calling it again replaces what it set.
+func (m *Metrics) SetClusterInfo(node string, leader func() bool, partitions func() int) {
+	m.cluster.mu.Lock()
+	defer m.cluster.mu.Unlock()
+	m.cluster.node, m.cluster.leader, m.cluster.partitions, m.cluster.set = node, leader, partitions, true
+}
+
+// clusterCollector reports the node's identity, leadership and partitions.
+type clusterCollector struct {
+	mu         sync.Mutex // guards the fields below
+	set        bool
+	node       string
+	leader     func() bool
+	partitions func() int
+}
+
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- nodeInfoDesc
+	ch <- leaderDesc
+	ch <- partitionsDesc
+}
+
+func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	set, node, leader, partitions := c.set, c.node, c.leader, c.partitions
+	c.mu.Unlock()
+	if !set {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(nodeInfoDesc, prometheus.GaugeValue, 1, node)
+	if leader != nil {
+		v := 0.0
+		if leader() {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(leaderDesc, prometheus.GaugeValue, v)
+	}
+	if partitions != nil {
+		ch <- prometheus.MustNewConstMetric(partitionsDesc, prometheus.GaugeValue, float64(partitions()))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,5 +126,39 @@ func TestMiddlewareLabelsByPattern(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("/metrics lacks %s\n%s", want, out)
 		}
+	}
+}
+
+// TestClusterInfo: a scrape says which node it is, whether it leads and
+// how many partitions it holds, as the funcs given say at scrape time.
+func TestClusterInfo(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	if body := scrape(t, m); strings.Contains(body, "holdfast_node_info") || strings.Contains(body, "holdfast_cluster_") {
+		t.Errorf("cluster series before SetClusterInfo:\n%s", body)
+	}
+	var leader atomic.Bool
+	var parts atomic.Int64
+	parts.Store(12)
+	m.SetClusterInfo("node-a", leader.Load, func() int { return int(parts.Load()) })
+	for _, tt := range []struct {
+		name   string
+		leader bool
+		parts  int64
+		want   []string
+	}{
+		{"follower", false, 12, []string{`holdfast_node_info{node="node-a"} 1`, "holdfast_cluster_leader 0", "holdfast_cluster_partitions_held 12"}},
+		{"leader", true, 0, []string{`holdfast_node_info{node="node-a"} 1`, "holdfast_cluster_leader 1", "holdfast_cluster_partitions_held 0"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			leader.Store(tt.leader)
+			parts.Store(tt.parts)
+			body := scrape(t, m)
+			for _, w := range tt.want {
+				if !strings.Contains(body, w+"\n") {
+					t.Errorf("scrape lacks %q:\n%s", w, body)
+				}
+			}
+		})
 	}
 }

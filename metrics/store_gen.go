@@ -82,6 +82,7 @@ var storeOps = []storeOp{
 	{"fleet", "ship_counters"},
 	{"fleet", "fleet_counters"},
 	{"fleet", "take_permit"},
+	{"lock", "try_lock"},
 	{"store", "ping"},
 	{"store", "close"},
 }
@@ -441,6 +442,11 @@ func (s *store) FleetCounters(ctx context.Context, from int64) (r0 []holdfast.No
 func (s *store) TakePermit(ctx context.Context, key string, ratePerHour float64, burst float64, now time.Time) (r0 bool, err error) {
 	defer s.observe("fleet", "take_permit", time.Now(), &err)
 	return s.next.TakePermit(ctx, key, ratePerHour, burst, now)
+}
+
+func (s *store) TryLock(ctx context.Context, name string) (r0 func(), r1 bool, err error) {
+	defer s.observe("lock", "try_lock", time.Now(), &err)
+	return s.next.TryLock(ctx, name)
 }
 
 func (s *store) Ping(ctx context.Context) (err error) {

@@ -11,7 +11,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,11 +38,15 @@ var ErrNotYet = errors.New("notify: inbox not connected yet")
 // Links signs and verifies the owners' status links:
 // <PublicURL>/status/{token}, where the token carries the owner's email
 // and an expiry and is authenticated with HMAC-SHA256.
+//
+// Its keys may change while it is in use (SetKeys): each node re-reads
+// the stored signing keys, so that a link signed on one verifies on all.
 type Links struct {
-	key []byte
-	// previous are the keys before key: links they signed still verify,
-	// so a rotation does not break the links already mailed.
-	previous [][]byte
+	// keys are the current key and then the ones before it: links they
+	// signed still verify, so a rotation does not break the links already
+	// mailed. Read without a lock; mu serialises the writers.
+	keys atomic.Pointer[[][]byte]
+	mu   sync.Mutex
 	// PublicURL is the service's public base URL, without a trailing
 	// slash.
 	PublicURL string
@@ -56,18 +63,38 @@ func NewLinks(key []byte, publicURL string, lifetime time.Duration) (*Links, err
 	if lifetime <= 0 {
 		lifetime = DefaultLinkLifetime
 	}
-	return &Links{key: key, PublicURL: strings.TrimRight(publicURL, "/"), Lifetime: lifetime}, nil
+	l := &Links{PublicURL: strings.TrimRight(publicURL, "/"), Lifetime: lifetime}
+	l.keys.Store(&[][]byte{key})
+	return l, nil
 }
 
 // AcceptPrevious makes l also accept links and form tokens signed with
 // keys, the signing keys before the current one. It returns l.
 func (l *Links) AcceptPrevious(keys ...[]byte) *Links {
-	l.previous = append(l.previous, keys...)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	all := append(slices.Clone(*l.keys.Load()), keys...)
+	l.keys.Store(&all)
 	return l
 }
 
-// keys returns the current key, then the previous ones.
-func (l *Links) keys() [][]byte { return append([][]byte{l.key}, l.previous...) }
+// SetKeys replaces l's keys: keys[0] (at least 32 bytes) signs from now
+// on, and the links and form tokens signed with it or the others verify;
+// those signed with a key left out no longer do. It is safe to call while
+// l is in use.
+func (l *Links) SetKeys(keys ...[]byte) error {
+	if len(keys) == 0 || len(keys[0]) < 32 {
+		return errors.New("notify: status-link key shorter than 32 bytes")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	all := slices.Clone(keys)
+	l.keys.Store(&all)
+	return nil
+}
+
+// allKeys returns the current key, then the previous ones.
+func (l *Links) allKeys() [][]byte { return *l.keys.Load() }
 
 // DeriveKey derives the status-link key from the secret key setting
 // (HOLDFAST_SECRET_KEY), so that every node sharing it signs alike.
@@ -191,7 +218,7 @@ func (l *Links) CheckFormToken(got, token, inboxID, action string) bool {
 // check reports whether mac is the MAC of data for purpose under the
 // current key or a previous one.
 func (l *Links) check(mac []byte, purpose string, data []byte) bool {
-	for _, k := range l.keys() {
+	for _, k := range l.allKeys() {
 		if hmac.Equal(mac, macWith(k, purpose, data)) {
 			return true
 		}
@@ -199,7 +226,9 @@ func (l *Links) check(mac []byte, purpose string, data []byte) bool {
 	return false
 }
 
-func (l *Links) mac(purpose string, data []byte) []byte { return macWith(l.key, purpose, data) }
+func (l *Links) mac(purpose string, data []byte) []byte {
+	return macWith(l.allKeys()[0], purpose, data)
+}
 
 func macWith(key []byte, purpose string, data []byte) []byte {
 	m := hmac.New(sha256.New, key)

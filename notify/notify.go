@@ -24,7 +24,10 @@
 //	  - Dedup: each notice is claimed (pending → sending) by compare-and-set
 //	    in the store, so that no notice goes out twice, whatever retries or
 //	    restarts happen; a notice left sending by a crash is never mailed
-//	    again (at most once).
+//	    again (at most once). The group's claim, send and record run under
+//	    the recipient's lock (holdfast.LockStore), which every node sees:
+//	    two workers, on one node or two, never split one recipient's group
+//	    into two messages.
 //	  - Send: one multipart text and HTML message per recipient, from
 //	    templates the operator can replace, linking to the owner's status
 //	    page with a signed, expiring token (Links).
@@ -44,6 +47,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/holdfast/holdfast"
@@ -60,13 +64,20 @@ const (
 	// DefaultHoldRetry is how often a notice held by a notice storm is
 	// tried again.
 	DefaultHoldRetry = time.Minute
+	// LockRetry is how long a notice whose recipient's group another
+	// worker is delivering waits before it is tried again (it has usually
+	// gone out with that group by then).
+	LockRetry = 2 * time.Second
 )
 
-// Store is the aggregates the pipeline uses: notices, the inboxes they are for, and the open incidents.
+// Store is the aggregates the pipeline uses: notices, the inboxes they
+// are for, the open incidents, and the locks that keep one recipient's
+// group to one worker across the nodes.
 type Store interface {
 	holdfast.NoticeStore
 	holdfast.InboxStore
 	holdfast.HealthStore
+	holdfast.LockStore
 }
 
 var _ Store = holdfast.Store(nil)
@@ -263,25 +274,39 @@ type SentInbox struct {
 func (n *Notifier) Resolved() bool { return n.cfg.Resolved }
 
 // Deliver runs the pipeline for the group (the recipient) of notice id.
-// It returns a positive wait when the group wait has not passed yet, or
-// when the notice was held by a notice storm: the caller runs it again
-// then. A notice no longer pending is done. An error
+// It returns a positive wait when the group wait has not passed yet, when
+// another worker (on this node or another) is delivering the recipient's
+// group (LockRetry), or when the notice was held by a notice storm: the
+// caller runs it again then. A notice no longer pending is done. An error
 // (the store, or the mailer) leaves the group's notices pending, to be
 // tried again.
+//
+// The recipient's group is read, claimed, sent and recorded under the
+// recipient's lock (holdfast.LockStore's TryLock), so that every pending
+// notice of one recipient goes out in one message whichever node's
+// worker takes it.
 func (n *Notifier) Deliver(ctx context.Context, id int64) (wait time.Duration, err error) {
-	recs, err := n.cfg.Store.NoticeRecords(ctx, holdfast.NoticeFilter{ID: id, Limit: 1})
-	if err != nil {
-		return 0, fmt.Errorf("deliver notice %d: %w", id, err)
+	rec, err := n.pending(ctx, id)
+	if err != nil || rec == nil {
+		return 0, err
 	}
-	if len(recs) == 0 || recs[0].Status != holdfast.NoticePending {
-		return 0, nil
-	}
-	rec := recs[0]
 	if w := rec.At.Add(n.cfg.GroupWait).Sub(n.base.Clock.Now()); w > 0 {
 		return w, nil
 	}
 	group := []*holdfast.NoticeRecord{rec}
 	if rec.Recipient != "" {
+		release, ok, err := n.cfg.Store.TryLock(ctx, RecipientLock(rec.Recipient))
+		if err != nil {
+			return 0, fmt.Errorf("deliver notice %d: lock its recipient: %w", id, err)
+		}
+		if !ok {
+			return LockRetry, nil
+		}
+		defer release()
+		// The lock's previous holder may have sent it with its group.
+		if rec, err = n.pending(ctx, id); err != nil || rec == nil {
+			return 0, err
+		}
 		if group, err = n.cfg.Store.NoticeRecords(ctx, holdfast.NoticeFilter{
 			Recipient: rec.Recipient, Status: holdfast.NoticePending, Limit: 1000,
 		}); err != nil {
@@ -299,6 +324,25 @@ func (n *Notifier) Deliver(ctx context.Context, id int64) (wait time.Duration, e
 		return n.cfg.HoldRetry, nil // a notice storm: try again later
 	}
 	return 0, nil
+}
+
+// pending returns notice id if it is pending, or nil when it is unknown
+// or decided already.
+func (n *Notifier) pending(ctx context.Context, id int64) (*holdfast.NoticeRecord, error) {
+	recs, err := n.cfg.Store.NoticeRecords(ctx, holdfast.NoticeFilter{ID: id, Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("deliver notice %d: %w", id, err)
+	}
+	if len(recs) == 0 || recs[0].Status != holdfast.NoticePending {
+		return nil, nil
+	}
+	return recs[0], nil
+}
+
+// RecipientLock names the store lock (holdfast.LockStore) of a
+// recipient's group: one per address, whatever the case of its letters.
+func RecipientLock(recipient string) string {
+	return "notify recipient " + strings.ToLower(recipient)
 }
 
 // cancel records that a pending notice will not go out, and why. A notice

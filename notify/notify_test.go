@@ -696,3 +696,39 @@ func TestNoticeSentEventCommitsWithTheNotice(t *testing.T) {
 		})
 	}
 }
+
+// TestDeliverWaitsForRecipientLock: while another worker (here, the test)
+// holds the recipient's lock, Deliver sends nothing and asks to be run
+// again after LockRetry; once it is free, the group goes out in one
+// message.
+func TestDeliverWaitsForRecipientLock(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.inbox(t, "inb_l1", "Owner@Example.test", holdfast.ProviderMicrosoft, holdfast.StateNeedsReconnect)
+	b.inbox(t, "inb_l2", "Owner@Example.test", holdfast.ProviderGoogle, holdfast.StateNeedsReconnect)
+	n1, n2 := b.notice(t, "inb_l1", 1, false), b.notice(t, "inb_l2", 1, false)
+	b.clock.Add(notify.DefaultGroupWait)
+	release, ok, err := b.store.TryLock(t.Context(), notify.RecipientLock("owner@example.test"))
+	if err != nil || !ok {
+		t.Fatalf("TryLock = %v, %v", ok, err)
+	}
+	wait, err := b.n.Deliver(t.Context(), n1.ID)
+	if err != nil || wait != notify.LockRetry {
+		t.Fatalf("Deliver while the recipient is locked = %v, %v; want %v", wait, err, notify.LockRetry)
+	}
+	if got := len(b.mailer.Sent()); got != 0 {
+		t.Fatalf("%d messages sent while the recipient is locked; want none", got)
+	}
+	release()
+	if err := b.deliver(t, b.n, n2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(b.mailer.Sent()); got != 1 {
+		t.Errorf("%d messages; want 1 for the group", got)
+	}
+	for _, no := range []*holdfast.Notice{n1, n2} {
+		if st, _ := b.status(t, no.ID); st != holdfast.NoticeSent {
+			t.Errorf("notice %d is %s; want sent", no.ID, st)
+		}
+	}
+}

@@ -19,10 +19,16 @@ type Queue interface {
 	EnqueueDeliveries(ctx context.Context, ds []Delivery) error
 }
 
-// Store is the aggregate a Relay reads: the webhooks and the outbox.
+// Store is the aggregates a Relay uses: the webhooks and the outbox, and
+// the lock that lets one node's relay at a time work.
 type Store interface {
 	holdfast.WebhookStore
+	holdfast.LockStore
 }
+
+// RelayLock is the name of the store lock (holdfast.LockStore) a relay
+// holds while it moves events from the outbox to jobs: one node at a time.
+const RelayLock = "webhook relay"
 
 var _ Store = holdfast.Store(nil)
 
@@ -71,6 +77,13 @@ type RelayConfig struct {
 // one. A crash between the enqueue and the mark relays the batch again,
 // which the jobs' uniqueness absorbs: delivery is at least once, and
 // receivers de-duplicate by event ID.
+//
+// Every node runs a Relay, but one at a time works: a pass holds the
+// store's RelayLock, and a relay that finds it held leaves the outbox to
+// the holder and tries again at its next poll. So events are enqueued
+// once, in outbox order, whichever node wrote them; when the holder stops
+// (or dies, and its connection with it) another node's relay takes over
+// at its next poll.
 type Relay struct {
 	cfg  RelayConfig
 	log  *slog.Logger
@@ -184,8 +197,9 @@ func (r *Relay) Start(ctx context.Context) error {
 // Stop relays what is committed, within ctx, and ends the goroutine: the
 // goroutine's pass ends after the batch it is in (so that no batch is
 // enqueued twice), then Stop relays the rest until none is left or ctx
-// ends. Events it cannot relay in time stay in the outbox for the next
-// start. It is safe to call before Start and more than once.
+// ends, unless another node's relay holds RelayLock (it relays them).
+// Events it cannot relay in time stay in the outbox for another node or
+// the next start. It is safe to call before Start and more than once.
 func (r *Relay) Stop(ctx context.Context) error {
 	r.stopOnce.Do(func() { close(r.stopping) })
 	return r.owner.Stop(ctx, func(ctx context.Context) error {
@@ -229,7 +243,8 @@ func (r *Relay) loop(run context.Context) {
 
 // Flush relays every event committed to the outbox, batch by batch, until
 // none is left or ctx ends. An error leaves the batch unrelayed, for the
-// next pass.
+// next pass. If another node's relay holds RelayLock, Flush leaves the
+// outbox to it and returns nil.
 func (r *Relay) Flush(ctx context.Context) error { return r.flush(ctx, nil) }
 
 // flush is Flush, which also ends, between two batches, once stop is
@@ -241,6 +256,15 @@ func (r *Relay) flush(ctx context.Context, stop <-chan struct{}) error {
 		return ctx.Err()
 	}
 	defer func() { <-r.pass }()
+	release, ok, err := r.cfg.Store.TryLock(ctx, RelayLock)
+	if err != nil {
+		r.failures.Inc()
+		return err
+	}
+	if !ok {
+		return nil // another node relays
+	}
+	defer release()
 	for ctx.Err() == nil {
 		select {
 		case <-stop:

@@ -20,11 +20,13 @@ import (
 // which is written to the outbox with the notice's sent; onSent is told
 // after.
 func notifier(cfg *config.Config, keys *signingKeys, store notify.Store, onSent func(context.Context, notify.Sent), log *slog.Logger) (*notify.Notifier, *notify.Links, error) {
-	links, err := notify.NewLinks(keys.links[0], cfg.PublicURL, 0)
+	links, err := notify.NewLinks(keys.linkKeys()[0], cfg.PublicURL, 0)
 	if err != nil {
 		return nil, nil, err
 	}
-	links.AcceptPrevious(keys.links[1:]...)
+	if err := keys.useFor(links); err != nil {
+		return nil, nil, err
+	}
 	tmpl, err := notify.LoadTemplates(cfg.TemplatesDir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--templates-dir: %w", err)

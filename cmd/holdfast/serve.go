@@ -133,6 +133,7 @@ func newApp(ctx context.Context, args []string, getenv func(string) string, stde
 	// and persists its last decisions. The HTTP server, which uses them
 	// all, starts last and stops first.
 	a.services = []service{
+		{"signing keys", a.signing},
 		{"webhook relay", a.relay},
 		{"health monitor", a.mon},
 		{"background jobs", a.jobs},
@@ -326,7 +327,7 @@ func (a *app) wireHTTP() error {
 	}
 	dash, err := dashboard.New(dashboard.Config{
 		Store: a.store, Health: a.mon, Logger: a.log.With("component", "dashboard"),
-		SessionKey: a.signing.sessions[0], PreviousSessionKeys: a.signing.sessions[1:],
+		SessionKeysFunc: a.signing.sessionKeys,
 		StatusURL: func(email string, now time.Time) string {
 			return "/status/" + a.links.Sign(email, now.Add(a.links.Lifetime).Truncate(time.Second))
 		},

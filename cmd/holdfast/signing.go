@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/config"
 	"github.com/holdfast/holdfast/dashboard"
+	"github.com/holdfast/holdfast/lifecycle"
 	"github.com/holdfast/holdfast/notify"
 	"github.com/holdfast/holdfast/secrets"
 )
@@ -23,15 +25,141 @@ import (
 // sessions, each list the current key first and then the ones still
 // accepted. They are not the credential keys (HOLDFAST_SECRET_KEY or
 // secret.keys): rotating those breaks no link and signs nobody out.
+//
+// Keys read from the store are re-read every signingRefreshEvery while
+// the service runs (Start, Stop), so that a rotation, or a node started
+// later that stored newer keys, reaches every node without a restart: a
+// link or session signed on one node verifies on all of them within the
+// interval. Keys from HOLDFAST_SIGNING_KEY are fixed.
 type signingKeys struct {
+	mu       sync.RWMutex // guards links and sessions once the service runs
 	links    [][]byte
 	sessions [][]byte
+
+	// store and ring are where the keys are re-read from; nil store: the
+	// keys are fixed (HOLDFAST_SIGNING_KEY).
+	store holdfast.SigningKeyStore
+	ring  *secrets.Keyring
+	log   *slog.Logger
+	clock holdfast.Clock
+	// statusLinks is told the link keys whenever they change.
+	statusLinks *notify.Links
+	// every is how often the keys are re-read; zero means
+	// signingRefreshEvery.
+	every time.Duration
+	owner lifecycle.Owner
 }
+
+var _ lifecycle.Service = (*signingKeys)(nil)
+
+// signingRefreshEvery is how often each node re-reads the stored signing
+// keys.
+const signingRefreshEvery = 30 * time.Second
+
+// signingReadTimeout bounds one re-read of the stored signing keys.
+const signingReadTimeout = 10 * time.Second
 
 // add appends one key pair to the accepted keys.
 func (sk *signingKeys) add(p signingPair) {
 	sk.links = append(sk.links, p.link)
 	sk.sessions = append(sk.sessions, p.session)
+}
+
+// linkKeys returns the status-link keys, the current first.
+func (sk *signingKeys) linkKeys() [][]byte {
+	sk.mu.RLock()
+	defer sk.mu.RUnlock()
+	return sk.links
+}
+
+// sessionKeys returns the dashboard session keys, the current first
+// (dashboard.Config's SessionKeysFunc).
+func (sk *signingKeys) sessionKeys() [][]byte {
+	sk.mu.RLock()
+	defer sk.mu.RUnlock()
+	return sk.sessions
+}
+
+// useFor makes l sign with the current link key and accept the others,
+// now and whenever a refresh changes them.
+func (sk *signingKeys) useFor(l *notify.Links) error {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	sk.statusLinks = l
+	return l.SetKeys(sk.links...)
+}
+
+// Start starts re-reading the stored keys every interval until Stop
+// (lifecycle.Service); with fixed keys it does nothing.
+func (sk *signingKeys) Start(ctx context.Context) error {
+	return sk.owner.Start(ctx, func(run context.Context) error {
+		if sk.store != nil {
+			sk.owner.Go(func() { sk.loop(run) })
+		}
+		return nil
+	})
+}
+
+// Stop ends the re-reading. It is safe to call before Start and more than
+// once.
+func (sk *signingKeys) Stop(ctx context.Context) error { return sk.owner.Stop(ctx, nil) }
+
+// loop re-reads the keys every interval until run ends; a failed read
+// keeps the keys it has and says so.
+func (sk *signingKeys) loop(run context.Context) {
+	every := sk.every
+	if every <= 0 {
+		every = signingRefreshEvery
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-run.Done():
+			return
+		case <-t.C:
+		}
+		if err := sk.refresh(run); err != nil && run.Err() == nil {
+			sk.log.WarnContext(run, "re-read the signing keys; keeping the ones read before", "err", err)
+		}
+	}
+}
+
+// refresh re-reads the stored keys: the current one and, while links it
+// signed may still be valid, the previous one (openSigningKeys), and
+// hands them to the status links. Keys dropped from the store (a second
+// rotation) or past their time are no longer accepted.
+func (sk *signingKeys) refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, signingReadTimeout)
+	defer cancel()
+	stored, err := sk.store.SigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	if len(stored) == 0 {
+		return errors.New("no signing key stored")
+	}
+	pairs, err := openSigningKeys(stored, sk.ring, sk.clock.Now())
+	if err != nil {
+		return err
+	}
+	fresh := &signingKeys{}
+	for _, p := range pairs {
+		fresh.add(p)
+	}
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	changed := !bytes.Equal(sk.links[0], fresh.links[0])
+	if sk.statusLinks != nil {
+		if err := sk.statusLinks.SetKeys(fresh.links...); err != nil {
+			return err
+		}
+	}
+	sk.links, sk.sessions = fresh.links, fresh.sessions
+	if changed {
+		sk.log.InfoContext(ctx, "signing key changed in the store; signing with it", "generation", stored[0].Generation)
+	}
+	return nil
 }
 
 // signingPair is one signing key: the key of status links and the key of
@@ -84,7 +212,7 @@ func decodePair(b []byte) (signingPair, error) {
 // keys stored in the store, shared by every process on it and created on
 // first use (storedSigningKeys).
 func loadSigningKeys(ctx context.Context, cfg *config.Config, store holdfast.SigningKeyStore, ring *secrets.Keyring, log *slog.Logger) (*signingKeys, error) {
-	sk := &signingKeys{}
+	sk := &signingKeys{log: log, clock: holdfast.SystemClock{}}
 	if cfg.SigningKey != "" {
 		keys, err := notify.ParseKeys(cfg.SigningKey)
 		if err != nil {
@@ -105,6 +233,7 @@ func loadSigningKeys(ctx context.Context, cfg *config.Config, store holdfast.Sig
 	for _, p := range pairs {
 		sk.add(p)
 	}
+	sk.store, sk.ring = store, ring
 	return sk, nil
 }
 
@@ -213,7 +342,7 @@ func newSigningKey() []byte {
 
 // runSigningKeyRotate stores a new current signing key; the one it
 // replaces stays as the previous key, and the one before is dropped.
-// Running services read the keys when they start: restart them after it.
+// Running services re-read the keys every signingRefreshEvery.
 func runSigningKeyRotate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var cfg config.Config
 	fs, finish := config.NewFlagSet("signing-key rotate", config.FlagsStore, &cfg, getenv, stderr)
@@ -251,6 +380,6 @@ func runSigningKeyRotate(ctx context.Context, args []string, getenv func(string)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "signing key %d is current; key %d is still accepted for 14 days. Restart every holdfast serve to use it.\n", gen, gen-1)
+	fmt.Fprintf(stdout, "signing key %d is current; key %d is still accepted for 14 days. Every running holdfast serve signs with it within %v.\n", gen, gen-1, signingRefreshEvery)
 	return nil
 }

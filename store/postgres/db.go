@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -60,4 +62,59 @@ func (d pgxDB) Ping(ctx context.Context) error { return d.pool.Ping(ctx) }
 func (d pgxDB) Close() error {
 	d.pool.Close()
 	return nil
+}
+
+// queryTryLock takes the session advisory lock whose key hashes the
+// schema and the lock's name ($1), and returns the key and whether it was
+// taken. Advisory locks are per database: the schema keeps the stores of
+// two schemas (tests, or two deployments) apart.
+const queryTryLock = `SELECT k, pg_try_advisory_lock(k)
+	FROM (SELECT hashtextextended(current_schema() || ' ' || $1, 0) AS k) AS lock`
+
+// unlockTimeout bounds the release of a lock.
+const unlockTimeout = 10 * time.Second
+
+// TryLock implements sqlstore.DB with a session advisory lock on a
+// connection taken from the pool and kept until release: if the process
+// dies, its connection closes and the lock goes with it, and another node
+// may take it at once.
+func (d pgxDB) TryLock(ctx context.Context, name string) (func(), bool, error) {
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	var key int64
+	var ok bool
+	if err := conn.QueryRow(ctx, queryTryLock, name).Scan(&key, &ok); err != nil {
+		// Whether the lock was taken is unknown: the connection goes, and
+		// any lock with it.
+		closeConn(conn)
+		return nil, false, err
+	}
+	if !ok {
+		conn.Release()
+		return nil, false, nil
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+			defer cancel()
+			var released bool
+			if err := conn.QueryRow(ctx, "SELECT pg_advisory_unlock($1)", key).Scan(&released); err != nil || !released {
+				closeConn(conn)
+				return
+			}
+			conn.Release()
+		})
+	}, true, nil
+}
+
+// closeConn closes a pooled connection, and its session with its locks,
+// and gives it back to the pool, which then drops it.
+func closeConn(conn *pgxpool.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+	defer cancel()
+	_ = conn.Conn().Close(ctx)
+	conn.Release()
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
@@ -218,5 +219,58 @@ func TestMigrateBackfillsPartitions(t *testing.T) {
 	}
 	if page, err := s.PartitionInboxes(ctx, holdfast.PartitionOf(in.ID), "", 10); err != nil || len(page) != 1 || page[0].ID != in.ID {
 		t.Errorf("after Migrate, its partition lists %v, %v; want the inbox", page, err)
+	}
+}
+
+// TestTryLockAcrossNodes: a lock taken through one store (a node) is
+// held for every store on the same schema, not for a store on another
+// schema; and when its holder's connection dies (the node died), another
+// node takes it.
+func TestTryLockAcrossNodes(t *testing.T) {
+	t.Parallel()
+	databaseURL, schema := pgtest.Schema(t)
+	a, b := pgtest.Open(t, databaseURL), pgtest.Open(t, databaseURL)
+	other := pgtest.NewStore(t)
+	ctx := t.Context()
+	const name = "webhook relay"
+
+	release, ok, err := a.TryLock(ctx, name)
+	if err != nil || !ok {
+		t.Fatalf("a.TryLock = %v, %v; want taken", ok, err)
+	}
+	defer release() // gives the dead connection back, for the pool to close
+	if _, ok, err := b.TryLock(ctx, name); err != nil || ok {
+		t.Fatalf("b.TryLock while a holds it = %v, %v; want not taken", ok, err)
+	}
+	if r, ok, err := other.TryLock(ctx, name); err != nil || !ok {
+		t.Errorf("TryLock on another schema = %v, %v; want taken", ok, err)
+	} else {
+		r()
+	}
+
+	// a's node dies: its session ends, and its locks with it.
+	var pid int32
+	err = b.Pool().QueryRow(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+		AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1 || ' ' || $2, 0)`, schema, name).Scan(&pid)
+	if err != nil {
+		t.Fatalf("find the holder's session: %v", err)
+	}
+	if _, err := b.Pool().Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, ok, err := b.TryLock(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			r()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b never took the lock of a's dead session")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -4,12 +4,43 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 
 	"github.com/holdfast/holdfast/store/sqlstore"
 )
 
 // pool is the sqlstore.DB of a database/sql pool.
-type pool struct{ db *sql.DB }
+type pool struct {
+	db    *sql.DB
+	locks *locks
+}
+
+// locks are the named locks of one SQLite database (sqlstore.DB's
+// TryLock), held in the process: a SQLite database is served by one
+// process, the only node.
+type locks struct {
+	mu   sync.Mutex
+	held map[string]bool
+}
+
+// TryLock implements sqlstore.DB.
+func (p pool) TryLock(_ context.Context, name string) (func(), bool, error) {
+	l := p.locks
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held[name] {
+		return nil, false, nil
+	}
+	l.held[name] = true
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			delete(l.held, name)
+			l.mu.Unlock()
+		})
+	}, true, nil
+}
 
 // Exec implements sqlstore.Executor.
 func (p pool) Exec(ctx context.Context, query string, args ...any) (int64, error) {

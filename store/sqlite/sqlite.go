@@ -96,7 +96,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
 	}
-	return &Store{Store: sqlstore.New(pool{db}, dialect{}, cfg), db: db}, nil
+	return &Store{Store: sqlstore.New(pool{db, &locks{held: map[string]bool{}}}, dialect{}, cfg), db: db}, nil
 }
 
 // Migrate brings the schema up to date. It is safe to run on every start.

@@ -70,6 +70,10 @@ type DB interface {
 	// rolls back otherwise. fn runs every statement on the Executor it is
 	// given.
 	Tx(ctx context.Context, fn func(tx Executor) error) error
+	// TryLock takes the named lock of holdfast.LockStore if nobody holds
+	// it: a lock that every node on the database sees, released by the
+	// func it returns or with the process.
+	TryLock(ctx context.Context, name string) (release func(), ok bool, err error)
 	// Ping checks that the database can be reached.
 	Ping(ctx context.Context) error
 	// Close releases the pool.
@@ -145,6 +149,18 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("ping %s: %w", s.dialect.Name(), err)
 	}
 	return nil
+}
+
+// TryLock implements holdfast.LockStore.
+func (s *Store) TryLock(ctx context.Context, name string) (release func(), ok bool, err error) {
+	if name == "" {
+		return nil, false, fmt.Errorf("try lock: %w", holdfast.Invalidf("name", "lock name is empty"))
+	}
+	release, ok, err = s.db.TryLock(ctx, name)
+	if err != nil {
+		return nil, false, fmt.Errorf("try lock %q: %w", name, err)
+	}
+	return release, ok, nil
 }
 
 // Close closes the database.

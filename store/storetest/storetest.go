@@ -118,6 +118,7 @@ func Run(t *testing.T, newStore func(t *testing.T) holdfast.Store, opts ...Optio
 	tests = append(tests, signingKeyTests...)
 	tests = append(tests, leaseTests...)
 	tests = append(tests, fleetTests...)
+	tests = append(tests, lockTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
