@@ -93,6 +93,11 @@ type Config struct {
 	// a notice is stored, with its ID set: the notify outbox enqueues its
 	// job. It must not block for long.
 	OnNotice func(ctx context.Context, n *holdfast.Notice)
+	// Owns, if set, says whether this node acts on the inbox with the
+	// given ID (cluster.Membership.Owns); nil means every inbox. The
+	// engine's per-inbox decisions about the others are dropped (see
+	// partitions.go).
+	Owns func(inboxID string) bool
 }
 
 // Monitor owns one health engine. Create it with New, then Start it; it
