@@ -30,6 +30,11 @@ const (
 	// credentials and its move to connected are stored); its owner brings
 	// its engine state in line with the store, then syncs it at once.
 	Reconnected SignalKind = "reconnected"
+	// InboxStateChanged: the owner of the inbox with the signal's ID
+	// stored a change of its state; the other nodes' engines, which drop
+	// their own decisions about it, re-read it from the store (a send
+	// runs on any node, and asks its engine first).
+	InboxStateChanged SignalKind = "inbox_state_changed"
 	// Resync is local only, never published: the bus delivers it to this
 	// node's subscribers after its listener connected again, since signals
 	// published meanwhile may have been missed. Its ID is empty.

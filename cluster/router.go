@@ -79,7 +79,10 @@ const handlerTimeout = 30 * time.Second
 //   - a reconnection is recorded by this node's engine (it is stored
 //     before the call returns); if another node owns the inbox,
 //     Reconnected makes every node refresh the inbox's engine state from
-//     the store and the owner sync it.
+//     the store and the owner sync it;
+//   - a state change the owner stored (StateChanged) makes the other
+//     nodes' engines re-read the inbox, since they drop their own
+//     decisions about it.
 //
 // Signals about an inbox that is no longer in the store are ignored.
 // After the bus missed signals (Resync), the syncer reloads its schedule
@@ -100,7 +103,13 @@ type Router struct {
 	// are the first tick's.
 	joined  bool
 	changes []change
-	wake    chan struct{}
+	// states holds the inboxes whose stored state changed here, to be
+	// announced (StateChanged).
+	states map[string]bool
+	// resync is set when the bus asks for a Resync, which the goroutine
+	// runs.
+	resync bool
+	wake   chan struct{}
 
 	owner lifecycle.Owner
 }
@@ -116,12 +125,19 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.Bus == nil || cfg.Membership == nil || cfg.Store == nil || cfg.Health == nil || cfg.Syncer == nil || cfg.Logger == nil {
 		return nil, errors.New("cluster: Bus, Membership, Store, Health, Syncer and Logger are required")
 	}
-	r := &Router{cfg: cfg, log: cfg.Logger.With("component", "cluster", "node", cfg.Membership.Node()), wake: make(chan struct{}, 1)}
+	r := &Router{cfg: cfg, log: cfg.Logger.With("component", "cluster", "node", cfg.Membership.Node()),
+		states: map[string]bool{}, wake: make(chan struct{}, 1)}
 	cfg.Bus.Subscribe(InboxCreated, r.created)
 	cfg.Bus.Subscribe(InboxDeleted, r.deleted)
 	cfg.Bus.Subscribe(SyncNow, r.syncNow)
 	cfg.Bus.Subscribe(Reconnected, r.reconnected)
-	cfg.Bus.Subscribe(Resync, r.resync)
+	cfg.Bus.Subscribe(InboxStateChanged, r.stateChanged)
+	cfg.Bus.Subscribe(Resync, func(context.Context, Signal) {
+		r.mu.Lock()
+		r.resync = true
+		r.mu.Unlock()
+		r.nudge()
+	})
 	return r, nil
 }
 
@@ -165,14 +181,30 @@ func (r *Router) OnChange(gained, lost []int) {
 		r.mu.Lock()
 		r.changes = append(r.changes, change{gained: gained})
 		r.mu.Unlock()
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
+		r.nudge()
 	}
 }
 
-// apply loads gained partitions, in order, until ctx ends.
+// StateChanged announces that this node stored a change of the inbox's
+// state, so that the other nodes' engines re-read it (InboxStateChanged).
+// It does not block: the Router's goroutine publishes, once for several
+// changes of one inbox in a row. It is for monitor.Config.OnStateChange.
+func (r *Router) StateChanged(inboxID string) {
+	r.mu.Lock()
+	r.states[inboxID] = true
+	r.mu.Unlock()
+	r.nudge()
+}
+
+func (r *Router) nudge() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// apply loads gained partitions, in order, and announces state changes,
+// until ctx ends.
 func (r *Router) apply(ctx context.Context) {
 	for {
 		select {
@@ -180,25 +212,40 @@ func (r *Router) apply(ctx context.Context) {
 			return
 		case <-r.wake:
 		}
-		for {
+		for ctx.Err() == nil {
 			r.mu.Lock()
-			if len(r.changes) == 0 {
-				r.mu.Unlock()
+			var c *change
+			if len(r.changes) > 0 {
+				c = &r.changes[0]
+				r.changes = r.changes[1:]
+			}
+			states := r.states
+			if len(states) > 0 {
+				r.states = map[string]bool{}
+			}
+			resync := r.resync
+			r.resync = false
+			r.mu.Unlock()
+			if c == nil && len(states) == 0 && !resync {
 				break
 			}
-			c := r.changes[0]
-			r.changes = r.changes[1:]
-			r.mu.Unlock()
-			r.gain(ctx, c.gained)
+			if c != nil {
+				r.gain(ctx, c.gained)
+			}
+			if resync {
+				r.reload(ctx)
+			}
+			for id := range states {
+				r.publish(ctx, Signal{Kind: InboxStateChanged, ID: id})
+			}
 		}
 	}
 }
 
 // gain brings the engine in line with the store for the gained
-// partitions, then schedules their inboxes.
+// partitions, then schedules their inboxes; each bounds its own store
+// calls.
 func (r *Router) gain(ctx context.Context, parts []int) {
-	ctx, cancel := context.WithTimeout(ctx, handlerTimeout)
-	defer cancel()
 	if err := r.cfg.Health.Gain(ctx, parts); err != nil {
 		r.log.Warn("refresh the health engine for gained partitions", "partitions", len(parts), "err", err)
 	}
@@ -340,12 +387,23 @@ func (r *Router) reconnected(ctx context.Context, s Signal) {
 	r.syncNow(ctx, s)
 }
 
-// resync handles Resync: signals may have been missed, so the syncer
-// reloads its schedule and the engine refreshes the owned partitions'
-// inboxes.
-func (r *Router) resync(ctx context.Context, _ Signal) {
+// stateChanged handles InboxStateChanged: the nodes other than the one
+// that stored the change re-read the inbox's state.
+func (r *Router) stateChanged(ctx context.Context, s Signal) {
+	if s.From == r.cfg.Membership.Node() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, handlerTimeout)
 	defer cancel()
+	if err := r.cfg.Health.Refresh(ctx, s.ID); err != nil && !errors.Is(err, holdfast.ErrNotFound) {
+		r.log.Warn("refresh an inbox whose state changed on another node", "inbox_id", s.ID, "err", err)
+	}
+}
+
+// reload handles Resync: signals may have been missed, so the syncer
+// reloads its schedule and the engine refreshes the owned partitions'
+// inboxes; each bounds its own store calls.
+func (r *Router) reload(ctx context.Context) {
 	if err := r.cfg.Syncer.Reload(ctx); err != nil {
 		r.log.Warn("reload the sync schedule after the bus reconnected", "err", err)
 	}

@@ -76,6 +76,49 @@ func (f fakeSyncer) Gain(_ context.Context, parts []int) error {
 func (f fakeSyncer) Lose(parts []int)             { f.c.add("Syncer.Lose") }
 func (f fakeSyncer) Reload(context.Context) error { f.c.add("Syncer.Reload"); return nil }
 
+// hub joins the buses of the nodes of a test, as LISTEN/NOTIFY does:
+// what one publishes reaches the subscribers of all, in order, from the
+// hub's goroutine.
+type hub struct {
+	subs handlers
+	q    chan Signal
+}
+
+func newHub(t *testing.T) *hub {
+	h := &hub{q: make(chan Signal, 64)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for s := range h.q {
+			h.subs.deliver(context.Background(), s)
+		}
+	}()
+	t.Cleanup(func() { close(h.q); <-done })
+	return h
+}
+
+// hubBus is one node's Bus on a hub.
+type hubBus struct {
+	h    *hub
+	node string
+}
+
+func (b hubBus) Start(context.Context) error       { return nil }
+func (b hubBus) Stop(context.Context) error        { return nil }
+func (b hubBus) Subscribe(k SignalKind, f Handler) { b.h.subs.subscribe(k, f) }
+func (b hubBus) Publish(_ context.Context, s Signal) error {
+	if err := checkPublish(s); err != nil {
+		return err
+	}
+	s.From = b.node
+	b.h.q <- s
+	return nil
+}
+
+// resync delivers a Resync to every node, as each bus does after its
+// listener connected again.
+func (h *hub) resync() { h.q <- Signal{Kind: Resync} }
+
 // routed is one node of the router test.
 type routed struct {
 	m *Membership
@@ -84,16 +127,17 @@ type routed struct {
 }
 
 // TestRouter runs two nodes, each a Membership and a Router with fake
-// engines and syncers, on one SQLite store and one shared local bus (as
-// if LISTEN/NOTIFY joined them). Partitions split and the changes reach
+// engines and syncers, on one SQLite store and a hub joining their buses
+// (as LISTEN/NOTIFY does). Partitions split and the changes reach
 // the syncers; create, sync-now, reconnect and delete through the node
-// that does not own an inbox reach the owner; a signal about an inbox not
-// in the store is ignored.
+// that does not own an inbox reach the owner; a state change reaches the
+// other node's engine; a resync reloads; a signal about an inbox not in
+// the store is ignored.
 func TestRouter(t *testing.T) {
 	t.Parallel()
 	st := sqlitetest.Open(t)
 	ctx := t.Context()
-	bus := NewLocalBus("shared", quiet())
+	h := newHub(t)
 	var deleted calls
 	node := func(name string) *routed {
 		n := &routed{c: &calls{}}
@@ -103,7 +147,7 @@ func TestRouter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n.r, err = NewRouter(RouterConfig{Bus: bus, Membership: n.m, Store: st, Logger: quiet(),
+		n.r, err = NewRouter(RouterConfig{Bus: hubBus{h: h, node: name}, Membership: n.m, Store: st, Logger: quiet(),
 			Health: fakeHealth{n.c}, Syncer: fakeSyncer{c: n.c, owns: n.m.Owns},
 			OnDeleted: func(id string) { deleted.add("%s %s", name, id) }})
 		if err != nil {
@@ -112,10 +156,6 @@ func TestRouter(t *testing.T) {
 		return n
 	}
 	a, b := node("a"), node("b")
-	if err := bus.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = bus.Stop(context.Background()) })
 	for _, n := range []*routed{a, b} {
 		if err := n.r.Start(ctx); err != nil {
 			t.Fatal(err)
@@ -167,9 +207,26 @@ func TestRouter(t *testing.T) {
 		t.Error("a's engine did not record the reconnection")
 	}
 
+	// A state change stored by a: b's engine re-reads the inbox, a's not.
+	a.c.reset()
+	b.c.reset()
+	a.r.StateChanged(in.ID)
+	wait(t, "b refreshes the inbox whose state a changed", func() bool { return b.c.has("Refresh " + in.ID) })
+	if a.c.has("Refresh " + in.ID) {
+		t.Error("a refreshed the inbox whose state it changed itself")
+	}
+
+	// After the bus missed signals, both nodes reload from the store.
+	a.c.reset()
+	b.c.reset()
+	h.resync()
+	wait(t, "a resync reloads the schedule and refreshes the engine", func() bool {
+		return a.c.has("Syncer.Reload") && a.c.has("Gain") && b.c.has("Syncer.Reload") && b.c.has("Gain")
+	})
+
 	// A signal about an inbox that is not stored is ignored.
 	b.c.reset()
-	if err := bus.Publish(ctx, Signal{Kind: InboxCreated, ID: "inb_missing"}); err != nil {
+	if err := (hubBus{h: h, node: "a"}).Publish(ctx, Signal{Kind: InboxCreated, ID: "inb_missing"}); err != nil {
 		t.Fatal(err)
 	}
 	a.r.RemoveInbox(in.ID)

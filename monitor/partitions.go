@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/health"
@@ -26,6 +27,9 @@ import (
 // partitionPage is how many inboxes Gain reads from the store at a time.
 const partitionPage = 1000
 
+// refreshTimeout bounds each store call of Gain and Refresh.
+const refreshTimeout = 30 * time.Second
+
 // owns reports whether this node acts on inbox id (Config.Owns). m.mu
 // must be held or not: Owns takes no lock of the Monitor's.
 func (m *Monitor) owns(id string) bool { return m.cfg.Owns == nil || m.cfg.Owns(id) }
@@ -35,13 +39,16 @@ func (m *Monitor) owns(id string) bool { return m.cfg.Owns == nil || m.cfg.Owns(
 // each stored inbox is registered if the engine does not know it, and its
 // state (and, for one that needs its owner or an administrator, its last
 // notice episode) is restored from the stored one, as New does at start.
-// It stops at the first store error; the inboxes done so far stay done.
+// Each store call is bounded. It stops at the first store error; the
+// inboxes done so far stay done.
 func (m *Monitor) Gain(ctx context.Context, parts []int) error {
 	n := 0
 	for _, p := range parts {
 		after := ""
 		for {
-			page, err := m.store.PartitionInboxes(ctx, p, after, partitionPage)
+			cctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+			page, err := m.store.PartitionInboxes(cctx, p, after, partitionPage)
+			cancel()
 			if err != nil {
 				return fmt.Errorf("load inboxes of sync partition %d for the health engine: %w", p, err)
 			}
@@ -75,7 +82,9 @@ func (m *Monitor) Lose(parts []int) {
 // node recorded its reconnection. An inbox gone from the store is
 // forgotten (RemoveInbox), and Refresh returns holdfast.ErrNotFound.
 func (m *Monitor) Refresh(ctx context.Context, inboxID string) error {
-	in, err := m.store.Inbox(ctx, inboxID)
+	cctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	in, err := m.store.Inbox(cctx, inboxID)
+	cancel()
 	if errors.Is(err, holdfast.ErrNotFound) {
 		m.RemoveInbox(inboxID)
 		return fmt.Errorf("refresh inbox %s: %w", inboxID, err)
@@ -91,7 +100,10 @@ func (m *Monitor) Refresh(ctx context.Context, inboxID string) error {
 func (m *Monitor) restore(ctx context.Context, in *holdfast.Inbox) error {
 	rec := health.StoredState{State: in.State, Reason: holdfast.Reason(in.Reason)}
 	if in.State == holdfast.StateNeedsReconnect || in.State == holdfast.StateNeedsAdmin {
-		if err := m.noticesSince(ctx, in.ID, in.Since, &rec); err != nil {
+		cctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+		err := m.noticesSince(cctx, in.ID, in.Since, &rec)
+		cancel()
+		if err != nil {
 			return err
 		}
 	}

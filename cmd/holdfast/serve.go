@@ -243,12 +243,14 @@ func (a *app) wireHealth(ctx context.Context) error {
 func (a *app) wake(context.Context, notify.Sent) { a.relay.Wake() }
 
 // stateChanged wakes the webhook relay after an inbox's stored state
-// change, whose events the change appended to the outbox. An inbox that
+// change, whose events the change appended to the outbox, and tells the
+// other nodes. An inbox that
 // needed its owner and no longer does may get the "resolved" follow-up: at
 // once when it is connected, or once it is, when an incident paused it (a
 // retroactive incident).
 func (a *app) stateChanged(ctx context.Context, in *holdfast.Inbox, from holdfast.State) {
 	a.relay.Wake()
+	a.router.StateChanged(in.ID) // the other nodes' engines re-read it
 	if a.ntf.Resolved() && from.ActionRequired() != holdfast.RequireNone && in.State.ActionRequired() == holdfast.RequireNone {
 		if err := a.jobs.EnqueueFollowUp(ctx, in.ID, in.Since); err != nil {
 			a.log.Warn("enqueue resolved follow-up", "inbox_id", in.ID, "err", err)
