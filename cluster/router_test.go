@@ -142,7 +142,7 @@ func TestRouter(t *testing.T) {
 	node := func(name string) *routed {
 		n := &routed{c: &calls{}}
 		var err error
-		n.m, err = New(Config{Store: st, Logger: quiet(), Node: name, Lease: 300 * time.Millisecond,
+		n.m, err = New(Config{Store: st, Logger: quiet(), Node: name, Lease: time.Second,
 			OnChange: func(gained, lost []int) { n.r.OnChange(gained, lost) }})
 		if err != nil {
 			t.Fatal(err)
@@ -239,13 +239,13 @@ func TestRouter(t *testing.T) {
 	}
 }
 
-// wait polls cond every 10 ms for up to 5 s.
+// wait polls cond every 10 ms for up to 10 s.
 func wait(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("after 5 s: %s", what)
+			t.Fatalf("after 10 s: %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
