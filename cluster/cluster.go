@@ -8,6 +8,13 @@
 // so two nodes never hold one at once by the store's clock; a node that
 // cannot renew for a whole lease drops every partition on its side first.
 //
+// The nodes tell each other what they must know through a Bus of typed
+// Signals: a ChannelBus over the database's notification channel
+// (PostgreSQL's LISTEN/NOTIFY, in store/postgres) or, for a single node,
+// a LocalBus. A Router follows the Membership's partition changes into
+// the syncer and the health monitor, and makes the API's create, delete,
+// sync-now and reconnect reach every node or the inbox's owner.
+//
 // The Go API is not stable.
 package cluster
 

@@ -51,6 +51,13 @@ type Config struct {
 	// SyncConcurrency is the number of syncs one node runs at once (serve
 	// only).
 	SyncConcurrency int
+	// Node names this node in the cluster (serve only); empty means a new
+	// random ID at each start.
+	Node string
+	// ClusterLease is how long a node's sync partitions stay leased to it
+	// unless renewed (serve only); a dead node's partitions move to the
+	// others within about one lease.
+	ClusterLease time.Duration
 	// SendTimeout bounds one attempt at a send (serve only). A send whose
 	// node died is resumed by the send sweep within a minute; River would
 	// retry it twice this long after.
@@ -162,6 +169,8 @@ var env = map[string]string{
 	"shutdown-timeout": "HOLDFAST_SHUTDOWN_TIMEOUT",
 	"sync-interval":    "HOLDFAST_SYNC_INTERVAL",
 	"sync-concurrency": "HOLDFAST_SYNC_CONCURRENCY",
+	"node":             "HOLDFAST_NODE",
+	"cluster-lease":    "HOLDFAST_CLUSTER_LEASE",
 	"send-timeout":     "HOLDFAST_SEND_TIMEOUT",
 	"mail-ca-file":     "HOLDFAST_MAIL_CA_FILE",
 
@@ -203,6 +212,8 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 		fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a clean shutdown may take (env HOLDFAST_SHUTDOWN_TIMEOUT)")
 		fs.DurationVar(&c.SyncInterval, "sync-interval", time.Minute, "time between two syncs of an inbox, jittered by ±10% (env HOLDFAST_SYNC_INTERVAL)")
 		fs.IntVar(&c.SyncConcurrency, "sync-concurrency", 32, "syncs run at once by this node (env HOLDFAST_SYNC_CONCURRENCY)")
+		fs.StringVar(&c.Node, "node", "", "this node's name in the cluster; empty: a random one at each start (env HOLDFAST_NODE)")
+		fs.DurationVar(&c.ClusterLease, "cluster-lease", 30*time.Second, "how long a node's sync partitions stay leased to it unless renewed (env HOLDFAST_CLUSTER_LEASE)")
 		fs.DurationVar(&c.SendTimeout, "send-timeout", 6*time.Minute, "bound on one attempt at a send (env HOLDFAST_SEND_TIMEOUT)")
 		fs.StringVar(&c.MailCAFile, "mail-ca-file", "", "PEM file of extra CA certificates to trust for mail servers (env HOLDFAST_MAIL_CA_FILE)")
 		fs.BoolVar(&c.AllowPrivateWebhooks, "allow-private-webhooks", false, "let webhooks reach loopback, private and link-local addresses (env HOLDFAST_ALLOW_PRIVATE_WEBHOOKS)")
@@ -295,6 +306,9 @@ func (c *Config) Validate(groups Flags) error {
 		}
 		if c.SendTimeout < time.Second || c.SendTimeout > time.Hour {
 			return errors.New("--send-timeout: must be between 1s and 1h")
+		}
+		if c.ClusterLease < time.Second || c.ClusterLease > time.Hour {
+			return errors.New("--cluster-lease: must be between 1s and 1h")
 		}
 		if err := c.validateProviders(); err != nil {
 			return err

@@ -47,6 +47,12 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		},
 		{name: "sync interval too short", args: []string{"--sync-interval", "10ms"}, wantErr: "--sync-interval"},
 		{name: "resolved follow-up without a relay", args: []string{"--notify-resolved"}, wantErr: "--notify-resolved"},
+		{
+			name: "cluster settings from the environment",
+			env:  map[string]string{"HOLDFAST_NODE": "node-a", "HOLDFAST_CLUSTER_LEASE": "3s"},
+			want: config.Config{Listen: "127.0.0.1:8080", DataDir: "./holdfast-data", LogFormat: "text", LogLevel: "info", ShutdownTimeout: 10 * time.Second, SyncInterval: time.Minute, SyncConcurrency: 32, SendTimeout: 6 * time.Minute, Node: "node-a", ClusterLease: 3 * time.Second},
+		},
+		{name: "short cluster lease", env: map[string]string{"HOLDFAST_CLUSTER_LEASE": "10ms"}, wantErr: "--cluster-lease"},
 		{name: "no sync concurrency", env: map[string]string{"HOLDFAST_SYNC_CONCURRENCY": "0"}, wantErr: "--sync-concurrency"},
 		{name: "bad sync concurrency", env: map[string]string{"HOLDFAST_SYNC_CONCURRENCY": "many"}, wantErr: "HOLDFAST_SYNC_CONCURRENCY"},
 		{name: "send timeout too long", args: []string{"--send-timeout", "2h"}, wantErr: "--send-timeout"},
@@ -168,6 +174,9 @@ func TestFlagsAndEnvironment(t *testing.T) {
 			}
 			if want.HealthCloseWindow == 0 {
 				want.HealthCloseWindow = health.DefaultConfig().CloseWindow
+			}
+			if want.ClusterLease == 0 {
+				want.ClusterLease = 30 * time.Second
 			}
 			if c != want {
 				t.Errorf("config = %+v, want %+v", c, want)

@@ -99,6 +99,11 @@ type Config struct {
 	// rebuild it at start, and the leader's windows fill from every
 	// node's counters.
 	Fleet *FleetConfig
+	// Owns, if set, says whether this node acts on the inbox with the
+	// given ID (cluster.Membership.Owns); nil means every inbox. The
+	// engine's per-inbox decisions about the others are dropped (see
+	// partitions.go).
+	Owns func(inboxID string) bool
 }
 
 // Monitor owns one health engine. Create it with New, then Start it; it

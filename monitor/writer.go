@@ -57,7 +57,7 @@ var _ health.Sink = sink{}
 
 func (s sink) live(i int32) (string, bool) {
 	m := s.m
-	if int(i) >= len(m.ids) || m.dead[i] {
+	if int(i) >= len(m.ids) || m.dead[i] || !m.owns(m.ids[i]) {
 		return "", false
 	}
 	return m.ids[i], true

@@ -22,6 +22,11 @@
 // Only providers with a connector are scheduled; inboxes of others are
 // left alone until their connector exists.
 //
+// On several nodes (package cluster), a node syncs only the inboxes of the
+// sync partitions it holds (Config.Owns): Gain and Lose follow the
+// partitions as they move, and Reload reconciles the schedule with the
+// store after signals may have been missed.
+//
 // The Go API is not stable.
 package syncer
 
@@ -98,6 +103,11 @@ type Config struct {
 	// messages, with the batch (Added marks the new ones). It must not
 	// block (webhook.Relay.Wake).
 	OnMessages func(ctx context.Context, inboxID string, msgs []holdfast.Message)
+	// Owns, if set, says whether this node syncs the inbox with the given
+	// ID (cluster.Membership.Owns: its sync partition is leased to this
+	// node); nil means every inbox. Inboxes it does not own are not
+	// scheduled, and Gain and Lose follow the partitions as they move.
+	Owns func(inboxID string) bool
 }
 
 // entry is one scheduled sync: 16 bytes.
@@ -191,37 +201,12 @@ func (s *Syncer) Start(ctx context.Context) error {
 // once.
 func (s *Syncer) Stop(ctx context.Context) error { return s.owner.Stop(ctx, nil) }
 
-// load schedules every stored inbox that has a connector.
+// load schedules every stored inbox this node owns that has a connector.
 func (s *Syncer) load(ctx context.Context) error {
-	f := holdfast.InboxFilter{Limit: 1000}
-	now := s.clock.Now()
-	loaded, skipped := 0, map[holdfast.Provider]int{}
-	for {
-		lctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-		page, err := s.cfg.Store.Inboxes(lctx, f)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("load inboxes to sync: %w", err)
-		}
-		s.mu.Lock()
-		for _, in := range page {
-			if s.cfg.Connectors[in.Provider] == nil {
-				skipped[in.Provider]++
-				continue
-			}
-			// The first syncs spread over one interval.
-			due := now.Add(time.Duration(rand.Int64N(int64(s.cfg.Interval))))
-			if s.addLocked(in.ID, due) {
-				loaded++
-			}
-		}
-		s.mu.Unlock()
-		if len(page) < f.Limit {
-			break
-		}
-		f.After = page[len(page)-1].ID
+	loaded, skipped, err := s.scan(ctx, nil)
+	if err != nil {
+		return err
 	}
-	s.nudge()
 	s.log.InfoContext(ctx, "sync schedule loaded", "inboxes", loaded, "interval", s.cfg.Interval, "concurrency", s.cfg.Concurrency)
 	for p, n := range skipped {
 		s.log.InfoContext(ctx, "inboxes not synced: no connector for their provider yet", "provider", p, "inboxes", n)
@@ -229,10 +214,146 @@ func (s *Syncer) load(ctx context.Context) error {
 	return nil
 }
 
+// owns reports whether this node syncs inbox id.
+func (s *Syncer) owns(id string) bool { return s.cfg.Owns == nil || s.cfg.Owns(id) }
+
+// scan schedules every stored inbox this node owns that has a connector
+// and is not scheduled yet, its first sync at a random time within one
+// interval, so that inboxes loaded together spread out. It returns how
+// many it scheduled, and how many it skipped by provider for want of a
+// connector. seen, if set, collects the IDs of the owned inboxes it read.
+func (s *Syncer) scan(ctx context.Context, seen map[string]bool) (int, map[holdfast.Provider]int, error) {
+	f := holdfast.InboxFilter{Limit: 1000}
+	loaded, skipped := 0, map[holdfast.Provider]int{}
+	for {
+		lctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+		page, err := s.cfg.Store.Inboxes(lctx, f)
+		cancel()
+		if err != nil {
+			return loaded, skipped, fmt.Errorf("load inboxes to sync: %w", err)
+		}
+		var n int
+		n, skipped = s.schedule(page, seen, skipped)
+		loaded += n
+		if len(page) < f.Limit {
+			return loaded, skipped, nil
+		}
+		f.After = page[len(page)-1].ID
+	}
+}
+
+// schedule schedules the inboxes of page this node owns that have a
+// connector and are not scheduled yet, spread over one interval; see scan.
+func (s *Syncer) schedule(page []*holdfast.Inbox, seen map[string]bool, skipped map[holdfast.Provider]int) (int, map[holdfast.Provider]int) {
+	now := s.clock.Now()
+	loaded := 0
+	s.mu.Lock()
+	for _, in := range page {
+		if !s.owns(in.ID) {
+			continue
+		}
+		if seen != nil {
+			seen[in.ID] = true
+		}
+		if s.cfg.Connectors[in.Provider] == nil {
+			if skipped != nil {
+				skipped[in.Provider]++
+			}
+			continue
+		}
+		due := now.Add(time.Duration(rand.Int64N(int64(s.cfg.Interval))))
+		if s.addLocked(in.ID, due) {
+			loaded++
+		}
+	}
+	s.mu.Unlock()
+	if loaded > 0 {
+		s.nudge()
+	}
+	return loaded, skipped
+}
+
+// Gain schedules the stored inboxes of the sync partitions parts, which
+// this node now owns, as load does at Start: their first syncs spread over
+// one interval. It reads the partitions page by page, each call within
+// CallTimeout, and stops at the first error (the inboxes read so far stay
+// scheduled; Reload picks up the rest).
+func (s *Syncer) Gain(ctx context.Context, parts []int) error {
+	const page = 1000
+	loaded := 0
+	for _, p := range parts {
+		after := ""
+		for {
+			lctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+			ins, err := s.cfg.Store.PartitionInboxes(lctx, p, after, page)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("load inboxes of sync partition %d: %w", p, err)
+			}
+			n, _ := s.schedule(ins, nil, nil)
+			loaded += n
+			if len(ins) < page {
+				break
+			}
+			after = ins[len(ins)-1].ID
+		}
+	}
+	s.log.DebugContext(ctx, "sync partitions gained", "partitions", len(parts), "inboxes", loaded)
+	return nil
+}
+
+// Lose forgets the inboxes of the sync partitions parts, which this node
+// no longer owns. A sync running for one of them finishes, and is not
+// scheduled again.
+func (s *Syncer) Lose(parts []int) {
+	lost := make(map[int]bool, len(parts))
+	for _, p := range parts {
+		lost[p] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, i := range s.idx {
+		if lost[holdfast.PartitionOf(id)] {
+			s.dropLocked(i)
+		}
+	}
+}
+
+// Reload brings the schedule in line with the store after signals may
+// have been missed (cluster.Resync): owned inboxes not scheduled yet are
+// (their first syncs spread over one interval), and scheduled inboxes
+// that are gone from the store, or no longer owned, are forgotten.
+func (s *Syncer) Reload(ctx context.Context) error {
+	// Only inboxes scheduled before the scan may be forgotten: one added
+	// meanwhile was created after its page was read.
+	s.mu.Lock()
+	before := make(map[string]bool, len(s.idx))
+	for id := range s.idx {
+		before[id] = true
+	}
+	s.mu.Unlock()
+	seen := map[string]bool{}
+	added, _, err := s.scan(ctx, seen)
+	if err != nil {
+		return err
+	}
+	removed := 0
+	s.mu.Lock()
+	for id, i := range s.idx {
+		if before[id] && (!seen[id] || !s.owns(id)) {
+			s.dropLocked(i)
+			removed++
+		}
+	}
+	s.mu.Unlock()
+	s.log.InfoContext(ctx, "sync schedule reloaded", "added", added, "removed", removed)
+	return nil
+}
+
 // Add schedules a new inbox's first sync at once. Inboxes of providers
-// without a connector are ignored.
+// without a connector, and inboxes this node does not own, are ignored.
 func (s *Syncer) Add(in *holdfast.Inbox) {
-	if s.cfg.Connectors[in.Provider] == nil {
+	if s.cfg.Connectors[in.Provider] == nil || !s.owns(in.ID) {
 		return
 	}
 	s.mu.Lock()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/holdfast/holdfast"
 	"github.com/holdfast/holdfast/classify"
+	"github.com/holdfast/holdfast/cluster"
 	"github.com/holdfast/holdfast/config"
 	"github.com/holdfast/holdfast/dashboard"
 	"github.com/holdfast/holdfast/health"
@@ -81,6 +82,12 @@ type app struct {
 	jobs        jobRunner
 	relay       *webhook.Relay
 	http        *httpServer
+	// member is this node's part in the cluster, bus carries signals
+	// between the nodes, and router makes API calls reach the owner of
+	// their inbox (wireCluster, wireRouting).
+	member *cluster.Membership
+	bus    cluster.Bus
+	router *cluster.Router
 
 	// services start in this order and stop in reverse (see newApp).
 	services []service
@@ -113,10 +120,16 @@ func newApp(ctx context.Context, args []string, getenv func(string) string, stde
 	if err = a.openStore(ctx); err != nil {
 		return nil, err
 	}
+	if err = a.wireCluster(); err != nil {
+		return nil, err
+	}
 	if err = a.wireHealth(ctx); err != nil {
 		return nil, err
 	}
 	if err = a.wireSync(); err != nil {
+		return nil, err
+	}
+	if err = a.wireRouting(); err != nil {
 		return nil, err
 	}
 	if err = a.wireJobs(); err != nil {
@@ -130,11 +143,17 @@ func newApp(ctx context.Context, args []string, getenv func(string) string, stde
 	// without its client running); any it cannot enqueue in time stay in
 	// the outbox for the next start.
 	// The monitor stops after the jobs and the syncer, which report to it,
-	// and persists its last decisions. The HTTP server, which uses them
-	// all, starts last and stops first.
+	// and persists its last decisions. The signal bus and the cluster
+	// membership (the router starts it) start before them, so that the
+	// syncer loads the partitions this node holds, and stop after them, so
+	// that the partitions are handed over once this node stopped syncing
+	// and deciding. The HTTP server, which uses them all, starts last and
+	// stops first.
 	a.services = []service{
 		{"signing keys", a.signing},
 		{"webhook relay", a.relay},
+		{"cluster signal bus", a.bus},
+		{"cluster membership", a.router},
 		{"health monitor", a.mon},
 		{"background jobs", a.jobs},
 		{"syncer", a.syn},
@@ -197,6 +216,7 @@ func (a *app) wireHealth(ctx context.Context) error {
 	a.mon, err = monitor.New(ctx, monitor.Config{
 		Store: a.store, Logger: a.log.With("component", "health"), Engine: &engine,
 		OnGrant: func(inboxID string, _ bool) { _ = a.syn.Now(inboxID) },
+		Owns:    a.member.Owns,
 		AnnounceState: func(in *holdfast.Inbox, from holdfast.State) ([]holdfast.OutboxEvent, error) {
 			return webhook.InboxEvents(in, from, time.Now())
 		},
@@ -224,12 +244,14 @@ func (a *app) wireHealth(ctx context.Context) error {
 func (a *app) wake(context.Context, notify.Sent) { a.relay.Wake() }
 
 // stateChanged wakes the webhook relay after an inbox's stored state
-// change, whose events the change appended to the outbox. An inbox that
+// change, whose events the change appended to the outbox, and tells the
+// other nodes. An inbox that
 // needed its owner and no longer does may get the "resolved" follow-up: at
 // once when it is connected, or once it is, when an incident paused it (a
 // retroactive incident).
 func (a *app) stateChanged(ctx context.Context, in *holdfast.Inbox, from holdfast.State) {
 	a.relay.Wake()
+	a.router.StateChanged(in.ID) // the other nodes' engines re-read it
 	if a.ntf.Resolved() && from.ActionRequired() != holdfast.RequireNone && in.State.ActionRequired() == holdfast.RequireNone {
 		if err := a.jobs.EnqueueFollowUp(ctx, in.ID, in.Since); err != nil {
 			a.log.Warn("enqueue resolved follow-up", "inbox_id", in.ID, "err", err)
@@ -254,9 +276,66 @@ func (a *app) wireSync() error {
 			return webhook.MessageEvents(inboxID, msgs, time.Now())
 		},
 		OnMessages: func(context.Context, string, []holdfast.Message) { a.relay.Wake() },
+		Owns:       a.member.Owns,
 	})
 	return err
 }
+
+// wireCluster makes this node's cluster membership and the signal bus:
+// on PostgreSQL the bus is LISTEN/NOTIFY on the store's schema channel,
+// on SQLite (one node, which holds every partition) a local one.
+func (a *app) wireCluster() error {
+	var err error
+	a.member, err = cluster.New(cluster.Config{
+		Store: a.store, Logger: a.log.With("component", "cluster"),
+		Node: a.cfg.Node, Lease: a.cfg.ClusterLease,
+		// The router exists once the membership starts (it starts it).
+		OnChange: func(gained, lost []int) { a.router.OnChange(gained, lost) },
+	})
+	if err != nil {
+		return err
+	}
+	if ch, ok := a.backend.store.(cluster.Channel); ok {
+		a.bus = cluster.NewChannelBus(ch, a.member.Node(), a.log)
+	} else {
+		a.bus = cluster.NewLocalBus(a.member.Node(), a.log)
+	}
+	a.metrics.Registry.MustRegister(a.member.Collector())
+	a.log.Info("cluster node", "node", a.member.Node(), "lease", a.cfg.ClusterLease)
+	return nil
+}
+
+// wireRouting makes the router through which the API's create, delete,
+// sync-now and reconnect reach every node, or the inbox's owner.
+func (a *app) wireRouting() error {
+	var err error
+	a.router, err = cluster.NewRouter(cluster.RouterConfig{
+		Bus: a.bus, Membership: a.member, Store: a.store, Health: a.mon, Syncer: a.syn,
+		Logger: a.log,
+		Synced: func(p holdfast.Provider) bool { return a.conns[p] != nil },
+		// Deleting an inbox also drops its cached access token, on every
+		// node.
+		OnDeleted: func(id string) {
+			for _, src := range a.sources {
+				src.Forget(id)
+			}
+		},
+	})
+	return err
+}
+
+// routedHealth is the health monitor as the API drives it: created and
+// deleted inboxes go through the router, which tells the other nodes.
+type routedHealth struct {
+	*monitor.Monitor
+	router *cluster.Router
+}
+
+// AddInbox implements httpapi.Health.
+func (h routedHealth) AddInbox(in *holdfast.Inbox) error { return h.router.AddInbox(in) }
+
+// RemoveInbox implements httpapi.Health.
+func (h routedHealth) RemoveInbox(id string) { h.router.RemoveInbox(id) }
 
 // session opens an inbox's credentials for a connector. A rotated refresh
 // token is saved at once (saveRotatedToken).
@@ -352,7 +431,7 @@ func (a *app) wireHTTP() error {
 // api makes the HTTP API's handler.
 func (a *app) api() (http.Handler, error) {
 	consent := &httpapi.ConnectConfig{Providers: map[holdfast.Provider]httpapi.OAuthProvider{},
-		Accounts: map[holdfast.Provider]httpapi.AccountReader{}, Health: a.mon}
+		Accounts: map[holdfast.Provider]httpapi.AccountReader{}, Health: a.router}
 	for p, src := range a.sources {
 		consent.Providers[p] = src
 		if ar, ok := a.conns[p].(httpapi.AccountReader); ok {
@@ -361,15 +440,15 @@ func (a *app) api() (http.Handler, error) {
 	}
 	return httpapi.NewServer(httpapi.Config{
 		Store:   a.store,
-		Health:  a.mon,
-		Syncer:  forgetting{Syncer: a.syn, sources: a.sources},
+		Health:  routedHealth{Monitor: a.mon, router: a.router},
+		Syncer:  a.router,
 		Sends:   a.jobs,
 		Logger:  a.log,
 		Metrics: a.metrics,
 		// With --metrics-listen, /metrics is only there.
 		MetricsElsewhere: a.cfg.MetricsListen != "",
 		Connect:          consent,
-		Status:           &httpapi.StatusConfig{Links: a.links, Reconnected: a.mon.Reconnected, Verify: verifyPassword(a.conns)},
+		Status:           &httpapi.StatusConfig{Links: a.links, Reconnected: a.router.Reconnected, Verify: verifyPassword(a.conns)},
 		Webhooks: &httpapi.WebhookConfig{
 			Guard: a.guard, Wake: a.relay.Wake, Changed: a.relay.Invalidate,
 			SealSecret: func(id, secret string) ([]byte, error) {
@@ -483,21 +562,6 @@ func saveRotatedToken(ctx context.Context, store holdfast.InboxStore, ring *secr
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	return secrets.RotateRefreshToken(sctx, store, ring, inboxID, prev, refreshToken)
-}
-
-// forgetting is the syncer as the API sees it: deleting an inbox also drops
-// its cached access token.
-type forgetting struct {
-	httpapi.Syncer
-	sources map[holdfast.Provider]*oauth.Source
-}
-
-// Remove forgets the inbox in the syncer and in every token cache.
-func (f forgetting) Remove(id string) {
-	f.Syncer.Remove(id)
-	for _, src := range f.sources {
-		src.Forget(id)
-	}
 }
 
 // connectors returns the connector of each provider that can be served:

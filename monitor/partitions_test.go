@@ -1,0 +1,114 @@
+package monitor_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/health"
+	"github.com/holdfast/holdfast/monitor"
+)
+
+// TestNotOwnedDecisionsDropped: a node that does not hold an inbox's
+// partition decides about it in its engine but writes nothing (no state
+// change, no notice, no grant); once it gains the partition, Gain brings
+// the engine back to the stored state. Refresh reads one inbox's stored
+// state again, and forgets an inbox gone from the store.
+func TestNotOwnedDecisionsDropped(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, 20, 4)
+	victim := b.ids[7]
+	var own atomic.Bool
+	var mu sync.Mutex
+	grants := map[string]int{}
+	m, err := monitor.New(ctx, monitor.Config{
+		Store: b.store, Clock: b.clock, Logger: slog.New(slog.DiscardHandler),
+		TickEvery: time.Hour, SaveEvery: time.Hour,
+		OnGrant: func(id string, _ bool) {
+			mu.Lock()
+			grants[id]++
+			mu.Unlock()
+		},
+		Owns: func(id string) bool { return id != victim || own.Load() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop(ctx)
+
+	ok := &health.Outcome{Op: health.OpSync, OK: true}
+	bad := &health.Outcome{Op: health.OpRefresh, Verdict: &revoked}
+	for s := 0; s < 3600; s++ {
+		second(t, b, m, func(i int) *health.Outcome {
+			if s%30 != i%30 {
+				return nil
+			}
+			if i == 7 && s > 60 {
+				return bad
+			}
+			return ok
+		})
+	}
+	if err := m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := m.State(victim); st != holdfast.StateNeedsReconnect {
+		t.Fatalf("engine state of the inbox not owned = %s, want needs_reconnect (decided, not written)", st)
+	}
+	in, err := b.store.Inbox(ctx, victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.State == holdfast.StateNeedsReconnect {
+		t.Errorf("stored state of the inbox not owned = %s: a node that does not own it wrote its decision", in.State)
+	}
+	if ns, err := b.store.Notices(ctx, victim); err != nil || len(ns) != 0 {
+		t.Errorf("notices of the inbox not owned = %d, %v; want none", len(ns), err)
+	}
+	mu.Lock()
+	if grants[victim] != 0 {
+		t.Errorf("%d grants for the inbox not owned, want none", grants[victim])
+	}
+	mu.Unlock()
+
+	// Gained: the engine agrees with the store again.
+	own.Store(true)
+	if err := m.Gain(ctx, []int{holdfast.PartitionOf(victim)}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := m.State(victim); st != in.State && !(in.State == holdfast.StateConnecting && st == holdfast.StateConnected) {
+		t.Errorf("engine state after Gain = %s, want the stored %s", st, in.State)
+	}
+
+	// Another node records a change: Refresh picks it up.
+	if _, err := b.store.ChangeState(ctx, victim, holdfast.StateChange{From: in.State, To: holdfast.StateNeedsAdmin,
+		Reason: "admin_consent_required", Cause: holdfast.CauseHealth, At: b.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Refresh(ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := m.State(victim); st != holdfast.StateNeedsAdmin {
+		t.Errorf("engine state after Refresh = %s, want needs_admin", st)
+	}
+
+	// Deleted on another node: Refresh forgets it.
+	if err := b.store.DeleteInbox(ctx, victim, holdfast.Event{InboxID: victim, At: b.clock.Now(), Reason: "deleted", Cause: holdfast.CauseAPI}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Refresh(ctx, victim); !errors.Is(err, holdfast.ErrNotFound) {
+		t.Errorf("Refresh(deleted) = %v, want ErrNotFound", err)
+	}
+	if _, err := m.State(victim); !errors.Is(err, holdfast.ErrNotFound) {
+		t.Errorf("State(deleted) after Refresh = %v, want ErrNotFound", err)
+	}
+}
