@@ -156,3 +156,45 @@ func TestFleetPermitFailsClosed(t *testing.T) {
 		t.Errorf("with permits back: %d disconnects, want %d", n, len(lost))
 	}
 }
+
+// TestFleetPausedInboxChangesHands: a node learns that an inbox it does
+// not own was paused before it adopted the incident (its recovery grant
+// there goes nowhere); when it takes the inbox over under the incident,
+// restoring the stored state again makes the inbox a member, and it is
+// granted its recovery when the incident ends.
+func TestFleetPausedInboxChangesHands(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultConfig(), 300, 10)
+	w.e.SetFollower(true)
+	const i = int32(7)
+	paused := StoredState{State: holdfast.StatePaused, Reason: holdfast.ReasonProviderUnavailable}
+	if err := w.e.RestoreState(i, paused); err != nil {
+		t.Fatal(err)
+	}
+	w.clk.t = w.clk.t.Add(time.Second)
+	w.e.Tick() // the ramp grants it: a grant this node does not act on
+	w.rec.grants = nil
+	in := Incident{ID: 41, Kind: holdfast.IncidentProviderOutage, Provider: holdfast.ProviderMicrosoft, Tenant: -1, OpenedAt: w.clk.t}
+	if err := w.e.AdoptIncident(in); err != nil {
+		t.Fatal(err)
+	}
+	// The node takes the inbox over: the store still says paused.
+	if err := w.e.RestoreState(i, paused); err != nil {
+		t.Fatal(err)
+	}
+	in.ResolvedAt = w.clk.t.Add(time.Minute)
+	w.clk.t = w.clk.t.Add(time.Minute)
+	if err := w.e.RestoreIncident(in, nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		w.clk.t = w.clk.t.Add(time.Second)
+		w.e.Tick()
+	}
+	for _, g := range w.rec.grants {
+		if g.Inbox == i && !g.Probe {
+			return
+		}
+	}
+	t.Fatalf("inbox %d not granted its recovery after the incident ended; grants %v", i, w.rec.grants)
+}

@@ -227,11 +227,19 @@ func (e *Engine) RestoreState(i int32, s StoredState) error {
 		to = sConnected
 	}
 	from := c.H[i].St
+	now := e.now()
 	if from == to {
+		if to == sPaused {
+			// Already paused here, but perhaps under no incident any more,
+			// or granted a recovery this engine's owner did not act on (a
+			// node that did not own the inbox then): it rejoins the
+			// covering incident or the recovery ramp.
+			c.H[i].Flags &^= fGranted | fProbe
+			e.rejoin(i, now)
+		}
 		return nil
 	}
 	p := c.H[i].Prov
-	now := e.now()
 	c.Counts[p][from]--
 	c.Counts[p][to]++
 	c.H[i].St = to
@@ -259,16 +267,23 @@ func (e *Engine) RestoreState(i int32, s StoredState) error {
 			e.queueNotice(i, to == sNeedsAdmin, now)
 		}
 	case sPaused:
-		if in := e.coveringIncident(i); in != nil {
-			if c.H[i].Flags&fMember == 0 {
-				c.H[i].Flags |= fMember
-				in.members = append(in.members, i)
-			}
-			return nil
-		}
-		e.queueOne(i, now)
+		e.rejoin(i, now)
 	}
 	return nil
+}
+
+// rejoin makes paused inbox i a member of the open incident covering it
+// or, if none does, queues it for its provider's recovery ramp.
+func (e *Engine) rejoin(i int32, now int64) {
+	c := &e.c
+	if in := e.coveringIncident(i); in != nil {
+		if c.H[i].Flags&fMember == 0 {
+			c.H[i].Flags |= fMember
+			in.members = append(in.members, i)
+		}
+		return
+	}
+	e.queueOne(i, now)
 }
 
 // queueOne queues paused inbox i, covered by no incident, for its

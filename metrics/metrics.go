@@ -162,41 +162,37 @@ var (
 		"Always 1, labelled with the cluster node this process is.", []string{"node"}, nil)
 	leaderDesc = prometheus.NewDesc("holdfast_cluster_leader",
 		"1 while this node is the cluster's leader, 0 otherwise.", nil, nil)
-	partitionsDesc = prometheus.NewDesc("holdfast_cluster_partitions_held",
-		"Sync partitions this node holds a lease on.", nil, nil)
 )
 
 // SetClusterInfo makes every scrape say which cluster node this process is
 // (holdfast_node_info{node}, always 1), whether it is the leader
-// (holdfast_cluster_leader, 1 or 0, from leader) and how many sync
-// partitions it holds (holdfast_cluster_partitions_held, from partitions).
-// leader and partitions are called at scrape time and must not block; a
-// nil one leaves its series out. Until it is called none of the three is
-// exported; calling it again replaces what it set.
-func (m *Metrics) SetClusterInfo(node string, leader func() bool, partitions func() int) {
+// (holdfast_cluster_leader, 1 or 0, from leader). leader is called at
+// scrape time and must not block; a nil one leaves its series out. Until
+// it is called neither is exported; calling it again replaces what it
+// set. (The partitions a node holds are the Membership's collector's:
+// holdfast_cluster_partitions_owned.)
+func (m *Metrics) SetClusterInfo(node string, leader func() bool) {
 	m.cluster.mu.Lock()
 	defer m.cluster.mu.Unlock()
-	m.cluster.node, m.cluster.leader, m.cluster.partitions, m.cluster.set = node, leader, partitions, true
+	m.cluster.node, m.cluster.leader, m.cluster.set = node, leader, true
 }
 
-// clusterCollector reports the node's identity, leadership and partitions.
+// clusterCollector reports the node's identity and leadership.
 type clusterCollector struct {
-	mu         sync.Mutex // guards the fields below
-	set        bool
-	node       string
-	leader     func() bool
-	partitions func() int
+	mu     sync.Mutex // guards the fields below
+	set    bool
+	node   string
+	leader func() bool
 }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- nodeInfoDesc
 	ch <- leaderDesc
-	ch <- partitionsDesc
 }
 
 func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	set, node, leader, partitions := c.set, c.node, c.leader, c.partitions
+	set, node, leader := c.set, c.node, c.leader
 	c.mu.Unlock()
 	if !set {
 		return
@@ -208,8 +204,5 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 			v = 1
 		}
 		ch <- prometheus.MustNewConstMetric(leaderDesc, prometheus.GaugeValue, v)
-	}
-	if partitions != nil {
-		ch <- prometheus.MustNewConstMetric(partitionsDesc, prometheus.GaugeValue, float64(partitions()))
 	}
 }

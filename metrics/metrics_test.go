@@ -138,21 +138,17 @@ func TestClusterInfo(t *testing.T) {
 		t.Errorf("cluster series before SetClusterInfo:\n%s", body)
 	}
 	var leader atomic.Bool
-	var parts atomic.Int64
-	parts.Store(12)
-	m.SetClusterInfo("node-a", leader.Load, func() int { return int(parts.Load()) })
+	m.SetClusterInfo("node-a", leader.Load)
 	for _, tt := range []struct {
 		name   string
 		leader bool
-		parts  int64
 		want   []string
 	}{
-		{"follower", false, 12, []string{`holdfast_node_info{node="node-a"} 1`, "holdfast_cluster_leader 0", "holdfast_cluster_partitions_held 12"}},
-		{"leader", true, 0, []string{`holdfast_node_info{node="node-a"} 1`, "holdfast_cluster_leader 1", "holdfast_cluster_partitions_held 0"}},
+		{"follower", false, []string{`holdfast_node_info{node="node-a"} 1`, "holdfast_cluster_leader 0"}},
+		{"leader", true, []string{`holdfast_node_info{node="node-a"} 1`, "holdfast_cluster_leader 1"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			leader.Store(tt.leader)
-			parts.Store(tt.parts)
 			body := scrape(t, m)
 			for _, w := range tt.want {
 				if !strings.Contains(body, w+"\n") {

@@ -88,6 +88,9 @@ type app struct {
 	member *cluster.Membership
 	bus    cluster.Bus
 	router *cluster.Router
+	// leader elects the node that runs the health engine's fleet
+	// detectors; nil on SQLite, whose one node is the fleet.
+	leader *cluster.Leader
 
 	// services start in this order and stop in reverse (see newApp).
 	services []service
@@ -154,11 +157,18 @@ func newApp(ctx context.Context, args []string, getenv func(string) string, stde
 		{"webhook relay", a.relay},
 		{"cluster signal bus", a.bus},
 		{"cluster membership", a.router},
+	}
+	if a.leader != nil {
+		// Given up after the monitor stopped deciding, so that another
+		// node takes the detectors over at once.
+		a.services = append(a.services, service{"cluster leader election", a.leader})
+	}
+	a.services = append(a.services, []service{
 		{"health monitor", a.mon},
 		{"background jobs", a.jobs},
 		{"syncer", a.syn},
 		{"HTTP server", a.http},
-	}
+	}...)
 	if a.metricsHTTP != nil {
 		a.services = append(a.services, service{"metrics HTTP server", a.metricsHTTP})
 	}
@@ -217,6 +227,7 @@ func (a *app) wireHealth(ctx context.Context) error {
 		Store: a.store, Logger: a.log.With("component", "health"), Engine: &engine,
 		OnGrant: func(inboxID string, _ bool) { _ = a.syn.Now(inboxID) },
 		Owns:    a.member.Owns,
+		Fleet:   a.fleet(),
 		AnnounceState: func(in *holdfast.Inbox, from holdfast.State) ([]holdfast.OutboxEvent, error) {
 			return webhook.InboxEvents(in, from, time.Now())
 		},
@@ -301,8 +312,30 @@ func (a *app) wireCluster() error {
 		a.bus = cluster.NewLocalBus(a.member.Node(), a.log)
 	}
 	a.metrics.Registry.MustRegister(a.member.Collector())
+	if _, ok := a.backend.store.(cluster.Channel); ok {
+		a.leader, err = cluster.NewLeader(cluster.LeaderConfig{Store: a.store, Logger: a.log.With("component", "cluster"),
+			Node: a.member.Node(), Lease: a.cfg.ClusterLease})
+		if err != nil {
+			return err
+		}
+		a.metrics.SetClusterInfo(a.member.Node(), a.leader.IsLeader)
+	} else {
+		a.metrics.SetClusterInfo(a.member.Node(), func() bool { return true })
+	}
 	a.log.Info("cluster node", "node", a.member.Node(), "lease", a.cfg.ClusterLease)
 	return nil
+}
+
+// fleet is the health monitor's part as one node of several: on
+// PostgreSQL, any number of nodes may share the database, so the engine
+// follows the elected leader's incidents and the fleet's budget; nil on
+// SQLite.
+func (a *app) fleet() *monitor.FleetConfig {
+	if a.leader == nil {
+		return nil
+	}
+	return &monitor.FleetConfig{Store: a.store, Node: a.member.Node(), Leading: a.leader.IsLeader,
+		LeaderKnown: func() bool { _, ok := a.leader.Current(); return ok }}
 }
 
 // wireRouting makes the router through which the API's create, delete,
