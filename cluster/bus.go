@@ -35,6 +35,10 @@ const (
 	// their own decisions about it, re-read it from the store (a send
 	// runs on any node, and asks its engine first).
 	InboxStateChanged SignalKind = "inbox_state_changed"
+	// HeldRelease asks the owner of a held action's inbox to let it go
+	// ahead (an operator released it through another node); ID is the held
+	// action's ID, in decimal.
+	HeldRelease SignalKind = "held_release"
 	// Resync is local only, never published: the bus delivers it to this
 	// node's subscribers after its listener connected again, since signals
 	// published meanwhile may have been missed. Its ID is empty.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ type HealthMonitor interface {
 	Refresh(ctx context.Context, inboxID string) error
 	Gain(ctx context.Context, parts []int) error
 	Lose(parts []int)
+	Release(ctx context.Context, id int64) error
 }
 
 // SyncScheduler is the sync scheduler as a Router drives it
@@ -37,6 +39,7 @@ type SyncScheduler interface {
 // RouterStore is the store as a Router reads it.
 type RouterStore interface {
 	Inbox(ctx context.Context, id string) (*holdfast.Inbox, error)
+	FindHeldActions(ctx context.Context, f holdfast.HeldActionFilter) ([]*holdfast.HeldAction, error)
 }
 
 // RouterConfig holds a Router's dependencies.
@@ -109,6 +112,10 @@ type Router struct {
 	// resync is set when the bus asks for a Resync, which the goroutine
 	// runs.
 	resync bool
+	// refresh holds the inboxes whose state another node changed, for the
+	// goroutine to re-read (off the bus's goroutine, which must stay
+	// quick for the signals behind them).
+	refresh map[string]bool
 	wake   chan struct{}
 
 	owner lifecycle.Owner
@@ -126,12 +133,13 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 		return nil, errors.New("cluster: Bus, Membership, Store, Health, Syncer and Logger are required")
 	}
 	r := &Router{cfg: cfg, log: cfg.Logger.With("component", "cluster", "node", cfg.Membership.Node()),
-		states: map[string]bool{}, wake: make(chan struct{}, 1)}
+		states: map[string]bool{}, refresh: map[string]bool{}, wake: make(chan struct{}, 1)}
 	cfg.Bus.Subscribe(InboxCreated, r.created)
 	cfg.Bus.Subscribe(InboxDeleted, r.deleted)
 	cfg.Bus.Subscribe(SyncNow, r.syncNow)
 	cfg.Bus.Subscribe(Reconnected, r.reconnected)
 	cfg.Bus.Subscribe(InboxStateChanged, r.stateChanged)
+	cfg.Bus.Subscribe(HeldRelease, r.heldRelease)
 	cfg.Bus.Subscribe(Resync, func(context.Context, Signal) {
 		r.mu.Lock()
 		r.resync = true
@@ -225,9 +233,16 @@ func (r *Router) apply(ctx context.Context) {
 			}
 			resync := r.resync
 			r.resync = false
+			refresh := r.refresh
+			if len(refresh) > 0 {
+				r.refresh = map[string]bool{}
+			}
 			r.mu.Unlock()
-			if c == nil && len(states) == 0 && !resync {
+			if c == nil && len(states) == 0 && !resync && len(refresh) == 0 {
 				break
+			}
+			for id := range refresh {
+				r.refreshOne(ctx, id)
 			}
 			if c != nil {
 				r.gain(ctx, c.gained)
@@ -388,15 +403,75 @@ func (r *Router) reconnected(ctx context.Context, s Signal) {
 }
 
 // stateChanged handles InboxStateChanged: the nodes other than the one
-// that stored the change re-read the inbox's state.
-func (r *Router) stateChanged(ctx context.Context, s Signal) {
+// that stored the change re-read the inbox's state, on the Router's
+// goroutine (once for several changes in a row).
+func (r *Router) stateChanged(_ context.Context, s Signal) {
 	if s.From == r.cfg.Membership.Node() {
+		return
+	}
+	r.mu.Lock()
+	r.refresh[s.ID] = true
+	r.mu.Unlock()
+	r.nudge()
+}
+
+// refreshOne re-reads one inbox's state into the engine.
+func (r *Router) refreshOne(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, handlerTimeout)
+	defer cancel()
+	if err := r.cfg.Health.Refresh(ctx, id); err != nil && !errors.Is(err, holdfast.ErrNotFound) {
+		r.log.Warn("refresh an inbox whose state changed on another node", "inbox_id", id, "err", err)
+	}
+}
+
+// Release lets a held destructive action go ahead (httpapi.Health): on
+// this node if it owns the action's inbox, else on the owner, through
+// HeldRelease, which acts within a second. It returns ErrNotFound for an
+// action the store does not have.
+func (r *Router) Release(ctx context.Context, id int64) error {
+	h, err := r.heldAction(ctx, id)
+	if err != nil {
+		return err
+	}
+	if r.cfg.Membership.Owns(h.InboxID) {
+		return r.cfg.Health.Release(ctx, id)
+	}
+	if h.Done {
+		return fmt.Errorf("release held action %d: %w", id, holdfast.ErrConflict)
+	}
+	return r.cfg.Bus.Publish(ctx, Signal{Kind: HeldRelease, ID: strconv.FormatInt(id, 10)})
+}
+
+// heldAction reads held action id from the store.
+func (r *Router) heldAction(ctx context.Context, id int64) (*holdfast.HeldAction, error) {
+	ctx, cancel := context.WithTimeout(ctx, handlerTimeout)
+	defer cancel()
+	hs, err := r.cfg.Store.FindHeldActions(ctx, holdfast.HeldActionFilter{ID: id, Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("release held action %d: %w", id, err)
+	}
+	if len(hs) == 0 {
+		return nil, fmt.Errorf("release held action %d: %w", id, holdfast.ErrNotFound)
+	}
+	return hs[0], nil
+}
+
+// heldRelease handles HeldRelease: the owner of the action's inbox lets
+// it go ahead.
+func (r *Router) heldRelease(ctx context.Context, s Signal) {
+	id, err := strconv.ParseInt(s.ID, 10, 64)
+	if err != nil {
+		r.log.Warn("held release signal with a bad ID ignored", "id", s.ID, "from", s.From)
+		return
+	}
+	h, err := r.heldAction(ctx, id)
+	if err != nil || !r.cfg.Membership.Owns(h.InboxID) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, handlerTimeout)
 	defer cancel()
-	if err := r.cfg.Health.Refresh(ctx, s.ID); err != nil && !errors.Is(err, holdfast.ErrNotFound) {
-		r.log.Warn("refresh an inbox whose state changed on another node", "inbox_id", s.ID, "err", err)
+	if err := r.cfg.Health.Release(ctx, id); err != nil {
+		r.log.Warn("release a held action asked by another node", "held_action_id", id, "from", s.From, "err", err)
 	}
 }
 

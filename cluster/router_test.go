@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -54,6 +55,10 @@ func (f fakeHealth) Gain(_ context.Context, parts []int) error {
 	return nil
 }
 func (f fakeHealth) Lose(parts []int) { f.c.add("Lose") }
+func (f fakeHealth) Release(_ context.Context, id int64) error {
+	f.c.add("Release %d", id)
+	return nil
+}
 
 // fakeSyncer is a SyncScheduler that records its calls; like the real
 // one, it schedules only the inboxes its node owns.
@@ -214,6 +219,26 @@ func TestRouter(t *testing.T) {
 	wait(t, "b refreshes the inbox whose state a changed", func() bool { return b.c.has("Refresh " + in.ID) })
 	if a.c.has("Refresh " + in.ID) {
 		t.Error("a refreshed the inbox whose state it changed itself")
+	}
+
+	// A held action of b's inbox released through a: b's engine lets it
+	// go; one unknown to the store is not found.
+	a.c.reset()
+	b.c.reset()
+	held := &holdfast.HeldAction{ID: 77, InboxID: in.ID, Provider: in.Provider, Tenant: in.Tenant,
+		To: holdfast.StateNeedsReconnect, Reason: "token_revoked", Why: holdfast.HeldForBudget, HeldAt: time.Now().UTC().Truncate(time.Microsecond)}
+	if err := st.SaveHeldAction(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.r.Release(ctx, held.ID); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, "b releases the held action asked through a", func() bool { return b.c.has("Release 77") })
+	if a.c.has("Release 77") {
+		t.Error("a released a held action of an inbox it does not own")
+	}
+	if err := a.r.Release(ctx, 78); !errors.Is(err, holdfast.ErrNotFound) {
+		t.Errorf("Release of an unknown held action = %v, want ErrNotFound", err)
 	}
 
 	// After the bus missed signals, both nodes reload from the store.

@@ -107,6 +107,19 @@ func (m *Monitor) restore(ctx context.Context, in *holdfast.Inbox) error {
 			return err
 		}
 	}
+	// A suspect inbox's pending held action, held by the node that owned
+	// it before: the engine holds it again, so that an operator's release
+	// reaches it here.
+	var held []*holdfast.HeldAction
+	if in.State == holdfast.StateSuspect {
+		cctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+		var err error
+		held, err = m.store.FindHeldActions(cctx, holdfast.HeldActionFilter{InboxID: in.ID, PendingOnly: true, Limit: 1})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("load the pending held action of inbox %s: %w", in.ID, err)
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	i, ok := m.idx[in.ID]
@@ -119,6 +132,10 @@ func (m *Monitor) restore(ctx context.Context, in *holdfast.Inbox) error {
 	m.unverified[i] = in.State == holdfast.StateConnecting
 	if err := m.eng.RestoreState(i, rec); err != nil {
 		return fmt.Errorf("restore state of inbox %s: %w", in.ID, err)
+	}
+	for _, h := range held {
+		m.restoreHeld(health.HeldAction{ID: h.ID, Inbox: i, Provider: h.Provider, To: h.To,
+			Reason: holdfast.Reason(h.Reason), HeldAt: h.HeldAt, Why: h.Why})
 	}
 	m.flushLocked()
 	return nil

@@ -112,3 +112,58 @@ func TestNotOwnedDecisionsDropped(t *testing.T) {
 		t.Errorf("State(deleted) after Refresh = %v, want ErrNotFound", err)
 	}
 }
+
+// TestGainTakesOverHeldAction: an inbox another node held a destructive
+// action for (after this node started) changes hands; Gain holds the
+// action again here, so that an operator's release reaches it.
+func TestGainTakesOverHeldAction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, 4, 1)
+	id := b.ids[2]
+	var own atomic.Bool
+	m, err := monitor.New(ctx, monitor.Config{
+		Store: b.store, Clock: b.clock, Logger: slog.New(slog.DiscardHandler),
+		TickEvery: time.Hour, SaveEvery: time.Hour,
+		Owns: func(x string) bool { return x != id || own.Load() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop(ctx)
+
+	// The other node made it suspect and held its disconnection.
+	in, err := b.store.Inbox(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.ChangeState(ctx, id, holdfast.StateChange{From: in.State, To: holdfast.StateSuspect, Reason: "token_revoked",
+		Cause: holdfast.CauseHealth, At: b.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := b.store.ReserveIDs(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.SaveHeldAction(ctx, &holdfast.HeldAction{ID: ids, InboxID: id, Provider: holdfast.ProviderMicrosoft, Tenant: "t0.example",
+		To: holdfast.StateNeedsReconnect, Reason: "token_revoked", Why: holdfast.HeldForBudget, HeldAt: b.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Release(ctx, ids); !errors.Is(err, holdfast.ErrNotFound) {
+		t.Fatalf("Release before the takeover = %v, want ErrNotFound (the other node's)", err)
+	}
+	own.Store(true)
+	if err := m.Gain(ctx, []int{holdfast.PartitionOf(id)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Release(ctx, ids); err != nil {
+		t.Fatalf("Release after the takeover = %v, want the action taken", err)
+	}
+	got, err := b.store.Inbox(ctx, id)
+	if err != nil || got.State != holdfast.StateNeedsReconnect {
+		t.Fatalf("inbox after release = %v, %v; want needs_reconnect", got, err)
+	}
+}

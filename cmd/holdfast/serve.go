@@ -367,6 +367,9 @@ type routedHealth struct {
 // AddInbox implements httpapi.Health.
 func (h routedHealth) AddInbox(in *holdfast.Inbox) error { return h.router.AddInbox(in) }
 
+// Release implements httpapi.Health: the held action's owner lets it go.
+func (h routedHealth) Release(ctx context.Context, id int64) error { return h.router.Release(ctx, id) }
+
 // RemoveInbox implements httpapi.Health.
 func (h routedHealth) RemoveInbox(id string) { h.router.RemoveInbox(id) }
 
