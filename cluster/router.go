@@ -116,7 +116,7 @@ type Router struct {
 	// goroutine to re-read (off the bus's goroutine, which must stay
 	// quick for the signals behind them).
 	refresh map[string]bool
-	wake   chan struct{}
+	wake    chan struct{}
 
 	owner lifecycle.Owner
 }
