@@ -100,6 +100,11 @@ type MailStore interface {
 	// Added set) within the transaction, and the events it returns are
 	// appended to the outbox there.
 	SaveSync(ctx context.Context, inboxID string, msgs []Message, cursor string, at time.Time, announce Announce[[]Message]) (added int, err error)
+	// TouchSynced records, in one transaction, that each inbox of synced
+	// was synced at its time, without a new cursor or message (a sync that
+	// found nothing): the last sync time moves forward only. Unknown
+	// inboxes are skipped.
+	TouchSynced(ctx context.Context, synced map[string]time.Time) error
 	// Messages returns one page of an inbox's messages, newest first (by
 	// ReceivedAt, then ID).
 	Messages(ctx context.Context, inboxID string, f MessageFilter) ([]*Message, error)

@@ -25,6 +25,7 @@ var storeOps = []storeOp{
 	{"inbox", "events"},
 	{"inbox", "count_inboxes"},
 	{"mail", "save_sync"},
+	{"mail", "touch_synced"},
 	{"mail", "messages"},
 	{"mail", "message"},
 	{"send", "create_send"},
@@ -157,6 +158,11 @@ func (s *store) CountInboxes(ctx context.Context) (r0 []holdfast.InboxCount, err
 func (s *store) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Message, cursor string, at time.Time, announce holdfast.Announce[[]holdfast.Message]) (r0 int, err error) {
 	defer s.observe("mail", "save_sync", time.Now(), &err)
 	return s.next.SaveSync(ctx, inboxID, msgs, cursor, at, announce)
+}
+
+func (s *store) TouchSynced(ctx context.Context, synced map[string]time.Time) (err error) {
+	defer s.observe("mail", "touch_synced", time.Now(), &err)
+	return s.next.TouchSynced(ctx, synced)
 }
 
 func (s *store) Messages(ctx context.Context, inboxID string, f holdfast.MessageFilter) (r0 []*holdfast.Message, err error) {

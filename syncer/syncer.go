@@ -51,6 +51,7 @@ const (
 	DefaultConcurrency = 32
 	DefaultCallTimeout = 2 * time.Minute
 	DefaultMaxRounds   = 10
+	DefaultTouchEvery  = 5 * time.Second
 	// Jitter is the fraction by which each interval is shortened or
 	// lengthened at random, so that inboxes loaded together spread out.
 	Jitter = 0.1
@@ -92,8 +93,12 @@ type Config struct {
 	// keeps saying More; the inbox then goes to the back of the due
 	// queue. Zero means DefaultMaxRounds.
 	MaxRounds int
-	Clock     holdfast.Clock
-	Logger    *slog.Logger
+	// TouchEvery is how often the last sync time of the inboxes whose sync
+	// found nothing (no message, the cursor unchanged) is written, all in
+	// one transaction; zero means DefaultTouchEvery.
+	TouchEvery time.Duration
+	Clock      holdfast.Clock
+	Logger     *slog.Logger
 	// AnnounceMessages, if set, returns the outbox events of a batch, as
 	// stored (Added marks the new ones): Store.SaveSync calls it within
 	// the batch's transaction, so that the events commit with the
@@ -143,6 +148,12 @@ type Syncer struct {
 	wake chan struct{} // a buffered nudge for the dispatcher
 	work chan int32    // dispatcher → workers
 
+	// touched holds the inboxes whose last sync found nothing (no message,
+	// the same cursor), with its time: written together every TouchEvery
+	// (Store.TouchSynced) instead of one transaction each.
+	touchMu sync.Mutex
+	touched map[string]time.Time
+
 	owner lifecycle.Owner
 }
 
@@ -169,6 +180,9 @@ func New(cfg Config) (*Syncer, error) {
 	if cfg.MaxRounds <= 0 {
 		cfg.MaxRounds = DefaultMaxRounds
 	}
+	if cfg.TouchEvery <= 0 {
+		cfg.TouchEvery = DefaultTouchEvery
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = holdfast.SystemClock{}
 	}
@@ -189,6 +203,7 @@ func (s *Syncer) Start(ctx context.Context) error {
 			return err
 		}
 		s.owner.Go(func() { s.dispatch(run) })
+		s.owner.Go(func() { s.touchLoop(run) })
 		for range s.cfg.Concurrency {
 			s.owner.Go(func() { s.worker(run) })
 		}
@@ -199,7 +214,66 @@ func (s *Syncer) Start(ctx context.Context) error {
 // Stop ends the dispatcher and the workers; running syncs are cancelled
 // and Stop waits for them within ctx. It is safe before Start and more than
 // once.
-func (s *Syncer) Stop(ctx context.Context) error { return s.owner.Stop(ctx, nil) }
+func (s *Syncer) Stop(ctx context.Context) error {
+	err := s.owner.Stop(ctx, nil)
+	// After the workers: the last empty syncs' times are written too.
+	return errors.Join(err, s.flushTouched(ctx))
+}
+
+// touchLoop writes the times of the syncs that found nothing every
+// TouchEvery, until ctx ends.
+func (s *Syncer) touchLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.TouchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.flushTouched(ctx); err != nil {
+				s.log.WarnContext(ctx, "sync: record the last sync time of inboxes that had nothing new; retrying", "err", err)
+			}
+		}
+	}
+}
+
+// touch records that inbox id was synced at at and found nothing.
+func (s *Syncer) touch(id string, at time.Time) {
+	s.touchMu.Lock()
+	if s.touched == nil {
+		s.touched = map[string]time.Time{}
+	}
+	s.touched[id] = at
+	s.touchMu.Unlock()
+}
+
+// flushTouched writes the recorded times; on a failure they are kept for
+// the next flush (later times of the same inbox win).
+func (s *Syncer) flushTouched(ctx context.Context) error {
+	s.touchMu.Lock()
+	batch := s.touched
+	s.touched = nil
+	s.touchMu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	err := s.cfg.Store.TouchSynced(sctx, batch)
+	if err != nil {
+		s.touchMu.Lock()
+		for id, at := range batch {
+			if cur, ok := s.touched[id]; !ok || cur.Before(at) {
+				if s.touched == nil {
+					s.touched = map[string]time.Time{}
+				}
+				s.touched[id] = at
+			}
+		}
+		s.touchMu.Unlock()
+	}
+	return err
+}
 
 // load schedules every stored inbox this node owns that has a connector.
 func (s *Syncer) load(ctx context.Context) error {
@@ -594,6 +668,13 @@ func (s *Syncer) syncInbox(ctx context.Context, id string) (next time.Time, drop
 		}
 		if _, oerr := s.cfg.Monitor.Observe(id, health.Outcome{Op: health.OpSync, OK: true}); oerr != nil {
 			log.WarnContext(ctx, "sync: report success to the health engine", "err", oerr)
+		}
+		if len(res.Messages) == 0 && res.Cursor == cursor && !res.Reset && !res.More && cursor != "" {
+			// Nothing new and the same cursor: no transaction, only the
+			// last sync time, written with others' (touchLoop).
+			s.touch(id, s.clock.Now())
+			log.DebugContext(ctx, "synced", "added", total, "took", s.clock.Now().Sub(start))
+			return normal, false
 		}
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 		var announce holdfast.Announce[[]holdfast.Message]

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -507,5 +508,51 @@ func TestManyInboxes(t *testing.T) {
 	}
 	if n := s.Len(); n != 100 {
 		t.Errorf("Len() = %d, want 100", n)
+	}
+}
+
+// writeCounter counts the store writes of syncs.
+type writeCounter struct {
+	syncer.Store
+	saves, touches atomic.Int32
+}
+
+func (c *writeCounter) SaveSync(ctx context.Context, id string, msgs []holdfast.Message, cursor string, at time.Time, a holdfast.Announce[[]holdfast.Message]) (int, error) {
+	c.saves.Add(1)
+	return c.Store.SaveSync(ctx, id, msgs, cursor, at, a)
+}
+
+func (c *writeCounter) TouchSynced(ctx context.Context, synced map[string]time.Time) error {
+	c.touches.Add(1)
+	return c.Store.TouchSynced(ctx, synced)
+}
+
+// TestEmptySyncsWriteTogether: a sync that finds nothing (no message, the
+// same cursor) writes no transaction of its own; its time is written with
+// the others' every TouchEvery, and at Stop. A sync that finds mail still
+// stores it with its cursor at once.
+func TestEmptySyncsWriteTogether(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cs := &writeCounter{Store: b.store}
+	b.cfg.Store = cs
+	b.cfg.Interval, b.cfg.TouchEvery = 50*time.Millisecond, time.Hour
+	in := b.inbox(t, holdfast.ProviderIMAP)
+	s := b.start(t)
+	eventually(t, "ten syncs", func() bool { return b.conn.syncs(in.ID) >= 10 })
+	if n := cs.saves.Load(); n != 1 {
+		t.Errorf("%d SaveSync calls for ten syncs of an empty inbox, want 1 (the first cursor)", n)
+	}
+	b.conn.deliver(in.ID, 2)
+	eventually(t, "the new mail stored", func() bool { return b.stored(t, in.ID) == 2 })
+	if err := s.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := cs.touches.Load(); n != 1 {
+		t.Errorf("%d TouchSynced calls, want 1 (at Stop)", n)
+	}
+	got, err := b.store.Inbox(t.Context(), in.ID)
+	if err != nil || got.LastSyncAt.IsZero() || got.SyncCursor != "2" {
+		t.Errorf("inbox after Stop: last sync %v, cursor %q, %v; want a last sync time and cursor 2", got.LastSyncAt, got.SyncCursor, err)
 	}
 }

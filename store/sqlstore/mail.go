@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/holdfast/holdfast"
@@ -62,6 +64,24 @@ func (s *Store) SaveSync(ctx context.Context, inboxID string, msgs []holdfast.Me
 		return 0, fmt.Errorf("save sync of inbox %s: %w", inboxID, err)
 	}
 	return added, nil
+}
+
+// TouchSynced moves each inbox's last sync time forward, in one
+// transaction, in ID order (so concurrent callers lock rows in one order).
+func (s *Store) TouchSynced(ctx context.Context, synced map[string]time.Time) error {
+	if len(synced) == 0 {
+		return nil
+	}
+	ids := slices.Sorted(maps.Keys(synced))
+	err := s.db.Tx(ctx, func(tx Executor) error {
+		for _, id := range ids {
+			if _, err := tx.Exec(ctx, queryTouchSynced, s.time(s.orNow(synced[id])), id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrapf(err, "touch the last sync time of %d inboxes", len(ids))
 }
 
 // saveMessage updates or inserts m within tx and sets m.ID. It reports

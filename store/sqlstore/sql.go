@@ -116,6 +116,7 @@ const (
 	// PostgreSQL it locks the inbox's row until the transaction ends, so
 	// that two syncs of one inbox cannot both add the same message.
 	querySaveSyncCursor = `UPDATE inboxes SET sync_cursor = $1, last_sync_at = $2 WHERE id = $3`
+	queryTouchSynced    = `UPDATE inboxes SET last_sync_at = $1 WHERE id = $2 AND (last_sync_at IS NULL OR last_sync_at < $1)`
 
 	// queryUpdateMessageByProviderID updates the message the provider knows
 	// as $2 (in inbox $1).

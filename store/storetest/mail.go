@@ -18,6 +18,7 @@ import (
 var mailTests = []conformanceTest{
 	{"SaveSync", testSaveSync},
 	{"SaveSyncUnknownInbox", testSaveSyncUnknownInbox},
+	{"TouchSynced", testTouchSynced},
 	{"MessagesPaging", testMessagesPaging},
 	{"MessageNotFound", testMessageNotFound},
 	{"DeleteInboxDeletesMail", testDeleteInboxDeletesMail},
@@ -681,5 +682,28 @@ func testDueSends(t *testing.T, s holdfast.Store) {
 				}
 			}
 		})
+	}
+}
+
+// testTouchSynced: a sync that found nothing moves the last sync time
+// forward, never back, keeps the cursor, and skips unknown inboxes.
+func testTouchSynced(t *testing.T, s holdfast.Store) {
+	ctx := t.Context()
+	a, b := mustCreate(t, s, newInbox()), mustCreate(t, s, newInbox())
+	mustSaveSync(t, s, a.ID, nil, "ca", t0.Add(time.Hour), 0)
+	if err := s.TouchSynced(ctx, map[string]time.Time{
+		a.ID: t0.Add(2 * time.Hour), b.ID: t0.Add(3 * time.Hour), "inb_unknown": t0,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	checkCursor(t, s, a.ID, "ca", t0.Add(2*time.Hour))
+	checkCursor(t, s, b.ID, "", t0.Add(3*time.Hour))
+	// An older time changes nothing.
+	if err := s.TouchSynced(ctx, map[string]time.Time{a.ID: t0}); err != nil {
+		t.Fatal(err)
+	}
+	checkCursor(t, s, a.ID, "ca", t0.Add(2*time.Hour))
+	if err := s.TouchSynced(ctx, nil); err != nil {
+		t.Errorf("TouchSynced(nil) = %v", err)
 	}
 }
