@@ -441,7 +441,7 @@ func (a *app) wireHTTP() error {
 		return err
 	}
 	dash, err := dashboard.New(dashboard.Config{
-		Store: a.store, Health: a.mon, Logger: a.log.With("component", "dashboard"),
+		Store: a.store, Health: routedHealth{Monitor: a.mon, router: a.router}, Logger: a.log.With("component", "dashboard"),
 		SessionKeysFunc: a.signing.sessionKeys,
 		StatusURL: func(email string, now time.Time) string {
 			return "/status/" + a.links.Sign(email, now.Add(a.links.Lifetime).Truncate(time.Second))
