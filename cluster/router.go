@@ -116,6 +116,10 @@ type Router struct {
 	// goroutine to re-read (off the bus's goroutine, which must stay
 	// quick for the signals behind them).
 	refresh map[string]bool
+	// releases holds the held actions other nodes asked this node to
+	// release (HeldRelease), for the goroutine: a release waits for the
+	// health monitor's writer, which the bus's goroutine must not.
+	releases []int64
 	wake    chan struct{}
 
 	owner lifecycle.Owner
@@ -227,19 +231,18 @@ func (r *Router) apply(ctx context.Context) {
 				c = &r.changes[0]
 				r.changes = r.changes[1:]
 			}
-			states := r.states
-			if len(states) > 0 {
-				r.states = map[string]bool{}
-			}
+			// Taken whole, empty or not: the maps are written under r.mu
+			// while this goroutine reads what it took.
+			states, refresh, releases := r.states, r.refresh, r.releases
+			r.states, r.refresh, r.releases = map[string]bool{}, map[string]bool{}, nil
 			resync := r.resync
 			r.resync = false
-			refresh := r.refresh
-			if len(refresh) > 0 {
-				r.refresh = map[string]bool{}
-			}
 			r.mu.Unlock()
-			if c == nil && len(states) == 0 && !resync && len(refresh) == 0 {
+			if c == nil && len(states) == 0 && !resync && len(refresh) == 0 && len(releases) == 0 {
 				break
+			}
+			for _, id := range releases {
+				r.releaseOne(ctx, id)
 			}
 			for id := range refresh {
 				r.refreshOne(ctx, id)
@@ -457,13 +460,21 @@ func (r *Router) heldAction(ctx context.Context, id int64) (*holdfast.HeldAction
 }
 
 // heldRelease handles HeldRelease: the owner of the action's inbox lets
-// it go ahead.
+// it go ahead, on the Router's goroutine.
 func (r *Router) heldRelease(ctx context.Context, s Signal) {
 	id, err := strconv.ParseInt(s.ID, 10, 64)
 	if err != nil {
 		r.log.Warn("held release signal with a bad ID ignored", "id", s.ID, "from", s.From)
 		return
 	}
+	r.mu.Lock()
+	r.releases = append(r.releases, id)
+	r.mu.Unlock()
+	r.nudge()
+}
+
+// releaseOne releases held action id if this node owns its inbox.
+func (r *Router) releaseOne(ctx context.Context, id int64) {
 	h, err := r.heldAction(ctx, id)
 	if err != nil || !r.cfg.Membership.Owns(h.InboxID) {
 		return
@@ -471,7 +482,7 @@ func (r *Router) heldRelease(ctx context.Context, s Signal) {
 	ctx, cancel := context.WithTimeout(ctx, handlerTimeout)
 	defer cancel()
 	if err := r.cfg.Health.Release(ctx, id); err != nil {
-		r.log.Warn("release a held action asked by another node", "held_action_id", id, "from", s.From, "err", err)
+		r.log.Warn("release a held action asked by another node", "held_action_id", id, "err", err)
 	}
 }
 
