@@ -108,17 +108,23 @@ func New(cfg Config) (*Membership, error) {
 func (m *Membership) Node() string { return m.cfg.Node }
 
 // Owns reports whether this node holds the partition of the inbox with
-// the given ID, as of its last tick.
+// the given ID: as of its last tick, and only until the leases it renewed
+// last run out by its clock (a node cut off from the store stops owning
+// before any other node can take over, even between ticks).
 func (m *Membership) Owns(inboxID string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.owned[holdfast.PartitionOf(inboxID)]
+	return m.owned[holdfast.PartitionOf(inboxID)] && m.cfg.Clock.Now().Before(m.validUntil)
 }
 
-// Partitions returns the partitions this node holds, in order.
+// Partitions returns the partitions this node holds, in order: none once
+// its leases ran out without renewal (see Owns).
 func (m *Membership) Partitions() []int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if !m.cfg.Clock.Now().Before(m.validUntil) {
+		return nil
+	}
 	var out []int
 	for p, ok := range m.owned {
 		if ok {
@@ -182,7 +188,9 @@ func (m *Membership) tick(ctx context.Context) {
 		held, err = m.cfg.Store.RenewPartitions(ctx, m.cfg.Node, now, now.Add(lease))
 	}
 	if err != nil {
-		m.unreachable(now, err)
+		// Judged when the calls gave up, not when they began: a call that
+		// hung for its whole timeout must not stretch the leases.
+		m.unreachable(m.cfg.Clock.Now(), err)
 		return
 	}
 	m.mu.Lock()
@@ -220,8 +228,16 @@ func (m *Membership) unreachable(now time.Time, err error) {
 		m.log.Warn("renew partition leases; retrying", "err", err)
 		return
 	}
-	if held := m.Partitions(); len(held) > 0 {
-		m.log.Error("partition leases expired without renewal: this node stops syncing them", "partitions", len(held), "err", err)
+	m.mu.Lock()
+	held := 0
+	for _, ok := range m.owned {
+		if ok {
+			held++
+		}
+	}
+	m.mu.Unlock()
+	if held > 0 {
+		m.log.Error("partition leases expired without renewal: this node stops syncing them", "partitions", held, "err", err)
 		m.setOwned(nil)
 	}
 }

@@ -120,7 +120,7 @@ type Router struct {
 	// release (HeldRelease), for the goroutine: a release waits for the
 	// health monitor's writer, which the bus's goroutine must not.
 	releases []int64
-	wake    chan struct{}
+	wake     chan struct{}
 
 	owner lifecycle.Owner
 }

@@ -162,3 +162,30 @@ func TestReload(t *testing.T) {
 		t.Errorf("Len() = %d after Reload, want 2", n)
 	}
 }
+
+// TestNoSyncWithoutTheLease: an inbox stays scheduled while its
+// partition's lease lapses (the node cannot renew), but it is not synced
+// until the lease is held again: another node may hold it meanwhile.
+func TestNoSyncWithoutTheLease(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.cfg.Interval = 30 * time.Millisecond
+	in := b.inbox(t, holdfast.ProviderIMAP)
+	o := &owned{parts: map[int]bool{}}
+	o.set(part(in))
+	b.cfg.Owns = o.Owns
+	s := b.start(t)
+	eventually(t, "a first sync", func() bool { return b.conn.syncs(in.ID) > 0 })
+	o.unset(part(in))
+	time.Sleep(100 * time.Millisecond) // a sync running at the lapse may finish
+	n := b.conn.syncs(in.ID)
+	time.Sleep(200 * time.Millisecond)
+	if got := b.conn.syncs(in.ID); got != n {
+		t.Errorf("%d syncs while the lease had lapsed, want none", got-n)
+	}
+	if s.Len() != 1 {
+		t.Errorf("Len() = %d while the lease lapsed, want the inbox still scheduled", s.Len())
+	}
+	o.set(part(in))
+	eventually(t, "syncs again once the lease is back", func() bool { return b.conn.syncs(in.ID) > n })
+}

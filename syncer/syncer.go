@@ -612,6 +612,13 @@ func (s *Syncer) syncInbox(ctx context.Context, id string) (next time.Time, drop
 	normal := s.jittered(start)
 	log := s.log.With("inbox_id", id)
 
+	if !s.owns(id) {
+		// This node's lease on the inbox's partition ran out (it could not
+		// renew): another node may sync it now. Asked again on the normal
+		// cadence; losing the partition drops it.
+		log.DebugContext(ctx, "sync skipped: the inbox's partition is not held")
+		return normal, false
+	}
 	adm, err := s.cfg.Monitor.Admit(id, health.OpSync)
 	if err != nil {
 		log.WarnContext(ctx, "sync: the health engine does not know the inbox", "err", err)
