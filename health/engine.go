@@ -576,7 +576,10 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 		return Decision{State: holdfast.States[st], RetryAt: e.tm(c.NextTry[i])}
 	}
 	if in := e.coveringIncident(i); in != nil {
-		if st != sPaused {
+		if st != sPaused || c.H[i].Flags&fMember == 0 {
+			// Also a paused inbox that is no member of it: one granted its
+			// recovery from an earlier incident just before this one
+			// opened. Left out, nothing would ever resume it.
 			e.pauseUnder(i, in)
 		}
 		return Decision{State: holdfast.StatePaused}

@@ -198,3 +198,48 @@ func TestFleetPausedInboxChangesHands(t *testing.T) {
 	}
 	t.Fatalf("inbox %d not granted its recovery after the incident ended; grants %v", i, w.rec.grants)
 }
+
+// TestGrantedRecoveryFailsUnderNewIncident: an inbox granted its recovery
+// after one incident ended fails again under the next incident, which
+// opened meanwhile: it becomes a member of the new incident and is
+// resumed when that one ends (it stayed paused for good before).
+func TestGrantedRecoveryFailsUnderNewIncident(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultConfig(), 300, 10)
+	w.e.SetFollower(true)
+	const i = int32(5)
+	if err := w.e.RestoreState(i, StoredState{State: holdfast.StatePaused}); err != nil {
+		t.Fatal(err)
+	}
+	w.clk.t = w.clk.t.Add(time.Second)
+	w.e.Tick() // the ramp grants it
+	granted := false
+	for _, g := range w.rec.grants {
+		granted = granted || g.Inbox == i
+	}
+	if !granted {
+		t.Fatal("no recovery grant")
+	}
+	w.rec.grants = nil
+	in := Incident{ID: 9, Kind: holdfast.IncidentProviderOutage, Provider: holdfast.ProviderMicrosoft, Tenant: -1, OpenedAt: w.clk.t}
+	if err := w.e.AdoptIncident(in); err != nil {
+		t.Fatal(err)
+	}
+	// The granted sync fails: the provider is still down.
+	w.e.Observe(i, Outcome{Op: OpSync, Verdict: revoked})
+	in.ResolvedAt = w.clk.t.Add(time.Minute)
+	w.clk.t = w.clk.t.Add(time.Minute)
+	if err := w.e.RestoreIncident(in, nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		w.clk.t = w.clk.t.Add(time.Second)
+		w.e.Tick()
+	}
+	for _, g := range w.rec.grants {
+		if g.Inbox == i {
+			return
+		}
+	}
+	t.Fatalf("inbox %d (%s) not granted its recovery after the second incident ended", i, w.e.State(i))
+}

@@ -43,12 +43,20 @@ type fleetNode struct {
 	// operator is set during an operator's Declare or Resolve: a follower
 	// writes the incidents those change.
 	operator bool
+	// missing holds the engine's open incidents the store does not have,
+	// with when each was first missed (syncIncidents).
+	missing map[int64]time.Time
 }
+
+// phantomAfter is how long a follower keeps an open incident of its own
+// engine that the store does not have before it ends it: one this node
+// opened as leader whose write was dropped once it no longer led.
+const phantomAfter = 30 * time.Second
 
 // initFleet prepares the engine for a fleet; New calls it before loading.
 func (m *Monitor) initFleet() {
 	f := m.cfg.Fleet
-	m.fleet = &fleetNode{cfg: *f, merged: map[string]int64{}, stock: map[holdfast.Provider]int{},
+	m.fleet = &fleetNode{cfg: *f, merged: map[string]int64{}, stock: map[holdfast.Provider]int{}, missing: map[int64]time.Time{},
 		rate: map[holdfast.Provider]float64{}, refill: make(chan struct{}, 1)}
 	m.eng.EnableCounters()
 	// A follower until the first reading says this node leads.
@@ -60,7 +68,7 @@ func (m *Monitor) initFleet() {
 // node's to store: the leader's, and a follower's during an operator's
 // call. m.mu must be held.
 func (m *Monitor) writesIncidents() bool {
-	return m.fleet == nil || !m.eng.Follower() || m.fleet.operator
+	return m.fleet == nil || m.fleet.operator || !m.eng.Follower() && m.fleet.cfg.Leading()
 }
 
 // permit is the engine's permit function: a destructive action goes ahead
@@ -222,10 +230,22 @@ func (m *Monitor) syncIncidents(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	var ended []*holdfast.Incident
+	var phantoms []int64
+	now := m.clock.Now()
+	seen := map[int64]bool{}
 	for _, id := range gone {
 		in, err := m.store.IncidentByID(cctx, id)
 		if errors.Is(err, holdfast.ErrNotFound) {
-			continue // this engine's own, not written yet
+			// This engine's own, not written yet; or, on a follower for a
+			// while, never to be written (see phantomAfter).
+			seen[id] = true
+			first, ok := m.fleet.missing[id]
+			if !ok {
+				m.fleet.missing[id] = now
+			} else if now.Sub(first) >= phantomAfter {
+				phantoms = append(phantoms, id)
+			}
+			continue
 		}
 		if err != nil {
 			return fmt.Errorf("load incident %d: %w", id, err)
@@ -247,6 +267,25 @@ func (m *Monitor) syncIncidents(ctx context.Context) error {
 	}
 	for _, in := range ended {
 		m.restoreIncident(in, nil)
+	}
+	for id := range m.fleet.missing {
+		if !seen[id] {
+			delete(m.fleet.missing, id)
+		}
+	}
+	if m.eng.Follower() {
+		for _, id := range phantoms {
+			in, err := m.eng.Incident(id)
+			if err != nil || !in.Open() {
+				continue
+			}
+			m.log.Warn("incident the store never got ended here: another node leads", "incident_id", id)
+			in.ResolvedAt = now
+			if err := m.eng.RestoreIncident(in, nil); err != nil {
+				m.log.Warn("end an incident the store never got", "incident_id", id, "err", err)
+			}
+			delete(m.fleet.missing, id)
+		}
 	}
 	m.flushLocked()
 	return nil

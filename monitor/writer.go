@@ -366,6 +366,14 @@ func (w *writer) persist(ctx context.Context, d decision) error {
 	case d.transition != nil:
 		return w.changeState(ctx, d)
 	case d.incident != nil:
+		if f := w.m.fleet; f != nil && d.call == nil && !f.cfg.Leading() {
+			// Decided while this node led, written after it stopped (it was
+			// cut off from the store until its lease ran out): the new
+			// leader decides now, and this write would open a second
+			// incident for one outage, or undo the new leader's work.
+			w.m.log.Warn("incident change dropped: this node no longer leads", "incident_id", d.incident.ID)
+			return nil
+		}
 		return w.saveIncident(ctx, d.incident)
 	case d.held != nil:
 		return st.SaveHeldAction(ctx, d.held)
