@@ -42,6 +42,7 @@ var statements = sqlstore.Statements{
 	// LockInboxState locks the row until the transaction ends, so that a
 	// compare-and-set sees the latest committed state.
 	LockInboxState: `SELECT state FROM inboxes WHERE id = $1 FOR UPDATE`,
+	LockIncident:   `SELECT ` + sqlstore.IncidentColumns + ` FROM incidents WHERE id = $1 FOR UPDATE`,
 
 	SwapCredentials: `UPDATE inboxes SET credentials = $2, updated_at = $3
 	WHERE id = $1 AND coalesce(credentials, ''::bytea) = $4`,

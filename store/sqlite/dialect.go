@@ -43,6 +43,8 @@ var statements = sqlstore.Statements{
 	// One connection serialises every transaction, and _txlock=immediate
 	// takes the write lock when it begins: a plain read is current.
 	LockInboxState: `SELECT state FROM inboxes WHERE id = $1`,
+	// One connection, one writer: no lock needed.
+	LockIncident: `SELECT ` + sqlstore.IncidentColumns + ` FROM incidents WHERE id = $1`,
 
 	SwapCredentials: `UPDATE inboxes SET credentials = $2, updated_at = $3
 	WHERE id = $1 AND coalesce(credentials, X'') = $4`,

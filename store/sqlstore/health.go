@@ -32,7 +32,7 @@ func (s *Store) SaveIncident(ctx context.Context, in *holdfast.Incident, announc
 		err = save(s.db)
 	} else {
 		err = s.db.Tx(ctx, func(tx Executor) error {
-			prev, err := one(ctx, tx, scanIncident, queryIncident, in.ID)
+			prev, err := one(ctx, tx, scanIncident, s.sql.LockIncident, in.ID)
 			if errors.Is(err, holdfast.ErrNotFound) {
 				prev, err = nil, nil
 			}
@@ -234,7 +234,7 @@ func (s *Store) PruneFleetSnapshots(ctx context.Context, before time.Time) (int6
 	}
 }
 
-// scanIncident reads one row of incidentColumns.
+// scanIncident reads one row of IncidentColumns.
 func scanIncident(r Row) (*holdfast.Incident, error) {
 	var (
 		in       holdfast.Incident

@@ -14,6 +14,11 @@ type Statements struct {
 	// locking the row where the engine has row locks, so that a
 	// compare-and-set sees the latest committed state.
 	LockInboxState string
+	// LockIncident reads an incident ($1: ID; IncidentColumns) within a
+	// transaction, locking its row where the engine has row locks, so that
+	// two nodes saving it at once see each other's change (and announce a
+	// resolution once).
+	LockIncident string
 	// SwapCredentials sets credentials $2 and updated_at $3 of inbox $1 if
 	// its credentials are still $4 (never NULL); NULL credentials compare
 	// equal to an empty value.
@@ -181,7 +186,9 @@ const (
 )
 
 const (
-	incidentColumns = `id, kind, provider, tenant, opened_at, resolved_at, evidence, affected, recovered, timeline`
+	// IncidentColumns are the incidents table's columns, in the order the
+	// store scans them; Statements.LockIncident returns them.
+	IncidentColumns = `id, kind, provider, tenant, opened_at, resolved_at, evidence, affected, recovered, timeline`
 	// HeldActionColumns are the columns of a held action, in the order the
 	// store scans them; Statements.PendingHeldActions returns them.
 	HeldActionColumns = `id, inbox_id, provider, tenant, to_state, reason, why, held_at, done, outcome, closed_at`
@@ -189,7 +196,7 @@ const (
 )
 
 const (
-	queryUpsertIncident = `INSERT INTO incidents (` + incidentColumns + `)
+	queryUpsertIncident = `INSERT INTO incidents (` + IncidentColumns + `)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 	ON CONFLICT (id) DO UPDATE SET
 		kind = excluded.kind, provider = excluded.provider, tenant = excluded.tenant,
@@ -198,17 +205,17 @@ const (
 		recovered = excluded.recovered, timeline = excluded.timeline
 	WHERE incidents.resolved_at IS NULL OR excluded.resolved_at IS NOT NULL`
 
-	queryIncident = `SELECT ` + incidentColumns + ` FROM incidents WHERE id = $1`
+	queryIncident = `SELECT ` + IncidentColumns + ` FROM incidents WHERE id = $1`
 
-	queryIncidents = `SELECT ` + incidentColumns + ` FROM incidents ORDER BY id DESC LIMIT $1`
+	queryIncidents = `SELECT ` + IncidentColumns + ` FROM incidents ORDER BY id DESC LIMIT $1`
 
 	// queryOpenIncidents uses the partial index incidents_open.
-	queryOpenIncidents = `SELECT ` + incidentColumns + ` FROM incidents
+	queryOpenIncidents = `SELECT ` + IncidentColumns + ` FROM incidents
 	WHERE resolved_at IS NULL ORDER BY id DESC LIMIT $1`
 
 	// queryOpenIncidentsAfter pages through the open incidents, oldest
 	// first, through the partial index incidents_open.
-	queryOpenIncidentsAfter = `SELECT ` + incidentColumns + ` FROM incidents
+	queryOpenIncidentsAfter = `SELECT ` + IncidentColumns + ` FROM incidents
 	WHERE resolved_at IS NULL AND id > $1 ORDER BY id LIMIT $2`
 
 	queryUpsertHeldAction = `INSERT INTO held_actions (` + heldActionColumns + `)

@@ -17,6 +17,7 @@ var fleetTests = []conformanceTest{
 	{"FleetCounters", testFleetCounters},
 	{"TakePermit", testTakePermit},
 	{"TakePermitConcurrent", testTakePermitConcurrent},
+	{"ResolveOnceAcrossNodes", testResolveOnceAcrossNodes},
 }
 
 func testLeadership(t *testing.T, s holdfast.Store) {
@@ -167,5 +168,41 @@ func testTakePermitConcurrent(t *testing.T, s holdfast.Store) {
 	wg.Wait()
 	if n := got.Load(); n > burst || n == 0 {
 		t.Errorf("%d permits taken from a bucket of %d", n, burst)
+	}
+}
+
+// testResolveOnceAcrossNodes: nodes resolving one open incident at once
+// (an operator through one, the leader's probes on another) see each
+// other's save: one of them is told it resolved it, so its resolution is
+// announced once.
+func testResolveOnceAcrossNodes(t *testing.T, s holdfast.Store) {
+	ctx := t.Context()
+	for round := range 10 {
+		in := newIncident(int64(100 + round))
+		mustSaveIncidents(t, s, in)
+		var sawOpen atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for k := range 16 {
+			wg.Go(func() {
+				r := *in
+				r.ResolvedAt = t0.Add(time.Duration(k+1) * time.Minute)
+				<-start
+				err := s.SaveIncident(ctx, &r, func(prev *holdfast.Incident) ([]holdfast.OutboxEvent, error) {
+					if prev != nil && prev.Open() {
+						sawOpen.Add(1)
+					}
+					return nil, nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if n := sawOpen.Load(); n != 1 {
+			t.Fatalf("round %d: %d of 16 concurrent resolutions saw the incident open, want 1 (announced once)", round, n)
+		}
 	}
 }
