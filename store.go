@@ -160,7 +160,9 @@ type HealthStore interface {
 	// IncidentByID returns one incident, or ErrNotFound.
 	IncidentByID(ctx context.Context, id int64) (*Incident, error)
 	// SaveHeldAction inserts or replaces the held action with h.ID (the
-	// caller's). h is not modified.
+	// caller's), unless the stored one is done: a closed action's outcome
+	// is final (with several nodes, a stale copy elsewhere never rewrites
+	// it). h is not modified.
 	SaveHeldAction(ctx context.Context, h *HeldAction) error
 	// FindHeldActions returns the held actions f selects, oldest first by
 	// ID or, with f.Newest, newest first, at most f.Limit (zero or less

@@ -327,3 +327,20 @@ func (e *Engine) AdoptIncident(in Incident) error {
 	}
 	return nil
 }
+
+// ForgetHeld forgets inbox i's pending held action, if any, without
+// closing it or reporting anything: another node took the inbox over and
+// holds the action now (it stays pending in the store). The inbox's
+// confirmation starts again should it come back.
+func (e *Engine) ForgetHeld(i int32) {
+	c := &e.c
+	if i < 0 || int(i) >= len(c.H) {
+		return
+	}
+	c.H[i].Flags &^= fHeld
+	c.H[i].PermN = 0
+	if id, ok := e.heldOf[i]; ok {
+		delete(c.Held, id)
+		delete(e.heldOf, i)
+	}
+}

@@ -20,9 +20,8 @@ import (
 // bring it back in line when this node takes the inbox over or another
 // node changed it.
 //
-// Incidents are not per inbox and are still decided and written by every
-// node's engine; the leader that will decide them alone is a separate
-// piece of work.
+// Incidents are not per inbox: with Config.Fleet, the elected leader's
+// engine decides them and every other node's follows the store (fleet.go).
 
 // partitionPage is how many inboxes Gain reads from the store at a time.
 const partitionPage = 1000
@@ -69,12 +68,26 @@ func (m *Monitor) Gain(ctx context.Context, parts []int) error {
 }
 
 // Lose tells the monitor that this node no longer holds the sync
-// partitions parts. Nothing is undone: Config.Owns, which already answers
-// false for their inboxes, is what makes the engine's later decisions
-// about them dropped; decisions made while they were held are still
-// written. It is there so that a caller need not know that.
+// partitions parts. Config.Owns, which already answers false for their
+// inboxes, makes the engine's later decisions about them dropped; the
+// pending held actions of their inboxes are forgotten here, so that this
+// engine neither spends the fleet's budget draining them nor closes them
+// (the new owner holds them: Gain).
 func (m *Monitor) Lose(parts []int) {
-	m.log.Debug("health engine: partitions lost", "partitions", len(parts))
+	lost := make(map[int]bool, len(parts))
+	for _, p := range parts {
+		lost[p] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, h := range m.eng.HeldActions() {
+		if int(h.Inbox) < len(m.ids) && lost[holdfast.PartitionOf(m.ids[h.Inbox])] {
+			m.eng.ForgetHeld(h.Inbox)
+			n++
+		}
+	}
+	m.log.Debug("health engine: partitions lost", "partitions", len(parts), "held_actions_forgotten", n)
 }
 
 // Refresh re-reads one inbox from the store and restores its state in

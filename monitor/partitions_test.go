@@ -167,3 +167,59 @@ func TestGainTakesOverHeldAction(t *testing.T) {
 		t.Fatalf("inbox after release = %v, %v; want needs_reconnect", got, err)
 	}
 }
+
+// TestLoseForgetsHeldActions: a node that loses an inbox's partition
+// forgets the inbox's pending held action, which stays pending in the
+// store for the new owner (it drained it before, spending the fleet's
+// budget, and closed it again if it came back).
+func TestLoseForgetsHeldActions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, 4, 1)
+	id := b.ids[1]
+	var lost atomic.Bool
+	m, err := monitor.New(ctx, monitor.Config{
+		Store: b.store, Clock: b.clock, Logger: slog.New(slog.DiscardHandler),
+		TickEvery: time.Hour, SaveEvery: time.Hour,
+		Owns: func(x string) bool { return x != id || !lost.Load() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop(ctx)
+	in, err := b.store.Inbox(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.ChangeState(ctx, id, holdfast.StateChange{From: in.State, To: holdfast.StateSuspect, Reason: "token_revoked",
+		Cause: holdfast.CauseHealth, At: b.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	hid, err := b.store.ReserveIDs(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.SaveHeldAction(ctx, &holdfast.HeldAction{ID: hid, InboxID: id, Provider: holdfast.ProviderMicrosoft, Tenant: "t0.example",
+		To: holdfast.StateNeedsReconnect, Reason: "token_revoked", Why: holdfast.HeldForBudget, HeldAt: b.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	part := holdfast.PartitionOf(id)
+	if err := m.Gain(ctx, []int{part}); err != nil {
+		t.Fatal(err)
+	}
+	lost.Store(true)
+	m.Lose([]int{part})
+	if err := m.Release(ctx, hid); !errors.Is(err, holdfast.ErrNotFound) {
+		t.Fatalf("Release after losing the partition = %v, want ErrNotFound (the new owner's)", err)
+	}
+	if err := m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hs, err := b.store.FindHeldActions(ctx, holdfast.HeldActionFilter{ID: hid})
+	if err != nil || len(hs) != 1 || hs[0].Done {
+		t.Fatalf("stored held action after Lose = %+v, %v; want it still pending", hs, err)
+	}
+}

@@ -224,7 +224,8 @@ const (
 		inbox_id = excluded.inbox_id, provider = excluded.provider, tenant = excluded.tenant,
 		to_state = excluded.to_state, reason = excluded.reason, why = excluded.why,
 		held_at = excluded.held_at, done = excluded.done, outcome = excluded.outcome,
-		closed_at = excluded.closed_at`
+		closed_at = excluded.closed_at
+	WHERE NOT held_actions.done`
 
 	// heldActionsWhere selects by any of ID, pending only, done only,
 	// provider, tenant (case-insensitive), a range that held_at or

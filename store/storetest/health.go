@@ -332,13 +332,18 @@ func testHeldActions(t *testing.T, s holdfast.Store) {
 	if diff := cmp.Diff(storedHeldActions(pending3, pending4), list(t, true, 0)); diff != "" {
 		t.Errorf("pending HeldActions after an upsert mismatch (-want +got):\n%s", diff)
 	}
-	// Reopening one (Done back to false) makes it pending again, with a
-	// zero ClosedAt.
+	// A closed action's outcome is final: saving it pending again, or
+	// closed another way (a stale copy on another node), changes nothing.
 	if err := s.SaveHeldAction(ctx, done2Reopened(done2)); err != nil {
 		t.Fatalf("SaveHeldAction(2) = %v", err)
 	}
-	if diff := cmp.Diff(storedHeldActions(done2Reopened(done2), pending3, pending4), list(t, true, 0)); diff != "" {
-		t.Errorf("pending HeldActions after reopening mismatch (-want +got):\n%s", diff)
+	other := closed1
+	other.Outcome = "cancelled_left_suspect"
+	if err := s.SaveHeldAction(ctx, &other); err != nil {
+		t.Fatalf("SaveHeldAction(1) = %v", err)
+	}
+	if diff := cmp.Diff(storedHeldActions(&closed1, done2, pending3, pending4), list(t, false, 0)); diff != "" {
+		t.Errorf("HeldActions after saving closed ones again mismatch (-want +got):\n%s", diff)
 	}
 }
 
