@@ -1,6 +1,7 @@
 package health
 
 import (
+	"slices"
 	"time"
 
 	"github.com/holdfast/holdfast"
@@ -287,6 +288,9 @@ func (e *Engine) AdoptIncident(in Incident) error {
 	}
 	for _, x := range c.Incidents {
 		if x.ID == in.ID {
+			if e.fl.follower && x.Open() && in.Open() {
+				e.followIncident(x, in)
+			}
 			return nil
 		}
 	}
@@ -326,6 +330,36 @@ func (e *Engine) AdoptIncident(in Incident) error {
 		}
 	}
 	return nil
+}
+
+// followIncident brings a follower's copy of open incident x in line with
+// the leader's, in: its timeline, evidence and counts (so that the follower
+// writes the leader's view should it lead next), and its kind: a tenant
+// event the leader found to be an outage pauses the tenant's failing
+// inboxes here too.
+func (e *Engine) followIncident(x *Incident, in Incident) {
+	c := &e.c
+	defer func() {
+		x.Timeline = slices.Clone(in.Timeline)
+		x.Evidence, x.Affected, x.Recovered = in.Evidence, in.Affected, in.Recovered
+	}()
+	if in.Kind == x.Kind {
+		return
+	}
+	pausesNow := in.Kind.Effects().PausesInboxes && !x.Kind.Effects().PausesInboxes
+	x.Kind = in.Kind
+	if !pausesNow || x.Tenant < 0 {
+		return
+	}
+	c.TLastAbn[x.Tenant] = max(c.TLastAbn[x.Tenant], e.now())
+	sink := e.sink
+	e.sink = muteIncident{Sink: sink, id: x.ID}
+	defer func() { e.sink = sink }()
+	for i := c.THead[x.Tenant]; i >= 0; i = c.NextInTenant[i] {
+		if s := c.H[i].St; s == sSuspect || s == sDegraded {
+			e.pauseUnder(i, x)
+		}
+	}
 }
 
 // ForgetHeld forgets inbox i's pending held action, if any, without

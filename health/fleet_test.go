@@ -243,3 +243,40 @@ func TestGrantedRecoveryFailsUnderNewIncident(t *testing.T) {
 	}
 	t.Fatalf("inbox %d (%s) not granted its recovery after the second incident ended", i, w.e.State(i))
 }
+
+// TestFollowerFollowsIncidentChanges: a follower's copy of an open
+// incident takes the leader's later timeline and counts, and a tenant
+// event the leader turns into an outage pauses the tenant's failing
+// inboxes on the follower too.
+func TestFollowerFollowsIncidentChanges(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultConfig(), 300, 10)
+	w.e.SetFollower(true)
+	ten := int32(0)
+	i := w.tenants[ten][0]
+	w.e.Observe(i, Outcome{Op: OpSync, Verdict: revoked}) // suspect
+	in := Incident{ID: 12, Kind: holdfast.IncidentTenantEvent, Provider: holdfast.ProviderMicrosoft, Tenant: ten, OpenedAt: w.clk.t,
+		Timeline: []TimelineEntry{{At: w.clk.t, What: "opened"}}}
+	if err := w.e.AdoptIncident(in); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.e.State(i); st != holdfast.StateSuspect {
+		t.Fatalf("under a tenant event the failing inbox is %s, want suspect (held, not paused)", st)
+	}
+	in.Kind = holdfast.IncidentTenantOutage
+	in.Affected = 3
+	in.Timeline = append(in.Timeline, TimelineEntry{At: w.clk.t, What: "an outage, pausing the tenant"})
+	if err := w.e.AdoptIncident(in); err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.e.Incident(12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Kind != holdfast.IncidentTenantOutage || got.Affected != 3 || len(got.Timeline) != 2 {
+		t.Errorf("follower's copy = kind %s, affected %d, %d timeline entries; want the leader's", got.Kind, got.Affected, len(got.Timeline))
+	}
+	if st := w.e.State(i); st != holdfast.StatePaused {
+		t.Errorf("after the leader found an outage the failing inbox is %s, want paused", st)
+	}
+}
