@@ -154,7 +154,8 @@ type Syncer struct {
 	touchMu sync.Mutex
 	touched map[string]time.Time
 
-	owner lifecycle.Owner
+	owner   lifecycle.Owner
+	metrics metrics
 }
 
 var _ lifecycle.Service = (*Syncer)(nil)
@@ -188,9 +189,10 @@ func New(cfg Config) (*Syncer, error) {
 	}
 	return &Syncer{
 		cfg: cfg, log: cfg.Logger, clock: cfg.Clock,
-		idx:  map[string]int32{},
-		wake: make(chan struct{}, 1),
-		work: make(chan int32),
+		idx:     map[string]int32{},
+		wake:    make(chan struct{}, 1),
+		work:    make(chan int32),
+		metrics: newMetrics(),
 	}, nil
 }
 
@@ -571,7 +573,14 @@ func (s *Syncer) worker(ctx context.Context) {
 			s.mu.Lock()
 			id := s.slots[i].id
 			s.mu.Unlock()
-			next, drop := s.syncInbox(ctx, id)
+			start := s.clock.Now()
+			next, drop, out := s.syncInbox(ctx, id)
+			if out != "" {
+				s.metrics.syncs.WithLabelValues(string(out)).Inc()
+				if out != SyncDeferred {
+					s.metrics.seconds.WithLabelValues(string(out)).Observe(s.clock.Now().Sub(start).Seconds())
+				}
+			}
 			s.done(i, next, drop)
 		}
 	}
@@ -607,7 +616,7 @@ func (s *Syncer) jittered(now time.Time) time.Time {
 
 // syncInbox runs one sync of inbox id and returns when the next is due, or
 // drop for an inbox that is gone or can no longer be synced.
-func (s *Syncer) syncInbox(ctx context.Context, id string) (next time.Time, drop bool) {
+func (s *Syncer) syncInbox(ctx context.Context, id string) (next time.Time, drop bool, out SyncOutcome) {
 	start := s.clock.Now()
 	normal := s.jittered(start)
 	log := s.log.With("inbox_id", id)
@@ -617,40 +626,40 @@ func (s *Syncer) syncInbox(ctx context.Context, id string) (next time.Time, drop
 		// renew): another node may sync it now. Asked again on the normal
 		// cadence; losing the partition drops it.
 		log.DebugContext(ctx, "sync skipped: the inbox's partition is not held")
-		return normal, false
+		return normal, false, SyncDeferred
 	}
 	adm, err := s.cfg.Monitor.Admit(id, health.OpSync)
 	if err != nil {
 		log.WarnContext(ctx, "sync: the health engine does not know the inbox", "err", err)
-		return normal, false
+		return normal, false, SyncDeferred
 	}
 	if adm != health.Allow {
 		// The engine asks for it later: at its normal time, or at once
 		// through a grant (Now).
 		log.DebugContext(ctx, "sync deferred by the health engine", "admission", adm.String())
-		return normal, false
+		return normal, false, SyncDeferred
 	}
 
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	in, err := s.cfg.Store.Inbox(sctx, id)
 	cancel()
 	if errors.Is(err, holdfast.ErrNotFound) {
-		return time.Time{}, true
+		return time.Time{}, true, ""
 	}
 	if err != nil {
 		log.ErrorContext(ctx, "sync: load inbox", "err", err)
-		return normal, false
+		return normal, false, SyncFailed
 	}
 	conn := s.cfg.Connectors[in.Provider]
 	if conn == nil {
-		return time.Time{}, true
+		return time.Time{}, true, ""
 	}
 	sctx, cancel = context.WithTimeout(ctx, s.cfg.CallTimeout)
 	sess, err := s.cfg.Session(sctx, in)
 	cancel()
 	if err != nil {
 		log.ErrorContext(ctx, "sync: open credentials", "err", err)
-		return normal, false
+		return normal, false, SyncFailed
 	}
 
 	cursor, total := in.SyncCursor, 0
@@ -659,7 +668,7 @@ func (s *Syncer) syncInbox(ctx context.Context, id string) (next time.Time, drop
 		res, err := conn.Sync(cctx, sess, cursor)
 		cancel()
 		if ctx.Err() != nil {
-			return normal, false // stopping: not the provider's outcome
+			return normal, false, "" // stopping: not the provider's outcome
 		}
 		if err != nil {
 			v := classify.Classify(classify.Input{Provider: string(in.Provider), Err: err})
@@ -669,9 +678,9 @@ func (s *Syncer) syncInbox(ctx context.Context, id string) (next time.Time, drop
 			}
 			log.InfoContext(ctx, "sync failed", "class", v.Class, "reason", v.Reason, "state", d.State, "retry_at", d.RetryAt, "err", err)
 			if !d.RetryAt.IsZero() {
-				return d.RetryAt, false
+				return d.RetryAt, false, SyncFailed
 			}
-			return normal, false
+			return normal, false, SyncFailed
 		}
 		if _, oerr := s.cfg.Monitor.Observe(id, health.Outcome{Op: health.OpSync, OK: true}); oerr != nil {
 			log.WarnContext(ctx, "sync: report success to the health engine", "err", oerr)
@@ -681,7 +690,10 @@ func (s *Syncer) syncInbox(ctx context.Context, id string) (next time.Time, drop
 			// last sync time, written with others' (touchLoop).
 			s.touch(id, s.clock.Now())
 			log.DebugContext(ctx, "synced", "added", total, "took", s.clock.Now().Sub(start))
-			return normal, false
+			if total > 0 {
+				return normal, false, SyncNewMail // in an earlier round
+			}
+			return normal, false, SyncNothingNew
 		}
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 		var announce holdfast.Announce[[]holdfast.Message]
@@ -691,11 +703,11 @@ func (s *Syncer) syncInbox(ctx context.Context, id string) (next time.Time, drop
 		added, err := s.cfg.Store.SaveSync(sctx, id, res.Messages, res.Cursor, s.clock.Now(), announce)
 		cancel()
 		if errors.Is(err, holdfast.ErrNotFound) {
-			return time.Time{}, true
+			return time.Time{}, true, ""
 		}
 		if err != nil {
 			log.ErrorContext(ctx, "sync: store messages", "err", err)
-			return normal, false
+			return normal, false, SyncFailed
 		}
 		total += added
 		if added > 0 && s.cfg.OnMessages != nil {
@@ -707,11 +719,11 @@ func (s *Syncer) syncInbox(ctx context.Context, id string) (next time.Time, drop
 		}
 		if !res.More {
 			log.DebugContext(ctx, "synced", "added", total, "took", s.clock.Now().Sub(start))
-			return normal, false
+			return normal, false, SyncNewMail
 		}
 	}
 	// More waits: go to the back of those due now, so that one big
 	// mailbox does not hold a worker.
 	log.DebugContext(ctx, "synced a bounded number of rounds; more waits", "added", total)
-	return s.clock.Now(), false
+	return s.clock.Now(), false, SyncNewMail
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/holdfast/holdfast/health"
 	"github.com/holdfast/holdfast/store/sqlite"
 	"github.com/holdfast/holdfast/syncer"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestMain(m *testing.M) {
@@ -554,5 +555,33 @@ func TestEmptySyncsWriteTogether(t *testing.T) {
 	got, err := b.store.Inbox(t.Context(), in.ID)
 	if err != nil || got.LastSyncAt.IsZero() || got.SyncCursor != "2" {
 		t.Errorf("inbox after Stop: last sync %v, cursor %q, %v; want a last sync time and cursor 2", got.LastSyncAt, got.SyncCursor, err)
+	}
+}
+
+// TestSyncOutcomesCounted: holdfast_syncs_total counts each sync by its
+// outcome, the empty ones too (they write no SaveSync of their own).
+func TestSyncOutcomesCounted(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.cfg.Interval = 40 * time.Millisecond
+	in := b.inbox(t, holdfast.ProviderIMAP)
+	s := b.start(t)
+	eventually(t, "five syncs", func() bool { return b.conn.syncs(in.ID) >= 5 })
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.Collector())
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "holdfast_syncs_total" {
+			for _, m := range mf.GetMetric() {
+				got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if got["stored"] < 1 || got["nothing_new"] < 3 {
+		t.Errorf("holdfast_syncs_total = %v, want the first sync stored and the later ones nothing_new", got)
 	}
 }

@@ -289,7 +289,11 @@ func (a *app) wireSync() error {
 		OnMessages: func(context.Context, string, []holdfast.Message) { a.relay.Wake() },
 		Owns:       a.member.Owns,
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	a.metrics.Registry.MustRegister(a.syn.Collector())
+	return nil
 }
 
 // wireCluster makes this node's cluster membership and the signal bus:
