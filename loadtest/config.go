@@ -40,6 +40,10 @@ type Config struct {
 	// needs to come back: together they give the capacity bound.
 	EmulatorRate     float64
 	CallsPerRecovery float64
+	// CapEmulator makes the emulator enforce EmulatorRate from the steady
+	// phase on (POST /_emulator/capacity), split between the providers
+	// by their share of the inboxes.
+	CapEmulator bool
 	// LeasePeriod is a partition lease's length (cluster.DefaultLease).
 	LeasePeriod time.Duration
 	// DatabaseURL is the PostgreSQL database; each run makes a fresh

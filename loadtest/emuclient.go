@@ -13,6 +13,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,10 +92,21 @@ func (c *emuClient) createAccounts(ctx context.Context, provider, prefix string,
 	if count == 0 {
 		return nil, nil
 	}
-	var bulk []grant
+	var raw json.RawMessage
 	req := map[string]any{"provider": provider, "prefix": prefix, "domain_count": domains, "count": count, "start": 0}
-	err := c.do(ctx, http.MethodPost, "/accounts/bulk", req, &bulk)
+	err := c.do(ctx, http.MethodPost, "/accounts/bulk", req, &raw)
 	if err == nil {
+		// The answer is {"accounts": [...]} (or, as first specified, the
+		// list alone).
+		var bulk []grant
+		var wrapped struct {
+			Accounts []grant `json:"accounts"`
+		}
+		if err := json.Unmarshal(raw, &wrapped); err == nil && wrapped.Accounts != nil {
+			bulk = wrapped.Accounts
+		} else if err := json.Unmarshal(raw, &bulk); err != nil {
+			return nil, fmt.Errorf("bulk accounts: decode answer: %w", err)
+		}
 		if len(bulk) != count {
 			return nil, fmt.Errorf("bulk accounts: asked for %d, got %d", count, len(bulk))
 		}
@@ -171,6 +184,8 @@ type emuStats struct {
 	SyncCalls      int64
 	DuplicateSyncs int64
 	HasDuplicates  bool
+	// Generated and Dropped count the traffic generator's messages.
+	Generated, Dropped int64
 }
 
 // stats reads GET /stats; errMissing on an emulator without it. The
@@ -183,6 +198,7 @@ func (c *emuClient) stats(ctx context.Context) (emuStats, error) {
 	}
 	var s emuStats
 	s.SyncCalls = int64(sumJSON(raw["sync_calls"]))
+	s.Generated, s.Dropped = int64(sumJSON(raw["generated"])), int64(sumJSON(raw["dropped"]))
 	for _, k := range []string{"duplicate_syncs", "dup_syncs"} {
 		if v, ok := raw[k]; ok {
 			s.DuplicateSyncs, s.HasDuplicates = int64(sumJSON(v)), true
@@ -215,16 +231,70 @@ func sumJSON(v any) float64 {
 
 // sentSummary is GET /sent/summary.
 type sentSummary struct {
-	Total              int `json:"total"`
-	DistinctMessageIDs int `json:"distinct_message_ids"`
-	Duplicates         int `json:"duplicates"`
+	Total              int
+	DistinctMessageIDs int
+	// Duplicates is the Message-IDs accepted more than once.
+	Duplicates int
 }
 
 // summary reads GET /sent/summary; errMissing on an emulator without it.
+// Its duplicates are a list of Message-IDs, or a count.
 func (c *emuClient) summary(ctx context.Context) (sentSummary, error) {
-	var s sentSummary
-	err := c.do(ctx, http.MethodGet, "/sent/summary", nil, &s)
-	return s, err
+	var raw struct {
+		Total              int             `json:"total"`
+		DistinctMessageIDs int             `json:"distinct_message_ids"`
+		Duplicates         json.RawMessage `json:"duplicates"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/sent/summary", nil, &raw); err != nil {
+		return sentSummary{}, err
+	}
+	s := sentSummary{Total: raw.Total, DistinctMessageIDs: raw.DistinctMessageIDs}
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw.Duplicates, &list); err == nil {
+		s.Duplicates = len(list)
+	} else {
+		_ = json.Unmarshal(raw.Duplicates, &s.Duplicates)
+	}
+	return s, nil
+}
+
+// startTraffic starts the emulator's mail generator over every account;
+// errMissing on an emulator without it. Its messages carry their arrival
+// time in their Message-ID (see arrivalOf).
+func (c *emuClient) startTraffic(ctx context.Context, rate float64, seed uint64) error {
+	return c.do(ctx, http.MethodPost, "/traffic", map[string]any{"rate_per_sec": rate, "emails": "all", "seed": seed}, nil)
+}
+
+// stopTraffic stops the generator.
+func (c *emuClient) stopTraffic(ctx context.Context) error {
+	return c.do(ctx, http.MethodDelete, "/traffic", nil, nil)
+}
+
+// setCapacity caps a provider's requests per second in all (0 removes
+// the cap); errMissing on an emulator without it.
+func (c *emuClient) setCapacity(ctx context.Context, provider string, perSecond float64) error {
+	return c.do(ctx, http.MethodPost, "/capacity", map[string]any{"provider": provider, "capacity_per_s": perSecond}, nil)
+}
+
+// generatedSuffix ends the Message-ID of the generator's messages,
+// <arrived.UNIXNANO.N@emulator.invalid>.
+const generatedSuffix = "@emulator.invalid>"
+
+// arrivalOf returns the arrival time the generator put in a Message-ID.
+func arrivalOf(messageID string) (time.Time, bool) {
+	rest, ok := strings.CutPrefix(messageID, "<arrived.")
+	if !ok || !strings.HasSuffix(rest, generatedSuffix) {
+		return time.Time{}, false
+	}
+	ns, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return time.Time{}, false
+	}
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, n), true
 }
 
 // sentMessageIDs lists the Message-IDs of the sends from one mailbox, in

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,6 +84,6 @@ func TestLoadtestSmall(t *testing.T) {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(string(b))
+	w.t.Log(strings.TrimRight(string(b), "\n"))
 	return len(b), nil
 }

@@ -50,6 +50,7 @@ type Params struct {
 	SendRate         float64 `json:"send_rate"`
 	EmulatorRate     float64 `json:"emulator_rate"`
 	CallsPerRecovery float64 `json:"calls_per_recovery"`
+	CapEmulator      bool    `json:"cap_emulator"`
 	LeasePeriodS     float64 `json:"lease_period_s"`
 	Seed             uint64  `json:"seed"`
 }
@@ -61,7 +62,7 @@ func paramsOf(c Config) Params {
 		IntervalS: c.Interval.Seconds(), SteadyS: c.Steady.Seconds(), OutageS: c.Outage.Seconds(),
 		RecoveryMaxS: c.Recovery.Seconds(), KillNode: c.KillNode, KillAfterS: c.KillAfter.Seconds(),
 		MailRate: c.MailRate, SendRate: c.SendRate, EmulatorRate: c.EmulatorRate,
-		CallsPerRecovery: c.CallsPerRecovery, LeasePeriodS: c.LeasePeriod.Seconds(), Seed: c.Seed}
+		CallsPerRecovery: c.CallsPerRecovery, CapEmulator: c.CapEmulator, LeasePeriodS: c.LeasePeriod.Seconds(), Seed: c.Seed}
 }
 
 // Phase names a part of the timeline.

@@ -201,3 +201,23 @@ func TestReportHTML(t *testing.T) {
 		t.Error("HTML report is not self-contained")
 	}
 }
+
+func TestArrivalOf(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		mid  string
+		want time.Time
+		ok   bool
+	}{
+		{"<arrived.1767322800123456789.42@emulator.invalid>", time.Unix(0, 1767322800123456789), true},
+		{"<arrived.x.42@emulator.invalid>", time.Time{}, false},
+		{"<lt-1-2@loadtest.example>", time.Time{}, false},
+		{"<arrived.1.2@elsewhere.example>", time.Time{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := arrivalOf(tt.mid)
+		if !got.Equal(tt.want) || ok != tt.ok {
+			t.Errorf("arrivalOf(%q) = %v, %v; want %v, %v", tt.mid, got, ok, tt.want, tt.ok)
+		}
+	}
+}

@@ -68,6 +68,8 @@ type fleet struct {
 	sendsMu  sync.Mutex
 	sends    []sendRec
 	sendErrs atomic.Int64
+	// emuTraffic is true when the emulator generates the mail.
+	emuTraffic bool
 }
 
 // Run runs one load test and returns its report; the report's Pass says

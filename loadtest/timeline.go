@@ -26,13 +26,43 @@ type counters struct {
 	pgOK         bool
 }
 
+// clock is the run's timeline: when each phase starts and ends.
+type clock struct {
+	steadyEnd, outageStart, outageEnd, killAt, recoveryDeadline time.Time
+}
+
+// timeline is the state of the phases while they run.
+type timeline struct {
+	f   *fleet
+	hc  *http.Client
+	rep *Report
+	m   *Measures
+	at  clock
+
+	phase         Phase
+	begin, end    counters // of the steady phase
+	prev          counters // at the last sample
+	steadyRSS     []float64
+	faultIDs      []string
+	faulted       bool
+	killed        bool
+	killedAt      time.Time
+	deadLeases    int // the killed node's leases at the kill; -1 unknown
+	leasesBefore  int // every live lease at the kill
+	everNeeds     map[string]bool
+	recovered     bool
+	lagCursor     int
+	nextSample    time.Time
+	nextProgress  time.Time
+	nextIncidents time.Time
+}
+
 // timeline runs the phases and measures them.
 func (f *fleet) timeline(ctx context.Context) (*Report, error) {
 	cfg := f.cfg
 	if err := f.emu.setDupWindow(ctx, cfg.Interval); err != nil && !errors.Is(err, errMissing) {
 		return nil, err
 	}
-	hc := &http.Client{Timeout: 5 * time.Second}
 	trafficCtx, stopTraffic := context.WithCancel(ctx)
 	sendCtx, stopSends := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -41,229 +71,312 @@ func (f *fleet) timeline(ctx context.Context) (*Report, error) {
 		stopSends()
 		wg.Wait()
 	}()
-
+	if cfg.CapEmulator {
+		if err := f.capEmulator(ctx); err != nil {
+			return nil, err
+		}
+	}
 	f.t0 = time.Now()
-	steadyEnd := f.t0.Add(cfg.Steady)
-	outageStart, outageEnd := steadyEnd, steadyEnd.Add(cfg.Outage)
-	killAt := outageStart.Add(cfg.KillAfter)
-	recoveryDeadline := outageEnd.Add(cfg.Recovery)
-	rep := &Report{Version: ReportVersion, Params: paramsOf(cfg), StartedAt: f.t0.UTC()}
-	m := &rep.Measures
-	m.SyncsPerSecondTarget = round3(float64(len(f.inboxes)) / cfg.Interval.Seconds())
-	m.ExpectedSyncs = int64(float64(len(f.inboxes)) * cfg.Steady.Seconds() / cfg.Interval.Seconds())
-
-	wg.Go(func() { f.mail(trafficCtx) })
+	tl := f.newTimeline()
+	switch err := f.emu.startTraffic(ctx, cfg.MailRate, cfg.Seed); {
+	case err == nil:
+		f.emuTraffic = true
+	case errors.Is(err, errMissing):
+		f.note("mail delivered by the load test, one POST /_emulator/mail each: the emulator has no traffic generator")
+		wg.Go(func() { f.mail(trafficCtx) })
+	default:
+		return nil, fmt.Errorf("start traffic: %w", err)
+	}
 	wg.Go(func() { f.send(sendCtx) })
 
-	var (
-		begin, end      counters
-		prev            counters
-		faultIDs        []string
-		faulted, killed bool
-		killedAt        time.Time
-		deadLeases      = -1
-		leasesBefore    int
-		everNeeds       = map[string]bool{}
-		recovered       bool
-		nextSample      time.Time
-		nextProgress    time.Time
-		nextIncidents   time.Time
-		phase           = PhaseSteady
-		lagCursor       int
-		steadyRSS       []float64
-	)
-	begin = f.counters(ctx, hc)
-	prev = begin
-	sample := func(now time.Time) error {
-		c := f.counters(ctx, hc)
-		states, err := f.db.states(ctx)
-		if err != nil {
-			return err
+	tl.begin = f.counters(ctx, tl.hc)
+	tl.prev = tl.begin
+	for done := false; !done; {
+		var err error
+		if done, err = tl.step(ctx, stopSends); err != nil {
+			return nil, err
 		}
-		ids, err := f.db.needsOwner(ctx)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			everNeeds[id] = true
-		}
-		s := Sample{T: round3(now.Sub(f.t0).Seconds()), States: states, NodesAlive: len(f.live())}
-		if dt := c.at.Sub(prev.at).Seconds(); dt > 0 {
-			s.SyncsPerSecond = round3(max(0, c.syncs-prev.syncs) / dt)
-		}
-		for _, n := range f.nodes {
-			rss := 0.0
-			if !n.killed {
-				rss = n.last.RSS
+		if !done {
+			if err := sleep(ctx, 250*time.Millisecond); err != nil {
+				return nil, fmt.Errorf("loadtest: %w", err)
 			}
-			s.RSSBytes = append(s.RSSBytes, rss)
-		}
-		lags := f.hooks.counts().lags
-		var window []float64
-		for _, l := range lags[lagCursor:] {
-			window = append(window, l.lag)
-		}
-		lagCursor = len(lags)
-		if p := percentile(window, 0.5); p != nil {
-			s.LagP50S = *p
-		}
-		rep.Samples = append(rep.Samples, s)
-		prev = c
-		if phase == PhaseSteady {
-			stale, err := f.db.stale(ctx, now.Add(-2*cfg.Interval))
-			if err != nil {
-				return err
-			}
-			m.StaleInboxesMax = max(m.StaleInboxesMax, stale)
-		}
-		if phase == PhaseOutage || phase == PhaseRecovery {
-			m.AffectedInboxes = max(m.AffectedInboxes, len(f.inboxes)-states["connected"])
-		}
-		if now.After(nextProgress) {
-			nextProgress = now.Add(5 * time.Second)
-			f.logf("%-8s t=%4.0fs syncs/s=%.1f (target %.1f) lag_p50=%.1fs nodes=%d/%d states %s",
-				phase, now.Sub(f.t0).Seconds(), s.SyncsPerSecond, m.SyncsPerSecondTarget, s.LagP50S, s.NodesAlive, len(f.nodes), fmtStates(states))
-		}
-		return nil
-	}
-
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("loadtest: %w", err)
-		}
-		now := time.Now()
-		switch {
-		case phase == PhaseSteady && !now.Before(steadyEnd):
-			end = f.counters(ctx, hc)
-			for _, n := range f.nodes {
-				steadyRSS = append(steadyRSS, n.last.RSS)
-			}
-			rep.Phases = append(rep.Phases, PhaseSpan{Name: PhaseSteady, EndS: round3(now.Sub(f.t0).Seconds())})
-			if cfg.Outage > 0 {
-				phase = PhaseOutage
-				for _, flt := range []map[string]any{
-					{"provider": "microsoft", "surfaces": []string{"token", "graph"}, "http_status": 400, "body": outageBodyMicrosoft},
-					{"provider": "google", "surfaces": []string{"google_token", "gmail"}, "http_status": 400, "body": outageBodyGoogle},
-				} {
-					id, err := f.emu.addFault(ctx, flt)
-					if err != nil {
-						return nil, fmt.Errorf("start outage: %w", err)
-					}
-					faultIDs = append(faultIDs, id)
-				}
-				faulted = true
-				f.logf("outage starts: Microsoft token+graph AADSTS50173, Google token+gmail invalid_grant")
-			} else {
-				phase = PhaseRecovery
-			}
-		case phase == PhaseOutage && cfg.KillNode >= 0 && !killed && !now.Before(killAt):
-			n := f.nodes[cfg.KillNode]
-			if l, err := f.db.leasesOf(ctx, n.id); err == nil {
-				deadLeases = l
-			}
-			leasesBefore, _ = f.db.liveLeases(ctx)
-			n.proc.kill()
-			n.killed, killed, killedAt = true, true, time.Now()
-			f.logf("node %d (%s) killed; it held %d partition leases", n.index, n.id, deadLeases)
-		case phase == PhaseOutage && !now.Before(outageEnd):
-			for _, id := range faultIDs {
-				if err := f.emu.removeFault(ctx, id); err != nil {
-					return nil, fmt.Errorf("end outage: %w", err)
-				}
-			}
-			faultIDs = nil
-			stopSends()
-			rep.Phases = append(rep.Phases, PhaseSpan{Name: PhaseOutage, StartS: round3(outageStart.Sub(f.t0).Seconds()), EndS: round3(now.Sub(f.t0).Seconds())})
-			phase = PhaseRecovery
-			f.logf("outage ends")
-		}
-		if killed && m.TakeoverS == nil && deadLeases > 0 {
-			held, err1 := f.db.leasesOf(ctx, f.nodes[cfg.KillNode].id)
-			all, err2 := f.db.liveLeases(ctx)
-			if err1 == nil && err2 == nil && held == 0 && all >= leasesBefore {
-				m.TakeoverS = ptr(round3(time.Since(killedAt).Seconds()))
-				f.logf("takeover: the dead node's partitions leased again after %.1fs", *m.TakeoverS)
-			}
-		}
-		if faulted && m.DetectionS == nil && now.After(nextIncidents) {
-			nextIncidents = now.Add(2 * time.Second)
-			if at, ok := f.firstIncident(ctx, outageStart); ok {
-				m.DetectionS = ptr(round3(max(0, at.Sub(outageStart).Seconds())))
-				f.logf("detection: first incident %.1fs after the outage's start", *m.DetectionS)
-			}
-		}
-		if now.After(nextSample) {
-			nextSample = now.Add(sampleEvery)
-			if err := sample(now); err != nil {
-				return nil, err
-			}
-			if phase == PhaseRecovery {
-				last := rep.Samples[len(rep.Samples)-1]
-				if last.States["connected"] == len(f.inboxes) {
-					recovered = true
-					if cfg.Outage > 0 {
-						m.RecoveryS = ptr(round3(max(0, now.Sub(outageEnd).Seconds())))
-						f.logf("recovery: every inbox connected %.1fs after the outage", *m.RecoveryS)
-					}
-				}
-			}
-		}
-		if phase == PhaseRecovery && (recovered || now.After(recoveryDeadline)) {
-			// Keep going until the takeover is seen, within the deadline.
-			if !killed || deadLeases <= 0 || m.TakeoverS != nil || now.After(recoveryDeadline) {
-				rep.Phases = append(rep.Phases, PhaseSpan{Name: PhaseRecovery, StartS: round3(outageEnd.Sub(f.t0).Seconds()), EndS: round3(now.Sub(f.t0).Seconds())})
-				break
-			}
-		}
-		if err := sleep(ctx, 250*time.Millisecond); err != nil {
-			return nil, fmt.Errorf("loadtest: %w", err)
 		}
 	}
-	if !recovered && cfg.Outage > 0 {
-		f.note("not every inbox was connected %v after the outage", cfg.Recovery)
-	}
-	if killed && deadLeases == 0 {
-		f.note("the killed node held no partition lease: serve does not lease partitions (not partition-aware)")
-	}
-	if killed && deadLeases < 0 {
-		f.note("the partition leases could not be read")
-	}
-
-	// Drain: no new sends; mail until the drain starts; then wait for every
-	// message to be announced and every send to reach the emulator.
+	tl.notes()
 	stopSends()
 	stopTraffic()
 	wg.Wait()
-	phase = PhaseDrain
-	drainStart := time.Now()
-	drainMax := max(90*time.Second, 3*cfg.Interval)
-	f.logf("drain: waiting up to %v for mail to be announced and sends to go out", drainMax)
-	for time.Since(drainStart) < drainMax {
-		lost, dup, err := f.checkSends(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if f.hooks.allAnnounced() && lost == 0 {
-			m.SendsLost, m.SendsDuplicated = lost, dup
-			break
-		}
-		m.SendsLost, m.SendsDuplicated = lost, dup
-		if err := sleep(ctx, 3*time.Second); err != nil {
-			return nil, fmt.Errorf("loadtest: %w", err)
+	if f.emuTraffic {
+		if err := f.emu.stopTraffic(ctx); err != nil {
+			return nil, fmt.Errorf("stop traffic: %w", err)
 		}
 	}
-	if err := sample(time.Now()); err != nil {
+	if err := tl.drain(ctx); err != nil {
 		return nil, err
 	}
-	rep.Phases = append(rep.Phases, PhaseSpan{Name: PhaseDrain, StartS: round3(drainStart.Sub(f.t0).Seconds()), EndS: round3(time.Since(f.t0).Seconds())})
+	return tl.finish(ctx)
+}
 
-	// Steady-state figures.
-	dt := end.at.Sub(begin.at).Seconds()
+// newTimeline sets the phases' times from f.t0.
+func (f *fleet) newTimeline() *timeline {
+	cfg := f.cfg
+	tl := &timeline{f: f, hc: &http.Client{Timeout: 5 * time.Second}, phase: PhaseSteady, deadLeases: -1, everNeeds: map[string]bool{}}
+	tl.at.steadyEnd = f.t0.Add(cfg.Steady)
+	tl.at.outageStart, tl.at.outageEnd = tl.at.steadyEnd, tl.at.steadyEnd.Add(cfg.Outage)
+	tl.at.killAt = tl.at.outageStart.Add(cfg.KillAfter)
+	tl.at.recoveryDeadline = tl.at.outageEnd.Add(cfg.Recovery)
+	tl.rep = &Report{Version: ReportVersion, Params: paramsOf(cfg), StartedAt: f.t0.UTC()}
+	tl.m = &tl.rep.Measures
+	tl.m.SyncsPerSecondTarget = round3(float64(len(f.inboxes)) / cfg.Interval.Seconds())
+	tl.m.ExpectedSyncs = int64(float64(len(f.inboxes)) * cfg.Steady.Seconds() / cfg.Interval.Seconds())
+	return tl
+}
+
+// since is t in seconds from the start of the steady phase.
+func (tl *timeline) since(t time.Time) float64 { return round3(t.Sub(tl.f.t0).Seconds()) }
+
+// step moves the timeline on: a phase change, the kill, the polls, a
+// sample. It reports whether the recovery phase is over.
+func (tl *timeline) step(ctx context.Context, stopSends func()) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("loadtest: %w", err)
+	}
+	cfg, now := tl.f.cfg, time.Now()
+	switch {
+	case tl.phase == PhaseSteady && !now.Before(tl.at.steadyEnd):
+		if err := tl.endSteady(ctx, now); err != nil {
+			return false, err
+		}
+	case tl.phase == PhaseOutage && cfg.KillNode >= 0 && !tl.killed && !now.Before(tl.at.killAt):
+		tl.kill(ctx)
+	case tl.phase == PhaseOutage && !now.Before(tl.at.outageEnd):
+		if err := tl.endOutage(ctx, now); err != nil {
+			return false, err
+		}
+		stopSends()
+	}
+	tl.pollTakeover(ctx)
+	tl.pollDetection(ctx, now)
+	if now.After(tl.nextSample) {
+		tl.nextSample = now.Add(sampleEvery)
+		if err := tl.sample(ctx, now); err != nil {
+			return false, err
+		}
+		tl.checkRecovered(now)
+	}
+	if tl.phase != PhaseRecovery || !tl.recovered && !now.After(tl.at.recoveryDeadline) {
+		return false, nil
+	}
+	// Keep going until the takeover is seen, within the deadline.
+	if tl.killed && tl.deadLeases > 0 && tl.m.TakeoverS == nil && !now.After(tl.at.recoveryDeadline) {
+		return false, nil
+	}
+	tl.rep.Phases = append(tl.rep.Phases, PhaseSpan{Name: PhaseRecovery, StartS: tl.since(tl.at.outageEnd), EndS: tl.since(now)})
+	return true, nil
+}
+
+// endSteady reads the steady phase's counters and starts the outage, if
+// there is one.
+func (tl *timeline) endSteady(ctx context.Context, now time.Time) error {
+	f := tl.f
+	tl.end = f.counters(ctx, tl.hc)
+	for _, n := range f.nodes {
+		tl.steadyRSS = append(tl.steadyRSS, n.last.RSS)
+	}
+	tl.rep.Phases = append(tl.rep.Phases, PhaseSpan{Name: PhaseSteady, EndS: tl.since(now)})
+	if f.cfg.Outage <= 0 {
+		tl.phase = PhaseRecovery
+		return nil
+	}
+	tl.phase = PhaseOutage
+	for _, flt := range []map[string]any{
+		{"provider": "microsoft", "surfaces": []string{"token", "graph"}, "http_status": 400, "body": outageBodyMicrosoft},
+		{"provider": "google", "surfaces": []string{"google_token", "gmail"}, "http_status": 400, "body": outageBodyGoogle},
+	} {
+		id, err := f.emu.addFault(ctx, flt)
+		if err != nil {
+			return fmt.Errorf("start outage: %w", err)
+		}
+		tl.faultIDs = append(tl.faultIDs, id)
+	}
+	tl.faulted = true
+	f.logf("outage starts: Microsoft token+graph AADSTS50173, Google token+gmail invalid_grant")
+	return nil
+}
+
+// kill kills the node, noting the partition leases it held.
+func (tl *timeline) kill(ctx context.Context) {
+	n := tl.f.nodes[tl.f.cfg.KillNode]
+	if l, err := tl.f.db.leasesOf(ctx, n.id); err == nil {
+		tl.deadLeases = l
+	}
+	tl.leasesBefore, _ = tl.f.db.liveLeases(ctx)
+	n.proc.kill()
+	n.killed, tl.killed, tl.killedAt = true, true, time.Now()
+	tl.f.logf("node %d (%s) killed; it held %d partition leases", n.index, n.id, tl.deadLeases)
+}
+
+// endOutage removes the faults.
+func (tl *timeline) endOutage(ctx context.Context, now time.Time) error {
+	for _, id := range tl.faultIDs {
+		if err := tl.f.emu.removeFault(ctx, id); err != nil {
+			return fmt.Errorf("end outage: %w", err)
+		}
+	}
+	tl.faultIDs = nil
+	tl.rep.Phases = append(tl.rep.Phases, PhaseSpan{Name: PhaseOutage, StartS: tl.since(tl.at.outageStart), EndS: tl.since(now)})
+	tl.phase = PhaseRecovery
+	tl.f.logf("outage ends")
+	return nil
+}
+
+// pollTakeover sees whether the killed node's partitions are all leased
+// by others.
+func (tl *timeline) pollTakeover(ctx context.Context) {
+	if !tl.killed || tl.m.TakeoverS != nil || tl.deadLeases <= 0 {
+		return
+	}
+	held, err1 := tl.f.db.leasesOf(ctx, tl.f.nodes[tl.f.cfg.KillNode].id)
+	all, err2 := tl.f.db.liveLeases(ctx)
+	if err1 == nil && err2 == nil && held == 0 && all >= tl.leasesBefore {
+		tl.m.TakeoverS = ptr(round3(time.Since(tl.killedAt).Seconds()))
+		tl.f.logf("takeover: the dead node's partitions leased again after %.1fs", *tl.m.TakeoverS)
+	}
+}
+
+// pollDetection looks for the first incident, every 2 s.
+func (tl *timeline) pollDetection(ctx context.Context, now time.Time) {
+	if !tl.faulted || tl.m.DetectionS != nil || now.Before(tl.nextIncidents) {
+		return
+	}
+	tl.nextIncidents = now.Add(2 * time.Second)
+	if at, ok := tl.f.firstIncident(ctx, tl.at.outageStart); ok {
+		tl.m.DetectionS = ptr(round3(max(0, at.Sub(tl.at.outageStart).Seconds())))
+		tl.f.logf("detection: first incident %.1fs after the outage's start", *tl.m.DetectionS)
+	}
+}
+
+// checkRecovered notes when every inbox is connected in the recovery.
+func (tl *timeline) checkRecovered(now time.Time) {
+	if tl.phase != PhaseRecovery || tl.recovered {
+		return
+	}
+	if last := tl.rep.Samples[len(tl.rep.Samples)-1]; last.States["connected"] != len(tl.f.inboxes) {
+		return
+	}
+	tl.recovered = true
+	if tl.f.cfg.Outage > 0 {
+		tl.m.RecoveryS = ptr(round3(max(0, now.Sub(tl.at.outageEnd).Seconds())))
+		tl.f.logf("recovery: every inbox connected %.1fs after the outage", *tl.m.RecoveryS)
+	}
+}
+
+// sample records the fleet now, and prints the progress line every 5 s.
+func (tl *timeline) sample(ctx context.Context, now time.Time) error {
+	f, m := tl.f, tl.m
+	c := f.counters(ctx, tl.hc)
+	states, err := f.db.states(ctx)
+	if err != nil {
+		return err
+	}
+	ids, err := f.db.needsOwner(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		tl.everNeeds[id] = true
+	}
+	s := Sample{T: tl.since(now), States: states, NodesAlive: len(f.live())}
+	if dt := c.at.Sub(tl.prev.at).Seconds(); dt > 0 {
+		s.SyncsPerSecond = round3(max(0, c.syncs-tl.prev.syncs) / dt)
+	}
+	for _, n := range f.nodes {
+		rss := 0.0
+		if !n.killed {
+			rss = n.last.RSS
+		}
+		s.RSSBytes = append(s.RSSBytes, rss)
+	}
+	lags := f.hooks.counts().lags
+	var window []float64
+	for _, l := range lags[tl.lagCursor:] {
+		window = append(window, l.lag)
+	}
+	tl.lagCursor = len(lags)
+	if p := percentile(window, 0.5); p != nil {
+		s.LagP50S = *p
+	}
+	tl.rep.Samples = append(tl.rep.Samples, s)
+	tl.prev = c
+	switch tl.phase {
+	case PhaseSteady:
+		stale, err := f.db.stale(ctx, now.Add(-2*f.cfg.Interval))
+		if err != nil {
+			return err
+		}
+		m.StaleInboxesMax = max(m.StaleInboxesMax, stale)
+	case PhaseOutage, PhaseRecovery:
+		m.AffectedInboxes = max(m.AffectedInboxes, len(f.inboxes)-states["connected"])
+	}
+	if now.After(tl.nextProgress) {
+		tl.nextProgress = now.Add(5 * time.Second)
+		f.logf("%-8s t=%4.0fs syncs/s=%.1f (target %.1f) lag_p50=%.1fs nodes=%d/%d states %s",
+			tl.phase, s.T, s.SyncsPerSecond, m.SyncsPerSecondTarget, s.LagP50S, s.NodesAlive, len(f.nodes), fmtStates(states))
+	}
+	return nil
+}
+
+// notes says what the phases could not measure.
+func (tl *timeline) notes() {
+	f := tl.f
+	if !tl.recovered && f.cfg.Outage > 0 {
+		f.note("not every inbox was connected %v after the outage", f.cfg.Recovery)
+	}
+	switch {
+	case tl.killed && tl.deadLeases == 0:
+		f.note("the killed node held no partition lease: serve does not lease partitions (not partition-aware)")
+	case tl.killed && tl.deadLeases < 0:
+		f.note("the partition leases could not be read")
+	}
+}
+
+// drain waits, with no new mail or sends, for every message to be
+// announced and every send to reach the emulator.
+func (tl *timeline) drain(ctx context.Context) error {
+	f, m := tl.f, tl.m
+	tl.phase = PhaseDrain
+	start := time.Now()
+	limit := max(90*time.Second, 3*f.cfg.Interval)
+	f.logf("drain: waiting up to %v for mail to be announced and sends to go out", limit)
+	for time.Since(start) < limit {
+		lost, dup, err := f.checkSends(ctx)
+		if err != nil {
+			return err
+		}
+		m.SendsLost, m.SendsDuplicated = lost, dup
+		if lost == 0 && f.unannounced(ctx) == 0 {
+			break
+		}
+		if err := sleep(ctx, 3*time.Second); err != nil {
+			return fmt.Errorf("loadtest: %w", err)
+		}
+	}
+	if err := tl.sample(ctx, time.Now()); err != nil {
+		return err
+	}
+	tl.rep.Phases = append(tl.rep.Phases, PhaseSpan{Name: PhaseDrain, StartS: tl.since(start), EndS: tl.since(time.Now())})
+	return nil
+}
+
+// finish computes the measures and the criteria.
+func (tl *timeline) finish(ctx context.Context) (*Report, error) {
+	f, m, cfg := tl.f, tl.m, tl.f.cfg
+	begin, end := tl.begin, tl.end
+	if dt := end.at.Sub(begin.at).Seconds(); dt > 0 {
+		m.SyncsPerSecond = round3((end.syncs - begin.syncs) / dt)
+	}
 	syncs := end.syncs - begin.syncs
 	m.SteadySyncs = int64(syncs)
-	if dt > 0 {
-		m.SyncsPerSecond = round3(syncs / dt)
-	}
 	if syncs > 0 {
 		m.CPUSecondsPer1000Syncs = ptr(round3((end.cpu - begin.cpu) / syncs * 1000))
 		if begin.pgOK && end.pgOK {
@@ -279,35 +392,51 @@ func (f *fleet) timeline(ctx context.Context) (*Report, error) {
 	}
 	var lags []float64
 	for _, l := range f.hooks.counts().lags {
-		if !l.arrived.Before(f.t0) && l.arrived.Before(steadyEnd) {
+		if !l.arrived.Before(f.t0) && l.arrived.Before(tl.at.steadyEnd) {
 			lags = append(lags, l.lag)
 		}
 	}
 	m.LagSamples = len(lags)
 	m.SyncLagP50S, m.SyncLagP99S = percentile(slices.Clone(lags), 0.5), percentile(lags, 0.99)
-	m.WrongfulDisconnects = len(everNeeds)
+	m.WrongfulDisconnects = len(tl.everNeeds)
 	m.CapacityBoundS = capacityBound(m.AffectedInboxes, cfg.CallsPerRecovery, cfg.EmulatorRate, cfg.Interval.Seconds())
-	hc2 := f.hooks.counts()
-	m.WebhookEvents, m.WebhookDuplicates, m.WebhookLost, m.MessagesDoubled = hc2.events, hc2.dups, hc2.lost, hc2.doubled
-	m.NoticeEvents, m.Notices = hc2.notices, f.relay.notices()
+	hc := f.hooks.counts()
+	m.WebhookEvents, m.WebhookDuplicates, m.WebhookLost, m.MessagesDoubled = hc.events, hc.dups, f.unannounced(ctx), hc.doubled
+	m.NoticeEvents, m.Notices = hc.notices, f.relay.notices()
 	m.MessagesDelivered = int(f.mailN.Load())
+	if f.emuTraffic {
+		if s, err := f.emu.stats(ctx); err == nil {
+			m.MessagesDelivered += int(s.Generated - s.Dropped)
+		}
+	}
 	m.SendsAccepted = len(f.sends)
 	if e := f.sendErrs.Load(); e > 0 {
 		f.note("%d sends were refused by the API (not counted)", e)
 	}
+	if err := tl.nodeReports(ctx); err != nil {
+		return nil, err
+	}
+	tl.rep.Criteria = Evaluate(tl.rep.Params, *m)
+	tl.rep.Pass = allPass(tl.rep.Criteria)
+	tl.rep.Notes = f.notes
+	return tl.rep, nil
+}
 
+// nodeReports reports each node's steady-state figures.
+func (tl *timeline) nodeReports(ctx context.Context) error {
+	f := tl.f
 	owned, err := f.db.owned(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(owned) == 0 {
 		f.note("no partition leased at the end: each node is taken to own every inbox")
 	}
 	for i, n := range f.nodes {
 		nr := NodeReport{Index: n.index, ID: n.id, Killed: n.killed, PartitionsOwned: n.last.PartitionsOwned,
-			CPUSeconds: round3(end.perNodeCPU[i] - begin.perNodeCPU[i]), Syncs: int64(end.perNodeSyncs[i] - begin.perNodeSyncs[i])}
-		if i < len(steadyRSS) {
-			nr.RSSBytes = steadyRSS[i]
+			CPUSeconds: round3(tl.end.perNodeCPU[i] - tl.begin.perNodeCPU[i]), Syncs: int64(tl.end.perNodeSyncs[i] - tl.begin.perNodeSyncs[i])}
+		if i < len(tl.steadyRSS) {
+			nr.RSSBytes = tl.steadyRSS[i]
 		}
 		nr.OwnedInboxes = owned[n.id]
 		if len(owned) == 0 {
@@ -316,12 +445,9 @@ func (f *fleet) timeline(ctx context.Context) (*Report, error) {
 		if nr.OwnedInboxes > 0 {
 			nr.RSSPerInboxBytes = round3(nr.RSSBytes / float64(nr.OwnedInboxes))
 		}
-		rep.Nodes = append(rep.Nodes, nr)
+		tl.rep.Nodes = append(tl.rep.Nodes, nr)
 	}
-	rep.Criteria = Evaluate(rep.Params, *m)
-	rep.Pass = allPass(rep.Criteria)
-	rep.Notes = f.notes
-	return rep, nil
+	return nil
 }
 
 // counters reads the fleet's cumulative counters now.
@@ -402,4 +528,41 @@ func (f *fleet) checkSends(ctx context.Context) (lost, duplicated int, err error
 		}
 	}
 	return lost, duplicated, nil
+}
+
+// unannounced counts the messages delivered to the provider without a
+// message.received event yet: those the load test delivered, and the
+// emulator generator's (generated, not dropped) beyond those announced.
+func (f *fleet) unannounced(ctx context.Context) int {
+	c := f.hooks.counts()
+	n := c.lost
+	if f.emuTraffic {
+		if s, err := f.emu.stats(ctx); err == nil {
+			n += max(0, int(s.Generated-s.Dropped)-c.generated)
+		}
+	}
+	return n
+}
+
+// capEmulator caps each provider's requests at its share of the
+// emulator rate.
+func (f *fleet) capEmulator(ctx context.Context) error {
+	ms, g := f.cfg.counts()
+	for _, p := range []struct {
+		name string
+		n    int
+	}{{"microsoft", ms}, {"google", g}} {
+		if p.n == 0 {
+			continue
+		}
+		err := f.emu.setCapacity(ctx, p.name, f.cfg.EmulatorRate*float64(p.n)/float64(f.cfg.Inboxes))
+		if errors.Is(err, errMissing) {
+			f.note("the emulator has no provider capacity: the emulator rate was not enforced")
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("cap the emulator: %w", err)
+		}
+	}
+	return nil
 }

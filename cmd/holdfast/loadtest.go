@@ -39,6 +39,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.Float64Var(&cfg.SendRate, "send-rate", 1, "sends per second (a third scheduled a little ahead)")
 	fs.Float64Var(&cfg.EmulatorRate, "emulator-rate", 200, "provider calls per second the fleet is taken to get, for the capacity bound")
 	fs.Float64Var(&cfg.CallsPerRecovery, "calls-per-recovery", 2, "provider calls one inbox needs to come back, for the capacity bound")
+	fs.BoolVar(&cfg.CapEmulator, "cap-emulator", false, "make the emulator enforce --emulator-rate from the steady phase on")
 	fs.DurationVar(&cfg.LeasePeriod, "lease-period", 0, "partition lease length (default the cluster package's)")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", loadtest.DefaultDatabaseURL, "PostgreSQL database; each run makes a fresh schema in it")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the schema and the logs after the run")
