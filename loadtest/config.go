@@ -13,6 +13,10 @@ import (
 type Config struct {
 	// Binary is the holdfast binary started as the emulator and the nodes.
 	Binary string
+	// EmulatorBinary runs `emulator`; Binary when empty.
+	EmulatorBinary string
+	// EmulatorArgs are added to the emulator's flags.
+	EmulatorArgs []string
 	// Nodes is K, the number of `holdfast serve` processes.
 	Nodes int
 	// Inboxes is N, the number of inboxes (and emulator accounts).

@@ -136,7 +136,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	fmt.Fprintf(&js, "wrongful disconnects %d, notices %d (+%d notice.sent events)\n", m.WrongfulDisconnects, m.Notices, m.NoticeEvents)
 	fmt.Fprintf(&js, "webhook events %d, duplicate deliveries %d, messages not announced %d, announced twice %d, delivered %d\n",
 		m.WebhookEvents, m.WebhookDuplicates, m.WebhookLost, m.MessagesDoubled, m.MessagesDelivered)
-	fmt.Fprintf(&js, "sends accepted %d, lost %d, duplicated %d\n", m.SendsAccepted, m.SendsLost, m.SendsDuplicated)
+	fmt.Fprintf(&js, "sends accepted %d, lost %d, duplicated %d; in holdfast at the end: %s\n", m.SendsAccepted, m.SendsLost, m.SendsDuplicated, fmtStates(m.SendStates))
 	return htmlPage.Execute(w, map[string]any{"R": r, "Charts": charts, "W": chartW, "H": chartH,
 		"Summary": sum.String(), "Measures": js.String()})
 }

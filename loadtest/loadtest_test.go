@@ -16,8 +16,8 @@ import (
 var runLoadtest = flag.Bool("loadtest", false, "run TestLoadtestSmall, a fleet of real processes (also HOLDFAST_LOADTEST=1)")
 
 // TestLoadtestSmall runs the CI-size fleet: 3 nodes, 600 inboxes, a
-// 90-second outage with node 1 killed 20 seconds into it, and asserts
-// every criterion. It needs PostgreSQL (TEST_DATABASE_URL or the local
+// 90-second outage with node 1 killed 20 seconds into it, with the outage
+// drill's health settings, and asserts every criterion. It needs PostgreSQL (TEST_DATABASE_URL or the local
 // test database) and takes about five minutes, so it runs only with
 // -loadtest or HOLDFAST_LOADTEST=1.
 func TestLoadtestSmall(t *testing.T) {
@@ -48,7 +48,12 @@ func TestLoadtestSmall(t *testing.T) {
 	cfg := Config{Binary: bin, Nodes: 3, Inboxes: 600, GoogleShare: 0.4, Tenants: 20,
 		Interval: 15 * time.Second, Steady: 45 * time.Second, Outage: 90 * time.Second,
 		KillNode: 1, KillAfter: 20 * time.Second, Recovery: 2 * time.Minute,
-		MailRate: 4, SendRate: 1, DatabaseURL: dbURL, WorkDir: filepath.Join(t.TempDir(), "logs")}
+		MailRate: 4, SendRate: 1, DatabaseURL: dbURL, WorkDir: filepath.Join(t.TempDir(), "logs"),
+		// The outage drill's health settings (docs/operations.md): a
+		// confirm span shorter than the outage, so that only the incident
+		// keeps the inboxes from being disconnected.
+		ServeEnv: []string{"HOLDFAST_HEALTH_CONFIRM_SPAN=40s", "HOLDFAST_HEALTH_BUCKET=2s",
+			"HOLDFAST_HEALTH_CLOSE_WINDOW=10s", "HOLDFAST_HEALTH_NOTICE_GRACE=20s", "HOLDFAST_HEALTH_KEEPALIVE=1m"}}
 	start := time.Now()
 	rep, err := Run(t.Context(), cfg, testWriter{t})
 	if err != nil {

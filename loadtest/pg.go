@@ -16,65 +16,86 @@ import (
 
 // The SQL of the load test. The schema name is a quoted identifier (%s).
 const (
-	queryCreateSchema = `CREATE SCHEMA %s`
-	queryDropSchema   = `DROP SCHEMA IF EXISTS %s CASCADE`
-	queryStates       = `SELECT state, count(*) FROM inboxes GROUP BY state`
-	queryStale        = `SELECT count(*) FROM inboxes WHERE last_sync_at IS NULL OR last_sync_at < $1`
-	queryNeedsOwner   = `SELECT id FROM inboxes WHERE state IN ('needs_reconnect', 'needs_admin')`
-	queryDeadLeases   = `SELECT count(*) FROM partition_leases WHERE node = $1 AND leased_until > now()`
-	queryLeaseCount   = `SELECT count(*) FROM partition_leases WHERE node <> '' AND leased_until > now()`
-	queryOwned        = `SELECT l.node, count(*) FROM inboxes i JOIN partition_leases l ON l.part = i.part
+	queryCreateDatabase = `CREATE DATABASE %s`
+	queryDropDatabase   = `DROP DATABASE IF EXISTS %s WITH (FORCE)`
+	queryCreateSchema   = `CREATE SCHEMA %s`
+	queryDropSchema     = `DROP SCHEMA IF EXISTS %s CASCADE`
+	queryStates         = `SELECT state, count(*) FROM inboxes GROUP BY state`
+	queryStale          = `SELECT count(*) FROM inboxes WHERE last_sync_at IS NULL OR last_sync_at < $1`
+	queryNeedsOwner     = `SELECT id FROM inboxes WHERE state IN ('needs_reconnect', 'needs_admin')`
+	queryDeadLeases     = `SELECT count(*) FROM partition_leases WHERE node = $1 AND leased_until > now()`
+	queryLeaseCount     = `SELECT count(*) FROM partition_leases WHERE node <> '' AND leased_until > now()`
+	queryOwned          = `SELECT l.node, count(*) FROM inboxes i JOIN partition_leases l ON l.part = i.part
 		WHERE l.node <> '' AND l.leased_until > now() GROUP BY l.node`
 	queryTupleWrites = `SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint FROM pg_stat_user_tables WHERE schemaname = $1`
 	queryCommits     = `SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()`
 )
 
-// db is the run's schema and a pool on it.
+// db is the run's own database (or, without the right to create one, its
+// own schema) and a pool on it.
 type db struct {
 	pool   *pgxpool.Pool
 	admin  *pgxpool.Pool
+	name   string // the database made for the run, or ""
 	schema string
-	url    string // the URL the nodes use, selecting the schema
+	url    string // the URL the nodes use
 }
 
-// openDB makes a fresh schema in the database at base.
-func openDB(ctx context.Context, base string) (*db, error) {
+// openDB makes a fresh database on the server of base, or a fresh schema
+// in base when it may not create databases. The database's commit count
+// (pg_stat_database) is the run's own only in a database of its own.
+func openDB(ctx context.Context, base string) (*db, string, error) {
 	admin, err := pgxpool.New(ctx, base)
 	if err != nil {
-		return nil, fmt.Errorf("database: %w", err)
-	}
-	schema := fmt.Sprintf("holdfast_loadtest_%d", time.Now().UnixNano())
-	if _, err := admin.Exec(ctx, fmt.Sprintf(queryCreateSchema, quoteIdent(schema))); err != nil {
-		admin.Close()
-		return nil, fmt.Errorf("create schema: %w", err)
+		return nil, "", fmt.Errorf("database: %w", err)
 	}
 	u, err := url.Parse(base)
 	if err != nil {
 		admin.Close()
-		return nil, fmt.Errorf("database URL: %w", err)
+		return nil, "", fmt.Errorf("database URL: %w", err)
 	}
-	q := u.Query()
-	q.Set("options", "-c search_path="+schema)
-	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
-	pool, err := pgxpool.New(ctx, u.String())
-	if err != nil {
-		admin.Close()
-		return nil, fmt.Errorf("database: %w", err)
+	d := &db{admin: admin}
+	name := fmt.Sprintf("holdfast_loadtest_%d", time.Now().UnixNano())
+	note := ""
+	if _, err := admin.Exec(ctx, fmt.Sprintf(queryCreateDatabase, quoteIdent(name))); err == nil {
+		d.name, d.schema = name, "public"
+		u.Path = "/" + name
+	} else {
+		note = fmt.Sprintf("a schema in the given database, not a database of its own (%v): the commits per sync count every client of the database", err)
+		if _, err := admin.Exec(ctx, fmt.Sprintf(queryCreateSchema, quoteIdent(name))); err != nil {
+			admin.Close()
+			return nil, "", fmt.Errorf("create schema: %w", err)
+		}
+		d.schema = name
+		q := u.Query()
+		q.Set("options", "-c search_path="+name)
+		u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
 	}
-	return &db{pool: pool, admin: admin, schema: schema, url: u.String()}, nil
+	d.url = u.String()
+	if d.pool, err = pgxpool.New(ctx, d.url); err != nil {
+		_ = d.close(false)
+		return nil, "", fmt.Errorf("database: %w", err)
+	}
+	return d, note, nil
 }
 
-// close drops the schema unless keep, and closes the pools.
+// close drops the database or schema unless keep, and closes the pools.
 func (d *db) close(keep bool) error {
-	d.pool.Close()
+	if d.pool != nil {
+		d.pool.Close()
+	}
 	defer d.admin.Close()
 	if keep {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := d.admin.Exec(ctx, fmt.Sprintf(queryDropSchema, quoteIdent(d.schema))); err != nil {
-		return fmt.Errorf("drop schema %s: %w", d.schema, err)
+	q, what := fmt.Sprintf(queryDropSchema, quoteIdent(d.schema)), "schema "+d.schema
+	if d.name != "" {
+		q, what = fmt.Sprintf(queryDropDatabase, quoteIdent(d.name)), "database "+d.name
+	}
+	if _, err := d.admin.Exec(ctx, q); err != nil {
+		return fmt.Errorf("drop %s: %w", what, err)
 	}
 	return nil
 }

@@ -186,4 +186,12 @@ func runOnce(ctx context.Context, binary string, args, env []string) (string, er
 	return out.String(), nil
 }
 
+// runHelp returns what `binary command -h` prints.
+func runHelp(ctx context.Context, binary, command string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, command, "-h").CombinedOutput()
+	return string(out), err
+}
+
 var errNoKey = errors.New("apikey create printed no key")

@@ -153,6 +153,9 @@ type Measures struct {
 	SendsAccepted   int `json:"sends_accepted"`
 	SendsLost       int `json:"sends_lost"`
 	SendsDuplicated int `json:"sends_duplicated"`
+	// SendStates counts the accepted sends by their state in holdfast at
+	// the end ("sent", "held/inbox_paused", ...): where the lost ones are.
+	SendStates map[string]int `json:"send_states"`
 }
 
 // NodeReport is one node's steady-state figures.

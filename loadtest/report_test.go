@@ -148,6 +148,7 @@ func goldenReport() *Report {
 	p, m := passing()
 	m.SyncLagP50S, m.SyncLagP99S, m.LagSamples = ptr(2.5), ptr(9.1), 290
 	m.CPUSecondsPer1000Syncs, m.PGWritesPerSync, m.PGCommitsPerSync = ptr(1.7), ptr(2.1), ptr(1.05)
+	m.SendStates = map[string]int{"sent": 180}
 	r := &Report{Version: ReportVersion, Params: p, StartedAt: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC),
 		Phases:   []PhaseSpan{{PhaseSteady, 0, 60}, {PhaseOutage, 60, 180}, {PhaseRecovery, 180, 210}, {PhaseDrain, 210, 220}},
 		Measures: m,

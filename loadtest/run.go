@@ -44,7 +44,7 @@ type inbox struct {
 
 // sendRec is one accepted send.
 type sendRec struct {
-	messageID, from string
+	id, messageID, from string
 }
 
 // fleet is one run in progress.
@@ -130,8 +130,12 @@ func (f *fleet) note(format string, args ...any) {
 func (f *fleet) run(ctx context.Context) (*Report, error) {
 	cfg := f.cfg
 	var err error
-	if f.db, err = openDB(ctx, cfg.DatabaseURL); err != nil {
+	var note string
+	if f.db, note, err = openDB(ctx, cfg.DatabaseURL); err != nil {
 		return nil, err
+	}
+	if note != "" {
+		f.note("%s", note)
 	}
 	if f.relay, err = startRelay(f.dir); err != nil {
 		return nil, err
@@ -176,8 +180,19 @@ func (f *fleet) startEmulator(ctx context.Context) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	bin := f.cfg.EmulatorBinary
+	if bin == "" {
+		bin = f.cfg.Binary
+	}
+	args := []string{"emulator", "--listen", addr, "--seed", fmt.Sprint(f.cfg.Seed)}
+	// An emulator built for fleets holds a bounded number of accounts and
+	// can forget old messages; older ones have neither flag.
+	if help, _ := runHelp(ctx, bin, "emulator"); strings.Contains(help, "-max-accounts") {
+		args = append(args, "--max-accounts", fmt.Sprint(f.cfg.Inboxes+1000), "--keep-messages", "50")
+	}
+	args = append(args, f.cfg.EmulatorArgs...)
 	var lines envLines
-	p, err := startProcess(f.dir, "emulator", f.cfg.Binary, []string{"emulator", "--listen", addr, "--seed", fmt.Sprint(f.cfg.Seed)}, nil, &lines)
+	p, err := startProcess(f.dir, "emulator", bin, args, nil, &lines)
 	if err != nil {
 		return nil, err
 	}
@@ -424,6 +439,7 @@ func (f *fleet) send(ctx context.Context) {
 			req["send_at"] = time.Now().Add(ahead).UTC().Format(time.RFC3339Nano)
 		}
 		var resp struct {
+			ID        string `json:"id"`
 			MessageID string `json:"message_id"`
 		}
 		if _, err := f.api.call(ctx, http.MethodPost, f.pick().api+"/v1/inboxes/"+in.id+"/send", req, &resp); err != nil {
@@ -431,7 +447,7 @@ func (f *fleet) send(ctx context.Context) {
 			return
 		}
 		f.sendsMu.Lock()
-		f.sends = append(f.sends, sendRec{messageID: resp.MessageID, from: in.email})
+		f.sends = append(f.sends, sendRec{id: resp.ID, messageID: resp.MessageID, from: in.email})
 		f.sendsMu.Unlock()
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,7 +61,9 @@ type timeline struct {
 // timeline runs the phases and measures them.
 func (f *fleet) timeline(ctx context.Context) (*Report, error) {
 	cfg := f.cfg
-	if err := f.emu.setDupWindow(ctx, cfg.Interval); err != nil && !errors.Is(err, errMissing) {
+	// One node syncs an inbox every interval ±10%: two syncs closer than
+	// 80% of it are two nodes' (or a sync asked for by hand).
+	if err := f.emu.setDupWindow(ctx, cfg.Interval*8/10); err != nil && !errors.Is(err, errMissing) {
 		return nil, err
 	}
 	trafficCtx, stopTraffic := context.WithCancel(ctx)
@@ -410,6 +413,7 @@ func (tl *timeline) finish(ctx context.Context) (*Report, error) {
 		}
 	}
 	m.SendsAccepted = len(f.sends)
+	m.SendStates = f.sendStates(ctx)
 	if e := f.sendErrs.Load(); e > 0 {
 		f.note("%d sends were refused by the API (not counted)", e)
 	}
@@ -565,4 +569,43 @@ func (f *fleet) capEmulator(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// sendStates counts the accepted sends by their state in holdfast now.
+func (f *fleet) sendStates(ctx context.Context) map[string]int {
+	f.sendsMu.Lock()
+	sends := slices.Clone(f.sends)
+	f.sendsMu.Unlock()
+	out := map[string]int{}
+	var (
+		mu   sync.Mutex
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range 8 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(sends) || ctx.Err() != nil {
+					return
+				}
+				var snd struct {
+					State  string `json:"state"`
+					Reason string `json:"reason"`
+				}
+				key := "unknown"
+				if _, err := f.api.call(ctx, http.MethodGet, f.pick().api+"/v1/sends/"+sends[i].id, nil, &snd); err == nil {
+					key = snd.State
+					if snd.Reason != "" {
+						key += "/" + snd.Reason
+					}
+				}
+				mu.Lock()
+				out[key]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }

@@ -46,6 +46,9 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&cfg.Binary, "binary", "", "the holdfast binary to run (default this one)")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the traffic and the emulator")
 	fs.StringVar(&cfg.WorkDir, "dir", "", "directory for the logs (default a temporary one, removed after a passing run)")
+	fs.StringVar(&cfg.EmulatorBinary, "emulator-binary", "", "the holdfast binary to run the emulator with (default --binary)")
+	var emuArgs multiFlag
+	fs.Var(&emuArgs, "emulator-arg", "a flag added to the emulator's, like --emulator-arg=--rate-limit=5 (repeatable)")
 	var serveEnv multiFlag
 	fs.Var(&serveEnv, "serve-env", "`KEY=VALUE` added to every node's environment (repeatable)")
 	jsonOut := fs.String("json", "", "write the report as JSON to `file`")
@@ -57,7 +60,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stderr, "loadtest: unexpected argument %q\n", fs.Arg(0))
 		return exitCode(2)
 	}
-	cfg.ServeEnv = serveEnv
+	cfg.ServeEnv, cfg.EmulatorArgs = serveEnv, emuArgs
 	cfg.KillNode = -1
 	if *kill != "none" && *kill != "" {
 		i, after, ok := strings.Cut(*kill, "@")
@@ -110,14 +113,14 @@ func writeFile(name string, write func(io.Writer) error) error {
 	return f.Close()
 }
 
-// multiFlag is a repeatable string flag.
+// multiFlag is a repeatable flag of NAME=VALUE strings.
 type multiFlag []string
 
 func (m *multiFlag) String() string { return strings.Join(*m, ",") }
 
 func (m *multiFlag) Set(v string) error {
 	if !strings.Contains(v, "=") {
-		return fmt.Errorf("want KEY=VALUE, got %q", v)
+		return fmt.Errorf("want NAME=VALUE, got %q", v)
 	}
 	*m = append(*m, v)
 	return nil
