@@ -79,6 +79,12 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		cfg.Binary = exe
 	}
+	// Checked before the defaults fill in zero values: --nodes 0 is an
+	// error, not three nodes.
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(stderr, "loadtest:", err)
+		return exitCode(2)
+	}
 	rep, err := loadtest.Run(ctx, cfg, stderr)
 	if err != nil {
 		return err
