@@ -351,13 +351,24 @@ func (tl *timeline) drain(ctx context.Context) error {
 	start := time.Now()
 	limit := max(90*time.Second, 3*f.cfg.Interval)
 	f.logf("drain: waiting up to %v for mail to be announced and sends to go out", limit)
+	// It gives up early when nothing moved for stall: what is missing then
+	// is lost for good, or waits for something the drain will not see.
+	const stall = 30 * time.Second
+	lastLost, lastUnannounced, moved := -1, -1, time.Now()
 	for time.Since(start) < limit {
 		lost, dup, err := f.checkSends(ctx)
 		if err != nil {
 			return err
 		}
 		m.SendsLost, m.SendsDuplicated = lost, dup
-		if lost == 0 && f.unannounced(ctx) == 0 {
+		unannounced := f.unannounced(ctx)
+		if lost == 0 && unannounced == 0 {
+			break
+		}
+		if lost != lastLost || unannounced != lastUnannounced {
+			lastLost, lastUnannounced, moved = lost, unannounced, time.Now()
+		} else if time.Since(moved) > stall {
+			f.note("the drain stopped after %v without progress: %d sends missing, %d messages not announced", stall, lost, unannounced)
 			break
 		}
 		if err := sleep(ctx, 3*time.Second); err != nil {
