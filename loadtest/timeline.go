@@ -351,9 +351,10 @@ func (tl *timeline) drain(ctx context.Context) error {
 	start := time.Now()
 	limit := max(90*time.Second, 3*f.cfg.Interval)
 	f.logf("drain: waiting up to %v for mail to be announced and sends to go out", limit)
-	// It gives up early when nothing moved for stall: what is missing then
-	// is lost for good, or waits for something the drain will not see.
-	const stall = 30 * time.Second
+	// It gives up early when nothing moved for stall, twice a held send's
+	// retry (30 s) and at least an interval: what is missing then is lost
+	// for good, or waits for something the drain will not see.
+	stall := max(time.Minute, f.cfg.Interval)
 	lastLost, lastUnannounced, moved := -1, -1, time.Now()
 	for time.Since(start) < limit {
 		lost, dup, err := f.checkSends(ctx)
