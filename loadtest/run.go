@@ -105,6 +105,8 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (_ *Report, err er
 	if f.db != nil {
 		if cerr := f.db.close(cfg.Keep); cerr != nil && err == nil {
 			err = cerr
+		} else if cerr != nil {
+			fmt.Fprintf(progress, "loadtest: %v\n", cerr)
 		}
 	}
 	switch {
