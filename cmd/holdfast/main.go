@@ -50,6 +50,7 @@ commands:
   classify        classify provider errors: JSON lines on stdin, verdicts on stdout
   sim             replay an outage scenario against the health engine
   emulator        serve a fake Microsoft Graph and Gmail (with OAuth) for tests and demos
+  loadtest        run a live fleet test: the emulator, K serve nodes on one PostgreSQL, an outage, a node killed
 
 Run 'holdfast <command> -h' for a command's flags.
 `
@@ -89,6 +90,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runSim(ctx, rest, stdout, stderr)
 	case "emulator":
 		return runEmulator(ctx, rest, stdout, stderr)
+	case "loadtest":
+		return runLoadtest(ctx, rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
