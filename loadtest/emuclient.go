@@ -186,6 +186,9 @@ type emuStats struct {
 	HasDuplicates  bool
 	// Generated and Dropped count the traffic generator's messages.
 	Generated, Dropped int64
+	// TopDuplicates describes the accounts with the most duplicate syncs
+	// (email and their last two sync times), for the report's notes.
+	TopDuplicates []string
 }
 
 // stats reads GET /stats; errMissing on an emulator without it. The
@@ -203,6 +206,13 @@ func (c *emuClient) stats(ctx context.Context) (emuStats, error) {
 		if v, ok := raw[k]; ok {
 			s.DuplicateSyncs, s.HasDuplicates = int64(sumJSON(v)), true
 			break
+		}
+	}
+	if top, ok := raw["top_duplicate_syncs"].([]any); ok {
+		for _, x := range top {
+			if a, ok := x.(map[string]any); ok && len(s.TopDuplicates) < 5 {
+				s.TopDuplicates = append(s.TopDuplicates, fmt.Sprintf("%v (%v duplicates, last syncs %v)", a["email"], a["duplicate_syncs"], a["last_syncs"]))
+			}
 		}
 	}
 	return s, nil

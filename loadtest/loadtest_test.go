@@ -48,7 +48,7 @@ func TestLoadtestSmall(t *testing.T) {
 	cfg := Config{Binary: bin, Nodes: 3, Inboxes: 600, GoogleShare: 0.4, Tenants: 20,
 		Interval: 15 * time.Second, Steady: 45 * time.Second, Outage: 90 * time.Second,
 		KillNode: 1, KillAfter: 20 * time.Second, Recovery: 2 * time.Minute,
-		MailRate: 4, SendRate: 1, DatabaseURL: dbURL, WorkDir: filepath.Join(t.TempDir(), "logs"),
+		MailRate: 4, SendRate: 1, DatabaseURL: dbURL, WorkDir: workDir(t),
 		// The outage drill's health settings (docs/operations.md): a
 		// confirm span shorter than the outage, so that only the incident
 		// keeps the inboxes from being disconnected.
@@ -63,6 +63,7 @@ func TestLoadtestSmall(t *testing.T) {
 	for _, n := range rep.Notes {
 		t.Logf("note: %s", n)
 	}
+	t.Logf("sends in holdfast at the end: %v", rep.Measures.SendStates)
 	for _, c := range rep.Criteria {
 		measured := "n/a"
 		if c.Measured != nil {
@@ -91,4 +92,21 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(b), "\n"))
 	return len(b), nil
+}
+
+// workDir is where the run's logs go: kept when the test fails, so that
+// they can be read, and removed when it passes.
+func workDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "holdfast-loadtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs kept in %s", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	})
+	return dir
 }

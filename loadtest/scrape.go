@@ -13,7 +13,7 @@ import (
 // nodeMetrics are the figures read from one node's /metrics.
 type nodeMetrics struct {
 	RSS, CPU        float64
-	Syncs           float64 // holdfast_store_operations_total{aggregate="mail",op="save_sync",outcome="ok"}
+	Syncs           float64 // holdfast_syncs_total{outcome="stored"|"nothing_new"}: the syncs that succeeded
 	PartitionsOwned float64 // -1 when not exported
 	NodesLive       float64 // -1 when not exported
 }
@@ -47,8 +47,8 @@ func scrape(ctx context.Context, hc *http.Client, url string) (nodeMetrics, erro
 			m.RSS = v
 		case "process_cpu_seconds_total":
 			m.CPU = v
-		case "holdfast_store_operations_total":
-			if strings.Contains(labels, `op="save_sync"`) && strings.Contains(labels, `outcome="ok"`) {
+		case "holdfast_syncs_total":
+			if strings.Contains(labels, `outcome="stored"`) || strings.Contains(labels, `outcome="nothing_new"`) {
 				m.Syncs += v
 			}
 		case "holdfast_cluster_partitions_owned":

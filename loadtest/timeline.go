@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ type counters struct {
 	commits      int64
 	emuDup       int64
 	emuDupOK     bool
+	emuTopDup    []string
 	perNodeSyncs []float64
 	perNodeCPU   []float64
 	pgOK         bool
@@ -401,6 +403,9 @@ func (tl *timeline) finish(ctx context.Context) (*Report, error) {
 	}
 	if begin.emuDupOK && end.emuDupOK {
 		m.DuplicateSyncs, m.DuplicateSyncsExact = end.emuDup-begin.emuDup, true
+		if m.DuplicateSyncs > 0 {
+			f.note("accounts with the most duplicate syncs over the run: %s", strings.Join(end.emuTopDup, "; "))
+		}
 	} else {
 		m.DuplicateSyncs = max(0, m.SteadySyncs-m.ExpectedSyncs)
 		f.note("duplicate syncs estimated from the sync counts: the emulator does not count them (GET /_emulator/stats)")
@@ -485,7 +490,7 @@ func (f *fleet) counters(ctx context.Context, hc *http.Client) counters {
 		c.tuples, c.commits, c.pgOK = t, cm, true
 	}
 	if s, err := f.emu.stats(ctx); err == nil && s.HasDuplicates {
-		c.emuDup, c.emuDupOK = s.DuplicateSyncs, true
+		c.emuDup, c.emuDupOK, c.emuTopDup = s.DuplicateSyncs, true, s.TopDuplicates
 	}
 	return c
 }

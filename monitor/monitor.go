@@ -347,6 +347,13 @@ func (m *Monitor) Observe(inboxID string, o health.Outcome) (health.Decision, er
 	if err != nil {
 		return health.Decision{}, err
 	}
+	if !m.owns(inboxID) {
+		// Another node syncs and judges this inbox (a send ran here): its
+		// outcome is not this engine's evidence, nor may it move this
+		// engine's view of the inbox, which follows the owner's stored
+		// decisions (Refresh). The caller waits and asks again.
+		return health.Decision{State: m.eng.State(i)}, nil
+	}
 	if o.OK && m.unverified[i] {
 		m.unverified[i] = false
 		m.pending = append(m.pending, decision{transition: &holdfast.StateChange{

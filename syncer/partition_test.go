@@ -189,3 +189,29 @@ func TestNoSyncWithoutTheLease(t *testing.T) {
 	o.set(part(in))
 	eventually(t, "syncs again once the lease is back", func() bool { return b.conn.syncs(in.ID) > n })
 }
+
+// TestGainKeepsTheCadence: a gained partition's inbox synced just before
+// by its previous owner is synced at its natural time after that sync,
+// not at once (which made two syncs in one interval at every handover).
+func TestGainKeepsTheCadence(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.cfg.Interval = time.Second
+	in := b.inbox(t, holdfast.ProviderIMAP)
+	o := &owned{parts: map[int]bool{}}
+	b.cfg.Owns = o.Owns
+	s := b.start(t)
+	// The previous owner synced it 100 ms ago.
+	if err := b.store.TouchSynced(t.Context(), map[string]time.Time{in.ID: time.Now().Add(-100 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	o.set(part(in))
+	if err := s.Gain(t.Context(), []int{part(in)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // due 0.8 to 1 s after the gain
+	if n := b.conn.syncs(in.ID); n != 0 {
+		t.Errorf("%d syncs within 0.5 s of the gain, 0.6 s after the last one at a 1 s interval; want none", n)
+	}
+	eventually(t, "synced at its natural time", func() bool { return b.conn.syncs(in.ID) > 0 })
+}

@@ -337,7 +337,13 @@ func (s *Syncer) schedule(page []*holdfast.Inbox, seen map[string]bool, skipped 
 			}
 			continue
 		}
-		due := now.Add(time.Duration(rand.Int64N(int64(s.cfg.Interval))))
+		// At its natural time after its last sync (so that a partition
+		// handed over from another node is synced once per interval, not
+		// twice), or, overdue or never synced, spread over one interval.
+		due := in.LastSyncAt.Add(time.Duration(float64(s.cfg.Interval) * (1 + Jitter*(2*rand.Float64()-1))))
+		if in.LastSyncAt.IsZero() || !due.After(now) {
+			due = now.Add(time.Duration(rand.Int64N(int64(s.cfg.Interval))))
+		}
 		if s.addLocked(in.ID, due) {
 			loaded++
 		}
@@ -387,13 +393,24 @@ func (s *Syncer) Lose(parts []int) {
 		lost[p] = true
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for id, i := range s.idx {
 		if lost[holdfast.PartitionOf(id)] {
 			s.dropLocked(i)
 		}
 	}
+	s.mu.Unlock()
+	// The last sync times not written yet go now, before the partitions
+	// are released: the next owner schedules each inbox after its last
+	// sync.
+	ctx, cancel := context.WithTimeout(context.Background(), loseFlushTimeout)
+	defer cancel()
+	if err := s.flushTouched(ctx); err != nil {
+		s.log.Warn("sync: record the last sync times before handing partitions over", "err", err)
+	}
 }
+
+// loseFlushTimeout bounds Lose's write of the last sync times.
+const loseFlushTimeout = 5 * time.Second
 
 // Reload brings the schedule in line with the store after signals may
 // have been missed (cluster.Resync): owned inboxes not scheduled yet are
