@@ -341,8 +341,12 @@ func (s *Syncer) schedule(page []*holdfast.Inbox, seen map[string]bool, skipped 
 		// handed over from another node is synced once per interval, not
 		// twice), or, overdue or never synced, spread over one interval.
 		due := in.LastSyncAt.Add(time.Duration(float64(s.cfg.Interval) * (1 + Jitter*(2*rand.Float64()-1))))
-		if in.LastSyncAt.IsZero() || !due.After(now) {
+		switch {
+		case in.LastSyncAt.IsZero() || now.Sub(due) >= s.cfg.Interval:
 			due = now.Add(time.Duration(rand.Int64N(int64(s.cfg.Interval))))
+		case !due.After(now):
+			// Just overdue (a partition taken over): soon, spread a little.
+			due = now.Add(time.Duration(rand.Int64N(int64(s.cfg.Interval / 10))))
 		}
 		if s.addLocked(in.ID, due) {
 			loaded++
