@@ -346,7 +346,7 @@ func (s *Syncer) schedule(page []*holdfast.Inbox, seen map[string]bool, skipped 
 			due = now.Add(time.Duration(rand.Int64N(int64(s.cfg.Interval))))
 		case !due.After(now):
 			// Just overdue (a partition taken over): soon, spread a little.
-			due = now.Add(time.Duration(rand.Int64N(int64(s.cfg.Interval / 10))))
+			due = now.Add(time.Duration(rand.Int64N(max(1, int64(s.cfg.Interval/10)))))
 		}
 		if s.addLocked(in.ID, due) {
 			loaded++
