@@ -125,8 +125,12 @@ type Router struct {
 	owner lifecycle.Owner
 }
 
-// change is one OnChange call's gains, waiting for the Router's goroutine.
-type change struct{ gained []int }
+// change is one OnChange call's gains, waiting for the Router's goroutine;
+// healthOnly gains are the engine's alone (the first tick's).
+type change struct {
+	gained     []int
+	healthOnly bool
+}
 
 var _ lifecycle.Service = (*Router)(nil)
 
@@ -162,7 +166,15 @@ func (r *Router) Start(ctx context.Context) error {
 		}
 		r.mu.Lock()
 		r.joined = true
+		// The engine learned every inbox before this node held a
+		// partition: it takes the first tick's over now (restoring their
+		// paused inboxes into their incidents and the recovery ramp), the
+		// syncer at its own Start.
+		if first := r.cfg.Membership.Partitions(); len(first) > 0 {
+			r.changes = append(r.changes, change{gained: first, healthOnly: true})
+		}
 		r.mu.Unlock()
+		r.nudge()
 		r.owner.Go(func() { r.apply(run) })
 		return nil
 	})
@@ -247,7 +259,12 @@ func (r *Router) apply(ctx context.Context) {
 			for id := range refresh {
 				r.refreshOne(ctx, id)
 			}
-			if c != nil {
+			switch {
+			case c != nil && c.healthOnly:
+				if err := r.cfg.Health.Gain(ctx, c.gained); err != nil {
+					r.log.Warn("refresh the health engine for the partitions held at start", "partitions", len(c.gained), "err", err)
+				}
+			case c != nil:
 				r.gain(ctx, c.gained)
 			}
 			if resync {

@@ -373,6 +373,9 @@ func (e *Engine) openIncident(p uint8, t int32, kind holdfast.IncidentKind, now,
 // engine acted on it since undoFrom.
 func (e *Engine) undo(i int32, in *Incident, now, undoFrom int64) {
 	c := &e.c
+	if e.foreign(i) {
+		return // its own node's engine undoes it
+	}
 	switch c.H[i].St {
 	case sSuspect, sDegraded:
 		e.pauseUnder(i, in)
@@ -451,7 +454,7 @@ func (e *Engine) grantProbes(in *Incident, now int64) int {
 		}
 		i := in.members[in.cursor]
 		in.cursor++
-		if c.H[i].St != sPaused || c.H[i].Flags&(fProbe|fGranted) != 0 {
+		if c.H[i].St != sPaused || c.H[i].Flags&(fProbe|fGranted) != 0 || e.foreign(i) {
 			continue
 		}
 		c.H[i].Flags |= fProbe
@@ -610,7 +613,7 @@ func (e *Engine) queueRecovery(in *Incident, now int64) {
 	r := &c.Provs[in.prov].Ramp
 	for _, i := range in.members {
 		c.H[i].Flags &^= fMember | fProbe | fReleased
-		if c.H[i].St != sPaused || c.H[i].Flags&fQueued != 0 {
+		if c.H[i].St != sPaused || c.H[i].Flags&fQueued != 0 || e.foreign(i) {
 			continue
 		}
 		c.H[i].Flags |= fQueued
@@ -695,7 +698,7 @@ func (e *Engine) rampTick(p uint8, now int64) {
 		}
 		*hd++
 		c.H[i].Flags &^= fQueued
-		if c.H[i].St != sPaused || c.H[i].Flags&fGranted != 0 {
+		if c.H[i].St != sPaused || c.H[i].Flags&fGranted != 0 || e.foreign(i) {
 			continue
 		}
 		e.grant(i, now)

@@ -807,6 +807,9 @@ func (e *Engine) coveringIncident(i int32) *Incident {
 // pauseUnder pauses inbox i under incident in.
 func (e *Engine) pauseUnder(i int32, in *Incident) {
 	c := &e.c
+	if e.foreign(i) {
+		return // its own node's engine pauses it
+	}
 	c.H[i].PermN = 0
 	c.BackoffN[i] = 0
 	e.cancelHeld(i, holdfast.HeldCancelledIncident)

@@ -75,6 +75,8 @@ type fleetState struct {
 	done     []Counters
 	// permit, if set, must grant every destructive action too.
 	permit func(p holdfast.Provider, tenant int32, provRate, tenRate float64) bool
+	// foreignFn, if set, tells the inboxes another node syncs.
+	foreignFn func(i int32) bool
 }
 
 // SetFollower makes the engine a follower (true) or the leader (false, the
@@ -361,6 +363,16 @@ func (e *Engine) followIncident(x *Incident, in Incident) {
 		}
 	}
 }
+
+// SetForeignFunc tells the engine which inboxes another node syncs and
+// judges (their partition is leased elsewhere): the engine keeps them in
+// its fleet view but never pauses, undoes, probes nor resumes them, which
+// their own node's engine does (its recovery grants here would go
+// nowhere, and slow this node's ramp down by the others' share).
+func (e *Engine) SetForeignFunc(f func(i int32) bool) { e.fl.foreignFn = f }
+
+// foreign reports whether inbox i is another node's (SetForeignFunc).
+func (e *Engine) foreign(i int32) bool { return e.fl.foreignFn != nil && e.fl.foreignFn(i) }
 
 // ForgetHeld forgets inbox i's pending held action, if any, without
 // closing it or reporting anything: another node took the inbox over and

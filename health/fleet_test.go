@@ -280,3 +280,47 @@ func TestFollowerFollowsIncidentChanges(t *testing.T) {
 		t.Errorf("after the leader found an outage the failing inbox is %s, want paused", st)
 	}
 }
+
+// TestForeignInboxesAreTheirOwners: an engine keeps another node's
+// inboxes in its fleet view (refreshed from the store) but never pauses,
+// probes nor resumes them: its recovery grants would go nowhere, and took
+// a share of its ramp (the load test's recovery ran at a third of its
+// rate on three nodes).
+func TestForeignInboxesAreTheirOwners(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultConfig(), 300, 10)
+	w.e.SetFollower(true)
+	w.e.SetForeignFunc(func(i int32) bool { return i%2 == 1 })
+	in := Incident{ID: 3, Kind: holdfast.IncidentProviderOutage, Provider: holdfast.ProviderMicrosoft, Tenant: -1, OpenedAt: w.clk.t}
+	if err := w.e.AdoptIncident(in); err != nil {
+		t.Fatal(err)
+	}
+	// The owners paused every inbox; this node hears of its others'.
+	for i := int32(0); i < 300; i++ {
+		if i%2 == 0 {
+			w.e.Observe(i, Outcome{Op: OpSync, Verdict: revoked})
+		} else if err := w.e.RestoreState(i, StoredState{State: holdfast.StatePaused}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in.ResolvedAt = w.clk.t.Add(time.Minute)
+	w.clk.t = w.clk.t.Add(time.Minute)
+	if err := w.e.RestoreIncident(in, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.rec.grants = nil
+	for range 120 {
+		w.clk.t = w.clk.t.Add(time.Second)
+		w.e.Tick()
+	}
+	own := 0
+	for _, g := range w.rec.grants {
+		if g.Inbox%2 == 1 {
+			t.Fatalf("grant to another node's inbox %d", g.Inbox)
+		}
+		own++
+	}
+	if own != 150 {
+		t.Errorf("%d recovery grants to this node's 150 paused inboxes", own)
+	}
+}

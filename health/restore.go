@@ -276,6 +276,9 @@ func (e *Engine) RestoreState(i int32, s StoredState) error {
 // or, if none does, queues it for its provider's recovery ramp.
 func (e *Engine) rejoin(i int32, now int64) {
 	c := &e.c
+	if e.foreign(i) {
+		return // its own node's engine resumes it
+	}
 	if in := e.coveringIncident(i); in != nil {
 		if c.H[i].Flags&fMember == 0 {
 			c.H[i].Flags |= fMember

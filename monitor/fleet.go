@@ -64,6 +64,12 @@ func (m *Monitor) initFleet() {
 	m.eng.SetPermitFunc(m.permit)
 }
 
+// foreign reports whether engine inbox i is another node's to judge
+// (Config.Owns); called by the engine with m.mu held.
+func (m *Monitor) foreign(i int32) bool {
+	return int(i) < len(m.ids) && !m.owns(m.ids[i])
+}
+
 // writesIncidents reports whether the engine's incident changes are this
 // node's to store: the leader's, and a follower's during an operator's
 // call. m.mu must be held.

@@ -170,6 +170,9 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	m.w = newWriter(m)
 	m.idSrc = newIDSource(m)
 	m.eng.SetIDFunc(m.idSrc.take)
+	if cfg.Owns != nil {
+		m.eng.SetForeignFunc(m.foreign)
+	}
 	if err := m.idSrc.refill(ctx); err != nil {
 		return nil, fmt.Errorf("reserve incident and held action IDs: %w", err)
 	}
