@@ -166,6 +166,8 @@ type Listener struct {
 
 	ln  net.Listener
 	srv interface{ Close() error }
+	// served is closed once srv.Serve returned.
+	served chan struct{}
 }
 
 // Serve serves srv on a free port, with TLS from the first byte when
@@ -177,8 +179,11 @@ func Serve(t testing.TB, srv interface {
 }, tlsConfig *tls.Config, implicitTLS bool) Listener {
 	t.Helper()
 	ln, port := Listen(t, tlsConfig, implicitTLS)
-	l := Listener{Host: "127.0.0.1", Port: port, ln: ln, srv: srv}
-	go func() { _ = srv.Serve(ln) }()
+	l := Listener{Host: "127.0.0.1", Port: port, ln: ln, srv: srv, served: make(chan struct{})}
+	go func() {
+		defer close(l.served)
+		_ = srv.Serve(ln)
+	}()
 	t.Cleanup(l.Stop)
 	return l
 }
@@ -188,7 +193,13 @@ func (l *Listener) Addr() string { return net.JoinHostPort(l.Host, strconv.Itoa(
 
 // Stop closes the listener and every connection. It is idempotent.
 func (l *Listener) Stop() {
-	// Serve may not have registered the listener yet, so close it here too.
+	// Serve may not have registered the listener yet, so close it here
+	// too; closing it ends Serve, which is waited for before the server
+	// closes, so that Close never runs beside a Serve still starting (a
+	// race the detector reported in the server-down test).
 	_ = l.ln.Close()
+	if l.served != nil {
+		<-l.served
+	}
 	_ = l.srv.Close()
 }
