@@ -147,18 +147,7 @@ func (m *Membership) LiveNodes() int {
 func (m *Membership) Start(ctx context.Context) error {
 	return m.owner.Start(ctx, func(run context.Context) error {
 		m.tick(run)
-		m.owner.Go(func() {
-			t := time.NewTicker(m.cfg.Lease / 3)
-			defer t.Stop()
-			for {
-				select {
-				case <-run.Done():
-					return
-				case <-t.C:
-					m.tick(run)
-				}
-			}
-		})
+		m.owner.Go(func() { every(run, m.cfg.Lease/3, m.tick) })
 		return nil
 	})
 }
@@ -296,5 +285,20 @@ func (m *Membership) setOwned(parts []int) {
 	m.log.Info("partitions changed", "gained", len(gained), "lost", len(lost), "held", len(parts))
 	if m.cfg.OnChange != nil {
 		m.cfg.OnChange(gained, lost)
+	}
+}
+
+// every calls f every d until ctx ends: the ticks of a Membership and a
+// Leader, each a third of their lease.
+func every(ctx context.Context, d time.Duration, f func(context.Context)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f(ctx)
+		}
 	}
 }

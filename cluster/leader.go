@@ -90,18 +90,7 @@ func (l *Leader) Current() (holdfast.Leadership, bool) {
 func (l *Leader) Start(ctx context.Context) error {
 	return l.owner.Start(ctx, func(run context.Context) error {
 		l.tick(run)
-		l.owner.Go(func() {
-			t := time.NewTicker(l.cfg.Lease / 3)
-			defer t.Stop()
-			for {
-				select {
-				case <-run.Done():
-					return
-				case <-t.C:
-					l.tick(run)
-				}
-			}
-		})
+		l.owner.Go(func() { every(run, l.cfg.Lease/3, l.tick) })
 		return nil
 	})
 }
