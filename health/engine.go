@@ -460,6 +460,29 @@ func (e *Engine) Admit(i int32, op Op) Admission {
 	}
 }
 
+// AdmitStored says whether a request of kind op may be made for an inbox
+// in stored state st, by the same table as Admit for its state, on a node
+// whose engine does not judge the inbox (another node owns it): a send is
+// allowed on a connected or connecting inbox, fails on one that needs its
+// owner or administrator, and is held otherwise; any other request is
+// deferred to the owner unless the inbox is connected.
+func AdmitStored(st holdfast.State, op Op) Admission {
+	switch st {
+	case holdfast.StateConnected, holdfast.StateConnecting:
+		return Allow
+	case holdfast.StateNeedsReconnect, holdfast.StateNeedsAdmin:
+		if op == OpSend {
+			return Fail
+		}
+		return Defer
+	default:
+		if op == OpSend {
+			return Hold
+		}
+		return Defer
+	}
+}
+
 // outcome kinds for counting
 const (
 	okOK = iota

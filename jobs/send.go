@@ -28,7 +28,10 @@ var _ SendStore = holdfast.Store(nil)
 // Monitor is the health engine as the send worker sees it
 // (monitor.Monitor).
 type Monitor interface {
-	Admit(inboxID string, op health.Op) (health.Admission, error)
+	// AdmitInbox is the engine's admission for the inbox as just read
+	// from the store (on a node that does not own it, by its stored
+	// state).
+	AdmitInbox(ctx context.Context, in *holdfast.Inbox, op health.Op) (health.Admission, error)
 	Observe(inboxID string, o health.Outcome) (health.Decision, error)
 }
 
@@ -312,7 +315,7 @@ type inboxLoader interface {
 // engine does not know (created through another node, or whose AddInbox
 // failed) is loaded into it from the store first.
 func (w *SendWorker) admit(ctx context.Context, in *holdfast.Inbox) (health.Admission, error) {
-	adm, err := w.Monitor.Admit(in.ID, health.OpSend)
+	adm, err := w.Monitor.AdmitInbox(ctx, in, health.OpSend)
 	if !errors.Is(err, holdfast.ErrNotFound) {
 		return adm, err
 	}
@@ -324,7 +327,7 @@ func (w *SendWorker) admit(ctx context.Context, in *holdfast.Inbox) (health.Admi
 		return adm, fmt.Errorf("load inbox %s into the health engine: %w", in.ID, lerr)
 	}
 	w.Logger.InfoContext(ctx, "send: loaded an inbox the health engine did not know", "inbox_id", in.ID)
-	return w.Monitor.Admit(in.ID, health.OpSend)
+	return w.Monitor.AdmitInbox(ctx, in, health.OpSend)
 }
 
 // unknownInbox handles a send whose inbox the health engine does not know

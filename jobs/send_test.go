@@ -77,7 +77,7 @@ type sendMonitor struct {
 	outcomes []health.Outcome
 }
 
-func (m *sendMonitor) Admit(string, health.Op) (health.Admission, error) {
+func (m *sendMonitor) AdmitInbox(context.Context, *holdfast.Inbox, health.Op) (health.Admission, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.admit, nil

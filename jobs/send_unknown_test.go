@@ -1,6 +1,7 @@
 package jobs_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -42,11 +43,11 @@ func (m *forgetfulMonitor) unknown(id string) error {
 	return nil
 }
 
-func (m *forgetfulMonitor) Admit(id string, op health.Op) (health.Admission, error) {
-	if err := m.unknown(id); err != nil {
+func (m *forgetfulMonitor) AdmitInbox(ctx context.Context, in *holdfast.Inbox, op health.Op) (health.Admission, error) {
+	if err := m.unknown(in.ID); err != nil {
 		return health.Defer, err
 	}
-	return m.sendMonitor.Admit(id, op)
+	return m.sendMonitor.AdmitInbox(ctx, in, op)
 }
 
 func (m *forgetfulMonitor) Observe(id string, o health.Outcome) (health.Decision, error) {

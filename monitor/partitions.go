@@ -153,3 +153,33 @@ func (m *Monitor) restore(ctx context.Context, in *holdfast.Inbox) error {
 	m.flushLocked()
 	return nil
 }
+
+// AdmitInbox is Admit for inbox in as just read from the store. An inbox
+// this node does not own is judged by its stored state, which its owner
+// wrote (health.AdmitStored), not by this engine's copy: only a signal
+// from the owner refreshes that copy, and a missed one (a bus reconnect,
+// a node that started after it was sent) would hold the inbox's sends on
+// this node for good. The copy is brought in line when they differ.
+func (m *Monitor) AdmitInbox(ctx context.Context, in *holdfast.Inbox, op health.Op) (health.Admission, error) {
+	if m.owns(in.ID) {
+		return m.Admit(in.ID, op)
+	}
+	if st, err := m.State(in.ID); err != nil || !sameState(st, in.State) {
+		if err := m.restore(ctx, in); err != nil {
+			m.log.Warn("health engine: bring an inbox owned elsewhere in line with the store", "inbox_id", in.ID, "err", err)
+		}
+	}
+	return health.AdmitStored(in.State, op), nil
+}
+
+// sameState reports whether the engine's state a and the stored state b
+// agree (the engine counts a connecting inbox as connected).
+func sameState(a, b holdfast.State) bool {
+	if b == holdfast.StateConnecting {
+		b = holdfast.StateConnected
+	}
+	if a == holdfast.StateConnecting {
+		a = holdfast.StateConnected
+	}
+	return a == b
+}
