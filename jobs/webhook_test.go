@@ -294,3 +294,48 @@ func TestWebhookDeliveryRefusesPrivate(t *testing.T) {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// TestWebhookNewMailBeforeStateFlood: a provider outage queues a state
+// change for every inbox; a message.received enqueued after them is
+// delivered in the first round of work, not after the flood (it was
+// delivered last: the load test's new mail waited 15 minutes behind
+// 300,000 state events).
+func TestWebhookNewMailBeforeStateFlood(t *testing.T) {
+	t.Parallel()
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupWebhooks(t, e, &webhook.Guard{AllowPrivate: true})
+			rc := newReceiver(t, "s3cret", func(int) int { return http.StatusOK })
+			w := b.addWebhook(t, rc.srv.URL, "s3cret")
+			const flood = 60
+			now := time.Now()
+			var ds []webhook.Delivery
+			add := func(typ string) string {
+				ev := webhook.NewEvent(typ, map[string]string{"inbox_id": "inb_x"}, now)
+				payload, err := jsonMarshal(ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ds = append(ds, webhook.Delivery{WebhookID: w.ID, EventID: ev.ID, EventType: ev.Type, Payload: payload, Since: now})
+				return ev.ID
+			}
+			for i := range flood {
+				add([]string{webhook.InboxStateChanged, webhook.InboxRecovered}[i%2])
+			}
+			mail := add(webhook.MessageReceived)
+			if err := b.r.EnqueueDeliveries(t.Context(), ds); err != nil {
+				t.Fatalf("EnqueueDeliveries = %v", err)
+			}
+			b.waitDelivery(t, w, mail, func(d *holdfast.WebhookDelivery) bool { return d.State == holdfast.DeliverySucceeded })
+			rc.mu.Lock()
+			at := slices.Index(rc.handled, mail)
+			rc.mu.Unlock()
+			// One round of work is the runner's workers (10); the flood
+			// is six rounds.
+			if at < 0 || at >= flood/3 {
+				t.Errorf("message.received was delivered %d-th of %d, want within the first %d", at+1, flood+1, flood/3)
+			}
+		})
+	}
+}
