@@ -1,6 +1,9 @@
 package holdfast
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Incident is trouble on a provider's side, opened by the health engine or
 // declared by an operator, as stored and shown by the API. While an
@@ -27,6 +30,18 @@ type Incident struct {
 
 // Open reports whether the incident is still open.
 func (in *Incident) Open() bool { return in.ResolvedAt.IsZero() }
+
+// TimelineRetroactive begins the first timeline entry of a retroactive
+// incident: one declared for a past window already over.
+const TimelineRetroactive = "retroactive: "
+
+// Retroactive reports whether the incident was declared for a past window
+// already over, and so was stored resolved at once: the nodes that did not
+// declare it re-verify their inboxes acted on inside the window.
+func (in *Incident) Retroactive() bool {
+	return in.Kind == IncidentDeclared && !in.Open() && len(in.Timeline) > 0 &&
+		strings.HasPrefix(in.Timeline[0].What, TimelineRetroactive)
+}
 
 // InScope reports whether inbox ib is in the incident's scope, open or
 // resolved: same provider, and same tenant unless the incident is

@@ -78,7 +78,7 @@ func (e *Engine) Tick() {
 		e.rampTick(uint8(p), now)
 		// Recoveries counted after the incident closed reach the store
 		// at most once a second.
-		if in := e.rampIncident(uint8(p)); in != nil && in.dirty {
+		if in := e.rampIncident(uint8(p)); in != nil && in.dirty && !in.copy {
 			in.dirty = false
 			e.sink.IncidentChanged(in)
 		}
@@ -817,15 +817,33 @@ func (e *Engine) Declare(d Declaration) (Incident, error) {
 	in := &Incident{ID: id, Kind: holdfast.IncidentDeclared, Provider: d.Provider, Tenant: d.Tenant,
 		OpenedAt: e.tm(start), Evidence: ev, prov: p, closeWin: 1, probeOK: make([]int32, 1), probeN: make([]int32, 1)}
 	c.Incidents = append(c.Incidents, in)
-	end := d.End.Unix()
+	e.reverify(in, start, d.End.Unix(), now)
+	e.timeline(in, now, fmt.Sprintf("%s%d inboxes acted on inside the window are re-verified", holdfast.TimelineRetroactive, in.Affected))
+	// Resolved at the window's end, which the other nodes read to
+	// re-verify their own inboxes (Reverify).
+	in.ResolvedAt = e.tm(d.End.Unix())
+	e.queueRecovery(in, now)
+	e.sink.IncidentChanged(in)
+	return *in, nil
+}
+
+// reverify applies retroactive incident in, whose window is [start, end]:
+// evidence gathered in the window no longer counts, a suspect inbox of its
+// scope loses its held action, and the inboxes of its scope this engine
+// judges that went to needs_reconnect or needs_admin inside the window are
+// paused under it, to be re-verified by its recovery (queueRecovery).
+// Another node's inboxes are left to it (Reverify).
+func (e *Engine) reverify(in *Incident, start, end, now int64) {
+	c := &e.c
+	p := in.prov
 	// The window was not normal: evidence gathered in it no longer counts.
-	if d.Tenant < 0 {
+	if in.Tenant < 0 {
 		c.Provs[p].LastAbn = max(c.Provs[p].LastAbn, end)
 	} else {
-		c.TLastAbn[d.Tenant] = max(c.TLastAbn[d.Tenant], end)
+		c.TLastAbn[in.Tenant] = max(c.TLastAbn[in.Tenant], end)
 	}
 	for i := int32(0); i < int32(len(c.H)); i++ {
-		if c.H[i].Prov != p || d.Tenant >= 0 && c.H[i].Ten != d.Tenant {
+		if c.H[i].Prov != p || in.Tenant >= 0 && c.H[i].Ten != in.Tenant || e.foreign(i) {
 			continue
 		}
 		if c.H[i].St == sSuspect && c.PermFirst[i] <= end {
@@ -840,11 +858,6 @@ func (e *Engine) Declare(d Declaration) (Incident, error) {
 			e.move(i, sPaused, c.Reasons[c.Reason[i]], holdfast.CauseOperator, in.ID)
 		}
 	}
-	e.timeline(in, now, fmt.Sprintf("retroactive: %d inboxes acted on inside the window are re-verified", in.Affected))
-	in.ResolvedAt = e.tm(now)
-	e.queueRecovery(in, now)
-	e.sink.IncidentChanged(in)
-	return *in, nil
 }
 
 // Resolve closes incident id on an operator's word and starts the recovery

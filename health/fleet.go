@@ -390,3 +390,40 @@ func (e *Engine) ForgetHeld(i int32) {
 		delete(e.heldOf, i)
 	}
 }
+
+// Reverify applies on this node retroactive incident id, which another
+// node declared for the window [d.Start, d.End] of d's scope and stored:
+// the inboxes of the scope this engine judges that went to needs_reconnect
+// or needs_admin inside the window are re-verified and restored if their
+// credential works, as Declare does on the declaring node for its own. It
+// keeps a resolved copy of the incident, which it never reports (the
+// declarer stored it), and returns the number of inboxes re-verified. An
+// incident it knows already changes nothing. Applied again (after a
+// restart), it finds nothing more to do: each inbox it re-verified is back,
+// or was moved again after the window.
+func (e *Engine) Reverify(id int64, d Declaration) (int, error) {
+	c := &e.c
+	p, ok := provIndex(d.Provider)
+	if !ok {
+		return 0, holdfast.Invalidf("provider", "re-verify incident %d: unknown provider %q", id, d.Provider)
+	}
+	if d.Tenant >= int32(len(c.TProv)) || d.Tenant >= 0 && c.TProv[d.Tenant] != p {
+		return 0, holdfast.Invalidf("tenant", "re-verify incident %d: unknown tenant %d for provider %s", id, d.Tenant, d.Provider)
+	}
+	if d.Start.IsZero() || d.End.Before(d.Start) {
+		return 0, holdfast.Invalidf("end", "re-verify incident %d: the window %v to %v is not one", id, d.Start, d.End)
+	}
+	for _, x := range c.Incidents {
+		if x.ID == id {
+			return 0, nil
+		}
+	}
+	now := e.now()
+	in := &Incident{ID: id, Kind: holdfast.IncidentDeclared, Provider: d.Provider, Tenant: d.Tenant,
+		OpenedAt: d.Start.UTC(), ResolvedAt: e.tm(now), Evidence: "declared on another node", prov: p, closeWin: 1,
+		probeOK: make([]int32, 1), probeN: make([]int32, 1), copy: true}
+	c.Incidents = append(c.Incidents, in)
+	e.reverify(in, d.Start.Unix(), d.End.Unix(), now)
+	e.queueRecovery(in, now)
+	return in.Affected, nil
+}

@@ -203,6 +203,11 @@ type StoredState struct {
 	// Told whether a notice was recorded since it entered State.
 	Episode uint32
 	Told    bool
+	// Since is when it entered State (zero or later than now: now). An
+	// inbox that needs its owner or administrator counts as acted on then,
+	// so that a retroactive incident over that time re-verifies it after a
+	// restart or a change of owner as before.
+	Since time.Time
 }
 
 // RestoreState makes inbox i's state the one its owner's durable record
@@ -261,6 +266,9 @@ func (e *Engine) RestoreState(i int32, s StoredState) error {
 			c.H[i].Flags |= fAdmin
 		}
 		c.ActedAt[i] = now
+		if at := s.Since.Unix(); !s.Since.IsZero() && at < now {
+			c.ActedAt[i] = at
+		}
 		c.NextTry[i] = now + int64(e.cfg.SoftRetry/time.Second)
 		if !s.Told {
 			c.Episode[i]++

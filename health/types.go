@@ -181,6 +181,9 @@ type Incident struct {
 	healthySince    int64
 	// dirty: Recovered grew after it closed; Tick reports it once.
 	dirty bool
+	// copy: another node stored the incident (Reverify); its changes are
+	// never reported.
+	copy bool
 	// remotePaused is the other nodes' paused members in the latest bucket
 	// of their counters merged (remoteBucket), on the leader.
 	remotePaused int32

@@ -46,7 +46,21 @@ type fleetNode struct {
 	// missing holds the engine's open incidents the store does not have,
 	// with when each was first missed (syncIncidents).
 	missing map[int64]time.Time
+	// reverified holds the retroactive incidents applied here, and
+	// lastReverify when the store was last read for new ones
+	// (reverifyRetroactive).
+	reverified   map[int64]bool
+	lastReverify time.Time
 }
+
+// reverifyEvery is how often a node reads the store for retroactive
+// incidents declared on another node; reverifyWithin how long after its
+// declaration one is still applied (a node that restarts within it
+// applies it again, which finds nothing more to do).
+const (
+	reverifyEvery  = 5 * time.Second
+	reverifyWithin = 30 * time.Minute
+)
 
 // phantomAfter is how long a follower keeps an open incident of its own
 // engine that the store does not have before it ends it: one this node
@@ -57,7 +71,7 @@ const phantomAfter = 30 * time.Second
 func (m *Monitor) initFleet() {
 	f := m.cfg.Fleet
 	m.fleet = &fleetNode{cfg: *f, merged: map[string]int64{}, stock: map[holdfast.Provider]int{}, missing: map[int64]time.Time{},
-		rate: map[holdfast.Provider]float64{}, refill: make(chan struct{}, 1)}
+		reverified: map[int64]bool{}, rate: map[holdfast.Provider]float64{}, refill: make(chan struct{}, 1)}
 	m.eng.EnableCounters()
 	// A follower until the first reading says this node leads.
 	m.eng.SetFollower(true)
@@ -149,7 +163,56 @@ func (m *Monitor) FleetTick(ctx context.Context) {
 	if err := m.syncIncidents(ctx); err != nil {
 		m.log.Warn("read the store's incidents", "err", err)
 	}
+	if err := m.reverifyRetroactive(ctx); err != nil {
+		m.log.Warn("read the store's incidents for retroactive ones declared on another node", "err", err)
+	}
 	m.refillPermits(ctx)
+}
+
+// reverifyRetroactive applies the retroactive incidents declared on other
+// nodes in the last reverifyWithin: the engine re-verifies this node's
+// inboxes acted on inside each one's window (health.Engine.Reverify), as
+// the declaring node did for its own. It reads the store every
+// reverifyEvery.
+func (m *Monitor) reverifyRetroactive(ctx context.Context) error {
+	f := m.fleet
+	now := m.clock.Now()
+	if !f.lastReverify.IsZero() && now.Sub(f.lastReverify) < reverifyEvery {
+		return nil
+	}
+	f.lastReverify = now
+	cctx, cancel := context.WithTimeout(ctx, fleetCallTimeout)
+	recent, err := m.store.Incidents(cctx, false, 50)
+	cancel()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, in := range recent {
+		if !in.Retroactive() || f.reverified[in.ID] || now.Sub(in.Timeline[0].At) > reverifyWithin {
+			continue
+		}
+		f.reverified[in.ID] = true
+		t := int32(-1)
+		if in.Tenant != "" {
+			ti, ok := m.tidx[string(in.Provider)+"/"+in.Tenant]
+			if !ok {
+				continue // no inbox of that tenant here
+			}
+			t = ti
+		}
+		n, err := m.eng.Reverify(in.ID, health.Declaration{Provider: in.Provider, Tenant: t, Start: in.OpenedAt, End: in.ResolvedAt})
+		if err != nil {
+			m.log.Warn("apply a retroactive incident declared on another node", "incident", in.ID, "err", err)
+			continue
+		}
+		if n > 0 {
+			m.log.Info("retroactive incident declared on another node: inboxes acted on inside its window are re-verified", "incident", in.ID, "inboxes", n)
+		}
+	}
+	m.flushLocked()
+	return nil
 }
 
 // shippedCounters is health.Counters as stored: tenants by name.

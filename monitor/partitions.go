@@ -111,7 +111,7 @@ func (m *Monitor) Refresh(ctx context.Context, inboxID string) error {
 // restore registers in if needed and sets its engine state to the stored
 // one.
 func (m *Monitor) restore(ctx context.Context, in *holdfast.Inbox) error {
-	rec := health.StoredState{State: in.State, Reason: holdfast.Reason(in.Reason)}
+	rec := health.StoredState{State: in.State, Reason: holdfast.Reason(in.Reason), Since: in.Since}
 	if in.State == holdfast.StateNeedsReconnect || in.State == holdfast.StateNeedsAdmin {
 		cctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 		err := m.noticesSince(cctx, in.ID, in.Since, &rec)

@@ -31,7 +31,7 @@ func (m *Monitor) rebuild(ctx context.Context, stored []storedState) error {
 		return err
 	}
 	for _, s := range stored {
-		rec := health.StoredState{State: s.state, Reason: holdfast.Reason(s.reason)}
+		rec := health.StoredState{State: s.state, Reason: holdfast.Reason(s.reason), Since: s.since}
 		if s.state == holdfast.StateNeedsReconnect || s.state == holdfast.StateNeedsAdmin {
 			if err := m.noticesSince(ctx, m.ids[s.inbox], s.since, &rec); err != nil {
 				return err
