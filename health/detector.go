@@ -904,13 +904,20 @@ func (e *Engine) canaryTick(now int64) {
 }
 
 // canariesFailing counts provider p's canaries whose last outcome was a
-// permanent-class failure within CanaryWindow. A canary that needs its
-// owner (its own credential is gone) does not count.
+// permanent-class failure within CanaryWindow, on this node and, merged
+// from their counters, on the others. A canary that needs its owner (its
+// own credential is gone) does not count.
 func (e *Engine) canariesFailing(p uint8, now int64) int {
+	return e.canariesFailingHere(p, now) + e.remoteCanaries(p)
+}
+
+// canariesFailingHere is canariesFailing over the canaries whose outcomes
+// this engine sees.
+func (e *Engine) canariesFailingHere(p uint8, now int64) int {
 	win := int64(e.cfg.CanaryWindow / time.Second)
 	n := 0
 	for _, cn := range e.c.Provs[p].Canaries {
-		if s := e.c.H[cn.Inbox].St; cn.Failing && now-cn.FailAt <= win && s != sNeedsReconnect && s != sNeedsAdmin {
+		if s := e.c.H[cn.Inbox].St; cn.Failing && now-cn.FailAt <= win && s != sNeedsReconnect && s != sNeedsAdmin && !e.foreign(cn.Inbox) {
 			n++
 		}
 	}
@@ -923,9 +930,15 @@ func (e *Engine) canariesFailing(p uint8, now int64) int {
 // before the incident opened, or that needs its owner, is broken on its
 // own and holds nothing.
 func (e *Engine) canariesHold(in *Incident) bool {
+	return e.canariesHoldHere(in) || in.canaryHeldBucket > 0 && e.c.CurBucket-in.canaryHeldBucket <= canaryBuckets
+}
+
+// canariesHoldHere is canariesHold over the canaries whose outcomes this
+// engine sees.
+func (e *Engine) canariesHoldHere(in *Incident) bool {
 	from := in.OpenedAt.Unix() - int64(e.cfg.Lookback/time.Second)
 	for _, cn := range e.c.Provs[in.prov].Canaries {
-		if s := e.c.H[cn.Inbox].St; cn.Failing && cn.FailSince >= from && s != sNeedsReconnect && s != sNeedsAdmin {
+		if s := e.c.H[cn.Inbox].St; cn.Failing && cn.FailSince >= from && s != sNeedsReconnect && s != sNeedsAdmin && !e.foreign(cn.Inbox) {
 			return true
 		}
 	}

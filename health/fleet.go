@@ -47,6 +47,9 @@ type IncidentProbes struct {
 	Incident int64
 	OK, N    int32
 	Paused   int32
+	// CanaryHold: a canary of this engine's holds the incident open
+	// (canariesHold).
+	CanaryHold bool `json:",omitempty"`
 }
 
 // ProvCounters is one provider's counts in one bucket: distinct inboxes
@@ -54,6 +57,10 @@ type IncidentProbes struct {
 // and inboxes attempting for the first time in the tenant epoch.
 type ProvCounters struct {
 	Att, Fail, Perm, OK, Thr, EpochAtt int32
+	// Canaries is this engine's canaries failing at the bucket's end
+	// (canariesFailing): the leader adds them to its own for the canary
+	// rule.
+	Canaries int32 `json:",omitempty"`
 }
 
 // TenantCounters is one tenant's counts in one bucket: inboxes attempting,
@@ -77,6 +84,46 @@ type fleetState struct {
 	permit func(p holdfast.Provider, tenant int32, provRate, tenRate float64) bool
 	// foreignFn, if set, tells the inboxes another node syncs.
 	foreignFn func(i int32) bool
+	// canaries holds, per provider, the other nodes' failing canaries
+	// in the latest buckets merged (MergeCounters), summed per bucket.
+	canaries [numProviders][canaryBuckets]bucketCount
+}
+
+// canaryBuckets is how many recent buckets of the other nodes' canary
+// counts the leader keeps: their counts of one bucket reach it a tick or
+// two apart.
+const canaryBuckets = 4
+
+// bucketCount is a count summed over the nodes for one bucket.
+type bucketCount struct {
+	bucket int64
+	n      int32
+}
+
+// remoteCanaries returns the other nodes' failing canaries of provider p:
+// the largest sum over the buckets merged that ended at most
+// canaryBuckets ago (a node's count already spans CanaryWindow).
+func (e *Engine) remoteCanaries(p uint8) int {
+	var n int32
+	for _, bc := range e.fl.canaries[p] {
+		if bc.bucket > 0 && e.c.CurBucket-bc.bucket <= canaryBuckets {
+			n = max(n, bc.n)
+		}
+	}
+	return int(n)
+}
+
+// mergeCanaries adds another node's failing canaries of bucket b.
+func (e *Engine) mergeCanaries(p int, b int64, n int32) {
+	if n == 0 {
+		return
+	}
+	ring := &e.fl.canaries[p]
+	slot := &ring[b%canaryBuckets]
+	if slot.bucket != b {
+		*slot = bucketCount{bucket: b}
+	}
+	slot.n += n
 }
 
 // SetFollower makes the engine a follower (true) or the leader (false, the
@@ -133,6 +180,10 @@ func (e *Engine) endBucket() {
 	if !e.fl.counting {
 		return
 	}
+	now := e.now()
+	for p := range e.c.Provs {
+		e.fl.cur.Provs[p].Canaries = int32(e.canariesFailingHere(uint8(p), now))
+	}
 	for _, in := range e.c.Incidents {
 		if !in.Open() || !in.Kind.Effects().PausesInboxes {
 			continue
@@ -143,7 +194,9 @@ func (e *Engine) endBucket() {
 				paused++
 			}
 		}
-		e.shipProbes(in.ID).Paused = paused
+		pr := e.shipProbes(in.ID)
+		pr.Paused = paused
+		pr.CanaryHold = in.Tenant < 0 && e.canariesHoldHere(in)
 	}
 	e.fl.cur.Bucket = e.c.CurBucket
 	e.fl.done = append(e.fl.done, e.fl.cur)
@@ -182,6 +235,7 @@ func (e *Engine) MergeCounters(x Counters) {
 			continue
 		}
 		pc := x.Provs[p]
+		e.mergeCanaries(p, x.Bucket, pc.Canaries)
 		ps.Att[slot] += pc.Att
 		ps.Fail[slot] += pc.Fail
 		ps.Perm[slot] += pc.Perm
@@ -250,6 +304,9 @@ func (e *Engine) mergeProbes(x Counters) {
 				in.remoteBucket, in.remotePaused = x.Bucket, pr.Paused
 			case x.Bucket == in.remoteBucket:
 				in.remotePaused += pr.Paused
+			}
+			if pr.CanaryHold {
+				in.canaryHeldBucket = max(in.canaryHeldBucket, x.Bucket)
 			}
 		}
 	}

@@ -324,3 +324,52 @@ func TestForeignInboxesAreTheirOwners(t *testing.T) {
 		t.Errorf("%d recovery grants to this node's 150 paused inboxes", own)
 	}
 }
+
+// TestFleetCanariesCountAcrossNodes: two canaries fail (anchors test 11:
+// the trouble is on our client ID, not the fleet's), one on each node.
+// The canary rule needs two: the leader counts the follower's from its
+// counters and opens the provider incident (alone it saw one and opened
+// nothing). And after a fleet-wide outage, the incident waits for the
+// follower's canary too (it closed on the probes of the other inboxes).
+func TestFleetCanariesCountAcrossNodes(t *testing.T) {
+	t.Parallel()
+	leaderOwns := func(i int32) bool { return i%2 == 0 }
+	for _, fleetWide := range []bool{false, true} {
+		f := newFleet(t, DefaultConfig(), 3000, 150, leaderOwns)
+		f.follower.e.SetForeignFunc(leaderOwns)
+		f.leader.e.SetForeignFunc(func(i int32) bool { return !leaderOwns(i) })
+		var mine, theirs int32 = -1, -1
+		for _, i := range f.leader.tenants[3] {
+			if leaderOwns(i) && mine < 0 {
+				mine = i
+			}
+			if !leaderOwns(i) && theirs < 0 {
+				theirs = i
+			}
+		}
+		for _, w := range []*world{f.leader, f.follower} {
+			for _, i := range []int32{mine, theirs} {
+				if err := w.e.SetCanary(i, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		f.setOutcome(func(i int32, sec int64) *classify.Verdict {
+			if (i == mine || fleetWide) && between(sec, time.Hour, time.Hour+10*time.Minute) ||
+				i == theirs && between(sec, time.Hour, time.Hour+30*time.Minute) {
+				return revoked
+			}
+			return nil
+		})
+		f.runTo(t, time.Hour+5*time.Minute)
+		inc := f.leader.providerIncidents()
+		if len(inc) != 1 || !inc[0].Open() {
+			t.Fatalf("fleet-wide %v: leader's provider incidents at 1h05m = %v, want 1 open", fleetWide, inc)
+		}
+		f.runTo(t, 3*time.Hour)
+		inc = f.leader.providerIncidents()
+		if len(inc) != 1 || inc[0].Open() || inc[0].ResolvedAt.Before(f.leader.at(time.Hour+30*time.Minute)) {
+			t.Errorf("fleet-wide %v: incidents = %+v; want 1 resolved after the follower's canary succeeds again (1h30m)", fleetWide, inc)
+		}
+	}
+}

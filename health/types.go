@@ -188,6 +188,9 @@ type Incident struct {
 	// of their counters merged (remoteBucket), on the leader.
 	remotePaused int32
 	remoteBucket int64
+	// canaryHeldBucket is the latest bucket in which another node's
+	// canary held it open (IncidentProbes.CanaryHold), on the leader.
+	canaryHeldBucket int64
 }
 
 // Open reports whether the incident is still open.
