@@ -215,12 +215,17 @@ func (e *Engine) endBucket() {
 // last incident closed (its windows were cleared then) are dropped;
 // tenants unknown to the engine (index out of range) are skipped. A
 // permanent-class failure added to a tenant applies the tenant rule, as
-// an own outcome would.
-func (e *Engine) MergeCounters(x Counters) {
+// an own outcome would. It returns false, having added nothing, for a
+// bucket the engine has not reached yet (its last Tick was before the
+// bucket began): the caller merges it again later.
+func (e *Engine) MergeCounters(x Counters) bool {
 	c := &e.c
 	lw := int64(e.cfg.LongWindow)
-	if !c.Started || x.Bucket > c.CurBucket || c.CurBucket-x.Bucket >= lw {
-		return
+	if !c.Started || x.Bucket > c.CurBucket {
+		return false
+	}
+	if c.CurBucket-x.Bucket >= lw {
+		return true
 	}
 	slot := x.Bucket % lw
 	if slot < 0 {
@@ -251,7 +256,7 @@ func (e *Engine) MergeCounters(x Counters) {
 	}
 	e.mergeProbes(x)
 	if ep != curEp && ep != curEp-1 {
-		return
+		return true
 	}
 	k := int32(ep & 1)
 	for _, tc := range x.Tenants {
@@ -282,6 +287,7 @@ func (e *Engine) MergeCounters(x Counters) {
 			e.checkTenant(t)
 		}
 	}
+	return true
 }
 
 // mergeProbes adds another node's probe results to the open incidents'

@@ -373,3 +373,34 @@ func TestFleetCanariesCountAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeCountersAhead: another node's counters of a bucket this engine
+// has not reached yet (its tick lags the other node's) are not merged and
+// say so, for the caller to merge them later; they count once merged
+// then (they were dropped, while the caller marked them merged).
+func TestMergeCountersAhead(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultConfig(), 100, 5)
+	w.runTo(time.Minute)
+	cur := w.e.c.CurBucket
+	x := Counters{Bucket: cur + 1}
+	x.Provs[0] = ProvCounters{Att: 7, Fail: 3}
+	lw := int64(w.e.cfg.LongWindow)
+	before := w.e.c.Provs[0].Att[(cur+1)%lw]
+	if w.e.MergeCounters(x) {
+		t.Fatal("MergeCounters(next bucket) = true, want false: the engine has not reached it")
+	}
+	if got := w.e.c.Provs[0].Att[(cur+1)%lw]; got != before {
+		t.Errorf("attempts in the next bucket's slot = %d after a refused merge, want %d", got, before)
+	}
+	for w.e.c.CurBucket == cur {
+		w.runTo(time.Duration(w.sec+1) * time.Second)
+	}
+	at := w.e.c.Provs[0].Att[(cur+1)%lw]
+	if !w.e.MergeCounters(x) {
+		t.Fatal("MergeCounters(current bucket) = false, want true")
+	}
+	if got := w.e.c.Provs[0].Att[(cur+1)%lw]; got != at+7 {
+		t.Errorf("attempts in the bucket after the merge = %d, want %d", got, at+7)
+	}
+}

@@ -253,13 +253,14 @@ func (m *Monitor) mergeFleet(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	ahead := map[string]bool{}
 	for _, r := range rows {
-		if r.Node == f.cfg.Node || r.Bucket <= f.merged[r.Node] {
+		if r.Node == f.cfg.Node || r.Bucket <= f.merged[r.Node] || ahead[r.Node] {
 			continue
 		}
-		f.merged[r.Node] = r.Bucket
 		var s shippedCounters
 		if err := json.Unmarshal(r.Data, &s); err != nil {
+			f.merged[r.Node] = r.Bucket
 			m.log.Warn("undecodable health counters skipped", "node", r.Node, "bucket", r.Bucket, "err", err)
 			continue
 		}
@@ -269,7 +270,14 @@ func (m *Monitor) mergeFleet(ctx context.Context) error {
 				c.Tenants = append(c.Tenants, health.TenantCounters{Tenant: ti, Att: t.Att, Fail: t.Fail, Perm: t.Perm})
 			}
 		}
-		m.eng.MergeCounters(c)
+		if !m.eng.MergeCounters(c) {
+			// A bucket this engine has not reached (its clock or tick
+			// behind the other node's): merged at a later tick, with that
+			// node's later ones.
+			ahead[r.Node] = true
+			continue
+		}
+		f.merged[r.Node] = r.Bucket
 	}
 	m.flushLocked()
 	return nil
