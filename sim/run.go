@@ -264,6 +264,19 @@ func zipfSizes(n, t int) []int {
 	return sizes
 }
 
+// tenantSizes splits n inboxes over t tenants: min−1 inboxes each (when
+// min > 1), the rest by zipfSizes.
+func tenantSizes(n, t, min int) []int {
+	if min <= 1 {
+		return zipfSizes(n, t)
+	}
+	sizes := zipfSizes(n-t*(min-1), t)
+	for k := range sizes {
+		sizes[k] += min - 1
+	}
+	return sizes
+}
+
 func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 	r := &run{sc: sc, policy: policy, clock: &vclock{t: base}, dur: sc.Duration.Seconds(),
 		incidents: map[int64]*IncidentReport{}, progress: progress}
@@ -303,7 +316,7 @@ func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 		p.invalid = classifyError(ps.Name, ps.Errors.Invalid)
 		p.transient = classifyError(ps.Name, ps.Errors.Transient)
 		p.thrott = classifyError(ps.Name, ps.Errors.Throttled)
-		sizes := zipfSizes(ps.Inboxes, ps.Tenants)
+		sizes := tenantSizes(ps.Inboxes, ps.Tenants, ps.MinTenantSize)
 		bounds := make([]int32, 0, len(sizes)+1)
 		for rank, sz := range sizes {
 			t, err := r.eng.AddTenant(pv)

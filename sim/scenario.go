@@ -45,9 +45,14 @@ type Scenario struct {
 
 // ProviderSpec is one provider population.
 type ProviderSpec struct {
-	Name              string     `json:"name"`
-	Inboxes           int        `json:"inboxes"`
-	Tenants           int        `json:"tenants"`
+	Name    string `json:"name"`
+	Inboxes int    `json:"inboxes"`
+	Tenants int    `json:"tenants"`
+	// MinTenantSize, if above 1, gives every tenant at least this many
+	// inboxes; the rest follow the Zipf law as usual. It expresses fleets
+	// of many small tenants (2 to 6 inboxes), which the Zipf tail alone
+	// makes single-inbox.
+	MinTenantSize     int        `json:"min_tenant_size"`
 	MailPerInboxDay   float64    `json:"mail_per_inbox_day"`
 	SendsPerInboxDay  float64    `json:"sends_per_inbox_day"`
 	ScheduledFraction float64    `json:"scheduled_fraction"`
@@ -213,6 +218,8 @@ func (sc *Scenario) Validate() error {
 			return bad(f+".inboxes", "must be 1..50000000")
 		case p.Tenants <= 0 || p.Tenants > p.Inboxes:
 			return bad(f+".tenants", "must be 1..inboxes")
+		case p.MinTenantSize < 0 || p.MinTenantSize > 1 && p.Tenants*p.MinTenantSize > p.Inboxes:
+			return bad(f+".min_tenant_size", "must be 0..inboxes/tenants")
 		case p.MailPerInboxDay < 0:
 			return bad(f+".mail_per_inbox_day", "negative")
 		case p.SendsPerInboxDay < 0:
