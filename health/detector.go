@@ -49,6 +49,7 @@ func (e *Engine) Tick() {
 		if !e.fl.follower {
 			e.tenantIncidents(now)
 		}
+		e.learnLoss(now)
 		if e.cfg.Policy == PolicyHoldfast {
 			e.drainHeld(now)
 		}
@@ -238,13 +239,19 @@ func (e *Engine) checkTenantOpen(t int32, open bool) {
 		}
 		return
 	}
+	// The significance test, on the tenant's distinct inboxes: failures
+	// that background losses explain open nothing.
+	att, fail, perm, pv, sig := e.tenantSignificant(t)
+	if !sig {
+		return
+	}
 	now := e.now()
 	kind := holdfast.IncidentTenantEvent
 	if float64(perm) < 0.9*float64(fail) {
 		kind = holdfast.IncidentTenantOutage
 	}
 	e.openIncident(c.TProv[t], t, kind, now, now-int64(e.cfg.Lookback/time.Second),
-		fmt.Sprintf("%d of %d attempting inboxes of the tenant failing (%d permanent-class)", fail, att, perm))
+		fmt.Sprintf("%d of %d attempting inboxes of the tenant failing (%d permanent-class); chance under background losses %.1e", fail, att, perm, pv))
 }
 
 // openCandidates opens the tenant incidents whose tenants met the tenant
@@ -265,7 +272,7 @@ func (e *Engine) openCandidates() {
 func (e *Engine) tenantIncidents(now int64) {
 	c := &e.c
 	for _, in := range c.Incidents {
-		if !in.Open() || !in.Kind.Effects().AwaitsVerification {
+		if !in.Open() || in.Tenant < 0 || e.escalateTenant(in, now) || !in.Kind.Effects().AwaitsVerification {
 			continue
 		}
 		t := in.Tenant
