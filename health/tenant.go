@@ -18,7 +18,8 @@ type tenantCounts struct {
 // tenantDistinct counts tenant t's distinct inboxes over the tenant
 // window (the last two epochs, win) and over the current epoch alone
 // (cur), by their own marks, and how many of its inboxes can still lose
-// their credential (atRisk).
+// their credential (atRisk). remote reports that another node owns some
+// of the tenant's inboxes: their marks are not kept here.
 //
 // The window's counters sum two epochs of per-epoch distinct counts, so
 // one inbox failing in both counts twice: harmless for the share of a
@@ -26,10 +27,14 @@ type tenantCounts struct {
 // failing inboxes, and the tenant rule's floor (TenantMinFailing) meant
 // nothing. It scans the tenant, so it runs only when a tenant is about to
 // be opened (once per bucket and candidate), never on the hot path.
-func (e *Engine) tenantDistinct(t int32) (win, cur tenantCounts, atRisk int32) {
+func (e *Engine) tenantDistinct(t int32) (win, cur tenantCounts, atRisk int32, remote bool) {
 	c := &e.c
 	ep := int32(c.CurEpoch)
 	for i := c.THead[t]; i >= 0; i = c.NextInTenant[i] {
+		if e.fl.foreignFn != nil && e.foreign(i) {
+			remote = true
+			return
+		}
 		h := &c.H[i]
 		judged := h.St == sNeedsReconnect || h.St == sNeedsAdmin || h.Flags&fKnownBad != 0
 		if !judged {
@@ -197,12 +202,37 @@ func (e *Engine) escalatedConfirm(i int32, now int64) bool {
 	return h.Flags&fKnownBad != 0 && e.tenantVerified(h.Ten, now)
 }
 
+// tenantCapped is tenantDistinct for a tenant some of whose inboxes
+// other nodes own: the leader knows those only as the counts shipped per
+// epoch (fleet.go), so it takes the window's counts, capped at the
+// tenant's size; every failure counts as fresh (nodes do not count
+// inboxes already waiting for their owner).
+func (e *Engine) tenantCapped(t int32) (win, cur tenantCounts, atRisk int32) {
+	c := &e.c
+	n := c.TSize[t]
+	capped := func(att, fail, perm int32) tenantCounts {
+		att = min(att, n)
+		fail = min(fail, att)
+		perm = min(perm, fail)
+		return tenantCounts{att: att, fail: fail, perm: perm, fresh: fail, freshPerm: perm}
+	}
+	win = capped(e.tenantWindow(t))
+	k := int32(c.CurEpoch&1) * 4
+	if w := c.TWin[t*8+k : t*8+k+4]; w[0] == int32(c.CurEpoch) {
+		cur = capped(w[1], w[2], w[3])
+	}
+	return win, cur, n
+}
+
 // tenantSignificant applies the significance test to tenant t before a
 // tenant incident opens over it, with the tenant's distinct counts. It
 // returns the distinct counts and false if the failures are within what
 // background losses explain.
 func (e *Engine) tenantSignificant(t int32) (att, fail, perm int32, pv float64, ok bool) {
-	win, cur, atRisk := e.tenantDistinct(t)
+	win, cur, atRisk, remote := e.tenantDistinct(t)
+	if remote {
+		win, cur, atRisk = e.tenantCapped(t)
+	}
 	meets := func(w tenantCounts) bool {
 		return w.fail >= int32(e.cfg.TenantMinFailing) && float64(w.fail) >= e.cfg.TenantShare*float64(w.att)
 	}
