@@ -528,9 +528,11 @@ func (e *Engine) probeResult(i int32, ok, permanent bool) {
 		in.probeOK[slot]++
 		return
 	}
+	in.probeFail++
 	if !permanent {
 		return
 	}
+	in.probePerm++
 	var okN, n int32
 	for k := range in.probeN {
 		okN += in.probeOK[k]

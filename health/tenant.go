@@ -163,8 +163,10 @@ func (e *Engine) countLoss(i int32, now int64) {
 // permanent-class error go to needs_reconnect at that failure (the
 // incident's probes already confirmed them for TenantEscalateAfter), with
 // one notice per owner after the usual grace and re-check. Their held
-// sends fail then. Held actions of a tenant event are taken at once. It
-// reports whether it escalated.
+// sends fail then. Held actions of a tenant event are taken at once. A
+// pausing tenant outage whose probes fail mostly with recoverable errors
+// is a long outage, not a reset: it is not escalated (its inboxes stay
+// paused, nothing destructive happens). It reports whether it escalated.
 func (e *Engine) escalateTenant(in *Incident, now int64) bool {
 	c := &e.c
 	eff := in.Kind.Effects()
@@ -175,6 +177,9 @@ func (e *Engine) escalateTenant(in *Incident, now int64) bool {
 	ps := &c.Provs[in.prov]
 	if ps.Inc != 0 || ps.Elevated {
 		return false // the provider is not healthy: not a tenant's own trouble
+	}
+	if eff.PausesInboxes && (in.probeFail == 0 || float64(in.probePerm) < 0.9*float64(in.probeFail)) {
+		return false // no probe evidence, or an outage's recoverable errors
 	}
 	t := in.Tenant
 	c.TVerifiedAt[t] = now

@@ -173,13 +173,14 @@ func TestTenantIncidentEscalates(t *testing.T) {
 	const onset = 3600
 	tests := []struct {
 		name string
-		// mixed: every fifth answer of the tenant is a transient error
-		// (the tenant incident is a pausing tenant outage).
-		mixed bool
-		kind  holdfast.IncidentKind
+		// transientEvery: every so many answers of the tenant one is a
+		// transient error (0: none). With enough of them the tenant
+		// incident is a pausing tenant outage.
+		transientEvery int
+		kind           holdfast.IncidentKind
 	}{
 		{name: "tenant event too big to verify", kind: holdfast.IncidentTenantEvent},
-		{name: "tenant outage whose probes keep failing", mixed: true, kind: holdfast.IncidentTenantOutage},
+		{name: "tenant outage whose probes keep failing", transientEvery: 12, kind: holdfast.IncidentTenantOutage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,7 +202,7 @@ func TestTenantIncidentEscalates(t *testing.T) {
 					return nil
 				}
 				n++
-				if tt.mixed && n%5 == 0 {
+				if tt.transientEvery > 0 && n%tt.transientEvery == 0 {
 					return transient
 				}
 				return revoked
@@ -258,6 +259,41 @@ func TestTenantIncidentEscalates(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLongTenantOutageIsNotEscalated: a tenant failing for hours with a
+// mix of recoverable and permanent-class errors is a long outage, not a
+// reset: the escalation leaves it paused, and nobody is disconnected.
+func TestLongTenantOutageIsNotEscalated(t *testing.T) {
+	t.Parallel()
+	sizes := []int{400}
+	for k := 0; k < 150; k++ {
+		sizes = append(sizes, 4)
+	}
+	w := newSizedWorld(t, DefaultConfig(), sizes)
+	ten := map[int32]bool{}
+	for _, i := range w.tenants[0] {
+		ten[i] = true
+	}
+	n := 0
+	w.outcome = func(i int32, sec int64) *classify.Verdict {
+		if !ten[i] || sec < 3600 {
+			return nil
+		}
+		n++
+		if n%2 == 0 {
+			return transient
+		}
+		return revoked
+	}
+	w.runTo(4 * time.Hour)
+	if got := w.acted(0, 4*time.Hour); got != 0 {
+		t.Errorf("disconnects = %d, want 0", got)
+	}
+	ins := w.tenantIncidents()
+	if len(ins) != 1 || !ins[0].Open() || ins[0].Kind != holdfast.IncidentTenantOutage {
+		t.Fatalf("tenant incidents = %+v, want one open tenant outage", ins)
 	}
 }
 
