@@ -776,9 +776,12 @@ func (e *Engine) Incident(id int64) (Incident, error) {
 // scope like a detected incident; a start in the past, or an end
 // (retroactive incident), re-verifies every inbox of the scope that went to
 // needs_reconnect or needs_admin inside the window and restores it if its
-// credential still works. It returns a *holdfast.InvalidError naming the
-// bad field, and ErrNoID, having changed nothing, when no incident ID is
-// at hand (SetIDFunc).
+// credential still works. An open declaration over a tenant supersedes the
+// tenant's detected incident, if any (so that an operator can hold a
+// tenant past the tenant escalation); over a scope an operator's or a
+// provider incident already covers it returns holdfast.ErrConflict. It
+// returns a *holdfast.InvalidError naming the bad field, and ErrNoID,
+// having changed nothing, when no incident ID is at hand (SetIDFunc).
 func (e *Engine) Declare(d Declaration) (Incident, error) {
 	c := &e.c
 	p, ok := provIndex(d.Provider)
@@ -804,12 +807,24 @@ func (e *Engine) Declare(d Declaration) (Incident, error) {
 		ev += ": " + d.Note
 	}
 	if d.End.IsZero() || d.End.Unix() > now {
-		if d.Tenant < 0 && c.Provs[p].Inc != 0 || d.Tenant >= 0 && c.TInc[d.Tenant] != 0 {
+		var old *Incident
+		if d.Tenant >= 0 && c.TInc[d.Tenant] != 0 {
+			// A detected tenant incident gives way to the operator's
+			// declaration: it is how an operator holds a tenant past the
+			// tenant escalation's bound.
+			if o := c.Incidents[c.TInc[d.Tenant]-1]; !o.Kind.Effects().EndsByOperator {
+				old = o
+			}
+		}
+		if d.Tenant < 0 && c.Provs[p].Inc != 0 || d.Tenant >= 0 && c.TInc[d.Tenant] != 0 && old == nil {
 			return Incident{}, fmt.Errorf("declare incident: %w: an incident already covers this scope", holdfast.ErrConflict)
 		}
 		in := e.openIncident(p, d.Tenant, holdfast.IncidentDeclared, now, start, ev)
 		if in == nil {
 			return Incident{}, fmt.Errorf("declare incident: %w", ErrNoID)
+		}
+		if old != nil {
+			e.supersede(old, in, now)
 		}
 		if start != now {
 			// openIncident reported it opened now; it opened at start.

@@ -252,3 +252,23 @@ func (e *Engine) tenantSignificant(t int32) (att, fail, perm int32, pv float64, 
 	pv = e.tenantPValue(e.c.TProv[t], w, atRisk)
 	return w.att, w.fail, w.perm, pv, pv <= e.cfg.TenantMaxPValue
 }
+
+// supersede closes the detected tenant incident old in favour of the
+// operator's declared incident in over the same tenant, which adopts its
+// paused members (openIncident already paused the tenant's failing
+// inboxes under in). Nothing is recovered or acted on.
+func (e *Engine) supersede(old, in *Incident, now int64) {
+	c := &e.c
+	e.timeline(old, now, fmt.Sprintf("superseded by the operator's incident %d", in.ID))
+	e.resolve(old, now, false)
+	for _, i := range old.members {
+		c.H[i].Flags &^= fMember
+		if c.H[i].St == sPaused {
+			c.H[i].Flags |= fMember
+			in.members = append(in.members, i)
+			in.Affected++
+		}
+	}
+	old.members = nil
+	e.sink.IncidentChanged(in)
+}

@@ -297,6 +297,53 @@ func TestLongTenantOutageIsNotEscalated(t *testing.T) {
 	}
 }
 
+// TestOperatorHoldsTenantPastBound: an operator who declares an incident
+// over a tenant under a detected tenant incident holds it past the
+// escalation's bound: the declaration supersedes the detected incident,
+// and nobody is disconnected until the operator resolves it.
+func TestOperatorHoldsTenantPastBound(t *testing.T) {
+	t.Parallel()
+	sizes := []int{400}
+	for k := 0; k < 150; k++ {
+		sizes = append(sizes, 4)
+	}
+	w := newSizedWorld(t, DefaultConfig(), sizes)
+	ten := map[int32]bool{}
+	for _, i := range w.tenants[0] {
+		ten[i] = true
+	}
+	w.outcome = func(i int32, sec int64) *classify.Verdict {
+		if ten[i] && sec >= 3600 {
+			return revoked
+		}
+		return nil
+	}
+	w.runTo(time.Hour + 30*time.Minute)
+	detected := w.tenantIncidents()
+	if len(detected) != 1 || !detected[0].Open() {
+		t.Fatalf("at 1h30m: tenant incidents = %+v, want one open", detected)
+	}
+	decl, err := w.e.Declare(Declaration{Provider: holdfast.ProviderMicrosoft, Tenant: w.e.Tenant(w.tenants[0][0]), Note: "server maintenance"})
+	if err != nil {
+		t.Fatalf("Declare over a detected tenant incident: %v", err)
+	}
+	w.runTo(4 * time.Hour)
+	if got := w.acted(0, 4*time.Hour); got != 0 {
+		t.Errorf("disconnects = %d, want 0 while the operator holds the tenant", got)
+	}
+	if in, _ := w.e.Incident(detected[0].ID); in.Open() {
+		t.Errorf("detected incident still open beside the declaration")
+	}
+	if in, _ := w.e.Incident(decl.ID); !in.Open() || in.Affected == 0 {
+		t.Errorf("declared incident: open %v, affected %d; want open, holding the tenant", in.Open(), in.Affected)
+	}
+	for i := range ten {
+		if s := w.e.State(i); s != holdfast.StatePaused {
+			t.Fatalf("inbox %d is %s, want paused under the declaration", i, s)
+		}
+	}
+}
+
 // TestTenantOutageShorterThanBoundActsOnNobody: the same tenant, failing
 // permanent-class for an hour and recovering, is an outage: nobody is
 // disconnected, and its incident closes on evidence.
