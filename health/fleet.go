@@ -77,6 +77,9 @@ type fleetState struct {
 	permit func(p holdfast.Provider, tenant int32, provRate, tenRate float64) bool
 	// foreignFn, if set, tells the inboxes another node syncs.
 	foreignFn func(i int32) bool
+	// merged is set once another node's counters were merged: the
+	// tenant windows then hold inboxes this engine keeps no marks for.
+	merged bool
 }
 
 // SetFollower makes the engine a follower (true) or the leader (false, the
@@ -169,6 +172,7 @@ func (e *Engine) MergeCounters(x Counters) {
 	if !c.Started || x.Bucket > c.CurBucket || c.CurBucket-x.Bucket >= lw {
 		return
 	}
+	e.fl.merged = true
 	slot := x.Bucket % lw
 	if slot < 0 {
 		slot += lw

@@ -19,7 +19,8 @@ type tenantCounts struct {
 // window (the last two epochs, win) and over the current epoch alone
 // (cur), by their own marks, and how many of its inboxes can still lose
 // their credential (atRisk). remote reports that another node owns some
-// of the tenant's inboxes: their marks are not kept here.
+// of the tenant's inboxes (or, without SetForeignFunc, that other nodes'
+// counters were merged): their marks are not kept here.
 //
 // The window's counters sum two epochs of per-epoch distinct counts, so
 // one inbox failing in both counts twice: harmless for the share of a
@@ -29,6 +30,10 @@ type tenantCounts struct {
 // be opened (once per bucket and candidate), never on the hot path.
 func (e *Engine) tenantDistinct(t int32) (win, cur tenantCounts, atRisk int32, remote bool) {
 	c := &e.c
+	if e.fl.merged && e.fl.foreignFn == nil {
+		remote = true
+		return
+	}
 	ep := int32(c.CurEpoch)
 	for i := c.THead[t]; i >= 0; i = c.NextInTenant[i] {
 		if e.fl.foreignFn != nil && e.foreign(i) {

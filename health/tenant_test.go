@@ -410,3 +410,33 @@ func TestBinomialTail(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetTenantRuleSeesOtherNodes: with N nodes the leader knows the
+// other nodes' inboxes only by their counters; the tenant rule still opens
+// a tenant incident over a tenant every inbox of which another node owns
+// (its distinct counts cannot come from the leader's marks).
+func TestFleetTenantRuleSeesOtherNodes(t *testing.T) {
+	t.Parallel()
+	ten := map[int32]bool{}
+	for _, i := range newWorld(t, DefaultConfig(), 3000, 150).tenants[1] {
+		ten[i] = true
+	}
+	leaderOwns := func(i int32) bool { return i%10 == 0 && !ten[i] }
+	for _, foreignFunc := range []bool{false, true} {
+		f := newFleet(t, DefaultConfig(), 3000, 150, leaderOwns)
+		if foreignFunc {
+			f.leader.e.SetForeignFunc(func(i int32) bool { return !leaderOwns(i) })
+		}
+		f.setOutcome(func(i int32, sec int64) *classify.Verdict {
+			if ten[i] && sec >= 3600 {
+				return revoked
+			}
+			return nil
+		})
+		f.runTo(t, time.Hour+15*time.Minute)
+		ins := f.leader.tenantIncidents()
+		if len(ins) != 1 || ins[0].Tenant != f.leader.e.Tenant(f.leader.tenants[1][0]) {
+			t.Fatalf("SetForeignFunc %v: leader's tenant incidents = %+v, want one over the revoking tenant", foreignFunc, ins)
+		}
+	}
+}
