@@ -96,6 +96,26 @@ type Config struct {
 	// provider is never accepted as a tenant event automatically; it stays
 	// held for an operator.
 	MaxVerifiedTenantShare float64
+	// TenantBackgroundLoss is the least background rate of real
+	// credential losses assumed per inbox and day (the learned rate is
+	// used when higher); TenantCoincidence is the time within which
+	// independent losses are taken to coincide. The tenant rule opens an
+	// incident only when the tenant's distinct failing inboxes are
+	// unlikely under that background: P(Binomial(n, q) ≥ k) ≤
+	// TenantMaxPValue, with n the tenant's inboxes that can still lose
+	// their credential, k those failing now and q the chance that one of
+	// them lost it within TenantCoincidence (or failed by the provider's
+	// learned failing share). Coincident losses in a small tenant are not
+	// a tenant outage.
+	TenantBackgroundLoss float64
+	TenantCoincidence    time.Duration
+	TenantMaxPValue      float64
+	// TenantEscalateAfter bounds a tenant incident while the rest of its
+	// provider is healthy: at that age it is closed and its tenant is
+	// re-verified inbox by inbox; those still failing permanent-class go
+	// to needs_reconnect and their held sends fail (docs/health-engine.md,
+	// "Tenant escalation"). Zero turns the rule off.
+	TenantEscalateAfter time.Duration
 
 	// ProbeEvery and ProbeCount: during an incident, ProbeCount paused
 	// inboxes of its scope are probed every ProbeEvery.
@@ -206,6 +226,10 @@ func DefaultConfig() Config {
 		TenantShare:            0.55,
 		TenantVerify:           15 * time.Minute,
 		MaxVerifiedTenantShare: 0.25,
+		TenantBackgroundLoss:   0.01,
+		TenantCoincidence:      time.Hour,
+		TenantMaxPValue:        1e-9,
+		TenantEscalateAfter:    90 * time.Minute,
 
 		ProbeEvery:     5 * time.Second,
 		ProbeCount:     10,

@@ -49,6 +49,7 @@ func (e *Engine) Tick() {
 		if !e.fl.follower {
 			e.tenantIncidents(now)
 		}
+		e.learnLoss(now)
 		if e.cfg.Policy == PolicyHoldfast {
 			e.drainHeld(now)
 		}
@@ -238,13 +239,19 @@ func (e *Engine) checkTenantOpen(t int32, open bool) {
 		}
 		return
 	}
+	// The significance test, on the tenant's distinct inboxes: failures
+	// that background losses explain open nothing.
+	att, fail, perm, pv, sig := e.tenantSignificant(t)
+	if !sig {
+		return
+	}
 	now := e.now()
 	kind := holdfast.IncidentTenantEvent
 	if float64(perm) < 0.9*float64(fail) {
 		kind = holdfast.IncidentTenantOutage
 	}
 	e.openIncident(c.TProv[t], t, kind, now, now-int64(e.cfg.Lookback/time.Second),
-		fmt.Sprintf("%d of %d attempting inboxes of the tenant failing (%d permanent-class)", fail, att, perm))
+		fmt.Sprintf("%d of %d attempting inboxes of the tenant failing (%d permanent-class); chance under background losses %.1e", fail, att, perm, pv))
 }
 
 // openCandidates opens the tenant incidents whose tenants met the tenant
@@ -265,7 +272,7 @@ func (e *Engine) openCandidates() {
 func (e *Engine) tenantIncidents(now int64) {
 	c := &e.c
 	for _, in := range c.Incidents {
-		if !in.Open() || !in.Kind.Effects().AwaitsVerification {
+		if !in.Open() || in.Tenant < 0 || e.escalateTenant(in, now) || !in.Kind.Effects().AwaitsVerification {
 			continue
 		}
 		t := in.Tenant
@@ -521,9 +528,11 @@ func (e *Engine) probeResult(i int32, ok, permanent bool) {
 		in.probeOK[slot]++
 		return
 	}
+	in.probeFail++
 	if !permanent {
 		return
 	}
+	in.probePerm++
 	var okN, n int32
 	for k := range in.probeN {
 		okN += in.probeOK[k]
@@ -767,9 +776,12 @@ func (e *Engine) Incident(id int64) (Incident, error) {
 // scope like a detected incident; a start in the past, or an end
 // (retroactive incident), re-verifies every inbox of the scope that went to
 // needs_reconnect or needs_admin inside the window and restores it if its
-// credential still works. It returns a *holdfast.InvalidError naming the
-// bad field, and ErrNoID, having changed nothing, when no incident ID is
-// at hand (SetIDFunc).
+// credential still works. An open declaration over a tenant supersedes the
+// tenant's detected incident, if any (so that an operator can hold a
+// tenant past the tenant escalation); over a scope an operator's or a
+// provider incident already covers it returns holdfast.ErrConflict. It
+// returns a *holdfast.InvalidError naming the bad field, and ErrNoID,
+// having changed nothing, when no incident ID is at hand (SetIDFunc).
 func (e *Engine) Declare(d Declaration) (Incident, error) {
 	c := &e.c
 	p, ok := provIndex(d.Provider)
@@ -795,12 +807,24 @@ func (e *Engine) Declare(d Declaration) (Incident, error) {
 		ev += ": " + d.Note
 	}
 	if d.End.IsZero() || d.End.Unix() > now {
-		if d.Tenant < 0 && c.Provs[p].Inc != 0 || d.Tenant >= 0 && c.TInc[d.Tenant] != 0 {
+		var old *Incident
+		if d.Tenant >= 0 && c.TInc[d.Tenant] != 0 {
+			// A detected tenant incident gives way to the operator's
+			// declaration: it is how an operator holds a tenant past the
+			// tenant escalation's bound.
+			if o := c.Incidents[c.TInc[d.Tenant]-1]; !o.Kind.Effects().EndsByOperator {
+				old = o
+			}
+		}
+		if d.Tenant < 0 && c.Provs[p].Inc != 0 || d.Tenant >= 0 && c.TInc[d.Tenant] != 0 && old == nil {
 			return Incident{}, fmt.Errorf("declare incident: %w: an incident already covers this scope", holdfast.ErrConflict)
 		}
 		in := e.openIncident(p, d.Tenant, holdfast.IncidentDeclared, now, start, ev)
 		if in == nil {
 			return Incident{}, fmt.Errorf("declare incident: %w", ErrNoID)
+		}
+		if old != nil {
+			e.supersede(old, in, now)
 		}
 		if start != now {
 			// openIncident reported it opened now; it opened at start.

@@ -149,6 +149,12 @@ type ProvState struct {
 	TAtt, TAttEp              [2]int32
 	Cand                      []int32
 	LastShare, LastShortShare float64
+	// LossRate is the learned background rate of real credential losses
+	// per inbox and day; LossN counts the losses of the hour LossHour
+	// (learnLoss).
+	LossRate float64
+	LossN    int32
+	LossHour int64
 
 	// Canaries are the provider's canary accounts.
 	Canaries []Canary
@@ -524,9 +530,13 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 	if c.H[i].Canary != 0 {
 		e.canaryOutcome(i, kind, now)
 	}
-	if st := c.H[i].St; st != sPaused && c.H[i].Flags&fKnownBad == 0 {
+	if st := c.H[i].St; st != sPaused && st != sNeedsReconnect && st != sNeedsAdmin && c.H[i].Flags&fKnownBad == 0 {
 		// Paused inboxes (probes) and inboxes already known to fail are
 		// not new evidence: the windows measure the rest of the fleet.
+		// Nor are inboxes already waiting for their owner (their soft
+		// retries and re-checks): over weeks of background losses they
+		// become a share of the fleet, and their failures, counted,
+		// opened provider and tenant incidents over nothing new.
 		e.count(i, p, t, kind)
 	}
 
@@ -639,7 +649,7 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 	} else if c.H[i].PermN < 255 {
 		c.H[i].PermN++
 	}
-	if int(c.H[i].PermN) >= e.cfg.ConfirmCount && now-c.PermFirst[i] >= int64(e.cfg.ConfirmSpan/time.Second) && c.H[i].Flags&fHeld == 0 {
+	if (int(c.H[i].PermN) >= e.cfg.ConfirmCount && now-c.PermFirst[i] >= int64(e.cfg.ConfirmSpan/time.Second) || e.escalatedConfirm(i, now)) && c.H[i].Flags&fHeld == 0 {
 		e.tryAct(i)
 		if s := c.H[i].St; s != sSuspect {
 			return Decision{State: holdfast.States[s], RetryAt: e.tm(c.NextTry[i])}
@@ -854,6 +864,9 @@ func (e *Engine) act(i int32, to uint8, cause holdfast.Cause) {
 	c.Episode[i]++
 	c.HeldSends[i] = 0
 	c.NextTry[i] = now + int64(e.cfg.SoftRetry/time.Second)
+	if cause == holdfast.CauseHealth {
+		e.countLoss(i, now)
+	}
 	e.move(i, to, e.c.Reasons[c.Reason[i]], cause, 0)
 	e.queueNotice(i, to == sNeedsAdmin, now)
 }

@@ -87,6 +87,9 @@ type fleetState struct {
 	// canaries holds, per provider, the other nodes' failing canaries
 	// in the latest buckets merged (MergeCounters), summed per bucket.
 	canaries [numProviders][canaryBuckets]bucketCount
+	// merged is set once another node's counters were merged: the
+	// tenant windows then hold inboxes this engine keeps no marks for.
+	merged bool
 }
 
 // canaryBuckets is how many recent buckets of the other nodes' canary
@@ -227,6 +230,7 @@ func (e *Engine) MergeCounters(x Counters) bool {
 	if c.CurBucket-x.Bucket >= lw {
 		return true
 	}
+	e.fl.merged = true
 	slot := x.Bucket % lw
 	if slot < 0 {
 		slot += lw

@@ -177,8 +177,11 @@ type Incident struct {
 	// probe ring: results per ProbeEvery slot
 	probeOK, probeN []int32
 	okSeen, recSeen int
-	closeWin        int64
-	healthySince    int64
+	// probeFail and probePerm count its failed probes since it opened,
+	// and the permanent-class ones among them (escalateTenant).
+	probeFail, probePerm int
+	closeWin             int64
+	healthySince         int64
 	// dirty: Recovered grew after it closed; Tick reports it once.
 	dirty bool
 	// copy: another node stored the incident (Reverify); its changes are

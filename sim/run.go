@@ -264,6 +264,30 @@ func zipfSizes(n, t int) []int {
 	return sizes
 }
 
+// tenantSizes splits n inboxes over t tenants, largest first: with hi
+// set, sizes cycle through lo..hi and the rest goes to the first tenant;
+// otherwise lo−1 inboxes each (when lo > 1) and the rest by zipfSizes.
+func tenantSizes(n, t, lo, hi int) []int {
+	if hi > 0 {
+		sizes := make([]int, t)
+		for k := range sizes {
+			sizes[k] = lo + k%(hi-lo+1)
+		}
+		sort.Sort(sort.Reverse(sort.IntSlice(sizes)))
+		sizes[0] += n - cycleTotal(t, lo, hi)
+		return sizes
+	}
+	min := lo
+	if min <= 1 {
+		return zipfSizes(n, t)
+	}
+	sizes := zipfSizes(n-t*(min-1), t)
+	for k := range sizes {
+		sizes[k] += min - 1
+	}
+	return sizes
+}
+
 func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 	r := &run{sc: sc, policy: policy, clock: &vclock{t: base}, dur: sc.Duration.Seconds(),
 		incidents: map[int64]*IncidentReport{}, progress: progress}
@@ -303,7 +327,7 @@ func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 		p.invalid = classifyError(ps.Name, ps.Errors.Invalid)
 		p.transient = classifyError(ps.Name, ps.Errors.Transient)
 		p.thrott = classifyError(ps.Name, ps.Errors.Throttled)
-		sizes := zipfSizes(ps.Inboxes, ps.Tenants)
+		sizes := tenantSizes(ps.Inboxes, ps.Tenants, ps.MinTenantSize, ps.MaxTenantSize)
 		bounds := make([]int32, 0, len(sizes)+1)
 		for rank, sz := range sizes {
 			t, err := r.eng.AddTenant(pv)

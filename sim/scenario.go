@@ -45,9 +45,19 @@ type Scenario struct {
 
 // ProviderSpec is one provider population.
 type ProviderSpec struct {
-	Name              string     `json:"name"`
-	Inboxes           int        `json:"inboxes"`
-	Tenants           int        `json:"tenants"`
+	Name    string `json:"name"`
+	Inboxes int    `json:"inboxes"`
+	Tenants int    `json:"tenants"`
+	// MinTenantSize, if above 1, gives every tenant at least this many
+	// inboxes; the rest follow the Zipf law as usual. It expresses fleets
+	// of many small tenants (2 to 6 inboxes), which the Zipf tail alone
+	// makes single-inbox.
+	MinTenantSize int `json:"min_tenant_size"`
+	// MaxTenantSize, if set (with MinTenantSize), makes the tenants' sizes
+	// cycle through MinTenantSize..MaxTenantSize instead (2, 3, 4, 5, 6,
+	// 2, ...), and gives the inboxes left over to the largest tenant
+	// (rank 1).
+	MaxTenantSize     int        `json:"max_tenant_size"`
 	MailPerInboxDay   float64    `json:"mail_per_inbox_day"`
 	SendsPerInboxDay  float64    `json:"sends_per_inbox_day"`
 	ScheduledFraction float64    `json:"scheduled_fraction"`
@@ -213,6 +223,12 @@ func (sc *Scenario) Validate() error {
 			return bad(f+".inboxes", "must be 1..50000000")
 		case p.Tenants <= 0 || p.Tenants > p.Inboxes:
 			return bad(f+".tenants", "must be 1..inboxes")
+		case p.MinTenantSize < 0 || p.MinTenantSize > 1 && p.Tenants*p.MinTenantSize > p.Inboxes:
+			return bad(f+".min_tenant_size", "must be 0..inboxes/tenants")
+		case p.MaxTenantSize != 0 && (p.MinTenantSize < 1 || p.MaxTenantSize < p.MinTenantSize):
+			return bad(f+".max_tenant_size", "needs min_tenant_size and must be at least it")
+		case p.MaxTenantSize != 0 && cycleTotal(p.Tenants, p.MinTenantSize, p.MaxTenantSize) > p.Inboxes:
+			return bad(f+".max_tenant_size", "the cycle of sizes needs %d inboxes, more than inboxes", cycleTotal(p.Tenants, p.MinTenantSize, p.MaxTenantSize))
 		case p.MailPerInboxDay < 0:
 			return bad(f+".mail_per_inbox_day", "negative")
 		case p.SendsPerInboxDay < 0:
@@ -368,4 +384,14 @@ func knownPath(path string) bool {
 		}
 	}
 	return false
+}
+
+// cycleTotal is the number of inboxes t tenants hold when their sizes
+// cycle through lo..hi.
+func cycleTotal(t, lo, hi int) int {
+	total := 0
+	for k := 0; k < t; k++ {
+		total += lo + k%(hi-lo+1)
+	}
+	return total
 }

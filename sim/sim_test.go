@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,5 +86,87 @@ func TestMixedScenario(t *testing.T) {
 	t.Log(out.String(), errb.String())
 	if code != 0 {
 		t.Fatalf("Main(mixed) = %d, want 0", code)
+	}
+}
+
+// long runs the month-long scenarios of issue 14 too (go test ./sim
+// -run TestIssue14 -sim.long); they take about 20 s each.
+var long = flag.Bool("sim.long", false, "also run the long scenarios (30 virtual days, 20,000 inboxes)")
+
+// TestIssue14Scenarios runs issue 14's scenarios of shapes 2 (coincident
+// losses in many small tenants over weeks) and 3 (a tenant outage, then a
+// tenant-wide real reset): each passes its expect under the holdfast
+// policy, and the naive policy fails it (the harm the engine prevents).
+func TestIssue14Scenarios(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		file string
+		long bool
+	}{
+		{file: "small-tenants-21d-a.json"},
+		{file: "small-tenants-21d-b.json"},
+		{file: "small-tenants-30d-c.json", long: true},
+		{file: "small-tenants-30d-d.json", long: true},
+		{file: "small-tenants-30d-e.json", long: true},
+		{file: "tenant-reset-small.json"},
+		{file: "tenant-reset-mid.json"},
+		{file: "tenant-reset-tiny-server.json"},
+		{file: "tenant-reset-noisy.json"},
+		{file: "tenant-reset-large.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			if tt.long && !*long {
+				t.Skip("a long scenario: run with -sim.long")
+			}
+			t.Parallel()
+			for _, p := range []struct {
+				policy string
+				want   int
+			}{{"holdfast", 0}, {"naive", 1}} {
+				var out, errb bytes.Buffer
+				code := Main(context.Background(), []string{"--scenario", filepath.Join("testdata", tt.file), "--policy", p.policy, "--quiet"}, &out, &errb)
+				if code != p.want {
+					t.Errorf("Main(%s, %s) = %d, want %d\n%s%s", tt.file, p.policy, code, p.want, out.String(), errb.String())
+				}
+			}
+		})
+	}
+}
+
+// TestTenantSizes checks the small-tenant extensions of the scenario
+// format (min_tenant_size, max_tenant_size).
+func TestTenantSizes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		n, t, lo, hi  int
+		first, minSz  int
+		maxSmall      int
+		wantTotalSize int
+	}{
+		{name: "zipf", n: 1000, t: 100, first: 190, minSz: 1, maxSmall: 190, wantTotalSize: 1000},
+		{name: "min 3, all three", n: 300, t: 100, lo: 3, first: 3, minSz: 3, maxSmall: 3, wantTotalSize: 300},
+		{name: "cycle 2..6, rest to rank 1", n: 500, t: 100, lo: 2, hi: 6, first: 106, minSz: 2, maxSmall: 6, wantTotalSize: 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sizes := tenantSizes(tt.n, tt.t, tt.lo, tt.hi)
+			total, lo, hi := 0, sizes[len(sizes)-1], 0
+			for k, s := range sizes {
+				total += s
+				lo = min(lo, s)
+				if k > 0 {
+					hi = max(hi, s)
+					if s > sizes[k-1] {
+						t.Fatalf("sizes not largest first at %d: %v", k, sizes[:k+1])
+					}
+				}
+			}
+			if total != tt.wantTotalSize || len(sizes) != tt.t || lo != tt.minSz || hi > tt.maxSmall || tt.hi > 0 && sizes[0] != tt.first {
+				t.Errorf("tenantSizes(%d, %d, %d, %d): %d tenants, total %d, min %d, max after rank 1 %d, rank 1 %d", tt.n, tt.t, tt.lo, tt.hi, len(sizes), total, lo, hi, sizes[0])
+			}
+		})
 	}
 }
