@@ -19,6 +19,10 @@ const (
 	stormWindow = 10
 )
 
+// minPre is the fewest quiet seconds before a provider's first outage
+// that its baseline is taken from alone.
+const minPre = 600
+
 // boundHorizon is how far past an outage's end the bound is looked for.
 const boundHorizon = 30 * 86400
 
@@ -56,6 +60,10 @@ func (r *run) countSecond() {
 		if r.quiet(k) {
 			r.quietSecs[k]++
 			r.quietReq[k] += n
+			if r.lastEnd[k] < 0 {
+				r.preSecs[k]++
+				r.preReq[k] += n
+			}
 		}
 		r.reqBy[k], r.thrBy[k] = 0, 0
 	}
@@ -113,9 +121,14 @@ func (r *run) recordWork(x int) {
 	}
 }
 
-// baseline returns provider k's normal request rate: its mean over quiet
-// seconds, or over every second when it had none.
+// baseline returns provider k's normal request rate: its mean over the
+// quiet seconds before its first outage, or, when there were fewer than
+// minPre of them, over every quiet second (after an outage, the policy
+// may have changed the fleet: naive disconnects it).
 func (r *run) baseline(k int) float64 {
+	if r.preSecs[k] >= minPre {
+		return float64(r.preReq[k]) / float64(r.preSecs[k])
+	}
 	if r.quietSecs[k] > 0 {
 		return float64(r.quietReq[k]) / float64(r.quietSecs[k])
 	}
@@ -126,6 +139,7 @@ func (r *run) baseline(k int) float64 {
 func (r *run) bounds() {
 	rep := &r.rep
 	rep.RecoveryByOutage = []OutageRecovery{}
+	all := r.recH.clone()
 	for x, o := range r.outages {
 		w := r.work[x]
 		if !w.recorded || w.inboxes == 0 {
@@ -133,8 +147,15 @@ func (r *run) bounds() {
 		}
 		p := r.provs[o.prov]
 		b := r.baseline(o.prov)
+		// An inbox of the work still unrecovered at the end counts with
+		// its wait at the end, as an undetected loss does.
+		h := r.recO[x].clone()
+		for k := h.n; k < w.inboxes; k++ {
+			h.add(r.dur - o.end)
+			all.add(r.dur - o.end)
+		}
 		or := OutageRecovery{Event: o.idx, Provider: p.spec.Name, Inboxes: w.inboxes, Calls: w.calls,
-			BaselinePerS: round2(b), RecoveryP999S: r.recO[x].q(0.999)}
+			BaselinePerS: round2(b), RecoveryP999S: h.q(0.999)}
 		// The shortest T with the spare capacity over [end, end+T) at
 		// least the work; capacity follows throttle events.
 		var acc float64
@@ -162,11 +183,13 @@ func (r *run) bounds() {
 			rep.RecoveryBoundS = or.BoundS
 		}
 	}
-	if rep.RecoveryBoundS != nil && rep.RecoveryS.P999 != nil {
-		v := math.Round(1000**rep.RecoveryS.P999 / *rep.RecoveryBoundS) / 1000
+	if p999 := all.q(0.999); rep.RecoveryBoundS != nil && p999 != nil {
+		v := math.Round(1000**p999 / *rep.RecoveryBoundS) / 1000
 		rep.RecoveryRatio = &v
 	}
 	if n := rep.RecoveryRequests.Total; n > 0 {
 		rep.RecoveryRequests.ThrottledShare = math.Round(1e4*float64(rep.RecoveryRequests.Throttled)/float64(n)) / 1e4
 	}
 }
+
+func (h *hist) clone() hist { return hist{b: append([]int64(nil), h.b...), n: h.n} }

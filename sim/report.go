@@ -30,8 +30,10 @@ type Report struct {
 	RecoveryS              Quantiles4        `json:"recovery_s"`
 	Unrecovered            int64             `json:"unrecovered"`
 	// RecoveryBoundS is the capacity bound of the outage with the largest
-	// one, RecoveryRatio is recovery_s.p999 over it, and RecoveryByOutage
-	// has both per outage (docs/health-engine.md §8).
+	// one, RecoveryRatio is recovery_s.p999 over it (an inbox of the
+	// bound's work not recovered by the end counts with its wait at the
+	// end), and RecoveryByOutage has both per outage
+	// (docs/health-engine.md §8).
 	RecoveryBoundS   *float64               `json:"recovery_bound_s"`
 	RecoveryRatio    *float64               `json:"recovery_ratio"`
 	RecoveryByOutage []OutageRecovery       `json:"recovery_by_outage"`
@@ -113,7 +115,8 @@ type RequestsReport struct {
 // recovery takes (a sync each, and a refresh or login for an expired
 // token), the provider's baseline request rate, the mean spare capacity
 // over the bound, the bound (the shortest time the spare capacity answers
-// those requests in), this outage's recovery p999 and their ratio.
+// those requests in), this outage's recovery p999 (an inbox not recovered
+// by the end counting with its wait at the end) and their ratio.
 type OutageRecovery struct {
 	Event         int      `json:"event"`
 	Provider      string   `json:"provider"`

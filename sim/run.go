@@ -137,6 +137,8 @@ type run struct {
 	stormWin    []window
 	quietSecs   []int64 // per provider: seconds counted in its baseline
 	quietReq    []int64 // per provider: requests in those seconds
+	preSecs     []int64 // per provider: quiet seconds before its first outage
+	preReq      []int64 // per provider: requests in those seconds
 	lastEnd     []int64 // per provider: end of its last outage, or -1
 	recO        []hist  // per outage: recovery seconds
 	work        []recoveryWork
@@ -302,6 +304,8 @@ func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 	r.stormWin = make([]window, len(sc.Providers))
 	r.quietSecs = make([]int64, len(sc.Providers))
 	r.quietReq = make([]int64, len(sc.Providers))
+	r.preSecs = make([]int64, len(sc.Providers))
+	r.preReq = make([]int64, len(sc.Providers))
 	r.lastEnd = make([]int64, len(sc.Providers))
 	for k := range r.lastEnd {
 		r.lastEnd[k] = -1
