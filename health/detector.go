@@ -658,8 +658,9 @@ func (e *Engine) rampCap(ps *ProvState, rate float64) float64 {
 //
 //   - Congestion (at least RampThrottleShare of n throttled): the provider
 //     accepted n−thr, which is its capacity for us now. The rate is cut
-//     so that all of the provider's requests come to RampHeadroom of that
-//     capacity: the recoveries get what the rest of the traffic leaves.
+//     so that all of the provider's requests come to the target
+//     (rampTarget): the recoveries get what the rest of the traffic
+//     leaves.
 //   - Slow start (no throttling yet): ×RampGrowth every RampEvery.
 //   - Otherwise the capacity estimate grows by RampProbe every RampEvery
 //     (probing for capacity the provider regains) and the rate tracks the
