@@ -169,20 +169,39 @@ type Config struct {
 	TenantBudgetPerHour int
 	TenantBudgetShare   float64
 
-	// RampStart is the first recovery rate in inboxes per second (raised to
-	// a quarter of the learned baseline request rate when that is higher).
-	// The rate grows ×RampGrowth every RampEvery until throttling is seen
-	// (slow start), then additively by RampAdd of its peak; RampBackoff
-	// multiplies it when at least RampThrottleShare of recovery requests
-	// were throttled.
-	RampStart         float64
-	RampEvery         time.Duration
-	RampGrowth        float64
-	RampAdd           float64
-	RampBackoff       float64
+	// The recovery ramp grants recoveries at a rate (inboxes per second)
+	// that probes the provider's capacity, as TCP's slow start and BBR do;
+	// docs/health-engine.md §5 has the rules and why.
+	//
+	// RampStart floors the first rate; RampStartShare of the provider's
+	// learned baseline request rate raises it (a recovery costs about two
+	// requests, so a half starts at about the load the provider carried
+	// before the outage, which it is known to accept).
+	RampStart      float64
+	RampStartShare float64
+	// RampEvery is the step of the ramp: the rate grows ×RampGrowth every
+	// RampEvery until the first throttling (slow start).
+	RampEvery  time.Duration
+	RampGrowth float64
+	// RampThrottleShare: a second in which at least this share of all the
+	// provider's requests were throttled is congestion. The provider
+	// accepted what was not throttled: that is its capacity for us now,
+	// and the rate is cut so that all of the provider's requests come to
+	// the target (by at most ×RampBackoff at once). The target leaves a
+	// margin below the capacity: 1−RampHeadroom of it, or RampNoise
+	// standard deviations of the rest of the traffic (Poisson: the
+	// square root of its rate), whichever is larger.
 	RampThrottleShare float64
+	RampHeadroom      float64
+	RampNoise         float64
+	RampBackoff       float64
+	// RampProbe: after the first throttling, the capacity estimate grows
+	// by this share every RampEvery without throttling, and the rate
+	// follows it, so that the ramp finds capacity the provider regains.
+	RampProbe float64
 	// RampMaxFactor caps the recovery rate (inboxes per second) at this
-	// multiple of the provider's learned baseline request rate.
+	// multiple of the provider's learned baseline request rate: a guard
+	// for a provider that slows down instead of throttling.
 	RampMaxFactor float64
 
 	// NoticeGrace is how long a reconnect notice waits before its
@@ -258,12 +277,15 @@ func DefaultConfig() Config {
 		TenantBudgetShare:     0.10,
 
 		RampStart:         5,
-		RampEvery:         5 * time.Second,
-		RampGrowth:        1.5,
-		RampAdd:           0.05,
-		RampBackoff:       0.5,
+		RampStartShare:    0.5,
+		RampEvery:         time.Second,
+		RampGrowth:        1.25,
 		RampThrottleShare: 0.02,
-		RampMaxFactor:     2,
+		RampHeadroom:      0.95,
+		RampNoise:         2,
+		RampBackoff:       0.5,
+		RampProbe:         0.01,
+		RampMaxFactor:     10,
 
 		NoticeGrace: t.NoticeGrace,
 		NoticeTTL:   24 * time.Hour,

@@ -2,6 +2,7 @@ package health
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/holdfast/holdfast"
@@ -640,46 +641,103 @@ func (e *Engine) queueRecovery(in *Incident, now int64) {
 	e.timeline(in, now, fmt.Sprintf("recovery queued: %d inboxes", len(r.Prio)+len(r.Norm)-r.PrioHd-r.NormHd))
 }
 
-// startRamp starts provider ps's idle recovery ramp at its slow start.
+// startRamp starts provider ps's idle recovery ramp at its slow start,
+// from about the load the provider carried before the outage.
 func (e *Engine) startRamp(ps *ProvState, now int64) {
 	r := &ps.Ramp
 	r.Active = true
-	r.Rate = max(e.cfg.RampStart, ps.BaseReq/4)
+	r.Rate = e.rampCap(ps, max(e.cfg.RampStart, e.cfg.RampStartShare*ps.BaseReq))
 	r.Tok = 0
 	r.Slow = true
-	r.Peak = r.Rate
-	r.LastAdjust = now
-	r.N, r.Thr = 0, 0
+	r.Cap = 0
+	r.LastAdjust, r.LastTick = now, now
+	r.N, r.Thr, r.Sec = 0, 0, 0
 	ps.RampReq, ps.RampThr = 0, 0
 }
 
-// rampTick grants recoveries for provider p at the ramp's rate.
+// rampCap bounds a recovery rate: at least RampStart, at most
+// RampMaxFactor times the learned baseline request rate.
+func (e *Engine) rampCap(ps *ProvState, rate float64) float64 {
+	return max(e.cfg.RampStart, min(rate, e.cfg.RampMaxFactor*ps.BaseReq))
+}
+
+// rampAdjust sets provider ps's recovery rate from what the provider did
+// with the requests of the last dt seconds: n requests, thr of them
+// throttled, rn of them made by granted inboxes. It is a capacity probe:
+//
+//   - Congestion (at least RampThrottleShare of n throttled): the provider
+//     accepted n−thr, which is its capacity for us now. The rate is cut
+//     so that all of the provider's requests come to the target
+//     (rampTarget): the recoveries get what the rest of the traffic
+//     leaves.
+//   - Slow start (no throttling yet): ×RampGrowth every RampEvery.
+//   - Otherwise the capacity estimate grows by RampProbe every RampEvery
+//     (probing for capacity the provider regains) and the rate tracks the
+//     same target as the rest of the traffic changes, by at most
+//     ×RampGrowth up and ×RampBackoff down per step.
+func (e *Engine) rampAdjust(ps *ProvState, now, n, thr, rn, dt int64) {
+	r := &ps.Ramp
+	every := max(1, int64(e.cfg.RampEvery/time.Second))
+	sec := float64(dt)
+	// Requests per grant over the last tick (refresh, sync, and their
+	// throttled attempts); 2 before the first grant.
+	per := 2.0
+	if r.Sec > 0 && rn > 0 {
+		per = float64(rn) / float64(r.Sec)
+	}
+	// toward returns the rate at which the provider's requests would come
+	// to target: the recoveries get what the rest of the traffic leaves.
+	rest := float64(n-rn) / sec
+	toward := func(target float64) float64 { return (target - rest) / per }
+	switch {
+	case n > 0 && float64(thr) >= e.cfg.RampThrottleShare*float64(n):
+		r.Cap = float64(n-thr) / sec
+		r.Slow = false
+		r.Rate = max(r.Rate*e.cfg.RampBackoff, min(r.Rate*e.cfg.RampHeadroom, toward(e.rampTarget(r.Cap, rest))))
+		r.LastAdjust = now
+	case now-r.LastAdjust < every:
+		return
+	case r.Slow:
+		r.Rate *= e.cfg.RampGrowth
+		r.LastAdjust = now
+	default:
+		r.LastAdjust = now
+		if r.Sec == 0 {
+			return // no grant to measure: keep the rate and the estimate
+		}
+		r.Cap *= 1 + e.cfg.RampProbe
+		r.Rate = max(r.Rate*e.cfg.RampBackoff, min(r.Rate*e.cfg.RampGrowth, toward(e.rampTarget(r.Cap, rest))))
+	}
+	r.Rate = e.rampCap(ps, r.Rate)
+}
+
+// recTag is the tag of second now in Hot.RecAt: never 0, so that an inbox
+// never granted matches no second.
+func recTag(now int64) uint8 { return uint8(now%255) + 1 }
+
+// rampTarget is the request rate the ramp aims all of a provider's
+// requests at, given its capacity estimate and the rate of the rest of its
+// traffic: the capacity less a margin of 1−RampHeadroom of it or RampNoise
+// standard deviations of the rest (Poisson), whichever is larger, so that
+// the rest's ordinary ups and downs do not cross the capacity.
+func (e *Engine) rampTarget(capacity, rest float64) float64 {
+	return capacity - max((1-e.cfg.RampHeadroom)*capacity, e.cfg.RampNoise*math.Sqrt(max(rest, 0)))
+}
+
+// rampTick adjusts provider p's recovery rate to the last tick's outcomes
+// and grants recoveries at that rate.
 func (e *Engine) rampTick(p uint8, now int64) {
 	c := &e.c
 	ps := &c.Provs[p]
 	r := &ps.Ramp
+	n, thr, rn := ps.RampReq, ps.RampThr, int64(r.N)
+	ps.RampReq, ps.RampThr, r.N, r.Thr = 0, 0, 0, 0
 	if !r.Active {
 		return
 	}
-	if now-r.LastAdjust >= int64(e.cfg.RampEvery/time.Second) {
-		// Throttling is judged over all of the provider's requests: the
-		// recovery shares the provider's capacity with normal traffic.
-		n, thr := ps.RampReq, ps.RampThr
-		ps.RampReq, ps.RampThr = 0, 0
-		switch {
-		case n > 0 && float64(thr) >= e.cfg.RampThrottleShare*float64(n):
-			r.Rate = max(e.cfg.RampStart, r.Rate*e.cfg.RampBackoff)
-			r.Slow = false
-		case r.Slow:
-			r.Rate *= e.cfg.RampGrowth
-		default:
-			r.Rate += e.cfg.RampAdd * r.Peak
-		}
-		r.Rate = min(r.Rate, max(e.cfg.RampStart, e.cfg.RampMaxFactor*ps.BaseReq))
-		r.Peak = max(r.Peak, r.Rate)
-		r.N, r.Thr = 0, 0
-		r.LastAdjust = now
-	}
+	e.rampAdjust(ps, now, n, thr, rn, max(1, now-r.LastTick))
+	r.LastTick = now
+	granted := r.Granted
 	r.Tok = min(r.Rate, r.Tok+r.Rate)
 	for r.DelayedHd < len(r.Delayed) && r.Delayed[r.DelayedHd].At <= now && r.Tok >= 1 {
 		i := r.Delayed[r.DelayedHd].Inbox
@@ -713,6 +771,7 @@ func (e *Engine) rampTick(p uint8, now int64) {
 		e.grant(i, now)
 		r.Tok--
 	}
+	r.Sec = r.Granted - granted
 	if r.PrioHd >= len(r.Prio) && r.NormHd >= len(r.Norm) && r.DelayedHd >= len(r.Delayed) {
 		r.Active = false
 		r.Prio, r.Norm, r.Delayed = r.Prio[:0], r.Norm[:0], r.Delayed[:0]
@@ -745,6 +804,7 @@ func (e *Engine) rampIncident(p uint8) *Incident {
 
 func (e *Engine) grant(i int32, now int64) {
 	e.c.H[i].Flags |= fGranted
+	e.c.H[i].RecAt = recTag(now)
 	e.c.Provs[e.c.H[i].Prov].Ramp.Granted++
 	e.sink.Grant(Grant{Inbox: i, At: e.tm(now)})
 }

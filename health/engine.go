@@ -121,30 +121,36 @@ type Hot struct {
 	Prov       uint8
 	// Canary is 1 for an operator's canary account (SetCanary).
 	Canary uint8
+	// RecAt tags the second of the inbox's last recovery grant
+	// (recTag): its requests in that second are its recovery's, which the
+	// ramp counts apart from the rest of the provider's traffic.
+	RecAt uint8
 	// Pad to 32 bytes so that no element straddles two cache lines.
 	// Unexported: gob skips it, and snapshots from before Canary (with an
 	// 8-byte Pad) still restore.
-	_ [7]byte
+	_ [6]byte
 }
 
 // ProvState is one provider's fleet view. Exported for snapshots only.
 type ProvState struct {
-	Inboxes, Tenants          int
-	Att, Fail, Perm, OK, Thr  [64]int32
-	FailTen                   [64]int32
-	TenCur, TenPrev           []int32
-	Baseline                  float64
-	BaseReq                   float64
-	ReqSec                    int32
-	Inc                       int32
-	Elevated                  bool
-	LastAbn                   int64
-	BudTok                    float64
-	BudAt                     int64
-	ReopenN                   int
-	LastClose                 int64
-	HeldOrder                 []int64
-	Ramp                      Ramp
+	Inboxes, Tenants         int
+	Att, Fail, Perm, OK, Thr [64]int32
+	FailTen                  [64]int32
+	TenCur, TenPrev          []int32
+	Baseline                 float64
+	BaseReq                  float64
+	ReqSec                   int32
+	Inc                      int32
+	Elevated                 bool
+	LastAbn                  int64
+	BudTok                   float64
+	BudAt                    int64
+	ReopenN                  int
+	LastClose                int64
+	HeldOrder                []int64
+	Ramp                     Ramp
+	// RampReq and RampThr count the provider's requests and the throttled
+	// ones since the last tick: the ramp's congestion signal.
 	RampReq, RampThr          int64
 	TAtt, TAttEp              [2]int32
 	Cand                      []int32
@@ -181,15 +187,25 @@ type Canary struct {
 
 // Ramp is a provider's recovery ramp. Exported for snapshots only.
 type Ramp struct {
-	Prio, Norm      []int32
-	PrioHd, NormHd  int
-	Delayed         []delayed
-	DelayedHd       int
-	Rate, Tok, Peak float64
-	Slow            bool
-	N, Thr          int
-	LastAdjust      int64
-	Active          bool
+	Prio, Norm     []int32
+	PrioHd, NormHd int
+	Delayed        []delayed
+	DelayedHd      int
+	Rate, Tok      float64
+	Slow           bool
+	// Cap is the provider's capacity for us (requests per second) as the
+	// ramp last measured it: what the provider accepted in a second it
+	// throttled, grown by RampProbe per step since. 0 before the first
+	// throttling.
+	Cap float64
+	// N and Thr count the requests of granted inboxes since the last
+	// tick, and the throttled ones; Sec counts the grants of the last
+	// tick.
+	N, Thr     int
+	Sec        int
+	LastAdjust int64
+	LastTick   int64
+	Active     bool
 	// Inc is the ID of the incident whose recovery the ramp runs. (It was
 	// an int32; gob restores old snapshots into int64.)
 	Inc     int64
@@ -524,6 +540,9 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 		}
 	}
 
+	if kind == okThrottled {
+		ps.RampThr++
+	}
 	if e.cfg.Policy == PolicyNaive {
 		return e.observeNaive(i, kind, o)
 	}
@@ -541,7 +560,7 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 	}
 
 	fl := c.H[i].Flags
-	if fl&fGranted != 0 {
+	if c.H[i].RecAt == recTag(now) {
 		ps.Ramp.N++
 		if kind == okThrottled {
 			ps.Ramp.Thr++
@@ -595,6 +614,10 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 			r.Delayed = append(r.Delayed, delayed{At: now + ra, Inbox: i})
 			return Decision{State: holdfast.States[st]}
 		}
+		// Spread over another half of the Retry-After: the requests
+		// throttled in one second would otherwise all come back in one
+		// second and be throttled again (a retry echo).
+		ra += e.rng.Int64N(ra/2 + 1)
 		c.NextTry[i] = max(c.NextTry[i], now+ra)
 		return Decision{State: holdfast.States[st], RetryAt: e.tm(now + ra)}
 	}
@@ -741,7 +764,6 @@ func (e *Engine) count(i int32, p uint8, t int32, kind int) {
 		return
 	case okThrottled:
 		ps.Thr[slot]++
-		ps.RampThr++
 		if sc != nil {
 			sc.Thr++
 		}

@@ -607,8 +607,8 @@ func TestThrottleHonoursRetryAfter(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, DefaultConfig(), 100, 10)
 	d := w.e.Observe(5, Outcome{Op: OpSync, Verdict: throttled})
-	if d.State != holdfast.StateConnected || !d.RetryAt.Equal(w.clk.t.Add(30*time.Second)) {
-		t.Errorf("Observe(throttled) = %+v, want connected and retry after 30s", d)
+	if wait := d.RetryAt.Sub(w.clk.t); d.State != holdfast.StateConnected || wait < 30*time.Second || wait > 45*time.Second {
+		t.Errorf("Observe(throttled) = %+v, want connected and retry after 30 to 45 s", d)
 	}
 }
 

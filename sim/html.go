@@ -242,6 +242,7 @@ pre{background:#f4f4f4;padding:1em;font-size:.8em;overflow-x:auto}</style></head
 <p>{{.Desc}}</p>
 <p>Time runs left to right over {{.Dur}}. Red bands: ground-truth outages. Blue strips along the top: incidents the engine declared. Each outage also gets a close-up of its provider, from 10 minutes before to 30 minutes after it.</p>
 <p><b>{{.Rep.WrongfulDisconnects}}</b> wrongful disconnects, <b>{{.Rep.NotificationsSent}}</b> notifications ({{.Rep.StaleNotifications}} stale), {{len .Rep.Incidents}} incidents ({{.Rep.FalseIncidents}} false), {{.Rep.MissedOutages}} missed outages, {{.Rep.Unrecovered}} unrecovered.</p>
+<p>Recovery p999 {{with .Rep.RecoveryS.P999}}{{.}} s{{else}}none{{end}} against a capacity bound of {{with .Rep.RecoveryBoundS}}{{.}} s{{else}}none{{end}} (the shortest time the provider's spare capacity answers the recovery's requests): ratio <b>{{with .Rep.RecoveryRatio}}{{.}}{{else}}none{{end}}</b>. {{.Rep.RecoveryRequests.Throttled}} of {{.Rep.RecoveryRequests.Total}} recovery requests throttled; {{.Rep.ProviderRequests.ThrottleStormS}} s of throttle storm (a provider throttling over 10% of its requests over 10 s).</p>
 {{range .Charts}}<h2>{{.Title}} <small>(y max {{.YMax}})</small></h2>
 <svg width="{{$.W}}" height="{{$.H}}" viewBox="0 0 {{$.W}} {{$.H}}" role="img" aria-label="{{.Title}}">
 {{range .Bands}}<rect x="{{printf "%.1f" .X}}" y="{{printf "%.0f" .Y}}" width="{{printf "%.1f" .W}}" height="{{printf "%.0f" .H}}" fill="{{.Color}}" fill-opacity="0.6"><title>{{.Label}}</title></rect>{{end}}

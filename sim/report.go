@@ -29,12 +29,21 @@ type Report struct {
 	DetectionLatencyS      Quantiles2        `json:"detection_latency_s"`
 	RecoveryS              Quantiles4        `json:"recovery_s"`
 	Unrecovered            int64             `json:"unrecovered"`
-	Sends                  SendsReport       `json:"sends"`
-	Mail                   MailReport        `json:"mail"`
-	ProviderRequests       RequestsReport    `json:"provider_requests"`
-	EventsProcessed        int64             `json:"events_processed"`
-	WallS                  float64           `json:"wall_s"`
-	PeakRSSMB              float64           `json:"peak_rss_mb"`
+	// RecoveryBoundS is the capacity bound of the outage with the largest
+	// one, RecoveryRatio is recovery_s.p999 over it (an inbox of the
+	// bound's work not recovered by the end counts with its wait at the
+	// end), and RecoveryByOutage has both per outage
+	// (docs/health-engine.md §8).
+	RecoveryBoundS   *float64               `json:"recovery_bound_s"`
+	RecoveryRatio    *float64               `json:"recovery_ratio"`
+	RecoveryByOutage []OutageRecovery       `json:"recovery_by_outage"`
+	RecoveryRequests RecoveryRequestsReport `json:"recovery_requests"`
+	Sends            SendsReport            `json:"sends"`
+	Mail             MailReport             `json:"mail"`
+	ProviderRequests RequestsReport         `json:"provider_requests"`
+	EventsProcessed  int64                  `json:"events_processed"`
+	WallS            float64                `json:"wall_s"`
+	PeakRSSMB        float64                `json:"peak_rss_mb"`
 }
 
 // Quantiles3 is {p50, p99, max}; null when there were no samples.
@@ -94,6 +103,38 @@ type RequestsReport struct {
 	PeakPerS          int64   `json:"peak_per_s"`
 	DuringOutagesPerS float64 `json:"during_outages_per_s"`
 	BaselinePerS      float64 `json:"baseline_per_s"`
+	// Throttled counts the requests a provider refused over its capacity;
+	// ThrottleStormS the seconds in which a provider had throttled more
+	// than 10% of its requests over the last 10 seconds.
+	Throttled      int64 `json:"throttled"`
+	ThrottleStormS int64 `json:"throttle_storm_s"`
+}
+
+// OutageRecovery is one outage's recovery against its capacity bound: the
+// affected inboxes with a valid credential at its end, the requests their
+// recovery takes (a sync each, and a refresh or login for an expired
+// token), the provider's baseline request rate, the mean spare capacity
+// over the bound, the bound (the shortest time the spare capacity answers
+// those requests in), this outage's recovery p999 (an inbox not recovered
+// by the end counting with its wait at the end) and their ratio.
+type OutageRecovery struct {
+	Event         int      `json:"event"`
+	Provider      string   `json:"provider"`
+	Inboxes       int64    `json:"inboxes"`
+	Calls         int64    `json:"calls"`
+	BaselinePerS  float64  `json:"baseline_per_s"`
+	SparePerS     float64  `json:"spare_per_s"`
+	BoundS        *float64 `json:"bound_s"`
+	RecoveryP999S *float64 `json:"recovery_p999_s"`
+	Ratio         *float64 `json:"ratio"`
+}
+
+// RecoveryRequestsReport counts the requests made for recovery grants and
+// the throttled ones.
+type RecoveryRequestsReport struct {
+	Total          int64   `json:"total"`
+	Throttled      int64   `json:"throttled"`
+	ThrottledShare float64 `json:"throttled_share"`
 }
 
 // inFlight is how recent an unfinished mail or send may be at the end of
@@ -225,6 +266,7 @@ func (r *run) finish() {
 		rep.ProviderRequests.BaselinePerS = round2(float64(r.baseReq) / float64(r.baseSecs))
 	}
 	rep.EventsProcessed = r.events
+	r.bounds()
 }
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
@@ -373,12 +415,20 @@ func summary(w io.Writer, rep *Report) {
 	}
 	fmt.Fprintf(w, "  recovery p50 %ss p99 %ss p999 %ss max %ss; unrecovered %d\n",
 		fmtQ(rep.RecoveryS.P50), fmtQ(rep.RecoveryS.P99), fmtQ(rep.RecoveryS.P999), fmtQ(rep.RecoveryS.Max), rep.Unrecovered)
+	fmt.Fprintf(w, "  recovery bound %ss, ratio %s (p999 / bound); recovery requests %d, %d throttled (%.2f%%)\n",
+		fmtQ(rep.RecoveryBoundS), fmtQ(rep.RecoveryRatio), rep.RecoveryRequests.Total, rep.RecoveryRequests.Throttled,
+		100*rep.RecoveryRequests.ThrottledShare)
+	for _, o := range rep.RecoveryByOutage {
+		fmt.Fprintf(w, "    event %d %s: %d inboxes, %d requests, baseline %.1f/s, spare %.1f/s: bound %ss, p999 %ss, ratio %s\n",
+			o.Event, o.Provider, o.Inboxes, o.Calls, o.BaselinePerS, o.SparePerS, fmtQ(o.BoundS), fmtQ(o.RecoveryP999S), fmtQ(o.Ratio))
+	}
 	s := rep.Sends
 	fmt.Fprintf(w, "  sends %d due: %d on time, %d late (p99 %ss), %d lost, %d duplicated, %d reported failed\n",
 		s.Due, s.OnTime, s.Late, fmtQ(s.LateS.P99), s.Lost, s.Duplicated, s.FailedReported)
 	fmt.Fprintf(w, "  mail %d arrived, %d synced, %d lost, lag p50 %ss p99 %ss max %ss\n",
 		rep.Mail.Arrived, rep.Mail.Synced, rep.Mail.Lost, fmtQ(rep.Mail.LagS.P50), fmtQ(rep.Mail.LagS.P99), fmtQ(rep.Mail.LagS.Max))
 	pr := rep.ProviderRequests
-	fmt.Fprintf(w, "  requests %d, peak %d/s, during outages %.1f/s, baseline %.1f/s\n", pr.Total, pr.PeakPerS, pr.DuringOutagesPerS, pr.BaselinePerS)
+	fmt.Fprintf(w, "  requests %d, peak %d/s, during outages %.1f/s, baseline %.1f/s; %d throttled, throttle storm %d s\n",
+		pr.Total, pr.PeakPerS, pr.DuringOutagesPerS, pr.BaselinePerS, pr.Throttled, pr.ThrottleStormS)
 	fmt.Fprintf(w, "  %d events in %.1fs, peak RSS %.0f MB\n", rep.EventsProcessed, rep.WallS, rep.PeakRSSMB)
 }

@@ -133,7 +133,16 @@ type run struct {
 	incOrder    []int64
 	reqSec      int64
 	reqBy       []int64 // per provider this second
-	secErr      []int64
+	thrBy       []int64 // per provider this second: throttled
+	stormWin    []window
+	quietSecs   []int64 // per provider: seconds counted in its baseline
+	quietReq    []int64 // per provider: requests in those seconds
+	preSecs     []int64 // per provider: quiet seconds before its first outage
+	preReq      []int64 // per provider: requests in those seconds
+	lastEnd     []int64 // per provider: end of its last outage, or -1
+	recO        []hist  // per outage: recovery seconds
+	work        []recoveryWork
+	granting    bool // a recovery grant's requests are being made
 	outageSecs  int64
 	outageReq   int64
 	baseSecs    int64
@@ -315,7 +324,16 @@ func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 	r.wheel = make([][]uint64, ringSize)
 	r.far = make([][]farEvent, r.dur>>ringBits+2)
 	r.reqBy = make([]int64, len(sc.Providers))
-	r.secErr = make([]int64, len(sc.Providers))
+	r.thrBy = make([]int64, len(sc.Providers))
+	r.stormWin = make([]window, len(sc.Providers))
+	r.quietSecs = make([]int64, len(sc.Providers))
+	r.quietReq = make([]int64, len(sc.Providers))
+	r.preSecs = make([]int64, len(sc.Providers))
+	r.preReq = make([]int64, len(sc.Providers))
+	r.lastEnd = make([]int64, len(sc.Providers))
+	for k := range r.lastEnd {
+		r.lastEnd[k] = -1
+	}
 
 	var tenFirst [][]int32 // per provider: first inbox of each tenant rank, plus end
 	for k := range sc.Providers {
@@ -401,6 +419,8 @@ func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 			}
 		}
 	}
+	r.recO = make([]hist, len(r.outages))
+	r.work = make([]recoveryWork, len(r.outages))
 	// Initial per-inbox schedule, staggered.
 	ka := int64(r.eng.Config().KeepAlive / time.Second)
 	for i := int32(0); i < int32(n); i++ {
@@ -531,6 +551,9 @@ func (r *run) request(i int32) (bool, *classify.Verdict) {
 	r.rep.ProviderRequests.Total++
 	r.reqSec++
 	r.reqBy[pk]++
+	if r.granting {
+		r.rep.RecoveryRequests.Total++
+	}
 	p.reqInterval++
 	if o := r.outageFor(i); o != nil && r.rng.Float64() < o.rate {
 		x := r.rng.Float64() * o.total
@@ -556,6 +579,11 @@ func (r *run) request(i int32) (bool, *classify.Verdict) {
 	}
 	if p.secReq++; p.secReq > r.capacity(p) {
 		p.errInterval++
+		r.thrBy[pk]++
+		r.rep.ProviderRequests.Throttled++
+		if r.granting {
+			r.rep.RecoveryRequests.Throttled++
+		}
 		return false, &p.thrott.verdict
 	}
 	if rt := p.spec.Background.TransientErrorRate; rt > 0 && r.rng.Float64() < rt {
@@ -565,11 +593,14 @@ func (r *run) request(i int32) (bool, *classify.Verdict) {
 	return true, nil
 }
 
-func (r *run) capacity(p *simProv) float64 {
+func (r *run) capacity(p *simProv) float64 { return r.capacityAt(p, r.now) }
+
+// capacityAt returns provider p's capacity at second t.
+func (r *run) capacityAt(p *simProv, t int64) float64 {
 	c := p.capacity
 	for k := range r.sc.Events {
 		ev := &r.sc.Events[k]
-		if ev.Kind == "throttle" && ev.Provider == p.spec.Name && r.now >= ev.Start.Seconds() && r.now < ev.End.Seconds() {
+		if ev.Kind == "throttle" && ev.Provider == p.spec.Name && t >= ev.Start.Seconds() && t < ev.End.Seconds() {
 			c = *ev.CapacityPerS
 		}
 	}
@@ -654,6 +685,7 @@ func (r *run) synced(i int32) {
 	if a := r.in[i].affEvt; a >= 0 && !r.in[i].recovered && r.now >= r.outages[r.outOf[a]].end {
 		r.in[i].recovered = true
 		r.recH.add(r.now - r.outages[r.outOf[a]].end)
+		r.recO[r.outOf[a]].add(r.now - r.outages[r.outOf[a]].end)
 	}
 	for m := r.in[i].mHead; m >= 0; {
 		nx := r.mNext[m]
@@ -703,7 +735,9 @@ func (r *run) drain() {
 			if g.probe {
 				r.visit(g.i, health.OpProbe, -1)
 			} else {
+				r.granting = true
 				r.visit(g.i, health.OpSync, -1)
+				r.granting = false
 			}
 		}
 		for len(r.resumed) > 0 {
@@ -896,6 +930,7 @@ func (r *run) endSecond() {
 		r.rep.ProviderRequests.PeakPerS = r.reqSec
 	}
 	r.reqSec = 0
+	r.countSecond()
 	for _, p := range r.provs {
 		p.secReq = 0
 	}

@@ -359,8 +359,10 @@ func knownPath(path string) bool {
 	switch top {
 	case "inboxes", "seed", "wrongful_disconnects", "true_invalidations", "detected_invalidations",
 		"notifications_sent", "stale_notifications", "false_incidents", "missed_outages", "unrecovered",
-		"events_processed", "wall_s", "peak_rss_mb":
+		"events_processed", "wall_s", "peak_rss_mb", "recovery_bound_s", "recovery_ratio":
 		return sub == ""
+	case "recovery_requests":
+		return sub == "total" || sub == "throttled" || sub == "throttled_share"
 	case "invalidation_detection_s":
 		return sub == "p50" || sub == "p99" || sub == "max"
 	case "detection_latency_s":
@@ -379,7 +381,7 @@ func knownPath(path string) bool {
 		}
 	case "provider_requests":
 		switch sub {
-		case "total", "peak_per_s", "during_outages_per_s", "baseline_per_s":
+		case "total", "peak_per_s", "during_outages_per_s", "baseline_per_s", "throttled", "throttle_storm_s":
 			return true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,5 +169,78 @@ func TestTenantSizes(t *testing.T) {
 				t.Errorf("tenantSizes(%d, %d, %d, %d): %d tenants, total %d, min %d, max after rank 1 %d, rank 1 %d", tt.n, tt.t, tt.lo, tt.hi, len(sizes), total, lo, hi, sizes[0])
 			}
 		})
+	}
+}
+
+var simLarge = flag.Bool("sim-large", false, "also run the large ramp scenarios (100,000 and 300,000 inboxes; a minute or more)")
+
+// TestRampScenarios runs the scenarios whose recovery the provider's
+// capacity limits (issue 14, point 5) against their expects: recovery
+// p999 within 1.25 times the capacity bound, no throttle storm, few
+// recovery requests throttled. The large ones run with -sim-large.
+func TestRampScenarios(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		file  string
+		large bool
+	}{
+		{"ramp-20k-tight.json", false},
+		{"ramp-20k-google-loose.json", false},
+		{"ramp-100k-throttle.json", true},
+		{"ramp-100k-regional.json", true},
+		{"ramp-300k-loose.json", true},
+		{"ramp-300k-tight.json", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			if tt.large && !*simLarge {
+				t.Skip("large scenario: run with -sim-large")
+			}
+			t.Parallel()
+			var out, errb bytes.Buffer
+			code := Main(context.Background(), []string{"--scenario", filepath.Join("testdata", tt.file), "--quiet"}, &out, &errb)
+			t.Log(out.String(), errb.String())
+			if code != 0 {
+				t.Fatalf("Main(%s) = %d, want 0", tt.file, code)
+			}
+		})
+	}
+}
+
+// TestRecoveryBound checks the capacity bound on a scenario whose figures
+// are known by hand, the same under both policies, and that naive, which
+// recovers nothing, gets a ratio far above 1.
+func TestRecoveryBound(t *testing.T) {
+	t.Parallel()
+	sc, err := LoadScenario("testdata/ramp-20k-tight.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, policy := range []string{"holdfast", "naive"} {
+		rep, err := Run(context.Background(), sc, policy, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.RecoveryByOutage) != 1 {
+			t.Fatalf("%s: recovery_by_outage has %d entries, want 1", policy, len(rep.RecoveryByOutage))
+		}
+		o := rep.RecoveryByOutage[0]
+		// 65 minutes of outage against 1-hour tokens: every affected inbox
+		// needs a refresh and a sync.
+		if o.Calls != 2*o.Inboxes || o.Inboxes < 19900 || o.Inboxes > 20000 {
+			t.Errorf("%s: %d inboxes, %d calls; want about 20,000 and 2 calls each", policy, o.Inboxes, o.Calls)
+		}
+		// Bound = calls / (capacity − baseline), capacity 90/s.
+		want := float64(o.Calls) / (90 - o.BaselinePerS)
+		if o.BoundS == nil || math.Abs(*o.BoundS-want) > 1 || rep.RecoveryBoundS == nil || *rep.RecoveryBoundS != *o.BoundS {
+			t.Errorf("%s: bound %v (report %v), want %.1f", policy, o.BoundS, rep.RecoveryBoundS, want)
+		}
+		switch {
+		case policy == "holdfast" && (rep.RecoveryRatio == nil || *rep.RecoveryRatio != math.Round(1000**rep.RecoveryS.P999 / *rep.RecoveryBoundS)/1000):
+			t.Errorf("holdfast: ratio %v, want p999 %v / bound %v", rep.RecoveryRatio, rep.RecoveryS.P999, rep.RecoveryBoundS)
+		case policy == "naive" && (rep.RecoveryRatio == nil || *rep.RecoveryRatio < 5):
+			// Nothing recovers: every inbox counts with its wait at the end.
+			t.Errorf("naive: ratio %v, want over 5 (nothing recovers)", rep.RecoveryRatio)
+		}
 	}
 }
