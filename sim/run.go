@@ -63,10 +63,13 @@ type simOutage struct {
 	prov          int
 	start, end    int64
 	period, dutyS int64
-	rate          float64
-	errs          []*simError
-	total         float64
-	member        []uint64 // bitmap over inboxes
+	// lastFail is when its last failing phase ends: end, or earlier for a
+	// flapping outage whose last cycle ends steady.
+	lastFail int64
+	rate     float64
+	errs     []*simError
+	total    float64
+	member   []uint64 // bitmap over inboxes
 }
 
 type grantReq struct {
@@ -350,9 +353,16 @@ func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 		switch ev.Kind {
 		case "outage":
 			o := &simOutage{idx: k, prov: int(p.pi), start: ev.Start.Seconds(), end: ev.End.Seconds(), rate: *ev.FailureRate, member: member}
+			o.lastFail = o.end
 			if ev.Period != nil {
 				o.period = ev.Period.Seconds()
 				o.dutyS = int64(math.Round(float64(o.period) * *ev.Duty))
+				// A flapping outage last fails at the end of its last
+				// failing phase; recovery is measured from there.
+				if o.end > o.start {
+					k := (o.end - o.start - 1) / o.period
+					o.lastFail = min(o.end, o.start+k*o.period+o.dutyS)
+				}
 			}
 			for _, es := range ev.Errors {
 				se := classifyError(ev.Provider, es)
@@ -627,9 +637,9 @@ func (r *run) holdSend(i, s int32) {
 // synced records a successful sync: every pending mail is fetched.
 func (r *run) synced(i int32) {
 	r.in[i].syncedAt = uint8(r.now)
-	if a := r.in[i].affEvt; a >= 0 && !r.in[i].recovered && r.now >= r.outages[r.outOf[a]].end {
+	if a := r.in[i].affEvt; a >= 0 && !r.in[i].recovered && r.now >= r.outages[r.outOf[a]].lastFail {
 		r.in[i].recovered = true
-		r.recH.add(r.now - r.outages[r.outOf[a]].end)
+		r.recH.add(r.now - r.outages[r.outOf[a]].lastFail)
 	}
 	for m := r.in[i].mHead; m >= 0; {
 		nx := r.mNext[m]
