@@ -25,6 +25,12 @@ type Report struct {
 	StaleNotifications     int64             `json:"stale_notifications"`
 	Incidents              []*IncidentReport `json:"incidents"`
 	FalseIncidents         int64             `json:"false_incidents"`
+	// IncidentsLongestS is the longest an incident stayed open, in
+	// seconds (one still open at the end counts to the end).
+	IncidentsLongestS float64 `json:"incidents_longest_s"`
+	// IncidentsEscalated counts incidents escalated to the operators
+	// (open longer than their kind's bound).
+	IncidentsEscalated int64 `json:"incidents_escalated"`
 	MissedOutages          int64             `json:"missed_outages"`
 	DetectionLatencyS      Quantiles2        `json:"detection_latency_s"`
 	RecoveryS              Quantiles4        `json:"recovery_s"`
@@ -67,6 +73,7 @@ type IncidentReport struct {
 	ResolvedAtS  *float64 `json:"resolved_at_s"`
 	MatchedEvent *int     `json:"matched_event"`
 	tenant       int32
+	escalated    bool
 }
 
 // SendsReport scores sends.
@@ -77,7 +84,10 @@ type SendsReport struct {
 	Lost           int64      `json:"lost"`
 	Duplicated     int64      `json:"duplicated"`
 	FailedReported int64      `json:"failed_reported"`
-	LateS          Quantiles3 `json:"late_s"`
+	// HeldAtEnd counts sends due by the end, neither delivered nor
+	// reported failed (still held or queued).
+	HeldAtEnd int64      `json:"held_at_end"`
+	LateS     Quantiles3 `json:"late_s"`
 }
 
 // MailReport scores incoming mail.
@@ -128,6 +138,10 @@ func (r *run) finish() {
 		closeAt := float64(end)
 		if ir.ResolvedAtS != nil {
 			closeAt = *ir.ResolvedAtS
+		}
+		rep.IncidentsLongestS = max(rep.IncidentsLongestS, closeAt-ir.OpenedAtS)
+		if ir.escalated {
+			rep.IncidentsEscalated++
 		}
 		best := -1
 		for k := range r.sc.Events {
@@ -198,8 +212,15 @@ func (r *run) finish() {
 			continue
 		}
 		rep.Sends.Due++
+		if r.sDeliv[s] == 0 && !r.sFailed[s] {
+			rep.Sends.HeldAtEnd++
+		}
 		switch {
+		case r.sDeliv[s] > 0 && !r.sLate[s]:
 		case r.sDeliv[s] > 0:
+			// Delivered, but held past its deadline (SendHoldMax after it
+			// was due): its author was neither served nor told in time.
+			rep.Sends.Lost++
 		case r.sFailed[s]:
 			rep.Sends.FailedReported++
 		case int64(r.sDue[s]) > end-inFlight:

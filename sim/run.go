@@ -34,6 +34,7 @@ const (
 	evSendDue
 	evKeepAlive
 	evRetry
+	evSendDeadline // a held send's deadline: SendHoldMax after it was due
 )
 
 // simError is a scenario ERROR with its verdict, classified once: Classify
@@ -119,6 +120,9 @@ type run struct {
 	sDue, sInbox, sNext []int32
 	sDeliv              []uint8
 	sFailed             []bool
+	// sLate: delivered more than holdMax after it was due.
+	sLate   []bool
+	holdMax int64
 
 	wheel [][]uint64
 	far   [][]farEvent
@@ -197,6 +201,7 @@ func (s sink) IncidentChanged(in *health.Incident) {
 		v := float64(in.ResolvedAt.Sub(base) / time.Second)
 		ir.ResolvedAtS = &v
 	}
+	ir.escalated = !in.EscalatedAt.IsZero()
 }
 
 func (s sink) HeldChanged(health.HeldAction) {}
@@ -277,6 +282,10 @@ func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 		cfg.Policy = health.PolicyNaive
 	}
 	r.eng = health.New(cfg, r.clock, slog.New(slog.DiscardHandler), sink{r})
+	r.holdMax = int64(cfg.SendHoldMax / time.Second)
+	if r.holdMax <= 0 {
+		r.holdMax = math.MaxInt32
+	}
 	total := 0
 	for k := range sc.Providers {
 		total += sc.Providers[k].Inboxes
@@ -630,6 +639,9 @@ func (r *run) holdSend(i, s int32) {
 	if s < 0 {
 		return
 	}
+	// The send queue fails a send held SendHoldMax past its due time
+	// (jobs' send worker, SendReasonHeldTooLong).
+	r.push(int64(r.sDue[s])+r.holdMax, evSendDeadline, i, uint32(s))
 	r.sNext[s] = r.in[i].hHead
 	r.in[i].hHead = s
 }
@@ -659,6 +671,7 @@ func (r *run) delivered(s int32) {
 	r.sDeliv[s]++
 	if r.sDeliv[s] == 1 {
 		late := r.now - int64(r.sDue[s])
+		r.sLate[s] = late > r.holdMax
 		if late <= 120 {
 			r.rep.Sends.OnTime++
 		} else {
@@ -677,6 +690,7 @@ func (r *run) newSend(i int32, due int64) int32 {
 	r.sNext = append(r.sNext, -1)
 	r.sDeliv = append(r.sDeliv, 0)
 	r.sFailed = append(r.sFailed, false)
+	r.sLate = append(r.sLate, false)
 	return s
 }
 
@@ -765,6 +779,10 @@ func (r *run) handle(ev uint64) {
 	case evRetry:
 		if aux == uint32(r.in[i].retryGen) {
 			r.visit(i, health.OpSync, -1)
+		}
+	case evSendDeadline:
+		if s := int32(aux); r.policy != "naive" && r.sDeliv[s] == 0 && !r.sFailed[s] {
+			r.sFailed[s] = true
 		}
 	}
 }

@@ -343,7 +343,7 @@ func knownPath(path string) bool {
 	switch top {
 	case "inboxes", "seed", "wrongful_disconnects", "true_invalidations", "detected_invalidations",
 		"notifications_sent", "stale_notifications", "false_incidents", "missed_outages", "unrecovered",
-		"events_processed", "wall_s", "peak_rss_mb":
+		"events_processed", "wall_s", "peak_rss_mb", "incidents_longest_s", "incidents_escalated":
 		return sub == ""
 	case "invalidation_detection_s":
 		return sub == "p50" || sub == "p99" || sub == "max"
@@ -353,7 +353,7 @@ func knownPath(path string) bool {
 		return sub == "p50" || sub == "p99" || sub == "p999" || sub == "max"
 	case "sends":
 		switch sub {
-		case "due", "on_time", "late", "lost", "duplicated", "failed_reported", "late_s.p50", "late_s.p99", "late_s.max":
+		case "due", "on_time", "late", "lost", "duplicated", "failed_reported", "held_at_end", "late_s.p50", "late_s.p99", "late_s.max":
 			return true
 		}
 	case "mail":
