@@ -30,17 +30,17 @@ type Report struct {
 	IncidentsLongestS float64 `json:"incidents_longest_s"`
 	// IncidentsEscalated counts incidents escalated to the operators
 	// (open longer than their kind's bound).
-	IncidentsEscalated int64 `json:"incidents_escalated"`
-	MissedOutages          int64             `json:"missed_outages"`
-	DetectionLatencyS      Quantiles2        `json:"detection_latency_s"`
-	RecoveryS              Quantiles4        `json:"recovery_s"`
-	Unrecovered            int64             `json:"unrecovered"`
-	Sends                  SendsReport       `json:"sends"`
-	Mail                   MailReport        `json:"mail"`
-	ProviderRequests       RequestsReport    `json:"provider_requests"`
-	EventsProcessed        int64             `json:"events_processed"`
-	WallS                  float64           `json:"wall_s"`
-	PeakRSSMB              float64           `json:"peak_rss_mb"`
+	IncidentsEscalated int64          `json:"incidents_escalated"`
+	MissedOutages      int64          `json:"missed_outages"`
+	DetectionLatencyS  Quantiles2     `json:"detection_latency_s"`
+	RecoveryS          Quantiles4     `json:"recovery_s"`
+	Unrecovered        int64          `json:"unrecovered"`
+	Sends              SendsReport    `json:"sends"`
+	Mail               MailReport     `json:"mail"`
+	ProviderRequests   RequestsReport `json:"provider_requests"`
+	EventsProcessed    int64          `json:"events_processed"`
+	WallS              float64        `json:"wall_s"`
+	PeakRSSMB          float64        `json:"peak_rss_mb"`
 }
 
 // Quantiles3 is {p50, p99, max}; null when there were no samples.
@@ -78,12 +78,12 @@ type IncidentReport struct {
 
 // SendsReport scores sends.
 type SendsReport struct {
-	Due            int64      `json:"due"`
-	OnTime         int64      `json:"on_time"`
-	Late           int64      `json:"late"`
-	Lost           int64      `json:"lost"`
-	Duplicated     int64      `json:"duplicated"`
-	FailedReported int64      `json:"failed_reported"`
+	Due            int64 `json:"due"`
+	OnTime         int64 `json:"on_time"`
+	Late           int64 `json:"late"`
+	Lost           int64 `json:"lost"`
+	Duplicated     int64 `json:"duplicated"`
+	FailedReported int64 `json:"failed_reported"`
 	// HeldAtEnd counts sends due by the end, neither delivered nor
 	// reported failed (still held or queued).
 	HeldAtEnd int64      `json:"held_at_end"`
