@@ -145,9 +145,9 @@ type IncidentData struct {
 	ResolvedAt *time.Time        `json:"resolved_at"`
 	// EscalatedAt is set once the incident was escalated.
 	EscalatedAt *time.Time `json:"escalated_at"`
-	Evidence   string            `json:"evidence"`
-	Affected   int               `json:"affected"`
-	Recovered  int               `json:"recovered"`
+	Evidence    string     `json:"evidence"`
+	Affected    int        `json:"affected"`
+	Recovered   int        `json:"recovered"`
 }
 
 // incidentData returns the data of an incident.* event about in.
