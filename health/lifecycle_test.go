@@ -95,3 +95,45 @@ func TestIncidentEscalates(t *testing.T) {
 		})
 	}
 }
+
+// TestEscalateEveryKind: the generic rule, kind by kind: an open incident
+// escalates once at its kind's bound (Config.EscalateAfter), not before,
+// not twice, and a resolved one never.
+func TestEscalateEveryKind(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	for _, kind := range holdfast.IncidentKinds {
+		t.Run(string(kind), func(t *testing.T) {
+			t.Parallel()
+			bound := cfg.EscalateAfter(kind)
+			if bound <= 0 {
+				t.Fatalf("EscalateAfter(%s) = %v, want a bound", kind, bound)
+			}
+			rec := &recorder{incidents: map[int64]Incident{}, probesAt: map[time.Time]int{}}
+			opened := time.Date(2025, 3, 1, 20, 0, 0, 0, time.UTC)
+			e := New(cfg, &fakeClock{t: opened}, nil, rec)
+			open := &Incident{ID: 1, Kind: kind, Provider: holdfast.ProviderGoogle, Tenant: -1, OpenedAt: opened}
+			done := &Incident{ID: 2, Kind: kind, Provider: holdfast.ProviderGoogle, Tenant: -1, OpenedAt: opened, ResolvedAt: opened.Add(time.Minute)}
+			e.c.Incidents = append(e.c.Incidents, open, done)
+			at := opened.Unix() + int64(bound/time.Second)
+			e.escalate(at - 1)
+			if !open.EscalatedAt.IsZero() || len(rec.incidents) != 0 {
+				t.Fatalf("escalated before its bound: %v", open.EscalatedAt)
+			}
+			e.escalate(at)
+			e.escalate(at + 3600)
+			if got := open.EscalatedAt.Unix(); got != at {
+				t.Errorf("EscalatedAt = %v, want %v after opening", open.EscalatedAt, bound)
+			}
+			if _, ok := rec.incidents[1]; !ok || len(rec.incidents) != 1 {
+				t.Errorf("sink saw %d incidents, want incident 1 once", len(rec.incidents))
+			}
+			if !done.EscalatedAt.IsZero() {
+				t.Errorf("a resolved incident escalated at %v", done.EscalatedAt)
+			}
+			if n := len(open.Timeline); n != 1 {
+				t.Errorf("timeline has %d entries, want the escalation once", n)
+			}
+		})
+	}
+}

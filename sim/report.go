@@ -375,8 +375,9 @@ func summary(w io.Writer, rep *Report) {
 		rep.WrongfulDisconnects, rep.TrueInvalidations, rep.DetectedInvalidations,
 		fmtQ(rep.InvalidationDetectionS.P50), fmtQ(rep.InvalidationDetectionS.P99), fmtQ(rep.InvalidationDetectionS.Max))
 	fmt.Fprintf(w, "  notifications %d sent, %d stale\n", rep.NotificationsSent, rep.StaleNotifications)
-	fmt.Fprintf(w, "  incidents %d (%d false), missed outages %d, detection latency p50 %ss max %ss\n",
-		len(rep.Incidents), rep.FalseIncidents, rep.MissedOutages, fmtQ(rep.DetectionLatencyS.P50), fmtQ(rep.DetectionLatencyS.Max))
+	fmt.Fprintf(w, "  incidents %d (%d false), missed outages %d, detection latency p50 %ss max %ss; longest %gs, %d escalated\n",
+		len(rep.Incidents), rep.FalseIncidents, rep.MissedOutages, fmtQ(rep.DetectionLatencyS.P50), fmtQ(rep.DetectionLatencyS.Max),
+		rep.IncidentsLongestS, rep.IncidentsEscalated)
 	for k, in := range rep.Incidents {
 		if k == 20 {
 			fmt.Fprintf(w, "    ... and %d more (see the JSON report)\n", len(rep.Incidents)-20)
@@ -395,8 +396,8 @@ func summary(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "  recovery p50 %ss p99 %ss p999 %ss max %ss; unrecovered %d\n",
 		fmtQ(rep.RecoveryS.P50), fmtQ(rep.RecoveryS.P99), fmtQ(rep.RecoveryS.P999), fmtQ(rep.RecoveryS.Max), rep.Unrecovered)
 	s := rep.Sends
-	fmt.Fprintf(w, "  sends %d due: %d on time, %d late (p99 %ss), %d lost, %d duplicated, %d reported failed\n",
-		s.Due, s.OnTime, s.Late, fmtQ(s.LateS.P99), s.Lost, s.Duplicated, s.FailedReported)
+	fmt.Fprintf(w, "  sends %d due: %d on time, %d late (p99 %ss), %d lost, %d duplicated, %d reported failed, %d held at the end\n",
+		s.Due, s.OnTime, s.Late, fmtQ(s.LateS.P99), s.Lost, s.Duplicated, s.FailedReported, s.HeldAtEnd)
 	fmt.Fprintf(w, "  mail %d arrived, %d synced, %d lost, lag p50 %ss p99 %ss max %ss\n",
 		rep.Mail.Arrived, rep.Mail.Synced, rep.Mail.Lost, fmtQ(rep.Mail.LagS.P50), fmtQ(rep.Mail.LagS.P99), fmtQ(rep.Mail.LagS.Max))
 	pr := rep.ProviderRequests
