@@ -207,6 +207,12 @@ func (r *run) finish() {
 		}
 	}
 	rep.RecoveryS = Quantiles4{r.recH.q(0.5), r.recH.q(0.99), r.recH.q(0.999), r.recH.q(1)}
+	held := make(map[int32]bool)
+	for i := range r.in {
+		for s := r.in[i].hHead; s >= 0; s = r.sNext[s] {
+			held[s] = true
+		}
+	}
 	for s := range r.sDue {
 		if int64(r.sDue[s]) > end {
 			continue
@@ -215,6 +221,7 @@ func (r *run) finish() {
 		if r.sDeliv[s] == 0 && !r.sFailed[s] {
 			rep.Sends.HeldAtEnd++
 		}
+		s := int32(s)
 		switch {
 		case r.sDeliv[s] > 0 && !r.sLate[s]:
 		case r.sDeliv[s] > 0:
@@ -223,8 +230,11 @@ func (r *run) finish() {
 			rep.Sends.Lost++
 		case r.sFailed[s]:
 			rep.Sends.FailedReported++
-		case int64(r.sDue[s]) > end-inFlight:
+		case held[s] && int64(r.sDue[s])+r.holdMax > end:
+			// Held for its inbox, its deadline still ahead: in flight.
+		case !held[s] && int64(r.sDue[s]) > end-inFlight:
 		default:
+			// Held past its deadline, or neither held nor sent nor failed.
 			rep.Sends.Lost++
 		}
 	}
