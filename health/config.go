@@ -240,7 +240,7 @@ func DefaultConfig() Config {
 		StallMaxShare:  0.05,
 		MinHold:        2 * time.Minute,
 		ReopenMemory:   time.Hour,
-		Settle:         10 * time.Minute,
+		Settle:         t.Settle,
 
 		EscalateOutage:      2 * time.Hour,
 		EscalateDeclared:    4 * time.Hour,
@@ -286,6 +286,7 @@ func (c Config) Tune(t holdfast.HealthTuning) Config {
 	c.Bucket = t.Bucket
 	c.CloseWindow = t.CloseWindow
 	c.MaxCloseWindow = max(c.MaxCloseWindow, t.CloseWindow)
+	c.Settle = t.Settle
 	return c
 }
 
