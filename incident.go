@@ -19,6 +19,11 @@ type Incident struct {
 	Tenant     string
 	OpenedAt   time.Time
 	ResolvedAt time.Time // zero while open
+	// EscalatedAt is when it had been open longer than its kind's bound
+	// and was escalated to the operators (webhook incident.escalated,
+	// metric holdfast_incidents_escalated, dashboard banner); zero while
+	// it was not. Once set, it stays.
+	EscalatedAt time.Time
 	// Evidence says why it opened.
 	Evidence string
 	// Affected counts inboxes paused or held under it; Recovered counts
@@ -42,6 +47,9 @@ func (in *Incident) Retroactive() bool {
 	return in.Kind == IncidentDeclared && !in.Open() && len(in.Timeline) > 0 &&
 		strings.HasPrefix(in.Timeline[0].What, TimelineRetroactive)
 }
+
+// Escalated reports whether the incident was escalated to the operators.
+func (in *Incident) Escalated() bool { return !in.EscalatedAt.IsZero() }
 
 // InScope reports whether inbox ib is in the incident's scope, open or
 // resolved: same provider, and same tenant unless the incident is

@@ -105,6 +105,10 @@ const (
 	// those states).
 	SendReasonInboxNeedsReconnect SendReason = "inbox_needs_reconnect"
 	SendReasonInboxNeedsAdmin     SendReason = "inbox_needs_admin"
+	// SendReasonHeldTooLong: the send was held (its inbox paused, degraded
+	// or suspect) for longer than the health engine's SendHoldMax after it
+	// was due; its author is told rather than left waiting.
+	SendReasonHeldTooLong SendReason = "held_too_long"
 )
 
 // SendReasonOf is the reason of a send that a provider refused for reason

@@ -22,6 +22,10 @@ type HealthTuning struct {
 	// CloseWindow is how long probes must succeed before an incident
 	// closes and recovery starts.
 	CloseWindow time.Duration
+	// Settle is how long an incident stays open after recovery started
+	// (its scope healthy), so that failures that return continue it:
+	// a flapping provider is one incident. Zero resolves it at once.
+	Settle time.Duration
 }
 
 // DefaultHealthTuning returns the tunable parameters holdfast runs with;
@@ -33,6 +37,7 @@ func DefaultHealthTuning() HealthTuning {
 		KeepAlive:   20 * time.Minute,
 		Bucket:      10 * time.Second,
 		CloseWindow: 30 * time.Second,
+		Settle:      10 * time.Minute,
 	}
 }
 

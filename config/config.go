@@ -116,8 +116,8 @@ type Config struct {
 	GoogleClientID        string
 	GoogleClientSecret    string
 
-	// HealthConfirmSpan, HealthNoticeGrace, HealthKeepAlive, HealthBucket
-	// and HealthCloseWindow are the health engine parameters an operator may tune
+	// HealthConfirmSpan, HealthNoticeGrace, HealthKeepAlive, HealthBucket,
+	// HealthCloseWindow and HealthSettle are the health engine parameters an operator may tune
 	// (serve only); see HealthTuning and docs/operations.md. The defaults
 	// are holdfast.DefaultHealthTuning's.
 	HealthConfirmSpan time.Duration
@@ -125,6 +125,7 @@ type Config struct {
 	HealthKeepAlive   time.Duration
 	HealthBucket      time.Duration
 	HealthCloseWindow time.Duration
+	HealthSettle      time.Duration
 }
 
 // The providers' real endpoints, the defaults of the provider URL flags.
@@ -190,6 +191,7 @@ var env = map[string]string{
 	"health-keepalive":       "HOLDFAST_HEALTH_KEEPALIVE",
 	"health-bucket":          "HOLDFAST_HEALTH_BUCKET",
 	"health-close-window":    "HOLDFAST_HEALTH_CLOSE_WINDOW",
+	"health-settle":          "HOLDFAST_HEALTH_SETTLE",
 
 	"allow-private-mail-hosts": "HOLDFAST_ALLOW_PRIVATE_MAIL_HOSTS",
 }
@@ -234,6 +236,7 @@ func NewFlagSet(name string, groups Flags, c *Config, getenv func(string) string
 		fs.DurationVar(&c.HealthKeepAlive, "health-keepalive", def.KeepAlive, "longest an inbox goes without a request before a cheap authenticated probe (env HOLDFAST_HEALTH_KEEPALIVE)")
 		fs.DurationVar(&c.HealthBucket, "health-bucket", def.Bucket, "outage detector resolution; its windows are 6 and 30 buckets (env HOLDFAST_HEALTH_BUCKET)")
 		fs.DurationVar(&c.HealthCloseWindow, "health-close-window", def.CloseWindow, "how long probes must succeed before an incident closes and recovery starts (env HOLDFAST_HEALTH_CLOSE_WINDOW)")
+		fs.DurationVar(&c.HealthSettle, "health-settle", def.Settle, "how long an incident stays open once recovery started, so that failures that return continue it (a flapping provider is one incident); 0 resolves it at once (env HOLDFAST_HEALTH_SETTLE)")
 	}
 	finish := func() error {
 		given := map[string]bool{}
@@ -335,6 +338,7 @@ func (c *Config) validateHealth() error {
 		{"--health-keepalive", c.HealthKeepAlive, 10 * time.Second, 24 * time.Hour},
 		{"--health-bucket", c.HealthBucket, time.Second, time.Minute},
 		{"--health-close-window", c.HealthCloseWindow, 10 * time.Second, 10 * time.Minute},
+		{"--health-settle", c.HealthSettle, 0, time.Hour},
 	} {
 		if f.v < f.min || f.v > f.max {
 			return fmt.Errorf("%s: %v is not between %v and %v", f.flag, f.v, f.min, f.max)
@@ -358,6 +362,7 @@ func (c *Config) HealthTuning() holdfast.HealthTuning {
 		KeepAlive:   c.HealthKeepAlive,
 		Bucket:      c.HealthBucket,
 		CloseWindow: c.HealthCloseWindow,
+		Settle:      c.HealthSettle,
 	}
 }
 

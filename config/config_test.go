@@ -175,6 +175,9 @@ func TestFlagsAndEnvironment(t *testing.T) {
 			if want.HealthCloseWindow == 0 {
 				want.HealthCloseWindow = health.DefaultConfig().CloseWindow
 			}
+			if want.HealthSettle == 0 {
+				want.HealthSettle = health.DefaultConfig().Settle
+			}
 			if want.ClusterLease == 0 {
 				want.ClusterLease = 30 * time.Second
 			}

@@ -854,3 +854,33 @@ func TestNewRequires(t *testing.T) {
 
 // nopStore is a Store that is never called.
 type nopStore struct{ holdfast.Store }
+
+// TestEscalatedBanner: an open escalated incident says so in the banner
+// shown on every page, and on its own page.
+func TestEscalatedBanner(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	opened := now.Add(-3 * time.Hour)
+	must(t, b.st.SaveIncident(t.Context(), &holdfast.Incident{ID: 9, Kind: "declared", Provider: holdfast.ProviderGoogle,
+		OpenedAt: opened, EscalatedAt: opened.Add(2 * time.Hour), Evidence: "declared by operator",
+		Timeline: []holdfast.IncidentEntry{{At: opened, What: "opened: declared by operator"}}}, nil))
+	br := b.browser(t)
+	br.login(b.key)
+	for _, tt := range []struct{ path, want string }{
+		{"/ui/inboxes", "Escalated <time"},
+		{"/ui/incidents/9", "<dt>Escalated</dt>"},
+	} {
+		w := br.do("GET", tt.path, nil)
+		if w.Code != http.StatusOK {
+			t.Fatalf("GET %s = %d, want 200", tt.path, w.Code)
+		}
+		if body := w.Body.String(); !strings.Contains(body, tt.want) {
+			t.Errorf("GET %s: no %q in the page", tt.path, tt.want)
+		}
+	}
+	// Incident 2 of the fixture is open, not escalated: no such line for it.
+	w := br.do("GET", "/ui/inboxes", nil)
+	if n := strings.Count(w.Body.String(), `class="escalated"`); n != 1 {
+		t.Errorf("escalated lines in the banner = %d, want 1", n)
+	}
+}

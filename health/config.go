@@ -140,6 +140,27 @@ type Config struct {
 	// judged on its own.
 	ReleaseOKShare float64
 	ReopenMemory   time.Duration
+	// Settle is how long an incident stays open, its scope healthy, after
+	// the evidence says it is over (probes succeed, or nothing is left to
+	// probe): its inboxes are resumed at once by the recovery ramp, but
+	// failures that return within Settle continue the same incident (one
+	// episode to the owners, one incident ID) instead of opening a new one.
+	// At the end, the inboxes resumed before the last failure of the
+	// episode are synced once more (push was lost while the scope failed).
+	Settle time.Duration
+	// EscalateOutage, EscalateDeclared and EscalateNoticeStorm are the
+	// longest an incident of each kind stays open before it escalates:
+	// detected provider and tenant incidents (tenant_outage, tenant_event),
+	// operators' declarations, and notice storms. An escalated incident
+	// keeps what it does; it is marked (EscalatedAt), logged, stored and
+	// announced, so that an operator sees it and decides. Zero never
+	// escalates.
+	EscalateOutage, EscalateDeclared, EscalateNoticeStorm time.Duration
+	// SendHoldMax is the longest a send is held past its due time while
+	// its inbox is paused, degraded or suspect: its holder then fails it
+	// with a reason (holdfast.SendReasonHeldTooLong) rather than holding
+	// it for ever.
+	SendHoldMax time.Duration
 	// Lookback: when an incident opens, actions taken since start −
 	// Lookback inside its scope are undone.
 	Lookback time.Duration
@@ -262,7 +283,13 @@ func DefaultConfig() Config {
 		StallMaxShare:  0.05,
 		MinHold:        2 * time.Minute,
 		ReopenMemory:   time.Hour,
-		Lookback:       15 * time.Minute,
+		Settle:         t.Settle,
+
+		EscalateOutage:      2 * time.Hour,
+		EscalateDeclared:    4 * time.Hour,
+		EscalateNoticeStorm: time.Hour,
+		SendHoldMax:         2 * time.Hour,
+		Lookback:            15 * time.Minute,
 
 		CanaryMinFailing: 2,
 		CanaryWindow:     2 * time.Minute,
@@ -305,5 +332,20 @@ func (c Config) Tune(t holdfast.HealthTuning) Config {
 	c.Bucket = t.Bucket
 	c.CloseWindow = t.CloseWindow
 	c.MaxCloseWindow = max(c.MaxCloseWindow, t.CloseWindow)
+	c.Settle = t.Settle
 	return c
+}
+
+// EscalateAfter returns how long an incident of kind k stays open before it
+// escalates, or 0 for never.
+func (c Config) EscalateAfter(k holdfast.IncidentKind) time.Duration {
+	switch k {
+	case holdfast.IncidentProviderOutage, holdfast.IncidentTenantOutage, holdfast.IncidentTenantEvent:
+		return c.EscalateOutage
+	case holdfast.IncidentDeclared:
+		return c.EscalateDeclared
+	case holdfast.IncidentNoticeStorm:
+		return c.EscalateNoticeStorm
+	}
+	return c.EscalateOutage
 }

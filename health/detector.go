@@ -53,6 +53,9 @@ func (e *Engine) Tick() {
 		e.learnLoss(now)
 		if e.cfg.Policy == PolicyHoldfast {
 			e.drainHeld(now)
+			if !e.fl.follower {
+				e.escalate(now)
+			}
 		}
 	}
 	if ep := now / e.epochS; ep != c.CurEpoch {
@@ -111,8 +114,9 @@ func (e *Engine) evaluate(now int64) {
 			}
 		}
 		shareL, shareS := ratio(failL, attL), ratio(failS, attS)
-		ps.LastShare, ps.LastShortShare = shareL, shareS
+		ps.LastShare, ps.LastShortShare, ps.LastShortFail = shareL, shareS, failS
 		thr := max(e.cfg.MinShare, e.cfg.BaselineMult*ps.Baseline)
+		ps.LastThr = thr
 
 		// Breadth and concentration over the tenant window.
 		var tenFailing, top, topAtt, sum int64
@@ -153,7 +157,7 @@ func (e *Engine) evaluate(now int64) {
 		if e.cfg.DisableDetectors {
 			spike, panicked, canaried, ps.Elevated = false, false, false, false
 		}
-		if ps.Elevated || ps.Inc != 0 {
+		if ps.Elevated || e.activeIncident(ps.Inc) != nil {
 			ps.LastAbn = now
 		}
 		if ps.Inc == 0 && (spike || panicked || canaried) && !e.fl.follower {
@@ -418,10 +422,17 @@ func (e *Engine) probeTick(in *Incident, now int64) {
 	// A provider incident waits for its canaries (anchors §2.2: FROZEN →
 	// RECOVERING needs every canary OK).
 	canaryHold := in.Tenant < 0 && e.canariesHold(in)
-	if open >= int64(e.cfg.MinHold/time.Second) && !canaryHold {
+	healthy := e.scopeHealthy(in)
+	if !healthy {
+		in.lastBad = now
+	}
+	if in.settleAt != 0 {
+		if e.settleTick(in, now, healthy) {
+			return
+		}
+	} else if open >= int64(e.cfg.MinHold/time.Second) && !canaryHold {
 		if n >= int64(e.cfg.CloseMinProbes) && float64(ok) >= e.cfg.CloseOKShare*float64(n) && open >= in.closeWin*int64(e.cfg.ProbeEvery/time.Second) {
-			e.timeline(in, now, fmt.Sprintf("probes succeed again: %d of %d", ok, n))
-			e.resolve(in, now, true)
+			e.settle(in, now, fmt.Sprintf("probes succeed again: %d of %d", ok, n))
 			return
 		}
 	}
@@ -442,12 +453,95 @@ func (e *Engine) probeTick(in *Incident, now int64) {
 		e.resolve(in, now, true)
 		return
 	}
-	if paused == 0 && !canaryHold && open >= int64(e.cfg.MinHold/time.Second) {
+	if paused == 0 && !canaryHold && open >= int64(e.cfg.MinHold/time.Second) && in.settleAt == 0 {
 		ps := &c.Provs[in.prov]
 		if in.Tenant >= 0 || ps.LastShortShare < e.cfg.MinShare/e.cfg.ElevatedFactor {
-			e.timeline(in, now, "no paused inbox left to probe and failures stopped")
-			e.resolve(in, now, true)
+			e.settle(in, now, "no paused inbox left to probe and failures stopped")
 		}
+	}
+}
+
+// scopeHealthy reports whether the rest of in's scope (the inboxes not
+// paused under it) works: for a provider, a short-window failing share
+// under the elevated level's floor; for a tenant, fewer than a fifth of
+// its attempting inboxes failing.
+func (e *Engine) scopeHealthy(in *Incident) bool {
+	if in.Tenant < 0 {
+		ps := &e.c.Provs[in.prov]
+		if in.settleAt != 0 {
+			// Settling: only a failing share at the opening threshold,
+			// over enough inboxes, is the outage coming back; a few lone
+			// losses are judged on their own.
+			return ps.LastShortShare < ps.LastThr || ps.LastShortFail < int64(max(3, e.cfg.MinFailing/2))
+		}
+		return ps.LastShortShare < e.cfg.MinShare/e.cfg.ElevatedFactor
+	}
+	att, fail, _ := e.tenantWindow(in.Tenant)
+	return float64(fail) < 0.2*float64(att)
+}
+
+// settle starts the end of incident in: the evidence says it is over, so
+// its paused members go to the recovery ramp now, but it stays open for
+// Config.Settle. Failures that return meanwhile continue it (settleTick):
+// a flapping provider is one incident, one episode to the owners, not a
+// string of them. With Settle zero it resolves at once.
+func (e *Engine) settle(in *Incident, now int64, why string) {
+	if e.cfg.Settle <= 0 {
+		e.timeline(in, now, why)
+		e.resolve(in, now, true)
+		return
+	}
+	in.settleAt = now
+	e.timeline(in, now, why+fmt.Sprintf("; recovering, open %v more in case the failures return", e.cfg.Settle))
+	e.queueRecovery(in, now)
+	e.queueCatchUp(in, now)
+	e.sink.IncidentChanged(in)
+}
+
+// settleTick judges a settling incident: failures in its scope again end
+// the settling (its later pauses are probed, and it settles again when
+// they succeed); Settle of health resolves it. It reports whether it
+// resolved.
+func (e *Engine) settleTick(in *Incident, now int64, healthy bool) bool {
+	if !healthy {
+		in.settleAt = 0
+		in.healthySince = 0
+		// The close window stays as it is: the settling already keeps the
+		// incident open through the next failing phase, and a longer
+		// window would only delay the recovery after the last one.
+		clear(in.probeOK)
+		clear(in.probeN)
+		e.timeline(in, now, "failures returned while recovering: the same incident goes on")
+		e.sink.IncidentChanged(in)
+		return false
+	}
+	if now-in.settleAt < int64(e.cfg.Settle/time.Second) {
+		return false
+	}
+	e.timeline(in, now, fmt.Sprintf("healthy for %v since recovery began", time.Duration(now-in.settleAt)*time.Second))
+	e.resolve(in, now, true)
+	return true
+}
+
+// escalate marks every open incident that has been open longer than its
+// kind's bound (Config.EscalateAfter) as escalated, once: it is logged,
+// added to its timeline and reported to the sink, which stores it and
+// tells the operators (webhook incident.escalated, metric, dashboard
+// banner). The incident keeps what it does; held sends are bounded apart
+// (Config.SendHoldMax).
+func (e *Engine) escalate(now int64) {
+	for _, in := range e.c.Incidents {
+		if !in.Open() || !in.EscalatedAt.IsZero() {
+			continue
+		}
+		b := int64(e.cfg.EscalateAfter(in.Kind) / time.Second)
+		if b <= 0 || now-in.OpenedAt.Unix() < b {
+			continue
+		}
+		in.EscalatedAt = e.tm(now)
+		e.timeline(in, now, fmt.Sprintf("escalated: open %v, longer than the %v bound of a %s incident; an operator decides", time.Duration(now-in.OpenedAt.Unix())*time.Second, time.Duration(b)*time.Second, in.Kind))
+		e.log.Warn("incident escalated", "incident_id", in.ID, "kind", in.Kind, "provider", in.Provider, "tenant", in.Tenant, "opened_at", in.OpenedAt)
+		e.sink.IncidentChanged(in)
 	}
 }
 
@@ -588,8 +682,48 @@ func (e *Engine) resolve(in *Incident, now int64, recover bool) {
 	e.timeline(in, now, "resolved")
 	if recover {
 		e.queueRecovery(in, now)
+		if in.Kind.Effects().PausesInboxes && in.settleAt == 0 {
+			// Not settling: the catch-up was not queued when its recovery
+			// began (settle).
+			e.queueCatchUp(in, now)
+		}
 	}
 	e.sink.IncidentChanged(in)
+}
+
+// queueCatchUp grants, through the recovery ramp after every paused inbox,
+// one sync to each inbox of in's scope that came back to connected during
+// it (so it was paused, degraded or suspect in it) before the last time
+// its scope failed: push was lost while the scope failed, and such an
+// inbox made no request since to find the mail that arrived then. A
+// flapping provider leaves many of them (resumed in one up phase, silent
+// through the next down phase).
+func (e *Engine) queueCatchUp(in *Incident, now int64) {
+	c := &e.c
+	if in.lastBad == 0 || in.lastBad == in.caughtTo {
+		return // nothing failed since the last catch-up
+	}
+	in.caughtTo = in.lastBad
+	r := &c.Provs[in.prov].Ramp
+	from := in.OpenedAt.Unix()
+	n := 0
+	for i := int32(0); i < int32(len(c.H)); i++ {
+		h := &c.H[i]
+		if h.Prov != in.prov || in.Tenant >= 0 && h.Ten != in.Tenant || h.St != sConnected ||
+			h.Flags&(fQueued|fGranted) != 0 || c.Since[i] < from || c.Since[i] >= in.lastBad || e.foreign(i) {
+			continue
+		}
+		h.Flags |= fQueued
+		r.Catch = append(r.Catch, i)
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	if !r.Active {
+		e.startRamp(&c.Provs[in.prov], now)
+	}
+	e.timeline(in, now, fmt.Sprintf("catch-up syncs queued: %d inboxes resumed before the scope's last failure", n))
 }
 
 // forgetTenant clears tenant t's window and its inboxes' marks in it, as
@@ -742,7 +876,7 @@ func (e *Engine) rampTick(p uint8, now int64) {
 	for r.DelayedHd < len(r.Delayed) && r.Delayed[r.DelayedHd].At <= now && r.Tok >= 1 {
 		i := r.Delayed[r.DelayedHd].Inbox
 		r.DelayedHd++
-		if c.H[i].St == sPaused {
+		if s := c.H[i].St; s == sPaused || s == sConnected {
 			e.grant(i, now)
 			r.Tok--
 		}
@@ -755,27 +889,33 @@ func (e *Engine) rampTick(p uint8, now int64) {
 			i, hd = r.Prio[r.PrioHd], &r.PrioHd
 		case r.NormHd < len(r.Norm):
 			i, hd = r.Norm[r.NormHd], &r.NormHd
+		case r.CatchHd < len(r.Catch):
+			i, hd = r.Catch[r.CatchHd], &r.CatchHd
 		}
 		if hd == nil {
 			r.Tok = 0
 			break
 		}
-		if e.coveringIncident(i) != nil {
+		if in := e.coveringIncident(i); in != nil && in.settleAt == 0 {
 			break // a new incident covers the scope: wait, keep the queue
 		}
 		*hd++
 		c.H[i].Flags &^= fQueued
-		if c.H[i].St != sPaused || c.H[i].Flags&fGranted != 0 || e.foreign(i) {
+		// A catch-up may find its inbox paused again (it failed after it
+		// was queued, and being queued it was not queued again): then it
+		// is its recovery.
+		st := c.H[i].St
+		if (st != sPaused && (hd != &r.CatchHd || st != sConnected)) || c.H[i].Flags&fGranted != 0 || e.foreign(i) {
 			continue
 		}
 		e.grant(i, now)
 		r.Tok--
 	}
 	r.Sec = r.Granted - granted
-	if r.PrioHd >= len(r.Prio) && r.NormHd >= len(r.Norm) && r.DelayedHd >= len(r.Delayed) {
+	if r.PrioHd >= len(r.Prio) && r.NormHd >= len(r.Norm) && r.DelayedHd >= len(r.Delayed) && r.CatchHd >= len(r.Catch) {
 		r.Active = false
-		r.Prio, r.Norm, r.Delayed = r.Prio[:0], r.Norm[:0], r.Delayed[:0]
-		r.PrioHd, r.NormHd, r.DelayedHd = 0, 0, 0
+		r.Prio, r.Norm, r.Delayed, r.Catch = r.Prio[:0], r.Norm[:0], r.Delayed[:0], r.Catch[:0]
+		r.PrioHd, r.NormHd, r.DelayedHd, r.CatchHd = 0, 0, 0, 0
 		if r.Inc > 0 {
 			for _, in := range c.Incidents {
 				if in.ID == r.Inc {

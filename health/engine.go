@@ -161,6 +161,11 @@ type ProvState struct {
 	LossRate float64
 	LossN    int32
 	LossHour int64
+	// LastShortFail is the failing inboxes in the short window at the
+	// last evaluation.
+	LastShortFail int64
+	// LastThr is the opening threshold at the last evaluation.
+	LastThr float64
 
 	// Canaries are the provider's canary accounts.
 	Canaries []Canary
@@ -189,10 +194,14 @@ type Canary struct {
 type Ramp struct {
 	Prio, Norm     []int32
 	PrioHd, NormHd int
-	Delayed        []delayed
-	DelayedHd      int
-	Rate, Tok      float64
-	Slow           bool
+	// Catch lists connected inboxes granted one catch-up sync after the
+	// incident closed (Config.Settle), after every paused one.
+	Catch     []int32
+	CatchHd   int
+	Delayed   []delayed
+	DelayedHd int
+	Rate, Tok float64
+	Slow      bool
 	// Cap is the provider's capacity for us (requests per second) as the
 	// ramp last measured it: what the provider accepted in a second it
 	// throttled, grown by RampProbe per step since. 0 before the first
@@ -586,7 +595,8 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 	case okOK:
 		c.H[i].PermN = 0
 		c.BackoffN[i] = 0
-		c.H[i].Flags &^= fReleased | fKnownBad
+		// fGranted too: a catch-up grant of a connected inbox is done.
+		c.H[i].Flags &^= fReleased | fKnownBad | fGranted
 		if st != sConnected {
 			c.H[i].Flags &^= fGranted | fProbe
 			if st == sPaused {
@@ -614,6 +624,17 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 			r.Delayed = append(r.Delayed, delayed{At: now + ra, Inbox: i})
 			return Decision{State: holdfast.States[st]}
 		}
+		if st != sPaused {
+			// Throttled inside an open incident's scope while it fails: part
+			// of the outage (a flapping provider answers 429 among its
+			// errors). Paused under it, the inbox is probed and resumed
+			// with the rest, and caught up after, instead of retrying on
+			// its own.
+			if in := e.coveringIncident(i); in != nil && in.settleAt == 0 && in.Kind.Effects().PausesInboxes {
+				e.pauseUnder(i, in)
+				return Decision{State: holdfast.StatePaused}
+			}
+		}
 		// Spread over another half of the Retry-After: the requests
 		// throttled in one second would otherwise all come back in one
 		// second and be throttled again (a retry echo).
@@ -631,7 +652,9 @@ func (e *Engine) Observe(i int32, o Outcome) Decision {
 		c.NextTry[i] = now + int64(e.cfg.SoftRetry/time.Second)
 		return Decision{State: holdfast.States[st], RetryAt: e.tm(c.NextTry[i])}
 	}
-	if in := e.coveringIncident(i); in != nil {
+	if in := e.coveringIncident(i); in != nil && (in.settleAt == 0 || !e.scopeHealthy(in)) {
+		// A settling incident whose scope is healthy does not take a
+		// lone failure: the inbox is judged on its own.
 		if st != sPaused || c.H[i].Flags&fMember == 0 {
 			// Also a paused inbox that is no member of it: one granted its
 			// recovery from an earlier incident just before this one
@@ -963,4 +986,18 @@ func (e *Engine) canaryOutcome(i int32, kind int, now int64) {
 		}
 		return
 	}
+}
+
+// activeIncident returns the open incident of index+1 k (ps.Inc, TInc)
+// unless it is settling (Config.Settle), or nil: a settling incident's
+// scope is healthy, so it neither marks the scope abnormal nor holds the
+// confirmed losses found in it.
+func (e *Engine) activeIncident(k int32) *Incident {
+	if k == 0 {
+		return nil
+	}
+	if in := e.c.Incidents[k-1]; in.settleAt == 0 {
+		return in
+	}
+	return nil
 }

@@ -37,9 +37,9 @@ func (e *Engine) tryAct(i int32) {
 	now := e.now()
 	var why holdfast.HeldReason
 	switch {
-	case ps.Inc != 0:
+	case e.activeIncident(ps.Inc) != nil:
 		why = holdfast.HeldForIncident
-	case c.TInc[t] != 0:
+	case e.activeIncident(c.TInc[t]) != nil:
 		why = holdfast.HeldForIncident
 	case e.tenantVerified(t, now):
 		e.act(i, to, holdfast.CauseHealth)

@@ -109,6 +109,9 @@ func (e *Engine) adoptIncident(in Incident, p uint8, paused []int32) error {
 	a := &Incident{ID: in.ID, Kind: in.Kind, Provider: in.Provider, Tenant: in.Tenant,
 		OpenedAt: in.OpenedAt.UTC(), Evidence: in.Evidence, Timeline: slices.Clone(in.Timeline),
 		Affected: in.Affected, Recovered: in.Recovered, prov: p}
+	if !in.EscalatedAt.IsZero() {
+		a.EscalatedAt = in.EscalatedAt.UTC() // escalated once, not again
+	}
 	win := e.cfg.CloseWindow
 	if fx.HoldsNotices {
 		win = e.cfg.ProbeEvery

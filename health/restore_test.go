@@ -56,6 +56,21 @@ func TestRestoreFromRecord(t *testing.T) {
 				t.Errorf("Resolve(42) = %v", err)
 			}
 		}},
+		{"AdoptedEscalationIsNotRepeated", func(t *testing.T, e *Engine, rec *recorder) {
+			esc := stored
+			esc.EscalatedAt = opened.Add(4 * time.Hour)
+			if err := e.RestoreIncident(esc, nil); err != nil {
+				t.Fatalf("RestoreIncident = %v", err)
+			}
+			e.escalate(opened.Add(5 * time.Hour).Unix())
+			got, err := e.Incident(42)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.EscalatedAt.Equal(esc.EscalatedAt) || len(rec.incidents) != 0 {
+				t.Errorf("EscalatedAt = %v with %d incidents reported, want %v and none", got.EscalatedAt, len(rec.incidents), esc.EscalatedAt)
+			}
+		}},
 		{"ResolvedInRecord", func(t *testing.T, e *Engine, rec *recorder) {
 			in, err := e.Declare(Declaration{Provider: holdfast.ProviderMicrosoft, Tenant: -1})
 			if err != nil {

@@ -24,6 +24,9 @@ type incState struct {
 	CloseWin        int64
 	HealthySince    int64
 	Prov            uint8
+	// SettleAt, LastBad and CaughtTo: the settling (Config.Settle) and
+	// its catch-up.
+	SettleAt, LastBad, CaughtTo int64
 }
 
 // Snapshot writes the engine's whole state to w (encoding/gob). The owner
@@ -33,7 +36,8 @@ func (e *Engine) Snapshot(w io.Writer) error {
 	s := snapshot{Core: e.c}
 	for _, in := range e.c.Incidents {
 		s.Incidents = append(s.Incidents, incState{Members: in.members, Cursor: in.cursor, ProbeOK: in.probeOK,
-			ProbeN: in.probeN, OKSeen: in.okSeen, RecSeen: in.recSeen, CloseWin: in.closeWin, HealthySince: in.healthySince, Prov: in.prov})
+			ProbeN: in.probeN, OKSeen: in.okSeen, RecSeen: in.recSeen, CloseWin: in.closeWin, HealthySince: in.healthySince, Prov: in.prov,
+			SettleAt: in.settleAt, LastBad: in.lastBad, CaughtTo: in.caughtTo})
 	}
 	rng, err := e.pcg.MarshalBinary()
 	if err != nil {
@@ -63,6 +67,10 @@ func (e *Engine) Restore(r io.Reader) error {
 		in.members, in.cursor, in.probeOK, in.probeN = st.Members, st.Cursor, st.ProbeOK, st.ProbeN
 		in.okSeen, in.recSeen, in.closeWin, in.prov = st.OKSeen, st.RecSeen, st.CloseWin, st.Prov
 		in.healthySince = st.HealthySince
+		in.settleAt, in.lastBad, in.caughtTo = st.SettleAt, st.LastBad, st.CaughtTo
+		if !in.EscalatedAt.IsZero() {
+			in.EscalatedAt = in.EscalatedAt.UTC()
+		}
 		if in.closeWin <= 0 {
 			in.closeWin = 1
 		}

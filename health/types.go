@@ -160,6 +160,10 @@ type Incident struct {
 	Tenant     int32
 	OpenedAt   time.Time
 	ResolvedAt time.Time // zero while open
+	// EscalatedAt is when it had been open longer than its kind's bound
+	// (Config.EscalateAfter) and was escalated to the operators; zero
+	// while it has not.
+	EscalatedAt time.Time
 	// Evidence explains why it opened.
 	Evidence string
 	Timeline []TimelineEntry
@@ -182,6 +186,10 @@ type Incident struct {
 	probeFail, probePerm int
 	closeWin             int64
 	healthySince         int64
+	// settleAt is when the evidence said it was over (Config.Settle), or
+	// 0; lastBad is the last probe tick its scope was not healthy.
+	// caughtTo is the lastBad the last catch-up covered (queueCatchUp).
+	settleAt, lastBad, caughtTo int64
 	// dirty: Recovered grew after it closed; Tick reports it once.
 	dirty bool
 	// copy: another node stored the incident (Reverify); its changes are

@@ -55,6 +55,11 @@ type SendConfig struct {
 	// attempt renews the lease every Lease/3 while it submits. Zero means
 	// DefaultSendLease.
 	Lease time.Duration
+	// HoldMax is the longest a send not yet attempted is held past its
+	// due time while the health engine holds its inbox (paused, degraded,
+	// suspect): it then fails as "held_too_long", so that its author is
+	// told. Zero means the engine's default (health.Config.SendHoldMax).
+	HoldMax time.Duration
 	// Announce, if set, returns the outbox events of a send stored as
 	// sent or failed, given the send as stored; the store calls it within
 	// the change's transaction, so that the events commit with the outcome
@@ -234,6 +239,10 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		}
 		return w.hold(ctx, snd, holdfast.InboxSendReason(st), ownerRetry(late), false)
 	case health.Hold, health.Defer:
+		holdMax := cmp.Or(w.HoldMax, health.DefaultConfig().SendHoldMax)
+		if snd.State != holdfast.SendSending && w.Clock.Now().Sub(snd.SendAt) >= holdMax {
+			return w.fail(ctx, snd, holdfast.SendReasonHeldTooLong)
+		}
 		st, _ := w.stateOf(in.ID)
 		return w.hold(ctx, snd, holdfast.InboxSendReason(st), heldRetry, false)
 	}

@@ -228,9 +228,11 @@ func TestSendWorker(t *testing.T) {
 		wantSnz   bool // the job snoozes
 		wantErr   bool // the job returns an error for River to retry
 		wantSent  int
+		dueAgo    time.Duration // how long before now the send was due
 	}{
 		{name: "sent", wantState: holdfast.SendSent, wantSent: 1},
 		{name: "held by the engine", admit: health.Hold, engine: holdfast.StatePaused, wantState: holdfast.SendHeld, wantWhy: "inbox_paused", wantSnz: true},
+		{name: "held past SendHoldMax fails", admit: health.Hold, engine: holdfast.StatePaused, dueAgo: health.DefaultConfig().SendHoldMax, wantState: holdfast.SendFailed, wantWhy: holdfast.SendReasonHeldTooLong},
 		{name: "waits for the owner", admit: health.Fail, engine: holdfast.StateNeedsReconnect, wantState: holdfast.SendHeld, wantWhy: "inbox_needs_reconnect", wantSnz: true},
 		{name: "message too large", sendErr: tooLarge, wantState: holdfast.SendFailed, wantWhy: "message_too_large"},
 		{name: "account trouble holds", sendErr: badPassword, wantState: holdfast.SendHeld, wantWhy: "password_changed", wantSnz: true},
@@ -246,7 +248,7 @@ func TestSendWorker(t *testing.T) {
 			if tt.sendErr != nil {
 				b.conn.SendFunc = func() (bool, error) { return tt.accepted, tt.sendErr }
 			}
-			s := b.newSend(t, time.Now())
+			s := b.newSend(t, time.Now().Add(-tt.dueAgo))
 			err := b.work(t, s, 1)
 			if isSnooze(err) != tt.wantSnz || (err != nil && !isSnooze(err)) != tt.wantErr {
 				t.Errorf("Work = %v, want snooze %v, error %v", err, tt.wantSnz, tt.wantErr)

@@ -11,6 +11,8 @@ var (
 		"Inboxes by provider and state, in the health engine's live view.", []string{"provider", "state"}, nil)
 	openIncidentsDesc = prometheus.NewDesc("holdfast_incidents_open",
 		"Open incidents, by provider and kind.", []string{"provider", "kind"}, nil)
+	escalatedOpenDesc = prometheus.NewDesc("holdfast_incidents_escalated_open",
+		"Open incidents escalated to the operators (open longer than their kind's bound), by provider and kind: page on any.", []string{"provider", "kind"}, nil)
 	heldActionsDesc = prometheus.NewDesc("holdfast_held_actions_pending",
 		"Destructive actions held by the guard, by provider.", []string{"provider"}, nil)
 	writeQueueDesc = prometheus.NewDesc("holdfast_monitor_write_queue",
@@ -21,6 +23,7 @@ var (
 type writerMetrics struct {
 	failures  *prometheus.CounterVec
 	coalesced *prometheus.CounterVec
+	escalated *prometheus.CounterVec
 }
 
 func newWriterMetrics() writerMetrics {
@@ -33,6 +36,10 @@ func newWriterMetrics() writerMetrics {
 			Name: "holdfast_monitor_decisions_coalesced_total",
 			Help: "Queued health decisions superseded by a later one of the same record before they were written, by kind.",
 		}, []string{"kind"}),
+		escalated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "holdfast_incidents_escalated_total",
+			Help: "Incidents escalated to the operators, counted once each when stored escalated by this node, by provider and kind.",
+		}, []string{"provider", "kind"}),
 	}
 }
 
@@ -49,8 +56,10 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- openIncidentsDesc
 	ch <- heldActionsDesc
 	ch <- writeQueueDesc
+	ch <- escalatedOpenDesc
 	c.m.w.metrics.failures.Describe(ch)
 	c.m.w.metrics.coalesced.Describe(ch)
+	c.m.w.metrics.escalated.Describe(ch)
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -58,12 +67,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(writeQueueDesc, prometheus.GaugeValue, float64(m.w.length()))
 	m.w.metrics.failures.Collect(ch)
 	m.w.metrics.coalesced.Collect(ch)
+	m.w.metrics.escalated.Collect(ch)
 	m.mu.Lock()
 	type key struct{ p, k string }
-	open := map[key]int{}
+	open, escalated := map[key]int{}, map[key]int{}
 	for _, in := range m.eng.Incidents() {
 		if in.Open() {
 			open[key{string(in.Provider), string(in.Kind)}]++
+			if !in.EscalatedAt.IsZero() {
+				escalated[key{string(in.Provider), string(in.Kind)}]++
+			}
 		}
 	}
 	held := map[holdfast.Provider]int{}
@@ -85,5 +98,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k, n := range open {
 		ch <- prometheus.MustNewConstMetric(openIncidentsDesc, prometheus.GaugeValue, float64(n), k.p, k.k)
+	}
+	for k, n := range escalated {
+		ch <- prometheus.MustNewConstMetric(escalatedOpenDesc, prometheus.GaugeValue, float64(n), k.p, k.k)
 	}
 }

@@ -80,12 +80,19 @@ type Config struct {
 	// incident, from Declare); the store calls it within the incident's
 	// save (webhook.IncidentEvents).
 	AnnounceIncident func(in *holdfast.Incident, opened bool) ([]holdfast.OutboxEvent, error)
+	// AnnounceEscalation, if set, returns the outbox events of an incident
+	// whose save first stores its escalation (once per incident, across
+	// nodes: the store compares with the stored incident in the same
+	// transaction); they are appended after AnnounceIncident's
+	// (webhook.EscalationEvents).
+	AnnounceEscalation func(in *holdfast.Incident) ([]holdfast.OutboxEvent, error)
 	// OnStateChange, if set, is called (from the writer goroutine) after a
 	// state change of an inbox is stored, with the inbox as stored and the
 	// state it left. It must not block.
 	OnStateChange func(ctx context.Context, in *holdfast.Inbox, from holdfast.State)
 	// OnIncident, if set, is called (from the writer goroutine) after an
-	// incident is stored, when it opened (opened set) or was resolved; for
+	// incident is stored, when it opened (opened set), was escalated (once,
+	// opened unset) or was resolved; for
 	// a retroactive incident, from Declare, once opened and once resolved.
 	// It must not block.
 	OnIncident func(ctx context.Context, in *holdfast.Incident, opened bool)

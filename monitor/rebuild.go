@@ -158,7 +158,7 @@ func (m *Monitor) restoreIncident(in *holdfast.Incident, paused []int32) {
 // whose tenant no inbox has is logged and not translated.
 func (m *Monitor) fromIncident(in *holdfast.Incident) (health.Incident, bool) {
 	hi := health.Incident{ID: in.ID, Kind: in.Kind, Provider: in.Provider, Tenant: -1,
-		OpenedAt: in.OpenedAt, ResolvedAt: in.ResolvedAt, Evidence: in.Evidence,
+		OpenedAt: in.OpenedAt, ResolvedAt: in.ResolvedAt, EscalatedAt: in.EscalatedAt, Evidence: in.Evidence,
 		Affected: in.Affected, Recovered: in.Recovered}
 	for _, e := range in.Timeline {
 		hi.Timeline = append(hi.Timeline, health.TimelineEntry{At: e.At, What: e.What})

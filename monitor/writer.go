@@ -141,7 +141,7 @@ func utc(t time.Time) time.Time {
 func (m *Monitor) toIncident(in *health.Incident) *holdfast.Incident {
 	out := &holdfast.Incident{
 		ID: in.ID, Kind: in.Kind, Provider: in.Provider, Tenant: sink{m}.tenant(in.Tenant),
-		OpenedAt: utc(in.OpenedAt), ResolvedAt: utc(in.ResolvedAt), Evidence: in.Evidence,
+		OpenedAt: utc(in.OpenedAt), ResolvedAt: utc(in.ResolvedAt), EscalatedAt: utc(in.EscalatedAt), Evidence: in.Evidence,
 		Affected: in.Affected, Recovered: in.Recovered,
 	}
 	for _, e := range in.Timeline {
@@ -429,20 +429,42 @@ func (w *writer) changeState(ctx context.Context, d decision) error {
 // first save) or resolves it (its first save as resolved); then it tells
 // OnIncident. A retroactive incident, first saved resolved, is both.
 func (w *writer) saveIncident(ctx context.Context, in *holdfast.Incident) error {
-	var opened, resolved bool
+	var opened, resolved, escalated bool
 	err := w.m.store.SaveIncident(ctx, in, func(prev *holdfast.Incident) ([]holdfast.OutboxEvent, error) {
 		opened = prev == nil
 		resolved = !in.Open() && (prev == nil || prev.Open())
-		if w.m.cfg.AnnounceIncident == nil || (!opened && !resolved) {
-			return nil, nil
+		escalated = in.Escalated() && (prev == nil || !prev.Escalated())
+		var evs []holdfast.OutboxEvent
+		if w.m.cfg.AnnounceIncident != nil && (opened || resolved) {
+			e, err := w.m.cfg.AnnounceIncident(in, opened)
+			if err != nil {
+				return nil, err
+			}
+			evs = e
 		}
-		return w.m.cfg.AnnounceIncident(in, opened)
+		if w.m.cfg.AnnounceEscalation != nil && escalated {
+			e, err := w.m.cfg.AnnounceEscalation(in)
+			if err != nil {
+				return nil, err
+			}
+			evs = append(evs, e...)
+		}
+		return evs, nil
 	})
-	if err != nil || w.m.cfg.OnIncident == nil {
+	if err != nil {
 		return err
+	}
+	if escalated {
+		w.metrics.escalated.WithLabelValues(string(in.Provider), string(in.Kind)).Inc()
+	}
+	if w.m.cfg.OnIncident == nil {
+		return nil
 	}
 	if opened {
 		w.m.cfg.OnIncident(ctx, in, true)
+	}
+	if escalated {
+		w.m.cfg.OnIncident(ctx, in, false)
 	}
 	if resolved {
 		w.m.cfg.OnIncident(ctx, in, false)

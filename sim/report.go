@@ -25,10 +25,16 @@ type Report struct {
 	StaleNotifications     int64             `json:"stale_notifications"`
 	Incidents              []*IncidentReport `json:"incidents"`
 	FalseIncidents         int64             `json:"false_incidents"`
-	MissedOutages          int64             `json:"missed_outages"`
-	DetectionLatencyS      Quantiles2        `json:"detection_latency_s"`
-	RecoveryS              Quantiles4        `json:"recovery_s"`
-	Unrecovered            int64             `json:"unrecovered"`
+	// IncidentsLongestS is the longest an incident stayed open, in
+	// seconds (one still open at the end counts to the end).
+	IncidentsLongestS float64 `json:"incidents_longest_s"`
+	// IncidentsEscalated counts incidents escalated to the operators
+	// (open longer than their kind's bound).
+	IncidentsEscalated int64      `json:"incidents_escalated"`
+	MissedOutages      int64      `json:"missed_outages"`
+	DetectionLatencyS  Quantiles2 `json:"detection_latency_s"`
+	RecoveryS          Quantiles4 `json:"recovery_s"`
+	Unrecovered        int64      `json:"unrecovered"`
 	// RecoveryBoundS is the capacity bound of the outage with the largest
 	// one, RecoveryRatio is recovery_s.p999 over it (an inbox of the
 	// bound's work not recovered by the end counts with its wait at the
@@ -76,17 +82,21 @@ type IncidentReport struct {
 	ResolvedAtS  *float64 `json:"resolved_at_s"`
 	MatchedEvent *int     `json:"matched_event"`
 	tenant       int32
+	escalated    bool
 }
 
 // SendsReport scores sends.
 type SendsReport struct {
-	Due            int64      `json:"due"`
-	OnTime         int64      `json:"on_time"`
-	Late           int64      `json:"late"`
-	Lost           int64      `json:"lost"`
-	Duplicated     int64      `json:"duplicated"`
-	FailedReported int64      `json:"failed_reported"`
-	LateS          Quantiles3 `json:"late_s"`
+	Due            int64 `json:"due"`
+	OnTime         int64 `json:"on_time"`
+	Late           int64 `json:"late"`
+	Lost           int64 `json:"lost"`
+	Duplicated     int64 `json:"duplicated"`
+	FailedReported int64 `json:"failed_reported"`
+	// HeldAtEnd counts sends due by the end, neither delivered nor
+	// reported failed (still held or queued).
+	HeldAtEnd int64      `json:"held_at_end"`
+	LateS     Quantiles3 `json:"late_s"`
 }
 
 // MailReport scores incoming mail.
@@ -170,6 +180,10 @@ func (r *run) finish() {
 		if ir.ResolvedAtS != nil {
 			closeAt = *ir.ResolvedAtS
 		}
+		rep.IncidentsLongestS = max(rep.IncidentsLongestS, closeAt-ir.OpenedAtS)
+		if ir.escalated {
+			rep.IncidentsEscalated++
+		}
 		best := -1
 		for k := range r.sc.Events {
 			ev := &r.sc.Events[k]
@@ -234,17 +248,34 @@ func (r *run) finish() {
 		}
 	}
 	rep.RecoveryS = Quantiles4{r.recH.q(0.5), r.recH.q(0.99), r.recH.q(0.999), r.recH.q(1)}
+	held := make(map[int32]bool)
+	for i := range r.in {
+		for s := r.in[i].hHead; s >= 0; s = r.sNext[s] {
+			held[s] = true
+		}
+	}
 	for s := range r.sDue {
 		if int64(r.sDue[s]) > end {
 			continue
 		}
 		rep.Sends.Due++
+		if r.sDeliv[s] == 0 && !r.sFailed[s] {
+			rep.Sends.HeldAtEnd++
+		}
+		s := int32(s)
 		switch {
+		case r.sDeliv[s] > 0 && !r.sLate[s]:
 		case r.sDeliv[s] > 0:
+			// Delivered, but held past its deadline (SendHoldMax after it
+			// was due): its author was neither served nor told in time.
+			rep.Sends.Lost++
 		case r.sFailed[s]:
 			rep.Sends.FailedReported++
-		case int64(r.sDue[s]) > end-inFlight:
+		case held[s] && int64(r.sDue[s])+r.holdMax > end:
+			// Held for its inbox, its deadline still ahead: in flight.
+		case !held[s] && int64(r.sDue[s]) > end-inFlight:
 		default:
+			// Held past its deadline, or neither held nor sent nor failed.
 			rep.Sends.Lost++
 		}
 	}
@@ -396,8 +427,9 @@ func summary(w io.Writer, rep *Report) {
 		rep.WrongfulDisconnects, rep.TrueInvalidations, rep.DetectedInvalidations,
 		fmtQ(rep.InvalidationDetectionS.P50), fmtQ(rep.InvalidationDetectionS.P99), fmtQ(rep.InvalidationDetectionS.Max))
 	fmt.Fprintf(w, "  notifications %d sent, %d stale\n", rep.NotificationsSent, rep.StaleNotifications)
-	fmt.Fprintf(w, "  incidents %d (%d false), missed outages %d, detection latency p50 %ss max %ss\n",
-		len(rep.Incidents), rep.FalseIncidents, rep.MissedOutages, fmtQ(rep.DetectionLatencyS.P50), fmtQ(rep.DetectionLatencyS.Max))
+	fmt.Fprintf(w, "  incidents %d (%d false), missed outages %d, detection latency p50 %ss max %ss; longest %gs, %d escalated\n",
+		len(rep.Incidents), rep.FalseIncidents, rep.MissedOutages, fmtQ(rep.DetectionLatencyS.P50), fmtQ(rep.DetectionLatencyS.Max),
+		rep.IncidentsLongestS, rep.IncidentsEscalated)
 	for k, in := range rep.Incidents {
 		if k == 20 {
 			fmt.Fprintf(w, "    ... and %d more (see the JSON report)\n", len(rep.Incidents)-20)
@@ -423,8 +455,8 @@ func summary(w io.Writer, rep *Report) {
 			o.Event, o.Provider, o.Inboxes, o.Calls, o.BaselinePerS, o.SparePerS, fmtQ(o.BoundS), fmtQ(o.RecoveryP999S), fmtQ(o.Ratio))
 	}
 	s := rep.Sends
-	fmt.Fprintf(w, "  sends %d due: %d on time, %d late (p99 %ss), %d lost, %d duplicated, %d reported failed\n",
-		s.Due, s.OnTime, s.Late, fmtQ(s.LateS.P99), s.Lost, s.Duplicated, s.FailedReported)
+	fmt.Fprintf(w, "  sends %d due: %d on time, %d late (p99 %ss), %d lost, %d duplicated, %d reported failed, %d held at the end\n",
+		s.Due, s.OnTime, s.Late, fmtQ(s.LateS.P99), s.Lost, s.Duplicated, s.FailedReported, s.HeldAtEnd)
 	fmt.Fprintf(w, "  mail %d arrived, %d synced, %d lost, lag p50 %ss p99 %ss max %ss\n",
 		rep.Mail.Arrived, rep.Mail.Synced, rep.Mail.Lost, fmtQ(rep.Mail.LagS.P50), fmtQ(rep.Mail.LagS.P99), fmtQ(rep.Mail.LagS.Max))
 	pr := rep.ProviderRequests

@@ -34,6 +34,7 @@ const (
 	evSendDue
 	evKeepAlive
 	evRetry
+	evSendDeadline // a held send's deadline: SendHoldMax after it was due
 )
 
 // simError is a scenario ERROR with its verdict, classified once: Classify
@@ -63,10 +64,13 @@ type simOutage struct {
 	prov          int
 	start, end    int64
 	period, dutyS int64
-	rate          float64
-	errs          []*simError
-	total         float64
-	member        []uint64 // bitmap over inboxes
+	// lastFail is when its last failing phase ends: end, or earlier for a
+	// flapping outage whose last cycle ends steady.
+	lastFail int64
+	rate     float64
+	errs     []*simError
+	total    float64
+	member   []uint64 // bitmap over inboxes
 }
 
 type grantReq struct {
@@ -116,6 +120,9 @@ type run struct {
 	sDue, sInbox, sNext []int32
 	sDeliv              []uint8
 	sFailed             []bool
+	// sLate: delivered more than holdMax after it was due.
+	sLate   []bool
+	holdMax int64
 
 	wheel [][]uint64
 	far   [][]farEvent
@@ -203,6 +210,7 @@ func (s sink) IncidentChanged(in *health.Incident) {
 		v := float64(in.ResolvedAt.Sub(base) / time.Second)
 		ir.ResolvedAtS = &v
 	}
+	ir.escalated = !in.EscalatedAt.IsZero()
 }
 
 func (s sink) HeldChanged(health.HeldAction) {}
@@ -307,6 +315,10 @@ func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 		cfg.Policy = health.PolicyNaive
 	}
 	r.eng = health.New(cfg, r.clock, slog.New(slog.DiscardHandler), sink{r})
+	r.holdMax = int64(cfg.SendHoldMax / time.Second)
+	if r.holdMax <= 0 {
+		r.holdMax = math.MaxInt32
+	}
 	total := 0
 	for k := range sc.Providers {
 		total += sc.Providers[k].Inboxes
@@ -392,9 +404,16 @@ func newRun(sc *Scenario, policy string, progress io.Writer) (*run, error) {
 		switch ev.Kind {
 		case "outage":
 			o := &simOutage{idx: k, prov: int(p.pi), start: ev.Start.Seconds(), end: ev.End.Seconds(), rate: *ev.FailureRate, member: member}
+			o.lastFail = o.end
 			if ev.Period != nil {
 				o.period = ev.Period.Seconds()
 				o.dutyS = int64(math.Round(float64(o.period) * *ev.Duty))
+				// A flapping outage last fails at the end of its last
+				// failing phase; recovery is measured from there.
+				if o.end > o.start {
+					k := (o.end - o.start - 1) / o.period
+					o.lastFail = min(o.end, o.start+k*o.period+o.dutyS)
+				}
 			}
 			for _, es := range ev.Errors {
 				se := classifyError(ev.Provider, es)
@@ -675,6 +694,9 @@ func (r *run) holdSend(i, s int32) {
 	if s < 0 {
 		return
 	}
+	// The send queue fails a send held SendHoldMax past its due time
+	// (jobs' send worker, SendReasonHeldTooLong).
+	r.push(int64(r.sDue[s])+r.holdMax, evSendDeadline, i, uint32(s))
 	r.sNext[s] = r.in[i].hHead
 	r.in[i].hHead = s
 }
@@ -682,10 +704,10 @@ func (r *run) holdSend(i, s int32) {
 // synced records a successful sync: every pending mail is fetched.
 func (r *run) synced(i int32) {
 	r.in[i].syncedAt = uint8(r.now)
-	if a := r.in[i].affEvt; a >= 0 && !r.in[i].recovered && r.now >= r.outages[r.outOf[a]].end {
+	if a := r.in[i].affEvt; a >= 0 && !r.in[i].recovered && r.now >= r.outages[r.outOf[a]].lastFail {
 		r.in[i].recovered = true
-		r.recH.add(r.now - r.outages[r.outOf[a]].end)
-		r.recO[r.outOf[a]].add(r.now - r.outages[r.outOf[a]].end)
+		r.recH.add(r.now - r.outages[r.outOf[a]].lastFail)
+		r.recO[r.outOf[a]].add(r.now - r.outages[r.outOf[a]].lastFail)
 	}
 	for m := r.in[i].mHead; m >= 0; {
 		nx := r.mNext[m]
@@ -705,6 +727,7 @@ func (r *run) delivered(s int32) {
 	r.sDeliv[s]++
 	if r.sDeliv[s] == 1 {
 		late := r.now - int64(r.sDue[s])
+		r.sLate[s] = late > r.holdMax
 		if late <= 120 {
 			r.rep.Sends.OnTime++
 		} else {
@@ -723,6 +746,7 @@ func (r *run) newSend(i int32, due int64) int32 {
 	r.sNext = append(r.sNext, -1)
 	r.sDeliv = append(r.sDeliv, 0)
 	r.sFailed = append(r.sFailed, false)
+	r.sLate = append(r.sLate, false)
 	return s
 }
 
@@ -813,6 +837,10 @@ func (r *run) handle(ev uint64) {
 	case evRetry:
 		if aux == uint32(r.in[i].retryGen) {
 			r.visit(i, health.OpSync, -1)
+		}
+	case evSendDeadline:
+		if s := int32(aux); r.policy != "naive" && r.sDeliv[s] == 0 && !r.sFailed[s] {
+			r.sFailed[s] = true
 		}
 	}
 }

@@ -359,7 +359,8 @@ func knownPath(path string) bool {
 	switch top {
 	case "inboxes", "seed", "wrongful_disconnects", "true_invalidations", "detected_invalidations",
 		"notifications_sent", "stale_notifications", "false_incidents", "missed_outages", "unrecovered",
-		"events_processed", "wall_s", "peak_rss_mb", "recovery_bound_s", "recovery_ratio":
+		"events_processed", "wall_s", "peak_rss_mb", "recovery_bound_s", "recovery_ratio",
+		"incidents_longest_s", "incidents_escalated":
 		return sub == ""
 	case "recovery_requests":
 		return sub == "total" || sub == "throttled" || sub == "throttled_share"
@@ -371,7 +372,7 @@ func knownPath(path string) bool {
 		return sub == "p50" || sub == "p99" || sub == "p999" || sub == "max"
 	case "sends":
 		switch sub {
-		case "due", "on_time", "late", "lost", "duplicated", "failed_reported", "late_s.p50", "late_s.p99", "late_s.max":
+		case "due", "on_time", "late", "lost", "duplicated", "failed_reported", "held_at_end", "late_s.p50", "late_s.p99", "late_s.max":
 			return true
 		}
 	case "mail":

@@ -244,3 +244,59 @@ func TestRecoveryBound(t *testing.T) {
 		}
 	}
 }
+
+// TestLifecycleScenarios runs the flapping-outage scenarios (issue 14,
+// shape 1) and the long outage that escalates (shape 4) against their
+// expects, and checks that each flapping outage is one provider incident
+// (one episode to the owners) and that the long one was escalated.
+func TestLifecycleScenarios(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		file      string
+		escalated bool
+	}{
+		{"flap-small", false},
+		{"flap-google-2m", false},
+		{"flap-google-5m", false},
+		{"flap-google-8m", false},
+		{"flap-microsoft-6m", false},
+		{"flap-microsoft-4m-large", false},
+		{"flap-regional-partial", false},
+		{"flap-google-3m-early", false},
+		{"flap-google-90s", false},
+		{"long-outage-escalates", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join("testdata", tt.file+".json")
+			var out, errb bytes.Buffer
+			if code := Main(context.Background(), []string{"--scenario", path, "--quiet"}, &out, &errb); code != 0 {
+				t.Fatalf("Main(%s) = %d, want 0\n%s%s", tt.file, code, out.String(), errb.String())
+			}
+			sc, err := LoadScenario(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Run(context.Background(), sc, "holdfast", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// One provider incident for the whole episode. (A tenant
+			// incident the provider's one supersedes at the onset is
+			// the tenant detector's business.)
+			provider := 0
+			for _, in := range rep.Incidents {
+				if in.Scope == "provider" {
+					provider++
+				}
+			}
+			if provider != 1 {
+				t.Errorf("%s: %d provider incidents, want 1 (one episode)", tt.file, provider)
+			}
+			if got := rep.IncidentsEscalated > 0; got != tt.escalated {
+				t.Errorf("%s: incidents_escalated = %d, want escalated %v", tt.file, rep.IncidentsEscalated, tt.escalated)
+			}
+		})
+	}
+}

@@ -143,14 +143,15 @@ type IncidentData struct {
 	Tenant     string            `json:"tenant"`
 	OpenedAt   time.Time         `json:"opened_at"`
 	ResolvedAt *time.Time        `json:"resolved_at"`
-	Evidence   string            `json:"evidence"`
-	Affected   int               `json:"affected"`
-	Recovered  int               `json:"recovered"`
+	// EscalatedAt is set once the incident was escalated.
+	EscalatedAt *time.Time `json:"escalated_at"`
+	Evidence    string     `json:"evidence"`
+	Affected    int        `json:"affected"`
+	Recovered   int        `json:"recovered"`
 }
 
-// IncidentEvents returns, created at now, incident.opened when opened is
-// set, and incident.resolved when the incident is resolved.
-func IncidentEvents(in *holdfast.Incident, opened bool, now time.Time) ([]holdfast.OutboxEvent, error) {
+// incidentData returns the data of an incident.* event about in.
+func incidentData(in *holdfast.Incident) IncidentData {
 	d := IncidentData{
 		ID: in.ID, Kind: string(in.Kind), Provider: in.Provider, Tenant: in.Tenant, OpenedAt: in.OpenedAt,
 		Evidence: in.Evidence, Affected: in.Affected, Recovered: in.Recovered,
@@ -159,6 +160,23 @@ func IncidentEvents(in *holdfast.Incident, opened bool, now time.Time) ([]holdfa
 		t := in.ResolvedAt
 		d.ResolvedAt = &t
 	}
+	if in.Escalated() {
+		t := in.EscalatedAt
+		d.EscalatedAt = &t
+	}
+	return d
+}
+
+// EscalationEvents returns incident.escalated, created at now. The caller
+// calls it once per incident: when a save first stores its EscalatedAt.
+func EscalationEvents(in *holdfast.Incident, now time.Time) ([]holdfast.OutboxEvent, error) {
+	return Outbox(NewEvent(IncidentEscalated, incidentData(in), now))
+}
+
+// IncidentEvents returns, created at now, incident.opened when opened is
+// set, and incident.resolved when the incident is resolved.
+func IncidentEvents(in *holdfast.Incident, opened bool, now time.Time) ([]holdfast.OutboxEvent, error) {
+	d := incidentData(in)
 	var evs []Event
 	if opened {
 		evs = append(evs, NewEvent(IncidentOpened, d, now))

@@ -52,6 +52,10 @@ const (
 	IncidentOpened = "incident.opened"
 	// IncidentResolved: an incident is over.
 	IncidentResolved = "incident.resolved"
+	// IncidentEscalated: an incident has been open longer than its kind's
+	// bound (health.Config.EscalateAfter) and needs an operator; sent
+	// once per incident.
+	IncidentEscalated = "incident.escalated"
 	// NoticeSent: an inbox owner was emailed that an inbox needs them,
 	// after the grace period and the delivery-time re-check.
 	NoticeSent = "notice.sent"
@@ -62,7 +66,7 @@ const (
 // EventTypes lists every event type in a stable order.
 var EventTypes = []string{
 	InboxStateChanged, InboxNeedsReconnect, InboxRecovered, MessageReceived,
-	SendSent, SendFailed, IncidentOpened, IncidentResolved, NoticeSent,
+	SendSent, SendFailed, IncidentOpened, IncidentResolved, IncidentEscalated, NoticeSent,
 }
 
 // ValidEventType reports whether t is an event type, or AllEvents.

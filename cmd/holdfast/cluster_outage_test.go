@@ -33,7 +33,7 @@ func TestClusterOutage(t *testing.T) {
 	env := postgresEngine.env(t)
 	for k, v := range map[string]string{
 		"HOLDFAST_CLUSTER_LEASE": lease.String(), "HOLDFAST_SYNC_INTERVAL": interval.String(),
-		"HOLDFAST_HEALTH_BUCKET": "2s", "HOLDFAST_HEALTH_CLOSE_WINDOW": "15s",
+		"HOLDFAST_HEALTH_BUCKET": "2s", "HOLDFAST_HEALTH_CLOSE_WINDOW": "15s", "HOLDFAST_HEALTH_SETTLE": "15s",
 		"HOLDFAST_HEALTH_CONFIRM_SPAN": "40s", "HOLDFAST_HEALTH_KEEPALIVE": "1m",
 		"HOLDFAST_LOG_LEVEL": "info",
 	} {

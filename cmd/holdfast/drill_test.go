@@ -215,7 +215,7 @@ func runDrill(t *testing.T, spec drillSpec) {
 	for k, v := range map[string]string{
 		"HOLDFAST_MAIL_CA_FILE": srv.CAFile, "HOLDFAST_SYNC_INTERVAL": spec.syncInterval,
 		"HOLDFAST_HEALTH_CONFIRM_SPAN": spec.confirmSpan, "HOLDFAST_HEALTH_BUCKET": spec.bucket,
-		"HOLDFAST_HEALTH_CLOSE_WINDOW": "15s",
+		"HOLDFAST_HEALTH_CLOSE_WINDOW": "15s", "HOLDFAST_HEALTH_SETTLE": "15s",
 		"HOLDFAST_HEALTH_NOTICE_GRACE": spec.noticeGrace.String(), "HOLDFAST_HEALTH_KEEPALIVE": "1m",
 		"HOLDFAST_NOTIFY_SMTP_URL": "smtp://" + url.UserPassword(relay, relayPW).String() + "@" + srv.SMTPAddr,
 		"HOLDFAST_NOTIFY_FROM":     "holdfast <" + relay + ">",

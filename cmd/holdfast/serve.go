@@ -234,6 +234,9 @@ func (a *app) wireHealth(ctx context.Context) error {
 		AnnounceIncident: func(in *holdfast.Incident, opened bool) ([]holdfast.OutboxEvent, error) {
 			return webhook.IncidentEvents(in, opened, time.Now())
 		},
+		AnnounceEscalation: func(in *holdfast.Incident) ([]holdfast.OutboxEvent, error) {
+			return webhook.EscalationEvents(in, time.Now())
+		},
 		OnStateChange: a.stateChanged,
 		OnIncident:    func(context.Context, *holdfast.Incident, bool) { a.relay.Wake() },
 		OnNotice: func(ctx context.Context, n *holdfast.Notice) {

@@ -14,7 +14,8 @@ import (
 
 // SaveIncident inserts or replaces the incident with in.ID. Times are
 // rounded down to the store's precision; a zero ResolvedAt is stored as
-// NULL (open). announce, if not nil, is given the incident as stored
+// NULL (open), a zero EscalatedAt as NULL (not escalated), and a stored
+// EscalatedAt is kept (the first escalation counts). announce, if not nil, is given the incident as stored
 // before (nil for a new one), and its events are appended to the outbox,
 // in the same transaction. in is not modified.
 func (s *Store) SaveIncident(ctx context.Context, in *holdfast.Incident, announce holdfast.Announce[*holdfast.Incident]) error {
@@ -25,7 +26,7 @@ func (s *Store) SaveIncident(ctx context.Context, in *holdfast.Incident, announc
 	save := func(e Executor) error {
 		_, err := e.Exec(ctx, queryUpsertIncident,
 			in.ID, in.Kind, string(in.Provider), in.Tenant, s.time(in.OpenedAt),
-			s.nullTime(in.ResolvedAt), in.Evidence, in.Affected, in.Recovered, timeline)
+			s.nullTime(in.ResolvedAt), in.Evidence, in.Affected, in.Recovered, timeline, s.nullTime(in.EscalatedAt))
 		return err
 	}
 	if announce == nil {
@@ -242,7 +243,7 @@ func scanIncident(r Row) (*holdfast.Incident, error) {
 		timeline string
 	)
 	err := r.Scan(&in.ID, &in.Kind, &provider, &in.Tenant, timeDest(&in.OpenedAt), timeDest(&in.ResolvedAt),
-		&in.Evidence, &in.Affected, &in.Recovered, &timeline)
+		&in.Evidence, &in.Affected, &in.Recovered, &timeline, timeDest(&in.EscalatedAt))
 	if err != nil {
 		return nil, err
 	}

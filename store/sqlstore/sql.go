@@ -188,7 +188,7 @@ const (
 const (
 	// IncidentColumns are the incidents table's columns, in the order the
 	// store scans them; Statements.LockIncident returns them.
-	IncidentColumns = `id, kind, provider, tenant, opened_at, resolved_at, evidence, affected, recovered, timeline`
+	IncidentColumns = `id, kind, provider, tenant, opened_at, resolved_at, evidence, affected, recovered, timeline, escalated_at`
 	// HeldActionColumns are the columns of a held action, in the order the
 	// store scans them; Statements.PendingHeldActions returns them.
 	HeldActionColumns = `id, inbox_id, provider, tenant, to_state, reason, why, held_at, done, outcome, closed_at`
@@ -197,12 +197,13 @@ const (
 
 const (
 	queryUpsertIncident = `INSERT INTO incidents (` + IncidentColumns + `)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 	ON CONFLICT (id) DO UPDATE SET
 		kind = excluded.kind, provider = excluded.provider, tenant = excluded.tenant,
 		opened_at = excluded.opened_at, resolved_at = excluded.resolved_at,
 		evidence = excluded.evidence, affected = excluded.affected,
-		recovered = excluded.recovered, timeline = excluded.timeline
+		recovered = excluded.recovered, timeline = excluded.timeline,
+		escalated_at = COALESCE(incidents.escalated_at, excluded.escalated_at)
 	WHERE incidents.resolved_at IS NULL OR excluded.resolved_at IS NOT NULL`
 
 	queryIncident = `SELECT ` + IncidentColumns + ` FROM incidents WHERE id = $1`

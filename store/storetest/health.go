@@ -42,6 +42,9 @@ func storedIncident(in *holdfast.Incident) *holdfast.Incident {
 	if !in.ResolvedAt.IsZero() {
 		out.ResolvedAt = stored(in.ResolvedAt)
 	}
+	if !in.EscalatedAt.IsZero() {
+		out.EscalatedAt = stored(in.EscalatedAt)
+	}
 	out.Timeline = nil
 	for _, e := range in.Timeline {
 		out.Timeline = append(out.Timeline, holdfast.IncidentEntry{At: stored(e.At), What: e.What})
@@ -174,12 +177,22 @@ func testIncidents(t *testing.T, s holdfast.Store) {
 // The steps run in order, each on what the previous left.
 func checkIncidentUpserts(t *testing.T, s holdfast.Store) {
 	ctx := t.Context()
+	escalatedAt := t0.Add(90*time.Minute + 999*time.Nanosecond)
 	steps := []struct {
 		name   string
 		change func(in *holdfast.Incident)
 		open   []int64
 	}{
+		{"Escalate", func(in *holdfast.Incident) {
+			in.EscalatedAt = escalatedAt
+			in.Timeline = append(in.Timeline, holdfast.IncidentEntry{At: escalatedAt, What: "escalated"})
+		}, []int64{1 << 40, 3, 1}},
+		// The first escalation stays: a save without one keeps it.
+		{"EscalationKept", func(in *holdfast.Incident) {
+			in.EscalatedAt = time.Time{}
+		}, []int64{1 << 40, 3, 1}},
 		{"Resolve", func(in *holdfast.Incident) {
+			in.EscalatedAt = escalatedAt
 			in.ResolvedAt = t0.Add(2 * time.Hour)
 			in.Recovered = 40
 			in.Timeline = append(in.Timeline, holdfast.IncidentEntry{At: t0.Add(2 * time.Hour), What: "resolved"})
@@ -211,6 +224,9 @@ func checkIncidentUpserts(t *testing.T, s holdfast.Store) {
 		}
 		if st.name != "ReopenIgnored" {
 			want = storedIncident(in)
+		}
+		if st.name == "EscalationKept" {
+			want.EscalatedAt = stored(escalatedAt)
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s: IncidentByID after SaveIncident mismatch (-want +got):\n%s", st.name, diff)
