@@ -506,6 +506,7 @@ func (e *Engine) settleTick(in *Incident, now int64, healthy bool) bool {
 	if !healthy {
 		in.settleAt = 0
 		in.healthySince = 0
+		e.unqueue(in)
 		// The close window stays as it is: the settling already keeps the
 		// incident open through the next failing phase, and a longer
 		// window would only delay the recovery after the last one.
@@ -521,6 +522,37 @@ func (e *Engine) settleTick(in *Incident, now int64, healthy bool) bool {
 	e.timeline(in, now, fmt.Sprintf("healthy for %v since recovery began", time.Duration(now-in.settleAt)*time.Second))
 	e.resolve(in, now, true)
 	return true
+}
+
+// unqueue takes the paused inboxes of in's scope that its recovery
+// queued and has not granted yet back as its members, as failures return
+// while it settles: they are probed and counted with the rest, and queued
+// again when it settles again. Left in the queue, which the failing
+// incident blocks, they were neither probed nor resumed, and an incident
+// with no member to probe settles only once the provider's failing share
+// falls under the elevated floor: in a flapping outage with background
+// errors, never.
+func (e *Engine) unqueue(in *Incident) {
+	c := &e.c
+	r := &c.Provs[in.prov].Ramp
+	take := func(q []int32, hd int) []int32 {
+		kept := q[:hd]
+		for _, i := range q[hd:] {
+			h := &c.H[i]
+			if h.St == sPaused && h.Flags&(fQueued|fGranted) == fQueued && (in.Tenant < 0 || h.Ten == in.Tenant) {
+				h.Flags &^= fQueued
+				if h.Flags&fMember == 0 {
+					h.Flags |= fMember
+					in.members = append(in.members, i)
+				}
+				continue
+			}
+			kept = append(kept, i)
+		}
+		return kept
+	}
+	r.Prio = take(r.Prio, r.PrioHd)
+	r.Norm = take(r.Norm, r.NormHd)
 }
 
 // escalate marks every open incident that has been open longer than its
@@ -697,7 +729,8 @@ func (e *Engine) resolve(in *Incident, now int64, recover bool) {
 // its scope failed: push was lost while the scope failed, and such an
 // inbox made no request since to find the mail that arrived then. A
 // flapping provider leaves many of them (resumed in one up phase, silent
-// through the next down phase).
+// through the next down phase). An inbox still degraded from the outage's
+// errors, backing off for up to BackoffCap, is tried with them.
 func (e *Engine) queueCatchUp(in *Incident, now int64) {
 	c := &e.c
 	if in.lastBad == 0 || in.lastBad == in.caughtTo {
@@ -709,7 +742,7 @@ func (e *Engine) queueCatchUp(in *Incident, now int64) {
 	n := 0
 	for i := int32(0); i < int32(len(c.H)); i++ {
 		h := &c.H[i]
-		if h.Prov != in.prov || in.Tenant >= 0 && h.Ten != in.Tenant || h.St != sConnected ||
+		if h.Prov != in.prov || in.Tenant >= 0 && h.Ten != in.Tenant || h.St != sConnected && h.St != sDegraded ||
 			h.Flags&(fQueued|fGranted) != 0 || c.Since[i] < from || c.Since[i] >= in.lastBad || e.foreign(i) {
 			continue
 		}
@@ -869,7 +902,14 @@ func (e *Engine) rampTick(p uint8, now int64) {
 	if !r.Active {
 		return
 	}
-	e.rampAdjust(ps, now, n, thr, rn, max(1, now-r.LastTick))
+	if in := e.rampIncident(p); in != nil && in.Open() && in.settleAt == 0 {
+		// Its incident fails again: the provider's answers now say
+		// nothing about its capacity, and the ramp grants nothing (a
+		// covered inbox waits). It measures again when it settles.
+		r.LastTick, r.LastAdjust = now, now
+	} else {
+		e.rampAdjust(ps, now, n, thr, rn, max(1, now-r.LastTick))
+	}
 	r.LastTick = now
 	granted := r.Granted
 	r.Tok = min(r.Rate, r.Tok+r.Rate)
@@ -905,8 +945,13 @@ func (e *Engine) rampTick(p uint8, now int64) {
 		// was queued, and being queued it was not queued again): then it
 		// is its recovery.
 		st := c.H[i].St
-		if (st != sPaused && (hd != &r.CatchHd || st != sConnected)) || c.H[i].Flags&fGranted != 0 || e.foreign(i) {
+		if (st != sPaused && (hd != &r.CatchHd || st != sConnected && st != sDegraded)) || c.H[i].Flags&fGranted != 0 || e.foreign(i) {
 			continue
+		}
+		if st == sDegraded {
+			// Backing off from the outage's errors (up to BackoffCap):
+			// it is tried now, with the others.
+			c.NextTry[i] = min(c.NextTry[i], now)
 		}
 		e.grant(i, now)
 		r.Tok--

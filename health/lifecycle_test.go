@@ -137,3 +137,54 @@ func TestEscalateEveryKind(t *testing.T) {
 		})
 	}
 }
+
+// TestFailuresReturnTakeBackQueued: failures return while an incident
+// settles, before its recovery granted every paused inbox. Those not
+// granted yet are its members again, to be probed and queued again when
+// it settles again. (They stayed queued behind the failing incident,
+// neither probed nor resumed: with no member left to probe, the incident
+// then settled only once the provider's failing share fell under the
+// elevated floor, which background errors can keep it above for ever.)
+func TestFailuresReturnTakeBackQueued(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, DefaultConfig(), 3000, 150)
+	w.outcome = func(i int32, sec int64) *classify.Verdict {
+		if between(sec, time.Hour, time.Hour+20*time.Minute) {
+			return revoked
+		}
+		return nil
+	}
+	var in *Incident
+	for in == nil && w.sec < int64(2*time.Hour/time.Second) {
+		w.runTo(time.Duration(w.sec+1) * time.Second)
+		for _, x := range w.e.c.Incidents {
+			if x.Open() && x.settleAt != 0 {
+				in = x
+			}
+		}
+	}
+	if in == nil {
+		t.Fatal("no incident settling by 2h")
+	}
+	e := w.e
+	stranded := func() (n, paused int) {
+		for i := range e.c.H {
+			h := &e.c.H[i]
+			if h.St != sPaused {
+				continue
+			}
+			paused++
+			if h.Flags&(fGranted|fMember) == 0 {
+				n++
+			}
+		}
+		return n, paused
+	}
+	if _, paused := stranded(); paused == 0 {
+		t.Fatal("no paused inbox left when the incident began to settle: nothing to test")
+	}
+	e.settleTick(in, e.now(), false) // the failures return
+	if n, paused := stranded(); n != 0 {
+		t.Errorf("%d of %d paused inboxes neither granted nor members of the incident after the failures returned", n, paused)
+	}
+}

@@ -37,7 +37,12 @@ func TestRampFindsCapacity(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			w := newWorld(t, DefaultConfig(), 20000, 1000)
+			// Without settling, so that the ramp starts as the incident
+			// closes and the bound counts from there (settling starts it
+			// as the incident begins to settle, which is the same ramp).
+			cfg := DefaultConfig()
+			cfg.Settle = 0
+			w := newWorld(t, cfg, 20000, 1000)
 			w.useWheel()
 			var closed int64 // second the incident closed, 0 while open
 			reqs := map[int64]int{}
