@@ -19,8 +19,9 @@ var runLoadtest = flag.Bool("loadtest", false, "run TestLoadtestSmall, a fleet o
 // assert yet, with why: they are the work of a later issue, and the
 // report shows their figures.
 var notAsserted = map[string]string{
-	"recovery_s": "the health engine resumes inboxes after a close window and a slow-start ramp from 5 inboxes/s per node, " +
-		"not at the provider's capacity: recovery within 1.25 × the capacity bound is issue 14's",
+	"recovery_s": "at this size the bound (one 15 s interval) is shorter than the close window and the ramp's start; " +
+		"and each node's ramp judges the emulator's capacity from its own share of the traffic (after the first half, " +
+		"the rest came back at about 3 inboxes/s in the last run): issue 13 keeps this open",
 }
 
 // TestLoadtestSmall runs the CI-size fleet: 3 nodes, 600 inboxes, a
