@@ -224,7 +224,7 @@ func (e *Engine) checkTenantOpen(t int32, open bool) {
 	if c.TInc[t] != 0 || c.Provs[c.TProv[t]].Inc != 0 || e.fl.follower || e.cfg.Policy != PolicyHoldfast || e.cfg.DisableDetectors || e.tenantVerified(t, e.now()) {
 		return
 	}
-	att, fail, perm := e.tenantWindow(t)
+	att, fail, _ := e.tenantWindow(t)
 	if fail < int32(e.cfg.TenantMinFailing) || float64(fail) < e.cfg.TenantShare*float64(att) {
 		// The current epoch alone, so that an onset is not diluted by
 		// the successes of the previous epoch.
@@ -232,7 +232,6 @@ func (e *Engine) checkTenantOpen(t int32, open bool) {
 		if w[0] != int32(c.CurEpoch) || w[2] < int32(e.cfg.TenantMinFailing) || float64(w[2]) < e.cfg.TenantShare*float64(w[1]) {
 			return
 		}
-		att, fail, perm = w[1], w[2], w[3]
 	}
 	if !open {
 		// Decided after the provider detector's next evaluation, so that
