@@ -231,10 +231,13 @@ func (w *SendWorker) Work(ctx context.Context, job *river.Job[SendArgs]) error {
 		// The inbox needs its owner. The engine may still be wrong (an
 		// inbox can come back by itself inside the notice grace period),
 		// and the owner may reconnect: the send waits, visibly, until
-		// ownerWait after it was due, and only then fails.
+		// ownerWait after it was due, and only then fails. One that an
+		// outage already held SendHoldMax fails now: its inbox came out
+		// of the outage needing its owner (a tenant's escalation), the
+		// bound a held send gets.
 		st, _ := w.stateOf(in.ID)
 		late := w.Clock.Now().Sub(snd.SendAt)
-		if late >= ownerWait {
+		if late >= ownerWait || late >= cmp.Or(w.HoldMax, health.DefaultConfig().SendHoldMax) && heldByOutage(snd) {
 			return w.fail(ctx, snd, holdfast.InboxSendReason(st))
 		}
 		return w.hold(ctx, snd, holdfast.InboxSendReason(st), ownerRetry(late), false)
@@ -312,6 +315,19 @@ func (w *SendWorker) submitFailed(ctx context.Context, job *river.Job[SendArgs],
 		wait = max(d.RetryAt.Sub(w.Clock.Now()), time.Second)
 	}
 	return w.hold(ctx, snd, holdfast.SendReasonOf(pe.Reason), wait, true)
+}
+
+// heldByOutage reports whether snd is held because its inbox was paused,
+// degraded or suspect.
+func heldByOutage(snd *holdfast.Send) bool {
+	if snd.State != holdfast.SendHeld {
+		return false
+	}
+	switch snd.Reason {
+	case holdfast.InboxSendReason(holdfast.StatePaused), holdfast.InboxSendReason(holdfast.StateDegraded), holdfast.InboxSendReason(holdfast.StateSuspect):
+		return true
+	}
+	return false
 }
 
 // inboxLoader is the health monitor's means to learn an inbox it does not

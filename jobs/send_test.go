@@ -228,12 +228,17 @@ func TestSendWorker(t *testing.T) {
 		wantSnz   bool // the job snoozes
 		wantErr   bool // the job returns an error for River to retry
 		wantSent  int
-		dueAgo    time.Duration // how long before now the send was due
+		dueAgo    time.Duration       // how long before now the send was due
+		heldAs    holdfast.SendReason // held before the attempt, with this reason
 	}{
 		{name: "sent", wantState: holdfast.SendSent, wantSent: 1},
 		{name: "held by the engine", admit: health.Hold, engine: holdfast.StatePaused, wantState: holdfast.SendHeld, wantWhy: "inbox_paused", wantSnz: true},
 		{name: "held past SendHoldMax fails", admit: health.Hold, engine: holdfast.StatePaused, dueAgo: health.DefaultConfig().SendHoldMax, wantState: holdfast.SendFailed, wantWhy: holdfast.SendReasonHeldTooLong},
 		{name: "waits for the owner", admit: health.Fail, engine: holdfast.StateNeedsReconnect, wantState: holdfast.SendHeld, wantWhy: "inbox_needs_reconnect", wantSnz: true},
+		{name: "held by an outage past SendHoldMax, then needs the owner: fails", admit: health.Fail, engine: holdfast.StateNeedsReconnect, heldAs: "inbox_paused",
+			dueAgo: health.DefaultConfig().SendHoldMax, wantState: holdfast.SendFailed, wantWhy: "inbox_needs_reconnect"},
+		{name: "waited for the owner past SendHoldMax: waits on", admit: health.Fail, engine: holdfast.StateNeedsReconnect, heldAs: "inbox_needs_reconnect",
+			dueAgo: health.DefaultConfig().SendHoldMax, wantState: holdfast.SendHeld, wantWhy: "inbox_needs_reconnect", wantSnz: true},
 		{name: "message too large", sendErr: tooLarge, wantState: holdfast.SendFailed, wantWhy: "message_too_large"},
 		{name: "account trouble holds", sendErr: badPassword, wantState: holdfast.SendHeld, wantWhy: "password_changed", wantSnz: true},
 		{name: "recoverable holds", sendErr: down, wantState: holdfast.SendHeld, wantWhy: "network", wantSnz: true},
@@ -249,6 +254,11 @@ func TestSendWorker(t *testing.T) {
 				b.conn.SendFunc = func() (bool, error) { return tt.accepted, tt.sendErr }
 			}
 			s := b.newSend(t, time.Now().Add(-tt.dueAgo))
+			if tt.heldAs != "" {
+				if _, err := b.store.ChangeSend(t.Context(), s.ID, holdfast.SendChange{From: s.State, To: holdfast.SendHeld, Reason: tt.heldAs, At: time.Now()}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			err := b.work(t, s, 1)
 			if isSnooze(err) != tt.wantSnz || (err != nil && !isSnooze(err)) != tt.wantErr {
 				t.Errorf("Work = %v, want snooze %v, error %v", err, tt.wantSnz, tt.wantErr)
