@@ -476,6 +476,14 @@ func (e *Engine) scopeHealthy(in *Incident) bool {
 		return ps.LastShortShare < e.cfg.MinShare/e.cfg.ElevatedFactor
 	}
 	att, fail, _ := e.tenantWindow(in.Tenant)
+	if in.settleAt != 0 {
+		// Settling: only failures that would open the tenant's incident
+		// (TenantMinFailing inboxes and TenantShare of those attempting)
+		// are the outage coming back. A lone loss in a small tenant is
+		// judged on its own; counted here, its catch-up sync failing
+		// every settle kept a 3-inbox tenant's incident from ever ending.
+		return fail < int32(e.cfg.TenantMinFailing) || float64(fail) < e.cfg.TenantShare*float64(att)
+	}
 	return float64(fail) < 0.2*float64(att)
 }
 
