@@ -70,15 +70,17 @@ type world struct {
 
 func newWorld(t *testing.T, cfg Config, inboxes, tenants int) *world {
 	t.Helper()
-	start := time.Date(2025, 3, 1, 18, 0, 0, 0, time.UTC)
-	w := &world{t: t, clk: &fakeClock{t: start}, rec: &recorder{incidents: map[int64]Incident{}, probesAt: map[time.Time]int{}}, start: start,
-		rng: rand.New(rand.NewPCG(1, 2)), period: 600}
-	w.e = New(cfg, w.clk, nil, w.rec)
-	// Zipf(1.1) tenant sizes, largest first.
+	return buildWorld(t, cfg, zipfSizes(inboxes, tenants))
+}
+
+// zipfSizes returns Zipf(1.1) tenant sizes for inboxes over tenants,
+// largest first, at least one inbox each.
+func zipfSizes(inboxes, tenants int) []int {
 	var h float64
 	for k := 1; k <= tenants; k++ {
 		h += math.Pow(float64(k), -1.1)
 	}
+	sizes := make([]int, 0, tenants)
 	left := inboxes
 	for k := 1; k <= tenants; k++ {
 		n := max(1, int(math.Round(float64(inboxes)*math.Pow(float64(k), -1.1)/h)))
@@ -86,6 +88,19 @@ func newWorld(t *testing.T, cfg Config, inboxes, tenants int) *world {
 			n = max(1, left-(tenants-k))
 		}
 		left -= n
+		sizes = append(sizes, n)
+	}
+	return sizes
+}
+
+// buildWorld makes a world of Microsoft tenants of the given sizes.
+func buildWorld(t *testing.T, cfg Config, sizes []int) *world {
+	t.Helper()
+	start := time.Date(2025, 3, 1, 18, 0, 0, 0, time.UTC)
+	w := &world{t: t, clk: &fakeClock{t: start}, rec: &recorder{incidents: map[int64]Incident{}, probesAt: map[time.Time]int{}}, start: start,
+		rng: rand.New(rand.NewPCG(1, 2)), period: 600}
+	w.e = New(cfg, w.clk, nil, w.rec)
+	for _, n := range sizes {
 		ten, err := w.e.AddTenant(holdfast.ProviderMicrosoft)
 		if err != nil {
 			t.Fatal(err)

@@ -2,7 +2,6 @@ package health
 
 import (
 	"math"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -15,28 +14,7 @@ import (
 // Microsoft) instead of Zipf ones.
 func newSizedWorld(t *testing.T, cfg Config, sizes []int) *world {
 	t.Helper()
-	start := time.Date(2025, 3, 1, 18, 0, 0, 0, time.UTC)
-	w := &world{t: t, clk: &fakeClock{t: start}, rec: &recorder{incidents: map[int64]Incident{}, probesAt: map[time.Time]int{}}, start: start,
-		rng: rand.New(rand.NewPCG(1, 2)), period: 600}
-	w.e = New(cfg, w.clk, nil, w.rec)
-	for _, n := range sizes {
-		ten, err := w.e.AddTenant(holdfast.ProviderMicrosoft)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var members []int32
-		for j := 0; j < n; j++ {
-			i, err := w.e.AddInbox(ten)
-			if err != nil {
-				t.Fatal(err)
-			}
-			members = append(members, i)
-			w.next = append(w.next, 1+w.rng.Int64N(w.period))
-		}
-		w.tenants = append(w.tenants, members)
-	}
-	w.outcome = func(int32, int64) *classify.Verdict { return nil }
-	w.e.Tick()
+	w := buildWorld(t, cfg, sizes)
 	w.useWheel()
 	return w
 }
